@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12 packages only, everything qsim needs to build, to build the tiny
+# test guest, to run, and to run its test suite. Safe to run again: apt-get skips what is there.
+set -euo pipefail
+
+packages=(
+    # build
+    meson ninja-build pkg-config gcc gettext
+    libglib2.0-dev libjson-glib-dev libsoup-3.0-dev libsqlite3-dev libssh-dev
+    # run
+    qemu-system-x86 qemu-utils
+    # the tiny guest image (data/guest/build-guest.sh)
+    busybox-static dropbear-bin openssh-client openssh-sftp-server e2fsprogs kmod cpio
+    # tests
+    curl python3 locales
+)
+
+if [ "${1:-}" = "--bench" ]; then
+    packages+=(wrk python3-fastapi python3-uvicorn)
+fi
+
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+    as_root=(sudo)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    "${as_root[@]}" apt-get update -q
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,38 @@
+#pragma once
+
+#include "api/qsim-api-context.h"
+#include "store/qsim-request.h"
+
+G_BEGIN_DECLS
+
+/* One function per route, grouped by resource file (qsim-api-<resource>.c).
+ * Each answers ctx->msg before returning, or pauses it and holds a reference. */
+
+/* qsim-api-requests.c */
+QsimRequest *qsim_api_requests_resolve(QsimApiContext *ctx);
+void qsim_api_requests_create(QsimApiContext *ctx);
+void qsim_api_requests_list(QsimApiContext *ctx);
+void qsim_api_requests_get(QsimApiContext *ctx);
+void qsim_api_requests_set_status(QsimApiContext *ctx);
+void qsim_api_requests_delete(QsimApiContext *ctx);
+
+/* qsim-api-logs.c */
+void qsim_api_logs_get(QsimApiContext *ctx);
+
+/* qsim-api-vms.c */
+void qsim_api_vms_list(QsimApiContext *ctx);
+
+/* qsim-api-stats.c */
+void qsim_api_stats_get(QsimApiContext *ctx);
+
+/* qsim-api-health.c */
+void qsim_api_health_get(QsimApiContext *ctx);
+
+/* qsim-api-config.c */
+void qsim_api_config_get(QsimApiContext *ctx);
+
+/* qsim-api-openapi.c */
+void qsim_api_openapi_get(QsimApiContext *ctx);
+void qsim_api_docs_get(QsimApiContext *ctx);
+
+G_END_DECLS

@@ -1,0 +1,36 @@
+#define G_LOG_DOMAIN "qsim-api"
+
+#include "config.h"
+
+#include "api/qsim-api-error.h"
+#include "api/qsim-api-handlers.h"
+#include "api/qsim-api-json.h"
+
+void
+qsim_api_health_get(QsimApiContext *ctx)
+{
+	QsimStore *store = qsim_api_server_get_store(ctx->server);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autoptr(JsonNode) root = NULL;
+
+	if (!qsim_store_ping(store, &error)) {
+		g_warning("health check: database unreachable: %s", error->message);
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
+				       "The database cannot be read.");
+		return;
+	}
+	b = json_builder_new_immutable();
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "status");
+	json_builder_add_string_value(b, "ok");
+	json_builder_set_member_name(b, "database");
+	json_builder_add_string_value(b, "ok");
+	json_builder_set_member_name(b, "schema_version");
+	json_builder_add_int_value(b, qsim_store_get_schema_version(store));
+	json_builder_set_member_name(b, "version");
+	json_builder_add_string_value(b, PACKAGE_VERSION);
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+}

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+G_BEGIN_DECLS
+
+#define QSIM_API_MAX_BODY (1024 * 1024)
+
+void
+qsim_api_json_respond(SoupServerMessage *msg, guint status, JsonNode *node);
+
+JsonObject *
+qsim_api_json_read_object(SoupServerMessage *msg);
+
+gboolean
+qsim_api_json_get_string(SoupServerMessage *msg, JsonObject *obj, const gchar *field,
+			 gboolean required, const gchar **out);
+
+gboolean
+qsim_api_json_get_int(SoupServerMessage *msg, JsonObject *obj, const gchar *field,
+		      gboolean *present, gint64 *out);
+
+gchar *
+qsim_api_json_timestamp(gint64 unix_ms);
+
+void
+qsim_api_json_add_timestamp(JsonBuilder *b, const gchar *name, gint64 unix_ms);
+
+gchar *
+qsim_api_json_to_string(JsonNode *node, gsize *length);
+
+G_END_DECLS

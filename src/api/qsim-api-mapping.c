@@ -1,0 +1,139 @@
+#define G_LOG_DOMAIN "qsim-api"
+
+#include "config.h"
+
+#include "api/qsim-api-json.h"
+#include "api/qsim-api-mapping.h"
+
+static void
+add_nullable_string(JsonBuilder *b, const gchar *name, const gchar *value)
+{
+	json_builder_set_member_name(b, name);
+	if (value != NULL)
+		json_builder_add_string_value(b, value);
+	else
+		json_builder_add_null_value(b);
+}
+
+static void
+add_exit_code(JsonBuilder *b, const QsimRequest *r)
+{
+	json_builder_set_member_name(b, "exit_code");
+	if (r->has_exit_code)
+		json_builder_add_int_value(b, r->exit_code);
+	else
+		json_builder_add_null_value(b);
+}
+
+/**
+ * qsim_api_mapping_add_request:
+ * @b: a builder positioned where a value may be added
+ *
+ * Adds the request object of docs/api.md: the seed's fields first, then
+ * qsim's additions. Internal fields (lease, held_from) stay private.
+ */
+void
+qsim_api_mapping_add_request(JsonBuilder *b, const QsimRequest *r)
+{
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "uuid");
+	json_builder_add_string_value(b, r->uuid);
+	json_builder_set_member_name(b, "vm_name");
+	json_builder_add_string_value(b, r->vm_name);
+	json_builder_set_member_name(b, "commands");
+	json_builder_add_string_value(b, r->commands);
+	json_builder_set_member_name(b, "timeout");
+	json_builder_add_int_value(b, r->timeout_s);
+	json_builder_set_member_name(b, "status");
+	json_builder_add_string_value(b, qsim_status_to_string(r->status));
+	qsim_api_json_add_timestamp(b, "created_at", r->created_at);
+	qsim_api_json_add_timestamp(b, "updated_at", r->updated_at);
+	qsim_api_json_add_timestamp(b, "started_at", r->started_at);
+	qsim_api_json_add_timestamp(b, "finished_at", r->finished_at);
+	add_exit_code(b, r);
+	add_nullable_string(b, "error", r->error);
+	json_builder_set_member_name(b, "attempts");
+	json_builder_add_int_value(b, r->attempts);
+	add_nullable_string(b, "agent_id", r->agent_id);
+	json_builder_end_object(b);
+}
+
+/**
+ * qsim_api_mapping_request:
+ *
+ * Returns: (transfer full): the request object
+ */
+JsonNode *
+qsim_api_mapping_request(const QsimRequest *request)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+
+	qsim_api_mapping_add_request(b, request);
+	return json_builder_get_root(b);
+}
+
+/**
+ * qsim_api_mapping_add_log:
+ *
+ * Adds a log entry. JSON strings cannot carry arbitrary bytes, so output
+ * that is not valid UTF-8 (or holds a NUL) goes out as base64 with
+ * `"encoding":"base64"`: clients get the bytes back exactly.
+ */
+void
+qsim_api_mapping_add_log(JsonBuilder *b, const QsimLogEntry *e)
+{
+	gsize len = 0;
+	const gchar *data = e->output != NULL ? g_bytes_get_data(e->output, &len) : NULL;
+	gboolean utf8 = data == NULL || g_utf8_validate_len(data, len, NULL);
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "seq");
+	json_builder_add_int_value(b, e->seq);
+	qsim_api_json_add_timestamp(b, "timestamp", e->timestamp_ms);
+	json_builder_set_member_name(b, "log_type");
+	json_builder_add_string_value(b, qsim_log_type_to_string(e->log_type));
+	json_builder_set_member_name(b, "encoding");
+	json_builder_add_string_value(b, utf8 ? "utf-8" : "base64");
+	json_builder_set_member_name(b, "output");
+	if (utf8) {
+		g_autofree gchar *text = g_strndup(data != NULL ? data : "", len);
+		json_builder_add_string_value(b, text);
+	} else {
+		g_autofree gchar *b64 = g_base64_encode((const guchar *)data, len);
+		json_builder_add_string_value(b, b64);
+	}
+	json_builder_end_object(b);
+}
+
+/**
+ * qsim_api_mapping_log:
+ *
+ * Returns: (transfer full): the log entry object
+ */
+JsonNode *
+qsim_api_mapping_log(const QsimLogEntry *entry)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+
+	qsim_api_mapping_add_log(b, entry);
+	return json_builder_get_root(b);
+}
+
+/**
+ * qsim_api_mapping_end:
+ *
+ * Returns: (transfer full): the payload of the SSE `end` event
+ */
+JsonNode *
+qsim_api_mapping_end(const QsimRequest *r)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "status");
+	json_builder_add_string_value(b, qsim_status_to_string(r->status));
+	add_exit_code(b, r);
+	add_nullable_string(b, "error", r->error);
+	json_builder_end_object(b);
+	return json_builder_get_root(b);
+}

@@ -1,0 +1,294 @@
+#define G_LOG_DOMAIN "qsim-api"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "api/qsim-api-error.h"
+#include "api/qsim-api-handlers.h"
+#include "api/qsim-api-json.h"
+#include "api/qsim-api-mapping.h"
+#include "common/qsim-error.h"
+#include "common/qsim-vm-config.h"
+#include "common/qsim-vm-name.h"
+
+#define QSIM_API_MAX_COMMANDS (256 * 1024)
+#define QSIM_API_LIST_DEFAULT 50
+#define QSIM_API_LIST_MAX 1000
+
+/**
+ * qsim_api_requests_resolve:
+ * @ctx: a context whose route has a `{uuid}` segment
+ *
+ * Looks up the request named by a full UUID or a unique prefix of at least
+ * 8 characters. Answers 400 for a malformed id, 404 and 409 `ambiguous`.
+ *
+ * Returns: (transfer full) (nullable): the request, or %NULL when @ctx->msg
+ * has been answered
+ */
+QsimRequest *
+qsim_api_requests_resolve(QsimApiContext *ctx)
+{
+	QsimStore *store = qsim_api_server_get_store(ctx->server);
+	g_autoptr(GError) error = NULL;
+	QsimRequest *r = qsim_store_get_request(store, ctx->param, QSIM_STORE_MIN_PREFIX_API, &error);
+
+	if (r != NULL)
+		return r;
+	if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_INVALID)) {
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+				       "'%s' is not a request UUID or a prefix of at least %u "
+				       "hexadecimal characters.",
+				       ctx->param, QSIM_STORE_MIN_PREFIX_API);
+		return NULL;
+	}
+	qsim_api_error_respond_gerror(ctx->msg, error);
+	return NULL;
+}
+
+/* Submit-time VM check: a request for a VM that cannot boot would only fail
+ * later in an agent, so refuse it while the client is still listening. */
+static gboolean
+validate_vm(QsimApiContext *ctx, const gchar *vm_name)
+{
+	QsimConfig *config = qsim_api_server_get_config(ctx->server);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) vm = NULL;
+
+	if (!qsim_vm_name_validate(vm_name, &error)) {
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+				       "validation_error",
+				       "Field 'vm_name' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$.");
+		return FALSE;
+	}
+	vm = qsim_vm_config_load(qsim_config_get_vm_images_dir(config),
+				 qsim_config_get_vm_config_dir(config), vm_name, &error);
+	if (vm == NULL) {
+		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND))
+			qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+					       "validation_error",
+					       "Field 'vm_name': no VM named '%s' (see GET /vms).",
+					       vm_name);
+		else
+			qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+					       "validation_error",
+					       "Field 'vm_name': VM '%s' has an invalid configuration "
+					       "(see GET /vms).",
+					       vm_name);
+		g_debug("VM %s rejected: %s", vm_name, error->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+qsim_api_requests_create(QsimApiContext *ctx)
+{
+	QsimConfig *config = qsim_api_server_get_config(ctx->server);
+	QsimStore *store = qsim_api_server_get_store(ctx->server);
+	guint max_timeout = qsim_config_get_max_timeout(config);
+	g_autoptr(JsonObject) body = qsim_api_json_read_object(ctx->msg);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree gchar *location = NULL;
+	const gchar *vm_name = NULL;
+	const gchar *commands = NULL;
+	gboolean has_timeout = FALSE;
+	gint64 timeout = 0;
+
+	if (body == NULL)
+		return;
+	if (!qsim_api_json_get_string(ctx->msg, body, "vm_name", TRUE, &vm_name) ||
+	    !qsim_api_json_get_string(ctx->msg, body, "commands", TRUE, &commands) ||
+	    !qsim_api_json_get_int(ctx->msg, body, "timeout", &has_timeout, &timeout))
+		return;
+	if (commands[0] == '\0' || strlen(commands) > QSIM_API_MAX_COMMANDS) {
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+				       "validation_error",
+				       "Field 'commands' must be a non-empty string of at most 256 KiB.");
+		return;
+	}
+	if (!has_timeout)
+		timeout = qsim_config_get_default_timeout(config);
+	if (timeout < 1 || timeout > max_timeout) {
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+				       "validation_error",
+				       "Field 'timeout' must be from 1 to %u seconds.", max_timeout);
+		return;
+	}
+	if (!validate_vm(ctx, vm_name))
+		return;
+	r = qsim_store_create_request(store, vm_name, commands, timeout, &error);
+	if (r == NULL) {
+		qsim_api_error_respond_gerror(ctx->msg, error);
+		return;
+	}
+	b = json_builder_new_immutable();
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "uuid");
+	json_builder_add_string_value(b, r->uuid);
+	json_builder_set_member_name(b, "status");
+	json_builder_add_string_value(b, qsim_status_to_string(r->status));
+	json_builder_set_member_name(b, "message");
+	json_builder_add_string_value(b, "Request created successfully");
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	location = g_strdup_printf("/requests/%s", r->uuid);
+	soup_message_headers_replace(soup_server_message_get_response_headers(ctx->msg),
+				     "Location", location);
+	qsim_api_json_respond(ctx->msg, SOUP_STATUS_CREATED, root);
+}
+
+static void
+append_query(GString *s, const gchar *key, const gchar *value)
+{
+	g_autofree gchar *escaped = NULL;
+
+	if (value == NULL)
+		return;
+	escaped = g_uri_escape_string(value, NULL, FALSE);
+	g_string_append_printf(s, "%s=%s&", key, escaped);
+}
+
+void
+qsim_api_requests_list(QsimApiContext *ctx)
+{
+	QsimStore *store = qsim_api_server_get_store(ctx->server);
+	const gchar *status = qsim_api_context_get_query(ctx, "status");
+	const gchar *vm_name = qsim_api_context_get_query(ctx, "vm_name");
+	const gchar *before = qsim_api_context_get_query(ctx, "before");
+	QsimRequestFilter filter;
+	QsimStatus st = QSIM_STATUS_PENDING;
+	guint64 limit = 0;
+	gboolean has_more = FALSE;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autoptr(JsonNode) root = NULL;
+
+	qsim_request_filter_init(&filter);
+	if (status != NULL) {
+		if (!qsim_status_from_string(status, &st)) {
+			qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+					       "Query parameter 'status' must be a request status.");
+			return;
+		}
+		filter.status = st;
+	}
+	if (!qsim_api_context_query_uint(ctx, "limit", 1, QSIM_API_LIST_MAX,
+					 QSIM_API_LIST_DEFAULT, &limit))
+		return;
+	filter.limit = (guint)limit;
+	filter.vm_name = vm_name;
+	filter.before_uuid = before;
+	rows = qsim_store_list_requests(store, &filter, &has_more, &error);
+	if (rows == NULL) {
+		if (before != NULL && (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND) ||
+				       g_error_matches(error, QSIM_ERROR, QSIM_ERROR_INVALID))) {
+			qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+					       "Query parameter 'before' must be the full UUID of "
+					       "an existing request.");
+			return;
+		}
+		qsim_api_error_respond_gerror(ctx->msg, error);
+		return;
+	}
+	if (has_more && rows->len > 0) {
+		const QsimRequest *last = rows->pdata[rows->len - 1];
+		g_autoptr(GString) link = g_string_new("</requests?");
+
+		append_query(link, "status", status);
+		append_query(link, "vm_name", vm_name);
+		g_string_append_printf(link, "limit=%u&before=%s>; rel=\"next\"", (guint)limit,
+				       last->uuid);
+		soup_message_headers_replace(soup_server_message_get_response_headers(ctx->msg),
+					     "Link", link->str);
+	}
+	b = json_builder_new_immutable();
+	json_builder_begin_array(b);
+	for (guint i = 0; i < rows->len; i++)
+		qsim_api_mapping_add_request(b, rows->pdata[i]);
+	json_builder_end_array(b);
+	root = json_builder_get_root(b);
+	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+}
+
+void
+qsim_api_requests_get(QsimApiContext *ctx)
+{
+	g_autoptr(QsimRequest) r = qsim_api_requests_resolve(ctx);
+	g_autoptr(JsonNode) root = NULL;
+
+	if (r == NULL)
+		return;
+	root = qsim_api_mapping_request(r);
+	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+}
+
+void
+qsim_api_requests_set_status(QsimApiContext *ctx)
+{
+	QsimStore *store = qsim_api_server_get_store(ctx->server);
+	g_autoptr(JsonObject) body = qsim_api_json_read_object(ctx->msg);
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(QsimRequest) updated = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	const gchar *status = NULL;
+	QsimStatus to = QSIM_STATUS_PENDING;
+
+	if (body == NULL)
+		return;
+	if (!qsim_api_json_get_string(ctx->msg, body, "status", TRUE, &status))
+		return;
+	if (!qsim_status_from_string(status, &to) ||
+	    (to != QSIM_STATUS_CANCELLED && to != QSIM_STATUS_HOLD &&
+	     to != QSIM_STATUS_PENDING && to != QSIM_STATUS_RUNNING)) {
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+				       "validation_error",
+				       "Field 'status' must be one of cancelled, hold, pending, running.");
+		return;
+	}
+	r = qsim_api_requests_resolve(ctx);
+	if (r == NULL)
+		return;
+	updated = qsim_store_set_status(store, r->uuid, to, &error);
+	if (updated == NULL) {
+		qsim_api_error_respond_gerror(ctx->msg, error);
+		return;
+	}
+	root = qsim_api_mapping_request(updated);
+	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+}
+
+void
+qsim_api_requests_delete(QsimApiContext *ctx)
+{
+	QsimStore *store = qsim_api_server_get_store(ctx->server);
+	g_autoptr(QsimRequest) r = qsim_api_requests_resolve(ctx);
+	g_autoptr(QsimRequest) cancelled = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) root = NULL;
+
+	if (r == NULL)
+		return;
+	/* the seed's DELETE cancelled; on a finished request there is nothing to
+	 * cancel, so it removes the request and its logs instead */
+	if (qsim_status_is_final(r->status)) {
+		if (!qsim_store_delete_request(store, r->uuid, &error)) {
+			qsim_api_error_respond_gerror(ctx->msg, error);
+			return;
+		}
+		soup_server_message_set_status(ctx->msg, SOUP_STATUS_NO_CONTENT, NULL);
+		return;
+	}
+	cancelled = qsim_store_cancel_request(store, r->uuid, &error);
+	if (cancelled == NULL) {
+		qsim_api_error_respond_gerror(ctx->msg, error);
+		return;
+	}
+	root = qsim_api_mapping_request(cancelled);
+	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+}

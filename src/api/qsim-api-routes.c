@@ -1,0 +1,102 @@
+#define G_LOG_DOMAIN "qsim-api"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "api/qsim-api-handlers.h"
+#include "api/qsim-api-routes.h"
+
+/* The single list of what the server answers; the OpenAPI test walks it. */
+static const QsimApiRoute routes[] = {
+    {"GET", "/requests", qsim_api_requests_list, TRUE},
+    {"POST", "/requests", qsim_api_requests_create, TRUE},
+    {"GET", "/requests/{uuid}", qsim_api_requests_get, TRUE},
+    {"DELETE", "/requests/{uuid}", qsim_api_requests_delete, TRUE},
+    {"GET", "/requests/{uuid}/logs", qsim_api_logs_get, TRUE},
+    {"PUT", "/requests/{uuid}/status", qsim_api_requests_set_status, TRUE},
+    {"GET", "/vms", qsim_api_vms_list, TRUE},
+    {"GET", "/stats", qsim_api_stats_get, TRUE},
+    {"GET", "/health", qsim_api_health_get, FALSE},
+    {"GET", "/config", qsim_api_config_get, TRUE},
+    {"GET", "/openapi.json", qsim_api_openapi_get, TRUE},
+    {"GET", "/docs", qsim_api_docs_get, TRUE},
+};
+
+/**
+ * qsim_api_routes_get:
+ * @n_routes: (out): the number of routes
+ *
+ * Returns: (transfer none) (array length=n_routes): the static route table
+ */
+const QsimApiRoute *
+qsim_api_routes_get(guint *n_routes)
+{
+	*n_routes = G_N_ELEMENTS(routes);
+	return routes;
+}
+
+/* Segment-wise match; a `{x}` segment takes any non-empty segment. */
+static gboolean
+pattern_matches(const gchar *pattern, const gchar *path, gchar **param)
+{
+	g_auto(GStrv) ps = g_strsplit(pattern, "/", -1);
+	g_auto(GStrv) qs = g_strsplit(path, "/", -1);
+	g_autofree gchar *captured = NULL;
+
+	if (g_strv_length(ps) != g_strv_length(qs))
+		return FALSE;
+	for (guint i = 0; ps[i] != NULL; i++) {
+		if (ps[i][0] == '{') {
+			if (qs[i][0] == '\0')
+				return FALSE;
+			g_free(captured);
+			captured = g_strdup(qs[i]);
+			continue;
+		}
+		if (g_strcmp0(ps[i], qs[i]) != 0)
+			return FALSE;
+	}
+	if (param != NULL)
+		*param = g_steal_pointer(&captured);
+	return TRUE;
+}
+
+/**
+ * qsim_api_routes_match:
+ * @method: the request method (HEAD is served by the GET route)
+ * @path: the normalised path
+ * @param: (out) (transfer full) (nullable): the `{uuid}` segment, if any
+ * @allow: (out) (transfer full) (nullable): when the path exists but not for
+ *   @method, the comma list for the `Allow` header; %NULL otherwise
+ *
+ * Returns: (transfer none) (nullable): the route, or %NULL (404 when @allow
+ * is %NULL, 405 otherwise)
+ */
+const QsimApiRoute *
+qsim_api_routes_match(const gchar *method, const gchar *path, gchar **param, gchar **allow)
+{
+	g_autoptr(GString) methods = g_string_new(NULL);
+	const gchar *m = g_strcmp0(method, "HEAD") == 0 ? "GET" : method;
+
+	*param = NULL;
+	*allow = NULL;
+	for (guint i = 0; i < G_N_ELEMENTS(routes); i++) {
+		if (!pattern_matches(routes[i].pattern, path, NULL))
+			continue;
+		if (g_strcmp0(routes[i].method, m) == 0) {
+			pattern_matches(routes[i].pattern, path, param);
+			return &routes[i];
+		}
+		if (methods->len > 0)
+			g_string_append(methods, ", ");
+		g_string_append(methods, routes[i].method);
+		if (g_strcmp0(routes[i].method, "GET") == 0)
+			g_string_append(methods, ", HEAD");
+	}
+	if (methods->len > 0) {
+		g_string_append(methods, ", OPTIONS");
+		*allow = g_string_free(g_steal_pointer(&methods), FALSE);
+	}
+	return NULL;
+}

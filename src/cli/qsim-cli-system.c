@@ -1,0 +1,259 @@
+#define G_LOG_DOMAIN "qsim-cli"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <stdio.h>
+
+#include "common/qsim-error.h"
+#include "qsim-cli-commands.h"
+#include "qsim-cli-json.h"
+#include "qsim-cli-table.h"
+
+static gboolean
+qsim_cli_get_object(QsimCli *cli, const gchar *path, JsonNode **reply, GError **error)
+{
+	if (!qsim_cli_call(cli, "GET", path, NULL, reply, NULL, error))
+		return FALSE;
+	if (*reply == NULL || !JSON_NODE_HOLDS_OBJECT(*reply)) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+				    _("the server sent an invalid reply"));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gchar *
+qsim_cli_latency_text(JsonObject *obj, const gchar *member)
+{
+	JsonObject *lat = qsim_cli_json_get_object(obj, member);
+	g_autofree gchar *p50 = NULL;
+	g_autofree gchar *p95 = NULL;
+
+	if (lat == NULL)
+		return g_strdup("-");
+	p50 = qsim_cli_json_to_text(lat, "p50");
+	p95 = qsim_cli_json_to_text(lat, "p95");
+	/* no finished requests yet: the server sends nulls */
+	if (g_strcmp0(p50, "-") == 0 && g_strcmp0(p95, "-") == 0)
+		return g_strdup("-");
+	/* TRANSLATORS: latency percentiles in seconds */
+	return g_strdup_printf(_("p50 %s s, p95 %s s"), p50, p95);
+}
+
+static gboolean
+qsim_cli_cmd_stats(QsimCli *cli, gchar **args, GError **error)
+{
+	g_autoptr(JsonNode) reply = NULL;
+	g_autoptr(QsimCliTable) table = NULL;
+	JsonObject *obj;
+	JsonObject *counts;
+	g_autofree gchar *total = NULL;
+	g_autofree gchar *running = NULL;
+	g_autofree gchar *agents = NULL;
+	g_autofree gchar *oldest = NULL;
+	g_autofree gchar *queue = NULL;
+	g_autofree gchar *run = NULL;
+
+	if (!qsim_cli_check_nargs(cli, args, 0, 0, error))
+		return FALSE;
+	if (!qsim_cli_get_object(cli, "/stats", &reply, error))
+		return FALSE;
+	if (cli->json) {
+		qsim_cli_json_print(reply, TRUE);
+		return TRUE;
+	}
+	obj = json_node_get_object(reply);
+	/* TRANSLATORS: headers of the stats table */
+	table = qsim_cli_table_new(_("METRIC"), _("VALUE"), NULL);
+	counts = qsim_cli_json_get_object(obj, "counts");
+	if (counts != NULL) {
+		g_autoptr(GList) members = json_object_get_members(counts);
+		for (GList *l = members; l != NULL; l = l->next) {
+			g_autofree gchar *value = qsim_cli_json_to_text(counts, l->data);
+			/* TRANSLATORS: %s is a request status, not translated */
+			g_autofree gchar *label = g_strdup_printf(_("requests %s"),
+								  (const gchar *)l->data);
+			qsim_cli_table_add_row(table, label, value);
+		}
+	}
+	total = qsim_cli_json_to_text(obj, "total");
+	running = qsim_cli_json_to_text(obj, "running_vms");
+	agents = qsim_cli_json_to_text(obj, "agents");
+	oldest = qsim_cli_json_to_text(obj, "oldest_pending_age_s");
+	queue = qsim_cli_latency_text(obj, "queue_latency_s");
+	run = qsim_cli_latency_text(obj, "run_latency_s");
+	qsim_cli_table_add_row(table, _("requests total"), total);
+	qsim_cli_table_add_row(table, _("running VMs"), running);
+	qsim_cli_table_add_row(table, _("agents"), agents);
+	qsim_cli_table_add_row(table, _("oldest pending (s)"), oldest);
+	qsim_cli_table_add_row(table, _("queue latency"), queue);
+	qsim_cli_table_add_row(table, _("run latency"), run);
+	qsim_cli_table_print(table);
+	return TRUE;
+}
+
+static gboolean
+qsim_cli_cmd_status(QsimCli *cli, gchar **args, GError **error)
+{
+	g_autoptr(JsonNode) reply = NULL;
+	g_autoptr(GError) error_local = NULL;
+	JsonObject *obj;
+	const gchar *status;
+
+	if (!qsim_cli_check_nargs(cli, args, 0, 0, error))
+		return FALSE;
+	if (!qsim_cli_get_object(cli, "/health", &reply, &error_local)) {
+		if (g_error_matches(error_local, QSIM_ERROR, QSIM_ERROR_IO)) {
+			g_propagate_error(error, g_steal_pointer(&error_local));
+			return FALSE;
+		}
+		/* TRANSLATORS: %s is the server URL, then the reason */
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_BUSY, _("the server at %s is unhealthy: %s"),
+			    cli->url, error_local->message);
+		return FALSE;
+	}
+	obj = json_node_get_object(reply);
+	status = qsim_cli_json_get_string(obj, "status");
+	if (cli->json)
+		qsim_cli_json_print(reply, TRUE);
+	if (g_strcmp0(status, "ok") != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_BUSY,
+			    _("the server at %s is unhealthy: %s"), cli->url,
+			    status != NULL ? status : "?");
+		return FALSE;
+	}
+	if (!cli->json) {
+		g_autoptr(QsimCliTable) table = qsim_cli_table_new(_("CHECK"), _("VALUE"), NULL);
+		g_autofree gchar *database = qsim_cli_json_to_text(obj, "database");
+		g_autofree gchar *schema = qsim_cli_json_to_text(obj, "schema_version");
+		g_autofree gchar *version = qsim_cli_json_to_text(obj, "version");
+		/* TRANSLATORS: rows of the status table */
+		qsim_cli_table_add_row(table, _("server"), cli->url);
+		qsim_cli_table_add_row(table, _("status"), status);
+		qsim_cli_table_add_row(table, _("database"), database);
+		qsim_cli_table_add_row(table, _("schema version"), schema);
+		qsim_cli_table_add_row(table, _("server version"), version);
+		qsim_cli_table_add_row(table, _("client version"), PACKAGE_VERSION);
+		qsim_cli_table_print(table);
+	}
+	return TRUE;
+}
+
+static gint
+qsim_cli_compare_strings(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(a, b);
+}
+
+static gboolean
+qsim_cli_cmd_config(QsimCli *cli, gchar **args, GError **error)
+{
+	g_autoptr(JsonNode) reply = NULL;
+	g_autoptr(QsimCliTable) table = NULL;
+	g_autoptr(GList) keys = NULL;
+	JsonObject *obj;
+
+	if (!qsim_cli_check_nargs(cli, args, 0, 0, error))
+		return FALSE;
+	if (!qsim_cli_get_object(cli, "/config", &reply, error))
+		return FALSE;
+	if (cli->json) {
+		qsim_cli_json_print(reply, TRUE);
+		return TRUE;
+	}
+	obj = json_node_get_object(reply);
+	/* TRANSLATORS: headers of the config table */
+	table = qsim_cli_table_new(_("KEY"), _("VALUE"), _("SOURCE"), NULL);
+	keys = g_list_sort(json_object_get_members(obj), qsim_cli_compare_strings);
+	for (GList *l = keys; l != NULL; l = l->next) {
+		JsonObject *entry = qsim_cli_json_get_object(obj, l->data);
+		g_autofree gchar *value = NULL;
+		g_autofree gchar *source = NULL;
+		if (entry == NULL)
+			continue;
+		value = qsim_cli_json_to_text(entry, "value");
+		source = qsim_cli_json_to_text(entry, "source");
+		qsim_cli_table_add_row(table, l->data, value, source);
+	}
+	qsim_cli_table_print(table);
+	return TRUE;
+}
+
+static gboolean
+qsim_cli_cmd_vms(QsimCli *cli, gchar **args, GError **error)
+{
+	g_autoptr(JsonNode) reply = NULL;
+	g_autoptr(QsimCliTable) table = NULL;
+	JsonArray *array;
+
+	if (!qsim_cli_check_nargs(cli, args, 0, 0, error))
+		return FALSE;
+	if (!qsim_cli_call(cli, "GET", "/vms", NULL, &reply, NULL, error))
+		return FALSE;
+	if (reply == NULL || !JSON_NODE_HOLDS_ARRAY(reply)) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+				    _("the server sent an invalid reply"));
+		return FALSE;
+	}
+	if (cli->json) {
+		qsim_cli_json_print(reply, TRUE);
+		return TRUE;
+	}
+	array = json_node_get_array(reply);
+	if (json_array_get_length(array) == 0) {
+		/* TRANSLATORS: the server has no VM images */
+		g_print("%s\n", _("No VMs."));
+		return TRUE;
+	}
+	/* TRANSLATORS: headers of the vms table */
+	table = qsim_cli_table_new(_("NAME"), _("FORMAT"), _("SIZE"), _("VALID"), _("IMAGE"),
+				   _("ERROR"), NULL);
+	for (guint i = 0; i < json_array_get_length(array); i++) {
+		JsonNode *node = json_array_get_element(array, i);
+		JsonObject *vm;
+		gint64 size = 0;
+		g_autofree gchar *name = NULL;
+		g_autofree gchar *format = NULL;
+		g_autofree gchar *size_text = NULL;
+		g_autofree gchar *valid = NULL;
+		g_autofree gchar *image = NULL;
+		g_autofree gchar *err = NULL;
+
+		if (!JSON_NODE_HOLDS_OBJECT(node))
+			continue;
+		vm = json_node_get_object(node);
+		name = qsim_cli_json_to_text(vm, "name");
+		format = qsim_cli_json_to_text(vm, "format");
+		size_text = qsim_cli_json_get_int(vm, "size_bytes", &size) && size >= 0
+				? g_format_size((guint64)size)
+				: g_strdup("-");
+		valid = qsim_cli_json_to_text(vm, "valid");
+		image = qsim_cli_json_to_text(vm, "image");
+		err = qsim_cli_json_to_text(vm, "error");
+		qsim_cli_table_add_row(table, name, format, size_text, valid, image, err);
+	}
+	qsim_cli_table_print(table);
+	return TRUE;
+}
+
+void
+qsim_cli_system_register(GPtrArray *cmds)
+{
+	g_ptr_array_add(cmds, qsim_cli_cmd_new("stats", NULL,
+					       /* TRANSLATORS: command description */
+					       _("Show request counts, running VMs and latencies"),
+					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_stats));
+	g_ptr_array_add(cmds, qsim_cli_cmd_new("status,health", NULL,
+					       /* TRANSLATORS: command description */
+					       _("Check the server's health; fails when unhealthy"),
+					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_status));
+	g_ptr_array_add(cmds, qsim_cli_cmd_new("config", NULL,
+					       /* TRANSLATORS: command description */
+					       _("Show the server's effective configuration"),
+					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_config));
+	g_ptr_array_add(cmds, qsim_cli_cmd_new("vms", NULL,
+					       /* TRANSLATORS: command description */
+					       _("List the VMs the server can run"),
+					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_vms));
+}

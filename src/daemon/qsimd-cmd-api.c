@@ -1,0 +1,60 @@
+#define G_LOG_DOMAIN "qsim-daemon"
+
+#include "config.h"
+
+#include <glib-unix.h>
+#include <signal.h>
+
+#include "api/qsim-api-server.h"
+#include "common/qsim-error.h"
+#include "daemon/qsimd-commands.h"
+#include "store/qsim-store.h"
+
+static gboolean
+on_stop_signal(gpointer user_data)
+{
+	GMainLoop *loop = user_data;
+
+	g_info("signal received, stopping");
+	g_main_loop_quit(loop);
+	return G_SOURCE_CONTINUE;
+}
+
+/**
+ * qsimd_cmd_api:
+ *
+ * `qsimd api`: serves the REST API until SIGTERM or SIGINT. Agents run
+ * elsewhere (`qsimd agents`); the server sees their changes by polling the
+ * shared database.
+ *
+ * Returns: the exit status
+ */
+gint
+qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
+{
+	g_autoptr(QsimStore) store = NULL;
+	g_autoptr(QsimApiServer) server = NULL;
+	g_autoptr(GMainLoop) loop = NULL;
+	guint sigterm_id, sigint_id;
+
+	if (argc > 1) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			    "api takes no arguments (got '%s')", argv[1]);
+		return QSIMD_EXIT_USAGE;
+	}
+	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
+	if (store == NULL)
+		return 1;
+	server = qsim_api_server_new(ctx->config, store);
+	if (!qsim_api_server_listen(server, error))
+		return 1;
+	loop = g_main_loop_new(NULL, FALSE);
+	sigterm_id = g_unix_signal_add(SIGTERM, on_stop_signal, loop);
+	sigint_id = g_unix_signal_add(SIGINT, on_stop_signal, loop);
+	g_main_loop_run(loop);
+	g_source_remove(sigterm_id);
+	g_source_remove(sigint_id);
+	qsim_api_server_stop(server);
+	g_info("API server stopped");
+	return 0;
+}

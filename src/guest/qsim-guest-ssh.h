@@ -1,0 +1,82 @@
+#pragma once
+
+#include <gio/gio.h>
+#include <libssh/libssh.h>
+
+#include "guest/qsim-guest.h"
+
+G_BEGIN_DECLS
+
+/*
+ * QsimGuestSsh: the libssh side of a guest session, private to src/guest/.
+ * Every function here blocks and must only be called from the one worker
+ * thread that owns the record (created, used and freed on that thread).
+ */
+typedef struct _QsimGuestSsh QsimGuestSsh;
+
+/*
+ * libssh's handle types are pointer typedefs, so g_autoptr() would declare a
+ * pointer to a pointer: use g_auto(ssh_session) etc. instead.
+ */
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(ssh_session, ssh_free, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(ssh_channel, ssh_channel_free, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(ssh_key, ssh_key_free, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(ssh_event, ssh_event_free, NULL)
+
+/*
+ * Polled about every 50-100 ms during blocking work; returns TRUE and sets
+ * @error (CANCELLED, or GUEST for a closed session) to stop it.
+ */
+typedef gboolean (*QsimGuestAbortFunc)(gpointer data, GError **error);
+
+/* Where exec output goes. */
+typedef struct {
+	/* bytes that may be pushed now, waiting at most @timeout_ms for room */
+	gsize (*wait_room)(gpointer data, guint timeout_ms);
+	void (*push)(gpointer data, QsimGuestStream stream, GBytes *chunk);
+	gpointer data;
+} QsimGuestSink;
+
+/* Returns (transfer full): a disconnected session record; arguments are copied. */
+QsimGuestSsh *
+qsim_guest_ssh_new(const gchar *host, guint16 port, const gchar *user, const gchar *key_path,
+		   const gchar *password);
+
+void
+qsim_guest_ssh_free(QsimGuestSsh *self);
+
+/*
+ * Connects and authenticates with backoff until @deadline_us (monotonic).
+ * Each attempt is bounded by @attempt_timeout_ms. On success, returns TRUE
+ * and the host key fingerprint in @fingerprint (transfer full).
+ */
+gboolean
+qsim_guest_ssh_connect(QsimGuestSsh *self, gint64 deadline_us, guint attempt_timeout_ms,
+		       QsimGuestAbortFunc abort_cb, gpointer abort_data, gchar **fingerprint,
+		       GError **error);
+
+gboolean
+qsim_guest_ssh_is_connected(QsimGuestSsh *self);
+
+/* Returns (transfer none) (nullable): the fingerprint of the current session. */
+const gchar *
+qsim_guest_ssh_get_fingerprint(QsimGuestSsh *self);
+
+/*
+ * Runs @command on a new exec channel, streaming output into @sink until the
+ * command ends. @deadline_us (0 for none) bounds the whole command.
+ * @exit_signal (transfer full) is NULL unless the command died of a signal.
+ * A lost session is disconnected; a cancelled command leaves it usable.
+ */
+gboolean
+qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSink *sink,
+		    gint64 deadline_us, QsimGuestAbortFunc abort_cb, gpointer abort_data,
+		    gint *exit_status, gchar **exit_signal, GError **error);
+
+/* Sends a disconnect message and frees the session; a no-op when disconnected. */
+void
+qsim_guest_ssh_disconnect(QsimGuestSsh *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimGuestSsh, qsim_guest_ssh_free)
+
+G_END_DECLS

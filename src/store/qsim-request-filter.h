@@ -1,0 +1,27 @@
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define QSIM_REQUEST_FILTER_DEFAULT_LIMIT 50
+#define QSIM_REQUEST_FILTER_MAX_LIMIT 10000
+
+/**
+ * QsimRequestFilter:
+ *
+ * Arguments of qsim_store_list_requests(), on the stack; the strings are
+ * borrowed. Initialise with qsim_request_filter_init().
+ */
+typedef struct {
+	gint status;              /* a QsimStatus, or -1 for all */
+	const gchar *vm_name;     /* nullable */
+	guint limit;              /* 1..QSIM_REQUEST_FILTER_MAX_LIMIT; 0 = default (50) */
+	const gchar *before_uuid; /* nullable: only requests submitted before this one */
+	const gchar *agent_id;    /* nullable: only requests last claimed by this agent */
+} QsimRequestFilter;
+
+/* Sets all to "no filter", limit 0 (default) */
+void qsim_request_filter_init(QsimRequestFilter *self);
+
+G_END_DECLS

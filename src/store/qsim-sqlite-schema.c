@@ -1,0 +1,141 @@
+#define G_LOG_DOMAIN "qsim-store"
+
+#include "config.h"
+
+#include "common/qsim-error.h"
+#include "store/qsim-sqlite-schema.h"
+#include "store/qsim-sqlite-transaction.h"
+#include "store/qsim-sqlite-util.h"
+
+/*
+ * migrations[i] takes the schema from version i to i + 1 and sets
+ * user_version itself, so the version moves in the same transaction as the
+ * change. Never edit a released step: append a new one.
+ *
+ * v1: requests + request_logs.
+ *   - `id` is the submission order (newest-first listing, FIFO claims, the
+ *     `before` cursor); uuid stays the primary key the API speaks.
+ *   - a non-NULL lease_expires_at means an agent holds a VM for the request:
+ *     live leases are the VM slots counted against MAX_CONCURRENT_VMS.
+ *   - times are unix ms; statuses and log types are their names, CHECKed.
+ */
+static const gchar *const migrations[] = {
+    "CREATE TABLE requests ("
+    "  uuid TEXT PRIMARY KEY NOT NULL CHECK (length(uuid) = 36),"
+    "  id INTEGER NOT NULL,"
+    "  vm_name TEXT NOT NULL CHECK (vm_name <> ''),"
+    "  commands TEXT NOT NULL CHECK (commands <> ''),"
+    "  timeout INTEGER NOT NULL CHECK (timeout > 0),"
+    "  status TEXT NOT NULL CHECK (status IN ('pending', 'acknowledged', 'running', 'done',"
+    "                                         'failed', 'cancelled', 'hold')),"
+    "  held_from TEXT CHECK (held_from IN ('pending', 'running')),"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  finished_at INTEGER,"
+    "  exit_code INTEGER,"
+    "  error TEXT,"
+    "  agent_id TEXT,"
+    "  lease_expires_at INTEGER,"
+    "  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0)"
+    ");"
+    /* listing newest first, the before cursor, and submission order */
+    "CREATE UNIQUE INDEX requests_by_id ON requests (id);"
+    /* listing by status, the claim (oldest pending) and counts by status */
+    "CREATE INDEX requests_by_status ON requests (status, id);"
+    "CREATE INDEX requests_by_vm_name ON requests (vm_name, id);"
+    "CREATE INDEX requests_by_created_at ON requests (created_at);"
+    /* live leases (VM slots) and expired leases (recovery) */
+    "CREATE INDEX requests_by_lease ON requests (lease_expires_at)"
+    "  WHERE lease_expires_at IS NOT NULL;"
+    /* stats over the most recently finished requests */
+    "CREATE INDEX requests_by_finished_at ON requests (finished_at)"
+    "  WHERE finished_at IS NOT NULL;"
+    "CREATE TABLE request_logs ("
+    "  request_uuid TEXT NOT NULL REFERENCES requests (uuid) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL CHECK (seq > 0),"
+    "  timestamp_ms INTEGER NOT NULL,"
+    "  log_type TEXT NOT NULL CHECK (log_type IN ('boot', 'command', 'stdout', 'stderr',"
+    "                                             'system')),"
+    "  output BLOB NOT NULL,"
+    "  PRIMARY KEY (request_uuid, seq)"
+    ");"
+    "PRAGMA user_version = 1;",
+};
+
+G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);
+
+static gboolean
+read_version(sqlite3 *db, guint *out, GError **error)
+{
+	gint64 version = 0;
+
+	if (!qsim_sqlite_query_int64(db, "PRAGMA user_version", &version, error))
+		return FALSE;
+	if (version < 0 || version > G_MAXINT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "database has an invalid schema version %" G_GINT64_FORMAT, version);
+		return FALSE;
+	}
+	*out = (guint)version;
+	return TRUE;
+}
+
+static gboolean
+check_not_newer(guint version, GError **error)
+{
+	if (version > QSIM_SQLITE_SCHEMA_VERSION) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "database schema version %u is newer than this qsim understands (%u); "
+		            "upgrade qsim or use another database file",
+		            version, (guint)QSIM_SQLITE_SCHEMA_VERSION);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* One step in its own IMMEDIATE transaction; another process may have done it already */
+static gboolean
+migrate_step(sqlite3 *db, guint target, guint *version, GError **error)
+{
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(GError) local = NULL;
+
+	tx = qsim_sqlite_transaction_begin(db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	if (!read_version(db, version, error) || !check_not_newer(*version, error))
+		return FALSE;
+	if (*version >= target)
+		return qsim_sqlite_transaction_commit(tx, error);
+	if (!qsim_sqlite_exec(db, migrations[target - 1], &local) ||
+	    !qsim_sqlite_transaction_commit(tx, &local)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "migrating the database schema from version %u to %u failed: %s; "
+		            "the step was rolled back and no data was deleted",
+		            target - 1, target, local->message);
+		return FALSE;
+	}
+	*version = target;
+	g_info("migrated database schema to version %u", target);
+	return TRUE;
+}
+
+gboolean
+qsim_sqlite_schema_migrate(sqlite3 *db, guint *out_version, GError **error)
+{
+	guint version = 0;
+
+	if (!read_version(db, &version, error)) {
+		g_prefix_error(error, "cannot read the schema version: ");
+		return FALSE;
+	}
+	if (!check_not_newer(version, error))
+		return FALSE;
+	for (guint target = version + 1; target <= QSIM_SQLITE_SCHEMA_VERSION; target++) {
+		if (!migrate_step(db, target, &version, error))
+			return FALSE;
+	}
+	*out_version = version;
+	return TRUE;
+}

@@ -1,0 +1,1117 @@
+#define G_LOG_DOMAIN "qsim-store"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "common/qsim-error.h"
+#include "store/qsim-sqlite-schema.h"
+#include "store/qsim-sqlite-store.h"
+#include "store/qsim-sqlite-transaction.h"
+#include "store/qsim-sqlite-util.h"
+
+#define BUSY_TIMEOUT_MS 5000
+#define AMBIGUOUS_SHOWN 10
+#define CANCEL_REASON "cancelled by user"
+
+struct _QsimSqliteStore {
+	QsimStore parent_instance;
+	sqlite3 *db;
+	gchar *path;
+	guint schema_version;
+	GHashTable *stmts; /* constant SQL text -> sqlite3_stmt*, finalized on dispose */
+};
+
+G_DEFINE_FINAL_TYPE(QsimSqliteStore, qsim_sqlite_store, QSIM_TYPE_STORE)
+
+#define REQUEST_COLUMNS                                                                            \
+	"uuid, vm_name, commands, timeout, status, held_from, created_at, updated_at,"             \
+	" started_at, finished_at, exit_code, error, agent_id, lease_expires_at, attempts"
+
+#define SQL_SELECT_REQUEST "SELECT " REQUEST_COLUMNS " FROM requests WHERE uuid = ?1"
+
+/* Returns: (transfer none): a cached statement, reset by its g_autoptr cleanup */
+static QsimSqliteCachedStmt *
+stmt_get(QsimSqliteStore *self, const gchar *sql, GError **error)
+{
+	sqlite3_stmt *stmt = g_hash_table_lookup(self->stmts, sql);
+	gint rc;
+
+	if (stmt != NULL)
+		return stmt;
+	rc = sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+	if (rc != SQLITE_OK) {
+		qsim_sqlite_set_error(self->db, rc, "cannot prepare statement", error);
+		return NULL;
+	}
+	g_hash_table_insert(self->stmts, (gpointer)sql, stmt);
+	return stmt;
+}
+
+/* Steps a statement that returns no row; context names the operation in the error */
+static gboolean
+stmt_done(QsimSqliteStore *self, sqlite3_stmt *stmt, const gchar *context, GError **error)
+{
+	gint rc = sqlite3_step(stmt);
+
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, context, error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+bind_text_or_null(sqlite3_stmt *stmt, gint idx, const gchar *text)
+{
+	if (text == NULL)
+		sqlite3_bind_null(stmt, idx);
+	else
+		sqlite3_bind_text(stmt, idx, text, -1, SQLITE_TRANSIENT);
+}
+
+static void
+bind_time_or_null(sqlite3_stmt *stmt, gint idx, gint64 ms)
+{
+	if (ms == 0)
+		sqlite3_bind_null(stmt, idx);
+	else
+		sqlite3_bind_int64(stmt, idx, ms);
+}
+
+static gchar *
+column_dup(sqlite3_stmt *stmt, gint col)
+{
+	const guchar *text = sqlite3_column_text(stmt, col);
+
+	return text != NULL ? g_strdup((const gchar *)text) : NULL;
+}
+
+/* Returns: (transfer full): the request at the current row of a REQUEST_COLUMNS query */
+static QsimRequest *
+row_to_request(sqlite3_stmt *stmt, GError **error)
+{
+	g_autoptr(QsimRequest) request = qsim_request_new();
+	const gchar *status = (const gchar *)sqlite3_column_text(stmt, 4);
+	const gchar *held_from = (const gchar *)sqlite3_column_text(stmt, 5);
+
+	request->uuid = column_dup(stmt, 0);
+	request->vm_name = column_dup(stmt, 1);
+	request->commands = column_dup(stmt, 2);
+	request->timeout_s = sqlite3_column_int64(stmt, 3);
+	if (!qsim_status_from_string(status, &request->status)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "request %s has an unknown status '%s'", request->uuid,
+		            status != NULL ? status : "(null)");
+		return NULL;
+	}
+	if (held_from != NULL && !qsim_status_from_string(held_from, &request->held_from)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "request %s has an unknown held_from '%s'", request->uuid, held_from);
+		return NULL;
+	}
+	request->created_at = sqlite3_column_int64(stmt, 6);
+	request->updated_at = sqlite3_column_int64(stmt, 7);
+	request->started_at = sqlite3_column_int64(stmt, 8);
+	request->finished_at = sqlite3_column_int64(stmt, 9);
+	request->has_exit_code = sqlite3_column_type(stmt, 10) != SQLITE_NULL;
+	request->exit_code = sqlite3_column_int(stmt, 10);
+	request->error = column_dup(stmt, 11);
+	request->agent_id = column_dup(stmt, 12);
+	request->lease_expires_at = sqlite3_column_int64(stmt, 13);
+	request->attempts = (guint)sqlite3_column_int64(stmt, 14);
+	return g_steal_pointer(&request);
+}
+
+/* Runs a REQUEST_COLUMNS query to completion. Returns: (transfer container) */
+static GPtrArray *
+collect_requests(QsimSqliteStore *self, sqlite3_stmt *stmt, GError **error)
+{
+	g_autoptr(GPtrArray) rows =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_request_free);
+	gint rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		QsimRequest *request = row_to_request(stmt, error);
+
+		if (request == NULL)
+			return NULL;
+		g_ptr_array_add(rows, request);
+	}
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot read requests", error);
+		return NULL;
+	}
+	return g_steal_pointer(&rows);
+}
+
+/* Returns: (transfer full): the full row of @uuid, or NULL with NOT_FOUND */
+static QsimRequest *
+load_request(QsimSqliteStore *self, const gchar *uuid, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(self, SQL_SELECT_REQUEST, error);
+	gint rc;
+
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		return row_to_request(stmt, error);
+	if (rc == SQLITE_DONE) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "no request %s", uuid);
+		return NULL;
+	}
+	qsim_sqlite_set_error(self->db, rc, "cannot read request", error);
+	return NULL;
+}
+
+static gboolean
+check_owner(const QsimRequest *request, const gchar *agent_id, GError **error)
+{
+	if (g_strcmp0(request->agent_id, agent_id) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s and claimed by %s, not by agent %s", request->uuid,
+		            qsim_status_to_string(request->status),
+		            request->agent_id != NULL ? request->agent_id : "no agent", agent_id);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/*
+ * The one UPDATE for status changes: every column a transition may touch,
+ * written from the (already checked) new in-memory row.
+ */
+static gboolean
+store_request(QsimSqliteStore *self, const QsimRequest *r, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+	    self,
+	    "UPDATE requests SET status = ?2, held_from = ?3, updated_at = ?4, started_at = ?5,"
+	    " finished_at = ?6, exit_code = ?7, error = ?8, agent_id = ?9,"
+	    " lease_expires_at = ?10, attempts = ?11 WHERE uuid = ?1",
+	    error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_text(stmt, 1, r->uuid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(stmt, 2, qsim_status_to_string(r->status), -1, SQLITE_STATIC);
+	if (r->status == QSIM_STATUS_HOLD)
+		sqlite3_bind_text(stmt, 3, qsim_status_to_string(r->held_from), -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 3);
+	sqlite3_bind_int64(stmt, 4, r->updated_at);
+	bind_time_or_null(stmt, 5, r->started_at);
+	bind_time_or_null(stmt, 6, r->finished_at);
+	if (r->has_exit_code)
+		sqlite3_bind_int(stmt, 7, r->exit_code);
+	else
+		sqlite3_bind_null(stmt, 7);
+	bind_text_or_null(stmt, 8, r->error);
+	bind_text_or_null(stmt, 9, r->agent_id);
+	bind_time_or_null(stmt, 10, r->lease_expires_at);
+	sqlite3_bind_int64(stmt, 11, r->attempts);
+	return stmt_done(self, stmt, "cannot update request", error);
+}
+
+static gint64
+now_ms(QsimSqliteStore *self)
+{
+	return qsim_store_now_ms(QSIM_STORE(self));
+}
+
+static guint
+sqlite_get_schema_version(QsimStore *store)
+{
+	return QSIM_SQLITE_STORE(store)->schema_version;
+}
+
+static gboolean
+sqlite_ping(QsimStore *store, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(self, "PRAGMA user_version", error);
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		qsim_sqlite_set_error(self->db, rc, "database does not answer", error);
+		return FALSE;
+	}
+	if ((guint)sqlite3_column_int64(stmt, 0) != self->schema_version) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "database schema changed to version %" G_GINT64_FORMAT
+		            " while qsim runs with %u",
+		            (gint64)sqlite3_column_int64(stmt, 0), self->schema_version);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+sqlite_insert_request(QsimStore *store, const QsimRequest *r, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+
+	/* IMMEDIATE: MAX(id) + 1 must be computed under the write lock */
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+		    self,
+		    "INSERT INTO requests (uuid, id, vm_name, commands, timeout, status,"
+		    " created_at, updated_at, attempts)"
+		    " VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM requests), ?2, ?3, ?4,"
+		    " ?5, ?6, ?6, 0)",
+		    error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, r->uuid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(stmt, 2, r->vm_name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(stmt, 3, r->commands, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(stmt, 4, r->timeout_s);
+		sqlite3_bind_text(stmt, 5, qsim_status_to_string(r->status), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 6, r->created_at);
+		if (!stmt_done(self, stmt, "cannot insert request", error))
+			return FALSE;
+	}
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+static QsimRequest *
+get_by_prefix(QsimSqliteStore *self, const gchar *prefix, GError **error)
+{
+	/* all UUID characters sort below 'g', so [prefix, prefix + "g") is exactly the
+	 * set of UUIDs starting with prefix, and the primary key index serves it */
+	g_autofree gchar *upper = g_strconcat(prefix, "g", NULL);
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self,
+	             "SELECT " REQUEST_COLUMNS " FROM requests WHERE uuid >= ?1 AND uuid < ?2"
+	             " ORDER BY uuid LIMIT ?3",
+	             error);
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GString) names = NULL;
+
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_text(stmt, 1, prefix, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(stmt, 2, upper, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(stmt, 3, AMBIGUOUS_SHOWN + 1);
+	rows = collect_requests(self, stmt, error);
+	if (rows == NULL)
+		return NULL;
+	if (rows->len == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "no request matches '%s'",
+		            prefix);
+		return NULL;
+	}
+	if (rows->len == 1)
+		return qsim_request_copy(g_ptr_array_index(rows, 0));
+	names = g_string_new(NULL);
+	for (guint i = 0; i < MIN(rows->len, AMBIGUOUS_SHOWN); i++) {
+		const QsimRequest *r = g_ptr_array_index(rows, i);
+
+		g_string_append_printf(names, "%s%s", i > 0 ? ", " : "", r->uuid);
+	}
+	if (rows->len > AMBIGUOUS_SHOWN)
+		g_string_append(names, ", ...");
+	g_set_error(error, QSIM_ERROR, QSIM_ERROR_AMBIGUOUS,
+	            "request ID prefix '%s' is ambiguous: it matches %s", prefix, names->str);
+	return NULL;
+}
+
+static QsimRequest *
+sqlite_get_request(QsimStore *store, const gchar *uuid_or_prefix, guint min_prefix_len,
+                   GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+
+	if (strlen(uuid_or_prefix) == 36)
+		return load_request(self, uuid_or_prefix, error);
+	return get_by_prefix(self, uuid_or_prefix, error);
+}
+
+static GPtrArray *
+sqlite_list_requests(QsimStore *store, const QsimRequestFilter *filter, gboolean *has_more,
+                     GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	gint64 before_id = G_MAXINT64;
+
+	/* one snapshot for the cursor lookup and the page */
+	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
+	if (tx == NULL)
+		return NULL;
+	if (filter->before_uuid != NULL) {
+		g_autoptr(QsimSqliteCachedStmt) stmt =
+		    stmt_get(self, "SELECT id FROM requests WHERE uuid = ?1", error);
+		gint rc;
+
+		if (stmt == NULL)
+			return NULL;
+		sqlite3_bind_text(stmt, 1, filter->before_uuid, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_DONE) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND,
+			            "no request %s to list before", filter->before_uuid);
+			return NULL;
+		}
+		if (rc != SQLITE_ROW) {
+			qsim_sqlite_set_error(self->db, rc, "cannot read cursor", error);
+			return NULL;
+		}
+		before_id = sqlite3_column_int64(stmt, 0);
+	}
+	{
+		/* two fixed texts rather than one with "?1 IS NULL OR": the planner
+		 * then uses (status, id) when a status is given, (id) otherwise */
+		const gchar *sql =
+		    filter->status >= 0
+		        ? "SELECT " REQUEST_COLUMNS " FROM requests WHERE status = ?1 AND id < ?2"
+		          " AND (?3 IS NULL OR vm_name = ?3) AND (?4 IS NULL OR agent_id = ?4)"
+		          " ORDER BY id DESC LIMIT ?5"
+		        : "SELECT " REQUEST_COLUMNS " FROM requests WHERE id < ?2"
+		          " AND (?3 IS NULL OR vm_name = ?3) AND (?4 IS NULL OR agent_id = ?4)"
+		          " ORDER BY id DESC LIMIT ?5";
+		g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(self, sql, error);
+
+		if (stmt == NULL)
+			return NULL;
+		if (filter->status >= 0)
+			sqlite3_bind_text(stmt, 1, qsim_status_to_string(filter->status), -1,
+			                  SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 2, before_id);
+		bind_text_or_null(stmt, 3, filter->vm_name);
+		bind_text_or_null(stmt, 4, filter->agent_id);
+		sqlite3_bind_int64(stmt, 5, (gint64)filter->limit + 1);
+		rows = collect_requests(self, stmt, error);
+		if (rows == NULL)
+			return NULL;
+	}
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	*has_more = rows->len > filter->limit;
+	if (*has_more)
+		g_ptr_array_set_size(rows, filter->limit);
+	return g_steal_pointer(&rows);
+}
+
+static QsimRequest *
+sqlite_set_status(QsimStore *store, const gchar *uuid, QsimStatus to, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return NULL;
+	r = load_request(self, uuid, error);
+	if (r == NULL)
+		return NULL;
+	if (!qsim_status_check_transition(r->status, r->held_from, to, QSIM_STATUS_ACTOR_USER,
+	                                  error)) {
+		g_prefix_error(error, "request %s: ", r->uuid);
+		return NULL;
+	}
+	if (to == QSIM_STATUS_HOLD)
+		r->held_from = r->status;
+	if (to == QSIM_STATUS_CANCELLED) {
+		/* the lease stays: the agent keeps its VM slot until it has stopped the VM */
+		g_free(r->error);
+		r->error = g_strdup(CANCEL_REASON);
+		if (r->finished_at == 0)
+			r->finished_at = now;
+	}
+	r->status = to;
+	r->updated_at = now;
+	if (!store_request(self, r, error))
+		return NULL;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	return g_steal_pointer(&r);
+}
+
+static gboolean
+sqlite_delete_request(QsimStore *store, const gchar *uuid, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = load_request(self, uuid, error);
+	if (r == NULL)
+		return FALSE;
+	if (!qsim_status_is_final(r->status)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s; only a done, failed or cancelled request can be "
+		            "deleted",
+		            r->uuid, qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt =
+		    stmt_get(self, "DELETE FROM requests WHERE uuid = ?1", error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		if (!stmt_done(self, stmt, "cannot delete request", error))
+			return FALSE;
+	}
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+static gboolean
+count_live_leases(QsimSqliteStore *self, gint64 now, guint *out_vms, guint *out_agents,
+                  GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self,
+	             "SELECT COUNT(*), COUNT(DISTINCT agent_id) FROM requests"
+	             " WHERE lease_expires_at IS NOT NULL AND lease_expires_at > ?1",
+	             error);
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int64(stmt, 1, now);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		qsim_sqlite_set_error(self->db, rc, "cannot count active VMs", error);
+		return FALSE;
+	}
+	if (out_vms != NULL)
+		*out_vms = (guint)sqlite3_column_int64(stmt, 0);
+	if (out_agents != NULL)
+		*out_agents = (guint)sqlite3_column_int64(stmt, 1);
+	return TRUE;
+}
+
+static QsimRequest *
+sqlite_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms, guint max_active_vms,
+                  GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = now_ms(self);
+
+	/* the write lock first: the count and the pick must not race another agent */
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL) {
+		g_prefix_error(error, "cannot claim: ");
+		return NULL;
+	}
+	if (max_active_vms > 0) {
+		guint active = 0;
+
+		if (!count_live_leases(self, now, &active, NULL, error))
+			return NULL;
+		if (active >= max_active_vms)
+			return NULL; /* at capacity; the guard rolls back the empty transaction */
+	}
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt =
+		    stmt_get(self,
+		             "SELECT " REQUEST_COLUMNS
+		             " FROM requests WHERE status = 'pending' ORDER BY id LIMIT 1",
+		             error);
+		gint rc;
+
+		if (stmt == NULL)
+			return NULL;
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_DONE)
+			return NULL; /* nothing to do */
+		if (rc != SQLITE_ROW) {
+			qsim_sqlite_set_error(self->db, rc, "cannot pick a pending request", error);
+			return NULL;
+		}
+		r = row_to_request(stmt, error);
+		if (r == NULL)
+			return NULL;
+	}
+	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_ACKNOWLEDGED,
+	                                  QSIM_STATUS_ACTOR_AGENT, error))
+		return NULL;
+	r->status = QSIM_STATUS_ACKNOWLEDGED;
+	g_free(r->agent_id);
+	r->agent_id = g_strdup(agent_id);
+	r->lease_expires_at = now + lease_ms;
+	r->attempts++;
+	r->updated_at = now;
+	if (!store_request(self, r, error))
+		return NULL;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	return g_steal_pointer(&r);
+}
+
+static gboolean
+sqlite_mark_running(QsimStore *store, const gchar *uuid, const gchar *agent_id, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = load_request(self, uuid, error);
+	if (r == NULL || !check_owner(r, agent_id, error))
+		return FALSE;
+	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_RUNNING,
+	                                  QSIM_STATUS_ACTOR_AGENT, error)) {
+		g_prefix_error(error, "request %s: ", r->uuid);
+		return FALSE;
+	}
+	r->status = QSIM_STATUS_RUNNING;
+	r->started_at = now;
+	r->updated_at = now;
+	if (!store_request(self, r, error))
+		return FALSE;
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+static gboolean
+sqlite_renew_lease(QsimStore *store, const gchar *uuid, const gchar *agent_id, gint64 lease_ms,
+                   QsimStatus *out_status, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = load_request(self, uuid, error);
+	if (r == NULL || !check_owner(r, agent_id, error))
+		return FALSE;
+	if (r->lease_expires_at == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s and holds no lease: it was recovered or finished",
+		            r->uuid, qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	{
+		/* a narrow UPDATE: renewals are the most frequent write */
+		g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+		    self, "UPDATE requests SET lease_expires_at = ?2 WHERE uuid = ?1", error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(stmt, 2, now_ms(self) + lease_ms);
+		if (!stmt_done(self, stmt, "cannot renew lease", error))
+			return FALSE;
+	}
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return FALSE;
+	if (out_status != NULL)
+		*out_status = r->status;
+	return TRUE;
+}
+
+static gboolean
+sqlite_finish_request(QsimStore *store, const gchar *uuid, const gchar *agent_id, QsimStatus final,
+                      gboolean has_exit_code, gint exit_code, const gchar *error_msg,
+                      QsimStatus *out_status, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = load_request(self, uuid, error);
+	if (r == NULL || !check_owner(r, agent_id, error))
+		return FALSE;
+	if (r->status == QSIM_STATUS_CANCELLED) {
+		/* the user won the race: keep cancelled and its reason, record the rest */
+		if (has_exit_code) {
+			r->has_exit_code = TRUE;
+			r->exit_code = exit_code;
+		}
+	} else {
+		if (!qsim_status_check_transition(r->status, r->held_from, final,
+		                                  QSIM_STATUS_ACTOR_AGENT, error)) {
+			g_prefix_error(error, "request %s: ", r->uuid);
+			return FALSE;
+		}
+		r->status = final;
+		r->has_exit_code = has_exit_code;
+		r->exit_code = has_exit_code ? exit_code : 0;
+		g_free(r->error);
+		r->error = g_strdup(error_msg);
+	}
+	if (r->finished_at == 0)
+		r->finished_at = now;
+	r->lease_expires_at = 0;
+	r->updated_at = now;
+	if (!store_request(self, r, error))
+		return FALSE;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return FALSE;
+	*out_status = r->status;
+	return TRUE;
+}
+
+static GPtrArray *
+sqlite_list_expired_leases(QsimStore *store, gint64 now, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self,
+	             "SELECT " REQUEST_COLUMNS " FROM requests WHERE lease_expires_at IS NOT NULL"
+	             " AND lease_expires_at <= ?1 ORDER BY lease_expires_at",
+	             error);
+
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_int64(stmt, 1, now);
+	return collect_requests(self, stmt, error);
+}
+
+static gboolean
+sqlite_recover_request(QsimStore *store, const gchar *uuid, const gchar *expected_agent_id,
+                       gboolean retry, const gchar *reason, QsimStatus *out_status, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = load_request(self, uuid, error);
+	if (r == NULL)
+		return FALSE;
+	if (expected_agent_id != NULL && !check_owner(r, expected_agent_id, error))
+		return FALSE;
+	if (r->lease_expires_at == 0) {
+		/* the lease is the claim: without it another recoverer already acted */
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s and holds no lease: nothing to recover", r->uuid,
+		            qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	if (qsim_status_is_final(r->status)) {
+		/* cancelled while the agent died: only free the VM slot */
+	} else if (retry && r->status == QSIM_STATUS_ACKNOWLEDGED &&
+	           r->attempts < QSIM_STORE_MAX_ATTEMPTS) {
+		if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_PENDING,
+		                                  QSIM_STATUS_ACTOR_AGENT, error))
+			return FALSE;
+		r->status = QSIM_STATUS_PENDING;
+		g_clear_pointer(&r->agent_id, g_free);
+	} else {
+		if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_FAILED,
+		                                  QSIM_STATUS_ACTOR_AGENT, error)) {
+			g_prefix_error(error, "request %s: ", r->uuid);
+			return FALSE;
+		}
+		r->status = QSIM_STATUS_FAILED;
+		g_free(r->error);
+		r->error = g_strdup(reason);
+		if (r->finished_at == 0)
+			r->finished_at = now;
+	}
+	r->lease_expires_at = 0;
+	r->updated_at = now;
+	if (!store_request(self, r, error))
+		return FALSE;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return FALSE;
+	*out_status = r->status;
+	return TRUE;
+}
+
+static gboolean
+request_exists(QsimSqliteStore *self, const gchar *uuid, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self, "SELECT 1 FROM requests WHERE uuid = ?1", error);
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		return TRUE;
+	if (rc == SQLITE_DONE)
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "no request %s", uuid);
+	else
+		qsim_sqlite_set_error(self->db, rc, "cannot read request", error);
+	return FALSE;
+}
+
+static gint64
+sqlite_append_logs(QsimStore *store, const gchar *uuid, GPtrArray *chunks, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	gint64 seq = 0;
+	gint64 now = now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return -1;
+	if (!request_exists(self, uuid, error))
+		return -1;
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+		    self, "SELECT COALESCE(MAX(seq), 0) FROM request_logs WHERE request_uuid = ?1",
+		    error);
+		gint rc;
+
+		if (stmt == NULL)
+			return -1;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(stmt);
+		if (rc != SQLITE_ROW) {
+			qsim_sqlite_set_error(self->db, rc, "cannot read last log seq", error);
+			return -1;
+		}
+		seq = sqlite3_column_int64(stmt, 0);
+	}
+	for (guint i = 0; i < chunks->len; i++) {
+		const QsimLogEntry *entry = g_ptr_array_index(chunks, i);
+		g_autoptr(QsimSqliteCachedStmt) stmt =
+		    stmt_get(self,
+		             "INSERT INTO request_logs (request_uuid, seq, timestamp_ms, log_type,"
+		             " output) VALUES (?1, ?2, ?3, ?4, ?5)",
+		             error);
+		gsize len = 0;
+		gconstpointer data = g_bytes_get_data(entry->output, &len);
+
+		if (stmt == NULL)
+			return -1;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(stmt, 2, ++seq);
+		sqlite3_bind_int64(stmt, 3, entry->timestamp_ms > 0 ? entry->timestamp_ms : now);
+		sqlite3_bind_text(stmt, 4, qsim_log_type_to_string(entry->log_type), -1,
+		                  SQLITE_STATIC);
+		/* a NULL pointer would bind SQL NULL: an empty chunk is an empty blob */
+		if (len == 0)
+			sqlite3_bind_zeroblob(stmt, 5, 0);
+		else
+			sqlite3_bind_blob64(stmt, 5, data, len, SQLITE_STATIC);
+		if (!stmt_done(self, stmt, "cannot append log", error))
+			return -1;
+	}
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return -1;
+	return seq;
+}
+
+static GPtrArray *
+sqlite_read_logs(QsimStore *store, const gchar *uuid, gint64 after_seq, guint limit, gint log_type,
+                 GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(GPtrArray) entries =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+
+	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
+	if (tx == NULL)
+		return NULL;
+	if (!request_exists(self, uuid, error))
+		return NULL;
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+		    self,
+		    "SELECT seq, timestamp_ms, log_type, output FROM request_logs"
+		    " WHERE request_uuid = ?1 AND seq > ?2 AND (?3 IS NULL OR log_type = ?3)"
+		    " ORDER BY seq LIMIT ?4",
+		    error);
+		gint rc;
+
+		if (stmt == NULL)
+			return NULL;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(stmt, 2, after_seq);
+		if (log_type >= 0)
+			sqlite3_bind_text(stmt, 3, qsim_log_type_to_string(log_type), -1,
+			                  SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 4, limit);
+		while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+			QsimLogType type = QSIM_LOG_SYSTEM;
+			const gchar *type_str = (const gchar *)sqlite3_column_text(stmt, 2);
+			/* column_blob before column_bytes, as SQLite documents */
+			gconstpointer data = sqlite3_column_blob(stmt, 3);
+			gsize len = (gsize)sqlite3_column_bytes(stmt, 3);
+			QsimLogEntry *entry;
+
+			if (!qsim_log_type_from_string(type_str, &type)) {
+				g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+				            "log of request %s has unknown type '%s'", uuid,
+				            type_str != NULL ? type_str : "(null)");
+				return NULL;
+			}
+			entry = qsim_log_entry_new(type, sqlite3_column_int64(stmt, 1), data, len);
+			entry->seq = sqlite3_column_int64(stmt, 0);
+			g_ptr_array_add(entries, entry);
+		}
+		if (rc != SQLITE_DONE) {
+			qsim_sqlite_set_error(self->db, rc, "cannot read logs", error);
+			return NULL;
+		}
+	}
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	return g_steal_pointer(&entries);
+}
+
+static gint
+compare_int64(gconstpointer a, gconstpointer b)
+{
+	gint64 x = *(const gint64 *)a;
+	gint64 y = *(const gint64 *)b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static gboolean
+stats_counts(QsimSqliteStore *self, QsimStats *stats, gint64 now, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self, "SELECT status, COUNT(*) FROM requests GROUP BY status", error);
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		QsimStatus status;
+
+		if (!qsim_status_from_string((const gchar *)sqlite3_column_text(stmt, 0), &status))
+			continue; /* impossible under the CHECK constraint */
+		stats->counts[status] = (guint64)sqlite3_column_int64(stmt, 1);
+		stats->total += stats->counts[status];
+	}
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot count requests", error);
+		return FALSE;
+	}
+	{
+		g_autoptr(QsimSqliteCachedStmt) oldest = stmt_get(
+		    self, "SELECT MIN(created_at) FROM requests WHERE status = 'pending'", error);
+
+		if (oldest == NULL)
+			return FALSE;
+		rc = sqlite3_step(oldest);
+		if (rc != SQLITE_ROW) {
+			qsim_sqlite_set_error(self->db, rc, "cannot read oldest pending", error);
+			return FALSE;
+		}
+		if (sqlite3_column_type(oldest, 0) != SQLITE_NULL) {
+			stats->has_oldest_pending = TRUE;
+			stats->oldest_pending_age_ms =
+			    MAX(now - sqlite3_column_int64(oldest, 0), 0);
+		}
+	}
+	return count_live_leases(self, now, &stats->active_vms, &stats->active_agents, error);
+}
+
+static gboolean
+stats_latencies(QsimSqliteStore *self, QsimStats *stats, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self,
+	             "SELECT created_at, started_at, finished_at FROM requests"
+	             " WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?1",
+	             error);
+	g_autoptr(GArray) queue = g_array_new(FALSE, FALSE, sizeof(gint64));
+	g_autoptr(GArray) run = g_array_new(FALSE, FALSE, sizeof(gint64));
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_int(stmt, 1, QSIM_STATS_SAMPLE_SIZE);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		gint64 created = sqlite3_column_int64(stmt, 0);
+		gint64 finished = sqlite3_column_int64(stmt, 2);
+		gint64 started, d;
+
+		/* a request cancelled before it started has no queue or run time */
+		if (sqlite3_column_type(stmt, 1) == SQLITE_NULL)
+			continue;
+		started = sqlite3_column_int64(stmt, 1);
+		/* clamp: clocks of different agent hosts may disagree slightly */
+		d = MAX(started - created, 0);
+		g_array_append_val(queue, d);
+		d = MAX(finished - started, 0);
+		g_array_append_val(run, d);
+	}
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot read latencies", error);
+		return FALSE;
+	}
+	if (queue->len > 0) {
+		g_array_sort(queue, compare_int64);
+		g_array_sort(run, compare_int64);
+		stats->has_queue_latency = TRUE;
+		stats->queue_p50_ms = qsim_stats_percentile((gint64 *)queue->data, queue->len, 50);
+		stats->queue_p95_ms = qsim_stats_percentile((gint64 *)queue->data, queue->len, 95);
+		stats->has_run_latency = TRUE;
+		stats->run_p50_ms = qsim_stats_percentile((gint64 *)run->data, run->len, 50);
+		stats->run_p95_ms = qsim_stats_percentile((gint64 *)run->data, run->len, 95);
+	}
+	return TRUE;
+}
+
+static QsimStats *
+sqlite_get_stats(QsimStore *store, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimStats) stats = qsim_stats_new();
+
+	/* one snapshot, so the numbers agree with each other */
+	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
+	if (tx == NULL)
+		return NULL;
+	if (!stats_counts(self, stats, now_ms(self), error) || !stats_latencies(self, stats, error))
+		return NULL;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	return g_steal_pointer(&stats);
+}
+
+static gboolean
+sqlite_count_active_vms(QsimStore *store, guint *out_count, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+
+	return count_live_leases(self, now_ms(self), out_count, NULL, error);
+}
+
+static void
+qsim_sqlite_store_finalize(GObject *object)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(object);
+
+	/* statements first: sqlite3_close() refuses while any is alive */
+	g_clear_pointer(&self->stmts, g_hash_table_unref);
+	if (self->db != NULL)
+		sqlite3_close(self->db);
+	g_free(self->path);
+	G_OBJECT_CLASS(qsim_sqlite_store_parent_class)->finalize(object);
+}
+
+static void
+stmt_finalize(gpointer stmt)
+{
+	sqlite3_finalize(stmt);
+}
+
+static void
+qsim_sqlite_store_init(QsimSqliteStore *self)
+{
+	self->stmts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, stmt_finalize);
+}
+
+static void
+qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	QsimStoreClass *store_class = QSIM_STORE_CLASS(klass);
+
+	object_class->finalize = qsim_sqlite_store_finalize;
+	store_class->get_schema_version = sqlite_get_schema_version;
+	store_class->ping = sqlite_ping;
+	store_class->insert_request = sqlite_insert_request;
+	store_class->get_request = sqlite_get_request;
+	store_class->list_requests = sqlite_list_requests;
+	store_class->set_status = sqlite_set_status;
+	store_class->delete_request = sqlite_delete_request;
+	store_class->claim_next = sqlite_claim_next;
+	store_class->mark_running = sqlite_mark_running;
+	store_class->renew_lease = sqlite_renew_lease;
+	store_class->finish_request = sqlite_finish_request;
+	store_class->list_expired_leases = sqlite_list_expired_leases;
+	store_class->recover_request = sqlite_recover_request;
+	store_class->append_logs = sqlite_append_logs;
+	store_class->read_logs = sqlite_read_logs;
+	store_class->get_stats = sqlite_get_stats;
+	store_class->count_active_vms = sqlite_count_active_vms;
+}
+
+static gboolean
+configure_connection(QsimSqliteStore *self, GError **error)
+{
+	g_autoptr(sqlite3_stmt) stmt = NULL;
+	const gchar *mode;
+	gint rc;
+
+	sqlite3_extended_result_codes(self->db, 1);
+	sqlite3_busy_timeout(self->db, BUSY_TIMEOUT_MS);
+	if (!qsim_sqlite_exec(self->db, "PRAGMA foreign_keys = ON", error))
+		return FALSE;
+	rc = sqlite3_prepare_v2(self->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
+	if (rc != SQLITE_OK || (rc = sqlite3_step(stmt)) != SQLITE_ROW) {
+		qsim_sqlite_set_error(self->db, rc, "cannot enable WAL", error);
+		return FALSE;
+	}
+	mode = (const gchar *)sqlite3_column_text(stmt, 0);
+	/* an in-memory database (tests) reports "memory"; anything else must be WAL */
+	if (g_strcmp0(mode, "wal") != 0 && g_strcmp0(mode, "memory") != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "cannot enable WAL: journal mode is %s", mode != NULL ? mode : "?");
+		return FALSE;
+	}
+	return qsim_sqlite_exec(self->db, "PRAGMA synchronous = NORMAL", error);
+}
+
+/**
+ * qsim_sqlite_store_new:
+ *
+ * Returns: (transfer full): the store, or NULL with @error set
+ */
+QsimStore *
+qsim_sqlite_store_new(const gchar *path, GError **error)
+{
+	g_autoptr(QsimSqliteStore) self = NULL;
+	gint rc;
+
+	if (path == NULL || path[0] == '\0') {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                    "no database path given");
+		return NULL;
+	}
+	self = g_object_new(QSIM_TYPE_SQLITE_STORE, NULL);
+	self->path = g_strdup(path);
+	/* NOMUTEX: one connection is used by one thread at a time (see qsim-store.h) */
+	rc =
+	    sqlite3_open_v2(path, &self->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		qsim_sqlite_set_error(self->db, rc, "cannot open database", error);
+		g_prefix_error(error, "%s: ", path);
+		return NULL;
+	}
+	if (!configure_connection(self, error) ||
+	    !qsim_sqlite_schema_migrate(self->db, &self->schema_version, error)) {
+		g_prefix_error(error, "%s: ", path);
+		return NULL;
+	}
+	return QSIM_STORE(g_steal_pointer(&self));
+}

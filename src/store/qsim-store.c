@@ -1,0 +1,530 @@
+#define G_LOG_DOMAIN "qsim-store"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "common/qsim-error.h"
+#include "store/qsim-sqlite-schema.h"
+#include "store/qsim-sqlite-store.h"
+#include "store/qsim-store.h"
+
+#define VM_NAME_MAX 64
+#define COMMANDS_MAX (256 * 1024)
+#define AGENT_ID_MAX 128
+#define REASON_MAX 4096
+
+typedef struct {
+	QsimStoreClockFunc clock_func;
+	gpointer clock_data;
+} QsimStorePrivate;
+
+G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE(QsimStore, qsim_store, G_TYPE_OBJECT)
+
+enum { SIGNAL_REQUEST_CHANGED, SIGNAL_REQUEST_DELETED, SIGNAL_LOGS_APPENDED, SIGNAL_LAST };
+
+static guint signals[SIGNAL_LAST] = {0};
+
+static void
+qsim_store_init(QsimStore *self)
+{
+}
+
+static void
+qsim_store_class_init(QsimStoreClass *klass)
+{
+	signals[SIGNAL_REQUEST_CHANGED] =
+	    g_signal_new("request-changed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+	                 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
+	signals[SIGNAL_REQUEST_DELETED] =
+	    g_signal_new("request-deleted", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+	                 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+	signals[SIGNAL_LOGS_APPENDED] =
+	    g_signal_new("logs-appended", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+	                 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT64);
+}
+
+static void
+emit_changed(QsimStore *self, const gchar *uuid, QsimStatus status)
+{
+	g_signal_emit(self, signals[SIGNAL_REQUEST_CHANGED], 0, uuid, (gint)status);
+}
+
+/* Returns: (transfer full): the lowercase UUID, or NULL with INVALID */
+static gchar *
+normalize_uuid(const gchar *uuid, GError **error)
+{
+	g_autofree gchar *lower = NULL;
+
+	if (uuid == NULL || !g_uuid_string_is_valid(uuid)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "'%s' is not a UUID",
+		            uuid != NULL && g_utf8_validate(uuid, -1, NULL) ? uuid : "(invalid)");
+		return NULL;
+	}
+	lower = g_ascii_strdown(uuid, -1);
+	return g_steal_pointer(&lower);
+}
+
+static gboolean
+check_text(const gchar *field, const gchar *value, gsize max_len, GError **error)
+{
+	if (value == NULL || value[0] == '\0') {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "%s must not be empty", field);
+		return FALSE;
+	}
+	if (strlen(value) > max_len) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "%s is longer than %" G_GSIZE_FORMAT " bytes", field, max_len);
+		return FALSE;
+	}
+	if (!g_utf8_validate(value, -1, NULL)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "%s is not valid UTF-8", field);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Returns: (transfer full) (nullable): @reason as bounded valid UTF-8, for storage */
+static gchar *
+sanitize_reason(const gchar *reason)
+{
+	g_autofree gchar *valid = NULL;
+	const gchar *end;
+
+	if (reason == NULL)
+		return NULL;
+	valid = g_utf8_make_valid(reason, -1);
+	if (strlen(valid) <= REASON_MAX)
+		return g_steal_pointer(&valid);
+	/* cut on a character boundary so the stored text stays valid UTF-8 */
+	end = g_utf8_find_prev_char(valid, valid + REASON_MAX + 1);
+	return g_strndup(valid, end - valid);
+}
+
+/**
+ * qsim_store_open:
+ *
+ * Returns: (transfer full): the SQLite-backed store, or NULL with @error set
+ */
+QsimStore *
+qsim_store_open(const gchar *path, GError **error)
+{
+	return qsim_sqlite_store_new(path, error);
+}
+
+guint
+qsim_store_get_current_schema_version(void)
+{
+	return QSIM_SQLITE_SCHEMA_VERSION;
+}
+
+guint
+qsim_store_get_schema_version(QsimStore *self)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), 0);
+	return QSIM_STORE_GET_CLASS(self)->get_schema_version(self);
+}
+
+gboolean
+qsim_store_ping(QsimStore *self, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	return QSIM_STORE_GET_CLASS(self)->ping(self, error);
+}
+
+void
+qsim_store_set_clock(QsimStore *self, QsimStoreClockFunc func, gpointer user_data)
+{
+	QsimStorePrivate *priv = qsim_store_get_instance_private(self);
+
+	g_return_if_fail(QSIM_IS_STORE(self));
+	priv->clock_func = func;
+	priv->clock_data = user_data;
+}
+
+gint64
+qsim_store_now_ms(QsimStore *self)
+{
+	QsimStorePrivate *priv = qsim_store_get_instance_private(self);
+
+	if (priv->clock_func != NULL)
+		return priv->clock_func(priv->clock_data);
+	return g_get_real_time() / 1000;
+}
+
+/**
+ * qsim_store_create_request:
+ *
+ * Returns: (transfer full): the new pending request
+ */
+QsimRequest *
+qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
+                          gint64 timeout_s, GError **error)
+{
+	g_autoptr(QsimRequest) request = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (!check_text("vm_name", vm_name, VM_NAME_MAX, error))
+		return NULL;
+	if (!check_text("commands", commands, COMMANDS_MAX, error))
+		return NULL;
+	if (timeout_s <= 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "timeout must be positive, got %" G_GINT64_FORMAT, timeout_s);
+		return NULL;
+	}
+	request = qsim_request_new();
+	request->uuid = g_uuid_string_random();
+	request->vm_name = g_strdup(vm_name);
+	request->commands = g_strdup(commands);
+	request->timeout_s = timeout_s;
+	request->status = QSIM_STATUS_PENDING;
+	request->created_at = qsim_store_now_ms(self);
+	request->updated_at = request->created_at;
+	if (!QSIM_STORE_GET_CLASS(self)->insert_request(self, request, error))
+		return NULL;
+	emit_changed(self, request->uuid, request->status);
+	return g_steal_pointer(&request);
+}
+
+/**
+ * qsim_store_get_request:
+ *
+ * Returns: (transfer full): the request matching the UUID or unique prefix
+ */
+QsimRequest *
+qsim_store_get_request(QsimStore *self, const gchar *uuid_or_prefix, guint min_prefix_len,
+                       GError **error)
+{
+	g_autofree gchar *lower = NULL;
+	gsize len;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (uuid_or_prefix == NULL) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID, "no request ID given");
+		return NULL;
+	}
+	len = strlen(uuid_or_prefix);
+	if (len < MAX(min_prefix_len, 1)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "a request ID prefix needs at least %u characters",
+		            MAX(min_prefix_len, 1));
+		return NULL;
+	}
+	if (len > 36) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                    "a request ID has at most 36 characters");
+		return NULL;
+	}
+	for (gsize i = 0; i < len; i++) {
+		if (!g_ascii_isxdigit(uuid_or_prefix[i]) && uuid_or_prefix[i] != '-') {
+			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			                    "a request ID has only hex digits and dashes");
+			return NULL;
+		}
+	}
+	lower = g_ascii_strdown(uuid_or_prefix, -1);
+	return QSIM_STORE_GET_CLASS(self)->get_request(self, lower, min_prefix_len, error);
+}
+
+/**
+ * qsim_store_list_requests:
+ *
+ * Returns: (transfer container) (element-type QsimRequest): newest first
+ */
+GPtrArray *
+qsim_store_list_requests(QsimStore *self, const QsimRequestFilter *filter, gboolean *has_more,
+                         GError **error)
+{
+	QsimRequestFilter f;
+	g_autofree gchar *before = NULL;
+	gboolean more = FALSE;
+	GPtrArray *rows;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	qsim_request_filter_init(&f);
+	if (filter != NULL)
+		f = *filter;
+	if (f.status < -1 || f.status >= QSIM_STATUS_COUNT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "unknown status %d", f.status);
+		return NULL;
+	}
+	if (f.limit == 0)
+		f.limit = QSIM_REQUEST_FILTER_DEFAULT_LIMIT;
+	if (f.limit > QSIM_REQUEST_FILTER_MAX_LIMIT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "limit must be 1..%d",
+		            QSIM_REQUEST_FILTER_MAX_LIMIT);
+		return NULL;
+	}
+	if (f.before_uuid != NULL) {
+		before = normalize_uuid(f.before_uuid, error);
+		if (before == NULL)
+			return NULL;
+		f.before_uuid = before;
+	}
+	rows = QSIM_STORE_GET_CLASS(self)->list_requests(self, &f, &more, error);
+	if (rows != NULL && has_more != NULL)
+		*has_more = more;
+	return rows;
+}
+
+/**
+ * qsim_store_set_status:
+ *
+ * Returns: (transfer full): the request after the change
+ */
+QsimRequest *
+qsim_store_set_status(QsimStore *self, const gchar *uuid, QsimStatus to, GError **error)
+{
+	g_autofree gchar *id = NULL;
+	QsimRequest *request;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL)
+		return NULL;
+	if (to != QSIM_STATUS_CANCELLED && to != QSIM_STATUS_HOLD && to != QSIM_STATUS_PENDING &&
+	    to != QSIM_STATUS_RUNNING) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "status can only be set to cancelled, hold, pending or running, not %s",
+		            qsim_status_to_string(to));
+		return NULL;
+	}
+	request = QSIM_STORE_GET_CLASS(self)->set_status(self, id, to, error);
+	if (request != NULL)
+		emit_changed(self, request->uuid, request->status);
+	return request;
+}
+
+/**
+ * qsim_store_cancel_request:
+ *
+ * Returns: (transfer full): the cancelled request
+ */
+QsimRequest *
+qsim_store_cancel_request(QsimStore *self, const gchar *uuid, GError **error)
+{
+	return qsim_store_set_status(self, uuid, QSIM_STATUS_CANCELLED, error);
+}
+
+gboolean
+qsim_store_delete_request(QsimStore *self, const gchar *uuid, GError **error)
+{
+	g_autofree gchar *id = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL)
+		return FALSE;
+	if (!QSIM_STORE_GET_CLASS(self)->delete_request(self, id, error))
+		return FALSE;
+	g_signal_emit(self, signals[SIGNAL_REQUEST_DELETED], 0, id);
+	return TRUE;
+}
+
+/**
+ * qsim_store_claim_next:
+ *
+ * Returns: (transfer full) (nullable): the claimed request
+ */
+QsimRequest *
+qsim_store_claim_next(QsimStore *self, const gchar *agent_id, gint64 lease_ms, guint max_active_vms,
+                      GError **error)
+{
+	QsimRequest *request;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (!check_text("agent_id", agent_id, AGENT_ID_MAX, error))
+		return NULL;
+	if (lease_ms <= 0) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                    "lease must be positive");
+		return NULL;
+	}
+	request =
+	    QSIM_STORE_GET_CLASS(self)->claim_next(self, agent_id, lease_ms, max_active_vms, error);
+	if (request != NULL)
+		emit_changed(self, request->uuid, request->status);
+	return request;
+}
+
+gboolean
+qsim_store_mark_running(QsimStore *self, const gchar *uuid, const gchar *agent_id, GError **error)
+{
+	g_autofree gchar *id = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL || !check_text("agent_id", agent_id, AGENT_ID_MAX, error))
+		return FALSE;
+	if (!QSIM_STORE_GET_CLASS(self)->mark_running(self, id, agent_id, error))
+		return FALSE;
+	emit_changed(self, id, QSIM_STATUS_RUNNING);
+	return TRUE;
+}
+
+gboolean
+qsim_store_renew_lease(QsimStore *self, const gchar *uuid, const gchar *agent_id, gint64 lease_ms,
+                       QsimStatus *out_status, GError **error)
+{
+	g_autofree gchar *id = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL || !check_text("agent_id", agent_id, AGENT_ID_MAX, error))
+		return FALSE;
+	if (lease_ms <= 0) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                    "lease must be positive");
+		return FALSE;
+	}
+	/* no signal: the status did not change, and renewals are frequent */
+	return QSIM_STORE_GET_CLASS(self)->renew_lease(self, id, agent_id, lease_ms, out_status,
+	                                               error);
+}
+
+gboolean
+qsim_store_finish_request(QsimStore *self, const gchar *uuid, const gchar *agent_id,
+                          QsimStatus final, gboolean has_exit_code, gint exit_code,
+                          const gchar *error_msg, QsimStatus *out_status, GError **error)
+{
+	g_autofree gchar *id = NULL;
+	g_autofree gchar *reason = NULL;
+	QsimStatus stored = final;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL || !check_text("agent_id", agent_id, AGENT_ID_MAX, error))
+		return FALSE;
+	if (!qsim_status_is_final(final)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "%s is not a final status",
+		            qsim_status_to_string(final));
+		return FALSE;
+	}
+	reason = sanitize_reason(error_msg);
+	if (!QSIM_STORE_GET_CLASS(self)->finish_request(self, id, agent_id, final, has_exit_code,
+	                                                exit_code, reason, &stored, error))
+		return FALSE;
+	if (out_status != NULL)
+		*out_status = stored;
+	emit_changed(self, id, stored);
+	return TRUE;
+}
+
+/**
+ * qsim_store_list_expired_leases:
+ *
+ * Returns: (transfer container) (element-type QsimRequest): expired claims
+ */
+GPtrArray *
+qsim_store_list_expired_leases(QsimStore *self, gint64 now_ms, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	return QSIM_STORE_GET_CLASS(self)->list_expired_leases(self, now_ms, error);
+}
+
+gboolean
+qsim_store_recover_request(QsimStore *self, const gchar *uuid, const gchar *expected_agent_id,
+                           gboolean retry, const gchar *reason, QsimStatus *out_status,
+                           GError **error)
+{
+	g_autofree gchar *id = NULL;
+	g_autofree gchar *why = NULL;
+	QsimStatus stored = QSIM_STATUS_FAILED;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL)
+		return FALSE;
+	if (expected_agent_id != NULL &&
+	    !check_text("agent_id", expected_agent_id, AGENT_ID_MAX, error))
+		return FALSE;
+	why = sanitize_reason(reason != NULL ? reason : "agent lost");
+	if (!QSIM_STORE_GET_CLASS(self)->recover_request(self, id, expected_agent_id, retry, why,
+	                                                 &stored, error))
+		return FALSE;
+	if (out_status != NULL)
+		*out_status = stored;
+	emit_changed(self, id, stored);
+	return TRUE;
+}
+
+gint64
+qsim_store_append_logs(QsimStore *self, const gchar *uuid, GPtrArray *chunks, GError **error)
+{
+	g_autofree gchar *id = NULL;
+	gint64 last_seq;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), -1);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL)
+		return -1;
+	if (chunks == NULL || chunks->len == 0) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID, "no log chunks given");
+		return -1;
+	}
+	for (guint i = 0; i < chunks->len; i++) {
+		const QsimLogEntry *entry = g_ptr_array_index(chunks, i);
+
+		if (entry == NULL || entry->output == NULL ||
+		    (guint)entry->log_type >= QSIM_LOG_TYPE_COUNT || entry->timestamp_ms < 0) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			            "log chunk %u is malformed", i);
+			return -1;
+		}
+	}
+	last_seq = QSIM_STORE_GET_CLASS(self)->append_logs(self, id, chunks, error);
+	if (last_seq < 0)
+		return -1;
+	g_signal_emit(self, signals[SIGNAL_LOGS_APPENDED], 0, id, last_seq);
+	return last_seq;
+}
+
+/**
+ * qsim_store_read_logs:
+ *
+ * Returns: (transfer container) (element-type QsimLogEntry): chunks in seq order
+ */
+GPtrArray *
+qsim_store_read_logs(QsimStore *self, const gchar *uuid, gint64 after_seq, guint limit,
+                     gint log_type, GError **error)
+{
+	g_autofree gchar *id = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL)
+		return NULL;
+	if (log_type < -1 || log_type >= QSIM_LOG_TYPE_COUNT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "unknown log type %d", log_type);
+		return NULL;
+	}
+	if (limit == 0)
+		limit = QSIM_STORE_LOGS_DEFAULT_LIMIT;
+	if (limit > QSIM_STORE_LOGS_MAX_LIMIT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "limit must be 1..%d",
+		            QSIM_STORE_LOGS_MAX_LIMIT);
+		return NULL;
+	}
+	return QSIM_STORE_GET_CLASS(self)->read_logs(self, id, MAX(after_seq, 0), limit, log_type,
+	                                             error);
+}
+
+/**
+ * qsim_store_get_stats:
+ *
+ * Returns: (transfer full): a snapshot of the queue
+ */
+QsimStats *
+qsim_store_get_stats(QsimStore *self, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	return QSIM_STORE_GET_CLASS(self)->get_stats(self, error);
+}
+
+gboolean
+qsim_store_count_active_vms(QsimStore *self, guint *out_count, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	return QSIM_STORE_GET_CLASS(self)->count_active_vms(self, out_count, error);
+}

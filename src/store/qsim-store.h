@@ -1,0 +1,285 @@
+#pragma once
+
+#include <glib-object.h>
+
+#include "store/qsim-log-entry.h"
+#include "store/qsim-log-type.h"
+#include "store/qsim-request-filter.h"
+#include "store/qsim-request.h"
+#include "store/qsim-stats.h"
+#include "store/qsim-status.h"
+
+G_BEGIN_DECLS
+
+/* How many claims a request gets: the first run plus one infrastructure retry */
+#define QSIM_STORE_MAX_ATTEMPTS 2
+/* qsim_store_get_request(): the CLI accepts 4 characters, the REST API 8 */
+#define QSIM_STORE_MIN_PREFIX_CLI 4
+#define QSIM_STORE_MIN_PREFIX_API 8
+#define QSIM_STORE_LOGS_DEFAULT_LIMIT 1000
+#define QSIM_STORE_LOGS_MAX_LIMIT 100000
+
+/* The clock of a store, unix ms; replaceable so tests can move time */
+typedef gint64 (*QsimStoreClockFunc)(gpointer user_data);
+
+#define QSIM_TYPE_STORE (qsim_store_get_type())
+G_DECLARE_DERIVABLE_TYPE(QsimStore, qsim_store, QSIM, STORE, GObject)
+
+/**
+ * QsimStoreClass:
+ *
+ * The backend interface. QsimStore itself validates arguments, emits the
+ * signals after a successful commit and owns the clock; a backend (SQLite
+ * today, PostgreSQL later) only implements these, each atomically. Every
+ * status change in a backend goes through qsim_status_check_transition().
+ * Arguments reach a backend already validated (full UUIDs, known enums).
+ */
+struct _QsimStoreClass {
+	GObjectClass parent_class;
+
+	guint (*get_schema_version)(QsimStore *self);
+	gboolean (*ping)(QsimStore *self, GError **error);
+	gboolean (*insert_request)(QsimStore *self, const QsimRequest *request, GError **error);
+	QsimRequest *(*get_request)(QsimStore *self, const gchar *uuid_or_prefix,
+	                            guint min_prefix_len, GError **error);
+	GPtrArray *(*list_requests)(QsimStore *self, const QsimRequestFilter *filter,
+	                            gboolean *has_more, GError **error);
+	QsimRequest *(*set_status)(QsimStore *self, const gchar *uuid, QsimStatus to,
+	                           GError **error);
+	gboolean (*delete_request)(QsimStore *self, const gchar *uuid, GError **error);
+	QsimRequest *(*claim_next)(QsimStore *self, const gchar *agent_id, gint64 lease_ms,
+	                           guint max_active_vms, GError **error);
+	gboolean (*mark_running)(QsimStore *self, const gchar *uuid, const gchar *agent_id,
+	                         GError **error);
+	gboolean (*renew_lease)(QsimStore *self, const gchar *uuid, const gchar *agent_id,
+	                        gint64 lease_ms, QsimStatus *out_status, GError **error);
+	gboolean (*finish_request)(QsimStore *self, const gchar *uuid, const gchar *agent_id,
+	                           QsimStatus final, gboolean has_exit_code, gint exit_code,
+	                           const gchar *error_msg, QsimStatus *out_status, GError **error);
+	GPtrArray *(*list_expired_leases)(QsimStore *self, gint64 now_ms, GError **error);
+	gboolean (*recover_request)(QsimStore *self, const gchar *uuid,
+	                            const gchar *expected_agent_id, gboolean retry,
+	                            const gchar *reason, QsimStatus *out_status, GError **error);
+	gint64 (*append_logs)(QsimStore *self, const gchar *uuid, GPtrArray *chunks,
+	                      GError **error);
+	GPtrArray *(*read_logs)(QsimStore *self, const gchar *uuid, gint64 after_seq, guint limit,
+	                        gint log_type, GError **error);
+	QsimStats *(*get_stats)(QsimStore *self, GError **error);
+	gboolean (*count_active_vms)(QsimStore *self, guint *out_count, GError **error);
+
+	gpointer padding[8];
+};
+
+/*
+ * Threading: one QsimStore is one database connection. Use it from one thread
+ * at a time (it may move between threads, e.g. into a GTask worker, but never
+ * two at once); give each thread or agent process its own store. Signals are
+ * emitted synchronously in the calling thread.
+ *
+ * Signals, emitted after a commit made through THIS object only (other
+ * processes must poll):
+ *   "request-changed" (const gchar *uuid, gint status): created, or its status
+ *       or lease changed;
+ *   "request-deleted" (const gchar *uuid);
+ *   "logs-appended" (const gchar *uuid, gint64 last_seq).
+ *
+ * Errors are QSIM_ERROR: INVALID (bad argument), NOT_FOUND, AMBIGUOUS,
+ * CONFLICT (the transition table said no; names the current status),
+ * BUSY (database locked past the busy timeout), STORE (anything else).
+ */
+
+/**
+ * qsim_store_open:
+ * @path: a SQLite database file; created, and migrated to the current schema
+ *
+ * Opens the SQLite backend in WAL mode (synchronous=NORMAL, foreign keys,
+ * 5 s busy timeout). A database with a schema newer than this binary is
+ * refused; a failed migration is rolled back and reported, never deleted.
+ *
+ * Returns: (transfer full): a new store, or NULL with @error set
+ */
+QsimStore *qsim_store_open(const gchar *path, GError **error);
+
+/* The schema version (PRAGMA user_version) the binary writes */
+guint qsim_store_get_current_schema_version(void);
+
+/* Returns: the schema version of the open database */
+guint qsim_store_get_schema_version(QsimStore *self);
+
+/* Returns: TRUE if the database answers a trivial read (for /health) */
+gboolean qsim_store_ping(QsimStore *self, GError **error);
+
+/* Replace the clock (tests); NULL restores the real-time clock */
+void qsim_store_set_clock(QsimStore *self, QsimStoreClockFunc func, gpointer user_data);
+
+/* Returns: now in unix ms, by the store's clock */
+gint64 qsim_store_now_ms(QsimStore *self);
+
+/**
+ * qsim_store_create_request:
+ * @vm_name: non-empty, at most 64 bytes (the caller checks it names a VM)
+ * @commands: non-empty, at most 256 KiB
+ * @timeout_s: > 0
+ *
+ * Inserts a pending request with a fresh v4 UUID.
+ *
+ * Returns: (transfer full): the new row, or NULL with @error set
+ */
+QsimRequest *qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
+                                       gint64 timeout_s, GError **error);
+
+/**
+ * qsim_store_get_request:
+ * @uuid_or_prefix: a full UUID or a prefix of one (case-insensitive)
+ * @min_prefix_len: shortest accepted prefix (QSIM_STORE_MIN_PREFIX_CLI/_API)
+ *
+ * Errors: INVALID when too short or not hex, NOT_FOUND, AMBIGUOUS listing up
+ * to 10 candidates.
+ *
+ * Returns: (transfer full): the request, or NULL with @error set
+ */
+QsimRequest *qsim_store_get_request(QsimStore *self, const gchar *uuid_or_prefix,
+                                    guint min_prefix_len, GError **error);
+
+/**
+ * qsim_store_list_requests:
+ * @filter: (nullable): NULL = everything, default limit
+ * @has_more: (out) (optional): TRUE when more rows match beyond the limit
+ *
+ * Newest first (by submission order). @filter->before_uuid must be a full
+ * UUID of an existing request (else NOT_FOUND).
+ *
+ * Returns: (transfer container) (element-type QsimRequest): rows, or NULL
+ * with @error set
+ */
+GPtrArray *qsim_store_list_requests(QsimStore *self, const QsimRequestFilter *filter,
+                                    gboolean *has_more, GError **error);
+
+/**
+ * qsim_store_set_status:
+ * @uuid: full UUID
+ * @to: cancelled, hold, pending (from hold) or running (from hold)
+ *
+ * The user-driven change (REST PUT /status) through the transition table.
+ * cancelled sets error "cancelled by user" and finished_at; an agent still
+ * holding the VM sees it through qsim_store_renew_lease().
+ *
+ * Returns: (transfer full): the updated request, or NULL with CONFLICT naming
+ * the current status, NOT_FOUND or INVALID
+ */
+QsimRequest *qsim_store_set_status(QsimStore *self, const gchar *uuid, QsimStatus to,
+                                   GError **error);
+
+/* Returns: (transfer full): qsim_store_set_status(self, uuid, QSIM_STATUS_CANCELLED) */
+QsimRequest *qsim_store_cancel_request(QsimStore *self, const gchar *uuid, GError **error);
+
+/* Deletes a final request and (cascade) its logs; CONFLICT when still active */
+gboolean qsim_store_delete_request(QsimStore *self, const gchar *uuid, GError **error);
+
+/**
+ * qsim_store_claim_next:
+ * @agent_id: non-empty, at most 128 bytes
+ * @lease_ms: > 0
+ * @max_active_vms: cap for the whole database; 0 = no cap
+ *
+ * In one IMMEDIATE transaction: if fewer than @max_active_vms requests hold a
+ * live lease, moves the oldest pending request to acknowledged, sets agent_id,
+ * the lease and attempts+1. Safe across processes sharing the file.
+ *
+ * Returns: (transfer full): the claimed request; NULL without error when there
+ * is nothing to claim or the cap is reached; NULL with @error on failure
+ */
+QsimRequest *qsim_store_claim_next(QsimStore *self, const gchar *agent_id, gint64 lease_ms,
+                                   guint max_active_vms, GError **error);
+
+/* acknowledged -> running, sets started_at; CONFLICT if cancelled meanwhile or not ours */
+gboolean qsim_store_mark_running(QsimStore *self, const gchar *uuid, const gchar *agent_id,
+                                 GError **error);
+
+/**
+ * qsim_store_renew_lease:
+ * @out_status: (out) (optional): the current status, so the agent sees
+ *   cancel (cancelled) and hold/resume
+ *
+ * Extends the lease to now + @lease_ms while the request is active. On a
+ * final request (e.g. cancelled by the user) the lease is left alone and TRUE
+ * is returned with the status. CONFLICT when another agent owns it or no
+ * lease is held (recovered meanwhile).
+ */
+gboolean qsim_store_renew_lease(QsimStore *self, const gchar *uuid, const gchar *agent_id,
+                                gint64 lease_ms, QsimStatus *out_status, GError **error);
+
+/**
+ * qsim_store_finish_request:
+ * @final: done, failed or cancelled
+ * @error_msg: (nullable): the reason ("exit code 3", "timed out after 300 s")
+ * @out_status: (out) (optional): the status stored: stays cancelled when the
+ *   user cancelled meanwhile (the exit code is still recorded)
+ *
+ * Ends the agent's run: sets finished_at (unless already set), exit code,
+ * error and drops the lease (frees the VM slot). CONFLICT when @agent_id does
+ * not own the request or the table forbids it.
+ */
+gboolean qsim_store_finish_request(QsimStore *self, const gchar *uuid, const gchar *agent_id,
+                                   QsimStatus final, gboolean has_exit_code, gint exit_code,
+                                   const gchar *error_msg, QsimStatus *out_status, GError **error);
+
+/**
+ * qsim_store_list_expired_leases:
+ * @now_ms: the time to compare with (usually qsim_store_now_ms())
+ *
+ * Returns: (transfer container) (element-type QsimRequest): requests whose
+ * lease ended at or before @now_ms (any status), oldest lease first; NULL
+ * with @error on failure
+ */
+GPtrArray *qsim_store_list_expired_leases(QsimStore *self, gint64 now_ms, GError **error);
+
+/**
+ * qsim_store_recover_request:
+ * @expected_agent_id: (nullable): only act if the request still belongs to it
+ * @retry: TRUE if the run failed in the infrastructure before the commands
+ *   started; honoured only from acknowledged with attempts below
+ *   QSIM_STORE_MAX_ATTEMPTS, then it goes back to pending
+ * @reason: the error stored when the request fails, e.g. "agent lost"
+ * @out_status: (out) (optional): the resulting status
+ *
+ * Recovers a request whose agent is gone: pending (retry) or failed with
+ * @reason; a request already final only loses its lease. Clears the lease.
+ * CONFLICT when @expected_agent_id no longer owns it.
+ */
+gboolean qsim_store_recover_request(QsimStore *self, const gchar *uuid,
+                                    const gchar *expected_agent_id, gboolean retry,
+                                    const gchar *reason, QsimStatus *out_status, GError **error);
+
+/**
+ * qsim_store_append_logs:
+ * @chunks: (element-type QsimLogEntry): at least one; seq ignored; a
+ *   timestamp_ms of 0 means now
+ *
+ * Appends all chunks in ONE transaction, numbering them after the request's
+ * last seq.
+ *
+ * Returns: the last seq assigned (>= 1), or -1 with @error set
+ */
+gint64 qsim_store_append_logs(QsimStore *self, const gchar *uuid, GPtrArray *chunks,
+                              GError **error);
+
+/**
+ * qsim_store_read_logs:
+ * @after_seq: only chunks with seq > this (0 = from the start)
+ * @limit: 1..QSIM_STORE_LOGS_MAX_LIMIT; 0 = QSIM_STORE_LOGS_DEFAULT_LIMIT
+ * @log_type: a QsimLogType or -1 for all
+ *
+ * Returns: (transfer container) (element-type QsimLogEntry): chunks in seq
+ * order; NULL with NOT_FOUND when the request does not exist
+ */
+GPtrArray *qsim_store_read_logs(QsimStore *self, const gchar *uuid, gint64 after_seq, guint limit,
+                                gint log_type, GError **error);
+
+/* Returns: (transfer full): counts, active VMs, latencies; NULL with @error */
+QsimStats *qsim_store_get_stats(QsimStore *self, GError **error);
+
+/* Requests holding a live lease, i.e. VM slots in use across all processes */
+gboolean qsim_store_count_active_vms(QsimStore *self, guint *out_count, GError **error);
+
+G_END_DECLS

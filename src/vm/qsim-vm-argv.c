@@ -1,0 +1,164 @@
+#define G_LOG_DOMAIN "qsim-vm"
+
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <unistd.h>
+
+#include "common/qsim-error.h"
+#include "qsim-vm-argv.h"
+#include "qsim-vm-rundir.h"
+
+/**
+ * qsim_vm_argv_kvm_usable:
+ *
+ * Returns: %TRUE when /dev/kvm exists and this process may open it read-write
+ */
+gboolean
+qsim_vm_argv_kvm_usable(void)
+{
+	return g_access("/dev/kvm", R_OK | W_OK) == 0;
+}
+
+/* QEMU's option parser splits on ',' and reads ",," as a literal comma; paths go into
+ * option values, so double every comma rather than let a path inject options. */
+static gchar *
+qsim_vm_argv_escape(const gchar *value)
+{
+	GString *s = g_string_new(NULL);
+
+	for (const gchar *p = value; *p != '\0'; p++) {
+		if (*p == ',')
+			g_string_append_c(s, ',');
+		g_string_append_c(s, *p);
+	}
+	return g_string_free(s, FALSE);
+}
+
+static void
+add(GPtrArray *argv, const gchar *arg)
+{
+	g_ptr_array_add(argv, g_strdup(arg));
+}
+
+static void
+add_take(GPtrArray *argv, gchar *arg)
+{
+	g_ptr_array_add(argv, arg);
+}
+
+/**
+ * qsim_vm_argv_build:
+ * @qemu_binary: argv[0], e.g. "qemu-system-x86_64"
+ * @config: the VM's configuration
+ * @run_dir: absolute path of this start's run directory (holds overlay, QMP socket, pidfile)
+ * @ssh_host_port: the 127.0.0.1 port forwarded to the guest's SSH_PORT, not 0
+ * @use_kvm: use `-accel kvm` instead of TCG
+ * @error: return location for a #GError
+ *
+ * Builds QEMU's full argv for one start, without any shell: the drive is the overlay
+ * `<run_dir>/overlay.qcow2`, QMP listens on `<run_dir>/qmp.sock`, the serial console
+ * goes to QEMU's stdout (a pipe the caller reads, so no early boot byte is lost to a
+ * socket nobody has connected yet), and the config's ADDITIONAL_ARGS come last.
+ *
+ * Returns: (transfer full): a %NULL-terminated argv, or %NULL with @error set
+ */
+gchar **
+qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const gchar *run_dir,
+		   guint16 ssh_host_port, gboolean use_kvm, GError **error)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+	g_autofree gchar *dir = NULL;
+	g_autofree gchar *overlay = NULL;
+	g_autofree gchar *qmp = NULL;
+	g_autofree gchar *pidfile = NULL;
+
+	if (run_dir == NULL || !g_path_is_absolute(run_dir)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			    "run dir must be an absolute path");
+		return NULL;
+	}
+	if (ssh_host_port == 0) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID, "no SSH host port");
+		return NULL;
+	}
+	if (config->ssh_port == 0 || config->ssh_port > 65535) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "SSH_PORT %u is out of range",
+			    config->ssh_port);
+		return NULL;
+	}
+	if (config->memory_mib == 0 || config->cpus == 0) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+				    "MEMORY and CPU must be positive");
+		return NULL;
+	}
+	dir = qsim_vm_argv_escape(run_dir);
+	overlay = g_build_filename(dir, QSIM_VM_RUNDIR_OVERLAY, NULL);
+	qmp = g_build_filename(dir, QSIM_VM_RUNDIR_QMP, NULL);
+	/* -pidfile takes a plain path, not an option string */
+	pidfile = g_build_filename(run_dir, QSIM_VM_RUNDIR_QEMU_PID, NULL);
+
+	add(argv, qemu_binary);
+	add(argv, "-name");
+	add_take(argv, g_strdup_printf("qsim-%s", config->name));
+	add(argv, "-accel");
+	if (use_kvm)
+		add(argv, "kvm");
+	else if (config->tb_size_mib > 0)
+		add_take(argv, g_strdup_printf("tcg,tb-size=%u", config->tb_size_mib));
+	else
+		add(argv, "tcg");
+	if (config->machine != NULL) {
+		add(argv, "-machine");
+		add(argv, config->machine);
+	}
+	add(argv, "-m");
+	add_take(argv, g_strdup_printf("%" G_GUINT64_FORMAT "M", config->memory_mib));
+	add(argv, "-smp");
+	add_take(argv, g_strdup_printf("%u", config->cpus));
+	if (config->cpu_model != NULL) {
+		add(argv, "-cpu");
+		add(argv, config->cpu_model);
+	}
+	add(argv, "-nodefaults");
+	add(argv, "-no-user-config");
+	add(argv, "-display");
+	add(argv, "none");
+	add(argv, "-drive");
+	/* cache=unsafe: the overlay is thrown away, so flushing it only costs boot time */
+	add_take(argv, g_strdup_printf("file=%s,if=virtio,format=qcow2,cache=unsafe", overlay));
+	if (config->kernel_path != NULL) {
+		add(argv, "-kernel");
+		add(argv, config->kernel_path);
+	}
+	if (config->initrd_path != NULL) {
+		add(argv, "-initrd");
+		add(argv, config->initrd_path);
+	}
+	if (config->append != NULL) {
+		add(argv, "-append");
+		add(argv, config->append);
+	}
+	add(argv, "-chardev");
+	add_take(argv, g_strdup_printf("socket,id=qmp0,path=%s,server=on,wait=off", qmp));
+	add(argv, "-mon");
+	add(argv, "chardev=qmp0,mode=control");
+	add(argv, "-chardev");
+	add(argv, "stdio,id=ser0,signal=off");
+	add(argv, "-serial");
+	add(argv, "chardev:ser0");
+	add(argv, "-netdev");
+	add_take(argv, g_strdup_printf("user,id=n0,hostfwd=tcp:127.0.0.1:%u-:%u",
+				       (guint)ssh_host_port, config->ssh_port));
+	add(argv, "-device");
+	add(argv, "virtio-net-pci,netdev=n0");
+	add(argv, "-device");
+	add(argv, "virtio-rng-pci");
+	add(argv, "-pidfile");
+	add(argv, pidfile);
+	for (guint i = 0; config->additional_args != NULL && config->additional_args[i] != NULL;
+	     i++)
+		add(argv, config->additional_args[i]);
+	g_ptr_array_add(argv, NULL);
+	return (gchar **)g_ptr_array_free(g_steal_pointer(&argv), FALSE);
+}

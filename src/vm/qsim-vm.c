@@ -1,0 +1,1528 @@
+#define G_LOG_DOMAIN "qsim-vm"
+
+#include "config.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "common/qsim-error.h"
+#include "qmp/qsim-qmp-commands.h"
+#include "qsim-serial-reader.h"
+#include "qsim-vm-argv.h"
+#include "qsim-vm-overlay.h"
+#include "qsim-vm-port.h"
+#include "qsim-vm-rundir.h"
+#include "qsim-vm-tail.h"
+#include "qsim-vm.h"
+
+/* QEMU creates its QMP socket within milliseconds; this only bounds a wedged host. */
+#define QSIM_VM_QMP_START_TIMEOUT_US (30 * G_USEC_PER_SEC)
+#define QSIM_VM_QMP_CONNECT_TIMEOUT_MS 2000
+#define QSIM_VM_QMP_COMMAND_TIMEOUT_MS 5000
+#define QSIM_VM_QUIT_WAIT_MS 3000
+#define QSIM_VM_TERM_WAIT_MS 3000
+#define QSIM_VM_KILL_WAIT_MS 5000
+/* after QEMU exits, give its stderr pipe this long to deliver the last words */
+#define QSIM_VM_STDERR_DRAIN_MS 1000
+#define QSIM_VM_STDERR_TAIL 4096
+/* another process may grab the port between our probe and QEMU's bind */
+#define QSIM_VM_MAX_PORT_ATTEMPTS 5
+#define QSIM_VM_PROBE_TIMEOUT_S 1
+#define QSIM_VM_PROBE_RETRY_MS 50
+
+typedef enum {
+	STOP_NONE,
+	STOP_POWERDOWN,
+	STOP_QUIT,
+	STOP_TERM,
+	STOP_KILL,
+} StopStep;
+
+struct _QsimVm {
+	GObject parent_instance;
+	QsimVmConfig *config;
+	gchar *run_root;
+	gchar *qemu_binary;
+	gchar *qemu_img;
+	gchar *request_id;
+	GCancellable *lifetime; /* cancelled on dispose: internal I/O callbacks then bail out */
+
+	QsimVmState state;
+	QsimVmExitReason exit_reason;
+	gchar *exit_message;
+	gchar *run_dir;
+	gchar **argv;
+	guint16 port;
+	GSubprocess *proc;
+	GPid pid;
+	QsimSerialReader *serial;
+	QsimVmTail *stderr_tail;
+	QsimQmpClient *qmp;
+	gint64 started_us;
+	gboolean proc_exited;
+	gboolean stderr_eof;
+	guint drain_id;
+	gboolean guest_shutdown_event;
+	gchar *shutdown_event_reason;
+
+	GTask *start_task;
+	GError *start_error; /* why start was aborted, reported once QEMU is gone */
+	guint start_attempts;
+	gint64 start_deadline_us;
+	guint qmp_retry_id;
+	guint qmp_retry_ms;
+	gboolean qmp_connecting;
+
+	StopStep stop_step;
+	gboolean stop_from_paused;
+	guint stop_timer_id;
+	guint grace_ms;
+	GPtrArray *shutdown_tasks;
+
+	GTask *ready_task;
+	gboolean ready;
+	guint ready_timeout_id;
+	guint ready_retry_id;
+	GCancellable *probe_cancellable;
+	GSocketConnection *probe_conn;
+	guint8 probe_buf[64];
+	gchar *ready_last_seen;
+	GCancellable *ready_cancellable; /* the caller's, watched while waiting */
+	gulong ready_cancel_handler;
+	guint ready_cancel_idle;
+};
+
+G_DEFINE_TYPE(QsimVm, qsim_vm, G_TYPE_OBJECT)
+
+enum { SIGNAL_STATE_CHANGED, SIGNAL_CONSOLE_OUTPUT, SIGNAL_EXITED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST];
+
+static void qsim_vm_try_qmp_connect(QsimVm *self);
+static void qsim_vm_ready_probe(QsimVm *self);
+static void qsim_vm_stop_quit(QsimVm *self);
+static void qsim_vm_stop_term(QsimVm *self);
+static void qsim_vm_stop_kill(QsimVm *self);
+
+const gchar *
+qsim_vm_state_to_string(QsimVmState state)
+{
+	switch (state) {
+	case QSIM_VM_STATE_CREATED:
+		return "created";
+	case QSIM_VM_STATE_STARTING:
+		return "starting";
+	case QSIM_VM_STATE_RUNNING:
+		return "running";
+	case QSIM_VM_STATE_PAUSED:
+		return "paused";
+	case QSIM_VM_STATE_STOPPING:
+		return "stopping";
+	case QSIM_VM_STATE_EXITED:
+		return "exited";
+	}
+	return "unknown";
+}
+
+const gchar *
+qsim_vm_exit_reason_to_string(QsimVmExitReason reason)
+{
+	switch (reason) {
+	case QSIM_VM_EXIT_NONE:
+		return "none";
+	case QSIM_VM_EXIT_POWEROFF:
+		return "poweroff";
+	case QSIM_VM_EXIT_QUIT:
+		return "quit";
+	case QSIM_VM_EXIT_TERMINATED:
+		return "terminated";
+	case QSIM_VM_EXIT_KILLED:
+		return "killed";
+	case QSIM_VM_EXIT_CRASHED:
+		return "crashed";
+	case QSIM_VM_EXIT_START_FAILED:
+		return "start_failed";
+	}
+	return "unknown";
+}
+
+static void
+qsim_vm_set_state(QsimVm *self, QsimVmState state)
+{
+	if (self->state == state)
+		return;
+	g_debug("%s: %s -> %s", self->config->name, qsim_vm_state_to_string(self->state),
+		qsim_vm_state_to_string(state));
+	self->state = state;
+	g_signal_emit(self, signals[SIGNAL_STATE_CHANGED], 0, (guint)state);
+}
+
+static gboolean
+qsim_vm_proc_alive(QsimVm *self)
+{
+	return self->proc != NULL && !self->proc_exited;
+}
+
+static gboolean
+qsim_vm_qmp_usable(QsimVm *self)
+{
+	return self->qmp != NULL && qsim_qmp_client_is_connected(self->qmp);
+}
+
+/* ---- QMP connection ---------------------------------------------------- */
+
+static void
+qsim_vm_qmp_event_cb(QsimQmpClient *client, const gchar *name, JsonObject *data,
+		     gint64 timestamp_us, gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	g_debug("%s: QMP event %s", self->config->name, name);
+	if (g_strcmp0(name, "SHUTDOWN") == 0 && data != NULL) {
+		self->guest_shutdown_event = json_object_get_boolean_member_with_default(
+		    data, "guest", FALSE);
+		g_free(self->shutdown_event_reason);
+		self->shutdown_event_reason =
+		    g_strdup(json_object_get_string_member_with_default(data, "reason", NULL));
+	} else if (g_strcmp0(name, "STOP") == 0 && self->state == QSIM_VM_STATE_RUNNING) {
+		qsim_vm_set_state(self, QSIM_VM_STATE_PAUSED);
+	} else if (g_strcmp0(name, "RESUME") == 0 && self->state == QSIM_VM_STATE_PAUSED) {
+		qsim_vm_set_state(self, QSIM_VM_STATE_RUNNING);
+	}
+}
+
+static void
+qsim_vm_qmp_closed_cb(QsimQmpClient *client, GError *error, gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	if (error != NULL && self->stop_step == STOP_NONE)
+		g_info("%s: QMP connection closed: %s", self->config->name, error->message);
+}
+
+static void
+qsim_vm_qmp_drop(QsimVm *self)
+{
+	if (self->qmp == NULL)
+		return;
+	g_signal_handlers_disconnect_by_data(self->qmp, self);
+	qsim_qmp_client_close(self->qmp);
+	g_clear_object(&self->qmp);
+}
+
+/* ---- exit handling ----------------------------------------------------- */
+
+static gchar *
+qsim_vm_describe_status(QsimVm *self)
+{
+	if (self->proc == NULL)
+		return g_strdup("QEMU did not run");
+	if (g_subprocess_get_if_signaled(self->proc)) {
+		gint sig = g_subprocess_get_term_sig(self->proc);
+		return g_strdup_printf("QEMU died from signal %d (%s)", sig, g_strsignal(sig));
+	}
+	return g_strdup_printf("QEMU exited with status %d", g_subprocess_get_exit_status(self->proc));
+}
+
+static void
+qsim_vm_decide_exit(QsimVm *self, QsimVmExitReason *reason, gchar **message)
+{
+	g_autofree gchar *status = qsim_vm_describe_status(self);
+	g_autofree gchar *tail = qsim_vm_tail_to_string(self->stderr_tail);
+	gboolean clean = g_subprocess_get_if_exited(self->proc) &&
+			 g_subprocess_get_exit_status(self->proc) == 0;
+
+	switch (self->stop_step) {
+	case STOP_POWERDOWN:
+		if (clean) {
+			*reason = QSIM_VM_EXIT_POWEROFF;
+			*message = g_strdup("the guest powered off cleanly on the ACPI power button");
+			return;
+		}
+		break;
+	case STOP_QUIT:
+		*reason = QSIM_VM_EXIT_QUIT;
+		*message = self->stop_from_paused
+			       ? g_strdup("QEMU quit on our QMP request (the VM was paused)")
+			       : g_strdup_printf("QEMU quit on our QMP request after the guest "
+						 "ignored the ACPI power button for %u ms",
+						 self->grace_ms);
+		return;
+	case STOP_TERM:
+		*reason = QSIM_VM_EXIT_TERMINATED;
+		*message = g_strdup_printf("QEMU was terminated with SIGTERM after it ignored "
+					   "QMP quit (%s)",
+					   status);
+		return;
+	case STOP_KILL:
+		*reason = QSIM_VM_EXIT_KILLED;
+		*message = g_strdup_printf("QEMU was killed with SIGKILL by qsim (%s)", status);
+		return;
+	case STOP_NONE:
+		break;
+	}
+	if (clean && self->guest_shutdown_event) {
+		*reason = QSIM_VM_EXIT_POWEROFF;
+		*message = g_strdup("the guest shut itself down cleanly");
+		return;
+	}
+	*reason = QSIM_VM_EXIT_CRASHED;
+	*message = g_strdup_printf("%s unexpectedly%s%s", status, tail[0] != '\0' ? ": " : "",
+				   tail);
+}
+
+static void
+qsim_vm_clear_timers(QsimVm *self)
+{
+	g_clear_handle_id(&self->drain_id, g_source_remove);
+	g_clear_handle_id(&self->qmp_retry_id, g_source_remove);
+	g_clear_handle_id(&self->stop_timer_id, g_source_remove);
+	g_clear_handle_id(&self->ready_timeout_id, g_source_remove);
+	g_clear_handle_id(&self->ready_retry_id, g_source_remove);
+}
+
+static void
+qsim_vm_ready_clear(QsimVm *self)
+{
+	g_clear_handle_id(&self->ready_timeout_id, g_source_remove);
+	g_clear_handle_id(&self->ready_retry_id, g_source_remove);
+	g_clear_handle_id(&self->ready_cancel_idle, g_source_remove);
+	if (self->ready_cancellable != NULL) {
+		/* never called from the "cancelled" handler itself, where it would deadlock */
+		g_cancellable_disconnect(self->ready_cancellable, self->ready_cancel_handler);
+		self->ready_cancel_handler = 0;
+		g_clear_object(&self->ready_cancellable);
+	}
+	if (self->probe_cancellable != NULL)
+		g_cancellable_cancel(self->probe_cancellable);
+	g_clear_object(&self->probe_cancellable);
+	g_clear_object(&self->probe_conn);
+}
+
+static void
+qsim_vm_ready_complete(QsimVm *self, GError *error)
+{
+	g_autoptr(GTask) task = g_steal_pointer(&self->ready_task);
+
+	qsim_vm_ready_clear(self);
+	if (task == NULL) {
+		g_clear_error(&error);
+		return;
+	}
+	if (error != NULL) {
+		g_task_return_error(task, error);
+		return;
+	}
+	self->ready = TRUE;
+	g_task_return_boolean(task, TRUE);
+}
+
+/* Everything that must go whichever way the VM ends: the process's pipes, the QMP
+ * connection, the port reservation and the run directory. */
+static void
+qsim_vm_release_resources(QsimVm *self)
+{
+	g_autoptr(GError) error = NULL;
+
+	qsim_vm_clear_timers(self);
+	if (self->serial != NULL) {
+		g_signal_handlers_disconnect_by_data(self->serial, self);
+		qsim_serial_reader_stop(self->serial);
+	}
+	qsim_vm_qmp_drop(self);
+	qsim_vm_port_release(self->port);
+	self->port = 0;
+	if (self->run_dir != NULL && !qsim_vm_rundir_remove(self->run_dir, &error))
+		g_warning("%s: %s", self->config->name, error->message);
+}
+
+static void
+qsim_vm_finish_exit(QsimVm *self, QsimVmExitReason reason, gchar *message)
+{
+	g_autoptr(QsimVm) keep = g_object_ref(self); /* task callbacks may drop the last ref */
+	g_autoptr(GPtrArray) shutdown_tasks = g_steal_pointer(&self->shutdown_tasks);
+
+	self->shutdown_tasks = g_ptr_array_new_with_free_func(g_object_unref);
+	qsim_vm_release_resources(self);
+	self->exit_reason = reason;
+	g_free(self->exit_message);
+	self->exit_message = message;
+	g_info("%s: exited (%s): %s", self->config->name, qsim_vm_exit_reason_to_string(reason),
+	       message);
+	qsim_vm_set_state(self, QSIM_VM_STATE_EXITED);
+	if (self->start_task != NULL) {
+		g_autoptr(GTask) task = g_steal_pointer(&self->start_task);
+		GError *error = g_steal_pointer(&self->start_error);
+
+		if (error == NULL)
+			error = g_error_new(QSIM_ERROR, QSIM_ERROR_VM, "QEMU failed to start: %s",
+					    message);
+		g_task_return_error(task, error);
+	}
+	if (self->ready_task != NULL)
+		qsim_vm_ready_complete(self, g_error_new(QSIM_ERROR, QSIM_ERROR_VM,
+							 "VM exited before it was ready: %s",
+							 message));
+	g_signal_emit(self, signals[SIGNAL_EXITED], 0, (guint)reason, message);
+	for (guint i = 0; i < shutdown_tasks->len; i++)
+		g_task_return_boolean(g_ptr_array_index(shutdown_tasks, i), TRUE);
+}
+
+static gboolean qsim_vm_spawn(QsimVm *self, GError **error);
+
+static void
+qsim_vm_handle_exit(QsimVm *self)
+{
+	g_autoptr(QsimVm) keep = g_object_ref(self); /* completing tasks may drop the last ref */
+	g_autofree gchar *tail = qsim_vm_tail_to_string(self->stderr_tail);
+	g_autofree gchar *status = qsim_vm_describe_status(self);
+	QsimVmExitReason reason = QSIM_VM_EXIT_NONE;
+	gchar *message = NULL;
+
+	g_clear_handle_id(&self->drain_id, g_source_remove);
+	g_debug("%s: %s", self->config->name, status);
+	if (self->start_task != NULL && self->start_error == NULL) {
+		g_autoptr(GError) error = NULL;
+
+		if (strstr(tail, "Could not set up host forwarding rule") != NULL &&
+		    self->start_attempts < QSIM_VM_MAX_PORT_ATTEMPTS) {
+			g_info("%s: host port %u was taken, retrying with another",
+			       self->config->name, (guint)self->port);
+			qsim_vm_port_release(self->port);
+			self->port = 0;
+			if (qsim_vm_spawn(self, &error))
+				return;
+			self->start_error = g_steal_pointer(&error);
+		}
+	}
+	if (self->start_task != NULL) {
+		reason = QSIM_VM_EXIT_START_FAILED;
+		message = g_strdup_printf("%s during start-up%s%s", status,
+					  tail[0] != '\0' ? ": " : "", tail);
+	} else {
+		qsim_vm_decide_exit(self, &reason, &message);
+	}
+	qsim_vm_finish_exit(self, reason, message);
+}
+
+static void
+qsim_vm_maybe_handle_exit(QsimVm *self)
+{
+	if (self->proc_exited && self->stderr_eof)
+		qsim_vm_handle_exit(self);
+}
+
+static gboolean
+qsim_vm_drain_timeout_cb(gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	/* a child of QEMU may hold stderr open; do not wait for it forever */
+	self->drain_id = 0;
+	self->stderr_eof = TRUE;
+	qsim_vm_maybe_handle_exit(self);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+qsim_vm_wait_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	QsimVm *self;
+
+	/* cancelled means disposed: user_data is gone */
+	if (!g_subprocess_wait_finish(G_SUBPROCESS(source), res, &error) &&
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	self = QSIM_VM(user_data);
+	if (G_SUBPROCESS(source) != self->proc)
+		return;
+	self->proc_exited = TRUE;
+	if (!self->stderr_eof)
+		self->drain_id =
+		    g_timeout_add(QSIM_VM_STDERR_DRAIN_MS, qsim_vm_drain_timeout_cb, self);
+	qsim_vm_maybe_handle_exit(self);
+}
+
+static void qsim_vm_read_stderr(QsimVm *self);
+
+static void
+qsim_vm_stderr_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	QsimVm *self;
+	gsize len = 0;
+	const guint8 *data;
+
+	bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), res, &error);
+	if (bytes == NULL && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	self = QSIM_VM(user_data);
+	if (self->proc == NULL || G_INPUT_STREAM(source) != g_subprocess_get_stderr_pipe(self->proc))
+		return;
+	data = bytes != NULL ? g_bytes_get_data(bytes, &len) : NULL;
+	if (len == 0) {
+		self->stderr_eof = TRUE;
+		qsim_vm_maybe_handle_exit(self);
+		return;
+	}
+	g_debug("%s: QEMU stderr: %.*s", self->config->name, (gint)len, (const gchar *)data);
+	qsim_vm_tail_append(self->stderr_tail, data, len);
+	qsim_vm_read_stderr(self);
+}
+
+static void
+qsim_vm_read_stderr(QsimVm *self)
+{
+	g_input_stream_read_bytes_async(g_subprocess_get_stderr_pipe(self->proc), 4096,
+					G_PRIORITY_DEFAULT, self->lifetime, qsim_vm_stderr_cb,
+					self);
+}
+
+/* ---- start ------------------------------------------------------------- */
+
+static void
+qsim_vm_serial_data_cb(QsimSerialReader *serial, GBytes *chunk, gpointer user_data)
+{
+	g_signal_emit(QSIM_VM(user_data), signals[SIGNAL_CONSOLE_OUTPUT], 0, chunk);
+}
+
+static void qsim_vm_marker_cb(QsimSerialReader *serial, gpointer user_data);
+
+static gboolean
+qsim_vm_spawn(QsimVm *self, GError **error)
+{
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GError) error_state = NULL;
+	const gchar *ident;
+
+	self->start_attempts++;
+	self->port = qsim_vm_port_reserve(error);
+	if (self->port == 0)
+		return FALSE;
+	g_strfreev(self->argv);
+	self->argv = qsim_vm_argv_build(self->qemu_binary, self->config, self->run_dir,
+					self->port, qsim_vm_argv_kvm_usable(), error);
+	if (self->argv == NULL)
+		return FALSE;
+	if (self->serial != NULL) {
+		g_signal_handlers_disconnect_by_data(self->serial, self);
+		qsim_serial_reader_stop(self->serial);
+		g_clear_object(&self->serial);
+	}
+	g_clear_object(&self->proc);
+	qsim_vm_tail_free(self->stderr_tail);
+	self->stderr_tail = qsim_vm_tail_new(QSIM_VM_STDERR_TAIL);
+	self->proc_exited = FALSE;
+	self->stderr_eof = FALSE;
+
+	/* stdin stays an open pipe nobody writes: the stdio chardev then never sees EOF */
+	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
+					     G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+					     G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	g_subprocess_launcher_set_cwd(launcher, self->run_dir);
+	self->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)self->argv,
+						  error);
+	if (self->proc == NULL) {
+		qsim_error_convert(error);
+		g_prefix_error(error, "cannot run %s: ", self->qemu_binary);
+		return FALSE;
+	}
+	ident = g_subprocess_get_identifier(self->proc);
+	self->pid = ident != NULL ? (GPid)g_ascii_strtoll(ident, NULL, 10) : 0;
+	g_info("%s: QEMU pid %d, SSH on 127.0.0.1:%u, run dir %s", self->config->name,
+	       (gint)self->pid, (guint)self->port, self->run_dir);
+	if (!qsim_vm_rundir_write_state(self->run_dir, self->pid, self->request_id,
+					&error_state))
+		g_warning("%s: %s", self->config->name, error_state->message);
+
+	self->serial = qsim_serial_reader_new(g_subprocess_get_stdout_pipe(self->proc),
+					      self->config->ready_marker);
+	g_signal_connect(self->serial, "data", G_CALLBACK(qsim_vm_serial_data_cb), self);
+	g_signal_connect(self->serial, "marker", G_CALLBACK(qsim_vm_marker_cb), self);
+	qsim_serial_reader_start(self->serial);
+	qsim_vm_read_stderr(self);
+	g_subprocess_wait_async(self->proc, self->lifetime, qsim_vm_wait_cb, self);
+	if (!self->qmp_connecting && self->qmp_retry_id == 0)
+		qsim_vm_try_qmp_connect(self);
+	return TRUE;
+}
+
+/* Aborts a start in progress: QEMU (if any) is killed and the start task fails with
+ * @error once it is gone. */
+static void
+qsim_vm_start_abort(QsimVm *self, GError *error)
+{
+	if (self->start_error == NULL)
+		self->start_error = error;
+	else
+		g_error_free(error);
+	if (qsim_vm_proc_alive(self)) {
+		g_subprocess_force_exit(self->proc);
+		return;
+	}
+	if (self->proc == NULL) {
+		g_autoptr(GError) e = g_error_copy(self->start_error);
+		qsim_vm_finish_exit(self, QSIM_VM_EXIT_START_FAILED, g_strdup(e->message));
+	}
+	/* else: QEMU already exited, qsim_vm_handle_exit() reports when stderr is drained */
+}
+
+static gboolean
+qsim_vm_qmp_retry_cb(gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	self->qmp_retry_id = 0;
+	qsim_vm_try_qmp_connect(self);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+qsim_vm_qmp_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	QsimVm *self = g_task_get_source_object(task);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimQmpClient) client = qsim_qmp_client_connect_finish(res, &error);
+
+	self->qmp_connecting = FALSE;
+	if (self->start_task != task || self->start_error != NULL) {
+		if (client != NULL)
+			qsim_qmp_client_close(client);
+		return;
+	}
+	if (client == NULL) {
+		if (self->proc_exited)
+			return; /* qsim_vm_handle_exit() reports QEMU's own reason */
+		if (g_get_monotonic_time() > self->start_deadline_us) {
+			qsim_vm_start_abort(
+			    self, g_error_new(QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
+					      "QEMU's QMP socket did not answer within %d s: %s",
+					      (gint)(QSIM_VM_QMP_START_TIMEOUT_US / G_USEC_PER_SEC),
+					      error->message));
+			return;
+		}
+		g_debug("%s: QMP not up yet: %s", self->config->name, error->message);
+		self->qmp_retry_id = g_timeout_add(self->qmp_retry_ms, qsim_vm_qmp_retry_cb, self);
+		self->qmp_retry_ms = MIN(self->qmp_retry_ms * 2, 200);
+		return;
+	}
+	if (self->proc_exited) {
+		qsim_qmp_client_close(client);
+		return;
+	}
+	self->qmp = g_steal_pointer(&client);
+	g_signal_connect(self->qmp, "event", G_CALLBACK(qsim_vm_qmp_event_cb), self);
+	g_signal_connect(self->qmp, "closed", G_CALLBACK(qsim_vm_qmp_closed_cb), self);
+	g_info("%s: QMP connected (QEMU %s)", self->config->name,
+	       qsim_qmp_client_get_version(self->qmp));
+	qsim_vm_set_state(self, QSIM_VM_STATE_RUNNING);
+	g_clear_object(&self->start_task);
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+qsim_vm_try_qmp_connect(QsimVm *self)
+{
+	g_autofree gchar *path = g_build_filename(self->run_dir, QSIM_VM_RUNDIR_QMP, NULL);
+
+	if (self->start_task == NULL)
+		return;
+	self->qmp_connecting = TRUE;
+	/* the start task keeps self alive until this attempt reports */
+	qsim_qmp_client_connect_async(path, QSIM_VM_QMP_CONNECT_TIMEOUT_MS, NULL,
+				      qsim_vm_qmp_connect_cb, g_object_ref(self->start_task));
+}
+
+static void
+qsim_vm_overlay_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	QsimVm *self = g_task_get_source_object(task);
+	g_autoptr(GError) error = NULL;
+
+	if (self->start_task != task)
+		return;
+	if (!qsim_vm_overlay_create_finish(res, &error)) {
+		qsim_vm_start_abort(self, g_steal_pointer(&error));
+		return;
+	}
+	if (self->start_error != NULL) {
+		qsim_vm_start_abort(self, g_error_copy(self->start_error));
+		return;
+	}
+	if (!qsim_vm_spawn(self, &error))
+		qsim_vm_start_abort(self, g_steal_pointer(&error));
+}
+
+static void
+qsim_vm_start_cancelled_cb(QsimVm *self, GCancellable *cancellable)
+{
+	/* the caller's cancellable only aborts the start, never a VM that came up */
+	if (self->state == QSIM_VM_STATE_STARTING)
+		qsim_vm_kill(self);
+}
+
+/**
+ * qsim_vm_start_async:
+ * @self: a #QsimVm in state created
+ * @cancellable: (nullable): aborts the start (QEMU is killed)
+ * @callback: called when QMP is connected or the start failed
+ * @user_data: data for @callback
+ *
+ * Creates the run directory and the overlay, spawns QEMU and connects QMP, retrying
+ * until the socket answers. If QEMU exits early the error quotes its stderr; if the
+ * forwarded host port was taken by another process, QEMU is started again on a new one.
+ */
+void
+qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+		    gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	g_autofree gchar *overlay = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_task_set_source_tag(task, qsim_vm_start_async);
+	/* our errors are QSIM_ERROR, also when the caller's cancellable fired */
+	g_task_set_check_cancellable(task, FALSE);
+	if (self->state != QSIM_VM_STATE_CREATED) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+					"VM %s was already started (state %s)", self->config->name,
+					qsim_vm_state_to_string(self->state));
+		return;
+	}
+	if (g_cancellable_is_cancelled(cancellable)) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CANCELLED,
+					"start of VM %s was cancelled", self->config->name);
+		return;
+	}
+	qsim_vm_set_state(self, QSIM_VM_STATE_STARTING);
+	self->start_task = g_object_ref(task);
+	self->started_us = g_get_monotonic_time();
+	self->start_deadline_us = self->started_us + QSIM_VM_QMP_START_TIMEOUT_US;
+	self->qmp_retry_ms = 10;
+	self->run_dir = qsim_vm_rundir_create(self->run_root, self->config->name, &error);
+	if (self->run_dir == NULL) {
+		qsim_vm_start_abort(self, g_steal_pointer(&error));
+		return;
+	}
+	if (cancellable != NULL)
+		g_signal_connect_object(cancellable, "cancelled",
+					G_CALLBACK(qsim_vm_start_cancelled_cb), self,
+					G_CONNECT_SWAPPED);
+	overlay = g_build_filename(self->run_dir, QSIM_VM_RUNDIR_OVERLAY, NULL);
+	qsim_vm_overlay_create_async(self->qemu_img, self->config->image_path,
+				     self->config->format, overlay, NULL, qsim_vm_overlay_cb,
+				     g_object_ref(task));
+}
+
+/**
+ * qsim_vm_start_finish:
+ * @self: a #QsimVm
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when QEMU runs and QMP is connected (state running)
+ */
+gboolean
+qsim_vm_start_finish(QsimVm *self, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/* ---- readiness --------------------------------------------------------- */
+
+static void
+qsim_vm_set_last_seen(QsimVm *self, const gchar *what)
+{
+	g_free(self->ready_last_seen);
+	self->ready_last_seen = g_strdup(what);
+}
+
+static gboolean
+qsim_vm_ready_retry_cb(gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	self->ready_retry_id = 0;
+	qsim_vm_ready_probe(self);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+qsim_vm_ready_retry(QsimVm *self, const gchar *last_seen)
+{
+	qsim_vm_set_last_seen(self, last_seen);
+	g_clear_object(&self->probe_conn);
+	g_clear_object(&self->probe_cancellable);
+	self->ready_retry_id = g_timeout_add(QSIM_VM_PROBE_RETRY_MS, qsim_vm_ready_retry_cb, self);
+}
+
+static void
+qsim_vm_probe_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	QsimVm *self = g_task_get_source_object(task);
+	g_autoptr(GError) error = NULL;
+	gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), res, &error);
+	g_autofree gchar *what = NULL;
+
+	if (self->ready_task != task || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	if (n >= 4 && memcmp(self->probe_buf, "SSH-", 4) == 0) {
+		g_debug("%s: SSH answers on port %u", self->config->name, (guint)self->port);
+		qsim_vm_ready_complete(self, NULL);
+		return;
+	}
+	if (n < 0)
+		what = g_strdup_printf("SSH banner not received: %s", error->message);
+	else if (n == 0)
+		what = g_strdup("SSH port closed the connection before a banner");
+	else
+		what = g_strdup("SSH port answered something that is not an SSH banner");
+	qsim_vm_ready_retry(self, what);
+}
+
+static void
+qsim_vm_probe_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	QsimVm *self = g_task_get_source_object(task);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocketConnection) conn =
+	    g_socket_client_connect_to_host_finish(G_SOCKET_CLIENT(source), res, &error);
+	g_autofree gchar *what = NULL;
+
+	if (self->ready_task != task || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	if (conn == NULL) {
+		what = g_strdup_printf("SSH port not reachable: %s", error->message);
+		qsim_vm_ready_retry(self, what);
+		return;
+	}
+	self->probe_conn = g_steal_pointer(&conn);
+	g_input_stream_read_async(g_io_stream_get_input_stream(G_IO_STREAM(self->probe_conn)),
+				  self->probe_buf, sizeof(self->probe_buf), G_PRIORITY_DEFAULT,
+				  self->probe_cancellable, qsim_vm_probe_read_cb,
+				  g_object_ref(task));
+}
+
+/* One look at the forwarded port: QEMU's user network accepts the TCP connection itself
+ * before the guest does, so only the SSH banner shows that sshd really answers. */
+static void
+qsim_vm_ready_probe(QsimVm *self)
+{
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+
+	g_clear_object(&self->probe_cancellable);
+	self->probe_cancellable = g_cancellable_new();
+	g_socket_client_set_timeout(client, QSIM_VM_PROBE_TIMEOUT_S);
+	g_socket_client_connect_to_host_async(client, "127.0.0.1", self->port,
+					      self->probe_cancellable, qsim_vm_probe_connect_cb,
+					      g_object_ref(self->ready_task));
+}
+
+static void
+qsim_vm_marker_cb(QsimSerialReader *serial, gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	g_debug("%s: ready marker seen on the console", self->config->name);
+	if (self->ready_task != NULL && self->probe_cancellable == NULL &&
+	    self->ready_retry_id == 0)
+		qsim_vm_ready_probe(self);
+}
+
+static gboolean
+qsim_vm_ready_timeout_cb(gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+	g_autofree gchar *console = qsim_vm_get_console_tail(self);
+	g_autofree gchar *last_line = NULL;
+	const gchar *nl;
+
+	self->ready_timeout_id = 0;
+	nl = strrchr(console, '\n');
+	last_line = g_strdup(nl != NULL ? nl + 1 : console);
+	qsim_vm_ready_complete(
+	    self, g_error_new(QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
+			      "VM %s was not ready in time: %s; last console line: \"%s\"",
+			      self->config->name,
+			      self->ready_last_seen != NULL ? self->ready_last_seen
+							    : "nothing checked yet",
+			      last_line));
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+qsim_vm_ready_cancel_idle_cb(gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	self->ready_cancel_idle = 0;
+	qsim_vm_ready_complete(self, g_error_new(QSIM_ERROR, QSIM_ERROR_CANCELLED,
+						 "waiting for VM %s was cancelled",
+						 self->config->name));
+	return G_SOURCE_REMOVE;
+}
+
+static void
+qsim_vm_ready_cancelled_cb(GCancellable *cancellable, gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	/* may run in another thread, and must not disconnect itself: defer to the loop */
+	if (self->ready_cancel_idle == 0)
+		self->ready_cancel_idle = g_idle_add(qsim_vm_ready_cancel_idle_cb, self);
+}
+
+/**
+ * qsim_vm_wait_ready_async:
+ * @self: a started #QsimVm
+ * @deadline_us: absolute g_get_monotonic_time() deadline, or 0 for the start time plus
+ *   the config's BOOT_TIMEOUT
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when ready, on timeout, or when QEMU exits
+ * @user_data: data for @callback
+ *
+ * Waits until QMP is up and the guest's SSH answers with a banner. With READY_MARKER
+ * set, the probe only starts once the marker appeared on the serial console, so no
+ * attempt hangs against a guest whose network is not up. On timeout the
+ * %QSIM_ERROR_TIMED_OUT message says what was last seen. The caller then connects a
+ * QsimGuest to qsim_vm_get_ssh_host()/qsim_vm_get_ssh_port().
+ */
+void
+qsim_vm_wait_ready_async(QsimVm *self, gint64 deadline_us, GCancellable *cancellable,
+			 GAsyncReadyCallback callback, gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	gint64 now = g_get_monotonic_time();
+
+	g_task_set_source_tag(task, qsim_vm_wait_ready_async);
+	/* our errors are QSIM_ERROR, also when the caller's cancellable fired */
+	g_task_set_check_cancellable(task, FALSE);
+	if (self->state == QSIM_VM_STATE_EXITED) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_VM, "VM exited: %s",
+					self->exit_message);
+		return;
+	}
+	if (self->state != QSIM_VM_STATE_RUNNING && self->state != QSIM_VM_STATE_PAUSED) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+					"VM %s is %s, not running", self->config->name,
+					qsim_vm_state_to_string(self->state));
+		return;
+	}
+	if (self->ready) {
+		g_task_return_boolean(task, TRUE);
+		return;
+	}
+	if (self->ready_task != NULL) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_BUSY,
+					"already waiting for VM %s", self->config->name);
+		return;
+	}
+	if (deadline_us <= 0)
+		deadline_us =
+		    self->started_us + (gint64)self->config->boot_timeout * G_USEC_PER_SEC;
+	if (g_cancellable_is_cancelled(cancellable)) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CANCELLED,
+					"waiting for VM %s was cancelled", self->config->name);
+		return;
+	}
+	self->ready_task = g_steal_pointer(&task);
+	if (cancellable != NULL) {
+		self->ready_cancellable = g_object_ref(cancellable);
+		self->ready_cancel_handler = g_cancellable_connect(
+		    cancellable, G_CALLBACK(qsim_vm_ready_cancelled_cb), self, NULL);
+	}
+	self->ready_timeout_id =
+	    g_timeout_add(deadline_us > now ? (guint)((deadline_us - now) / 1000) : 0,
+			  qsim_vm_ready_timeout_cb, self);
+	if (self->config->ready_marker != NULL &&
+	    !qsim_serial_reader_get_marker_seen(self->serial)) {
+		g_autofree gchar *what = g_strdup_printf(
+		    "marker \"%s\" not seen on the serial console", self->config->ready_marker);
+		qsim_vm_set_last_seen(self, what);
+		return;
+	}
+	qsim_vm_ready_probe(self);
+}
+
+/**
+ * qsim_vm_wait_ready_finish:
+ * @self: a #QsimVm
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when the guest's SSH answers
+ */
+gboolean
+qsim_vm_wait_ready_finish(QsimVm *self, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/* ---- pause / resume ---------------------------------------------------- */
+
+static void
+qsim_vm_confirm_status_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	QsimVm *self = g_task_get_source_object(task);
+	gboolean want_paused = GPOINTER_TO_INT(g_task_get_task_data(task));
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *status = NULL;
+	gboolean running = FALSE;
+
+	if (!qsim_qmp_client_query_status_finish(QSIM_QMP_CLIENT(source), res, &running, &status,
+						 &error)) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	if (want_paused ? g_strcmp0(status, "paused") != 0 : !running) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_QMP,
+					"VM %s reports status \"%s\" after %s", self->config->name,
+					status, want_paused ? "stop" : "cont");
+		return;
+	}
+	if (self->state == QSIM_VM_STATE_RUNNING || self->state == QSIM_VM_STATE_PAUSED)
+		qsim_vm_set_state(self, want_paused ? QSIM_VM_STATE_PAUSED
+						    : QSIM_VM_STATE_RUNNING);
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+qsim_vm_stop_cont_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	QsimVm *self = g_task_get_source_object(task);
+	gboolean want_paused = GPOINTER_TO_INT(g_task_get_task_data(task));
+	g_autoptr(GError) error = NULL;
+	gboolean ok = want_paused
+			  ? qsim_qmp_client_stop_finish(QSIM_QMP_CLIENT(source), res, &error)
+			  : qsim_qmp_client_cont_finish(QSIM_QMP_CLIENT(source), res, &error);
+
+	if (!ok) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	if (!qsim_vm_qmp_usable(self)) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_VM, "VM %s went away",
+					self->config->name);
+		return;
+	}
+	qsim_qmp_client_query_status_async(self->qmp, QSIM_VM_QMP_COMMAND_TIMEOUT_MS,
+					   g_task_get_cancellable(task),
+					   qsim_vm_confirm_status_cb, g_object_ref(task));
+}
+
+static void
+qsim_vm_pause_resume(QsimVm *self, gboolean pause, GCancellable *cancellable,
+		     GAsyncReadyCallback callback, gpointer user_data, gpointer tag)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	QsimVmState from = pause ? QSIM_VM_STATE_RUNNING : QSIM_VM_STATE_PAUSED;
+	QsimVmState to = pause ? QSIM_VM_STATE_PAUSED : QSIM_VM_STATE_RUNNING;
+
+	g_task_set_source_tag(task, tag);
+	g_task_set_check_cancellable(task, FALSE);
+	g_task_set_task_data(task, GINT_TO_POINTER(pause), NULL);
+	if (self->state != from && self->state != to) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+					"cannot %s VM %s: it is %s", pause ? "pause" : "resume",
+					self->config->name, qsim_vm_state_to_string(self->state));
+		return;
+	}
+	if (!qsim_vm_qmp_usable(self)) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_QMP,
+					"no QMP connection to VM %s", self->config->name);
+		return;
+	}
+	/* also when already in the target state: QEMU is the authority, not our cache */
+	if (pause)
+		qsim_qmp_client_stop_async(self->qmp, QSIM_VM_QMP_COMMAND_TIMEOUT_MS, cancellable,
+					   qsim_vm_stop_cont_cb, g_steal_pointer(&task));
+	else
+		qsim_qmp_client_cont_async(self->qmp, QSIM_VM_QMP_COMMAND_TIMEOUT_MS, cancellable,
+					   qsim_vm_stop_cont_cb, g_steal_pointer(&task));
+}
+
+/**
+ * qsim_vm_pause_async:
+ * @self: a running #QsimVm
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called once QEMU confirmed the pause with query-status
+ * @user_data: data for @callback
+ *
+ * Pauses the guest's CPUs with QMP `stop` (its clock and network stand still).
+ */
+void
+qsim_vm_pause_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+		    gpointer user_data)
+{
+	qsim_vm_pause_resume(self, TRUE, cancellable, callback, user_data, qsim_vm_pause_async);
+}
+
+gboolean
+qsim_vm_pause_finish(QsimVm *self, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/**
+ * qsim_vm_resume_async:
+ * @self: a paused #QsimVm
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called once QEMU confirmed it runs again
+ * @user_data: data for @callback
+ *
+ * Resumes the guest with QMP `cont`.
+ */
+void
+qsim_vm_resume_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+		     gpointer user_data)
+{
+	qsim_vm_pause_resume(self, FALSE, cancellable, callback, user_data,
+			     qsim_vm_resume_async);
+}
+
+gboolean
+qsim_vm_resume_finish(QsimVm *self, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/* ---- shutdown escalation ----------------------------------------------- */
+
+static void
+qsim_vm_quit_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimVm) self = QSIM_VM(user_data);
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_qmp_client_quit_finish(QSIM_QMP_CLIENT(source), res, &error))
+		g_debug("%s: quit: %s", self->config->name, error->message);
+}
+
+static void
+qsim_vm_powerdown_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimVm) self = QSIM_VM(user_data);
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_qmp_client_system_powerdown_finish(QSIM_QMP_CLIENT(source), res, &error))
+		g_debug("%s: system_powerdown: %s", self->config->name, error->message);
+}
+
+static gboolean
+qsim_vm_stop_timer_cb(gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	self->stop_timer_id = 0;
+	switch (self->stop_step) {
+	case STOP_POWERDOWN:
+		qsim_vm_stop_quit(self);
+		break;
+	case STOP_QUIT:
+		qsim_vm_stop_term(self);
+		break;
+	case STOP_TERM:
+		qsim_vm_stop_kill(self);
+		break;
+	case STOP_KILL: {
+		g_autoptr(GPtrArray) tasks = g_steal_pointer(&self->shutdown_tasks);
+
+		self->shutdown_tasks = g_ptr_array_new_with_free_func(g_object_unref);
+		for (guint i = 0; i < tasks->len; i++)
+			g_task_return_new_error(g_ptr_array_index(tasks, i), QSIM_ERROR,
+						QSIM_ERROR_VM,
+						"QEMU pid %d did not exit after SIGKILL",
+						(gint)self->pid);
+		break;
+	}
+	case STOP_NONE:
+		break;
+	}
+	return G_SOURCE_REMOVE;
+}
+
+static void
+qsim_vm_stop_arm(QsimVm *self, StopStep step, guint wait_ms)
+{
+	self->stop_step = step;
+	g_clear_handle_id(&self->stop_timer_id, g_source_remove);
+	self->stop_timer_id = g_timeout_add(wait_ms, qsim_vm_stop_timer_cb, self);
+}
+
+static void
+qsim_vm_stop_kill(QsimVm *self)
+{
+	g_info("%s: killing QEMU pid %d", self->config->name, (gint)self->pid);
+	qsim_vm_stop_arm(self, STOP_KILL, QSIM_VM_KILL_WAIT_MS);
+	if (qsim_vm_proc_alive(self))
+		g_subprocess_force_exit(self->proc);
+}
+
+static void
+qsim_vm_stop_term(QsimVm *self)
+{
+	g_info("%s: sending SIGTERM to QEMU pid %d", self->config->name, (gint)self->pid);
+	qsim_vm_stop_arm(self, STOP_TERM, QSIM_VM_TERM_WAIT_MS);
+	if (qsim_vm_proc_alive(self))
+		g_subprocess_send_signal(self->proc, SIGTERM);
+}
+
+static void
+qsim_vm_stop_quit(QsimVm *self)
+{
+	if (!qsim_vm_qmp_usable(self)) {
+		qsim_vm_stop_term(self);
+		return;
+	}
+	g_info("%s: asking QEMU to quit", self->config->name);
+	qsim_vm_stop_arm(self, STOP_QUIT, QSIM_VM_QUIT_WAIT_MS);
+	qsim_qmp_client_quit_async(self->qmp, QSIM_VM_QUIT_WAIT_MS, NULL, qsim_vm_quit_cb,
+				   g_object_ref(self));
+}
+
+static void
+qsim_vm_stop_powerdown(QsimVm *self)
+{
+	if (!qsim_vm_qmp_usable(self) || self->stop_from_paused || self->grace_ms == 0) {
+		qsim_vm_stop_quit(self);
+		return;
+	}
+	g_info("%s: pressing the ACPI power button (grace %u ms)", self->config->name,
+	       self->grace_ms);
+	qsim_vm_stop_arm(self, STOP_POWERDOWN, self->grace_ms);
+	qsim_qmp_client_system_powerdown_async(self->qmp, QSIM_VM_QMP_COMMAND_TIMEOUT_MS, NULL,
+					       qsim_vm_powerdown_cb, g_object_ref(self));
+}
+
+/**
+ * qsim_vm_shutdown_async:
+ * @self: a #QsimVm
+ * @grace_ms: how long the guest may take to power off on ACPI; 0 skips ACPI
+ * @cancellable: (nullable): a #GCancellable (cancels the wait, not the shutdown)
+ * @callback: called once QEMU is gone and the run directory removed
+ * @user_data: data for @callback
+ *
+ * Stops the VM, escalating: QMP system_powerdown and @grace_ms for the guest, then QMP
+ * quit, then SIGTERM, then SIGKILL, each step bounded. A paused VM skips ACPI (its
+ * CPUs cannot react). A VM still starting is killed. Succeeds at once for a VM that
+ * already exited or never started.
+ */
+void
+qsim_vm_shutdown_async(QsimVm *self, guint grace_ms, GCancellable *cancellable,
+		       GAsyncReadyCallback callback, gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+
+	g_task_set_source_tag(task, qsim_vm_shutdown_async);
+	/* our errors are QSIM_ERROR, also when the caller's cancellable fired */
+	g_task_set_check_cancellable(task, FALSE);
+	if (self->state == QSIM_VM_STATE_EXITED || self->state == QSIM_VM_STATE_CREATED) {
+		g_task_return_boolean(task, TRUE);
+		return;
+	}
+	g_ptr_array_add(self->shutdown_tasks, g_steal_pointer(&task));
+	if (self->state == QSIM_VM_STATE_STOPPING)
+		return;
+	if (self->state == QSIM_VM_STATE_STARTING) {
+		qsim_vm_kill(self);
+		return;
+	}
+	self->grace_ms = grace_ms;
+	self->stop_from_paused = self->state == QSIM_VM_STATE_PAUSED;
+	qsim_vm_set_state(self, QSIM_VM_STATE_STOPPING);
+	qsim_vm_stop_powerdown(self);
+}
+
+/**
+ * qsim_vm_shutdown_finish:
+ * @self: a #QsimVm
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when QEMU has exited; see qsim_vm_get_exit_reason()
+ */
+gboolean
+qsim_vm_shutdown_finish(QsimVm *self, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/**
+ * qsim_vm_kill:
+ * @self: a #QsimVm
+ *
+ * Sends SIGKILL to QEMU now (or aborts a start). Does not wait: "exited" follows.
+ */
+void
+qsim_vm_kill(QsimVm *self)
+{
+	if (self->state == QSIM_VM_STATE_EXITED || self->state == QSIM_VM_STATE_CREATED)
+		return;
+	if (self->state == QSIM_VM_STATE_STARTING) {
+		self->stop_step = STOP_KILL;
+		qsim_vm_start_abort(self, g_error_new(QSIM_ERROR, QSIM_ERROR_CANCELLED,
+						      "start of VM %s was cancelled",
+						      self->config->name));
+		return;
+	}
+	if (self->state != QSIM_VM_STATE_STOPPING)
+		qsim_vm_set_state(self, QSIM_VM_STATE_STOPPING);
+	qsim_vm_stop_kill(self);
+}
+
+/* ---- getters ----------------------------------------------------------- */
+
+QsimVmState
+qsim_vm_get_state(QsimVm *self)
+{
+	return self->state;
+}
+
+QsimVmExitReason
+qsim_vm_get_exit_reason(QsimVm *self)
+{
+	return self->exit_reason;
+}
+
+/**
+ * qsim_vm_get_exit_message:
+ * @self: a #QsimVm
+ *
+ * Returns: (transfer none) (nullable): a sentence on how QEMU ended (with its stderr tail
+ * when it crashed), %NULL while it runs
+ */
+const gchar *
+qsim_vm_get_exit_message(QsimVm *self)
+{
+	return self->exit_message;
+}
+
+/**
+ * qsim_vm_get_config:
+ * @self: a #QsimVm
+ *
+ * Returns: (transfer none): the VM's configuration, owned by @self
+ */
+const QsimVmConfig *
+qsim_vm_get_config(QsimVm *self)
+{
+	return self->config;
+}
+
+/**
+ * qsim_vm_get_run_dir:
+ * @self: a #QsimVm
+ *
+ * Returns: (transfer none) (nullable): this start's run directory (removed on exit)
+ */
+const gchar *
+qsim_vm_get_run_dir(QsimVm *self)
+{
+	return self->run_dir;
+}
+
+/**
+ * qsim_vm_get_pid:
+ * @self: a #QsimVm
+ *
+ * Returns: QEMU's pid once spawned (still set after it exited), else 0
+ */
+GPid
+qsim_vm_get_pid(QsimVm *self)
+{
+	return self->pid;
+}
+
+/**
+ * qsim_vm_get_ssh_host:
+ * @self: a #QsimVm
+ *
+ * Returns: (transfer none): where the guest's SSH is forwarded to, "127.0.0.1"
+ */
+const gchar *
+qsim_vm_get_ssh_host(QsimVm *self)
+{
+	return "127.0.0.1";
+}
+
+/**
+ * qsim_vm_get_ssh_port:
+ * @self: a #QsimVm
+ *
+ * Returns: the host port forwarded to the guest's SSH_PORT while QEMU runs, else 0
+ */
+guint16
+qsim_vm_get_ssh_port(QsimVm *self)
+{
+	return self->port;
+}
+
+/**
+ * qsim_vm_get_qmp:
+ * @self: a #QsimVm
+ *
+ * Returns: (transfer none) (nullable): the VM's one QMP connection, for commands that
+ * have no QsimVm method; %NULL when not connected
+ */
+QsimQmpClient *
+qsim_vm_get_qmp(QsimVm *self)
+{
+	return self->qmp;
+}
+
+/**
+ * qsim_vm_get_stderr_tail:
+ * @self: a #QsimVm
+ *
+ * Returns: (transfer full): the last 4 KiB of QEMU's stderr as UTF-8, possibly empty
+ */
+gchar *
+qsim_vm_get_stderr_tail(QsimVm *self)
+{
+	return qsim_vm_tail_to_string(self->stderr_tail);
+}
+
+/**
+ * qsim_vm_get_console_tail:
+ * @self: a #QsimVm
+ *
+ * Returns: (transfer full): the last few hundred bytes of the serial console as UTF-8
+ */
+gchar *
+qsim_vm_get_console_tail(QsimVm *self)
+{
+	return self->serial != NULL ? qsim_serial_reader_get_tail(self->serial) : g_strdup("");
+}
+
+/**
+ * qsim_vm_get_argv:
+ * @self: a #QsimVm
+ *
+ * Returns: (transfer none) (nullable): QEMU's argv of the current (or last) start
+ */
+const gchar *const *
+qsim_vm_get_argv(QsimVm *self)
+{
+	return (const gchar *const *)self->argv;
+}
+
+void
+qsim_vm_set_qemu_binary(QsimVm *self, const gchar *qemu_binary)
+{
+	g_free(self->qemu_binary);
+	self->qemu_binary = g_strdup(qemu_binary != NULL ? qemu_binary : QSIM_QEMU_BINARY);
+}
+
+void
+qsim_vm_set_qemu_img_binary(QsimVm *self, const gchar *qemu_img_binary)
+{
+	g_free(self->qemu_img);
+	self->qemu_img = g_strdup(qemu_img_binary != NULL ? qemu_img_binary
+							  : QSIM_QEMU_IMG_BINARY);
+}
+
+/**
+ * qsim_vm_set_request_id:
+ * @self: a #QsimVm not yet started
+ * @request_id: (nullable): recorded in the run dir's qsim.json for orphan recovery
+ */
+void
+qsim_vm_set_request_id(QsimVm *self, const gchar *request_id)
+{
+	g_free(self->request_id);
+	self->request_id = g_strdup(request_id);
+}
+
+/* ---- object ------------------------------------------------------------ */
+
+static void
+qsim_vm_dispose(GObject *object)
+{
+	QsimVm *self = QSIM_VM(object);
+
+	g_cancellable_cancel(self->lifetime);
+	if (qsim_vm_proc_alive(self)) {
+		g_info("%s: disposed while QEMU runs: killing pid %d", self->config->name,
+		       (gint)self->pid);
+		g_subprocess_force_exit(self->proc);
+	}
+	if (self->state != QSIM_VM_STATE_EXITED && self->state != QSIM_VM_STATE_CREATED)
+		qsim_vm_release_resources(self);
+	g_clear_object(&self->serial);
+	g_clear_object(&self->proc);
+	G_OBJECT_CLASS(qsim_vm_parent_class)->dispose(object);
+}
+
+static void
+qsim_vm_finalize(GObject *object)
+{
+	QsimVm *self = QSIM_VM(object);
+
+	qsim_vm_config_free(self->config);
+	g_free(self->run_root);
+	g_free(self->qemu_binary);
+	g_free(self->qemu_img);
+	g_free(self->request_id);
+	g_free(self->exit_message);
+	g_free(self->run_dir);
+	g_strfreev(self->argv);
+	qsim_vm_tail_free(self->stderr_tail);
+	g_free(self->shutdown_event_reason);
+	g_clear_error(&self->start_error);
+	g_ptr_array_unref(self->shutdown_tasks);
+	g_free(self->ready_last_seen);
+	g_clear_object(&self->lifetime);
+	G_OBJECT_CLASS(qsim_vm_parent_class)->finalize(object);
+}
+
+static void
+qsim_vm_class_init(QsimVmClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = qsim_vm_dispose;
+	object_class->finalize = qsim_vm_finalize;
+	signals[SIGNAL_STATE_CHANGED] =
+	    g_signal_new("state-changed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+			 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT);
+	signals[SIGNAL_CONSOLE_OUTPUT] =
+	    g_signal_new("console-output", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+			 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
+	signals[SIGNAL_EXITED] =
+	    g_signal_new("exited", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+			 NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+}
+
+static void
+qsim_vm_init(QsimVm *self)
+{
+	self->lifetime = g_cancellable_new();
+	self->shutdown_tasks = g_ptr_array_new_with_free_func(g_object_unref);
+	self->stderr_tail = qsim_vm_tail_new(QSIM_VM_STDERR_TAIL);
+	self->qemu_binary = g_strdup(QSIM_QEMU_BINARY);
+	self->qemu_img = g_strdup(QSIM_QEMU_IMG_BINARY);
+}
+
+/**
+ * qsim_vm_new:
+ * @config: (transfer full): the VM's configuration, owned by the new object
+ * @run_root: RUN_DIR; each start makes its own directory inside it
+ *
+ * Returns: (transfer full): a #QsimVm in state created
+ */
+QsimVm *
+qsim_vm_new(QsimVmConfig *config, const gchar *run_root)
+{
+	QsimVm *self = g_object_new(QSIM_TYPE_VM, NULL);
+
+	self->config = config;
+	self->run_root = g_strdup(run_root);
+	return self;
+}

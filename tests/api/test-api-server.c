@@ -1,0 +1,952 @@
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "api-fixture.h"
+#include "api/qsim-api-routes.h"
+#include "common/qsim-error.h"
+#include "store/qsim-store.h"
+
+#define JSON "application/json"
+
+static JsonObject *
+obj(ApiResponse *r)
+{
+	g_assert_nonnull(r->json);
+	g_assert_true(JSON_NODE_HOLDS_OBJECT(r->json));
+	return json_node_get_object(r->json);
+}
+
+static JsonArray *
+arr(ApiResponse *r)
+{
+	g_assert_nonnull(r->json);
+	g_assert_true(JSON_NODE_HOLDS_ARRAY(r->json));
+	return json_node_get_array(r->json);
+}
+
+static void
+assert_timestamp(const gchar *ts)
+{
+	g_autoptr(GRegex) re = g_regex_new("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z$",
+					   0, 0, NULL);
+
+	g_assert_nonnull(ts);
+	g_assert_true(g_regex_match(re, ts, 0, NULL));
+}
+
+static void
+assert_error(ApiResponse *r, guint status, const gchar *code)
+{
+	g_assert_cmpuint(r->status, ==, status);
+	g_assert_cmpstr(api_response_error_code(r), ==, code);
+}
+
+static void
+test_health(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) r = api_request(fx, "GET", "/health", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) head = NULL;
+
+	g_assert_cmpuint(r->status, ==, 200);
+	g_assert_cmpstr(api_response_string(r, "status"), ==, "ok");
+	g_assert_cmpstr(api_response_string(r, "database"), ==, "ok");
+	g_assert_cmpstr(api_response_string(r, "version"), ==, PACKAGE_VERSION);
+	g_assert_cmpint(json_object_get_int_member(obj(r), "schema_version"), ==,
+			qsim_store_get_current_schema_version());
+	head = api_request(fx, "HEAD", "/health", NULL, NULL, NULL);
+	g_assert_cmpuint(head->status, ==, 200);
+	g_assert_cmpuint(g_bytes_get_size(head->body), ==, 0);
+}
+
+static void
+test_create_and_get(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) r = NULL;
+	g_autoptr(ApiResponse) g = NULL;
+	g_autoptr(ApiResponse) p = NULL;
+	g_autofree gchar *path = NULL;
+	g_autofree gchar *prefix_path = NULL;
+	g_autofree gchar *uuid = NULL;
+	JsonObject *o;
+
+	r = api_request(fx, "POST", "/requests", JSON,
+			"{\"vm_name\":\"tiny\",\"commands\":\"echo hi\",\"timeout\":42}", NULL);
+	g_assert_cmpuint(r->status, ==, 201);
+	uuid = g_strdup(api_response_string(r, "uuid"));
+	g_assert_true(g_uuid_string_is_valid(uuid));
+	g_assert_cmpstr(api_response_string(r, "status"), ==, "pending");
+	g_assert_cmpstr(api_response_string(r, "message"), ==, "Request created successfully");
+	path = g_strdup_printf("/requests/%s", uuid);
+	g_assert_cmpstr(api_response_header(r, "Location"), ==, path);
+
+	g = api_request(fx, "GET", path, NULL, NULL, NULL);
+	g_assert_cmpuint(g->status, ==, 200);
+	o = obj(g);
+	g_assert_cmpstr(json_object_get_string_member(o, "uuid"), ==, uuid);
+	g_assert_cmpstr(json_object_get_string_member(o, "vm_name"), ==, "tiny");
+	g_assert_cmpstr(json_object_get_string_member(o, "commands"), ==, "echo hi");
+	g_assert_cmpint(json_object_get_int_member(o, "timeout"), ==, 42);
+	g_assert_cmpstr(json_object_get_string_member(o, "status"), ==, "pending");
+	assert_timestamp(json_object_get_string_member(o, "created_at"));
+	assert_timestamp(json_object_get_string_member(o, "updated_at"));
+	g_assert_true(json_object_get_null_member(o, "started_at"));
+	g_assert_true(json_object_get_null_member(o, "finished_at"));
+	g_assert_true(json_object_get_null_member(o, "exit_code"));
+	g_assert_true(json_object_get_null_member(o, "error"));
+	g_assert_true(json_object_get_null_member(o, "agent_id"));
+	g_assert_cmpint(json_object_get_int_member(o, "attempts"), ==, 0);
+	g_assert_cmpuint(json_object_get_size(o), ==, 13);
+
+	/* a unique 8-character prefix resolves, in upper case too */
+	prefix_path = g_strdup_printf("/requests/%.8s", uuid);
+	p = api_request(fx, "GET", prefix_path, NULL, NULL, NULL);
+	g_assert_cmpuint(p->status, ==, 200);
+	g_assert_cmpstr(api_response_string(p, "uuid"), ==, uuid);
+}
+
+static void
+test_default_timeout(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *uuid = api_submit(fx, "true");
+	g_autofree gchar *path = g_strdup_printf("/requests/%s", uuid);
+	g_autoptr(ApiResponse) g = api_request(fx, "GET", path, NULL, NULL, NULL);
+
+	g_assert_cmpint(json_object_get_int_member(obj(g), "timeout"), ==, 300);
+}
+
+/* Every way a submit can be refused, with the field its message must name. */
+static void
+test_create_validation(ApiFixture *fx, gconstpointer data)
+{
+	const struct {
+		const gchar *body;
+		guint status;
+		const gchar *code;
+		const gchar *mentions;
+	} cases[] = {
+	    {"{\"commands\":\"x\"}", 422, "validation_error", "vm_name"},
+	    {"{\"vm_name\":5,\"commands\":\"x\"}", 422, "validation_error", "vm_name"},
+	    {"{\"vm_name\":\"../etc\",\"commands\":\"x\"}", 422, "validation_error", "vm_name"},
+	    {"{\"vm_name\":\"nosuchvm\",\"commands\":\"x\"}", 422, "validation_error", "vm_name"},
+	    {"{\"vm_name\":\"tiny\"}", 422, "validation_error", "commands"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":\"\"}", 422, "validation_error", "commands"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":[\"ls\"]}", 422, "validation_error", "commands"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":\"300\"}", 422,
+	     "validation_error", "timeout"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":0}", 422, "validation_error",
+	     "timeout"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":-5}", 422, "validation_error",
+	     "timeout"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":3601}", 422,
+	     "validation_error", "timeout"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":1.5}", 422,
+	     "validation_error", "timeout"},
+	    {"[1,2]", 422, "validation_error", "object"},
+	    {"{\"vm_name\":\"tiny\",", 400, "bad_request", "JSON"},
+	    {"", 400, "bad_request", "JSON"},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/requests", JSON, cases[i].body, NULL);
+		JsonObject *err;
+
+		g_test_message("case %u: %s", i, cases[i].body);
+		assert_error(r, cases[i].status, cases[i].code);
+		err = json_object_get_object_member(obj(r), "error");
+		g_assert_nonnull(strstr(json_object_get_string_member(err, "message"),
+					cases[i].mentions));
+	}
+}
+
+static void
+test_media_type_and_size(ApiFixture *fx, gconstpointer data)
+{
+	const gchar *ok = "{\"vm_name\":\"tiny\",\"commands\":\"x\"}";
+	g_autoptr(ApiResponse) plain = api_request(fx, "POST", "/requests", "text/plain", ok, NULL);
+	g_autoptr(ApiResponse) form =
+	    api_request(fx, "POST", "/requests", "application/x-www-form-urlencoded", ok, NULL);
+	g_autoptr(ApiResponse) charset =
+	    api_request(fx, "POST", "/requests", "application/json; charset=utf-8", ok, NULL);
+	g_autoptr(ApiResponse) big = NULL;
+	g_autoptr(ApiResponse) after = NULL;
+	g_autoptr(GString) huge = g_string_new("{\"vm_name\":\"tiny\",\"commands\":\"");
+
+	assert_error(plain, 415, "unsupported_media_type");
+	assert_error(form, 415, "unsupported_media_type");
+	g_assert_cmpuint(charset->status, ==, 201);
+	while (huge->len <= 1024 * 1024 + 16)
+		g_string_append(huge, "echo aaaaaaaaaaaaaaaaaaaaaaaaaaaaa; ");
+	g_string_append(huge, "\"}");
+	big = api_request(fx, "POST", "/requests", JSON, huge->str, NULL);
+	assert_error(big, 413, "payload_too_large");
+	/* the server is still fine afterwards */
+	after = api_request(fx, "GET", "/health", NULL, NULL, NULL);
+	g_assert_cmpuint(after->status, ==, 200);
+}
+
+static void
+test_list(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(ApiResponse) page1 = NULL;
+	g_autoptr(ApiResponse) page2 = NULL;
+	g_autoptr(ApiResponse) all = NULL;
+	g_autoptr(ApiResponse) held = NULL;
+	g_autoptr(ApiResponse) none = NULL;
+	g_autoptr(QsimRequest) h = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *next = NULL;
+	const gchar *link;
+	const gchar *start;
+
+	for (guint i = 0; i < 5; i++)
+		g_ptr_array_add(uuids, api_submit(fx, "true"));
+	all = api_request(fx, "GET", "/requests", NULL, NULL, NULL);
+	g_assert_cmpuint(all->status, ==, 200);
+	g_assert_cmpuint(json_array_get_length(arr(all)), ==, 5);
+	g_assert_null(api_response_header(all, "Link"));
+	/* newest first */
+	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(arr(all), 0),
+						      "uuid"),
+			==, uuids->pdata[4]);
+
+	page1 = api_request(fx, "GET", "/requests?limit=3", NULL, NULL, NULL);
+	g_assert_cmpuint(json_array_get_length(arr(page1)), ==, 3);
+	link = api_response_header(page1, "Link");
+	g_assert_nonnull(link);
+	g_assert_nonnull(strstr(link, "rel=\"next\""));
+	start = strchr(link, '<');
+	next = g_strndup(start + 1, strchr(link, '>') - start - 1);
+	g_assert_nonnull(strstr(next, uuids->pdata[2]));
+	page2 = api_request(fx, "GET", next, NULL, NULL, NULL);
+	g_assert_cmpuint(page2->status, ==, 200);
+	g_assert_cmpuint(json_array_get_length(arr(page2)), ==, 2);
+	g_assert_cmpstr(json_object_get_string_member(
+			    json_array_get_object_element(arr(page2), 1), "uuid"),
+			==, uuids->pdata[0]);
+	g_assert_null(api_response_header(page2, "Link"));
+
+	h = qsim_store_set_status(fx->store, uuids->pdata[1], QSIM_STATUS_HOLD, &error);
+	g_assert_no_error(error);
+	held = api_request(fx, "GET", "/requests?status=hold&vm_name=tiny", NULL, NULL, NULL);
+	g_assert_cmpuint(json_array_get_length(arr(held)), ==, 1);
+	none = api_request(fx, "GET", "/requests?vm_name=other", NULL, NULL, NULL);
+	g_assert_cmpuint(json_array_get_length(arr(none)), ==, 0);
+}
+
+static void
+test_bad_query(ApiFixture *fx, gconstpointer data)
+{
+	const gchar *paths[] = {
+	    "/requests?status=bogus",
+	    "/requests?limit=0",
+	    "/requests?limit=1001",
+	    "/requests?limit=ten",
+	    "/requests?before=123e4567-e89b-42d3-a456-426614174000",
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(paths); i++) {
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", paths[i], NULL, NULL, NULL);
+		g_test_message("%s", paths[i]);
+		assert_error(r, 400, "bad_request");
+	}
+}
+
+static void
+test_not_found_and_methods(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) nopath = api_request(fx, "GET", "/nothing", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) noreq = api_request(
+	    fx, "GET", "/requests/123e4567-e89b-42d3-a456-426614174000", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) nologs = api_request(
+	    fx, "GET", "/requests/123e4567-e89b-42d3-a456-426614174000/logs", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) shortid = api_request(fx, "GET", "/requests/abc", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) notid = api_request(fx, "GET", "/requests/zzzzzzzzzz", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) patch = api_request(fx, "PATCH", "/requests", JSON, "{}", NULL);
+	g_autoptr(ApiResponse) posth = api_request(fx, "POST", "/health", JSON, "{}", NULL);
+	g_autoptr(ApiResponse) options = api_request(fx, "OPTIONS", "/requests", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) slash = api_request(fx, "GET", "/requests/", NULL, NULL, NULL);
+
+	assert_error(nopath, 404, "not_found");
+	assert_error(noreq, 404, "not_found");
+	assert_error(nologs, 404, "not_found");
+	assert_error(shortid, 400, "bad_request");
+	assert_error(notid, 400, "bad_request");
+	assert_error(patch, 405, "method_not_allowed");
+	g_assert_cmpstr(api_response_header(patch, "Allow"), ==, "GET, HEAD, POST, OPTIONS");
+	assert_error(posth, 405, "method_not_allowed");
+	g_assert_cmpstr(api_response_header(posth, "Allow"), ==, "GET, HEAD, OPTIONS");
+	g_assert_cmpuint(options->status, ==, 204);
+	g_assert_cmpstr(api_response_header(options, "Allow"), ==, "GET, HEAD, POST, OPTIONS");
+	g_assert_cmpuint(slash->status, ==, 200);
+}
+
+/* A request with a chosen UUID, inserted through the backend, so that two
+ * can share a prefix. */
+static void
+insert_with_uuid(ApiFixture *fx, const gchar *uuid)
+{
+	g_autoptr(QsimRequest) r = qsim_request_new();
+	g_autoptr(GError) error = NULL;
+
+	r->uuid = g_strdup(uuid);
+	r->vm_name = g_strdup("tiny");
+	r->commands = g_strdup("true");
+	r->timeout_s = 10;
+	r->created_at = r->updated_at = qsim_store_now_ms(fx->store);
+	g_assert_true(QSIM_STORE_GET_CLASS(fx->store)->insert_request(fx->store, r, &error));
+	g_assert_no_error(error);
+}
+
+static void
+test_ambiguous(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) r = NULL;
+	JsonObject *err;
+
+	insert_with_uuid(fx, "abcdef12-0000-4000-8000-000000000001");
+	insert_with_uuid(fx, "abcdef12-0000-4000-8000-000000000002");
+	r = api_request(fx, "GET", "/requests/abcdef12", NULL, NULL, NULL);
+	assert_error(r, 409, "ambiguous");
+	err = json_object_get_object_member(obj(r), "error");
+	g_assert_nonnull(strstr(json_object_get_string_member(err, "message"),
+				"abcdef12-0000-4000-8000-000000000002"));
+}
+
+static ApiResponse *
+put_status(ApiFixture *fx, const gchar *uuid, const gchar *status)
+{
+	g_autofree gchar *path = g_strdup_printf("/requests/%s/status", uuid);
+	g_autofree gchar *body = g_strdup_printf("{\"status\":\"%s\"}", status);
+
+	return api_request(fx, "PUT", path, JSON, body, NULL);
+}
+
+static void
+test_set_status(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *uuid = api_submit(fx, "true");
+	g_autofree gchar *path = g_strdup_printf("/requests/%s/status", uuid);
+	g_autoptr(ApiResponse) hold = put_status(fx, uuid, "hold");
+	g_autoptr(ApiResponse) release = put_status(fx, uuid, "pending");
+	g_autoptr(ApiResponse) run = put_status(fx, uuid, "running");
+	g_autoptr(ApiResponse) bogus = put_status(fx, uuid, "done");
+	g_autoptr(ApiResponse) notstr = api_request(fx, "PUT", path, JSON, "{\"status\":1}", NULL);
+	g_autoptr(ApiResponse) cancel = NULL;
+	g_autoptr(ApiResponse) again = NULL;
+	JsonObject *err;
+
+	g_assert_cmpuint(hold->status, ==, 200);
+	g_assert_cmpstr(api_response_string(hold, "status"), ==, "hold");
+	g_assert_cmpuint(release->status, ==, 200);
+	g_assert_cmpstr(api_response_string(release, "status"), ==, "pending");
+	assert_error(run, 409, "conflict");
+	err = json_object_get_object_member(obj(run), "error");
+	g_assert_nonnull(strstr(json_object_get_string_member(err, "message"), "pending"));
+	assert_error(bogus, 422, "validation_error");
+	assert_error(notstr, 422, "validation_error");
+	cancel = put_status(fx, uuid, "cancelled");
+	g_assert_cmpuint(cancel->status, ==, 200);
+	g_assert_cmpstr(api_response_string(cancel, "status"), ==, "cancelled");
+	again = put_status(fx, uuid, "hold");
+	assert_error(again, 409, "conflict");
+}
+
+static void
+test_delete(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *uuid = api_submit(fx, "true");
+	g_autofree gchar *path = g_strdup_printf("/requests/%s", uuid);
+	g_autofree gchar *logs = g_strdup_printf("/requests/%s/logs", uuid);
+	g_autoptr(ApiResponse) cancel = api_request(fx, "DELETE", path, NULL, NULL, NULL);
+	g_autoptr(ApiResponse) logs_kept = api_request(fx, "GET", logs, NULL, NULL, NULL);
+	g_autoptr(ApiResponse) del = api_request(fx, "DELETE", path, NULL, NULL, NULL);
+	g_autoptr(ApiResponse) gone = api_request(fx, "GET", path, NULL, NULL, NULL);
+	g_autoptr(ApiResponse) logs_gone = api_request(fx, "GET", logs, NULL, NULL, NULL);
+
+	g_assert_cmpuint(cancel->status, ==, 200);
+	g_assert_cmpstr(api_response_string(cancel, "status"), ==, "cancelled");
+	g_assert_cmpuint(logs_kept->status, ==, 200);
+	g_assert_cmpuint(del->status, ==, 204);
+	g_assert_cmpuint(g_bytes_get_size(del->body), ==, 0);
+	assert_error(gone, 404, "not_found");
+	assert_error(logs_gone, 404, "not_found");
+}
+
+static void
+append_log(ApiFixture *fx, const gchar *uuid, QsimLogType type, const gchar *data, gsize len)
+{
+	g_autoptr(GPtrArray) chunks = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+	g_autoptr(GError) error = NULL;
+
+	g_ptr_array_add(chunks, qsim_log_entry_new(type, 0, (const guint8 *)data, len));
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), >, 0);
+	g_assert_no_error(error);
+}
+
+static void
+test_logs(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *uuid = api_submit(fx, "true");
+	g_autofree gchar *base = g_strdup_printf("/requests/%s/logs", uuid);
+	g_autofree gchar *q_type = g_strconcat(base, "?log_type=stderr", NULL);
+	g_autofree gchar *q_after = g_strconcat(base, "?after_seq=2&limit=1", NULL);
+	g_autofree gchar *q_bad_type = g_strconcat(base, "?log_type=bogus", NULL);
+	g_autofree gchar *q_bad_limit = g_strconcat(base, "?limit=10001", NULL);
+	g_autofree gchar *q_bad_after = g_strconcat(base, "?after_seq=-1", NULL);
+	const guint8 binary[] = {'a', 0xff, 0x00, 'b', 0xc3};
+	g_autoptr(ApiResponse) all = NULL;
+	g_autoptr(ApiResponse) typed = NULL;
+	g_autoptr(ApiResponse) after = NULL;
+	g_autoptr(ApiResponse) bad = NULL;
+	g_autoptr(ApiResponse) bad_limit = NULL;
+	g_autoptr(ApiResponse) bad_after = NULL;
+	g_autofree guchar *decoded = NULL;
+	JsonObject *e;
+	gsize len = 0;
+
+	append_log(fx, uuid, QSIM_LOG_STDOUT, "héllo\n", strlen("héllo\n"));
+	append_log(fx, uuid, QSIM_LOG_STDERR, "oops\n", 5);
+	append_log(fx, uuid, QSIM_LOG_STDOUT, (const gchar *)binary, sizeof binary);
+	all = api_request(fx, "GET", base, NULL, NULL, NULL);
+	g_assert_cmpuint(all->status, ==, 200);
+	g_assert_cmpuint(json_array_get_length(arr(all)), ==, 3);
+	e = json_array_get_object_element(arr(all), 0);
+	g_assert_cmpint(json_object_get_int_member(e, "seq"), ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(e, "log_type"), ==, "stdout");
+	g_assert_cmpstr(json_object_get_string_member(e, "encoding"), ==, "utf-8");
+	g_assert_cmpstr(json_object_get_string_member(e, "output"), ==, "héllo\n");
+	assert_timestamp(json_object_get_string_member(e, "timestamp"));
+	e = json_array_get_object_element(arr(all), 2);
+	g_assert_cmpstr(json_object_get_string_member(e, "encoding"), ==, "base64");
+	decoded = g_base64_decode(json_object_get_string_member(e, "output"), &len);
+	g_assert_cmpmem(decoded, len, binary, sizeof binary);
+
+	typed = api_request(fx, "GET", q_type, NULL, NULL, NULL);
+	g_assert_cmpuint(json_array_get_length(arr(typed)), ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(arr(typed), 0),
+						      "output"),
+			==, "oops\n");
+	after = api_request(fx, "GET", q_after, NULL, NULL, NULL);
+	g_assert_cmpuint(json_array_get_length(arr(after)), ==, 1);
+	g_assert_cmpint(json_object_get_int_member(json_array_get_object_element(arr(after), 0),
+						   "seq"),
+			==, 3);
+	bad = api_request(fx, "GET", q_bad_type, NULL, NULL, NULL);
+	assert_error(bad, 400, "bad_request");
+	bad_limit = api_request(fx, "GET", q_bad_limit, NULL, NULL, NULL);
+	assert_error(bad_limit, 400, "bad_request");
+	bad_after = api_request(fx, "GET", q_bad_after, NULL, NULL, NULL);
+	assert_error(bad_after, 400, "bad_request");
+}
+
+static void
+test_vms(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms", NULL, NULL, NULL);
+	JsonObject *vm;
+
+	g_assert_cmpuint(r->status, ==, 200);
+	g_assert_cmpuint(json_array_get_length(arr(r)), ==, 1);
+	vm = json_array_get_object_element(arr(r), 0);
+	g_assert_cmpstr(json_object_get_string_member(vm, "name"), ==, "tiny");
+	g_assert_cmpstr(json_object_get_string_member(vm, "image"), ==, "tiny.qcow2");
+	g_assert_cmpint(json_object_get_int_member(vm, "size_bytes"), ==, 4);
+	g_assert_true(json_object_get_boolean_member(vm, "valid"));
+	g_assert_true(json_object_get_null_member(vm, "error"));
+	g_assert_true(json_object_has_member(vm, "format"));
+	g_assert_true(json_object_has_member(vm, "config"));
+}
+
+static void
+test_stats(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *a = api_submit(fx, "true");
+	g_autofree gchar *b = api_submit(fx, "true");
+	g_autoptr(QsimRequest) c = NULL;
+	g_autoptr(ApiResponse) r = NULL;
+	g_autoptr(GError) error = NULL;
+	JsonObject *o, *counts;
+
+	c = qsim_store_cancel_request(fx->store, b, &error);
+	g_assert_no_error(error);
+	qsim_api_server_set_agent_count(fx->server, 3);
+	r = api_request(fx, "GET", "/stats", NULL, NULL, NULL);
+	g_assert_cmpuint(r->status, ==, 200);
+	o = obj(r);
+	counts = json_object_get_object_member(o, "counts");
+	g_assert_cmpuint(json_object_get_size(counts), ==, QSIM_STATUS_COUNT);
+	g_assert_cmpint(json_object_get_int_member(counts, "pending"), ==, 1);
+	g_assert_cmpint(json_object_get_int_member(counts, "cancelled"), ==, 1);
+	g_assert_cmpint(json_object_get_int_member(counts, "running"), ==, 0);
+	g_assert_cmpint(json_object_get_int_member(o, "total"), ==, 2);
+	g_assert_cmpint(json_object_get_int_member(o, "running_vms"), ==, 0);
+	g_assert_cmpint(json_object_get_int_member(o, "agents"), ==, 3);
+	g_assert_false(json_object_get_null_member(o, "oldest_pending_age_s"));
+	g_assert_true(json_object_has_member(
+	    json_object_get_object_member(o, "queue_latency_s"), "p95"));
+	g_assert_true(json_object_has_member(json_object_get_object_member(o, "run_latency_s"),
+					     "p50"));
+}
+
+static void
+test_config(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) r =
+	    api_request(fx, "GET", "/config", NULL, NULL, "Authorization", "Bearer s3cret", NULL);
+	JsonObject *o, *port, *tokens, *cors;
+	g_autofree gchar *text = NULL;
+
+	g_assert_cmpuint(r->status, ==, 200);
+	o = obj(r);
+	port = json_object_get_object_member(o, "API_PORT");
+	g_assert_nonnull(port);
+	g_assert_cmpstr(json_object_get_string_member(port, "source"), ==, "default");
+	g_assert_cmpint(json_object_get_int_member(port, "value"), ==, 8000);
+	tokens = json_object_get_object_member(o, "API_TOKENS");
+	g_assert_nonnull(tokens);
+	g_assert_cmpstr(json_object_get_string_member(tokens, "source"), ==, "environment");
+	g_assert_cmpstr(json_object_get_string_member(tokens, "value"), ==, "***");
+	cors = json_object_get_object_member(o, "ENABLE_CORS");
+	g_assert_false(json_object_get_boolean_member(cors, "value"));
+	text = g_strndup(g_bytes_get_data(r->body, NULL), g_bytes_get_size(r->body));
+	g_assert_null(strstr(text, "s3cret"));
+}
+
+static void
+test_openapi(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) r = api_request(fx, "GET", "/openapi.json", NULL, NULL, NULL);
+	JsonObject *doc, *paths, *schemas;
+	const QsimApiRoute *routes;
+	guint n = 0;
+
+	g_assert_cmpuint(r->status, ==, 200);
+	doc = obj(r);
+	g_assert_true(g_str_has_prefix(json_object_get_string_member(doc, "openapi"), "3.0."));
+	g_assert_cmpstr(json_object_get_string_member(json_object_get_object_member(doc, "info"),
+						      "version"),
+			==, PACKAGE_VERSION);
+	paths = json_object_get_object_member(doc, "paths");
+	routes = qsim_api_routes_get(&n);
+	g_assert_cmpuint(n, >=, 12);
+	for (guint i = 0; i < n; i++) {
+		g_autofree gchar *method = g_ascii_strdown(routes[i].method, -1);
+		JsonObject *item = json_object_get_object_member(paths, routes[i].pattern);
+		JsonObject *op;
+
+		g_test_message("route %s %s", routes[i].method, routes[i].pattern);
+		g_assert_nonnull(item);
+		op = json_object_get_object_member(item, method);
+		g_assert_nonnull(op);
+		g_assert_nonnull(json_object_get_string_member(op, "summary"));
+		g_assert_true(json_object_has_member(op, "responses"));
+		/* /health is the one route open without a token */
+		if (!routes[i].needs_auth)
+			g_assert_cmpuint(json_array_get_length(json_object_get_array_member(op, "security")), ==, 0);
+		else
+			g_assert_true(json_object_has_member(
+			    json_object_get_object_member(op, "responses"), "401"));
+	}
+	/* the document describes no route the server does not serve */
+	{
+		g_autoptr(GList) names = json_object_get_members(paths);
+		guint ops = 0;
+		for (GList *l = names; l != NULL; l = l->next)
+			ops += json_object_get_size(json_object_get_object_member(paths, l->data)) -
+			       (json_object_has_member(json_object_get_object_member(paths, l->data),
+						       "parameters")
+				    ? 1
+				    : 0);
+		g_assert_cmpuint(ops, ==, n);
+	}
+	schemas = json_object_get_object_member(json_object_get_object_member(doc, "components"),
+						"schemas");
+	g_assert_true(json_object_has_member(schemas, "Request"));
+	g_assert_true(json_object_has_member(schemas, "LogEntry"));
+	g_assert_true(json_object_has_member(schemas, "Error"));
+}
+
+static void
+test_docs(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) r = api_request(fx, "GET", "/docs", NULL, NULL, NULL);
+	g_autofree gchar *html = NULL;
+	g_autoptr(GRegex) external = NULL;
+
+	g_assert_cmpuint(r->status, ==, 200);
+	g_assert_cmpstr(soup_message_headers_get_content_type(r->headers, NULL), ==, "text/html");
+	html = g_strndup(g_bytes_get_data(r->body, NULL), g_bytes_get_size(r->body));
+	g_assert_true(g_str_has_prefix(html, "<!DOCTYPE html>"));
+	g_assert_nonnull(strstr(html, "/requests/{uuid}/logs"));
+	g_assert_nonnull(strstr(html, "id=\"schema-Request\""));
+	/* self-contained: no asset is fetched from anywhere */
+	external = g_regex_new("(src|href)\\s*=\\s*\"?(https?:)?//", G_REGEX_CASELESS, 0, NULL);
+	g_assert_false(g_regex_match(external, html, 0, NULL));
+	g_assert_null(strstr(html, "<script"));
+	g_assert_null(strstr(html, "<link"));
+	g_assert_null(strstr(html, "@import"));
+}
+
+static const ApiFixtureOptions auth_opts = {.tokens = "s3cret, other-token"};
+
+static void
+test_auth(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) none = api_request(fx, "GET", "/requests", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) wrong = api_request(fx, "GET", "/requests", NULL, NULL,
+						   "Authorization", "Bearer s3cre", NULL);
+	g_autoptr(ApiResponse) basic = api_request(fx, "GET", "/requests", NULL, NULL,
+						   "Authorization", "Basic czNjcmV0", NULL);
+	g_autoptr(ApiResponse) right = api_request(fx, "GET", "/requests", NULL, NULL,
+						   "Authorization", "Bearer s3cret", NULL);
+	g_autoptr(ApiResponse) second = api_request(fx, "GET", "/stats", NULL, NULL,
+						    "Authorization", "Bearer other-token", NULL);
+	g_autoptr(ApiResponse) health = api_request(fx, "GET", "/health", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) post = api_request(fx, "POST", "/requests", JSON,
+						  "{\"vm_name\":\"tiny\",\"commands\":\"x\"}", NULL);
+	g_autoptr(ApiResponse) unknown = api_request(fx, "GET", "/nothing", NULL, NULL, NULL);
+
+	assert_error(none, 401, "unauthorized");
+	g_assert_nonnull(api_response_header(none, "WWW-Authenticate"));
+	g_assert_true(g_str_has_prefix(api_response_header(none, "WWW-Authenticate"), "Bearer"));
+	assert_error(wrong, 401, "unauthorized");
+	assert_error(basic, 401, "unauthorized");
+	g_assert_cmpuint(right->status, ==, 200);
+	g_assert_cmpuint(second->status, ==, 200);
+	g_assert_cmpuint(health->status, ==, 200);
+	assert_error(post, 401, "unauthorized");
+	/* unknown paths do not reveal themselves to anonymous clients */
+	assert_error(unknown, 401, "unauthorized");
+}
+
+static void
+test_refuse_non_loopback(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *tmpdir = g_dir_make_tmp("qsim-api-XXXXXX", &error);
+	const gchar *open_env[] = {"QSIM_API_HOST=0.0.0.0", NULL};
+	const gchar *insecure_env[] = {"QSIM_API_HOST=0.0.0.0", "QSIM_INSECURE_NO_AUTH=true", NULL};
+	const gchar *token_env[] = {"QSIM_API_HOST=192.0.2.1", "QSIM_API_TOKENS=t", NULL};
+	g_autoptr(QsimConfig) open_cfg = api_fixture_make_config(tmpdir, open_env);
+	g_autoptr(QsimConfig) insecure_cfg = api_fixture_make_config(tmpdir, insecure_env);
+	g_autoptr(QsimConfig) token_cfg = api_fixture_make_config(tmpdir, token_env);
+	g_autofree gchar *db = g_build_filename(tmpdir, "qsim.db", NULL);
+	g_autoptr(QsimStore) store = qsim_store_open(db, &error);
+	g_autoptr(QsimApiServer) refused = NULL;
+	g_autoptr(QsimApiServer) insecure = NULL;
+	g_autoptr(QsimApiServer) with_tokens = NULL;
+
+	g_assert_no_error(error);
+	refused = qsim_api_server_new(open_cfg, store);
+	qsim_api_server_set_port(refused, 0);
+	g_assert_false(qsim_api_server_listen(refused, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	g_assert_nonnull(strstr(error->message, "--insecure-no-auth"));
+	g_clear_error(&error);
+
+	/* the flag lets it start, loudly */
+	insecure = qsim_api_server_new(insecure_cfg, store);
+	qsim_api_server_set_port(insecure, 0);
+	g_test_expect_message("qsim-api", G_LOG_LEVEL_WARNING, "*without API tokens*");
+	g_assert_true(qsim_api_server_listen(insecure, &error));
+	g_test_assert_expected_messages();
+	g_assert_no_error(error);
+	qsim_api_server_stop(insecure);
+
+	/* tokens make a public address acceptable: the refusal must not be what fails */
+	with_tokens = qsim_api_server_new(token_cfg, store);
+	qsim_api_server_set_port(with_tokens, 0);
+	if (!qsim_api_server_listen(with_tokens, &error)) {
+		g_assert_null(strstr(error->message, "--insecure-no-auth"));
+		g_clear_error(&error);
+	}
+	qsim_api_server_stop(with_tokens);
+	g_clear_object(&store);
+	g_unlink(db);
+	{
+		g_autofree gchar *wal = g_strconcat(db, "-wal", NULL);
+		g_autofree gchar *shm = g_strconcat(db, "-shm", NULL);
+		g_unlink(wal);
+		g_unlink(shm);
+	}
+	g_rmdir(tmpdir);
+}
+
+static const ApiFixtureOptions cors_opts = {.origins = "http://app.example, http://b.example"};
+
+static void
+test_cors(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) pre = api_request(
+	    fx, "OPTIONS", "/requests", NULL, NULL, "Origin", "http://app.example",
+	    "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers",
+	    "content-type", NULL);
+	g_autoptr(ApiResponse) get = api_request(fx, "GET", "/health", NULL, NULL, "Origin",
+						 "http://b.example", NULL);
+	g_autoptr(ApiResponse) other = api_request(fx, "GET", "/health", NULL, NULL, "Origin",
+						   "http://evil.example", NULL);
+
+	g_assert_cmpuint(pre->status, ==, 204);
+	g_assert_cmpstr(api_response_header(pre, "Access-Control-Allow-Origin"), ==,
+			"http://app.example");
+	g_assert_nonnull(strstr(api_response_header(pre, "Access-Control-Allow-Methods"), "POST"));
+	g_assert_nonnull(strstr(api_response_header(pre, "Access-Control-Allow-Headers"),
+				"Content-Type"));
+	g_assert_cmpstr(api_response_header(get, "Access-Control-Allow-Origin"), ==,
+			"http://b.example");
+	g_assert_null(api_response_header(other, "Access-Control-Allow-Origin"));
+}
+
+static void
+test_cors_disabled(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) get = api_request(fx, "GET", "/health", NULL, NULL, "Origin",
+						 "http://app.example", NULL);
+
+	g_assert_cmpuint(get->status, ==, 200);
+	g_assert_null(api_response_header(get, "Access-Control-Allow-Origin"));
+}
+
+static const ApiFixtureOptions cors_auth_opts = {.tokens = "t0k", .origins = "*"};
+
+/* A preflight carries no credentials; it must pass even when tokens are set. */
+static void
+test_cors_preflight_with_auth(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) pre =
+	    api_request(fx, "OPTIONS", "/requests", NULL, NULL, "Origin", "http://x.example",
+			"Access-Control-Request-Method", "GET", NULL);
+	g_autoptr(ApiResponse) denied = api_request(fx, "GET", "/requests", NULL, NULL, "Origin",
+						    "http://x.example", NULL);
+
+	g_assert_cmpuint(pre->status, ==, 204);
+	g_assert_cmpstr(api_response_header(pre, "Access-Control-Allow-Origin"), ==, "*");
+	assert_error(denied, 401, "unauthorized");
+	g_assert_cmpstr(api_response_header(denied, "Access-Control-Allow-Origin"), ==, "*");
+}
+
+typedef struct {
+	gchar *out;
+	gboolean done;
+	GError *error;
+} CurlRun;
+
+static void
+curl_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	CurlRun *run = user_data;
+
+	g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source), res, &run->out, NULL,
+					     &run->error);
+	run->done = TRUE;
+}
+
+static gboolean
+curl_is_done(gpointer data)
+{
+	return ((CurlRun *)data)->done;
+}
+
+/* Runs curl as a separate process while this thread keeps serving. */
+static gchar *
+run_curl(const gchar *const *argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocess) p =
+	    g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+	CurlRun run = {0};
+
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8_async(p, NULL, NULL, curl_done, &run);
+	api_wait_until(curl_is_done, &run);
+	g_assert_no_error(run.error);
+	g_assert_true(g_subprocess_get_if_exited(p));
+	g_assert_cmpint(g_subprocess_get_exit_status(p), ==, 0);
+	return run.out;
+}
+
+/* The seed README's examples, argument for argument; only the port differs. */
+static void
+test_seed_curl(ApiFixture *fx, gconstpointer data)
+{
+	const gchar *seed_body = "{\n"
+				 "    \"vm_name\": \"ubuntu-server\",\n"
+				 "    \"commands\": \"echo Hello World && uname -a\",\n"
+				 "    \"timeout\": 300\n"
+				 "  }";
+	g_autofree gchar *image = g_build_filename(fx->tmpdir, "images", "ubuntu-server.qcow2", NULL);
+	g_autofree gchar *url = g_strdup_printf("http://localhost:%u/requests",
+						qsim_api_server_get_port(fx->server));
+	const gchar *post[] = {"curl", "-s", "-X", "POST", url, "-H", "Content-Type: application/json",
+			       "-d", seed_body, NULL};
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *created = NULL;
+	g_autofree gchar *one = NULL;
+	g_autofree gchar *logs = NULL;
+	g_autofree gchar *deleted = NULL;
+	g_autofree gchar *req_url = NULL;
+	g_autofree gchar *logs_url = NULL;
+	JsonObject *o;
+	const gchar *uuid;
+
+	g_assert_true(g_file_set_contents(image, "QFI\xfb", 4, &error));
+	created = run_curl(post);
+	g_assert_true(json_parser_load_from_data(parser, created, -1, &error));
+	o = json_node_get_object(json_parser_get_root(parser));
+	g_assert_cmpuint(json_object_get_size(o), ==, 3);
+	uuid = json_object_get_string_member(o, "uuid");
+	g_assert_true(g_uuid_string_is_valid(uuid));
+	g_assert_cmpstr(json_object_get_string_member(o, "status"), ==, "pending");
+	g_assert_cmpstr(json_object_get_string_member(o, "message"), ==,
+			"Request created successfully");
+
+	req_url = g_strdup_printf("%s/%s", url, uuid);
+	logs_url = g_strdup_printf("%s/%s/logs", url, uuid);
+	{
+		const gchar *get[] = {"curl", "-s", req_url, NULL};
+		const gchar *get_logs[] = {"curl", "-s", logs_url, NULL};
+		const gchar *del[] = {"curl", "-s", "-X", "DELETE", req_url, NULL};
+		g_autoptr(JsonParser) p2 = json_parser_new();
+
+		one = run_curl(get);
+		g_assert_true(json_parser_load_from_data(p2, one, -1, &error));
+		o = json_node_get_object(json_parser_get_root(p2));
+		g_assert_cmpstr(json_object_get_string_member(o, "vm_name"), ==, "ubuntu-server");
+		g_assert_cmpstr(json_object_get_string_member(o, "commands"), ==,
+				"echo Hello World && uname -a");
+		g_assert_cmpint(json_object_get_int_member(o, "timeout"), ==, 300);
+		logs = run_curl(get_logs);
+		g_assert_cmpstr(logs, ==, "[]");
+		deleted = run_curl(del);
+		g_assert_nonnull(strstr(deleted, "\"status\":\"cancelled\""));
+	}
+}
+
+/* A backend whose database is gone: every call fails the way SQLite would. */
+typedef struct {
+	QsimStore parent_instance;
+} BrokenStore;
+typedef struct {
+	QsimStoreClass parent_class;
+} BrokenStoreClass;
+static GType broken_store_get_type(void);
+G_DEFINE_TYPE(BrokenStore, broken_store, QSIM_TYPE_STORE)
+
+static gboolean
+broken_ping(QsimStore *self, GError **error)
+{
+	g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE, "unable to open /secret/path/qsim.db");
+	return FALSE;
+}
+
+static QsimStats *
+broken_stats(QsimStore *self, GError **error)
+{
+	g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE, "disk I/O error on /secret/path");
+	return NULL;
+}
+
+static GPtrArray *
+broken_list(QsimStore *self, const QsimRequestFilter *f, gboolean *more, GError **error)
+{
+	g_set_error(error, QSIM_ERROR, QSIM_ERROR_INTERNAL, "SELECT secret FROM requests: bug");
+	return NULL;
+}
+
+static guint
+broken_schema(QsimStore *self)
+{
+	return 0;
+}
+
+static void
+broken_store_class_init(BrokenStoreClass *klass)
+{
+	QsimStoreClass *store_class = QSIM_STORE_CLASS(klass);
+
+	store_class->ping = broken_ping;
+	store_class->get_stats = broken_stats;
+	store_class->list_requests = broken_list;
+	store_class->get_schema_version = broken_schema;
+}
+
+static void
+broken_store_init(BrokenStore *self)
+{
+}
+
+static ApiFixtureOptions broken_opts;
+
+static void
+assert_no_leak(ApiResponse *r)
+{
+	g_autofree gchar *text =
+	    g_strndup(g_bytes_get_data(r->body, NULL), g_bytes_get_size(r->body));
+
+	g_assert_null(strstr(text, "secret"));
+	g_assert_null(strstr(text, "SELECT"));
+}
+
+static void
+test_database_failures(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(ApiResponse) health = NULL;
+	g_autoptr(ApiResponse) stats = NULL;
+	g_autoptr(ApiResponse) list = NULL;
+
+	g_test_expect_message("qsim-api", G_LOG_LEVEL_WARNING, "*unreachable*");
+	health = api_request(fx, "GET", "/health", NULL, NULL, NULL);
+	g_test_assert_expected_messages();
+	assert_error(health, 503, "unavailable");
+	assert_no_leak(health);
+	g_test_expect_message("qsim-api", G_LOG_LEVEL_WARNING, "*database unavailable*");
+	stats = api_request(fx, "GET", "/stats", NULL, NULL, NULL);
+	g_test_assert_expected_messages();
+	assert_error(stats, 503, "unavailable");
+	assert_no_leak(stats);
+	g_test_expect_message("qsim-api", G_LOG_LEVEL_WARNING, "*internal error*");
+	list = api_request(fx, "GET", "/requests", NULL, NULL, NULL);
+	g_test_assert_expected_messages();
+	assert_error(list, 500, "internal_error");
+	assert_no_leak(list);
+}
+
+#define ADD(path, func, opts)                                                              \
+	g_test_add(path, ApiFixture, opts, api_fixture_setup, func, api_fixture_teardown)
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	broken_opts.store_type = broken_store_get_type();
+	ADD("/qsim/api/health", test_health, NULL);
+	ADD("/qsim/api/requests/create", test_create_and_get, NULL);
+	ADD("/qsim/api/requests/default-timeout", test_default_timeout, NULL);
+	ADD("/qsim/api/requests/validation", test_create_validation, NULL);
+	ADD("/qsim/api/requests/media-type-size", test_media_type_and_size, NULL);
+	ADD("/qsim/api/requests/list", test_list, NULL);
+	ADD("/qsim/api/requests/bad-query", test_bad_query, NULL);
+	ADD("/qsim/api/requests/ambiguous", test_ambiguous, NULL);
+	ADD("/qsim/api/requests/status", test_set_status, NULL);
+	ADD("/qsim/api/requests/delete", test_delete, NULL);
+	ADD("/qsim/api/routing", test_not_found_and_methods, NULL);
+	ADD("/qsim/api/logs", test_logs, NULL);
+	ADD("/qsim/api/vms", test_vms, NULL);
+	ADD("/qsim/api/stats", test_stats, NULL);
+	ADD("/qsim/api/config", test_config, &auth_opts);
+	ADD("/qsim/api/openapi", test_openapi, NULL);
+	ADD("/qsim/api/docs", test_docs, NULL);
+	ADD("/qsim/api/auth", test_auth, &auth_opts);
+	g_test_add_func("/qsim/api/auth/refuse-non-loopback", test_refuse_non_loopback);
+	ADD("/qsim/api/cors/preflight", test_cors, &cors_opts);
+	ADD("/qsim/api/cors/disabled", test_cors_disabled, NULL);
+	ADD("/qsim/api/cors/preflight-with-auth", test_cors_preflight_with_auth, &cors_auth_opts);
+	ADD("/qsim/api/seed-curl", test_seed_curl, NULL);
+	ADD("/qsim/api/database-failures", test_database_failures, &broken_opts);
+	return g_test_run();
+}

@@ -1,0 +1,150 @@
+#include "config.h"
+
+#include "api/qsim-api-auth.h"
+#include "api/qsim-api-error.h"
+#include "api/qsim-api-json.h"
+#include "api/qsim-api-mapping.h"
+#include "api/qsim-api-openapi.h"
+#include "api/qsim-api-routes.h"
+#include "common/qsim-error.h"
+
+static void
+test_routes(void)
+{
+	g_autofree gchar *param = NULL;
+	g_autofree gchar *allow = NULL;
+	const QsimApiRoute *r;
+
+	r = qsim_api_routes_match("GET", "/requests/abc/logs", &param, &allow);
+	g_assert_nonnull(r);
+	g_assert_cmpstr(r->pattern, ==, "/requests/{uuid}/logs");
+	g_assert_cmpstr(param, ==, "abc");
+	g_assert_null(allow);
+	g_clear_pointer(&param, g_free);
+
+	r = qsim_api_routes_match("HEAD", "/health", &param, &allow);
+	g_assert_nonnull(r);
+	g_assert_false(r->needs_auth);
+
+	r = qsim_api_routes_match("POST", "/requests/abc", &param, &allow);
+	g_assert_null(r);
+	g_assert_cmpstr(allow, ==, "GET, HEAD, DELETE, OPTIONS");
+	g_clear_pointer(&allow, g_free);
+
+	r = qsim_api_routes_match("GET", "/requests/abc/nothing", &param, &allow);
+	g_assert_null(r);
+	g_assert_null(allow);
+	r = qsim_api_routes_match("GET", "/requests//logs", &param, &allow);
+	g_assert_null(r);
+	g_assert_null(allow);
+}
+
+static void
+test_auth_check(void)
+{
+	const gchar *tokens[] = {"alpha", "beta-token", NULL};
+
+	g_assert_true(qsim_api_auth_check(tokens, "Bearer alpha"));
+	g_assert_true(qsim_api_auth_check(tokens, "bearer beta-token"));
+	g_assert_false(qsim_api_auth_check(tokens, "Bearer alph"));
+	g_assert_false(qsim_api_auth_check(tokens, "Bearer alphaa"));
+	g_assert_false(qsim_api_auth_check(tokens, "Bearer "));
+	g_assert_false(qsim_api_auth_check(tokens, "alpha"));
+	g_assert_false(qsim_api_auth_check(tokens, NULL));
+	g_assert_false(qsim_api_auth_check(NULL, "Bearer alpha"));
+}
+
+static void
+test_loopback(void)
+{
+	g_assert_true(qsim_api_auth_host_is_loopback("127.0.0.1"));
+	g_assert_true(qsim_api_auth_host_is_loopback("127.1.2.3"));
+	g_assert_true(qsim_api_auth_host_is_loopback("::1"));
+	g_assert_true(qsim_api_auth_host_is_loopback("localhost"));
+	g_assert_false(qsim_api_auth_host_is_loopback("0.0.0.0"));
+	g_assert_false(qsim_api_auth_host_is_loopback("::"));
+	g_assert_false(qsim_api_auth_host_is_loopback("192.168.1.10"));
+	g_assert_false(qsim_api_auth_host_is_loopback("example.org"));
+}
+
+static void
+test_timestamp(void)
+{
+	g_autofree gchar *ts = qsim_api_json_timestamp(1795689000123);
+
+	g_assert_cmpstr(ts, ==, "2026-11-26T10:30:00.123Z");
+	g_assert_null(qsim_api_json_timestamp(0));
+}
+
+static void
+test_error_status(void)
+{
+	const struct {
+		QsimError code;
+		guint status;
+	} map[] = {
+	    {QSIM_ERROR_NOT_FOUND, 404}, {QSIM_ERROR_INVALID, 422},  {QSIM_ERROR_CONFLICT, 409},
+	    {QSIM_ERROR_AMBIGUOUS, 409}, {QSIM_ERROR_BUSY, 503},     {QSIM_ERROR_STORE, 503},
+	    {QSIM_ERROR_INTERNAL, 500},  {QSIM_ERROR_UNAUTHORIZED, 401}, {QSIM_ERROR_QMP, 500},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(map); i++) {
+		g_autoptr(GError) e = g_error_new_literal(QSIM_ERROR, map[i].code, "x");
+		g_assert_cmpuint(qsim_api_error_status_for(e), ==, map[i].status);
+	}
+}
+
+static void
+test_log_mapping(void)
+{
+	const guint8 bytes[] = {'o', 'k', 0x00, 0xfe};
+	g_autoptr(QsimLogEntry) text = qsim_log_entry_new(QSIM_LOG_STDERR, 1795689000000,
+							  (const guint8 *)"é\n", 3);
+	g_autoptr(QsimLogEntry) bin = qsim_log_entry_new(QSIM_LOG_STDOUT, 1795689000000, bytes,
+							 sizeof bytes);
+	g_autoptr(JsonNode) t = NULL;
+	g_autoptr(JsonNode) b = NULL;
+	g_autofree gchar *ts = NULL;
+	g_autofree gchar *bs = NULL;
+
+	text->seq = 7;
+	bin->seq = 8;
+	t = qsim_api_mapping_log(text);
+	b = qsim_api_mapping_log(bin);
+	ts = json_to_string(t, FALSE);
+	bs = json_to_string(b, FALSE);
+	g_assert_cmpstr(ts, ==,
+			"{\"seq\":7,\"timestamp\":\"2026-11-26T10:30:00.000Z\",\"log_type\":"
+			"\"stderr\",\"encoding\":\"utf-8\",\"output\":\"é\\n\"}");
+	g_assert_cmpstr(bs, ==,
+			"{\"seq\":8,\"timestamp\":\"2026-11-26T10:30:00.000Z\",\"log_type\":"
+			"\"stdout\",\"encoding\":\"base64\",\"output\":\"b2sA/g==\"}");
+}
+
+static void
+test_openapi_document(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonNode) doc = qsim_api_openapi_load(&error);
+	g_autofree gchar *html = NULL;
+
+	g_assert_no_error(error);
+	g_assert_nonnull(doc);
+	html = qsim_api_openapi_render_html(doc);
+	g_assert_true(g_str_has_prefix(html, "<!DOCTYPE html>"));
+	g_assert_nonnull(g_strstr_len(html, -1, "<code>/requests/{uuid}/status</code>"));
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/qsim/api/unit/routes", test_routes);
+	g_test_add_func("/qsim/api/unit/auth-check", test_auth_check);
+	g_test_add_func("/qsim/api/unit/loopback", test_loopback);
+	g_test_add_func("/qsim/api/unit/timestamp", test_timestamp);
+	g_test_add_func("/qsim/api/unit/error-status", test_error_status);
+	g_test_add_func("/qsim/api/unit/log-mapping", test_log_mapping);
+	g_test_add_func("/qsim/api/unit/openapi-document", test_openapi_document);
+	return g_test_run();
+}

@@ -1,0 +1,858 @@
+/*
+ * qsim-ctl end to end: the real binary against a real `qsimd api` on 127.0.0.1,
+ * with a temporary database. This process plays the agent through the store
+ * (claim, logs, finish) so that run, follow and the exit codes are exercised
+ * without a VM.
+ */
+#include "config.h"
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <signal.h>
+#include <string.h>
+
+#include "store/qsim-store.h"
+
+#define AGENT "test-agent"
+/* generous bounds for waits on a shared 2-core machine; never asserted on */
+#define WAIT_STEP_US (20 * 1000)
+#define WAIT_STEPS 1500
+
+typedef struct {
+	gchar *tmpdir;
+	gchar *db_path;
+	gchar *url;
+	gchar *tokens; /* nullable: QSIM_API_TOKENS of the server */
+	GSubprocess *daemon;
+	QsimStore *store;
+} Fixture;
+
+typedef struct {
+	gint status;
+	gchar *out;
+	gsize out_len;
+	gchar *err;
+} CtlResult;
+
+static void
+ctl_result_clear(CtlResult *r)
+{
+	g_free(r->out);
+	g_free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+static guint16
+free_port(void)
+{
+	g_autoptr(GSocketListener) listener = g_socket_listener_new();
+	g_autoptr(GError) error = NULL;
+	guint16 port = g_socket_listener_add_any_inet_port(listener, NULL, &error);
+
+	g_assert_no_error(error);
+	g_socket_listener_close(listener);
+	return port;
+}
+
+static void
+rm_rf(const gchar *path)
+{
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	const gchar *name;
+
+	if (dir != NULL) {
+		while ((name = g_dir_read_name(dir)) != NULL) {
+			g_autofree gchar *child = g_build_filename(path, name, NULL);
+			rm_rf(child);
+		}
+	}
+	g_remove(path);
+}
+
+/* the environment of qsimd and qsim-ctl: ours minus anything qsim would read */
+static gchar **
+clean_environ(void)
+{
+	gchar **env = g_get_environ();
+	g_auto(GStrv) keys = g_strdupv(env);
+
+	for (guint i = 0; keys[i] != NULL; i++) {
+		gchar *eq = strchr(keys[i], '=');
+		if (eq != NULL)
+			*eq = '\0';
+		if (g_str_has_prefix(keys[i], "QSIM_") || g_str_has_prefix(keys[i], "SQLITE_SIM_") ||
+		    g_str_equal(keys[i], "LANGUAGE") || g_str_has_prefix(keys[i], "LC_"))
+			env = g_environ_unsetenv(env, keys[i]);
+	}
+	return g_environ_setenv(env, "LANG", "C.UTF-8", TRUE);
+}
+
+static gboolean
+server_is_up(guint16 port)
+{
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketConnection) conn =
+	    g_socket_client_connect_to_host(client, "127.0.0.1", port, NULL, NULL);
+
+	return conn != NULL;
+}
+
+static void
+fixture_start(Fixture *f, const gchar *tokens)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autofree gchar *images = NULL;
+	g_autofree gchar *configs = NULL;
+	g_autofree gchar *image = NULL;
+	g_autofree gchar *conf = NULL;
+	g_autofree gchar *log = NULL;
+	g_autofree gchar *port_text = NULL;
+	g_auto(GStrv) env = clean_environ();
+	guint16 port = free_port();
+	guint i;
+
+	f->tmpdir = g_dir_make_tmp("qsim-cli-XXXXXX", &error);
+	g_assert_no_error(error);
+	images = g_build_filename(f->tmpdir, "images", NULL);
+	configs = g_build_filename(f->tmpdir, "configs", NULL);
+	g_assert_cmpint(g_mkdir(images, 0700), ==, 0);
+	g_assert_cmpint(g_mkdir(configs, 0700), ==, 0);
+	image = g_build_filename(images, "dummy.qcow2", NULL);
+	conf = g_build_filename(configs, "dummy.conf", NULL);
+	g_file_set_contents(image, "not really a disk", -1, &error);
+	g_assert_no_error(error);
+	g_file_set_contents(conf, "MEMORY=256M\nCPU=1\n", -1, &error);
+	g_assert_no_error(error);
+	f->db_path = g_build_filename(f->tmpdir, "qsim.db", NULL);
+	log = g_build_filename(f->tmpdir, "qsimd.log", NULL);
+	port_text = g_strdup_printf("%u", port);
+	f->url = g_strdup_printf("http://127.0.0.1:%u", port);
+	f->tokens = g_strdup(tokens);
+	if (tokens != NULL)
+		env = g_environ_setenv(env, "QSIM_API_TOKENS", tokens, TRUE);
+
+	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_INHERIT);
+	g_subprocess_launcher_set_environ(launcher, env);
+	g_subprocess_launcher_set_cwd(launcher, f->tmpdir);
+	g_subprocess_launcher_set_stdout_file_path(launcher, log);
+	g_subprocess_launcher_set_stderr_file_path(launcher, log);
+	f->daemon = g_subprocess_launcher_spawn(
+	    launcher, &error, QSIMD, "--db", f->db_path, "--host", "127.0.0.1", "--port",
+	    port_text, "--images-dir", images, "--configs-dir", configs, "api", NULL);
+	g_assert_no_error(error);
+	for (i = 0; i < WAIT_STEPS && !server_is_up(port); i++) {
+		if (g_subprocess_get_identifier(f->daemon) == NULL) {
+			g_autofree gchar *text = NULL;
+			g_file_get_contents(log, &text, NULL, NULL);
+			g_error("qsimd exited early: %s", text != NULL ? text : "(no log)");
+		}
+		g_usleep(WAIT_STEP_US);
+	}
+	g_assert_cmpuint(i, <, WAIT_STEPS);
+	f->store = qsim_store_open(f->db_path, &error);
+	g_assert_no_error(error);
+}
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	fixture_start(f, data);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_clear_object(&f->store);
+	g_subprocess_send_signal(f->daemon, SIGTERM);
+	g_subprocess_wait(f->daemon, NULL, &error);
+	g_assert_no_error(error);
+	g_clear_object(&f->daemon);
+	rm_rf(f->tmpdir);
+	g_free(f->tmpdir);
+	g_free(f->db_path);
+	g_free(f->url);
+	g_free(f->tokens);
+}
+
+static GSubprocess *
+ctl_spawn(Fixture *f, gchar **extra_env, const gchar *const *argv)
+{
+	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	g_auto(GStrv) env = clean_environ();
+	g_autoptr(GError) error = NULL;
+	GSubprocess *proc;
+
+	env = g_environ_setenv(env, "QSIM_URL", f != NULL ? f->url : "http://127.0.0.1:9", TRUE);
+	for (guint i = 0; extra_env != NULL && extra_env[i] != NULL; i += 2)
+		env = g_environ_setenv(env, extra_env[i], extra_env[i + 1], TRUE);
+	g_subprocess_launcher_set_environ(launcher, env);
+	g_ptr_array_add(args, (gpointer)QSIM_CTL);
+	for (guint i = 0; argv[i] != NULL; i++)
+		g_ptr_array_add(args, (gpointer)argv[i]);
+	g_ptr_array_add(args, NULL);
+	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)args->pdata, &error);
+	g_assert_no_error(error);
+	return proc;
+}
+
+static void
+ctl_finish(GSubprocess *proc, CtlResult *r)
+{
+	g_autoptr(GBytes) out = NULL;
+	g_autoptr(GBytes) err = NULL;
+	g_autoptr(GError) error = NULL;
+	gsize len = 0;
+	const gchar *data;
+
+	g_subprocess_communicate(proc, NULL, NULL, &out, &err, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_subprocess_get_if_exited(proc));
+	r->status = g_subprocess_get_exit_status(proc);
+	data = g_bytes_get_data(out, &len);
+	r->out = g_malloc(len + 1);
+	if (len > 0)
+		memcpy(r->out, data, len);
+	r->out[len] = '\0';
+	r->out_len = len;
+	r->err = g_strndup(g_bytes_get_data(err, NULL), g_bytes_get_size(err));
+	if (g_test_verbose())
+		g_printerr("exit %d\nstdout: %s\nstderr: %s\n", r->status, r->out, r->err);
+}
+
+/* runs qsim-ctl ARGS... to completion */
+static void
+ctl_env(Fixture *f, CtlResult *r, gchar **extra_env, const gchar *first, ...)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	g_autoptr(GSubprocess) proc = NULL;
+	va_list ap;
+
+	va_start(ap, first);
+	for (const gchar *a = first; a != NULL; a = va_arg(ap, const gchar *))
+		g_ptr_array_add(argv, (gpointer)a);
+	va_end(ap);
+	g_ptr_array_add(argv, NULL);
+	ctl_result_clear(r);
+	proc = ctl_spawn(f, extra_env, (const gchar *const *)argv->pdata);
+	ctl_finish(proc, r);
+}
+
+#define ctl(f, r, ...) ctl_env(f, r, NULL, __VA_ARGS__, NULL)
+
+/* an error is exactly one "qsim-ctl: ..." line on stderr and nothing on stdout */
+static void
+assert_error_line(CtlResult *r, gint status, const gchar *needle)
+{
+	g_assert_cmpint(r->status, ==, status);
+	g_assert_true(g_str_has_prefix(r->err, "qsim-ctl: "));
+	g_assert_true(g_str_has_suffix(r->err, "\n"));
+	g_assert_true(strchr(r->err, '\n') == r->err + strlen(r->err) - 1);
+	if (needle != NULL && strstr(r->err, needle) == NULL)
+		g_error("“%s” not in “%s”", needle, r->err);
+	g_assert_cmpstr(r->out, ==, "");
+}
+
+static JsonNode *
+parse_json(const gchar *text)
+{
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(GError) error = NULL;
+
+	json_parser_load_from_data(parser, text, -1, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(json_parser_get_root(parser));
+	return json_node_ref(json_parser_get_root(parser));
+}
+
+static gchar *
+submit(Fixture *f, const gchar *commands)
+{
+	CtlResult r = {0};
+	gchar *uuid;
+
+	ctl(f, &r, "submit", "dummy", "--", commands);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_true(g_str_has_suffix(r.out, "\n"));
+	uuid = g_strndup(r.out, strlen(r.out) - 1);
+	g_assert_true(g_uuid_string_is_valid(uuid));
+	ctl_result_clear(&r);
+	return uuid;
+}
+
+static QsimStatus
+store_status(Fixture *f, const gchar *uuid)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) req = qsim_store_get_request(f->store, uuid, 36, &error);
+
+	g_assert_no_error(error);
+	return req->status;
+}
+
+/* the test is the agent: claim the oldest pending request and mark it running */
+static gchar *
+agent_claim(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) req = NULL;
+
+	for (guint i = 0; i < WAIT_STEPS && req == NULL; i++) {
+		req = qsim_store_claim_next(f->store, AGENT, 600000, 0, &error);
+		g_assert_no_error(error);
+		if (req == NULL)
+			g_usleep(WAIT_STEP_US);
+	}
+	g_assert_nonnull(req);
+	qsim_store_mark_running(f->store, req->uuid, AGENT, &error);
+	g_assert_no_error(error);
+	return g_strdup(req->uuid);
+}
+
+static void
+agent_log(Fixture *f, const gchar *uuid, QsimLogType type, const gchar *data, gssize len)
+{
+	g_autoptr(GPtrArray) chunks = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+	g_autoptr(GError) error = NULL;
+
+	g_ptr_array_add(chunks, qsim_log_entry_new(type, 0, (const guint8 *)data,
+						   len < 0 ? strlen(data) : (gsize)len));
+	g_assert_cmpint(qsim_store_append_logs(f->store, uuid, chunks, &error), >, 0);
+	g_assert_no_error(error);
+}
+
+static void
+agent_finish(Fixture *f, const gchar *uuid, QsimStatus status, gint exit_code, const gchar *msg)
+{
+	g_autoptr(GError) error = NULL;
+
+	qsim_store_finish_request(f->store, uuid, AGENT, status, exit_code >= 0, exit_code, msg,
+				  NULL, &error);
+	g_assert_no_error(error);
+}
+
+/* ---- tests without a server ---- */
+
+static void
+test_help_version(void)
+{
+	CtlResult r = {0};
+	const gchar *commands[] = {"list-requests", "show-request", "delete-request", "show-logs",
+				   "stats", "status", "config", "submit", "cancel", "hold",
+				   "resume", "vms", "run", NULL};
+
+	ctl(NULL, &r, "--help");
+	g_assert_cmpint(r.status, ==, 0);
+	for (guint i = 0; commands[i] != NULL; i++) {
+		g_autofree gchar *needle = g_strdup_printf("\n  %s", commands[i]);
+		g_assert_nonnull(strstr(r.out, needle));
+	}
+	ctl(NULL, &r, "--version");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_cmpstr(r.out, ==, "qsim-ctl " PACKAGE_VERSION "\n");
+	ctl_result_clear(&r);
+}
+
+/* bad arguments fail with status 2 before any request is sent: the URL points at a
+ * port nobody listens on, so any attempt would have failed with status 1 instead */
+static void
+test_usage_errors(void)
+{
+	CtlResult r = {0};
+
+	ctl(NULL, &r, "list-requests", "--limit", "0");
+	assert_error_line(&r, 2, "--limit");
+	ctl(NULL, &r, "list-requests", "--limit", "ten");
+	assert_error_line(&r, 2, "ten");
+	ctl(NULL, &r, "list-requests", "--status", "sleeping");
+	assert_error_line(&r, 2, "sleeping");
+	ctl(NULL, &r, "show-logs", "0123abcd", "--log-type", "video");
+	assert_error_line(&r, 2, "video");
+	ctl(NULL, &r, "submit", "bad/vm", "--", "true");
+	assert_error_line(&r, 2, "bad/vm");
+	ctl(NULL, &r, "submit", "dummy", "--timeout", "-5", "--", "true");
+	assert_error_line(&r, 2, "--timeout");
+	ctl(NULL, &r, "submit", "dummy");
+	assert_error_line(&r, 2, "usage: qsim-ctl submit");
+	ctl(NULL, &r, "submit", "dummy", "--", "  ");
+	assert_error_line(&r, 2, NULL);
+	ctl(NULL, &r, "run", "dummy", "--timeout", "0", "--", "true");
+	assert_error_line(&r, 2, "--timeout");
+	ctl(NULL, &r, "show-request", "abc");
+	assert_error_line(&r, 2, "abc");
+	ctl(NULL, &r, "show-request", "../../etc");
+	assert_error_line(&r, 2, NULL);
+	ctl(NULL, &r, "stats", "--follow");
+	assert_error_line(&r, 2, "--follow");
+	ctl(NULL, &r, "stats", "extra");
+	assert_error_line(&r, 2, "usage: qsim-ctl stats");
+	ctl(NULL, &r, "frobnicate");
+	assert_error_line(&r, 2, "frobnicate");
+	ctl(NULL, &r, "--url", "ftp://example.com", "stats");
+	assert_error_line(&r, 2, "ftp://example.com");
+	ctl(NULL, &r, "--token", "two words", "stats");
+	assert_error_line(&r, 2, NULL);
+	ctl(NULL, &r, "--no-such-option");
+	assert_error_line(&r, 2, "no-such-option");
+	ctl(NULL, &r, NULL);
+	assert_error_line(&r, 2, NULL);
+	ctl_result_clear(&r);
+}
+
+static void
+test_connection_refused(void)
+{
+	CtlResult r = {0};
+	g_autofree gchar *url = g_strdup_printf("http://127.0.0.1:%u", free_port());
+
+	ctl(NULL, &r, "--url", url, "list-requests");
+	assert_error_line(&r, 1, url);
+	ctl(NULL, &r, "--url", url, "status");
+	assert_error_line(&r, 1, url);
+	/* run reports a failure that is not the guest's as 125 */
+	ctl(NULL, &r, "--url", url, "run", "dummy", "--", "true");
+	assert_error_line(&r, 125, url);
+	ctl_result_clear(&r);
+}
+
+/* LANG=C.UTF-8 with LANGUAGE=de: glibc honours LANGUAGE for C.UTF-8 (not for "C") */
+static void
+test_translation(void)
+{
+	CtlResult r = {0};
+	gchar *env[] = {"LANGUAGE", "de", "QSIM_LOCALEDIR", QSIM_PO_DIR, NULL};
+
+	ctl_env(NULL, &r, env, "frobnicate", NULL);
+	assert_error_line(&r, 2, "unbekannter Befehl „frobnicate“");
+	ctl_env(NULL, &r, env, "list-requests", "--limit", "0", NULL);
+	assert_error_line(&r, 2, "muss eine ganze Zahl");
+	ctl_env(NULL, &r, env, "--help", NULL);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "Befehle:"));
+	ctl_result_clear(&r);
+}
+
+/* ---- tests against qsimd api ---- */
+
+static void
+test_status_vms_config(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autoptr(JsonNode) health = NULL;
+	g_autoptr(JsonNode) vms = NULL;
+	g_autoptr(JsonNode) config = NULL;
+	JsonArray *array;
+
+	ctl(f, &r, "status");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, f->url));
+	g_assert_nonnull(strstr(r.out, "ok"));
+	ctl(f, &r, "--json", "status");
+	g_assert_cmpint(r.status, ==, 0);
+	health = parse_json(r.out);
+	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(health), "status"), ==,
+			"ok");
+
+	ctl(f, &r, "vms");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_true(g_str_has_prefix(r.out, "NAME"));
+	g_assert_nonnull(strstr(r.out, "\ndummy "));
+	ctl(f, &r, "vms", "--json");
+	g_assert_cmpint(r.status, ==, 0);
+	vms = parse_json(r.out);
+	array = json_node_get_array(vms);
+	g_assert_cmpuint(json_array_get_length(array), ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(array, 0),
+						      "name"),
+			==, "dummy");
+
+	ctl(f, &r, "config");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "DB_PATH"));
+	g_assert_nonnull(strstr(r.out, f->db_path));
+	ctl(f, &r, "-j", "config");
+	g_assert_cmpint(r.status, ==, 0);
+	config = parse_json(r.out);
+	g_assert_true(JSON_NODE_HOLDS_OBJECT(config));
+	g_assert_true(json_object_has_member(json_node_get_object(config), "DB_PATH"));
+	ctl_result_clear(&r);
+}
+
+static void
+test_submit_list_show(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autofree gchar *u1 = submit(f, "echo one");
+	g_autofree gchar *u2 = submit(f, "echo two");
+	g_autofree gchar *u3 = NULL;
+	g_autofree gchar *short_prefix = g_strndup(u1, 5);
+	g_autofree gchar *prefix = g_strndup(u1, 8);
+	g_autoptr(JsonNode) list = NULL;
+	g_autoptr(JsonNode) one = NULL;
+	g_autoptr(JsonNode) stats = NULL;
+	g_autoptr(JsonNode) created = NULL;
+	g_autofree gchar *missing = NULL;
+	JsonObject *obj;
+
+	/* submit --json prints the server's reply; --timeout reaches the server */
+	ctl(f, &r, "--json", "submit", "dummy", "--timeout", "42", "--", "ls", "-l", "/");
+	g_assert_cmpint(r.status, ==, 0);
+	created = parse_json(r.out);
+	obj = json_node_get_object(created);
+	g_assert_cmpstr(json_object_get_string_member(obj, "status"), ==, "pending");
+	u3 = g_strdup(json_object_get_string_member(obj, "uuid"));
+	{
+		g_autoptr(GError) error = NULL;
+		g_autoptr(QsimRequest) req = qsim_store_get_request(f->store, u3, 36, &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(req->timeout_s, ==, 42);
+		/* after "--" the words are joined, options included */
+		g_assert_cmpstr(req->commands, ==, "ls -l /");
+	}
+
+	ctl(f, &r, "list-requests");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_true(g_str_has_prefix(r.out, "UUID"));
+	g_assert_nonnull(strstr(r.out, u1));
+	g_assert_nonnull(strstr(r.out, u2));
+	/* newest first */
+	g_assert_true(strstr(r.out, u2) < strstr(r.out, u1));
+	ctl(f, &r, "list-requests", "--json", "--limit", "2");
+	g_assert_cmpint(r.status, ==, 0);
+	list = parse_json(r.out);
+	g_assert_cmpuint(json_array_get_length(json_node_get_array(list)), ==, 2);
+	ctl(f, &r, "list-requests", "--status", "done");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_null(strstr(r.out, u1));
+	ctl(f, &r, "ls", "--status", "pending");
+	g_assert_nonnull(strstr(r.out, u1));
+
+	/* full UUID, server-side prefix, client-side short prefix */
+	ctl(f, &r, "show-request", u1);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "echo one"));
+	ctl(f, &r, "show-request", prefix);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, u1));
+	ctl(f, &r, "show-request", "--json", short_prefix);
+	g_assert_cmpint(r.status, ==, 0);
+	one = parse_json(r.out);
+	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(one), "uuid"), ==, u1);
+
+	/* 404s are one line naming the request */
+	missing = g_strdup("ffffffff-ffff-4fff-bfff-ffffffffffff");
+	if (g_str_equal(missing, u1) || g_str_equal(missing, u2))
+		g_assert_not_reached();
+	ctl(f, &r, "show-request", missing);
+	assert_error_line(&r, 1, missing);
+	ctl(f, &r, "show-request", "ffff");
+	assert_error_line(&r, 1, "ffff");
+	ctl(f, &r, "show-logs", missing);
+	assert_error_line(&r, 1, missing);
+	/* the server's 422: an unknown VM */
+	ctl(f, &r, "submit", "nosuchvm", "--", "true");
+	assert_error_line(&r, 1, "nosuchvm");
+
+	ctl(f, &r, "stats", "--json");
+	g_assert_cmpint(r.status, ==, 0);
+	stats = parse_json(r.out);
+	g_assert_cmpint(json_object_get_int_member(
+			    json_object_get_object_member(json_node_get_object(stats), "counts"),
+			    "pending"),
+			==, 3);
+	ctl(f, &r, "stats");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "requests pending"));
+	ctl_result_clear(&r);
+}
+
+static void
+test_hold_resume_cancel_delete(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autofree gchar *queued = submit(f, "sleep 1");
+	g_autofree gchar *running = NULL;
+	g_autoptr(JsonNode) reply = NULL;
+
+	/* held while pending: resume puts it back in the queue */
+	ctl(f, &r, "hold", queued);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_cmpint(store_status(f, queued), ==, QSIM_STATUS_HOLD);
+	ctl(f, &r, "resume", queued);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_cmpint(store_status(f, queued), ==, QSIM_STATUS_PENDING);
+	ctl(f, &r, "resume", queued);
+	assert_error_line(&r, 1, "not on hold");
+
+	/* held while running: resume continues it */
+	running = agent_claim(f);
+	g_assert_cmpstr(running, ==, queued);
+	ctl(f, &r, "hold", running);
+	g_assert_cmpint(store_status(f, running), ==, QSIM_STATUS_HOLD);
+	ctl(f, &r, "--json", "resume", running);
+	g_assert_cmpint(r.status, ==, 0);
+	reply = parse_json(r.out);
+	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(reply), "status"), ==,
+			"running");
+	g_assert_cmpint(store_status(f, running), ==, QSIM_STATUS_RUNNING);
+
+	ctl(f, &r, "cancel", running);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_cmpint(store_status(f, running), ==, QSIM_STATUS_CANCELLED);
+	/* 409: the message names the current status */
+	ctl(f, &r, "cancel", running);
+	assert_error_line(&r, 1, "cancelled");
+	ctl(f, &r, "hold", running);
+	assert_error_line(&r, 1, "cancelled");
+
+	/* delete-request: a final request and its logs go away */
+	ctl(f, &r, "delete-request", running);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, running));
+	ctl(f, &r, "show-request", running);
+	assert_error_line(&r, 1, running);
+	ctl_result_clear(&r);
+}
+
+static void
+test_delete_active(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autofree gchar *uuid = submit(f, "true");
+	g_autoptr(JsonNode) first = NULL;
+	g_autoptr(JsonNode) second = NULL;
+
+	/* an active request is cancelled (200), then deleted (204) */
+	ctl(f, &r, "--json", "delete-request", uuid);
+	g_assert_cmpint(r.status, ==, 0);
+	first = parse_json(r.out);
+	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(first), "status"), ==,
+			"cancelled");
+	ctl(f, &r, "--json", "delete", uuid);
+	g_assert_cmpint(r.status, ==, 0);
+	second = parse_json(r.out);
+	g_assert_true(json_object_get_boolean_member(json_node_get_object(second), "deleted"));
+	ctl_result_clear(&r);
+}
+
+static const gchar binary_out[] = "bin\xff\xfe\x00tail\n";
+
+static void
+test_show_logs(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autofree gchar *uuid = submit(f, "echo hello");
+	g_autofree gchar *claimed = agent_claim(f);
+	g_autoptr(JsonNode) all = NULL;
+	g_autoptr(JsonNode) some = NULL;
+	JsonArray *array;
+
+	g_assert_cmpstr(claimed, ==, uuid);
+	agent_log(f, uuid, QSIM_LOG_BOOT, "booting...\n", -1);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, "hello\n", -1);
+	agent_log(f, uuid, QSIM_LOG_STDERR, "warning\n", -1);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, binary_out, sizeof(binary_out) - 1);
+	agent_finish(f, uuid, QSIM_STATUS_DONE, 0, NULL);
+
+	ctl(f, &r, "show-logs", uuid);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "] [boot] booting...\n"));
+	g_assert_nonnull(strstr(r.out, "] [stdout] hello\n"));
+	g_assert_nonnull(strstr(r.out, "] [stderr] warning\n"));
+	ctl(f, &r, "show-logs", uuid, "--log-type", "stderr");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_null(strstr(r.out, "hello"));
+	g_assert_nonnull(strstr(r.out, "warning"));
+	ctl(f, &r, "--json", "show-logs", uuid);
+	g_assert_cmpint(r.status, ==, 0);
+	all = parse_json(r.out);
+	array = json_node_get_array(all);
+	g_assert_cmpuint(json_array_get_length(array), ==, 4);
+	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(array, 3),
+						      "encoding"),
+			==, "base64");
+	ctl(f, &r, "--json", "logs", uuid, "--limit", "2");
+	some = parse_json(r.out);
+	g_assert_cmpuint(json_array_get_length(json_node_get_array(some)), ==, 2);
+
+	/* --follow on a finished request: every output raw, decoded, then the end */
+	ctl(f, &r, "show-logs", uuid, "--follow", "--log-type", "stdout");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_cmpuint(r.out_len, ==, strlen("hello\n") + sizeof(binary_out) - 1);
+	g_assert_true(memcmp(r.out, "hello\n", 6) == 0);
+	g_assert_true(memcmp(r.out + 6, binary_out, sizeof(binary_out) - 1) == 0);
+	ctl_result_clear(&r);
+}
+
+/* --follow while the request runs: it ends when the request ends */
+static void
+test_follow_live(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autofree gchar *uuid = submit(f, "echo live");
+	const gchar *argv[] = {"--json", "show-logs", uuid, "--follow", NULL};
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autofree gchar *claimed = agent_claim(f);
+	g_auto(GStrv) lines = NULL;
+	guint n;
+
+	g_assert_cmpstr(claimed, ==, uuid);
+	proc = ctl_spawn(f, NULL, argv);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, "first\n", -1);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, "second\n", -1);
+	agent_finish(f, uuid, QSIM_STATUS_FAILED, 3, "exit code 3");
+	ctl_finish(proc, &r);
+	g_assert_cmpint(r.status, ==, 0);
+	/* JSON lines: every line parses, the last is the end event */
+	lines = g_strsplit(g_strchomp(r.out), "\n", -1);
+	n = g_strv_length(lines);
+	g_assert_cmpuint(n, >=, 3);
+	for (guint i = 0; i < n; i++) {
+		g_autoptr(JsonNode) node = parse_json(lines[i]);
+		JsonObject *obj = json_node_get_object(node);
+		if (i + 1 == n) {
+			JsonObject *end = json_object_get_object_member(obj, "data");
+			g_assert_cmpstr(json_object_get_string_member(obj, "event"), ==, "end");
+			g_assert_cmpstr(json_object_get_string_member(end, "status"), ==, "failed");
+			g_assert_cmpint(json_object_get_int_member(end, "exit_code"), ==, 3);
+		}
+	}
+	ctl_result_clear(&r);
+}
+
+typedef struct {
+	QsimStatus status;
+	gint exit_code;
+	const gchar *error;
+	gint expected;
+} RunCase;
+
+static void
+run_case(Fixture *f, const RunCase *c)
+{
+	CtlResult r = {0};
+	const gchar *argv[] = {"run", "dummy", "--timeout", "60", "--", "printf", "hi", NULL};
+	g_autoptr(GSubprocess) proc = ctl_spawn(f, NULL, argv);
+	g_autofree gchar *uuid = agent_claim(f);
+
+	agent_log(f, uuid, QSIM_LOG_BOOT, "console noise\n", -1);
+	agent_log(f, uuid, QSIM_LOG_COMMAND, "printf hi\n", -1);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, "out 1\n", -1);
+	agent_log(f, uuid, QSIM_LOG_STDERR, "err 1\n", -1);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, binary_out, sizeof(binary_out) - 1);
+	agent_log(f, uuid, QSIM_LOG_SYSTEM, "agent note\n", -1);
+	agent_finish(f, uuid, c->status, c->exit_code, c->error);
+	ctl_finish(proc, &r);
+
+	g_assert_cmpint(r.status, ==, c->expected);
+	/* stdout byte-exact, nothing but the guest's stdout */
+	g_assert_cmpuint(r.out_len, ==, strlen("out 1\n") + sizeof(binary_out) - 1);
+	g_assert_true(memcmp(r.out, "out 1\n", 6) == 0);
+	g_assert_true(memcmp(r.out + 6, binary_out, sizeof(binary_out) - 1) == 0);
+	/* stderr: the guest's stderr first; a status line only when it was not the guest's */
+	g_assert_true(g_str_has_prefix(r.err, "err 1\n"));
+	if (c->expected == 0 || c->expected == 3)
+		g_assert_cmpstr(r.err, ==, "err 1\n");
+	else
+		g_assert_true(g_str_has_prefix(r.err + 6, "qsim-ctl: "));
+	ctl_result_clear(&r);
+}
+
+static void
+test_run_exit_0(Fixture *f, gconstpointer data)
+{
+	RunCase c = {QSIM_STATUS_DONE, 0, NULL, 0};
+	run_case(f, &c);
+}
+
+static void
+test_run_exit_3(Fixture *f, gconstpointer data)
+{
+	RunCase c = {QSIM_STATUS_FAILED, 3, "exit code 3", 3};
+	run_case(f, &c);
+}
+
+static void
+test_run_timeout(Fixture *f, gconstpointer data)
+{
+	RunCase c = {QSIM_STATUS_FAILED, -1, "timed out after 60 s", 124};
+	run_case(f, &c);
+}
+
+static void
+test_run_infra(Fixture *f, gconstpointer data)
+{
+	RunCase c = {QSIM_STATUS_FAILED, -1, "QEMU exited during boot", 125};
+	run_case(f, &c);
+}
+
+/* Ctrl-C cancels the request and exits 130 */
+static void
+test_run_sigint(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	const gchar *argv[] = {"run", "dummy", "--", "sleep", "100", NULL};
+	g_autoptr(GSubprocess) proc = ctl_spawn(f, NULL, argv);
+	g_autofree gchar *uuid = agent_claim(f);
+
+	/* the handler is installed before the request is submitted, so it is in place */
+	agent_log(f, uuid, QSIM_LOG_STDOUT, "started\n", -1);
+	g_subprocess_send_signal(proc, SIGINT);
+	ctl_finish(proc, &r);
+	g_assert_cmpint(r.status, ==, 130);
+	g_assert_nonnull(strstr(r.err, uuid));
+	g_assert_cmpint(store_status(f, uuid), ==, QSIM_STATUS_CANCELLED);
+	ctl_result_clear(&r);
+}
+
+static void
+test_auth(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	gchar *env[] = {"QSIM_TOKEN", "sekrit", NULL};
+
+	ctl(f, &r, "list-requests");
+	assert_error_line(&r, 1, NULL);
+	ctl(f, &r, "--token", "wrong", "list-requests");
+	assert_error_line(&r, 1, NULL);
+	ctl(f, &r, "--token", "sekrit", "list-requests");
+	g_assert_cmpint(r.status, ==, 0);
+	ctl_env(f, &r, env, "vms", NULL);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "dummy"));
+	/* /health needs no token */
+	ctl(f, &r, "status");
+	g_assert_cmpint(r.status, ==, 0);
+	ctl_result_clear(&r);
+}
+
+#define ADD(path, func, data)                                                                  \
+	g_test_add(path, Fixture, data, fixture_setup, func, fixture_teardown)
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/qsim/cli/help-version", test_help_version);
+	g_test_add_func("/qsim/cli/usage-errors", test_usage_errors);
+	g_test_add_func("/qsim/cli/connection-refused", test_connection_refused);
+	g_test_add_func("/qsim/cli/translation", test_translation);
+	ADD("/qsim/cli/status-vms-config", test_status_vms_config, NULL);
+	ADD("/qsim/cli/submit-list-show", test_submit_list_show, NULL);
+	ADD("/qsim/cli/hold-resume-cancel-delete", test_hold_resume_cancel_delete, NULL);
+	ADD("/qsim/cli/delete-active", test_delete_active, NULL);
+	ADD("/qsim/cli/show-logs", test_show_logs, NULL);
+	ADD("/qsim/cli/follow-live", test_follow_live, NULL);
+	ADD("/qsim/cli/run/exit-0", test_run_exit_0, NULL);
+	ADD("/qsim/cli/run/exit-3", test_run_exit_3, NULL);
+	ADD("/qsim/cli/run/timeout-124", test_run_timeout, NULL);
+	ADD("/qsim/cli/run/infra-125", test_run_infra, NULL);
+	ADD("/qsim/cli/run/sigint-130", test_run_sigint, NULL);
+	ADD("/qsim/cli/auth", test_auth, "sekrit");
+	return g_test_run();
+}

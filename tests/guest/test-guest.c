@@ -1,0 +1,722 @@
+/*
+ * QsimGuest against a real SSH server: dropbear on 127.0.0.1, started by this
+ * test in a private mount namespace (see dropbear-ns.sh).
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "common/qsim-error.h"
+#include "guest/qsim-guest.h"
+
+typedef struct {
+	gchar *dir;
+	gchar *home;
+	gchar *key;
+	gchar *wrong_key;
+	gchar *fingerprint;
+	guint16 port;
+	GSubprocess *sshd;
+	gchar *skip_reason;
+} TestServer;
+
+static TestServer server;
+
+/* Collects everything one exec or connect reports. */
+typedef struct {
+	gboolean done;
+	gboolean ok;
+	GError *error;
+	gint exit_status;
+	gchar *exit_signal;
+	GByteArray *out;
+	GByteArray *err;
+	GChecksum *out_sum;
+	gsize out_len;
+	gboolean keep_out; /* FALSE: only checksum stdout (large outputs) */
+	gchar *simple_out;
+	gchar *simple_err;
+	/* actions taken from the output callback */
+	GCancellable *cancel_on_output;
+	QsimGuest *close_on_output;
+	guint chunks;
+} Result;
+
+static Result *
+result_new(gboolean keep_out)
+{
+	Result *r = g_new0(Result, 1);
+	r->out = g_byte_array_new();
+	r->err = g_byte_array_new();
+	r->out_sum = g_checksum_new(G_CHECKSUM_SHA256);
+	r->keep_out = keep_out;
+	r->exit_status = G_MININT;
+	return r;
+}
+
+static void
+result_free(Result *r)
+{
+	g_clear_error(&r->error);
+	g_free(r->exit_signal);
+	g_free(r->simple_out);
+	g_free(r->simple_err);
+	g_byte_array_unref(r->out);
+	g_byte_array_unref(r->err);
+	g_checksum_free(r->out_sum);
+	g_clear_object(&r->cancel_on_output);
+	g_free(r);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Result, result_free)
+
+static gchar *
+result_out(Result *r)
+{
+	return g_strndup((const gchar *)r->out->data, r->out->len);
+}
+
+static gchar *
+result_err(Result *r)
+{
+	return g_strndup((const gchar *)r->err->data, r->err->len);
+}
+
+static void
+wait_done(Result *r)
+{
+	while (!r->done)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+static void
+output_cb(QsimGuestStream stream, GBytes *chunk, gpointer user_data)
+{
+	Result *r = user_data;
+	gsize size = 0;
+	const guint8 *data = g_bytes_get_data(chunk, &size);
+
+	g_assert_cmpuint(size, >, 0);
+	g_assert_false(r->done);
+	r->chunks++;
+	if (stream == QSIM_GUEST_STREAM_STDOUT) {
+		g_checksum_update(r->out_sum, data, size);
+		r->out_len += size;
+		if (r->keep_out)
+			g_byte_array_append(r->out, data, size);
+	} else {
+		g_assert_cmpint(stream, ==, QSIM_GUEST_STREAM_STDERR);
+		g_byte_array_append(r->err, data, size);
+	}
+	if (r->cancel_on_output != NULL)
+		g_cancellable_cancel(r->cancel_on_output);
+	if (r->close_on_output != NULL)
+		qsim_guest_close(g_steal_pointer(&r->close_on_output));
+}
+
+static void
+connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Result *r = user_data;
+	r->ok = qsim_guest_connect_finish(QSIM_GUEST(source), res, &r->error);
+	r->done = TRUE;
+}
+
+static void
+exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Result *r = user_data;
+	r->ok = qsim_guest_exec_finish(QSIM_GUEST(source), res, &r->exit_status, &r->exit_signal,
+				       &r->error);
+	r->done = TRUE;
+}
+
+static void
+simple_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Result *r = user_data;
+	r->ok = qsim_guest_run_simple_finish(QSIM_GUEST(source), res, &r->simple_out,
+					     &r->simple_err, &r->error);
+	r->done = TRUE;
+}
+
+static Result *
+do_connect(QsimGuest *guest, gint64 timeout_ms, GCancellable *cancellable)
+{
+	Result *r = result_new(TRUE);
+	qsim_guest_connect_async(guest, g_get_monotonic_time() + timeout_ms * 1000, cancellable,
+				 connect_cb, r);
+	wait_done(r);
+	return r;
+}
+
+static Result *
+do_exec(QsimGuest *guest, const gchar *command, Result *r)
+{
+	qsim_guest_exec_async(guest, command, output_cb, r, r->cancel_on_output, exec_cb, r);
+	wait_done(r);
+	return r;
+}
+
+static gboolean
+skip_without_server(void)
+{
+	if (server.skip_reason == NULL)
+		return FALSE;
+	g_test_skip(server.skip_reason);
+	return TRUE;
+}
+
+static QsimGuest *
+connected_guest(void)
+{
+	g_autoptr(QsimGuest) guest = qsim_guest_new("127.0.0.1", server.port, "root", server.key,
+						    NULL);
+	g_autoptr(Result) r = do_connect(guest, 20000, NULL);
+
+	g_assert_no_error(r->error);
+	g_assert_true(r->ok);
+	g_assert_true(qsim_guest_is_connected(guest));
+	return g_steal_pointer(&guest);
+}
+
+static void
+test_exec_streams(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = result_new(TRUE);
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	/* the fingerprint is the one dropbearkey reports for the host key */
+	g_assert_cmpstr(qsim_guest_get_host_key_fingerprint(guest), ==, server.fingerprint);
+	do_exec(guest, "echo out; echo err >&2; exit 3", r);
+	g_assert_no_error(r->error);
+	g_assert_true(r->ok);
+	out = result_out(r);
+	err = result_err(r);
+	g_assert_cmpstr(out, ==, "out\n");
+	g_assert_cmpstr(err, ==, "err\n");
+	g_assert_cmpint(r->exit_status, ==, 3);
+	g_assert_null(r->exit_signal);
+}
+
+static void
+test_exec_signal(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = result_new(TRUE);
+	g_autoptr(Result) r2 = result_new(TRUE);
+	g_autofree gchar *out = NULL;
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	do_exec(guest, "echo before; kill -TERM $$; echo after", r);
+	g_assert_no_error(r->error);
+	g_assert_true(r->ok);
+	g_assert_cmpstr(r->exit_signal, ==, "TERM");
+	g_assert_cmpint(r->exit_status, ==, -1);
+	out = result_out(r);
+	g_assert_cmpstr(out, ==, "before\n");
+
+	/* a clean exit on the same session reports no signal */
+	do_exec(guest, "true", r2);
+	g_assert_true(r2->ok);
+	g_assert_cmpint(r2->exit_status, ==, 0);
+	g_assert_null(r2->exit_signal);
+}
+
+typedef struct {
+	QsimGuest *guest;
+	gsize budget;
+	gboolean unpaused;
+} UnpauseWatch;
+
+/* Unpauses once the worker has filled the whole budget, proving it stopped reading there. */
+static gboolean
+unpause_when_full_cb(gpointer user_data)
+{
+	UnpauseWatch *watch = user_data;
+
+	if (qsim_guest_get_max_bytes_in_flight(watch->guest) < watch->budget)
+		return G_SOURCE_CONTINUE;
+	watch->unpaused = TRUE;
+	qsim_guest_set_flow_paused(watch->guest, FALSE);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_exec_large(void)
+{
+	const gsize budget = 256 * 1024;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = result_new(FALSE);
+	g_autofree gchar *remote = NULL;
+	UnpauseWatch watch = {0};
+	guint source_id;
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	qsim_guest_set_flow_budget(guest, budget);
+	/* start paused: the worker must stop at the budget instead of buffering 20 MB */
+	qsim_guest_set_flow_paused(guest, TRUE);
+	g_assert_true(qsim_guest_get_flow_paused(guest));
+	watch.guest = guest;
+	watch.budget = budget;
+	source_id = g_timeout_add(10, unpause_when_full_cb, &watch);
+	/* seq 1 2700000 prints 20,488,896 bytes; the checksum is computed by the server */
+	do_exec(guest, "seq 1 2700000; seq 1 2700000 | sha256sum >&2", r);
+	if (!watch.unpaused)
+		g_source_remove(source_id);
+	g_assert_no_error(r->error);
+	g_assert_true(watch.unpaused);
+	g_assert_cmpint(r->exit_status, ==, 0);
+	g_assert_cmpuint(r->out_len, ==, 20488896);
+	remote = result_err(r);
+	g_assert_true(g_str_has_prefix(remote, g_checksum_get_string(r->out_sum)));
+	g_assert_cmpuint(qsim_guest_get_max_bytes_in_flight(guest), ==, budget);
+}
+
+static void
+test_exec_cancel(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = result_new(TRUE);
+	g_autoptr(Result) again = result_new(TRUE);
+	g_autofree gchar *out = NULL;
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	r->cancel_on_output = g_cancellable_new();
+	/* the loop writes regularly so it dies of SIGPIPE once the channel closes
+	 * (dropbear does not kill commands of closed channels) */
+	do_exec(guest, "echo started; while :; do sleep 0.1; echo tick; done", r);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_CANCELLED);
+	g_assert_false(r->ok);
+	g_assert_true(qsim_guest_is_connected(guest));
+
+	/* the session stays usable */
+	do_exec(guest, "echo again", again);
+	g_assert_no_error(again->error);
+	out = result_out(again);
+	g_assert_cmpstr(out, ==, "again\n");
+	g_assert_cmpint(again->exit_status, ==, 0);
+}
+
+static void
+test_exec_close(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = result_new(TRUE);
+	g_autoptr(Result) queued = result_new(TRUE);
+	g_autoptr(Result) reconnect = NULL;
+	g_autoptr(Result) again = result_new(TRUE);
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	r->close_on_output = guest;
+	qsim_guest_exec_async(guest, "echo started; while :; do sleep 0.1; echo tick; done",
+			      output_cb, r, NULL, exec_cb, r);
+	/* queued behind the running command: fails too once the session is closed */
+	qsim_guest_exec_async(guest, "echo never", output_cb, queued, NULL, exec_cb, queued);
+	wait_done(r);
+	wait_done(queued);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_GUEST);
+	g_assert_error(queued->error, QSIM_ERROR, QSIM_ERROR_GUEST);
+	g_assert_cmpuint(queued->out->len, ==, 0);
+	g_assert_false(qsim_guest_is_connected(guest));
+	g_assert_null(qsim_guest_get_host_key_fingerprint(guest));
+
+	/* a later connect opens a fresh session */
+	reconnect = do_connect(guest, 20000, NULL);
+	g_assert_no_error(reconnect->error);
+	g_assert_cmpstr(qsim_guest_get_host_key_fingerprint(guest), ==, server.fingerprint);
+	do_exec(guest, "exit 7", again);
+	g_assert_no_error(again->error);
+	g_assert_cmpint(again->exit_status, ==, 7);
+}
+
+static void
+test_exec_not_connected(void)
+{
+	g_autoptr(QsimGuest) guest = qsim_guest_new("127.0.0.1", 9, "root", NULL, NULL);
+	g_autoptr(Result) r = result_new(TRUE);
+	g_autoptr(Result) bad = result_new(TRUE);
+
+	do_exec(guest, "true", r);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_GUEST);
+	g_assert_false(qsim_guest_is_connected(guest));
+	/* invalid input is rejected before it reaches the worker */
+	do_exec(guest, "", bad);
+	g_assert_error(bad->error, QSIM_ERROR, QSIM_ERROR_INVALID);
+}
+
+static void
+test_run_simple(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = result_new(TRUE);
+	g_autoptr(Result) failed = result_new(TRUE);
+	g_autoptr(Result) slow = result_new(TRUE);
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	qsim_guest_run_simple_async(guest, "echo hi; echo warn >&2", 10000, NULL, simple_cb, r);
+	wait_done(r);
+	g_assert_no_error(r->error);
+	g_assert_cmpstr(r->simple_out, ==, "hi\n");
+	g_assert_cmpstr(r->simple_err, ==, "warn\n");
+
+	qsim_guest_run_simple_async(guest, "echo broken clock >&2; exit 4", 10000, NULL,
+				    simple_cb, failed);
+	wait_done(failed);
+	g_assert_error(failed->error, QSIM_ERROR, QSIM_ERROR_GUEST);
+	g_assert_nonnull(strstr(failed->error->message, "status 4"));
+	g_assert_nonnull(strstr(failed->error->message, "broken clock"));
+
+	qsim_guest_run_simple_async(guest, "while :; do echo x; sleep 0.1; done", 300, NULL,
+				    simple_cb, slow);
+	wait_done(slow);
+	g_assert_error(slow->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
+	g_assert_true(qsim_guest_is_connected(guest));
+}
+
+static guint16
+closed_port(void)
+{
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autoptr(GError) error = NULL;
+
+	socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+			      &error);
+	g_assert_no_error(error);
+	g_assert_true(g_socket_bind(socket, address, FALSE, &error));
+	bound = g_socket_get_local_address(socket, &error);
+	g_assert_no_error(error);
+	/* closing without listen leaves the port refusing connections */
+	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+}
+
+static void
+test_connect_refused(void)
+{
+	g_autoptr(QsimGuest) guest = qsim_guest_new("127.0.0.1", closed_port(), "root", NULL, NULL);
+	g_autoptr(Result) r = do_connect(guest, 800, NULL);
+
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
+	g_assert_nonnull(strstr(r->error->message, "connection refused"));
+	g_assert_false(qsim_guest_is_connected(guest));
+	g_assert_null(qsim_guest_get_host_key_fingerprint(guest));
+}
+
+/* A peer that accepts TCP (through the kernel backlog) but never sends a banner, like
+ * QEMU's user networking before the guest's sshd is up. */
+static GSocket *
+silent_listener(guint16 *port)
+{
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autoptr(GError) error = NULL;
+
+	socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+			      &error);
+	g_assert_no_error(error);
+	g_assert_true(g_socket_bind(socket, address, FALSE, &error));
+	g_socket_set_listen_backlog(socket, 16);
+	g_assert_true(g_socket_listen(socket, &error));
+	bound = g_socket_get_local_address(socket, &error);
+	*port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+	return g_steal_pointer(&socket);
+}
+
+static void
+test_connect_banner_timeout(void)
+{
+	guint16 port = 0;
+	g_autoptr(GSocket) listener = silent_listener(&port);
+	g_autoptr(QsimGuest) guest = qsim_guest_new("127.0.0.1", port, "root", NULL, NULL);
+	g_autoptr(Result) r = NULL;
+
+	qsim_guest_set_attempt_timeout(guest, 300);
+	r = do_connect(guest, 1000, NULL);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
+	g_assert_nonnull(strstr(r->error->message, "banner timeout"));
+}
+
+static gboolean
+cancel_later_cb(gpointer user_data)
+{
+	g_cancellable_cancel(user_data);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_connect_cancel(void)
+{
+	guint16 port = 0;
+	g_autoptr(GSocket) listener = silent_listener(&port);
+	g_autoptr(QsimGuest) guest = qsim_guest_new("127.0.0.1", port, "root", NULL, NULL);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	g_autoptr(Result) r = NULL;
+
+	/* the deadline is far away: only the cancellation can end this */
+	g_idle_add(cancel_later_cb, cancellable);
+	r = do_connect(guest, 600000, cancellable);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_CANCELLED);
+	g_assert_false(qsim_guest_is_connected(guest));
+}
+
+static void
+test_connect_auth_failed(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = NULL;
+
+	if (skip_without_server())
+		return;
+	guest = qsim_guest_new("127.0.0.1", server.port, "root", server.wrong_key, NULL);
+	r = do_connect(guest, 1500, NULL);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
+	g_assert_nonnull(strstr(r->error->message, "auth failed"));
+	g_assert_false(qsim_guest_is_connected(guest));
+}
+
+static void
+test_connect_bad_key_file(void)
+{
+	g_autofree gchar *path = g_build_filename(server.dir, "no-such-key", NULL);
+	g_autoptr(QsimGuest) guest = qsim_guest_new("127.0.0.1", closed_port(), "root", path, NULL);
+	g_autoptr(Result) r = do_connect(guest, 60000, NULL);
+
+	/* a configuration error is not retried until the deadline */
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	g_assert_nonnull(strstr(r->error->message, "no-such-key"));
+}
+
+static void
+test_connect_twice(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = NULL;
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	/* already connected: succeeds at once even with a deadline in the past */
+	r = do_connect(guest, -1000, NULL);
+	g_assert_no_error(r->error);
+	g_assert_cmpstr(qsim_guest_get_host_key_fingerprint(guest), ==, server.fingerprint);
+}
+
+/* ---- the test server ---- */
+
+static gboolean
+run_tool(const gchar *const *argv, gchar **stdout_text, GError **error)
+{
+	g_autoptr(GSubprocess) proc = NULL;
+
+	proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE,
+				 error);
+	if (proc == NULL)
+		return FALSE;
+	if (!g_subprocess_communicate_utf8(proc, NULL, NULL, stdout_text, NULL, error))
+		return FALSE;
+	if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s failed: %s", argv[0],
+			    stdout_text != NULL && *stdout_text != NULL ? *stdout_text : "");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+make_client_key(const gchar *path, GError **error)
+{
+	const gchar *argv[] = {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "qsim-test",
+			       "-f", path, NULL};
+	return run_tool(argv, NULL, error);
+}
+
+static gboolean
+wait_for_port(guint16 port, GError **error)
+{
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+
+	/* bounded: dropbear binds within milliseconds, or has failed */
+	for (guint i = 0; i < 500; i++) {
+		g_autoptr(GSocketConnection) conn = NULL;
+		if (g_subprocess_get_identifier(server.sshd) == NULL) {
+			g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED, "dropbear exited");
+			return FALSE;
+		}
+		conn = g_socket_client_connect_to_host(client, "127.0.0.1", port, NULL, NULL);
+		if (conn != NULL)
+			return TRUE;
+		g_usleep(20 * 1000);
+	}
+	g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "dropbear did not listen");
+	return FALSE;
+}
+
+/* Runs in the forked child: dropbear must not outlive a test that aborts. */
+static void
+die_with_parent(gpointer user_data)
+{
+	/* SIGKILL: unshare --fork blocks SIGTERM while it waits */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static gboolean
+server_start(GError **error)
+{
+	g_autofree gchar *ssh_dir = NULL;
+	g_autofree gchar *hostkey = NULL;
+	g_autofree gchar *pub = NULL;
+	g_autofree gchar *auth = NULL;
+	g_autofree gchar *pubkey_text = NULL;
+	g_autofree gchar *y_out = NULL;
+	g_autofree gchar *log = NULL;
+	g_autofree gchar *script = g_test_build_filename(G_TEST_DIST, "guest", "dropbear-ns.sh", NULL);
+	g_autofree gchar *port_str = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	const gchar *fp;
+
+	if (getuid() != 0) {
+		server.skip_reason = g_strdup("needs root to run dropbear in a mount namespace");
+		return TRUE;
+	}
+	if (!g_file_test("/usr/sbin/dropbear", G_FILE_TEST_IS_EXECUTABLE)) {
+		server.skip_reason = g_strdup("dropbear is not installed");
+		return TRUE;
+	}
+	server.dir = g_dir_make_tmp("qsim-guest-test-XXXXXX", error);
+	if (server.dir == NULL)
+		return FALSE;
+	server.home = g_build_filename(server.dir, "home", NULL);
+	ssh_dir = g_build_filename(server.home, ".ssh", NULL);
+	if (g_mkdir_with_parents(ssh_dir, 0700) != 0 || g_chmod(server.home, 0700) != 0) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "mkdir %s failed", ssh_dir);
+		return FALSE;
+	}
+	hostkey = g_build_filename(server.dir, "hostkey", NULL);
+	{
+		const gchar *argv[] = {"dropbearkey", "-t", "ed25519", "-f", hostkey, NULL};
+		if (!run_tool(argv, NULL, error))
+			return FALSE;
+	}
+	{
+		const gchar *argv[] = {"dropbearkey", "-y", "-f", hostkey, NULL};
+		if (!run_tool(argv, &y_out, error))
+			return FALSE;
+	}
+	fp = strstr(y_out, "Fingerprint: ");
+	if (fp == NULL) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "no fingerprint in: %s", y_out);
+		return FALSE;
+	}
+	server.fingerprint = g_strstrip(g_strdup(fp + strlen("Fingerprint: ")));
+	server.key = g_build_filename(server.dir, "client_key", NULL);
+	server.wrong_key = g_build_filename(server.dir, "wrong_key", NULL);
+	if (!make_client_key(server.key, error) || !make_client_key(server.wrong_key, error))
+		return FALSE;
+	pub = g_strconcat(server.key, ".pub", NULL);
+	if (!g_file_get_contents(pub, &pubkey_text, NULL, error))
+		return FALSE;
+	auth = g_build_filename(ssh_dir, "authorized_keys", NULL);
+	if (!g_file_set_contents_full(auth, pubkey_text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+				      error))
+		return FALSE;
+
+	server.port = closed_port();
+	port_str = g_strdup_printf("%u", server.port);
+	log = g_build_filename(server.dir, "dropbear.log", NULL);
+	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+	g_subprocess_launcher_set_stderr_file_path(launcher, log);
+	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+	{
+		/* own mount namespace for the fake /root; own pid namespace so that
+		 * every command the tests leave behind dies with dropbear */
+		const gchar *argv[] = {"unshare", "--mount", "--pid", "--kill-child=SIGTERM",
+				       "--",	  "/bin/sh", script,   server.home,
+				       hostkey,	  port_str,  NULL};
+		server.sshd = g_subprocess_launcher_spawnv(launcher, argv, error);
+	}
+	if (server.sshd == NULL)
+		return FALSE;
+	if (!wait_for_port(server.port, error)) {
+		g_autofree gchar *text = NULL;
+		g_file_get_contents(log, &text, NULL, NULL);
+		g_prefix_error(error, "%s: ", text != NULL ? text : "");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+server_stop(void)
+{
+	if (server.sshd != NULL) {
+		/* unshare passes SIGTERM on to dropbear (--kill-child) */
+		g_subprocess_force_exit(server.sshd);
+		g_subprocess_wait(server.sshd, NULL, NULL);
+		g_clear_object(&server.sshd);
+	}
+	if (server.dir != NULL && g_getenv("QSIM_TEST_KEEP") == NULL) {
+		const gchar *argv[] = {"rm", "-rf", "--", server.dir, NULL};
+		/* the tree is ours alone; rm keeps this short */
+		g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
+			     NULL, NULL, NULL);
+	}
+	g_free(server.dir);
+	g_free(server.home);
+	g_free(server.key);
+	g_free(server.wrong_key);
+	g_free(server.fingerprint);
+	g_free(server.skip_reason);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	int rc;
+
+	g_test_init(&argc, &argv, NULL);
+	if (!server_start(&error)) {
+		g_printerr("cannot start the test SSH server: %s\n", error->message);
+		server_stop();
+		return 1;
+	}
+	g_test_add_func("/qsim/guest/exec/streams", test_exec_streams);
+	g_test_add_func("/qsim/guest/exec/signal", test_exec_signal);
+	g_test_add_func("/qsim/guest/exec/large", test_exec_large);
+	g_test_add_func("/qsim/guest/exec/cancel", test_exec_cancel);
+	g_test_add_func("/qsim/guest/exec/close", test_exec_close);
+	g_test_add_func("/qsim/guest/exec/not-connected", test_exec_not_connected);
+	g_test_add_func("/qsim/guest/run-simple", test_run_simple);
+	g_test_add_func("/qsim/guest/connect/refused", test_connect_refused);
+	g_test_add_func("/qsim/guest/connect/banner-timeout", test_connect_banner_timeout);
+	g_test_add_func("/qsim/guest/connect/cancel", test_connect_cancel);
+	g_test_add_func("/qsim/guest/connect/auth-failed", test_connect_auth_failed);
+	g_test_add_func("/qsim/guest/connect/bad-key-file", test_connect_bad_key_file);
+	g_test_add_func("/qsim/guest/connect/twice", test_connect_twice);
+	rc = g_test_run();
+	server_stop();
+	return rc;
+}

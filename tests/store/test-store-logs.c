@@ -1,0 +1,240 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "common/qsim-error.h"
+#include "store-test-fixture.h"
+#include "store/qsim-store.h"
+
+static GPtrArray *
+chunk_array(void)
+{
+	return g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+}
+
+static gchar *
+new_request(StoreFixture *fx)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = qsim_store_create_request(fx->store, "tiny", "true", 5, &error);
+
+	g_assert_no_error(error);
+	return g_strdup(r->uuid);
+}
+
+static void
+test_logs_append_read(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *uuid = new_request(fx);
+	g_autofree gchar *other = new_request(fx);
+	g_autoptr(GPtrArray) chunks = chunk_array();
+	g_autoptr(GPtrArray) got = NULL;
+	const QsimLogType types[] = {QSIM_LOG_BOOT,   QSIM_LOG_SYSTEM, QSIM_LOG_COMMAND,
+	                             QSIM_LOG_STDOUT, QSIM_LOG_STDERR, QSIM_LOG_STDOUT};
+
+	/* empty request: empty array, not an error */
+	got = qsim_store_read_logs(fx->store, uuid, 0, 0, -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(got->len, ==, 0);
+	g_clear_pointer(&got, g_ptr_array_unref);
+
+	for (guint i = 0; i < G_N_ELEMENTS(types); i++) {
+		g_autofree gchar *text = g_strdup_printf("line %u\n", i + 1);
+
+		g_ptr_array_add(chunks, qsim_log_entry_new(types[i], i == 0 ? 42 : 0,
+		                                           (const guint8 *)text, strlen(text)));
+	}
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, 6);
+	g_assert_no_error(error);
+	/* numbering is per request */
+	g_assert_cmpint(qsim_store_append_logs(fx->store, other, chunks, &error), ==, 6);
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, 12);
+
+	got = qsim_store_read_logs(fx->store, uuid, 0, 0, -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(got->len, ==, 12);
+	for (guint i = 0; i < got->len; i++) {
+		const QsimLogEntry *e = g_ptr_array_index(got, i);
+		g_autofree gchar *text = g_strdup_printf("line %u\n", i % 6 + 1);
+		gsize len = 0;
+		const gchar *bytes = g_bytes_get_data(e->output, &len);
+
+		g_assert_cmpint(e->seq, ==, i + 1);
+		g_assert_cmpint(e->log_type, ==, types[i % 6]);
+		g_assert_cmpmem(bytes, len, text, strlen(text));
+		g_assert_cmpint(e->timestamp_ms, ==, i % 6 == 0 ? 42 : fx->now);
+	}
+	g_clear_pointer(&got, g_ptr_array_unref);
+
+	/* after_seq + limit */
+	got = qsim_store_read_logs(fx->store, uuid, 4, 3, -1, &error);
+	g_assert_cmpuint(got->len, ==, 3);
+	g_assert_cmpint(((QsimLogEntry *)g_ptr_array_index(got, 0))->seq, ==, 5);
+	g_assert_cmpint(((QsimLogEntry *)g_ptr_array_index(got, 2))->seq, ==, 7);
+	g_clear_pointer(&got, g_ptr_array_unref);
+	got = qsim_store_read_logs(fx->store, uuid, 12, 0, -1, &error);
+	g_assert_cmpuint(got->len, ==, 0);
+	g_clear_pointer(&got, g_ptr_array_unref);
+
+	/* log_type, combined with after_seq */
+	got = qsim_store_read_logs(fx->store, uuid, 0, 0, QSIM_LOG_STDOUT, &error);
+	g_assert_cmpuint(got->len, ==, 4);
+	g_assert_cmpint(((QsimLogEntry *)g_ptr_array_index(got, 0))->seq, ==, 4);
+	g_assert_cmpint(((QsimLogEntry *)g_ptr_array_index(got, 3))->seq, ==, 12);
+	g_clear_pointer(&got, g_ptr_array_unref);
+	got = qsim_store_read_logs(fx->store, uuid, 6, 1, QSIM_LOG_STDOUT, &error);
+	g_assert_cmpuint(got->len, ==, 1);
+	g_assert_cmpint(((QsimLogEntry *)g_ptr_array_index(got, 0))->seq, ==, 10);
+	g_clear_pointer(&got, g_ptr_array_unref);
+
+	/* errors */
+	g_assert_null(qsim_store_read_logs(fx->store, "123e4567-e89b-42d3-a456-426614174000", 0, 0,
+	                                   -1, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_cmpint(qsim_store_append_logs(fx->store, "123e4567-e89b-42d3-a456-426614174000",
+	                                       chunks, &error),
+	                ==, -1);
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_null(qsim_store_read_logs(fx->store, uuid, 0, 0, 5, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	g_clear_error(&error);
+	g_assert_null(
+	    qsim_store_read_logs(fx->store, uuid, 0, QSIM_STORE_LOGS_MAX_LIMIT + 1, -1, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	g_clear_error(&error);
+	{
+		g_autoptr(GPtrArray) empty = chunk_array();
+
+		g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, empty, &error), ==, -1);
+		g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	}
+}
+
+/* NULs, invalid UTF-8, every byte value, an empty chunk, and 1 MiB: all byte-exact */
+static void
+test_logs_binary(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *uuid = new_request(fx);
+	g_autoptr(GPtrArray) chunks = chunk_array();
+	g_autoptr(GPtrArray) got = NULL;
+	guint8 all[256];
+	const guint8 nasty[] = {'a', 0, 'b', 0xff, 0xfe, 0xc3, 0x28, 0, 0, '\n', 0x80};
+	g_autofree guint8 *big = g_malloc(1024 * 1024);
+	GRand *rand = g_rand_new_with_seed(1234);
+
+	for (guint i = 0; i < 256; i++)
+		all[i] = (guint8)i;
+	for (gsize i = 0; i < 1024 * 1024; i++)
+		big[i] = (guint8)g_rand_int_range(rand, 0, 256);
+	g_rand_free(rand);
+	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, nasty, sizeof(nasty)));
+	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDERR, 0, all, sizeof(all)));
+	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, NULL, 0));
+	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, big, 1024 * 1024));
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, 4);
+	g_assert_no_error(error);
+
+	got = qsim_store_read_logs(fx->store, uuid, 0, 0, -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(got->len, ==, 4);
+	for (guint i = 0; i < 4; i++) {
+		const QsimLogEntry *in = g_ptr_array_index(chunks, i);
+		const QsimLogEntry *out = g_ptr_array_index(got, i);
+
+		g_assert_true(g_bytes_equal(in->output, out->output));
+		g_assert_cmpint(out->log_type, ==, in->log_type);
+	}
+	g_assert_cmpuint(g_bytes_get_size(((QsimLogEntry *)g_ptr_array_index(got, 3))->output), ==,
+	                 1024 * 1024);
+	g_assert_cmpuint(g_bytes_get_size(((QsimLogEntry *)g_ptr_array_index(got, 2))->output), ==,
+	                 0);
+	{
+		g_autoptr(QsimLogEntry) copy = qsim_log_entry_copy(g_ptr_array_index(got, 0));
+
+		g_assert_cmpint(copy->seq, ==, 1);
+		g_assert_true(g_bytes_equal(
+		    copy->output, ((QsimLogEntry *)g_ptr_array_index(chunks, 0))->output));
+	}
+}
+
+/* A batch that fails half way (here: a trigger) leaves no chunk behind */
+static void
+test_logs_batch_atomic(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *uuid = new_request(fx);
+	g_autoptr(GPtrArray) chunks = chunk_array();
+	g_autoptr(GPtrArray) got = NULL;
+
+	store_test_raw_exec(fx->path, "CREATE TRIGGER fail_dead BEFORE INSERT ON request_logs"
+	                              " WHEN NEW.output = X'DEAD'"
+	                              " BEGIN SELECT RAISE(ABORT, 'refused by test'); END;");
+	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (guint8 *)"ok", 2));
+	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (guint8 *)"\xde\xad", 2));
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, -1);
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_STORE);
+	g_assert_nonnull(strstr(error->message, "refused by test"));
+	g_clear_error(&error);
+	got = qsim_store_read_logs(fx->store, uuid, 0, 0, -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(got->len, ==, 0);
+	g_clear_pointer(&got, g_ptr_array_unref);
+	/* the connection is usable again and numbering starts at 1 */
+	g_ptr_array_remove_index(chunks, 1);
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, 1);
+	g_assert_no_error(error);
+
+	/* the base rejects a malformed chunk before any SQL runs */
+	{
+		g_autoptr(QsimLogEntry) bad =
+		    qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (guint8 *)"x", 1);
+
+		bad->log_type = 17;
+		g_ptr_array_add(chunks, qsim_log_entry_copy(bad));
+		g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, -1);
+		g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	}
+}
+
+/* Deleting a request deletes its logs, and only its logs */
+static void
+test_logs_cascade(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *uuid = new_request(fx);
+	g_autofree gchar *keep = new_request(fx);
+	g_autoptr(GPtrArray) chunks = chunk_array();
+	g_autoptr(GPtrArray) got = NULL;
+
+	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_SYSTEM, 0, (guint8 *)"vm up", 5));
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, 1);
+	g_assert_cmpint(qsim_store_append_logs(fx->store, keep, chunks, &error), ==, 1);
+	qsim_request_free(qsim_store_cancel_request(fx->store, uuid, &error));
+	g_assert_no_error(error);
+	/* logs may still be appended to a final request (the agent's last lines) */
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, 2);
+	g_assert_true(qsim_store_delete_request(fx->store, uuid, &error));
+	g_assert_no_error(error);
+	g_assert_null(qsim_store_read_logs(fx->store, uuid, 0, 0, -1, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND);
+	got = qsim_store_read_logs(fx->store, keep, 0, 0, -1, NULL);
+	g_assert_cmpuint(got->len, ==, 1);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+#define ADD(path, fn)                                                                              \
+	g_test_add(path, StoreFixture, NULL, store_fixture_setup, fn, store_fixture_teardown)
+	ADD("/qsim/store/logs/append-read", test_logs_append_read);
+	ADD("/qsim/store/logs/binary", test_logs_binary);
+	ADD("/qsim/store/logs/batch-atomic", test_logs_batch_atomic);
+	ADD("/qsim/store/logs/cascade", test_logs_cascade);
+#undef ADD
+	return g_test_run();
+}
