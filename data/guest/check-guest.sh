@@ -6,6 +6,8 @@
 # inside the guest, and an unchanged base image.
 #
 # Usage: check-guest.sh [IMAGES_DIR]   (default: <source root>/vm_images)
+# The kernel, initrd, command line, CPU model and memory come from
+# vm_configs/tiny.conf (or $QSIM_TINY_CONF).
 #
 # Skips (TAP "1..0 # SKIP") when the image has not been built. Every QEMU it
 # starts is killed by PID and its temp dir removed, whatever happens.
@@ -14,13 +16,34 @@ export LC_ALL=C
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 images_dir=${1:-"$script_dir/../../vm_images"}
+conf=${QSIM_TINY_CONF:-"$script_dir/../../vm_configs/tiny.conf"}
 qemu=${QSIM_QEMU:-qemu-system-x86_64}
 qemu_img=${QSIM_QEMU_IMG:-qemu-img}
 # Generous bounds: the machine is shared and may run this under load.
 boot_timeout=180
 exit_timeout=60
 
-for f in tiny.qcow2 tiny-vmlinuz tiny-initrd.img tiny-key; do
+# The committed config is the source of truth for the boot argv. Only the
+# simple KEY=value / KEY="value" forms it uses are understood here.
+conf_get() { # key default
+	local v
+	v=$(sed -n "s/^$1=//p" "$conf" | tail -n 1)
+	v=${v%\"}
+	v=${v#\"}
+	printf '%s' "${v:-$2}"
+}
+[ -r "$conf" ] || {
+	echo "Bail out! cannot read $conf"
+	exit 1
+}
+kernel=$(conf_get KERNEL tiny-vmlinuz)
+initrd=$(conf_get INITRD tiny-initrd.img)
+append=$(conf_get APPEND "console=ttyS0 quiet root=/dev/vda rw")
+cpu_model=$(conf_get CPU_MODEL "qemu64,+rdrand")
+memory=$(conf_get MEMORY 256M)
+tb_size=$(conf_get TB_SIZE 64)
+
+for f in tiny.qcow2 "$kernel" tiny-vmlinuz "$initrd" tiny-key; do
 	if [ ! -s "$images_dir/$f" ]; then
 		echo "1..0 # SKIP $images_dir/$f missing: run 'meson compile -C build guest-image'"
 		exit 0
@@ -58,17 +81,17 @@ diag() {
 port=""
 # Starts QEMU on a fresh overlay with extra kernel flags; QMP and the serial
 # console go through FIFOs/files in $tmp so no socat or python is needed.
-start_vm() { # extra-append
-	local try
+start_vm() { # extra-append [kernel]
+	local try boot_kernel=${2:-$kernel}
 	rm -f "$tmp/ov.qcow2" "$tmp/serial.log" "$tmp/qemu.err" "$tmp/qmp.in" "$tmp/qmp.out"
 	"$qemu_img" create -q -f qcow2 -b "$images_dir/tiny.qcow2" -F qcow2 "$tmp/ov.qcow2" || return 1
 	mkfifo "$tmp/qmp.in" "$tmp/qmp.out"
 	for try in 1 2 3 4 5; do
 		port=$((20000 + RANDOM % 40000))
-		"$qemu" -machine q35 -m 256M -smp 1 -cpu qemu64,+rdrand -accel tcg,tb-size=64 \
+		"$qemu" -machine q35 -m "$memory" -smp 1 -cpu "$cpu_model" -accel "tcg,tb-size=$tb_size" \
 			-nodefaults -no-user-config -display none \
-			-kernel "$images_dir/tiny-vmlinuz" -initrd "$images_dir/tiny-initrd.img" \
-			-append "console=ttyS0 quiet root=/dev/vda rw $1" \
+			-kernel "$images_dir/$boot_kernel" -initrd "$images_dir/$initrd" \
+			-append "$append $1" \
 			-drive "file=$tmp/ov.qcow2,if=virtio,format=qcow2" \
 			-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" \
 			-device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
@@ -213,8 +236,9 @@ wait_exit
 ok $? "the power button powers the guest off (QEMU status $qemu_status)"
 
 # --- qsim.noacpi=1 ----------------------------------------------------------------
-start_vm "qsim.noacpi=1" && wait_marker '^QSIM-READY'
-ok $? "qsim.noacpi=1 guest boots to QSIM-READY"
+# This one boots the compressed bzImage, so both kernel files are covered.
+start_vm "qsim.noacpi=1" tiny-vmlinuz && wait_marker '^QSIM-READY'
+ok $? "qsim.noacpi=1 guest boots tiny-vmlinuz to QSIM-READY"
 [ -z "$(gssh 'pidof acpid')" ]
 ok $? "qsim.noacpi=1 runs no acpid"
 qmp_cmd system_powerdown

@@ -4,10 +4,8 @@
 
 G_BEGIN_DECLS
 
-gboolean
-qsim_api_auth_check(const gchar *const *tokens, const gchar *authorization);
+gboolean qsim_api_auth_check(const gchar *const *tokens, const gchar *authorization);
 
-gboolean
-qsim_api_auth_host_is_loopback(const gchar *host);
+gboolean qsim_api_auth_host_is_loopback(const gchar *host);
 
 G_END_DECLS

@@ -16,7 +16,7 @@
  */
 QsimApiContext *
 qsim_api_context_new(QsimApiServer *server, SoupServerMessage *msg, const gchar *path,
-		     GHashTable *query)
+                     GHashTable *query)
 {
 	QsimApiContext *ctx = g_new0(QsimApiContext, 1);
 
@@ -61,7 +61,7 @@ qsim_api_context_get_query(QsimApiContext *ctx, const gchar *key)
  */
 gboolean
 qsim_api_context_query_uint(QsimApiContext *ctx, const gchar *key, guint64 min, guint64 max,
-			    guint64 default_value, guint64 *out)
+                            guint64 default_value, guint64 *out)
 {
 	const gchar *v = qsim_api_context_get_query(ctx, key);
 	guint64 n = 0;
@@ -71,10 +71,11 @@ qsim_api_context_query_uint(QsimApiContext *ctx, const gchar *key, guint64 min, 
 		return TRUE;
 	}
 	if (!g_ascii_string_to_unsigned(v, 10, min, max, &n, NULL)) {
-		qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-				       "Query parameter '%s' must be an integer from %" G_GUINT64_FORMAT
-				       " to %" G_GUINT64_FORMAT ".",
-				       key, min, max);
+		qsim_api_error_respond(
+		    ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+		    "Query parameter '%s' must be an integer from %" G_GUINT64_FORMAT
+		    " to %" G_GUINT64_FORMAT ".",
+		    key, min, max);
 		return FALSE;
 	}
 	*out = n;

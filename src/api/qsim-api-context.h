@@ -26,19 +26,15 @@ typedef struct {
 	GHashTable *query;
 } QsimApiContext;
 
-QsimApiContext *
-qsim_api_context_new(QsimApiServer *server, SoupServerMessage *msg, const gchar *path,
-		     GHashTable *query);
+QsimApiContext *qsim_api_context_new(QsimApiServer *server, SoupServerMessage *msg,
+                                     const gchar *path, GHashTable *query);
 
-void
-qsim_api_context_free(QsimApiContext *ctx);
+void qsim_api_context_free(QsimApiContext *ctx);
 
-const gchar *
-qsim_api_context_get_query(QsimApiContext *ctx, const gchar *key);
+const gchar *qsim_api_context_get_query(QsimApiContext *ctx, const gchar *key);
 
-gboolean
-qsim_api_context_query_uint(QsimApiContext *ctx, const gchar *key, guint64 min, guint64 max,
-			    guint64 default_value, guint64 *out);
+gboolean qsim_api_context_query_uint(QsimApiContext *ctx, const gchar *key, guint64 min,
+                                     guint64 max, guint64 default_value, guint64 *out);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimApiContext, qsim_api_context_free)
 

@@ -62,9 +62,9 @@ qsim_api_cors_apply(SoupServerMessage *msg, const gchar *const *origins)
 	soup_message_headers_replace(resp, "Access-Control-Expose-Headers", "Location, Link");
 	if (qsim_api_cors_is_preflight(msg)) {
 		soup_message_headers_replace(resp, "Access-Control-Allow-Methods",
-					     "GET, POST, PUT, DELETE, OPTIONS");
+		                             "GET, POST, PUT, DELETE, OPTIONS");
 		soup_message_headers_replace(resp, "Access-Control-Allow-Headers",
-					     "Authorization, Content-Type, Last-Event-ID");
+		                             "Authorization, Content-Type, Last-Event-ID");
 		soup_message_headers_replace(resp, "Access-Control-Max-Age", "600");
 	}
 	return TRUE;

@@ -125,20 +125,22 @@ schema_type(GString *out, JsonObject *schema)
 			if (i > 0)
 				g_string_append(out, ", ");
 			g_string_append(out, "<code>");
-			if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING)
+			if (JSON_NODE_HOLDS_VALUE(n) &&
+			    json_node_get_value_type(n) == G_TYPE_STRING)
 				esc(out, json_node_get_string(n));
 			g_string_append(out, "</code>");
 		}
 	}
-	if (json_object_has_member(schema, "minimum") || json_object_has_member(schema, "maximum")) {
+	if (json_object_has_member(schema, "minimum") ||
+	    json_object_has_member(schema, "maximum")) {
 		g_string_append(out, ", ");
 		if (json_object_has_member(schema, "minimum"))
 			g_string_append_printf(out, "%" G_GINT64_FORMAT " ",
-					       json_object_get_int_member(schema, "minimum"));
+			                       json_object_get_int_member(schema, "minimum"));
 		g_string_append(out, "..");
 		if (json_object_has_member(schema, "maximum"))
 			g_string_append_printf(out, " %" G_GINT64_FORMAT,
-					       json_object_get_int_member(schema, "maximum"));
+			                       json_object_get_int_member(schema, "maximum"));
 	}
 	if (json_object_has_member(schema, "nullable"))
 		g_string_append(out, " or null");
@@ -150,7 +152,7 @@ render_parameters(GString *out, JsonObject *doc, JsonArray *params)
 	if (params == NULL || json_array_get_length(params) == 0)
 		return;
 	g_string_append(out, "<h4>Parameters</h4><table><tr><th>name</th><th>in</th>"
-			     "<th>type</th><th>description</th></tr>");
+	                     "<th>type</th><th>description</th></tr>");
 	for (guint i = 0; i < json_array_get_length(params); i++) {
 		JsonObject *p = deref(doc, json_array_get_object_element(params, i));
 
@@ -182,7 +184,7 @@ render_content(GString *out, JsonObject *content)
 
 static void
 render_operation(GString *out, JsonObject *doc, const gchar *path, const gchar *method,
-		 JsonObject *op, JsonArray *path_params)
+                 JsonObject *op, JsonArray *path_params)
 {
 	g_autofree gchar *upper = g_ascii_strup(method, -1);
 	JsonObject *body = obj_member(op, "requestBody");
@@ -190,7 +192,7 @@ render_operation(GString *out, JsonObject *doc, const gchar *path, const gchar *
 	g_autoptr(GList) codes = responses != NULL ? json_object_get_members(responses) : NULL;
 
 	g_string_append_printf(out, "<h2 id=\"op-%s\"><span class=\"m %s\">%s</span><code>",
-			       str_member(op, "operationId"), method, upper);
+	                       str_member(op, "operationId"), method, upper);
 	esc(out, path);
 	g_string_append(out, "</code></h2><p><b>");
 	esc(out, str_member(op, "summary"));
@@ -241,7 +243,7 @@ render_schema(GString *out, const gchar *name, JsonObject *schema)
 	if (props == NULL)
 		return;
 	g_string_append(out, "<table><tr><th>field</th><th>type</th><th>required</th>"
-			     "<th>description</th></tr>");
+	                     "<th>description</th></tr>");
 	for (GList *l = names; l != NULL; l = l->next) {
 		JsonObject *p = obj_member(props, l->data);
 		gboolean req = FALSE;
@@ -274,8 +276,9 @@ qsim_api_openapi_render_html(JsonNode *document)
 	JsonObject *schemas = obj_member(obj_member(doc, "components"), "schemas");
 	g_autoptr(GList) path_names = paths != NULL ? json_object_get_members(paths) : NULL;
 	g_autoptr(GList) schema_names = schemas != NULL ? json_object_get_members(schemas) : NULL;
-	GString *out = g_string_new("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-				    "<meta name=\"viewport\" content=\"width=device-width\"><title>");
+	GString *out =
+	    g_string_new("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	                 "<meta name=\"viewport\" content=\"width=device-width\"><title>");
 
 	esc(out, str_member(info, "title"));
 	g_string_append_printf(out, "</title><style>%s</style></head><body><h1>", page_css);
@@ -285,7 +288,7 @@ qsim_api_openapi_render_html(JsonNode *document)
 	g_string_append(out, "</small></h1><p>");
 	esc_md(out, str_member(info, "description"));
 	g_string_append(out, "</p><p>Machine-readable: <a href=\"openapi.json\">openapi.json</a>"
-			     "</p><h3>Endpoints</h3><ul>");
+	                     "</p><h3>Endpoints</h3><ul>");
 	for (GList *l = path_names; l != NULL; l = l->next) {
 		JsonObject *item = obj_member(paths, l->data);
 		for (guint m = 0; methods[m] != NULL; m++) {
@@ -294,7 +297,7 @@ qsim_api_openapi_render_html(JsonNode *document)
 			if (op == NULL)
 				continue;
 			g_string_append_printf(out, "<li><a href=\"#op-%s\">%s <code>",
-					       str_member(op, "operationId"), upper);
+			                       str_member(op, "operationId"), upper);
 			esc(out, l->data);
 			g_string_append(out, "</code></a> ");
 			esc(out, str_member(op, "summary"));
@@ -308,7 +311,7 @@ qsim_api_openapi_render_html(JsonNode *document)
 			JsonObject *op = obj_member(item, methods[m]);
 			if (op != NULL)
 				render_operation(out, doc, l->data, methods[m], op,
-						 arr_member(item, "parameters"));
+				                 arr_member(item, "parameters"));
 		}
 	}
 	g_string_append(out, "<h2>Schemas</h2>");

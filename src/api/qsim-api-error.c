@@ -30,8 +30,8 @@ respond_literal(SoupServerMessage *msg, guint status, const gchar *code, const g
 	json_generator_set_root(gen, root);
 	body = json_generator_to_data(gen, &len);
 	soup_server_message_set_status(msg, status, NULL);
-	soup_server_message_set_response(msg, "application/json; charset=utf-8",
-					 SOUP_MEMORY_TAKE, body, len);
+	soup_server_message_set_response(msg, "application/json; charset=utf-8", SOUP_MEMORY_TAKE,
+	                                 body, len);
 }
 
 /**
@@ -44,8 +44,8 @@ respond_literal(SoupServerMessage *msg, guint status, const gchar *code, const g
  * Sets @status and the JSON error body `{"error":{"code","message"}}` on @msg.
  */
 void
-qsim_api_error_respond(SoupServerMessage *msg, guint status, const gchar *code,
-		       const gchar *format, ...)
+qsim_api_error_respond(SoupServerMessage *msg, guint status, const gchar *code, const gchar *format,
+                       ...)
 {
 	va_list args;
 	g_autofree gchar *message = NULL;
@@ -109,8 +109,8 @@ qsim_api_error_respond_gerror(SoupServerMessage *msg, const GError *error)
 		return;
 	case SOUP_STATUS_CONFLICT:
 		respond_literal(msg, status,
-				error->code == QSIM_ERROR_AMBIGUOUS ? "ambiguous" : "conflict",
-				error->message);
+		                error->code == QSIM_ERROR_AMBIGUOUS ? "ambiguous" : "conflict",
+		                error->message);
 		return;
 	case SOUP_STATUS_UNAUTHORIZED:
 		respond_literal(msg, status, "unauthorized", error->message);
@@ -118,12 +118,12 @@ qsim_api_error_respond_gerror(SoupServerMessage *msg, const GError *error)
 	case SOUP_STATUS_SERVICE_UNAVAILABLE:
 		g_warning("database unavailable: %s", error->message);
 		respond_literal(msg, status, "unavailable",
-				"The database is unavailable, try again later.");
+		                "The database is unavailable, try again later.");
 		return;
 	default:
 		g_warning("internal error: %s", error->message);
 		respond_literal(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal_error",
-				"The server failed to handle the request.");
+		                "The server failed to handle the request.");
 		return;
 	}
 }

@@ -17,7 +17,7 @@ qsim_api_health_get(QsimApiContext *ctx)
 	if (!qsim_store_ping(store, &error)) {
 		g_warning("health check: database unreachable: %s", error->message);
 		qsim_api_error_respond(ctx->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
-				       "The database cannot be read.");
+		                       "The database cannot be read.");
 		return;
 	}
 	b = json_builder_new_immutable();

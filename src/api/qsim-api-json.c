@@ -39,8 +39,8 @@ qsim_api_json_respond(SoupServerMessage *msg, guint status, JsonNode *node)
 	gchar *body = qsim_api_json_to_string(node, &len);
 
 	soup_server_message_set_status(msg, status, NULL);
-	soup_server_message_set_response(msg, "application/json; charset=utf-8",
-					 SOUP_MEMORY_TAKE, body, len);
+	soup_server_message_set_response(msg, "application/json; charset=utf-8", SOUP_MEMORY_TAKE,
+	                                 body, len);
 }
 
 static gboolean
@@ -75,15 +75,15 @@ qsim_api_json_read_object(SoupServerMessage *msg)
 
 	if (!content_type_is_json(msg)) {
 		qsim_api_error_respond(msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE,
-				       "unsupported_media_type",
-				       "The request body must be sent as application/json.");
+		                       "unsupported_media_type",
+		                       "The request body must be sent as application/json.");
 		return NULL;
 	}
 	/* a chunked upload has no Content-Length for the early check to see */
 	if (body->length > QSIM_API_MAX_BODY) {
 		qsim_api_error_respond(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-				       "payload_too_large",
-				       "The request body is larger than 1 MiB.");
+		                       "payload_too_large",
+		                       "The request body is larger than 1 MiB.");
 		return NULL;
 	}
 	bytes = soup_message_body_flatten(body);
@@ -91,13 +91,13 @@ qsim_api_json_read_object(SoupServerMessage *msg)
 	/* the body is not NUL-terminated: always pass its length */
 	if (len == 0 || !json_parser_load_from_data(parser, data, (gssize)len, &error)) {
 		qsim_api_error_respond(msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-				       "The request body is not valid JSON.");
+		                       "The request body is not valid JSON.");
 		return NULL;
 	}
 	root = json_parser_get_root(parser);
 	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
 		qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-				       "The request body must be a JSON object.");
+		                       "The request body must be a JSON object.");
 		return NULL;
 	}
 	return json_object_ref(json_node_get_object(root));
@@ -114,7 +114,7 @@ qsim_api_json_read_object(SoupServerMessage *msg)
  */
 gboolean
 qsim_api_json_get_string(SoupServerMessage *msg, JsonObject *obj, const gchar *field,
-			 gboolean required, const gchar **out)
+                         gboolean required, const gchar **out)
 {
 	JsonNode *node = json_object_get_member(obj, field);
 
@@ -123,12 +123,12 @@ qsim_api_json_get_string(SoupServerMessage *msg, JsonObject *obj, const gchar *f
 		if (!required)
 			return TRUE;
 		qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-				       "Field '%s' is required.", field);
+		                       "Field '%s' is required.", field);
 		return FALSE;
 	}
 	if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING) {
 		qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-				       "Field '%s' must be a string.", field);
+		                       "Field '%s' must be a string.", field);
 		return FALSE;
 	}
 	*out = json_node_get_string(node);
@@ -147,7 +147,7 @@ qsim_api_json_get_string(SoupServerMessage *msg, JsonObject *obj, const gchar *f
  */
 gboolean
 qsim_api_json_get_int(SoupServerMessage *msg, JsonObject *obj, const gchar *field,
-		      gboolean *present, gint64 *out)
+                      gboolean *present, gint64 *out)
 {
 	JsonNode *node = json_object_get_member(obj, field);
 
@@ -157,7 +157,7 @@ qsim_api_json_get_int(SoupServerMessage *msg, JsonObject *obj, const gchar *fiel
 		return TRUE;
 	if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64) {
 		qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-				       "Field '%s' must be an integer.", field);
+		                       "Field '%s' must be an integer.", field);
 		return FALSE;
 	}
 	*present = TRUE;
@@ -202,4 +202,82 @@ qsim_api_json_add_timestamp(JsonBuilder *b, const gchar *name, gint64 unix_ms)
 		json_builder_add_string_value(b, ts);
 	else
 		json_builder_add_null_value(b);
+}
+
+/**
+ * qsim_api_json_append_string:
+ * @out: the text being built
+ * @value: (nullable): UTF-8 text, or %NULL for JSON null
+ *
+ * Appends @value as a JSON string literal. The hot paths (GET of a request,
+ * lists) write JSON text directly: building a JsonNode tree costs a hash table
+ * per object for a document that is serialised once.
+ */
+void
+qsim_api_json_append_string(GString *out, const gchar *value)
+{
+	g_autofree gchar *valid = NULL;
+
+	if (value == NULL) {
+		g_string_append(out, "null");
+		return;
+	}
+	/* never emit invalid JSON, whatever a row holds */
+	if (!g_utf8_validate(value, -1, NULL))
+		value = valid = g_utf8_make_valid(value, -1);
+	g_string_append_c(out, '"');
+	for (const guchar *p = (const guchar *)value; *p != '\0'; p++) {
+		switch (*p) {
+		case '"':
+			g_string_append(out, "\\\"");
+			break;
+		case '\\':
+			g_string_append(out, "\\\\");
+			break;
+		case '\n':
+			g_string_append(out, "\\n");
+			break;
+		case '\r':
+			g_string_append(out, "\\r");
+			break;
+		case '\t':
+			g_string_append(out, "\\t");
+			break;
+		default:
+			if (*p < 0x20)
+				g_string_append_printf(out, "\\u%04x", *p);
+			else
+				g_string_append_c(out, (gchar)*p);
+		}
+	}
+	g_string_append_c(out, '"');
+}
+
+/**
+ * qsim_api_json_append_timestamp:
+ *
+ * Appends a timestamp string, or null when unset.
+ */
+void
+qsim_api_json_append_timestamp(GString *out, gint64 unix_ms)
+{
+	g_autofree gchar *ts = qsim_api_json_timestamp(unix_ms);
+
+	qsim_api_json_append_string(out, ts);
+}
+
+/**
+ * qsim_api_json_respond_text:
+ * @text: (transfer full): JSON text
+ *
+ * Like qsim_api_json_respond() for text built with the append helpers.
+ */
+void
+qsim_api_json_respond_text(SoupServerMessage *msg, guint status, GString *text)
+{
+	gsize len = text->len;
+
+	soup_server_message_set_status(msg, status, NULL);
+	soup_server_message_set_response(msg, "application/json; charset=utf-8", SOUP_MEMORY_TAKE,
+	                                 g_string_free(text, FALSE), len);
 }

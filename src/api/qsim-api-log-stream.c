@@ -30,8 +30,8 @@ struct _QsimApiLogStream {
 	gint64 last_seq;
 	gint log_type;
 	gint last_status; /* -1 before the first status event */
-	gboolean gone;	  /* the message must not be touched any more */
-	gboolean ended;	  /* the body is complete */
+	gboolean gone;    /* the message must not be touched any more */
+	gboolean ended;   /* the body is complete */
 	gulong changed_id;
 	gulong appended_id;
 	gulong deleted_id;
@@ -322,7 +322,7 @@ qsim_api_log_stream_init(QsimApiLogStream *self)
  */
 QsimApiLogStream *
 qsim_api_log_stream_new(QsimApiServer *server, SoupServerMessage *msg, const gchar *uuid,
-			gint64 after_seq, gint log_type)
+                        gint64 after_seq, gint log_type)
 {
 	QsimApiLogStream *self = g_object_new(QSIM_TYPE_API_LOG_STREAM, NULL);
 	guint poll_ms = 0;
@@ -359,12 +359,12 @@ qsim_api_log_stream_start(QsimApiLogStream *self)
 	soup_message_headers_replace(h, "X-Accel-Buffering", "no");
 	g_signal_connect_object(self->msg, "disconnected", G_CALLBACK(on_msg_done), self, 0);
 	g_signal_connect_object(self->msg, "finished", G_CALLBACK(on_msg_done), self, 0);
-	self->changed_id = g_signal_connect(self->store, "request-changed",
-					    G_CALLBACK(on_request_changed), self);
-	self->appended_id = g_signal_connect(self->store, "logs-appended",
-					     G_CALLBACK(on_logs_appended), self);
-	self->deleted_id = g_signal_connect(self->store, "request-deleted",
-					    G_CALLBACK(on_request_deleted), self);
+	self->changed_id =
+	    g_signal_connect(self->store, "request-changed", G_CALLBACK(on_request_changed), self);
+	self->appended_id =
+	    g_signal_connect(self->store, "logs-appended", G_CALLBACK(on_logs_appended), self);
+	self->deleted_id =
+	    g_signal_connect(self->store, "request-deleted", G_CALLBACK(on_request_deleted), self);
 	self->poll_id = g_timeout_add(poll_ms, poll_cb, self);
 	qsim_api_server_track_stream(self->server, G_OBJECT(self));
 	arm_keepalive(self);

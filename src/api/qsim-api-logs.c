@@ -23,9 +23,11 @@ wants_stream(QsimApiContext *ctx, gboolean *out)
 	if (follow != NULL) {
 		if (g_strcmp0(follow, "1") == 0 || g_ascii_strcasecmp(follow, "true") == 0) {
 			*out = TRUE;
-		} else if (g_strcmp0(follow, "0") != 0 && g_ascii_strcasecmp(follow, "false") != 0) {
-			qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-					       "Query parameter 'follow' must be 1, 0, true or false.");
+		} else if (g_strcmp0(follow, "0") != 0 &&
+		           g_ascii_strcasecmp(follow, "false") != 0) {
+			qsim_api_error_respond(
+			    ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+			    "Query parameter 'follow' must be 1, 0, true or false.");
 			return FALSE;
 		}
 		return TRUE;
@@ -47,7 +49,7 @@ resume_point(QsimApiContext *ctx, guint64 after_seq, gint64 *out)
 		return TRUE;
 	if (!g_ascii_string_to_unsigned(last_id, 10, 0, G_MAXINT64, &n, NULL)) {
 		qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-				       "Header 'Last-Event-ID' must be a log sequence number.");
+		                       "Header 'Last-Event-ID' must be a log sequence number.");
 		return FALSE;
 	}
 	*out = (gint64)n;
@@ -73,14 +75,14 @@ qsim_api_logs_get(QsimApiContext *ctx)
 	if (log_type_s != NULL) {
 		if (!qsim_log_type_from_string(log_type_s, &log_type)) {
 			qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-					       "Query parameter 'log_type' must be one of boot, "
-					       "command, stdout, stderr, system.");
+			                       "Query parameter 'log_type' must be one of boot, "
+			                       "command, stdout, stderr, system.");
 			return;
 		}
 		type_filter = (gint)log_type;
 	}
 	if (!qsim_api_context_query_uint(ctx, "limit", 1, QSIM_API_LOGS_MAX,
-					 QSIM_STORE_LOGS_DEFAULT_LIMIT, &limit) ||
+	                                 QSIM_STORE_LOGS_DEFAULT_LIMIT, &limit) ||
 	    !qsim_api_context_query_uint(ctx, "after_seq", 0, G_MAXINT64, 0, &after_seq) ||
 	    !wants_stream(ctx, &stream) || !resume_point(ctx, after_seq, &resume))
 		return;

@@ -59,6 +59,42 @@ qsim_api_mapping_add_request(JsonBuilder *b, const QsimRequest *r)
 }
 
 /**
+ * qsim_api_mapping_append_request:
+ * @out: JSON text being built
+ *
+ * Appends the same object as qsim_api_mapping_add_request(), as text.
+ */
+void
+qsim_api_mapping_append_request(GString *out, const QsimRequest *r)
+{
+	g_string_append(out, "{\"uuid\":");
+	qsim_api_json_append_string(out, r->uuid);
+	g_string_append(out, ",\"vm_name\":");
+	qsim_api_json_append_string(out, r->vm_name);
+	g_string_append(out, ",\"commands\":");
+	qsim_api_json_append_string(out, r->commands);
+	g_string_append_printf(out, ",\"timeout\":%" G_GINT64_FORMAT ",\"status\":\"%s\"",
+	                       r->timeout_s, qsim_status_to_string(r->status));
+	g_string_append(out, ",\"created_at\":");
+	qsim_api_json_append_timestamp(out, r->created_at);
+	g_string_append(out, ",\"updated_at\":");
+	qsim_api_json_append_timestamp(out, r->updated_at);
+	g_string_append(out, ",\"started_at\":");
+	qsim_api_json_append_timestamp(out, r->started_at);
+	g_string_append(out, ",\"finished_at\":");
+	qsim_api_json_append_timestamp(out, r->finished_at);
+	if (r->has_exit_code)
+		g_string_append_printf(out, ",\"exit_code\":%d", r->exit_code);
+	else
+		g_string_append(out, ",\"exit_code\":null");
+	g_string_append(out, ",\"error\":");
+	qsim_api_json_append_string(out, r->error);
+	g_string_append_printf(out, ",\"attempts\":%u,\"agent_id\":", r->attempts);
+	qsim_api_json_append_string(out, r->agent_id);
+	g_string_append_c(out, '}');
+}
+
+/**
  * qsim_api_mapping_request:
  *
  * Returns: (transfer full): the request object

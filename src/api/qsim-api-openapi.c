@@ -34,14 +34,14 @@ qsim_api_openapi_load(GError **error)
 	/* looked up in our own resource: that reference also keeps the generated
 	 * object file from being dropped when linking the static library */
 	bytes = g_resource_lookup_data(qsim_api_get_resource(), OPENAPI_RESOURCE,
-				       G_RESOURCE_LOOKUP_FLAGS_NONE, error);
+	                               G_RESOURCE_LOOKUP_FLAGS_NONE, error);
 	if (bytes == NULL)
 		return NULL;
 	data = g_bytes_get_data(bytes, &len);
 	if (!json_parser_load_from_data(parser, data, (gssize)len, error))
 		return NULL;
 	info = json_object_get_object_member(json_node_get_object(json_parser_get_root(parser)),
-					     "info");
+	                                     "info");
 	json_object_set_string_member(info, "version", PACKAGE_VERSION);
 	return json_parser_steal_root(parser);
 }
@@ -80,15 +80,14 @@ respond_document(SoupServerMessage *msg, gboolean html)
 
 	if (doc == NULL) {
 		qsim_api_error_respond(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal_error",
-				       "The API description is unavailable.");
+		                       "The API description is unavailable.");
 		return;
 	}
 	data = g_bytes_get_data(doc, &len);
 	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
-	soup_server_message_set_response(msg,
-					 html ? "text/html; charset=utf-8"
-					      : "application/json; charset=utf-8",
-					 SOUP_MEMORY_COPY, data, len);
+	soup_server_message_set_response(
+	    msg, html ? "text/html; charset=utf-8" : "application/json; charset=utf-8",
+	    SOUP_MEMORY_COPY, data, len);
 }
 
 void

@@ -4,10 +4,8 @@
 
 G_BEGIN_DECLS
 
-JsonNode *
-qsim_api_openapi_load(GError **error);
+JsonNode *qsim_api_openapi_load(GError **error);
 
-gchar *
-qsim_api_openapi_render_html(JsonNode *document);
+gchar *qsim_api_openapi_render_html(JsonNode *document);
 
 G_END_DECLS

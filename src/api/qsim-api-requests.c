@@ -8,6 +8,7 @@
 #include "api/qsim-api-handlers.h"
 #include "api/qsim-api-json.h"
 #include "api/qsim-api-mapping.h"
+#include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
 #include "common/qsim-vm-name.h"
@@ -31,15 +32,16 @@ qsim_api_requests_resolve(QsimApiContext *ctx)
 {
 	QsimStore *store = qsim_api_server_get_store(ctx->server);
 	g_autoptr(GError) error = NULL;
-	QsimRequest *r = qsim_store_get_request(store, ctx->param, QSIM_STORE_MIN_PREFIX_API, &error);
+	QsimRequest *r =
+	    qsim_store_get_request(store, ctx->param, QSIM_STORE_MIN_PREFIX_API, &error);
 
 	if (r != NULL)
 		return r;
 	if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_INVALID)) {
 		qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-				       "'%s' is not a request UUID or a prefix of at least %u "
-				       "hexadecimal characters.",
-				       ctx->param, QSIM_STORE_MIN_PREFIX_API);
+		                       "'%s' is not a request UUID or a prefix of at least %u "
+		                       "hexadecimal characters.",
+		                       ctx->param, QSIM_STORE_MIN_PREFIX_API);
 		return NULL;
 	}
 	qsim_api_error_respond_gerror(ctx->msg, error);
@@ -56,29 +58,89 @@ validate_vm(QsimApiContext *ctx, const gchar *vm_name)
 	g_autoptr(QsimVmConfig) vm = NULL;
 
 	if (!qsim_vm_name_validate(vm_name, &error)) {
-		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-				       "validation_error",
-				       "Field 'vm_name' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$.");
+		qsim_api_error_respond(
+		    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
+		    "Field 'vm_name' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$.");
 		return FALSE;
 	}
 	vm = qsim_vm_config_load(qsim_config_get_vm_images_dir(config),
-				 qsim_config_get_vm_config_dir(config), vm_name, &error);
+	                         qsim_config_get_vm_config_dir(config), vm_name, &error);
 	if (vm == NULL) {
 		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND))
-			qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-					       "validation_error",
-					       "Field 'vm_name': no VM named '%s' (see GET /vms).",
-					       vm_name);
+			qsim_api_error_respond(
+			    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
+			    "Field 'vm_name': no VM named '%s' (see GET /vms).", vm_name);
 		else
-			qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-					       "validation_error",
-					       "Field 'vm_name': VM '%s' has an invalid configuration "
-					       "(see GET /vms).",
-					       vm_name);
+			qsim_api_error_respond(
+			    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
+			    "Field 'vm_name': VM '%s' has an invalid configuration "
+			    "(see GET /vms).",
+			    vm_name);
 		g_debug("VM %s rejected: %s", vm_name, error->message);
 		return FALSE;
 	}
 	return TRUE;
+}
+
+static void
+respond_request(SoupServerMessage *msg, const QsimRequest *r)
+{
+	GString *out = g_string_sized_new(512);
+
+	qsim_api_mapping_append_request(out, r);
+	qsim_api_json_respond_text(msg, SOUP_STATUS_OK, out);
+}
+
+static void
+respond_created(SoupServerMessage *msg, const QsimRequest *r)
+{
+	g_autofree gchar *location = g_strdup_printf("/requests/%s", r->uuid);
+	GString *out = g_string_sized_new(128);
+
+	g_string_append(out, "{\"uuid\":");
+	qsim_api_json_append_string(out, r->uuid);
+	g_string_append_printf(out,
+	                       ",\"status\":\"%s\",\"message\":\"Request created successfully\"}",
+	                       qsim_status_to_string(r->status));
+	soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Location",
+	                             location);
+	qsim_api_json_respond_text(msg, SOUP_STATUS_CREATED, out);
+}
+
+/* A POST waiting for the writer thread: the message is paused meanwhile. */
+typedef struct {
+	SoupServerMessage *msg;
+	QsimStore *store;
+	gboolean gone;
+} PendingCreate;
+
+static void
+on_create_client_gone(SoupServerMessage *msg, gpointer user_data)
+{
+	((PendingCreate *)user_data)->gone = TRUE;
+}
+
+static void
+create_done(const QsimRequest *r, const GError *error, gpointer user_data)
+{
+	PendingCreate *p = user_data;
+
+	/* the insert went through the writer's own connection, whose signals nobody
+	 * hears; tell in-process listeners (agents of `qsimd all`, streams) here */
+	if (r != NULL)
+		g_signal_emit_by_name(p->store, "request-changed", r->uuid, (gint)r->status);
+	/* a message whose client is gone is finished: touching it would be a bug */
+	if (!p->gone) {
+		if (r != NULL)
+			respond_created(p->msg, r);
+		else
+			qsim_api_error_respond_gerror(p->msg, error);
+		soup_server_message_unpause(p->msg);
+	}
+	g_signal_handlers_disconnect_by_data(p->msg, p);
+	g_object_unref(p->msg);
+	g_object_unref(p->store);
+	g_free(p);
 }
 
 void
@@ -86,13 +148,11 @@ qsim_api_requests_create(QsimApiContext *ctx)
 {
 	QsimConfig *config = qsim_api_server_get_config(ctx->server);
 	QsimStore *store = qsim_api_server_get_store(ctx->server);
+	QsimApiWriter *writer = qsim_api_server_get_writer(ctx->server);
 	guint max_timeout = qsim_config_get_max_timeout(config);
 	g_autoptr(JsonObject) body = qsim_api_json_read_object(ctx->msg);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) r = NULL;
-	g_autoptr(JsonBuilder) b = NULL;
-	g_autoptr(JsonNode) root = NULL;
-	g_autofree gchar *location = NULL;
 	const gchar *vm_name = NULL;
 	const gchar *commands = NULL;
 	gboolean has_timeout = FALSE;
@@ -105,40 +165,38 @@ qsim_api_requests_create(QsimApiContext *ctx)
 	    !qsim_api_json_get_int(ctx->msg, body, "timeout", &has_timeout, &timeout))
 		return;
 	if (commands[0] == '\0' || strlen(commands) > QSIM_API_MAX_COMMANDS) {
-		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-				       "validation_error",
-				       "Field 'commands' must be a non-empty string of at most 256 KiB.");
+		qsim_api_error_respond(
+		    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
+		    "Field 'commands' must be a non-empty string of at most 256 KiB.");
 		return;
 	}
 	if (!has_timeout)
 		timeout = qsim_config_get_default_timeout(config);
 	if (timeout < 1 || timeout > max_timeout) {
-		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-				       "validation_error",
-				       "Field 'timeout' must be from 1 to %u seconds.", max_timeout);
+		qsim_api_error_respond(
+		    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
+		    "Field 'timeout' must be from 1 to %u seconds.", max_timeout);
 		return;
 	}
 	if (!validate_vm(ctx, vm_name))
 		return;
+	if (writer != NULL) {
+		PendingCreate *p = g_new0(PendingCreate, 1);
+
+		p->msg = g_object_ref(ctx->msg);
+		p->store = g_object_ref(store);
+		g_signal_connect(p->msg, "disconnected", G_CALLBACK(on_create_client_gone), p);
+		g_signal_connect(p->msg, "finished", G_CALLBACK(on_create_client_gone), p);
+		soup_server_message_pause(ctx->msg);
+		qsim_api_writer_create_request(writer, vm_name, commands, timeout, create_done, p);
+		return;
+	}
 	r = qsim_store_create_request(store, vm_name, commands, timeout, &error);
 	if (r == NULL) {
 		qsim_api_error_respond_gerror(ctx->msg, error);
 		return;
 	}
-	b = json_builder_new_immutable();
-	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "uuid");
-	json_builder_add_string_value(b, r->uuid);
-	json_builder_set_member_name(b, "status");
-	json_builder_add_string_value(b, qsim_status_to_string(r->status));
-	json_builder_set_member_name(b, "message");
-	json_builder_add_string_value(b, "Request created successfully");
-	json_builder_end_object(b);
-	root = json_builder_get_root(b);
-	location = g_strdup_printf("/requests/%s", r->uuid);
-	soup_message_headers_replace(soup_server_message_get_response_headers(ctx->msg),
-				     "Location", location);
-	qsim_api_json_respond(ctx->msg, SOUP_STATUS_CREATED, root);
+	respond_created(ctx->msg, r);
 }
 
 static void
@@ -165,20 +223,20 @@ qsim_api_requests_list(QsimApiContext *ctx)
 	gboolean has_more = FALSE;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) rows = NULL;
-	g_autoptr(JsonBuilder) b = NULL;
-	g_autoptr(JsonNode) root = NULL;
+	GString *out;
 
 	qsim_request_filter_init(&filter);
 	if (status != NULL) {
 		if (!qsim_status_from_string(status, &st)) {
-			qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-					       "Query parameter 'status' must be a request status.");
+			qsim_api_error_respond(
+			    ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+			    "Query parameter 'status' must be a request status.");
 			return;
 		}
 		filter.status = st;
 	}
-	if (!qsim_api_context_query_uint(ctx, "limit", 1, QSIM_API_LIST_MAX,
-					 QSIM_API_LIST_DEFAULT, &limit))
+	if (!qsim_api_context_query_uint(ctx, "limit", 1, QSIM_API_LIST_MAX, QSIM_API_LIST_DEFAULT,
+	                                 &limit))
 		return;
 	filter.limit = (guint)limit;
 	filter.vm_name = vm_name;
@@ -186,10 +244,10 @@ qsim_api_requests_list(QsimApiContext *ctx)
 	rows = qsim_store_list_requests(store, &filter, &has_more, &error);
 	if (rows == NULL) {
 		if (before != NULL && (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND) ||
-				       g_error_matches(error, QSIM_ERROR, QSIM_ERROR_INVALID))) {
+		                       g_error_matches(error, QSIM_ERROR, QSIM_ERROR_INVALID))) {
 			qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-					       "Query parameter 'before' must be the full UUID of "
-					       "an existing request.");
+			                       "Query parameter 'before' must be the full UUID of "
+			                       "an existing request.");
 			return;
 		}
 		qsim_api_error_respond_gerror(ctx->msg, error);
@@ -202,29 +260,29 @@ qsim_api_requests_list(QsimApiContext *ctx)
 		append_query(link, "status", status);
 		append_query(link, "vm_name", vm_name);
 		g_string_append_printf(link, "limit=%u&before=%s>; rel=\"next\"", (guint)limit,
-				       last->uuid);
+		                       last->uuid);
 		soup_message_headers_replace(soup_server_message_get_response_headers(ctx->msg),
-					     "Link", link->str);
+		                             "Link", link->str);
 	}
-	b = json_builder_new_immutable();
-	json_builder_begin_array(b);
-	for (guint i = 0; i < rows->len; i++)
-		qsim_api_mapping_add_request(b, rows->pdata[i]);
-	json_builder_end_array(b);
-	root = json_builder_get_root(b);
-	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+	out = g_string_sized_new(512 * (rows->len + 1));
+	g_string_append_c(out, '[');
+	for (guint i = 0; i < rows->len; i++) {
+		if (i > 0)
+			g_string_append_c(out, ',');
+		qsim_api_mapping_append_request(out, rows->pdata[i]);
+	}
+	g_string_append_c(out, ']');
+	qsim_api_json_respond_text(ctx->msg, SOUP_STATUS_OK, out);
 }
 
 void
 qsim_api_requests_get(QsimApiContext *ctx)
 {
 	g_autoptr(QsimRequest) r = qsim_api_requests_resolve(ctx);
-	g_autoptr(JsonNode) root = NULL;
 
 	if (r == NULL)
 		return;
-	root = qsim_api_mapping_request(r);
-	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+	respond_request(ctx->msg, r);
 }
 
 void
@@ -235,7 +293,6 @@ qsim_api_requests_set_status(QsimApiContext *ctx)
 	g_autoptr(QsimRequest) r = NULL;
 	g_autoptr(QsimRequest) updated = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonNode) root = NULL;
 	const gchar *status = NULL;
 	QsimStatus to = QSIM_STATUS_PENDING;
 
@@ -244,11 +301,11 @@ qsim_api_requests_set_status(QsimApiContext *ctx)
 	if (!qsim_api_json_get_string(ctx->msg, body, "status", TRUE, &status))
 		return;
 	if (!qsim_status_from_string(status, &to) ||
-	    (to != QSIM_STATUS_CANCELLED && to != QSIM_STATUS_HOLD &&
-	     to != QSIM_STATUS_PENDING && to != QSIM_STATUS_RUNNING)) {
-		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-				       "validation_error",
-				       "Field 'status' must be one of cancelled, hold, pending, running.");
+	    (to != QSIM_STATUS_CANCELLED && to != QSIM_STATUS_HOLD && to != QSIM_STATUS_PENDING &&
+	     to != QSIM_STATUS_RUNNING)) {
+		qsim_api_error_respond(
+		    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
+		    "Field 'status' must be one of cancelled, hold, pending, running.");
 		return;
 	}
 	r = qsim_api_requests_resolve(ctx);
@@ -259,8 +316,7 @@ qsim_api_requests_set_status(QsimApiContext *ctx)
 		qsim_api_error_respond_gerror(ctx->msg, error);
 		return;
 	}
-	root = qsim_api_mapping_request(updated);
-	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+	respond_request(ctx->msg, updated);
 }
 
 void
@@ -270,7 +326,6 @@ qsim_api_requests_delete(QsimApiContext *ctx)
 	g_autoptr(QsimRequest) r = qsim_api_requests_resolve(ctx);
 	g_autoptr(QsimRequest) cancelled = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonNode) root = NULL;
 
 	if (r == NULL)
 		return;
@@ -289,6 +344,5 @@ qsim_api_requests_delete(QsimApiContext *ctx)
 		qsim_api_error_respond_gerror(ctx->msg, error);
 		return;
 	}
-	root = qsim_api_mapping_request(cancelled);
-	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);
+	respond_request(ctx->msg, cancelled);
 }

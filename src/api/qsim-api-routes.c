@@ -36,30 +36,34 @@ qsim_api_routes_get(guint *n_routes)
 	return routes;
 }
 
-/* Segment-wise match; a `{x}` segment takes any non-empty segment. */
+/* Segment-wise match without allocating (it runs for every route on every
+ * request); a `{x}` segment takes any non-empty segment. */
 static gboolean
-pattern_matches(const gchar *pattern, const gchar *path, gchar **param)
+pattern_matches(const gchar *pattern, const gchar *path, const gchar **param, gsize *param_len)
 {
-	g_auto(GStrv) ps = g_strsplit(pattern, "/", -1);
-	g_auto(GStrv) qs = g_strsplit(path, "/", -1);
-	g_autofree gchar *captured = NULL;
+	const gchar *p = pattern;
+	const gchar *q = path;
 
-	if (g_strv_length(ps) != g_strv_length(qs))
-		return FALSE;
-	for (guint i = 0; ps[i] != NULL; i++) {
-		if (ps[i][0] == '{') {
-			if (qs[i][0] == '\0')
+	while (*p != '\0' && *q != '\0') {
+		if (*p == '{') {
+			const gchar *seg_end = strchr(q, '/');
+
+			if (seg_end == NULL)
+				seg_end = q + strlen(q);
+			if (seg_end == q)
 				return FALSE;
-			g_free(captured);
-			captured = g_strdup(qs[i]);
+			*param = q;
+			*param_len = (gsize)(seg_end - q);
+			p = strchr(p, '}') + 1;
+			q = seg_end;
 			continue;
 		}
-		if (g_strcmp0(ps[i], qs[i]) != 0)
+		if (*p != *q)
 			return FALSE;
+		p++;
+		q++;
 	}
-	if (param != NULL)
-		*param = g_steal_pointer(&captured);
-	return TRUE;
+	return *p == '\0' && *q == '\0';
 }
 
 /**
@@ -76,25 +80,30 @@ pattern_matches(const gchar *pattern, const gchar *path, gchar **param)
 const QsimApiRoute *
 qsim_api_routes_match(const gchar *method, const gchar *path, gchar **param, gchar **allow)
 {
-	g_autoptr(GString) methods = g_string_new(NULL);
+	g_autoptr(GString) methods = NULL;
 	const gchar *m = g_strcmp0(method, "HEAD") == 0 ? "GET" : method;
 
 	*param = NULL;
 	*allow = NULL;
 	for (guint i = 0; i < G_N_ELEMENTS(routes); i++) {
-		if (!pattern_matches(routes[i].pattern, path, NULL))
+		const gchar *seg = NULL;
+		gsize seg_len = 0;
+
+		if (!pattern_matches(routes[i].pattern, path, &seg, &seg_len))
 			continue;
 		if (g_strcmp0(routes[i].method, m) == 0) {
-			pattern_matches(routes[i].pattern, path, param);
+			*param = seg != NULL ? g_strndup(seg, seg_len) : NULL;
 			return &routes[i];
 		}
+		if (methods == NULL)
+			methods = g_string_new(NULL);
 		if (methods->len > 0)
 			g_string_append(methods, ", ");
 		g_string_append(methods, routes[i].method);
 		if (g_strcmp0(routes[i].method, "GET") == 0)
 			g_string_append(methods, ", HEAD");
 	}
-	if (methods->len > 0) {
+	if (methods != NULL) {
 		g_string_append(methods, ", OPTIONS");
 		*allow = g_string_free(g_steal_pointer(&methods), FALSE);
 	}

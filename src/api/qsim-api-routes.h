@@ -20,10 +20,9 @@ typedef struct {
 	gboolean needs_auth;
 } QsimApiRoute;
 
-const QsimApiRoute *
-qsim_api_routes_get(guint *n_routes);
+const QsimApiRoute *qsim_api_routes_get(guint *n_routes);
 
-const QsimApiRoute *
-qsim_api_routes_match(const gchar *method, const gchar *path, gchar **param, gchar **allow);
+const QsimApiRoute *qsim_api_routes_match(const gchar *method, const gchar *path, gchar **param,
+                                          gchar **allow);
 
 G_END_DECLS

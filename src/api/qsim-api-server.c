@@ -13,7 +13,9 @@
 #include "api/qsim-api-log-stream.h"
 #include "api/qsim-api-routes.h"
 #include "api/qsim-api-server.h"
+#include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
+#include "common/qsim-log.h"
 
 #define QSIM_API_KEEPALIVE_MS 15000
 #define QSIM_API_POLL_MS 250
@@ -23,15 +25,16 @@ struct _QsimApiServer {
 	QsimConfig *config;
 	QsimStore *store;
 	SoupServer *soup;
-	gchar **tokens;	 /* non-empty tokens only; NULL when auth is off */
+	gchar **tokens;  /* non-empty tokens only; NULL when auth is off */
 	gchar **origins; /* NULL when CORS is off */
 	gboolean insecure_no_auth;
 	guint agents;
 	guint keepalive_ms;
 	guint poll_ms;
 	guint16 port;
-	gint port_override; /* -1: use API_PORT */
-	GPtrArray *streams; /* (element-type QsimApiLogStream) live SSE streams */
+	gint port_override;    /* -1: use API_PORT */
+	GPtrArray *streams;    /* (element-type QsimApiLogStream) live SSE streams */
+	QsimApiWriter *writer; /* nullable: POST /requests inserts on the main loop without it */
 };
 
 G_DEFINE_TYPE(QsimApiServer, qsim_api_server, G_TYPE_OBJECT)
@@ -71,16 +74,16 @@ static void
 respond_unauthorized(SoupServerMessage *msg)
 {
 	soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-				     "WWW-Authenticate", "Bearer realm=\"qsim\"");
+	                             "WWW-Authenticate", "Bearer realm=\"qsim\"");
 	qsim_api_error_respond(msg, SOUP_STATUS_UNAUTHORIZED, "unauthorized",
-			       "A valid bearer token is required.");
+	                       "A valid bearer token is required.");
 }
 
 /* Runs once the headers are in and before the body is read: refusing here
  * means an unauthenticated or oversized upload is never buffered. */
 static void
 early_handler(SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
-	      gpointer user_data)
+              gpointer user_data)
 {
 	QsimApiServer *self = user_data;
 	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
@@ -89,14 +92,15 @@ early_handler(SoupServer *soup, SoupServerMessage *msg, const char *path, GHashT
 	if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
 	    soup_message_headers_get_content_length(h) > QSIM_API_MAX_BODY) {
 		qsim_api_error_respond(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-				       "payload_too_large", "The request body is larger than 1 MiB.");
+		                       "payload_too_large",
+		                       "The request body is larger than 1 MiB.");
 		/* the unread body is still on the wire: the connection cannot be reused */
 		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-					     "Connection", "close");
+		                             "Connection", "close");
 	} else if (self->tokens != NULL && !qsim_api_cors_is_preflight(msg) &&
-		   g_strcmp0(npath, "/health") != 0 &&
-		   !qsim_api_auth_check((const gchar *const *)self->tokens,
-					soup_message_headers_get_one(h, "Authorization"))) {
+	           g_strcmp0(npath, "/health") != 0 &&
+	           !qsim_api_auth_check((const gchar *const *)self->tokens,
+	                                soup_message_headers_get_one(h, "Authorization"))) {
 		respond_unauthorized(msg);
 	} else {
 		return;
@@ -108,7 +112,7 @@ early_handler(SoupServer *soup, SoupServerMessage *msg, const char *path, GHashT
 
 static void
 server_handler(SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
-	       gpointer user_data)
+               gpointer user_data)
 {
 	QsimApiServer *self = user_data;
 	const gchar *method = soup_server_message_get_method(msg);
@@ -122,25 +126,25 @@ server_handler(SoupServer *soup, SoupServerMessage *msg, const char *path, GHash
 		qsim_api_cors_apply(msg, (const gchar *const *)self->origins);
 	route = qsim_api_routes_match(method, npath, &param, &allow);
 	if (g_strcmp0(method, "OPTIONS") == 0 && allow != NULL) {
-		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-					     "Allow", allow);
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow",
+		                             allow);
 		soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, NULL);
 		return;
 	}
 	if (route == NULL && allow != NULL) {
-		soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-					     "Allow", allow);
+		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow",
+		                             allow);
 		qsim_api_error_respond(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed",
-				       "Method %s is not allowed on %s.", method, npath);
+		                       "Method %s is not allowed on %s.", method, npath);
 		return;
 	}
 	if (route == NULL) {
 		qsim_api_error_respond(msg, SOUP_STATUS_NOT_FOUND, "not_found",
-				       "There is no resource at this path.");
+		                       "There is no resource at this path.");
 		return;
 	}
-	ctx = qsim_api_context_new(self, msg, npath,
-				   query != NULL ? g_hash_table_ref(query) : NULL);
+	ctx =
+	    qsim_api_context_new(self, msg, npath, query != NULL ? g_hash_table_ref(query) : NULL);
 	ctx->param = g_steal_pointer(&param);
 	route->handler(ctx);
 }
@@ -185,6 +189,7 @@ qsim_api_server_dispose(GObject *object)
 	QsimApiServer *self = QSIM_API_SERVER(object);
 
 	qsim_api_server_stop(self);
+	g_clear_object(&self->writer);
 	g_clear_object(&self->soup);
 	g_clear_object(&self->store);
 	g_clear_object(&self->config);
@@ -247,9 +252,16 @@ qsim_api_server_new(QsimConfig *config, QsimStore *store)
 	self->soup = soup_server_new("server-header", server_header, NULL);
 	soup_server_add_early_handler(self->soup, NULL, early_handler, self, NULL);
 	soup_server_add_handler(self->soup, NULL, server_handler, self, NULL);
-	g_signal_connect(self->soup, "request-started", G_CALLBACK(on_request_started), self);
-	g_signal_connect(self->soup, "request-finished", G_CALLBACK(on_request_finished), self);
-	g_signal_connect(self->soup, "request-aborted", G_CALLBACK(on_request_aborted), self);
+	/* the access log costs a timestamp and a formatted line per request: only
+	 * pay for it when LOG_LEVEL lets it through */
+	if (qsim_log_level_enabled(qsim_config_get_log_level(config), G_LOG_LEVEL_INFO)) {
+		g_signal_connect(self->soup, "request-started", G_CALLBACK(on_request_started),
+		                 self);
+		g_signal_connect(self->soup, "request-finished", G_CALLBACK(on_request_finished),
+		                 self);
+		g_signal_connect(self->soup, "request-aborted", G_CALLBACK(on_request_aborted),
+		                 self);
+	}
 	return self;
 }
 
@@ -308,7 +320,7 @@ qsim_api_server_listen(QsimApiServer *self, GError **error)
 {
 	const gchar *host = qsim_config_get_api_host(self->config);
 	guint16 port = self->port_override >= 0 ? (guint16)self->port_override
-						: qsim_config_get_api_port(self->config);
+	                                        : qsim_config_get_api_port(self->config);
 	GSList *listeners;
 
 	g_return_val_if_fail(QSIM_IS_API_SERVER(self), FALSE);
@@ -317,14 +329,14 @@ qsim_api_server_listen(QsimApiServer *self, GError **error)
 	if (!qsim_api_auth_host_is_loopback(host) && self->tokens == NULL) {
 		if (!self->insecure_no_auth) {
 			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    "refusing to listen on non-loopback address %s without API "
-				    "tokens: set API_TOKENS, or pass --insecure-no-auth",
-				    host);
+			            "refusing to listen on non-loopback address %s without API "
+			            "tokens: set API_TOKENS, or pass --insecure-no-auth",
+			            host);
 			return FALSE;
 		}
 		g_warning("listening on %s without API tokens: anyone who can reach this "
-			  "port can run commands in your VMs",
-			  host);
+		          "port can run commands in your VMs",
+		          host);
 	}
 	if (!listen_on(self, host, port, error)) {
 		g_prefix_error(error, "cannot listen on %s:%u: ", host, port);
@@ -333,8 +345,7 @@ qsim_api_server_listen(QsimApiServer *self, GError **error)
 	/* from the socket itself: soup_server_get_uris() leaks an address in libsoup 3.2 */
 	listeners = soup_server_get_listeners(self->soup);
 	if (listeners != NULL) {
-		g_autoptr(GSocketAddress) local =
-		    g_socket_get_local_address(listeners->data, NULL);
+		g_autoptr(GSocketAddress) local = g_socket_get_local_address(listeners->data, NULL);
 		if (local != NULL)
 			self->port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local));
 	}
@@ -396,7 +407,40 @@ qsim_api_server_stop(QsimApiServer *self)
 	}
 	if (self->soup != NULL)
 		soup_server_disconnect(self->soup);
+	if (self->writer != NULL)
+		qsim_api_writer_stop(self->writer);
 	self->port = 0;
+}
+
+/**
+ * qsim_api_server_enable_writer:
+ *
+ * Moves the inserts of `POST /requests` to a writer thread with its own
+ * connection to DB_PATH, so that commits never stall the main loop. Without
+ * it, inserts run on the main loop through the server's store.
+ *
+ * Returns: %FALSE with @error set when the second connection cannot be opened
+ */
+gboolean
+qsim_api_server_enable_writer(QsimApiServer *self, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), FALSE);
+	if (self->writer != NULL)
+		return TRUE;
+	self->writer = qsim_api_writer_new(qsim_config_get_db_path(self->config), error);
+	return self->writer != NULL;
+}
+
+/**
+ * qsim_api_server_get_writer:
+ *
+ * Returns: (transfer none) (nullable) (type QsimApiWriter): the writer, if enabled
+ */
+gpointer
+qsim_api_server_get_writer(QsimApiServer *self)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), NULL);
+	return self->writer;
 }
 
 /**
@@ -412,6 +456,11 @@ qsim_api_server_set_agent_count(QsimApiServer *self, guint n_agents)
 	self->agents = n_agents;
 }
 
+/**
+ * qsim_api_server_get_agent_count:
+ *
+ * Returns: the number set with qsim_api_server_set_agent_count(), 0 by default
+ */
 guint
 qsim_api_server_get_agent_count(QsimApiServer *self)
 {
@@ -446,6 +495,11 @@ qsim_api_server_set_stream_intervals(QsimApiServer *self, guint keepalive_ms, gu
 	self->poll_ms = MAX(poll_ms, 10);
 }
 
+/**
+ * qsim_api_server_get_stream_intervals:
+ * @keepalive_ms: (out): the keep-alive interval for new streams
+ * @poll_ms: (out): the poll interval for new streams
+ */
 void
 qsim_api_server_get_stream_intervals(QsimApiServer *self, guint *keepalive_ms, guint *poll_ms)
 {
@@ -475,13 +529,22 @@ qsim_api_server_get_store(QsimApiServer *self)
 	return self->store;
 }
 
-/* The server keeps a reference on each live stream so that stop() can end them. */
+/**
+ * qsim_api_server_track_stream:
+ * @stream: a live QsimApiLogStream; the server takes a reference
+ *
+ * The server keeps each live stream so that qsim_api_server_stop() can end it.
+ */
 void
 qsim_api_server_track_stream(QsimApiServer *self, GObject *stream)
 {
 	g_ptr_array_add(self->streams, g_object_ref(stream));
 }
 
+/**
+ * qsim_api_server_untrack_stream:
+ * @stream: a stream that ended; the server drops its reference
+ */
 void
 qsim_api_server_untrack_stream(QsimApiServer *self, GObject *stream)
 {

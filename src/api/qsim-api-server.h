@@ -10,49 +10,38 @@ G_BEGIN_DECLS
 #define QSIM_TYPE_API_SERVER (qsim_api_server_get_type())
 G_DECLARE_FINAL_TYPE(QsimApiServer, qsim_api_server, QSIM, API_SERVER, GObject)
 
-QsimApiServer *
-qsim_api_server_new(QsimConfig *config, QsimStore *store);
+QsimApiServer *qsim_api_server_new(QsimConfig *config, QsimStore *store);
 
-gboolean
-qsim_api_server_listen(QsimApiServer *self, GError **error);
+gboolean qsim_api_server_listen(QsimApiServer *self, GError **error);
 
-void
-qsim_api_server_set_port(QsimApiServer *self, guint16 port);
+void qsim_api_server_set_port(QsimApiServer *self, guint16 port);
 
-guint16
-qsim_api_server_get_port(QsimApiServer *self);
+guint16 qsim_api_server_get_port(QsimApiServer *self);
 
-guint
-qsim_api_server_get_stream_count(QsimApiServer *self);
+guint qsim_api_server_get_stream_count(QsimApiServer *self);
 
-void
-qsim_api_server_stop(QsimApiServer *self);
+void qsim_api_server_stop(QsimApiServer *self);
 
-void
-qsim_api_server_set_agent_count(QsimApiServer *self, guint n_agents);
+gboolean qsim_api_server_enable_writer(QsimApiServer *self, GError **error);
 
-guint
-qsim_api_server_get_agent_count(QsimApiServer *self);
+gpointer qsim_api_server_get_writer(QsimApiServer *self);
 
-void
-qsim_api_server_set_insecure_no_auth(QsimApiServer *self, gboolean insecure);
+void qsim_api_server_set_agent_count(QsimApiServer *self, guint n_agents);
 
-void
-qsim_api_server_set_stream_intervals(QsimApiServer *self, guint keepalive_ms, guint poll_ms);
+guint qsim_api_server_get_agent_count(QsimApiServer *self);
 
-void
-qsim_api_server_get_stream_intervals(QsimApiServer *self, guint *keepalive_ms, guint *poll_ms);
+void qsim_api_server_set_insecure_no_auth(QsimApiServer *self, gboolean insecure);
 
-QsimConfig *
-qsim_api_server_get_config(QsimApiServer *self);
+void qsim_api_server_set_stream_intervals(QsimApiServer *self, guint keepalive_ms, guint poll_ms);
 
-QsimStore *
-qsim_api_server_get_store(QsimApiServer *self);
+void qsim_api_server_get_stream_intervals(QsimApiServer *self, guint *keepalive_ms, guint *poll_ms);
 
-void
-qsim_api_server_track_stream(QsimApiServer *self, GObject *stream);
+QsimConfig *qsim_api_server_get_config(QsimApiServer *self);
 
-void
-qsim_api_server_untrack_stream(QsimApiServer *self, GObject *stream);
+QsimStore *qsim_api_server_get_store(QsimApiServer *self);
+
+void qsim_api_server_track_stream(QsimApiServer *self, GObject *stream);
+
+void qsim_api_server_untrack_stream(QsimApiServer *self, GObject *stream);
 
 G_END_DECLS

@@ -58,7 +58,7 @@ qsim_api_stats_get(QsimApiContext *ctx)
 	    b, MAX(st->active_agents, qsim_api_server_get_agent_count(ctx->server)));
 	add_seconds(b, "oldest_pending_age_s", st->has_oldest_pending, st->oldest_pending_age_ms);
 	add_latency(b, "queue_latency_s", st->has_queue_latency, st->queue_p50_ms,
-		    st->queue_p95_ms);
+	            st->queue_p95_ms);
 	add_latency(b, "run_latency_s", st->has_run_latency, st->run_p50_ms, st->run_p95_ms);
 	json_builder_end_object(b);
 	root = json_builder_get_root(b);

@@ -31,12 +31,12 @@ qsim_api_vms_list(QsimApiContext *ctx)
 	g_autoptr(JsonNode) root = NULL;
 
 	vms = qsim_vm_catalog_list(qsim_config_get_vm_images_dir(config),
-				   qsim_config_get_vm_config_dir(config), &error);
+	                           qsim_config_get_vm_config_dir(config), &error);
 	if (vms == NULL) {
 		/* a missing or unreadable images dir is a server fault, not the client's */
 		g_warning("cannot list VMs: %s", error->message);
 		qsim_api_error_respond(ctx->msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
-				       "internal_error", "The VM catalog cannot be read.");
+		                       "internal_error", "The VM catalog cannot be read.");
 		return;
 	}
 	json_builder_begin_array(b);

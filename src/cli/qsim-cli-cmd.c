@@ -16,11 +16,12 @@
  */
 QsimCliCmd *
 qsim_cli_cmd_new(const gchar *names, const gchar *arguments, const gchar *description,
-		 QsimCliOpt options, QsimCliCmdFunc callback)
+                 QsimCliOpt options, QsimCliCmdFunc callback)
 {
-	QsimCliCmd *cmd = g_new0(QsimCliCmd, 1);
+	QsimCliCmd *cmd;
 
 	g_return_val_if_fail(names != NULL && names[0] != '\0', NULL);
+	cmd = g_new0(QsimCliCmd, 1);
 	cmd->names = g_strsplit(names, ",", -1);
 	cmd->arguments = g_strdup(arguments);
 	cmd->description = g_strdup(description);

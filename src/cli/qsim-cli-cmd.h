@@ -41,15 +41,11 @@ typedef struct {
 	QsimCliCmdFunc callback;
 } QsimCliCmd;
 
-QsimCliCmd *
-qsim_cli_cmd_new(const gchar *names, const gchar *arguments, const gchar *description,
-		 QsimCliOpt options, QsimCliCmdFunc callback);
-void
-qsim_cli_cmd_free(QsimCliCmd *cmd);
-const gchar *
-qsim_cli_cmd_get_name(const QsimCliCmd *cmd);
-gboolean
-qsim_cli_cmd_has_name(const QsimCliCmd *cmd, const gchar *name);
+QsimCliCmd *qsim_cli_cmd_new(const gchar *names, const gchar *arguments, const gchar *description,
+                             QsimCliOpt options, QsimCliCmdFunc callback);
+void qsim_cli_cmd_free(QsimCliCmd *cmd);
+const gchar *qsim_cli_cmd_get_name(const QsimCliCmd *cmd);
+gboolean qsim_cli_cmd_has_name(const QsimCliCmd *cmd, const gchar *name);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimCliCmd, qsim_cli_cmd_free)
 

@@ -5,16 +5,11 @@
 G_BEGIN_DECLS
 
 /* each area adds its commands (QsimCliCmd, owned by @cmds) to the table */
-void
-qsim_cli_requests_register(GPtrArray *cmds);
-void
-qsim_cli_logs_register(GPtrArray *cmds);
-void
-qsim_cli_run_register(GPtrArray *cmds);
-void
-qsim_cli_system_register(GPtrArray *cmds);
+void qsim_cli_requests_register(GPtrArray *cmds);
+void qsim_cli_logs_register(GPtrArray *cmds);
+void qsim_cli_run_register(GPtrArray *cmds);
+void qsim_cli_system_register(GPtrArray *cmds);
 
-gchar *
-qsim_cli_submit(QsimCli *cli, gchar **args, JsonNode **reply, GError **error);
+gchar *qsim_cli_submit(QsimCli *cli, gchar **args, JsonNode **reply, GError **error);
 
 G_END_DECLS

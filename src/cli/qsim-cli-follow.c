@@ -11,7 +11,7 @@
 
 /* a stream that closes without an end event (server restart, proxy timeout) is
  * resumed from the last seq; give up after this many tries without progress */
-#define QSIM_CLI_FOLLOW_MAX_RETRIES 5
+#define QSIM_CLI_FOLLOW_MAX_RETRIES 10
 #define QSIM_CLI_FOLLOW_RETRY_DELAY_S 1
 #define QSIM_CLI_FOLLOW_READ_SIZE 8192
 
@@ -34,8 +34,7 @@ typedef struct {
 	gboolean progressed;
 } QsimCliFollowCtx;
 
-static void
-qsim_cli_follow_connect(QsimCliFollowCtx *ctx);
+static void qsim_cli_follow_connect(QsimCliFollowCtx *ctx);
 
 static void
 qsim_cli_follow_finish(QsimCliFollowCtx *ctx, GError *error)
@@ -48,8 +47,7 @@ qsim_cli_follow_finish(QsimCliFollowCtx *ctx, GError *error)
 }
 
 static gboolean
-qsim_cli_follow_event_cb(const gchar *event, const gchar *data, const gchar *id,
-			 gpointer user_data)
+qsim_cli_follow_event_cb(const gchar *event, const gchar *data, const gchar *id, gpointer user_data)
 {
 	QsimCliFollowCtx *ctx = user_data;
 	g_autoptr(JsonNode) node = NULL;
@@ -62,7 +60,7 @@ qsim_cli_follow_event_cb(const gchar *event, const gchar *data, const gchar *id,
 	if (node == NULL || !JSON_NODE_HOLDS_OBJECT(node)) {
 		/* TRANSLATORS: %s is the SSE event name, e.g. "log" */
 		ctx->error = g_error_new(QSIM_ERROR, QSIM_ERROR_INVALID,
-					 _("the server sent an invalid “%s” event"), event);
+		                         _("the server sent an invalid “%s” event"), event);
 		return FALSE;
 	}
 	if (id != NULL) {
@@ -99,7 +97,7 @@ qsim_cli_follow_lost(QsimCliFollowCtx *ctx, GError *error)
 	    ++ctx->retries > QSIM_CLI_FOLLOW_MAX_RETRIES) {
 		if (error == NULL)
 			error = g_error_new(QSIM_ERROR, QSIM_ERROR_IO,
-					    _("the server closed the log stream of %s"), ctx->uuid);
+			                    _("the server closed the log stream of %s"), ctx->uuid);
 		qsim_cli_follow_finish(ctx, error);
 		return;
 	}
@@ -122,9 +120,9 @@ qsim_cli_follow_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), res, &error_local);
 	if (bytes == NULL) {
 		if (g_error_matches(error_local, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-			qsim_cli_follow_finish(ctx, g_error_new_literal(QSIM_ERROR,
-									QSIM_ERROR_CANCELLED,
-									error_local->message));
+			qsim_cli_follow_finish(ctx,
+			                       g_error_new_literal(QSIM_ERROR, QSIM_ERROR_CANCELLED,
+			                                           error_local->message));
 			return;
 		}
 		qsim_cli_follow_lost(ctx, g_steal_pointer(&error_local));
@@ -147,13 +145,14 @@ qsim_cli_follow_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	} else if (!qsim_sse_parser_feed(ctx->parser, data, len)) {
 		if (ctx->end == NULL && ctx->error == NULL)
-			ctx->error = g_error_new_literal(QSIM_ERROR, QSIM_ERROR_INVALID,
-							 _("the server sent an invalid event stream"));
+			ctx->error =
+			    g_error_new_literal(QSIM_ERROR, QSIM_ERROR_INVALID,
+			                        _("the server sent an invalid event stream"));
 		qsim_cli_follow_finish(ctx, NULL);
 		return;
 	}
 	g_input_stream_read_bytes_async(ctx->stream, QSIM_CLI_FOLLOW_READ_SIZE, G_PRIORITY_DEFAULT,
-					ctx->cancellable, qsim_cli_follow_read_cb, ctx);
+	                                ctx->cancellable, qsim_cli_follow_read_cb, ctx);
 }
 
 static void
@@ -166,15 +165,15 @@ qsim_cli_follow_send_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	ctx->stream = soup_session_send_finish(SOUP_SESSION(source), res, &error_local);
 	if (ctx->stream == NULL) {
 		if (g_error_matches(error_local, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-			qsim_cli_follow_finish(ctx, g_error_new_literal(QSIM_ERROR,
-									QSIM_ERROR_CANCELLED,
-									error_local->message));
+			qsim_cli_follow_finish(ctx,
+			                       g_error_new_literal(QSIM_ERROR, QSIM_ERROR_CANCELLED,
+			                                           error_local->message));
 			return;
 		}
 		/* TRANSLATORS: %s is the server URL, the second %s the system's reason */
 		qsim_cli_follow_lost(ctx, g_error_new(QSIM_ERROR, QSIM_ERROR_IO,
-						      _("cannot connect to %s: %s"),
-						      ctx->cli->url, error_local->message));
+		                                      _("cannot connect to %s: %s"), ctx->cli->url,
+		                                      error_local->message));
 		return;
 	}
 	status = soup_message_get_status(ctx->msg);
@@ -185,7 +184,7 @@ qsim_cli_follow_send_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		ctx->parser = qsim_sse_parser_new(qsim_cli_follow_event_cb, ctx);
 	}
 	g_input_stream_read_bytes_async(ctx->stream, QSIM_CLI_FOLLOW_READ_SIZE, G_PRIORITY_DEFAULT,
-					ctx->cancellable, qsim_cli_follow_read_cb, ctx);
+	                                ctx->cancellable, qsim_cli_follow_read_cb, ctx);
 }
 
 static void
@@ -197,7 +196,7 @@ qsim_cli_follow_connect(QsimCliFollowCtx *ctx)
 
 	if (ctx->log_type != NULL)
 		path = g_strdup_printf("/requests/%s/logs?follow=1&log_type=%s", ctx->uuid,
-				       ctx->log_type);
+		                       ctx->log_type);
 	else
 		path = g_strdup_printf("/requests/%s/logs?follow=1", ctx->uuid);
 	ctx->msg = qsim_cli_new_message(ctx->cli, "GET", path, &error);
@@ -211,7 +210,7 @@ qsim_cli_follow_connect(QsimCliFollowCtx *ctx)
 		soup_message_headers_replace(headers, "Last-Event-ID", ctx->last_id);
 	g_debug("GET %s (Last-Event-ID %s)", path, ctx->last_id != NULL ? ctx->last_id : "-");
 	soup_session_send_async(ctx->cli->session, ctx->msg, G_PRIORITY_DEFAULT, ctx->cancellable,
-				qsim_cli_follow_send_cb, ctx);
+	                        qsim_cli_follow_send_cb, ctx);
 }
 
 /**
@@ -234,7 +233,7 @@ qsim_cli_follow_connect(QsimCliFollowCtx *ctx)
  */
 gboolean
 qsim_cli_follow(QsimCli *cli, const gchar *uuid, const gchar *log_type, QsimCliFollowFunc func,
-		gpointer user_data, GCancellable *cancellable, JsonNode **end, GError **error)
+                gpointer user_data, GCancellable *cancellable, JsonNode **end, GError **error)
 {
 	QsimCliFollowCtx ctx = {
 	    .cli = cli,
@@ -255,7 +254,7 @@ qsim_cli_follow(QsimCli *cli, const gchar *uuid, const gchar *log_type, QsimCliF
 		g_propagate_error(error, g_steal_pointer(&ctx.error));
 	else if (!ok)
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO,
-			    _("the server closed the log stream of %s"), uuid);
+		            _("the server closed the log stream of %s"), uuid);
 	if (ok && end != NULL)
 		*end = g_steal_pointer(&ctx.end);
 

@@ -14,8 +14,8 @@ G_BEGIN_DECLS
  */
 typedef void (*QsimCliFollowFunc)(const gchar *event, JsonObject *data, gpointer user_data);
 
-gboolean
-qsim_cli_follow(QsimCli *cli, const gchar *uuid, const gchar *log_type, QsimCliFollowFunc func,
-		gpointer user_data, GCancellable *cancellable, JsonNode **end, GError **error);
+gboolean qsim_cli_follow(QsimCli *cli, const gchar *uuid, const gchar *log_type,
+                         QsimCliFollowFunc func, gpointer user_data, GCancellable *cancellable,
+                         JsonNode **end, GError **error);
 
 G_END_DECLS

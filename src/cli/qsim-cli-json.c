@@ -113,7 +113,8 @@ qsim_cli_json_get_int(JsonObject *obj, const gchar *member, gint64 *value)
  * @member: a member name
  *
  * Returns: (transfer full): the member as display text: strings as they are,
- * numbers and booleans printed, "-" for null or missing, compact JSON otherwise
+ * numbers and booleans printed, arrays of strings comma separated, "-" for null
+ * or missing, compact JSON otherwise
  */
 gchar *
 qsim_cli_json_to_text(JsonObject *obj, const gchar *member)
@@ -131,11 +132,26 @@ qsim_cli_json_to_text(JsonObject *obj, const gchar *member)
 		if (type == G_TYPE_DOUBLE) {
 			gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
 			/* "%g" keeps 5 as "5" and 0.25 as "0.25", locale-independent */
-			return g_strdup(g_ascii_formatd(buf, sizeof(buf), "%.6g",
-							json_node_get_double(node)));
+			return g_strdup(
+			    g_ascii_formatd(buf, sizeof(buf), "%.6g", json_node_get_double(node)));
 		}
 		if (type == G_TYPE_BOOLEAN)
 			return g_strdup(json_node_get_boolean(node) ? "true" : "false");
+	}
+	if (JSON_NODE_HOLDS_ARRAY(node)) {
+		/* lists of words (origins, tokens) read better without JSON punctuation */
+		JsonArray *array = json_node_get_array(node);
+		g_autoptr(GString) out = g_string_new(NULL);
+		for (guint i = 0; i < json_array_get_length(array); i++) {
+			JsonNode *item = json_array_get_element(array, i);
+			if (!JSON_NODE_HOLDS_VALUE(item) ||
+			    json_node_get_value_type(item) != G_TYPE_STRING)
+				return json_to_string(node, FALSE);
+			if (i > 0)
+				g_string_append(out, ",");
+			g_string_append(out, json_node_get_string(item));
+		}
+		return g_strdup(out->str);
 	}
 	return json_to_string(node, FALSE);
 }
@@ -177,7 +193,7 @@ qsim_cli_json_log_output(JsonObject *entry, GError **error)
 
 	if (output == NULL) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    _("the server sent a log entry without output"));
+		                    _("the server sent a log entry without output"));
 		return NULL;
 	}
 	if (g_strcmp0(encoding, "base64") == 0) {

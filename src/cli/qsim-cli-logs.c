@@ -85,7 +85,7 @@ qsim_cli_show_logs_follow(QsimCli *cli, const gchar *uuid, GError **error)
 	g_autoptr(JsonNode) end = NULL;
 
 	if (!qsim_cli_follow(cli, uuid, cli->opt_log_type, qsim_cli_logs_follow_cb, &ctx, NULL,
-			     &end, error)) {
+	                     &end, error)) {
 		g_clear_error(&ctx.error);
 		return FALSE;
 	}
@@ -113,7 +113,7 @@ qsim_cli_cmd_show_logs(QsimCli *cli, gchar **args, GError **error)
 		return FALSE;
 	if (cli->opt_follow && cli->opt_limit != NULL)
 		return qsim_cli_usage_error(cli, error,
-					    _("--limit and --follow cannot be used together"));
+		                            _("--limit and --follow cannot be used together"));
 	uuid = qsim_cli_resolve_request(cli, args[0], NULL, error);
 	if (uuid == NULL)
 		return FALSE;
@@ -139,7 +139,7 @@ qsim_cli_cmd_show_logs(QsimCli *cli, gchar **args, GError **error)
 			return FALSE;
 		if (page == NULL || !JSON_NODE_HOLDS_ARRAY(page)) {
 			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-					    _("the server sent an invalid reply"));
+			                    _("the server sent an invalid reply"));
 			return FALSE;
 		}
 		array = json_node_get_array(page);
@@ -150,7 +150,7 @@ qsim_cli_cmd_show_logs(QsimCli *cli, gchar **args, GError **error)
 			if (!JSON_NODE_HOLDS_OBJECT(node) ||
 			    !qsim_cli_json_get_int(json_node_get_object(node), "seq", &seq)) {
 				g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-						    _("the server sent an invalid reply"));
+				                    _("the server sent an invalid reply"));
 				return FALSE;
 			}
 			after_seq = MAX(after_seq, seq);
@@ -174,15 +174,20 @@ qsim_cli_cmd_show_logs(QsimCli *cli, gchar **args, GError **error)
 	return TRUE;
 }
 
+/**
+ * qsim_cli_logs_register:
+ * @cmds: (element-type QsimCliCmd): the command table, which takes ownership
+ *
+ * Adds show-logs.
+ */
 void
 qsim_cli_logs_register(GPtrArray *cmds)
 {
-	g_ptr_array_add(cmds,
-			qsim_cli_cmd_new("show-logs,logs",
-					 _("UUID [--limit N] [--log-type TYPE] [--follow]"),
-					 /* TRANSLATORS: command description */
-					 _("Show a request's logs, or follow them live"),
-					 QSIM_CLI_OPT_LIMIT | QSIM_CLI_OPT_LOG_TYPE |
-					     QSIM_CLI_OPT_FOLLOW,
-					 qsim_cli_cmd_show_logs));
+	g_ptr_array_add(
+	    cmds,
+	    qsim_cli_cmd_new("show-logs,logs", _("UUID [--limit N] [--log-type TYPE] [--follow]"),
+	                     /* TRANSLATORS: command description */
+	                     _("Show a request's logs, or follow them live"),
+	                     QSIM_CLI_OPT_LIMIT | QSIM_CLI_OPT_LOG_TYPE | QSIM_CLI_OPT_FOLLOW,
+	                     qsim_cli_cmd_show_logs));
 }

@@ -35,8 +35,9 @@ qsim_cli_cmd_list_requests(QsimCli *cli, gchar **args, GError **error)
 		g_autoptr(JsonNode) page = NULL;
 		g_autofree gchar *next = NULL;
 		JsonArray *array;
-		guint64 want = limit == 0 ? 0 : MIN(limit - json_array_get_length(all),
-						     QSIM_CLI_LIST_PAGE_MAX);
+		guint64 want =
+		    limit == 0 ? 0
+		               : MIN(limit - json_array_get_length(all), QSIM_CLI_LIST_PAGE_MAX);
 
 		if (cli->opt_status != NULL)
 			g_string_append_printf(path, "status=%s&", cli->opt_status);
@@ -51,12 +52,13 @@ qsim_cli_cmd_list_requests(QsimCli *cli, gchar **args, GError **error)
 			return FALSE;
 		if (page == NULL || !JSON_NODE_HOLDS_ARRAY(page)) {
 			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-					    _("the server sent an invalid reply"));
+			                    _("the server sent an invalid reply"));
 			return FALSE;
 		}
 		array = json_node_get_array(page);
 		for (guint i = 0; i < json_array_get_length(array); i++)
-			json_array_add_element(all, json_node_copy(json_array_get_element(array, i)));
+			json_array_add_element(all,
+			                       json_node_copy(json_array_get_element(array, i)));
 		g_free(before);
 		/* without --limit one page (the server's default size) is the answer */
 		before = limit > json_array_get_length(all) ? g_steal_pointer(&next) : NULL;
@@ -71,8 +73,8 @@ qsim_cli_cmd_list_requests(QsimCli *cli, gchar **args, GError **error)
 	{
 		g_autoptr(QsimCliTable) table = NULL;
 		/* TRANSLATORS: column headers of list-requests */
-		table = qsim_cli_table_new(_("UUID"), _("VM"), _("STATUS"), _("EXIT"),
-					   _("CREATED"), _("COMMANDS"), NULL);
+		table = qsim_cli_table_new(_("UUID"), _("VM"), _("STATUS"), _("EXIT"), _("CREATED"),
+		                           _("COMMANDS"), NULL);
 		for (guint i = 0; i < json_array_get_length(all); i++) {
 			JsonNode *node = json_array_get_element(all, i);
 			JsonObject *obj;
@@ -92,9 +94,9 @@ qsim_cli_cmd_list_requests(QsimCli *cli, gchar **args, GError **error)
 			exit_code = qsim_cli_json_to_text(obj, "exit_code");
 			created = qsim_cli_json_to_text(obj, "created_at");
 			commands = qsim_cli_text_sanitize(qsim_cli_json_get_string(obj, "commands"),
-							  QSIM_CLI_COMMANDS_WIDTH);
+			                                  QSIM_CLI_COMMANDS_WIDTH);
 			qsim_cli_table_add_row(table, uuid, vm, status, exit_code, created,
-					       commands);
+			                       commands);
 		}
 		if (json_array_get_length(all) == 0) {
 			/* TRANSLATORS: list-requests found nothing */
@@ -116,18 +118,12 @@ qsim_cli_print_request(JsonObject *obj)
 		const gchar *member;
 	} fields[] = {
 	    /* TRANSLATORS: field labels of show-request */
-	    {N_("UUID"), "uuid"},
-	    {N_("VM"), "vm_name"},
-	    {N_("Status"), "status"},
-	    {N_("Exit code"), "exit_code"},
-	    {N_("Error"), "error"},
-	    {N_("Timeout (s)"), "timeout"},
-	    {N_("Created"), "created_at"},
-	    {N_("Updated"), "updated_at"},
-	    {N_("Started"), "started_at"},
-	    {N_("Finished"), "finished_at"},
-	    {N_("Attempts"), "attempts"},
-	    {N_("Agent"), "agent_id"},
+	    {N_("UUID"), "uuid"},          {N_("VM"), "vm_name"},
+	    {N_("Status"), "status"},      {N_("Exit code"), "exit_code"},
+	    {N_("Error"), "error"},        {N_("Timeout (s)"), "timeout"},
+	    {N_("Created"), "created_at"}, {N_("Updated"), "updated_at"},
+	    {N_("Started"), "started_at"}, {N_("Finished"), "finished_at"},
+	    {N_("Attempts"), "attempts"},  {N_("Agent"), "agent_id"},
 	};
 	guint width = qsim_cli_text_width(_("Commands"));
 	g_autofree gchar *commands = NULL;
@@ -141,7 +137,7 @@ qsim_cli_print_request(JsonObject *obj)
 		g_autofree gchar *value = qsim_cli_text_sanitize(raw, 0);
 		const gchar *label = _(fields[i].label);
 		g_print("%s:%*s %s\n", label, (gint)(width - qsim_cli_text_width(label)), "",
-			value);
+		        value);
 	}
 	commands = g_strdup(qsim_cli_json_get_string(obj, "commands"));
 	lines = g_strsplit(commands != NULL ? commands : "", "\n", -1);
@@ -150,7 +146,7 @@ qsim_cli_print_request(JsonObject *obj)
 		g_autofree gchar *line = qsim_cli_text_sanitize(lines[i], 0);
 		if (i == 0)
 			g_print("%s:%*s %s\n", _("Commands"),
-				(gint)(width - qsim_cli_text_width(_("Commands"))), "", line);
+			        (gint)(width - qsim_cli_text_width(_("Commands"))), "", line);
 		else
 			g_print("%s%s\n", pad, line);
 	}
@@ -173,7 +169,7 @@ qsim_cli_cmd_show_request(QsimCli *cli, gchar **args, GError **error)
 	}
 	if (!JSON_NODE_HOLDS_OBJECT(request)) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    _("the server sent an invalid reply"));
+		                    _("the server sent an invalid reply"));
 		return FALSE;
 	}
 	qsim_cli_print_request(json_node_get_object(request));
@@ -255,9 +251,8 @@ qsim_cli_submit(QsimCli *cli, gchar **args, JsonNode **reply, GError **error)
 		return NULL;
 	if (!qsim_cli_check_vm_name(cli, args[0], error))
 		return NULL;
-	if (cli->opt_timeout != NULL &&
-	    !qsim_cli_parse_positive(cli, "--timeout", cli->opt_timeout, G_MAXINT32, &timeout,
-				     error))
+	if (cli->opt_timeout != NULL && !qsim_cli_parse_positive(cli, "--timeout", cli->opt_timeout,
+	                                                         G_MAXINT32, &timeout, error))
 		return NULL;
 	commands = qsim_cli_join_commands(args + 1);
 	stripped = g_strstrip(g_strdup(commands));
@@ -279,11 +274,11 @@ qsim_cli_submit(QsimCli *cli, gchar **args, JsonNode **reply, GError **error)
 	if (!qsim_cli_call(cli, "POST", "/requests", body, &answer, NULL, error))
 		return NULL;
 	uuid = answer != NULL && JSON_NODE_HOLDS_OBJECT(answer)
-		   ? qsim_cli_json_get_string(json_node_get_object(answer), "uuid")
-		   : NULL;
+	           ? qsim_cli_json_get_string(json_node_get_object(answer), "uuid")
+	           : NULL;
 	if (uuid == NULL || !g_uuid_string_is_valid(uuid)) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    _("the server sent an invalid reply"));
+		                    _("the server sent an invalid reply"));
 		return NULL;
 	}
 	{
@@ -311,7 +306,7 @@ qsim_cli_cmd_submit(QsimCli *cli, gchar **args, GError **error)
 
 static gboolean
 qsim_cli_put_status(QsimCli *cli, const gchar *uuid, const gchar *status, JsonNode **reply,
-		    GError **error)
+                    GError **error)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(JsonNode) body = NULL;
@@ -387,7 +382,7 @@ qsim_cli_cmd_resume(QsimCli *cli, gchar **args, GError **error)
 		return FALSE;
 	if (!JSON_NODE_HOLDS_OBJECT(request)) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    _("the server sent an invalid reply"));
+		                    _("the server sent an invalid reply"));
 		return FALSE;
 	}
 	obj = json_node_get_object(request);
@@ -395,8 +390,8 @@ qsim_cli_cmd_resume(QsimCli *cli, gchar **args, GError **error)
 	if (g_strcmp0(status, "hold") != 0) {
 		/* TRANSLATORS: %s is a request UUID, then its status (not translated) */
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-			    _("request %s is not on hold (it is %s)"), uuid,
-			    status != NULL ? status : "?");
+		            _("request %s is not on hold (it is %s)"), uuid,
+		            status != NULL ? status : "?");
 		return FALSE;
 	}
 	/* a request held while running has started (its VM is paused) and goes back to
@@ -408,38 +403,45 @@ qsim_cli_cmd_resume(QsimCli *cli, gchar **args, GError **error)
 	return qsim_cli_report_status(cli, reply, uuid);
 }
 
+/**
+ * qsim_cli_requests_register:
+ * @cmds: (element-type QsimCliCmd): the command table, which takes ownership
+ *
+ * Adds list-requests, show-request, delete-request, submit, cancel, hold and resume.
+ */
 void
 qsim_cli_requests_register(GPtrArray *cmds)
 {
-	g_ptr_array_add(cmds, qsim_cli_cmd_new("list-requests,list,ls",
-					       "[--status STATUS] [--limit N]",
-					       /* TRANSLATORS: command description */
-					       _("List requests, newest first"),
-					       QSIM_CLI_OPT_STATUS | QSIM_CLI_OPT_LIMIT,
-					       qsim_cli_cmd_list_requests));
+	g_ptr_array_add(cmds,
+	                qsim_cli_cmd_new("list-requests,list,ls", "[--status STATUS] [--limit N]",
+	                                 /* TRANSLATORS: command description */
+	                                 _("List requests, newest first"),
+	                                 QSIM_CLI_OPT_STATUS | QSIM_CLI_OPT_LIMIT,
+	                                 qsim_cli_cmd_list_requests));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("show-request,show", _("UUID"),
-					       /* TRANSLATORS: command description */
-					       _("Show one request (a UUID prefix is enough)"),
-					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_show_request));
-	g_ptr_array_add(cmds, qsim_cli_cmd_new(
-				  "delete-request,delete", _("UUID"),
-				  /* TRANSLATORS: command description */
-				  _("Delete a finished request and its logs, or cancel an active one"),
-				  QSIM_CLI_OPT_NONE, qsim_cli_cmd_delete_request));
+	                                       /* TRANSLATORS: command description */
+	                                       _("Show one request (a UUID prefix is enough)"),
+	                                       QSIM_CLI_OPT_NONE, qsim_cli_cmd_show_request));
+	g_ptr_array_add(
+	    cmds,
+	    qsim_cli_cmd_new("delete-request,delete", _("UUID"),
+	                     /* TRANSLATORS: command description */
+	                     _("Delete a finished request and its logs, or cancel an active one"),
+	                     QSIM_CLI_OPT_NONE, qsim_cli_cmd_delete_request));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("submit", _("VM [--timeout S] -- COMMANDS"),
-					       /* TRANSLATORS: command description */
-					       _("Submit commands to run in a VM; prints the UUID"),
-					       QSIM_CLI_OPT_TIMEOUT, qsim_cli_cmd_submit));
+	                                       /* TRANSLATORS: command description */
+	                                       _("Submit commands to run in a VM; prints the UUID"),
+	                                       QSIM_CLI_OPT_TIMEOUT, qsim_cli_cmd_submit));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("cancel", _("UUID"),
-					       /* TRANSLATORS: command description */
-					       _("Cancel a pending, running or held request"),
-					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_cancel));
+	                                       /* TRANSLATORS: command description */
+	                                       _("Cancel a pending, running or held request"),
+	                                       QSIM_CLI_OPT_NONE, qsim_cli_cmd_cancel));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("hold", _("UUID"),
-					       /* TRANSLATORS: command description */
-					       _("Hold a request: keep it queued, or pause its VM"),
-					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_hold));
+	                                       /* TRANSLATORS: command description */
+	                                       _("Hold a request: keep it queued, or pause its VM"),
+	                                       QSIM_CLI_OPT_NONE, qsim_cli_cmd_hold));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("resume", _("UUID"),
-					       /* TRANSLATORS: command description */
-					       _("Resume a held request"), QSIM_CLI_OPT_NONE,
-					       qsim_cli_cmd_resume));
+	                                       /* TRANSLATORS: command description */
+	                                       _("Resume a held request"), QSIM_CLI_OPT_NONE,
+	                                       qsim_cli_cmd_resume));
 }

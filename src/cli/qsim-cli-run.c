@@ -19,7 +19,7 @@ typedef struct {
 	GCancellable *cancellable;
 	GError *error;
 	gboolean interrupted;
-	gboolean tty;	       /* stderr is a terminal: show progress */
+	gboolean tty;          /* stderr is a terminal: show progress */
 	gboolean progress_on;  /* a progress line is on screen */
 	gboolean output_begun; /* the guest wrote something: no more progress */
 	gchar *phase;
@@ -118,7 +118,7 @@ qsim_cli_run_event_cb(const gchar *event, JsonObject *data, gpointer user_data)
 		else if (g_strcmp0(log_type, "stderr") == 0)
 			qsim_cli_run_write(ctx, stderr, data);
 		else if (g_strcmp0(log_type, "boot") == 0 && !ctx->output_begun &&
-			 g_strcmp0(ctx->phase, _("booting")) != 0)
+		         g_strcmp0(ctx->phase, _("booting")) != 0)
 			qsim_cli_run_set_phase(ctx, _("booting"));
 		else if (g_strcmp0(log_type, "command") == 0)
 			/* TRANSLATORS: progress phase */
@@ -173,7 +173,7 @@ qsim_cli_run_exit_status(QsimCli *cli, const gchar *uuid, JsonObject *end)
 		return (gint)exit_code;
 	/* TRANSLATORS: %s is a request UUID, then the server's reason */
 	qsim_cli_printerr(_("request %s failed: %s"), uuid,
-		   error != NULL ? error : (status != NULL ? status : "?"));
+	                  error != NULL ? error : (status != NULL ? status : "?"));
 	return QSIM_CLI_EXIT_INFRA;
 }
 
@@ -186,8 +186,7 @@ qsim_cli_run_cancel_request(QsimCli *cli, const gchar *uuid)
 
 	if (!qsim_cli_call(cli, "DELETE", path, NULL, &reply, NULL, &error_local)) {
 		/* TRANSLATORS: %s is a request UUID, then the reason */
-		qsim_cli_printerr(_("could not cancel request %s: %s"), uuid,
-			   error_local->message);
+		qsim_cli_printerr(_("could not cancel request %s: %s"), uuid, error_local->message);
 		return;
 	}
 	/* TRANSLATORS: shown after Ctrl-C; %s is a request UUID */
@@ -225,7 +224,7 @@ qsim_cli_cmd_run(QsimCli *cli, gchar **args, GError **error)
 	qsim_cli_run_set_phase(&ctx, _("waiting for an agent"));
 
 	ok = qsim_cli_follow(cli, uuid, NULL, qsim_cli_run_event_cb, &ctx, ctx.cancellable, &end,
-			     &error_local);
+	                     &error_local);
 	if (ctx.tick_id != 0)
 		g_source_remove(ctx.tick_id);
 	qsim_cli_run_progress_clear(&ctx);
@@ -253,13 +252,19 @@ qsim_cli_cmd_run(QsimCli *cli, gchar **args, GError **error)
 	return ok || ctx.interrupted;
 }
 
+/**
+ * qsim_cli_run_register:
+ * @cmds: (element-type QsimCliCmd): the command table, which takes ownership
+ *
+ * Adds run.
+ */
 void
 qsim_cli_run_register(GPtrArray *cmds)
 {
 	g_ptr_array_add(cmds, qsim_cli_cmd_new(
-				  "run", _("VM [--timeout S] -- COMMANDS"),
-				  /* TRANSLATORS: command description */
-				  _("Run commands in a VM, stream their output and exit with their "
-				    "status"),
-				  QSIM_CLI_OPT_TIMEOUT, qsim_cli_cmd_run));
+	                          "run", _("VM [--timeout S] -- COMMANDS"),
+	                          /* TRANSLATORS: command description */
+	                          _("Run commands in a VM, stream their output and exit with their "
+	                            "status"),
+	                          QSIM_CLI_OPT_TIMEOUT, qsim_cli_cmd_run));
 }

@@ -17,7 +17,7 @@ qsim_cli_get_object(QsimCli *cli, const gchar *path, JsonNode **reply, GError **
 		return FALSE;
 	if (*reply == NULL || !JSON_NODE_HOLDS_OBJECT(*reply)) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    _("the server sent an invalid reply"));
+		                    _("the server sent an invalid reply"));
 		return FALSE;
 	}
 	return TRUE;
@@ -72,8 +72,8 @@ qsim_cli_cmd_stats(QsimCli *cli, gchar **args, GError **error)
 		for (GList *l = members; l != NULL; l = l->next) {
 			g_autofree gchar *value = qsim_cli_json_to_text(counts, l->data);
 			/* TRANSLATORS: %s is a request status, not translated */
-			g_autofree gchar *label = g_strdup_printf(_("requests %s"),
-								  (const gchar *)l->data);
+			g_autofree gchar *label =
+			    g_strdup_printf(_("requests %s"), (const gchar *)l->data);
 			qsim_cli_table_add_row(table, label, value);
 		}
 	}
@@ -109,8 +109,8 @@ qsim_cli_cmd_status(QsimCli *cli, gchar **args, GError **error)
 			return FALSE;
 		}
 		/* TRANSLATORS: %s is the server URL, then the reason */
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_BUSY, _("the server at %s is unhealthy: %s"),
-			    cli->url, error_local->message);
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_BUSY,
+		            _("the server at %s is unhealthy: %s"), cli->url, error_local->message);
 		return FALSE;
 	}
 	obj = json_node_get_object(reply);
@@ -119,8 +119,8 @@ qsim_cli_cmd_status(QsimCli *cli, gchar **args, GError **error)
 		qsim_cli_json_print(reply, TRUE);
 	if (g_strcmp0(status, "ok") != 0) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_BUSY,
-			    _("the server at %s is unhealthy: %s"), cli->url,
-			    status != NULL ? status : "?");
+		            _("the server at %s is unhealthy: %s"), cli->url,
+		            status != NULL ? status : "?");
 		return FALSE;
 	}
 	if (!cli->json) {
@@ -193,7 +193,7 @@ qsim_cli_cmd_vms(QsimCli *cli, gchar **args, GError **error)
 		return FALSE;
 	if (reply == NULL || !JSON_NODE_HOLDS_ARRAY(reply)) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    _("the server sent an invalid reply"));
+		                    _("the server sent an invalid reply"));
 		return FALSE;
 	}
 	if (cli->json) {
@@ -208,7 +208,7 @@ qsim_cli_cmd_vms(QsimCli *cli, gchar **args, GError **error)
 	}
 	/* TRANSLATORS: headers of the vms table */
 	table = qsim_cli_table_new(_("NAME"), _("FORMAT"), _("SIZE"), _("VALID"), _("IMAGE"),
-				   _("ERROR"), NULL);
+	                           _("ERROR"), NULL);
 	for (guint i = 0; i < json_array_get_length(array); i++) {
 		JsonNode *node = json_array_get_element(array, i);
 		JsonObject *vm;
@@ -226,8 +226,8 @@ qsim_cli_cmd_vms(QsimCli *cli, gchar **args, GError **error)
 		name = qsim_cli_json_to_text(vm, "name");
 		format = qsim_cli_json_to_text(vm, "format");
 		size_text = qsim_cli_json_get_int(vm, "size_bytes", &size) && size >= 0
-				? g_format_size((guint64)size)
-				: g_strdup("-");
+		                ? g_format_size((guint64)size)
+		                : g_strdup("-");
 		valid = qsim_cli_json_to_text(vm, "valid");
 		image = qsim_cli_json_to_text(vm, "image");
 		err = qsim_cli_json_to_text(vm, "error");
@@ -237,23 +237,29 @@ qsim_cli_cmd_vms(QsimCli *cli, gchar **args, GError **error)
 	return TRUE;
 }
 
+/**
+ * qsim_cli_system_register:
+ * @cmds: (element-type QsimCliCmd): the command table, which takes ownership
+ *
+ * Adds stats, status, config and vms.
+ */
 void
 qsim_cli_system_register(GPtrArray *cmds)
 {
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("stats", NULL,
-					       /* TRANSLATORS: command description */
-					       _("Show request counts, running VMs and latencies"),
-					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_stats));
+	                                       /* TRANSLATORS: command description */
+	                                       _("Show request counts, running VMs and latencies"),
+	                                       QSIM_CLI_OPT_NONE, qsim_cli_cmd_stats));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("status,health", NULL,
-					       /* TRANSLATORS: command description */
-					       _("Check the server's health; fails when unhealthy"),
-					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_status));
+	                                       /* TRANSLATORS: command description */
+	                                       _("Check the server's health; fails when unhealthy"),
+	                                       QSIM_CLI_OPT_NONE, qsim_cli_cmd_status));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("config", NULL,
-					       /* TRANSLATORS: command description */
-					       _("Show the server's effective configuration"),
-					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_config));
+	                                       /* TRANSLATORS: command description */
+	                                       _("Show the server's effective configuration"),
+	                                       QSIM_CLI_OPT_NONE, qsim_cli_cmd_config));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("vms", NULL,
-					       /* TRANSLATORS: command description */
-					       _("List the VMs the server can run"),
-					       QSIM_CLI_OPT_NONE, qsim_cli_cmd_vms));
+	                                       /* TRANSLATORS: command description */
+	                                       _("List the VMs the server can run"),
+	                                       QSIM_CLI_OPT_NONE, qsim_cli_cmd_vms));
 }

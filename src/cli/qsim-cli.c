@@ -12,10 +12,10 @@
 /* idle SSE streams get a keep-alive every 15 s, so this only fires on a dead server */
 #define QSIM_CLI_IO_TIMEOUT_S 120
 
-static const gchar *const qsim_cli_statuses[] = {
-    "pending", "acknowledged", "running", "done", "failed", "cancelled", "hold", NULL};
+static const gchar *const qsim_cli_statuses[] = {"pending", "acknowledged", "running", "done",
+                                                 "failed",  "cancelled",    "hold",    NULL};
 static const gchar *const qsim_cli_log_types[] = {"boot",   "command", "stdout",
-						  "stderr", "system",  NULL};
+                                                  "stderr", "system",  NULL};
 
 /**
  * qsim_cli_new:
@@ -30,7 +30,7 @@ qsim_cli_new(void)
 
 	/* the trailing space makes libsoup append its own product token */
 	cli->session = soup_session_new_with_options("user-agent", agent, "timeout",
-						     QSIM_CLI_IO_TIMEOUT_S, NULL);
+	                                             QSIM_CLI_IO_TIMEOUT_S, NULL);
 	cli->url = g_strdup(QSIM_CLI_DEFAULT_URL);
 	return cli;
 }
@@ -175,8 +175,7 @@ qsim_cli_set_token(QsimCli *cli, const gchar *token, GError **error)
  * Returns: (transfer full) (nullable): a message with the auth header set
  */
 SoupMessage *
-qsim_cli_new_message(QsimCli *cli, const gchar *method, const gchar *path_and_query,
-		     GError **error)
+qsim_cli_new_message(QsimCli *cli, const gchar *method, const gchar *path_and_query, GError **error)
 {
 	g_autofree gchar *uri = g_strconcat(cli->url, path_and_query, NULL);
 	g_autoptr(SoupMessage) msg = soup_message_new(method, uri);
@@ -187,8 +186,8 @@ qsim_cli_new_message(QsimCli *cli, const gchar *method, const gchar *path_and_qu
 	}
 	if (cli->token != NULL) {
 		g_autofree gchar *value = g_strdup_printf("Bearer %s", cli->token);
-		soup_message_headers_replace(soup_message_get_request_headers(msg),
-					     "Authorization", value);
+		soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization",
+		                             value);
 	}
 	return g_steal_pointer(&msg);
 }
@@ -251,15 +250,15 @@ qsim_cli_error_from_reply(QsimCli *cli, SoupMessage *msg, GBytes *body, GError *
 	}
 	if (message != NULL) {
 		g_set_error_literal(error, QSIM_ERROR, qsim_cli_error_code_from_http(status, code),
-				    message);
+		                    message);
 	} else {
 		/* TRANSLATORS: the server sent an HTTP error without a JSON error body;
 		 * %u is the HTTP status code, %s its reason phrase */
 		g_set_error(error, QSIM_ERROR, qsim_cli_error_code_from_http(status, NULL),
-			    _("the server answered %u %s"), status,
-			    soup_message_get_reason_phrase(msg) != NULL
-				? soup_message_get_reason_phrase(msg)
-				: "");
+		            _("the server answered %u %s"), status,
+		            soup_message_get_reason_phrase(msg) != NULL
+		                ? soup_message_get_reason_phrase(msg)
+		                : "");
 	}
 	return FALSE;
 }
@@ -274,7 +273,7 @@ qsim_cli_set_transport_error(QsimCli *cli, GError *transport, GError **error)
 	}
 	/* TRANSLATORS: %s is the server URL, the second %s the system's reason */
 	g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, _("cannot connect to %s: %s"), cli->url,
-		    transport->message);
+	            transport->message);
 }
 
 /* Link: </requests?status=done&limit=50&before=UUID>; rel="next" → UUID */
@@ -323,7 +322,7 @@ qsim_cli_parse_link_before(const gchar *link)
  */
 gboolean
 qsim_cli_call(QsimCli *cli, const gchar *method, const gchar *path_and_query, JsonNode *body,
-	      JsonNode **reply, gchar **next_before, GError **error)
+              JsonNode **reply, gchar **next_before, GError **error)
 {
 	g_autoptr(SoupMessage) msg = NULL;
 	g_autoptr(GBytes) bytes = NULL;
@@ -334,7 +333,7 @@ qsim_cli_call(QsimCli *cli, const gchar *method, const gchar *path_and_query, Js
 	if (msg == NULL)
 		return FALSE;
 	soup_message_headers_replace(soup_message_get_request_headers(msg), "Accept",
-				     "application/json");
+	                             "application/json");
 	if (body != NULL) {
 		g_autofree gchar *text = json_to_string(body, FALSE);
 		gsize len = strlen(text);
@@ -354,14 +353,14 @@ qsim_cli_call(QsimCli *cli, const gchar *method, const gchar *path_and_query, Js
 		if (root == NULL) {
 			/* TRANSLATORS: the reply was not JSON; %s is the parser's reason */
 			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    _("the server sent an invalid reply: %s"),
-				    error_local->message);
+			            _("the server sent an invalid reply: %s"),
+			            error_local->message);
 			return FALSE;
 		}
 	}
 	if (next_before != NULL) {
-		*next_before = qsim_cli_parse_link_before(soup_message_headers_get_one(
-		    soup_message_get_response_headers(msg), "Link"));
+		*next_before = qsim_cli_parse_link_before(
+		    soup_message_headers_get_one(soup_message_get_response_headers(msg), "Link"));
 	}
 	if (reply != NULL)
 		*reply = g_steal_pointer(&root);
@@ -387,8 +386,8 @@ qsim_cli_check_nargs(QsimCli *cli, gchar **args, guint min, guint max, GError **
 		return TRUE;
 	/* TRANSLATORS: usage line, the first %s is a command, the second its arguments */
 	return qsim_cli_usage_error(cli, error, _("usage: qsim-ctl %s %s"),
-				    qsim_cli_cmd_get_name(cli->cmd),
-				    cli->cmd->arguments != NULL ? cli->cmd->arguments : "");
+	                            qsim_cli_cmd_get_name(cli->cmd),
+	                            cli->cmd->arguments != NULL ? cli->cmd->arguments : "");
 }
 
 /**
@@ -404,7 +403,7 @@ qsim_cli_check_nargs(QsimCli *cli, gchar **args, guint min, guint max, GError **
  */
 gboolean
 qsim_cli_parse_positive(QsimCli *cli, const gchar *option, const gchar *text, guint64 max,
-			guint64 *value, GError **error)
+                        guint64 *value, GError **error)
 {
 	guint64 v = 0;
 
@@ -412,9 +411,9 @@ qsim_cli_parse_positive(QsimCli *cli, const gchar *option, const gchar *text, gu
 		g_autofree gchar *max_text = g_strdup_printf("%" G_GUINT64_FORMAT, max);
 		/* TRANSLATORS: first %s is an option like --limit, then the largest accepted
 		 * value, then the value typed */
-		return qsim_cli_usage_error(cli, error,
-					    _("%s must be a whole number between 1 and %s, not “%s”"),
-					    option, max_text, text);
+		return qsim_cli_usage_error(
+		    cli, error, _("%s must be a whole number between 1 and %s, not “%s”"), option,
+		    max_text, text);
 	}
 	*value = v;
 	return TRUE;
@@ -438,7 +437,7 @@ qsim_cli_check_status(QsimCli *cli, const gchar *status, GError **error)
 	known = g_strjoinv(", ", (gchar **)qsim_cli_statuses);
 	/* TRANSLATORS: %s is the word typed, then the list of valid statuses */
 	return qsim_cli_usage_error(cli, error, _("unknown status “%s”, expected one of: %s"),
-				    status, known);
+	                            status, known);
 }
 
 /**
@@ -459,7 +458,7 @@ qsim_cli_check_log_type(QsimCli *cli, const gchar *log_type, GError **error)
 	known = g_strjoinv(", ", (gchar **)qsim_cli_log_types);
 	/* TRANSLATORS: %s is the word typed, then the list of valid log types */
 	return qsim_cli_usage_error(cli, error, _("unknown log type “%s”, expected one of: %s"),
-				    log_type, known);
+	                            log_type, known);
 }
 
 /**
@@ -503,8 +502,7 @@ qsim_cli_is_uuid_prefix(const gchar *text)
 
 /* prefixes shorter than the server's 8: scan the list, newest first, page by page */
 static gchar *
-qsim_cli_resolve_short_prefix(QsimCli *cli, const gchar *prefix, JsonNode **request,
-			      GError **error)
+qsim_cli_resolve_short_prefix(QsimCli *cli, const gchar *prefix, JsonNode **request, GError **error)
 {
 	g_autoptr(GPtrArray) matches = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(JsonNode) match = NULL;
@@ -526,7 +524,7 @@ qsim_cli_resolve_short_prefix(QsimCli *cli, const gchar *prefix, JsonNode **requ
 			return NULL;
 		if (page == NULL || !JSON_NODE_HOLDS_ARRAY(page)) {
 			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-					    _("the server sent an invalid reply"));
+			                    _("the server sent an invalid reply"));
 			return NULL;
 		}
 		array = json_node_get_array(page);
@@ -550,7 +548,7 @@ qsim_cli_resolve_short_prefix(QsimCli *cli, const gchar *prefix, JsonNode **requ
 	if (matches->len == 0) {
 		/* TRANSLATORS: %s is the UUID or prefix the user typed */
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, _("request %s not found"),
-			    prefix);
+		            prefix);
 		return NULL;
 	}
 	if (matches->len > 1) {
@@ -559,7 +557,7 @@ qsim_cli_resolve_short_prefix(QsimCli *cli, const gchar *prefix, JsonNode **requ
 		list = g_strjoinv(", ", (gchar **)matches->pdata);
 		/* TRANSLATORS: %s is a UUID prefix, then a list of full UUIDs */
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_AMBIGUOUS,
-			    _("prefix %s matches several requests: %s"), prefix, list);
+		            _("prefix %s matches several requests: %s"), prefix, list);
 		return NULL;
 	}
 	if (request != NULL)
@@ -602,11 +600,11 @@ qsim_cli_resolve_request(QsimCli *cli, const gchar *arg, JsonNode **request, GEr
 	if (!qsim_cli_call(cli, "GET", path, NULL, &reply, NULL, error))
 		return NULL;
 	uuid = reply != NULL && JSON_NODE_HOLDS_OBJECT(reply)
-		   ? qsim_cli_json_get_string(json_node_get_object(reply), "uuid")
-		   : NULL;
+	           ? qsim_cli_json_get_string(json_node_get_object(reply), "uuid")
+	           : NULL;
 	if (uuid == NULL) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    _("the server sent an invalid reply"));
+		                    _("the server sent an invalid reply"));
 		return NULL;
 	}
 	if (request != NULL) {

@@ -39,43 +39,28 @@ struct _QsimCli {
 	const QsimCliCmd *cmd; /* the command being run, for usage messages */
 };
 
-QsimCli *
-qsim_cli_new(void);
-void
-qsim_cli_free(QsimCli *cli);
-gboolean
-qsim_cli_set_url(QsimCli *cli, const gchar *url, GError **error);
-gboolean
-qsim_cli_set_token(QsimCli *cli, const gchar *token, GError **error);
-void
-qsim_cli_printerr(const gchar *format, ...) G_GNUC_PRINTF(1, 2);
-void
-qsim_cli_set_exit_code(QsimCli *cli, gint exit_code);
-gboolean
-qsim_cli_usage_error(QsimCli *cli, GError **error, const gchar *format, ...) G_GNUC_PRINTF(3, 4);
+QsimCli *qsim_cli_new(void);
+void qsim_cli_free(QsimCli *cli);
+gboolean qsim_cli_set_url(QsimCli *cli, const gchar *url, GError **error);
+gboolean qsim_cli_set_token(QsimCli *cli, const gchar *token, GError **error);
+void qsim_cli_printerr(const gchar *format, ...) G_GNUC_PRINTF(1, 2);
+void qsim_cli_set_exit_code(QsimCli *cli, gint exit_code);
+gboolean qsim_cli_usage_error(QsimCli *cli, GError **error, const gchar *format, ...)
+    G_GNUC_PRINTF(3, 4);
 
-SoupMessage *
-qsim_cli_new_message(QsimCli *cli, const gchar *method, const gchar *path_and_query,
-		     GError **error);
-gboolean
-qsim_cli_error_from_reply(QsimCli *cli, SoupMessage *msg, GBytes *body, GError **error);
-gboolean
-qsim_cli_call(QsimCli *cli, const gchar *method, const gchar *path_and_query, JsonNode *body,
-	      JsonNode **reply, gchar **next_before, GError **error);
+SoupMessage *qsim_cli_new_message(QsimCli *cli, const gchar *method, const gchar *path_and_query,
+                                  GError **error);
+gboolean qsim_cli_error_from_reply(QsimCli *cli, SoupMessage *msg, GBytes *body, GError **error);
+gboolean qsim_cli_call(QsimCli *cli, const gchar *method, const gchar *path_and_query,
+                       JsonNode *body, JsonNode **reply, gchar **next_before, GError **error);
 
-gboolean
-qsim_cli_check_nargs(QsimCli *cli, gchar **args, guint min, guint max, GError **error);
-gboolean
-qsim_cli_parse_positive(QsimCli *cli, const gchar *option, const gchar *text, guint64 max,
-			guint64 *value, GError **error);
-gboolean
-qsim_cli_check_status(QsimCli *cli, const gchar *status, GError **error);
-gboolean
-qsim_cli_check_log_type(QsimCli *cli, const gchar *log_type, GError **error);
-gboolean
-qsim_cli_check_vm_name(QsimCli *cli, const gchar *vm_name, GError **error);
-gchar *
-qsim_cli_resolve_request(QsimCli *cli, const gchar *arg, JsonNode **request, GError **error);
+gboolean qsim_cli_check_nargs(QsimCli *cli, gchar **args, guint min, guint max, GError **error);
+gboolean qsim_cli_parse_positive(QsimCli *cli, const gchar *option, const gchar *text, guint64 max,
+                                 guint64 *value, GError **error);
+gboolean qsim_cli_check_status(QsimCli *cli, const gchar *status, GError **error);
+gboolean qsim_cli_check_log_type(QsimCli *cli, const gchar *log_type, GError **error);
+gboolean qsim_cli_check_vm_name(QsimCli *cli, const gchar *vm_name, GError **error);
+gchar *qsim_cli_resolve_request(QsimCli *cli, const gchar *arg, JsonNode **request, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimCli, qsim_cli_free)
 

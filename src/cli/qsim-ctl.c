@@ -67,7 +67,7 @@ qsim_ctl_check_options(QsimCli *cli, GError **error)
 		if (opts[i].set && (cli->cmd->options & opts[i].flag) == 0) {
 			/* TRANSLATORS: a command, then an option such as --follow */
 			return qsim_cli_usage_error(cli, error, _("%s does not take %s"),
-						    qsim_cli_cmd_get_name(cli->cmd), opts[i].name);
+			                            qsim_cli_cmd_get_name(cli->cmd), opts[i].name);
 		}
 	}
 	return TRUE;
@@ -77,7 +77,8 @@ static gint
 qsim_ctl_run(int argc, char **argv)
 {
 	g_autoptr(QsimCli) cli = qsim_cli_new();
-	g_autoptr(GPtrArray) cmds = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_cli_cmd_free);
+	g_autoptr(GPtrArray) cmds =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_cli_cmd_free);
 	g_autoptr(GOptionContext) context = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
@@ -132,8 +133,8 @@ qsim_ctl_run(int argc, char **argv)
 	/* TRANSLATORS: the end of --help */
 	g_option_context_set_description(
 	    context, _("Exit status: 0 success, 1 error, 2 usage error; run exits with the "
-		       "guest's status, 124 on timeout, 125 on an infrastructure failure, 130 "
-		       "when interrupted. See qsim-ctl(1)."));
+	               "guest's status, 124 on timeout, 125 on an infrastructure failure, 130 "
+	               "when interrupted. See qsim-ctl(1)."));
 	if (!g_option_context_parse(context, &argc, &argv, &error)) {
 		qsim_cli_printerr("%s", error->message);
 		return QSIM_CLI_EXIT_USAGE;
@@ -189,7 +190,7 @@ main(int argc, char **argv)
 	setlocale(LC_ALL, "");
 	/* QSIM_LOCALEDIR lets the tests use the catalogs of an uninstalled build */
 	bindtextdomain(GETTEXT_PACKAGE,
-		       localedir != NULL && localedir[0] != '\0' ? localedir : LOCALEDIR);
+	               localedir != NULL && localedir[0] != '\0' ? localedir : LOCALEDIR);
 	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
 	textdomain(GETTEXT_PACKAGE);
 

@@ -15,7 +15,7 @@ G_BEGIN_DECLS
  * the fed bytes are dropped and qsim_sse_parser_feed() returns %FALSE.
  */
 typedef gboolean (*QsimSseEventFunc)(const gchar *event, const gchar *data, const gchar *id,
-				     gpointer user_data);
+                                     gpointer user_data);
 
 /**
  * QsimSseParser:
@@ -25,14 +25,10 @@ typedef gboolean (*QsimSseEventFunc)(const gchar *event, const gchar *data, cons
  */
 typedef struct _QsimSseParser QsimSseParser;
 
-QsimSseParser *
-qsim_sse_parser_new(QsimSseEventFunc func, gpointer user_data);
-void
-qsim_sse_parser_free(QsimSseParser *self);
-gboolean
-qsim_sse_parser_feed(QsimSseParser *self, const guint8 *buf, gsize len);
-const gchar *
-qsim_sse_parser_get_last_id(QsimSseParser *self);
+QsimSseParser *qsim_sse_parser_new(QsimSseEventFunc func, gpointer user_data);
+void qsim_sse_parser_free(QsimSseParser *self);
+gboolean qsim_sse_parser_feed(QsimSseParser *self, const guint8 *buf, gsize len);
+const gchar *qsim_sse_parser_get_last_id(QsimSseParser *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimSseParser, qsim_sse_parser_free)
 

@@ -39,14 +39,14 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 
 	if (argc > 1) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-			    "api takes no arguments (got '%s')", argv[1]);
+		            "api takes no arguments (got '%s')", argv[1]);
 		return QSIMD_EXIT_USAGE;
 	}
 	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
 	if (store == NULL)
 		return 1;
 	server = qsim_api_server_new(ctx->config, store);
-	if (!qsim_api_server_listen(server, error))
+	if (!qsim_api_server_enable_writer(server, error) || !qsim_api_server_listen(server, error))
 		return 1;
 	loop = g_main_loop_new(NULL, FALSE);
 	sigterm_id = g_unix_signal_add(SIGTERM, on_stop_signal, loop);

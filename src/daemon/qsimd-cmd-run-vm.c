@@ -75,10 +75,10 @@ run_vm_signal_status(const gchar *name)
 	const struct {
 		const gchar *name;
 		gint num;
-	} sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},	  {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-		    {"ABRT", SIGABRT}, {"FPE", SIGFPE},	  {"KILL", SIGKILL}, {"SEGV", SIGSEGV},
-		    {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"USR1", SIGUSR1},
-		    {"USR2", SIGUSR2}, {"BUS", SIGBUS}};
+	} sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+	            {"ABRT", SIGABRT}, {"FPE", SIGFPE},   {"KILL", SIGKILL}, {"SEGV", SIGSEGV},
+	            {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"USR1", SIGUSR1},
+	            {"USR2", SIGUSR2}, {"BUS", SIGBUS}};
 
 	for (guint i = 0; name != NULL && i < G_N_ELEMENTS(sigs); i++) {
 		if (g_strcmp0(sigs[i].name, name) == 0)
@@ -113,8 +113,8 @@ run_vm_stop(RunVm *r, gint exit_status, GError *error)
 	g_cancellable_cancel(r->cancellable);
 	if (r->guest != NULL)
 		qsim_guest_close(r->guest);
-	qsim_vm_shutdown_async(r->vm, exit_status == 0 || r->error == NULL ? r->grace_ms : 0,
-			       NULL, run_vm_shutdown_cb, r);
+	qsim_vm_shutdown_async(r->vm, exit_status == 0 || r->error == NULL ? r->grace_ms : 0, NULL,
+	                       run_vm_shutdown_cb, r);
 }
 
 static void
@@ -133,8 +133,8 @@ run_vm_exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	}
 	if (sig != NULL) {
 		run_vm_stop(r, run_vm_signal_status(sig),
-			    g_error_new(QSIM_ERROR, QSIM_ERROR_GUEST,
-					"the command was killed by SIG%s", sig));
+		            g_error_new(QSIM_ERROR, QSIM_ERROR_GUEST,
+		                        "the command was killed by SIG%s", sig));
 		return;
 	}
 	run_vm_stop(r, status, NULL);
@@ -154,7 +154,7 @@ run_vm_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	g_info("guest host key %s", qsim_guest_get_host_key_fingerprint(r->guest));
 	qsim_guest_exec_async(r->guest, r->command, run_vm_output_cb, r, r->cancellable,
-			      run_vm_exec_cb, r);
+	                      run_vm_exec_cb, r);
 }
 
 static void
@@ -171,10 +171,9 @@ run_vm_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (r->stopping)
 		return;
 	r->guest = qsim_guest_new(qsim_vm_get_ssh_host(r->vm), qsim_vm_get_ssh_port(r->vm),
-				  config->ssh_user, config->ssh_key_path, config->ssh_password);
-	qsim_guest_connect_async(r->guest,
-				 g_get_monotonic_time() + 30 * G_USEC_PER_SEC, r->cancellable,
-				 run_vm_connect_cb, r);
+	                          config->ssh_user, config->ssh_key_path, config->ssh_password);
+	qsim_guest_connect_async(r->guest, g_get_monotonic_time() + 30 * G_USEC_PER_SEC,
+	                         r->cancellable, run_vm_connect_cb, r);
 }
 
 static void
@@ -199,8 +198,7 @@ run_vm_timeout_cb(gpointer user_data)
 
 	r->timeout_id = 0;
 	run_vm_stop(r, RUN_VM_EXIT_TIMEOUT,
-		    g_error_new_literal(QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-					"timed out (--timeout)"));
+	            g_error_new_literal(QSIM_ERROR, QSIM_ERROR_TIMED_OUT, "timed out (--timeout)"));
 	return G_SOURCE_REMOVE;
 }
 
@@ -210,8 +208,8 @@ run_vm_sigint_cb(gpointer user_data)
 	RunVm *r = user_data;
 
 	r->sigint_id = 0;
-	run_vm_stop(r, 128 + SIGINT, g_error_new_literal(QSIM_ERROR, QSIM_ERROR_CANCELLED,
-							 "interrupted"));
+	run_vm_stop(r, 128 + SIGINT,
+	            g_error_new_literal(QSIM_ERROR, QSIM_ERROR_CANCELLED, "interrupted"));
 	return G_SOURCE_REMOVE;
 }
 
@@ -221,8 +219,8 @@ run_vm_sigterm_cb(gpointer user_data)
 	RunVm *r = user_data;
 
 	r->sigterm_id = 0;
-	run_vm_stop(r, 128 + SIGTERM, g_error_new_literal(QSIM_ERROR, QSIM_ERROR_CANCELLED,
-							  "terminated"));
+	run_vm_stop(r, 128 + SIGTERM,
+	            g_error_new_literal(QSIM_ERROR, QSIM_ERROR_CANCELLED, "terminated"));
 	return G_SOURCE_REMOVE;
 }
 
@@ -245,8 +243,8 @@ qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	const GOptionEntry entries[] = {
 	    {"timeout", 't', 0, G_OPTION_ARG_INT, &timeout_s,
 	     "Give up after this many seconds (exit 124)", "SECONDS"},
-	    {"no-console", 0, 0, G_OPTION_ARG_NONE, &no_console,
-	     "Do not print the serial console", NULL},
+	    {"no-console", 0, 0, G_OPTION_ARG_NONE, &no_console, "Do not print the serial console",
+	     NULL},
 	    {NULL},
 	};
 	RunVm r = {0};
@@ -254,7 +252,7 @@ qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	gdouble grace;
 
 	g_option_context_set_summary(octx, "Boot a VM on a throwaway overlay, run a command in "
-					   "it, print its output and exit with its status.");
+	                                   "it, print its output and exit with its status.");
 	g_option_context_add_main_entries(octx, entries, NULL);
 	/* options end at the VM name: the command's own flags must reach the guest */
 	g_option_context_set_strict_posix(octx, TRUE);
@@ -264,7 +262,7 @@ qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	}
 	if (args[1] == NULL) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    "run-vm needs a VM name and a command");
+		                    "run-vm needs a VM name and a command");
 		return QSIMD_EXIT_USAGE;
 	}
 	first_cmd = 2;
@@ -272,18 +270,18 @@ qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 		first_cmd++;
 	if (args[first_cmd - 1] == NULL || args[first_cmd] == NULL) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    "run-vm needs a command to run in the VM");
+		                    "run-vm needs a command to run in the VM");
 		return QSIMD_EXIT_USAGE;
 	}
 	if (timeout_s < 0) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    "--timeout must be positive");
+		                    "--timeout must be positive");
 		return QSIMD_EXIT_USAGE;
 	}
 	if (!qsim_vm_name_validate(args[1], error))
 		return QSIMD_EXIT_USAGE;
 	config = qsim_vm_config_load(qsim_config_get_vm_images_dir(ctx->config),
-				     qsim_config_get_vm_config_dir(ctx->config), args[1], error);
+	                             qsim_config_get_vm_config_dir(ctx->config), args[1], error);
 	if (config == NULL)
 		return RUN_VM_EXIT_INFRA;
 
@@ -292,7 +290,7 @@ qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	if (!g_utf8_validate(r.command, -1, NULL)) {
 		g_free(r.command);
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    "the command is not valid UTF-8");
+		                    "the command is not valid UTF-8");
 		return QSIMD_EXIT_USAGE;
 	}
 	grace = qsim_config_get_shutdown_grace(ctx->config);

@@ -29,6 +29,15 @@ typedef struct {
 typedef gint (*QsimdCommandFunc)(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
 gint
+qsimd_cmd_agents(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+
+gint
+qsimd_cmd_all(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+
+gint
+qsimd_cmd_status(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+
+gint
 qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
 gint

@@ -18,11 +18,16 @@ static const struct {
 	const gchar *description;
 	QsimdCommandFunc handler;
 } commands[] = {
+    {"agents", "", "Run the agents that execute requests (several processes may share a database)",
+     qsimd_cmd_agents},
+    {"all", "", "Serve the REST API and run the agents in one process", qsimd_cmd_all},
     {"api", "", "Serve the REST API (agents run in `qsimd agents`)", qsimd_cmd_api},
     {"config", "[--json]", "Print the effective configuration and where each value comes from",
      qsimd_cmd_config},
     {"run-vm", "[--timeout S] VM [--] CMD…", "Boot a VM on an overlay and run one command in it",
      qsimd_cmd_run_vm},
+    {"status", "", "Check the database, QEMU and the VMs; exit non-zero naming any problem",
+     qsimd_cmd_status},
 };
 
 /* global flags: strings, so values are validated by QsimConfig with its messages */

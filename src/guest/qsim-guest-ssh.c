@@ -20,6 +20,8 @@
 #define QSIM_GUEST_READ_CHUNK 32768
 /* Bounds libssh's own blocking calls (channel open, exec request) on a live session. */
 #define QSIM_GUEST_SESSION_TIMEOUT_S 10L
+/* How long a cancelled command's channel may take to close on the guest side. */
+#define QSIM_GUEST_CLOSE_WAIT_MS 500
 
 struct _QsimGuestSsh {
 	gchar *host;
@@ -35,6 +37,7 @@ struct _QsimGuestSsh {
 
 typedef struct {
 	gboolean have_status;
+	gboolean remote_closed;
 	gint status;
 	gchar *signal;
 } QsimGuestExitState;
@@ -268,6 +271,11 @@ qsim_guest_ssh_set_options(QsimGuestSsh *self, ssh_session session, GError **err
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "invalid SSH options: %s",
 			    ssh_get_error(session));
 		return FALSE;
+	}
+	/* libssh's own tracing (to stderr), for debugging a guest by hand */
+	if (g_getenv("QSIM_LIBSSH_VERBOSITY") != NULL) {
+		int verbosity = (int)g_ascii_strtoll(g_getenv("QSIM_LIBSSH_VERBOSITY"), NULL, 10);
+		ssh_options_set(session, SSH_OPTIONS_LOG_VERBOSITY, &verbosity);
 	}
 	return TRUE;
 }
@@ -520,6 +528,14 @@ qsim_guest_on_exit_status(ssh_session session, ssh_channel channel, int exit_sta
 }
 
 static void
+qsim_guest_on_close(ssh_session session, ssh_channel channel, void *userdata)
+{
+	QsimGuestExitState *state = userdata;
+
+	state->remote_closed = TRUE;
+}
+
+static void
 qsim_guest_on_exit_signal(ssh_session session, ssh_channel channel, const char *signal, int core,
 			  const char *errmsg, const char *lang, void *userdata)
 {
@@ -630,6 +646,30 @@ qsim_guest_ssh_pump(ssh_session session, ssh_channel channel, ssh_event event,
 	return TRUE;
 }
 
+/*
+ * After an aborted command: asks the guest to stop it, closes our side and
+ * waits briefly for the guest's close. Waiting matters with dropbear 2022.83:
+ * a channel opened while it is still reaping the old command can be closed by
+ * it at once, which would break the next exec on this session.
+ */
+static void
+qsim_guest_ssh_close_aborted(ssh_session session, ssh_channel channel, ssh_event event,
+			     const QsimGuestExitState *state)
+{
+	gint64 end = g_get_monotonic_time() + QSIM_GUEST_CLOSE_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+
+	if (!ssh_is_connected(session) || !ssh_channel_is_open(channel))
+		return;
+	/* OpenSSH and dropbear both deliver the signal to the command */
+	ssh_channel_request_send_signal(channel, "TERM");
+	ssh_channel_close(channel);
+	while (!state->remote_closed && ssh_is_connected(session) &&
+	       g_get_monotonic_time() < end) {
+		if (ssh_event_dopoll(event, QSIM_GUEST_SLICE_MS) == SSH_ERROR)
+			break;
+	}
+}
+
 /**
  * qsim_guest_ssh_exec:
  * @exit_signal: (out) (transfer full) (nullable): the signal name, or %NULL
@@ -644,11 +684,12 @@ qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSin
 	QsimGuestExitState state = {0};
 	struct ssh_channel_callbacks_struct callbacks = {
 	    .userdata = &state,
+	    .channel_close_function = qsim_guest_on_close,
 	    .channel_exit_status_function = qsim_guest_on_exit_status,
 	    .channel_exit_signal_function = qsim_guest_on_exit_signal,
 	};
 	QsimGuestExecStop stop = QSIM_GUEST_EXEC_STOP_ABORT;
-	gboolean ok;
+	gboolean ok = FALSE;
 
 	if (!qsim_guest_ssh_is_connected(self)) {
 		qsim_guest_ssh_disconnect(self);
@@ -656,45 +697,39 @@ qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSin
 				    "guest session is not connected");
 		return FALSE;
 	}
+	event = ssh_event_new();
+	if (event == NULL || ssh_event_add_session(event, self->session) != SSH_OK) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INTERNAL,
+				    "cannot set up SSH event polling");
+		return FALSE;
+	}
 	channel = ssh_channel_new(self->session);
 	if (channel == NULL || ssh_channel_open_session(channel) != SSH_OK) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "cannot open an SSH channel: %s",
 			    ssh_get_error(self->session));
-		g_clear_pointer(&channel, ssh_channel_free);
-		if (!ssh_is_connected(self->session))
-			qsim_guest_ssh_disconnect(self);
-		return FALSE;
-	}
-	ssh_callbacks_init(&callbacks);
-	ssh_set_channel_callbacks(channel, &callbacks);
-	if (ssh_channel_request_exec(channel, command) != SSH_OK) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest refused to run the command: %s",
-			    ssh_get_error(self->session));
-		ok = FALSE;
 		stop = ssh_is_connected(self->session) ? QSIM_GUEST_EXEC_STOP_ABORT
 						       : QSIM_GUEST_EXEC_STOP_LOST;
 	} else {
-		event = ssh_event_new();
-		if (event == NULL || ssh_event_add_session(event, self->session) != SSH_OK) {
-			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INTERNAL,
-					    "cannot set up SSH event polling");
-			ok = FALSE;
+		ssh_callbacks_init(&callbacks);
+		ssh_set_channel_callbacks(channel, &callbacks);
+		if (ssh_channel_request_exec(channel, command) != SSH_OK) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
+				    "guest refused to run the command: %s",
+				    ssh_get_error(self->session));
+			stop = ssh_is_connected(self->session) ? QSIM_GUEST_EXEC_STOP_ABORT
+							       : QSIM_GUEST_EXEC_STOP_LOST;
 		} else {
 			ok = qsim_guest_ssh_pump(self->session, channel, event, sink, deadline_us,
 						 abort_cb, abort_data, &state, &stop, error);
-			ssh_event_remove_session(event, self->session);
 		}
+		if (!ok && stop == QSIM_GUEST_EXEC_STOP_ABORT)
+			qsim_guest_ssh_close_aborted(self->session, channel, event, &state);
+		/* libssh may keep the channel until the peer closes it: never leave our
+		 * stack-allocated callbacks behind */
+		ssh_remove_channel_callbacks(channel, &callbacks);
 	}
-	if (!ok && stop == QSIM_GUEST_EXEC_STOP_ABORT && ssh_is_connected(self->session) &&
-	    ssh_channel_is_open(channel)) {
-		/* best effort: OpenSSH forwards the signal, dropbear ignores it and the
-		 * command sees its pipes close */
-		ssh_channel_request_send_signal(channel, "TERM");
-		ssh_channel_close(channel);
-	}
-	/* libssh may keep the channel until the peer closes it: never leave our
-	 * stack-allocated callbacks behind */
-	ssh_remove_channel_callbacks(channel, &callbacks);
+	ssh_event_remove_session(event, self->session);
+	/* the channel belongs to the session: free it before any disconnect */
 	g_clear_pointer(&channel, ssh_channel_free);
 	if (!ok) {
 		g_free(state.signal);

@@ -57,7 +57,8 @@ normalize_uuid(const gchar *uuid, GError **error)
 	g_autofree gchar *lower = NULL;
 
 	if (uuid == NULL || !g_uuid_string_is_valid(uuid)) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "'%s' is not a UUID",
+		/* bounded: the text may be anything a client sent */
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "'%.40s' is not a UUID",
 		            uuid != NULL && g_utf8_validate(uuid, -1, NULL) ? uuid : "(invalid)");
 		return NULL;
 	}
@@ -527,4 +528,26 @@ qsim_store_count_active_vms(QsimStore *self, guint *out_count, GError **error)
 {
 	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
 	return QSIM_STORE_GET_CLASS(self)->count_active_vms(self, out_count, error);
+}
+
+gboolean
+qsim_store_get_data_version(QsimStore *self, guint64 *out_version, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	g_return_val_if_fail(out_version != NULL, FALSE);
+	return QSIM_STORE_GET_CLASS(self)->get_data_version(self, out_version, error);
+}
+
+/**
+ * qsim_store_list_leases:
+ *
+ * Returns: (transfer container) (element-type QsimRequest): requests holding a lease
+ */
+GPtrArray *
+qsim_store_list_leases(QsimStore *self, const gchar *agent_id, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (agent_id != NULL && !check_text("agent_id", agent_id, AGENT_ID_MAX, error))
+		return NULL;
+	return QSIM_STORE_GET_CLASS(self)->list_leases(self, agent_id, error);
 }

@@ -67,7 +67,10 @@ struct _QsimStoreClass {
 	QsimStats *(*get_stats)(QsimStore *self, GError **error);
 	gboolean (*count_active_vms)(QsimStore *self, guint *out_count, GError **error);
 
-	gpointer padding[8];
+	gboolean (*get_data_version)(QsimStore *self, guint64 *out_version, GError **error);
+	GPtrArray *(*list_leases)(QsimStore *self, const gchar *agent_id, GError **error);
+
+	gpointer padding[6];
 };
 
 /*
@@ -281,5 +284,29 @@ QsimStats *qsim_store_get_stats(QsimStore *self, GError **error);
 
 /* Requests holding a live lease, i.e. VM slots in use across all processes */
 gboolean qsim_store_count_active_vms(QsimStore *self, guint *out_count, GError **error);
+
+/**
+ * qsim_store_list_leases:
+ * @agent_id: (nullable): only this agent's; NULL = every agent's
+ *
+ * Every request holding a lease, live or expired, in claim order: what an
+ * agent process still owns at shutdown, or owned before a restart.
+ *
+ * Returns: (transfer container) (element-type QsimRequest): the requests, or
+ * NULL with @error set
+ */
+GPtrArray *qsim_store_list_leases(QsimStore *self, const gchar *agent_id, GError **error);
+
+/**
+ * qsim_store_get_data_version:
+ * @out_version: (out): a number that changes whenever ANOTHER connection (another
+ *   store object or process) has committed to the database since the last call
+ *
+ * A cheap poll for processes that do not get the signals (e.g. `qsimd api`
+ * serving SSE while `qsimd agents` writes logs): compare with the previous
+ * value and only query when it moved. Commits through this same object do
+ * not change it; they emit signals instead.
+ */
+gboolean qsim_store_get_data_version(QsimStore *self, guint64 *out_version, GError **error);
 
 G_END_DECLS

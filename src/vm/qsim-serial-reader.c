@@ -103,8 +103,8 @@ static void
 qsim_serial_reader_read_next(QsimSerialReader *self)
 {
 	g_input_stream_read_bytes_async(self->stream, QSIM_SERIAL_READ_SIZE, G_PRIORITY_DEFAULT,
-					self->cancellable, qsim_serial_reader_read_cb,
-					g_object_ref(self));
+	                                self->cancellable, qsim_serial_reader_read_cb,
+	                                g_object_ref(self));
 }
 
 /**
@@ -185,13 +185,12 @@ qsim_serial_reader_class_init(QsimSerialReaderClass *klass)
 	GObjectClass *object_class = G_OBJECT_CLASS(klass);
 
 	object_class->finalize = qsim_serial_reader_finalize;
-	signals[SIGNAL_DATA] = g_signal_new("data", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
-					    0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
-	signals[SIGNAL_MARKER] = g_signal_new("marker", G_TYPE_FROM_CLASS(klass),
-					      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-					      G_TYPE_NONE, 0);
+	signals[SIGNAL_DATA] = g_signal_new("data", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
+	                                    NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
+	signals[SIGNAL_MARKER] = g_signal_new("marker", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST,
+	                                      0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 	signals[SIGNAL_EOF] = g_signal_new("eof", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0,
-					   NULL, NULL, NULL, G_TYPE_NONE, 0);
+	                                   NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void

@@ -18,19 +18,12 @@ G_DECLARE_FINAL_TYPE(QsimSerialReader, qsim_serial_reader, QSIM, SERIAL_READER, 
  *   "eof"    ():              the stream ended or failed; emitted once.
  */
 
-QsimSerialReader *
-qsim_serial_reader_new(GInputStream *stream, const gchar *marker);
-void
-qsim_serial_reader_start(QsimSerialReader *self);
-void
-qsim_serial_reader_stop(QsimSerialReader *self);
-gboolean
-qsim_serial_reader_get_marker_seen(QsimSerialReader *self);
-gboolean
-qsim_serial_reader_get_eof(QsimSerialReader *self);
-gchar *
-qsim_serial_reader_get_tail(QsimSerialReader *self);
-guint64
-qsim_serial_reader_get_n_bytes(QsimSerialReader *self);
+QsimSerialReader *qsim_serial_reader_new(GInputStream *stream, const gchar *marker);
+void qsim_serial_reader_start(QsimSerialReader *self);
+void qsim_serial_reader_stop(QsimSerialReader *self);
+gboolean qsim_serial_reader_get_marker_seen(QsimSerialReader *self);
+gboolean qsim_serial_reader_get_eof(QsimSerialReader *self);
+gchar *qsim_serial_reader_get_tail(QsimSerialReader *self);
+guint64 qsim_serial_reader_get_n_bytes(QsimSerialReader *self);
 
 G_END_DECLS

@@ -65,7 +65,7 @@ add_take(GPtrArray *argv, gchar *arg)
  */
 gchar **
 qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const gchar *run_dir,
-		   guint16 ssh_host_port, gboolean use_kvm, GError **error)
+                   guint16 ssh_host_port, gboolean use_kvm, GError **error)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
 	g_autofree gchar *dir = NULL;
@@ -75,7 +75,7 @@ qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const g
 
 	if (run_dir == NULL || !g_path_is_absolute(run_dir)) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-			    "run dir must be an absolute path");
+		            "run dir must be an absolute path");
 		return NULL;
 	}
 	if (ssh_host_port == 0) {
@@ -84,12 +84,12 @@ qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const g
 	}
 	if (config->ssh_port == 0 || config->ssh_port > 65535) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "SSH_PORT %u is out of range",
-			    config->ssh_port);
+		            config->ssh_port);
 		return NULL;
 	}
 	if (config->memory_mib == 0 || config->cpus == 0) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-				    "MEMORY and CPU must be positive");
+		                    "MEMORY and CPU must be positive");
 		return NULL;
 	}
 	dir = qsim_vm_argv_escape(run_dir);
@@ -149,7 +149,7 @@ qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const g
 	add(argv, "chardev:ser0");
 	add(argv, "-netdev");
 	add_take(argv, g_strdup_printf("user,id=n0,hostfwd=tcp:127.0.0.1:%u-:%u",
-				       (guint)ssh_host_port, config->ssh_port));
+	                               (guint)ssh_host_port, config->ssh_port));
 	add(argv, "-device");
 	add(argv, "virtio-net-pci,netdev=n0");
 	add(argv, "-device");

@@ -41,8 +41,7 @@ overlay_communicate_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *out = NULL;
 
-	if (!g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source), res, &out, NULL,
-						  &error)) {
+	if (!g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source), res, &out, NULL, &error)) {
 		qsim_error_convert(&error);
 		g_prefix_error(&error, "qemu-img failed: ");
 		g_task_return_error(task, g_steal_pointer(&error));
@@ -50,16 +49,16 @@ overlay_communicate_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	}
 	if (d->timeout_id == 0) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-					"qemu-img did not finish within %d s",
-					QSIM_VM_OVERLAY_TIMEOUT_S);
+		                        "qemu-img did not finish within %d s",
+		                        QSIM_VM_OVERLAY_TIMEOUT_S);
 		return;
 	}
 	if (!g_subprocess_get_if_exited(d->proc) || g_subprocess_get_exit_status(d->proc) != 0) {
 		g_autofree gchar *msg = g_strdup(g_strstrip(out != NULL ? out : (gchar *)""));
 
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_VM,
-					"cannot create overlay %s: %s", d->overlay,
-					msg[0] != '\0' ? msg : "qemu-img failed");
+		                        "cannot create overlay %s: %s", d->overlay,
+		                        msg[0] != '\0' ? msg : "qemu-img failed");
 		return;
 	}
 	g_task_return_boolean(task, TRUE);
@@ -78,38 +77,33 @@ overlay_communicate_cb(GObject *source, GAsyncResult *res, gpointer user_data)
  * Creates a throwaway qcow2 overlay backed by @base with an argv vector (no shell).
  */
 void
-qsim_vm_overlay_create_async(const gchar *qemu_img,
-			     const gchar *base,
-			     const gchar *base_format,
-			     const gchar *overlay,
-			     GCancellable *cancellable,
-			     GAsyncReadyCallback callback,
-			     gpointer user_data)
+qsim_vm_overlay_create_async(const gchar *qemu_img, const gchar *base, const gchar *base_format,
+                             const gchar *overlay, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
 	g_autoptr(GError) error = NULL;
 	OverlayData *d;
-	const gchar *argv[] = {qemu_img, "create", "-q",	  "-f", "qcow2", "-b", base,
-			       "-F",	 base_format, overlay, NULL};
+	const gchar *argv[] = {qemu_img, "create", "-q",        "-f",    "qcow2", "-b",
+	                       base,     "-F",     base_format, overlay, NULL};
 
 	g_task_set_source_tag(task, qsim_vm_overlay_create_async);
 	if (!g_path_is_absolute(base)) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_INVALID,
-					"base image path must be absolute: %s", base);
+		                        "base image path must be absolute: %s", base);
 		return;
 	}
 	if (!g_file_test(base, G_FILE_TEST_IS_REGULAR)) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_NOT_FOUND,
-					"base image not found: %s", base);
+		                        "base image not found: %s", base);
 		return;
 	}
 	d = g_new0(OverlayData, 1);
 	d->overlay = g_strdup(overlay);
 	g_task_set_task_data(task, d, (GDestroyNotify)overlay_data_free);
 	/* stderr merged into stdout so the error message quotes qemu-img's reason */
-	d->proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-					      G_SUBPROCESS_FLAGS_STDERR_MERGE,
-				    &error);
+	d->proc = g_subprocess_newv(
+	    argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE, &error);
 	if (d->proc == NULL) {
 		qsim_error_convert(&error);
 		g_prefix_error(&error, "cannot run %s: ", qemu_img);
@@ -118,7 +112,7 @@ qsim_vm_overlay_create_async(const gchar *qemu_img,
 	}
 	d->timeout_id = g_timeout_add_seconds(QSIM_VM_OVERLAY_TIMEOUT_S, overlay_timeout_cb, d);
 	g_subprocess_communicate_utf8_async(d->proc, NULL, cancellable, overlay_communicate_cb,
-					    g_steal_pointer(&task));
+	                                    g_steal_pointer(&task));
 }
 
 /**

@@ -4,15 +4,10 @@
 
 G_BEGIN_DECLS
 
-void
-qsim_vm_overlay_create_async(const gchar *qemu_img,
-			     const gchar *base,
-			     const gchar *base_format,
-			     const gchar *overlay,
-			     GCancellable *cancellable,
-			     GAsyncReadyCallback callback,
-			     gpointer user_data);
-gboolean
-qsim_vm_overlay_create_finish(GAsyncResult *result, GError **error);
+void qsim_vm_overlay_create_async(const gchar *qemu_img, const gchar *base,
+                                  const gchar *base_format, const gchar *overlay,
+                                  GCancellable *cancellable, GAsyncReadyCallback callback,
+                                  gpointer user_data);
+gboolean qsim_vm_overlay_create_finish(GAsyncResult *result, GError **error);
 
 G_END_DECLS

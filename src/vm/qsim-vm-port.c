@@ -22,8 +22,8 @@ qsim_vm_port_probe(GError **error)
 	g_autoptr(GSocketAddress) any = g_inet_socket_address_new(lo, 0);
 	g_autoptr(GSocketAddress) bound = NULL;
 
-	sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
-			    error);
+	sock =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
 	if (sock == NULL)
 		return 0;
 	if (!g_socket_bind(sock, any, FALSE, error))
@@ -65,8 +65,31 @@ qsim_vm_port_reserve(GError **error)
 		return port;
 	}
 	g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_BUSY,
-			    "cannot pick a free host port: every probe returned a reserved one");
+	                    "cannot pick a free host port: every probe returned a reserved one");
 	return 0;
+}
+
+/**
+ * qsim_vm_port_reserve_exact:
+ * @port: a port the caller wants, not 0
+ *
+ * Reserves @port in this process without probing it: whether it is free on the host
+ * shows when QEMU binds it.
+ *
+ * Returns: %TRUE if nobody in this process holds @port; release it as usual
+ */
+gboolean
+qsim_vm_port_reserve_exact(guint16 port)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&reserved_lock);
+
+	g_return_val_if_fail(port != 0, FALSE);
+	if (reserved == NULL)
+		reserved = g_hash_table_new(g_direct_hash, g_direct_equal);
+	if (g_hash_table_contains(reserved, GUINT_TO_POINTER(port)))
+		return FALSE;
+	g_hash_table_add(reserved, GUINT_TO_POINTER(port));
+	return TRUE;
 }
 
 /**

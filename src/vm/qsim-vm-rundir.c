@@ -37,20 +37,20 @@ qsim_vm_rundir_create(const gchar *run_root, const gchar *vm_name, GError **erro
 		root = g_build_filename(cwd, run_root, NULL);
 	}
 	if (g_mkdir_with_parents(root, 0700) != 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot create run dir %s: %s",
-			    root, g_strerror(errno));
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot create run dir %s: %s", root,
+		            g_strerror(errno));
 		return NULL;
 	}
 	tmpl = g_strdup_printf("%s/%s-XXXXXX", root, vm_name);
 	if (strlen(tmpl) > QSIM_VM_RUNDIR_MAX_PATH) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-			    "run dir path %s is too long for a unix socket (max %u bytes)", tmpl,
-			    (guint)QSIM_VM_RUNDIR_MAX_PATH);
+		            "run dir path %s is too long for a unix socket (max %u bytes)", tmpl,
+		            (guint)QSIM_VM_RUNDIR_MAX_PATH);
 		return NULL;
 	}
 	if (g_mkdtemp_full(tmpl, 0700) == NULL) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s", tmpl,
-			    g_strerror(errno));
+		            g_strerror(errno));
 		return NULL;
 	}
 	return g_steal_pointer(&tmpl);
@@ -60,7 +60,7 @@ static gboolean
 qsim_vm_rundir_looks_ours(const gchar *run_dir)
 {
 	const gchar *names[] = {QSIM_VM_RUNDIR_STATE, QSIM_VM_RUNDIR_QEMU_PID,
-				QSIM_VM_RUNDIR_OVERLAY, QSIM_VM_RUNDIR_QMP};
+	                        QSIM_VM_RUNDIR_OVERLAY, QSIM_VM_RUNDIR_QMP};
 
 	for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
 		g_autofree gchar *p = g_build_filename(run_dir, names[i], NULL);
@@ -94,7 +94,7 @@ qsim_vm_rundir_remove(const gchar *run_dir, GError **error)
 			return TRUE;
 		qsim_error_convert(&error_local);
 		g_propagate_prefixed_error(error, g_steal_pointer(&error_local),
-					   "cannot remove run dir: ");
+		                           "cannot remove run dir: ");
 		return FALSE;
 	}
 	while ((name = g_dir_read_name(dir)) != NULL) {
@@ -104,13 +104,13 @@ qsim_vm_rundir_remove(const gchar *run_dir, GError **error)
 			continue;
 		if (g_unlink(p) != 0 && errno != ENOENT) {
 			g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot remove %s: %s", p,
-				    g_strerror(errno));
+			            g_strerror(errno));
 			return FALSE;
 		}
 	}
 	if (g_rmdir(run_dir) != 0 && errno != ENOENT) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot remove %s: %s", run_dir,
-			    g_strerror(errno));
+		            g_strerror(errno));
 		return FALSE;
 	}
 	return TRUE;
@@ -167,8 +167,7 @@ qsim_vm_proc_start_time(GPid pid, GError **error)
  * Returns: %TRUE on success
  */
 gboolean
-qsim_vm_rundir_write_state(const gchar *run_dir, GPid pid, const gchar *request_id,
-			   GError **error)
+qsim_vm_rundir_write_state(const gchar *run_dir, GPid pid, const gchar *request_id, GError **error)
 {
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(JsonGenerator) gen = json_generator_new();
@@ -196,7 +195,7 @@ qsim_vm_rundir_write_state(const gchar *run_dir, GPid pid, const gchar *request_
 	json_generator_set_root(gen, root);
 	text = json_generator_to_data(gen, NULL);
 	if (!g_file_set_contents_full(path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
-				      error)) {
+	                              error)) {
 		qsim_error_convert(error);
 		g_prefix_error(error, "cannot write %s: ", path);
 		return FALSE;
@@ -286,20 +285,20 @@ qsim_vm_kill_orphan(const gchar *run_dir, GError **error)
 		return TRUE;
 	if (!qsim_vm_rundir_looks_ours(run_dir)) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-			    "%s is not a qsim run dir: refusing to remove it", run_dir);
+		            "%s is not a qsim run dir: refusing to remove it", run_dir);
 		return FALSE;
 	}
 	if (qsim_vm_read_state(run_dir, &pid, &start_time) && !qsim_vm_pid_gone(pid)) {
 		guint64 now_start = qsim_vm_proc_start_time(pid, NULL);
 		gboolean same = qsim_vm_cmdline_mentions(pid, run_dir) &&
-				(start_time == 0 || now_start == start_time);
+		                (start_time == 0 || now_start == start_time);
 
 		if (same) {
 			g_info("killing orphaned QEMU pid %d of %s", (gint)pid, run_dir);
 			if (kill(pid, SIGKILL) != 0 && errno != ESRCH) {
 				g_set_error(error, QSIM_ERROR, QSIM_ERROR_VM,
-					    "cannot kill orphaned QEMU pid %d: %s", (gint)pid,
-					    g_strerror(errno));
+				            "cannot kill orphaned QEMU pid %d: %s", (gint)pid,
+				            g_strerror(errno));
 				return FALSE;
 			}
 			/* SIGKILL is not synchronous; the overlay must not be in use when
@@ -308,8 +307,8 @@ qsim_vm_kill_orphan(const gchar *run_dir, GError **error)
 				g_usleep(10 * 1000);
 			if (!qsim_vm_pid_gone(pid)) {
 				g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-					    "orphaned QEMU pid %d did not die within 5 s",
-					    (gint)pid);
+				            "orphaned QEMU pid %d did not die within 5 s",
+				            (gint)pid);
 				return FALSE;
 			}
 		} else {

@@ -13,14 +13,10 @@ G_BEGIN_DECLS
  */
 typedef struct _QsimVmTail QsimVmTail;
 
-QsimVmTail *
-qsim_vm_tail_new(gsize capacity);
-void
-qsim_vm_tail_free(QsimVmTail *self);
-void
-qsim_vm_tail_append(QsimVmTail *self, const guint8 *data, gsize len);
-gchar *
-qsim_vm_tail_to_string(const QsimVmTail *self);
+QsimVmTail *qsim_vm_tail_new(gsize capacity);
+void qsim_vm_tail_free(QsimVmTail *self);
+void qsim_vm_tail_append(QsimVmTail *self, const guint8 *data, gsize len);
+gchar *qsim_vm_tail_to_string(const QsimVmTail *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimVmTail, qsim_vm_tail_free)
 

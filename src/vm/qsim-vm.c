@@ -53,6 +53,7 @@ struct _QsimVm {
 	gchar *run_dir;
 	gchar **argv;
 	guint16 port;
+	guint16 port_hint;
 	GSubprocess *proc;
 	GPid pid;
 	QsimSerialReader *serial;
@@ -151,7 +152,7 @@ qsim_vm_set_state(QsimVm *self, QsimVmState state)
 	if (self->state == state)
 		return;
 	g_debug("%s: %s -> %s", self->config->name, qsim_vm_state_to_string(self->state),
-		qsim_vm_state_to_string(state));
+	        qsim_vm_state_to_string(state));
 	self->state = state;
 	g_signal_emit(self, signals[SIGNAL_STATE_CHANGED], 0, (guint)state);
 }
@@ -172,14 +173,14 @@ qsim_vm_qmp_usable(QsimVm *self)
 
 static void
 qsim_vm_qmp_event_cb(QsimQmpClient *client, const gchar *name, JsonObject *data,
-		     gint64 timestamp_us, gpointer user_data)
+                     gint64 timestamp_us, gpointer user_data)
 {
 	QsimVm *self = QSIM_VM(user_data);
 
 	g_debug("%s: QMP event %s", self->config->name, name);
 	if (g_strcmp0(name, "SHUTDOWN") == 0 && data != NULL) {
-		self->guest_shutdown_event = json_object_get_boolean_member_with_default(
-		    data, "guest", FALSE);
+		self->guest_shutdown_event =
+		    json_object_get_boolean_member_with_default(data, "guest", FALSE);
 		g_free(self->shutdown_event_reason);
 		self->shutdown_event_reason =
 		    g_strdup(json_object_get_string_member_with_default(data, "reason", NULL));
@@ -220,7 +221,8 @@ qsim_vm_describe_status(QsimVm *self)
 		gint sig = g_subprocess_get_term_sig(self->proc);
 		return g_strdup_printf("QEMU died from signal %d (%s)", sig, g_strsignal(sig));
 	}
-	return g_strdup_printf("QEMU exited with status %d", g_subprocess_get_exit_status(self->proc));
+	return g_strdup_printf("QEMU exited with status %d",
+	                       g_subprocess_get_exit_status(self->proc));
 }
 
 static void
@@ -228,30 +230,34 @@ qsim_vm_decide_exit(QsimVm *self, QsimVmExitReason *reason, gchar **message)
 {
 	g_autofree gchar *status = qsim_vm_describe_status(self);
 	g_autofree gchar *tail = qsim_vm_tail_to_string(self->stderr_tail);
-	gboolean clean = g_subprocess_get_if_exited(self->proc) &&
-			 g_subprocess_get_exit_status(self->proc) == 0;
+	gboolean clean =
+	    g_subprocess_get_if_exited(self->proc) && g_subprocess_get_exit_status(self->proc) == 0;
 
 	switch (self->stop_step) {
 	case STOP_POWERDOWN:
 		if (clean) {
 			*reason = QSIM_VM_EXIT_POWEROFF;
-			*message = g_strdup("the guest powered off cleanly on the ACPI power button");
+			*message =
+			    g_strdup("the guest powered off cleanly on the ACPI power button");
 			return;
 		}
 		break;
 	case STOP_QUIT:
 		*reason = QSIM_VM_EXIT_QUIT;
-		*message = self->stop_from_paused
-			       ? g_strdup("QEMU quit on our QMP request (the VM was paused)")
-			       : g_strdup_printf("QEMU quit on our QMP request after the guest "
-						 "ignored the ACPI power button for %u ms",
-						 self->grace_ms);
+		if (self->stop_from_paused)
+			*message = g_strdup("QEMU quit on our QMP request (the VM was paused)");
+		else if (self->grace_ms == 0)
+			*message = g_strdup("QEMU quit on our QMP request (no ACPI grace period)");
+		else
+			*message = g_strdup_printf("QEMU quit on our QMP request after the guest "
+			                           "ignored the ACPI power button for %u ms",
+			                           self->grace_ms);
 		return;
 	case STOP_TERM:
 		*reason = QSIM_VM_EXIT_TERMINATED;
 		*message = g_strdup_printf("QEMU was terminated with SIGTERM after it ignored "
-					   "QMP quit (%s)",
-					   status);
+		                           "QMP quit (%s)",
+		                           status);
 		return;
 	case STOP_KILL:
 		*reason = QSIM_VM_EXIT_KILLED;
@@ -266,8 +272,8 @@ qsim_vm_decide_exit(QsimVm *self, QsimVmExitReason *reason, gchar **message)
 		return;
 	}
 	*reason = QSIM_VM_EXIT_CRASHED;
-	*message = g_strdup_printf("%s unexpectedly%s%s", status, tail[0] != '\0' ? ": " : "",
-				   tail);
+	*message =
+	    g_strdup_printf("%s unexpectedly%s%s", status, tail[0] != '\0' ? ": " : "", tail);
 }
 
 static void
@@ -355,13 +361,13 @@ qsim_vm_finish_exit(QsimVm *self, QsimVmExitReason reason, gchar *message)
 
 		if (error == NULL)
 			error = g_error_new(QSIM_ERROR, QSIM_ERROR_VM, "QEMU failed to start: %s",
-					    message);
+			                    message);
 		g_task_return_error(task, error);
 	}
 	if (self->ready_task != NULL)
-		qsim_vm_ready_complete(self, g_error_new(QSIM_ERROR, QSIM_ERROR_VM,
-							 "VM exited before it was ready: %s",
-							 message));
+		qsim_vm_ready_complete(self,
+		                       g_error_new(QSIM_ERROR, QSIM_ERROR_VM,
+		                                   "VM exited before it was ready: %s", message));
 	g_signal_emit(self, signals[SIGNAL_EXITED], 0, (guint)reason, message);
 	for (guint i = 0; i < shutdown_tasks->len; i++)
 		g_task_return_boolean(g_ptr_array_index(shutdown_tasks, i), TRUE);
@@ -397,7 +403,7 @@ qsim_vm_handle_exit(QsimVm *self)
 	if (self->start_task != NULL) {
 		reason = QSIM_VM_EXIT_START_FAILED;
 		message = g_strdup_printf("%s during start-up%s%s", status,
-					  tail[0] != '\0' ? ": " : "", tail);
+		                          tail[0] != '\0' ? ": " : "", tail);
 	} else {
 		qsim_vm_decide_exit(self, &reason, &message);
 	}
@@ -458,7 +464,8 @@ qsim_vm_stderr_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (bytes == NULL && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 		return;
 	self = QSIM_VM(user_data);
-	if (self->proc == NULL || G_INPUT_STREAM(source) != g_subprocess_get_stderr_pipe(self->proc))
+	if (self->proc == NULL ||
+	    G_INPUT_STREAM(source) != g_subprocess_get_stderr_pipe(self->proc))
 		return;
 	data = bytes != NULL ? g_bytes_get_data(bytes, &len) : NULL;
 	if (len == 0) {
@@ -475,8 +482,8 @@ static void
 qsim_vm_read_stderr(QsimVm *self)
 {
 	g_input_stream_read_bytes_async(g_subprocess_get_stderr_pipe(self->proc), 4096,
-					G_PRIORITY_DEFAULT, self->lifetime, qsim_vm_stderr_cb,
-					self);
+	                                G_PRIORITY_DEFAULT, self->lifetime, qsim_vm_stderr_cb,
+	                                self);
 }
 
 /* ---- start ------------------------------------------------------------- */
@@ -497,12 +504,16 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	const gchar *ident;
 
 	self->start_attempts++;
-	self->port = qsim_vm_port_reserve(error);
+	if (self->start_attempts == 1 && self->port_hint != 0 &&
+	    qsim_vm_port_reserve_exact(self->port_hint))
+		self->port = self->port_hint;
+	else
+		self->port = qsim_vm_port_reserve(error);
 	if (self->port == 0)
 		return FALSE;
 	g_strfreev(self->argv);
-	self->argv = qsim_vm_argv_build(self->qemu_binary, self->config, self->run_dir,
-					self->port, qsim_vm_argv_kvm_usable(), error);
+	self->argv = qsim_vm_argv_build(self->qemu_binary, self->config, self->run_dir, self->port,
+	                                qsim_vm_argv_kvm_usable(), error);
 	if (self->argv == NULL)
 		return FALSE;
 	if (self->serial != NULL) {
@@ -518,11 +529,11 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 
 	/* stdin stays an open pipe nobody writes: the stdio chardev then never sees EOF */
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
-					     G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-					     G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	                                     G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+	                                     G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	g_subprocess_launcher_set_cwd(launcher, self->run_dir);
-	self->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)self->argv,
-						  error);
+	self->proc =
+	    g_subprocess_launcher_spawnv(launcher, (const gchar *const *)self->argv, error);
 	if (self->proc == NULL) {
 		qsim_error_convert(error);
 		g_prefix_error(error, "cannot run %s: ", self->qemu_binary);
@@ -532,12 +543,11 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	self->pid = ident != NULL ? (GPid)g_ascii_strtoll(ident, NULL, 10) : 0;
 	g_info("%s: QEMU pid %d, SSH on 127.0.0.1:%u, run dir %s", self->config->name,
 	       (gint)self->pid, (guint)self->port, self->run_dir);
-	if (!qsim_vm_rundir_write_state(self->run_dir, self->pid, self->request_id,
-					&error_state))
+	if (!qsim_vm_rundir_write_state(self->run_dir, self->pid, self->request_id, &error_state))
 		g_warning("%s: %s", self->config->name, error_state->message);
 
 	self->serial = qsim_serial_reader_new(g_subprocess_get_stdout_pipe(self->proc),
-					      self->config->ready_marker);
+	                                      self->config->ready_marker);
 	g_signal_connect(self->serial, "data", G_CALLBACK(qsim_vm_serial_data_cb), self);
 	g_signal_connect(self->serial, "marker", G_CALLBACK(qsim_vm_marker_cb), self);
 	qsim_serial_reader_start(self->serial);
@@ -598,9 +608,9 @@ qsim_vm_qmp_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		if (g_get_monotonic_time() > self->start_deadline_us) {
 			qsim_vm_start_abort(
 			    self, g_error_new(QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-					      "QEMU's QMP socket did not answer within %d s: %s",
-					      (gint)(QSIM_VM_QMP_START_TIMEOUT_US / G_USEC_PER_SEC),
-					      error->message));
+			                      "QEMU's QMP socket did not answer within %d s: %s",
+			                      (gint)(QSIM_VM_QMP_START_TIMEOUT_US / G_USEC_PER_SEC),
+			                      error->message));
 			return;
 		}
 		g_debug("%s: QMP not up yet: %s", self->config->name, error->message);
@@ -632,7 +642,7 @@ qsim_vm_try_qmp_connect(QsimVm *self)
 	self->qmp_connecting = TRUE;
 	/* the start task keeps self alive until this attempt reports */
 	qsim_qmp_client_connect_async(path, QSIM_VM_QMP_CONNECT_TIMEOUT_MS, NULL,
-				      qsim_vm_qmp_connect_cb, g_object_ref(self->start_task));
+	                              qsim_vm_qmp_connect_cb, g_object_ref(self->start_task));
 }
 
 static void
@@ -677,7 +687,7 @@ qsim_vm_start_cancelled_cb(QsimVm *self, GCancellable *cancellable)
  */
 void
 qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,
-		    gpointer user_data)
+                    gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
 	g_autofree gchar *overlay = NULL;
@@ -688,13 +698,13 @@ qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback
 	g_task_set_check_cancellable(task, FALSE);
 	if (self->state != QSIM_VM_STATE_CREATED) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-					"VM %s was already started (state %s)", self->config->name,
-					qsim_vm_state_to_string(self->state));
+		                        "VM %s was already started (state %s)", self->config->name,
+		                        qsim_vm_state_to_string(self->state));
 		return;
 	}
 	if (g_cancellable_is_cancelled(cancellable)) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CANCELLED,
-					"start of VM %s was cancelled", self->config->name);
+		                        "start of VM %s was cancelled", self->config->name);
 		return;
 	}
 	qsim_vm_set_state(self, QSIM_VM_STATE_STARTING);
@@ -709,12 +719,11 @@ qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback
 	}
 	if (cancellable != NULL)
 		g_signal_connect_object(cancellable, "cancelled",
-					G_CALLBACK(qsim_vm_start_cancelled_cb), self,
-					G_CONNECT_SWAPPED);
+		                        G_CALLBACK(qsim_vm_start_cancelled_cb), self,
+		                        G_CONNECT_SWAPPED);
 	overlay = g_build_filename(self->run_dir, QSIM_VM_RUNDIR_OVERLAY, NULL);
-	qsim_vm_overlay_create_async(self->qemu_img, self->config->image_path,
-				     self->config->format, overlay, NULL, qsim_vm_overlay_cb,
-				     g_object_ref(task));
+	qsim_vm_overlay_create_async(self->qemu_img, self->config->image_path, self->config->format,
+	                             overlay, NULL, qsim_vm_overlay_cb, g_object_ref(task));
 }
 
 /**
@@ -803,9 +812,9 @@ qsim_vm_probe_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	}
 	self->probe_conn = g_steal_pointer(&conn);
 	g_input_stream_read_async(g_io_stream_get_input_stream(G_IO_STREAM(self->probe_conn)),
-				  self->probe_buf, sizeof(self->probe_buf), G_PRIORITY_DEFAULT,
-				  self->probe_cancellable, qsim_vm_probe_read_cb,
-				  g_object_ref(task));
+	                          self->probe_buf, sizeof(self->probe_buf), G_PRIORITY_DEFAULT,
+	                          self->probe_cancellable, qsim_vm_probe_read_cb,
+	                          g_object_ref(task));
 }
 
 /* One look at the forwarded port: QEMU's user network accepts the TCP connection itself
@@ -819,8 +828,8 @@ qsim_vm_ready_probe(QsimVm *self)
 	self->probe_cancellable = g_cancellable_new();
 	g_socket_client_set_timeout(client, QSIM_VM_PROBE_TIMEOUT_S);
 	g_socket_client_connect_to_host_async(client, "127.0.0.1", self->port,
-					      self->probe_cancellable, qsim_vm_probe_connect_cb,
-					      g_object_ref(self->ready_task));
+	                                      self->probe_cancellable, qsim_vm_probe_connect_cb,
+	                                      g_object_ref(self->ready_task));
 }
 
 static void
@@ -847,11 +856,11 @@ qsim_vm_ready_timeout_cb(gpointer user_data)
 	last_line = g_strdup(nl != NULL ? nl + 1 : console);
 	qsim_vm_ready_complete(
 	    self, g_error_new(QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-			      "VM %s was not ready in time: %s; last console line: \"%s\"",
-			      self->config->name,
-			      self->ready_last_seen != NULL ? self->ready_last_seen
-							    : "nothing checked yet",
-			      last_line));
+	                      "VM %s was not ready in time: %s; last console line: \"%s\"",
+	                      self->config->name,
+	                      self->ready_last_seen != NULL ? self->ready_last_seen
+	                                                    : "nothing checked yet",
+	                      last_line));
 	return G_SOURCE_REMOVE;
 }
 
@@ -861,9 +870,9 @@ qsim_vm_ready_cancel_idle_cb(gpointer user_data)
 	QsimVm *self = QSIM_VM(user_data);
 
 	self->ready_cancel_idle = 0;
-	qsim_vm_ready_complete(self, g_error_new(QSIM_ERROR, QSIM_ERROR_CANCELLED,
-						 "waiting for VM %s was cancelled",
-						 self->config->name));
+	qsim_vm_ready_complete(self,
+	                       g_error_new(QSIM_ERROR, QSIM_ERROR_CANCELLED,
+	                                   "waiting for VM %s was cancelled", self->config->name));
 	return G_SOURCE_REMOVE;
 }
 
@@ -894,7 +903,7 @@ qsim_vm_ready_cancelled_cb(GCancellable *cancellable, gpointer user_data)
  */
 void
 qsim_vm_wait_ready_async(QsimVm *self, gint64 deadline_us, GCancellable *cancellable,
-			 GAsyncReadyCallback callback, gpointer user_data)
+                         GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
 	gint64 now = g_get_monotonic_time();
@@ -904,13 +913,13 @@ qsim_vm_wait_ready_async(QsimVm *self, gint64 deadline_us, GCancellable *cancell
 	g_task_set_check_cancellable(task, FALSE);
 	if (self->state == QSIM_VM_STATE_EXITED) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_VM, "VM exited: %s",
-					self->exit_message);
+		                        self->exit_message);
 		return;
 	}
 	if (self->state != QSIM_VM_STATE_RUNNING && self->state != QSIM_VM_STATE_PAUSED) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-					"VM %s is %s, not running", self->config->name,
-					qsim_vm_state_to_string(self->state));
+		                        "VM %s is %s, not running", self->config->name,
+		                        qsim_vm_state_to_string(self->state));
 		return;
 	}
 	if (self->ready) {
@@ -919,7 +928,7 @@ qsim_vm_wait_ready_async(QsimVm *self, gint64 deadline_us, GCancellable *cancell
 	}
 	if (self->ready_task != NULL) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_BUSY,
-					"already waiting for VM %s", self->config->name);
+		                        "already waiting for VM %s", self->config->name);
 		return;
 	}
 	if (deadline_us <= 0)
@@ -927,7 +936,7 @@ qsim_vm_wait_ready_async(QsimVm *self, gint64 deadline_us, GCancellable *cancell
 		    self->started_us + (gint64)self->config->boot_timeout * G_USEC_PER_SEC;
 	if (g_cancellable_is_cancelled(cancellable)) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CANCELLED,
-					"waiting for VM %s was cancelled", self->config->name);
+		                        "waiting for VM %s was cancelled", self->config->name);
 		return;
 	}
 	self->ready_task = g_steal_pointer(&task);
@@ -938,7 +947,7 @@ qsim_vm_wait_ready_async(QsimVm *self, gint64 deadline_us, GCancellable *cancell
 	}
 	self->ready_timeout_id =
 	    g_timeout_add(deadline_us > now ? (guint)((deadline_us - now) / 1000) : 0,
-			  qsim_vm_ready_timeout_cb, self);
+	                  qsim_vm_ready_timeout_cb, self);
 	if (self->config->ready_marker != NULL &&
 	    !qsim_serial_reader_get_marker_seen(self->serial)) {
 		g_autofree gchar *what = g_strdup_printf(
@@ -976,19 +985,18 @@ qsim_vm_confirm_status_cb(GObject *source, GAsyncResult *res, gpointer user_data
 	gboolean running = FALSE;
 
 	if (!qsim_qmp_client_query_status_finish(QSIM_QMP_CLIENT(source), res, &running, &status,
-						 &error)) {
+	                                         &error)) {
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
 	}
 	if (want_paused ? g_strcmp0(status, "paused") != 0 : !running) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_QMP,
-					"VM %s reports status \"%s\" after %s", self->config->name,
-					status, want_paused ? "stop" : "cont");
+		                        "VM %s reports status \"%s\" after %s", self->config->name,
+		                        status, want_paused ? "stop" : "cont");
 		return;
 	}
 	if (self->state == QSIM_VM_STATE_RUNNING || self->state == QSIM_VM_STATE_PAUSED)
-		qsim_vm_set_state(self, want_paused ? QSIM_VM_STATE_PAUSED
-						    : QSIM_VM_STATE_RUNNING);
+		qsim_vm_set_state(self, want_paused ? QSIM_VM_STATE_PAUSED : QSIM_VM_STATE_RUNNING);
 	g_task_return_boolean(task, TRUE);
 }
 
@@ -1000,8 +1008,8 @@ qsim_vm_stop_cont_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	gboolean want_paused = GPOINTER_TO_INT(g_task_get_task_data(task));
 	g_autoptr(GError) error = NULL;
 	gboolean ok = want_paused
-			  ? qsim_qmp_client_stop_finish(QSIM_QMP_CLIENT(source), res, &error)
-			  : qsim_qmp_client_cont_finish(QSIM_QMP_CLIENT(source), res, &error);
+	                  ? qsim_qmp_client_stop_finish(QSIM_QMP_CLIENT(source), res, &error)
+	                  : qsim_qmp_client_cont_finish(QSIM_QMP_CLIENT(source), res, &error);
 
 	if (!ok) {
 		g_task_return_error(task, g_steal_pointer(&error));
@@ -1009,17 +1017,17 @@ qsim_vm_stop_cont_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	}
 	if (!qsim_vm_qmp_usable(self)) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_VM, "VM %s went away",
-					self->config->name);
+		                        self->config->name);
 		return;
 	}
 	qsim_qmp_client_query_status_async(self->qmp, QSIM_VM_QMP_COMMAND_TIMEOUT_MS,
-					   g_task_get_cancellable(task),
-					   qsim_vm_confirm_status_cb, g_object_ref(task));
+	                                   g_task_get_cancellable(task), qsim_vm_confirm_status_cb,
+	                                   g_object_ref(task));
 }
 
 static void
 qsim_vm_pause_resume(QsimVm *self, gboolean pause, GCancellable *cancellable,
-		     GAsyncReadyCallback callback, gpointer user_data, gpointer tag)
+                     GAsyncReadyCallback callback, gpointer user_data, gpointer tag)
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
 	QsimVmState from = pause ? QSIM_VM_STATE_RUNNING : QSIM_VM_STATE_PAUSED;
@@ -1030,22 +1038,22 @@ qsim_vm_pause_resume(QsimVm *self, gboolean pause, GCancellable *cancellable,
 	g_task_set_task_data(task, GINT_TO_POINTER(pause), NULL);
 	if (self->state != from && self->state != to) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-					"cannot %s VM %s: it is %s", pause ? "pause" : "resume",
-					self->config->name, qsim_vm_state_to_string(self->state));
+		                        "cannot %s VM %s: it is %s", pause ? "pause" : "resume",
+		                        self->config->name, qsim_vm_state_to_string(self->state));
 		return;
 	}
 	if (!qsim_vm_qmp_usable(self)) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_QMP,
-					"no QMP connection to VM %s", self->config->name);
+		                        "no QMP connection to VM %s", self->config->name);
 		return;
 	}
 	/* also when already in the target state: QEMU is the authority, not our cache */
 	if (pause)
 		qsim_qmp_client_stop_async(self->qmp, QSIM_VM_QMP_COMMAND_TIMEOUT_MS, cancellable,
-					   qsim_vm_stop_cont_cb, g_steal_pointer(&task));
+		                           qsim_vm_stop_cont_cb, g_steal_pointer(&task));
 	else
 		qsim_qmp_client_cont_async(self->qmp, QSIM_VM_QMP_COMMAND_TIMEOUT_MS, cancellable,
-					   qsim_vm_stop_cont_cb, g_steal_pointer(&task));
+		                           qsim_vm_stop_cont_cb, g_steal_pointer(&task));
 }
 
 /**
@@ -1059,7 +1067,7 @@ qsim_vm_pause_resume(QsimVm *self, gboolean pause, GCancellable *cancellable,
  */
 void
 qsim_vm_pause_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,
-		    gpointer user_data)
+                    gpointer user_data)
 {
 	qsim_vm_pause_resume(self, TRUE, cancellable, callback, user_data, qsim_vm_pause_async);
 }
@@ -1081,10 +1089,9 @@ qsim_vm_pause_finish(QsimVm *self, GAsyncResult *result, GError **error)
  */
 void
 qsim_vm_resume_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,
-		     gpointer user_data)
+                     gpointer user_data)
 {
-	qsim_vm_pause_resume(self, FALSE, cancellable, callback, user_data,
-			     qsim_vm_resume_async);
+	qsim_vm_pause_resume(self, FALSE, cancellable, callback, user_data, qsim_vm_resume_async);
 }
 
 gboolean
@@ -1136,10 +1143,9 @@ qsim_vm_stop_timer_cb(gpointer user_data)
 
 		self->shutdown_tasks = g_ptr_array_new_with_free_func(g_object_unref);
 		for (guint i = 0; i < tasks->len; i++)
-			g_task_return_new_error(g_ptr_array_index(tasks, i), QSIM_ERROR,
-						QSIM_ERROR_VM,
-						"QEMU pid %d did not exit after SIGKILL",
-						(gint)self->pid);
+			g_task_return_new_error(
+			    g_ptr_array_index(tasks, i), QSIM_ERROR, QSIM_ERROR_VM,
+			    "QEMU pid %d did not exit after SIGKILL", (gint)self->pid);
 		break;
 	}
 	case STOP_NONE:
@@ -1184,7 +1190,7 @@ qsim_vm_stop_quit(QsimVm *self)
 	g_info("%s: asking QEMU to quit", self->config->name);
 	qsim_vm_stop_arm(self, STOP_QUIT, QSIM_VM_QUIT_WAIT_MS);
 	qsim_qmp_client_quit_async(self->qmp, QSIM_VM_QUIT_WAIT_MS, NULL, qsim_vm_quit_cb,
-				   g_object_ref(self));
+	                           g_object_ref(self));
 }
 
 static void
@@ -1198,7 +1204,7 @@ qsim_vm_stop_powerdown(QsimVm *self)
 	       self->grace_ms);
 	qsim_vm_stop_arm(self, STOP_POWERDOWN, self->grace_ms);
 	qsim_qmp_client_system_powerdown_async(self->qmp, QSIM_VM_QMP_COMMAND_TIMEOUT_MS, NULL,
-					       qsim_vm_powerdown_cb, g_object_ref(self));
+	                                       qsim_vm_powerdown_cb, g_object_ref(self));
 }
 
 /**
@@ -1216,7 +1222,7 @@ qsim_vm_stop_powerdown(QsimVm *self)
  */
 void
 qsim_vm_shutdown_async(QsimVm *self, guint grace_ms, GCancellable *cancellable,
-		       GAsyncReadyCallback callback, gpointer user_data)
+                       GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
 
@@ -1268,8 +1274,8 @@ qsim_vm_kill(QsimVm *self)
 	if (self->state == QSIM_VM_STATE_STARTING) {
 		self->stop_step = STOP_KILL;
 		qsim_vm_start_abort(self, g_error_new(QSIM_ERROR, QSIM_ERROR_CANCELLED,
-						      "start of VM %s was cancelled",
-						      self->config->name));
+		                                      "start of VM %s was cancelled",
+		                                      self->config->name));
 		return;
 	}
 	if (self->state != QSIM_VM_STATE_STOPPING)
@@ -1424,8 +1430,7 @@ void
 qsim_vm_set_qemu_img_binary(QsimVm *self, const gchar *qemu_img_binary)
 {
 	g_free(self->qemu_img);
-	self->qemu_img = g_strdup(qemu_img_binary != NULL ? qemu_img_binary
-							  : QSIM_QEMU_IMG_BINARY);
+	self->qemu_img = g_strdup(qemu_img_binary != NULL ? qemu_img_binary : QSIM_QEMU_IMG_BINARY);
 }
 
 /**
@@ -1438,6 +1443,19 @@ qsim_vm_set_request_id(QsimVm *self, const gchar *request_id)
 {
 	g_free(self->request_id);
 	self->request_id = g_strdup(request_id);
+}
+
+/**
+ * qsim_vm_set_ssh_port_hint:
+ * @self: a #QsimVm not yet started
+ * @port: the host port to try first for the SSH forward, 0 to pick any
+ *
+ * If @port turns out to be taken, the start carries on with a free port anyway.
+ */
+void
+qsim_vm_set_ssh_port_hint(QsimVm *self, guint16 port)
+{
+	self->port_hint = port;
 }
 
 /* ---- object ------------------------------------------------------------ */
@@ -1491,13 +1509,13 @@ qsim_vm_class_init(QsimVmClass *klass)
 	object_class->finalize = qsim_vm_finalize;
 	signals[SIGNAL_STATE_CHANGED] =
 	    g_signal_new("state-changed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
-			 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT);
+	                 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_UINT);
 	signals[SIGNAL_CONSOLE_OUTPUT] =
 	    g_signal_new("console-output", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
-			 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
+	                 NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
 	signals[SIGNAL_EXITED] =
-	    g_signal_new("exited", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-			 NULL, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
+	    g_signal_new("exited", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+	                 G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_STRING);
 }
 
 static void

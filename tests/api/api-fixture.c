@@ -6,8 +6,7 @@
 #include "api-fixture.h"
 #include "store/qsim-store.h"
 
-static void
-add_printf(GStrvBuilder *b, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+static void add_printf(GStrvBuilder *b, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 static void
 add_printf(GStrvBuilder *b, const gchar *format, ...)
@@ -94,6 +93,9 @@ api_fixture_setup(ApiFixture *fx, gconstpointer user_data)
 		fx->store = qsim_store_open(db, &error);
 	g_assert_no_error(error);
 	fx->server = qsim_api_server_new(fx->config, fx->store);
+	/* POST goes through the writer thread, as in qsimd, whenever the store is real */
+	if (opts == NULL || (opts->store_type == 0 && !opts->no_writer))
+		g_assert_true(qsim_api_server_enable_writer(fx->server, &error));
 	qsim_api_server_set_port(fx->server, 0);
 	/* short intervals keep the stream tests quick; they never assert timing */
 	qsim_api_server_set_stream_intervals(fx->server, 300, 50);
@@ -191,7 +193,7 @@ send_is_done(gpointer data)
  */
 ApiResponse *
 api_request(ApiFixture *fx, const gchar *method, const gchar *path, const gchar *content_type,
-	    const gchar *body, ...)
+            const gchar *body, ...)
 {
 	g_autofree gchar *uri = g_strconcat(fx->base, path, NULL);
 	g_autoptr(SoupMessage) msg = soup_message_new(method, uri);
@@ -212,14 +214,14 @@ api_request(ApiFixture *fx, const gchar *method, const gchar *path, const gchar 
 		soup_message_headers_replace(h, name, va_arg(args, const gchar *));
 	va_end(args);
 	soup_session_send_and_read_async(fx->session, msg, G_PRIORITY_DEFAULT, NULL, send_done,
-					 &st);
+	                                 &st);
 	api_wait_until(send_is_done, &st);
 	g_assert_no_error(st.error);
 	r->status = soup_message_get_status(msg);
 	r->headers = soup_message_headers_ref(soup_message_get_response_headers(msg));
 	r->body = st.body;
 	if (g_strcmp0(soup_message_headers_get_content_type(r->headers, NULL),
-		      "application/json") == 0 &&
+	              "application/json") == 0 &&
 	    g_bytes_get_size(r->body) > 0) {
 		g_autoptr(JsonParser) parser = json_parser_new();
 		gsize len = 0;
@@ -271,7 +273,7 @@ api_response_string(ApiResponse *r, const gchar *member)
 	g_assert_nonnull(r->json);
 	g_assert_true(JSON_NODE_HOLDS_OBJECT(r->json));
 	return json_object_get_string_member_with_default(json_node_get_object(r->json), member,
-							  NULL);
+	                                                  NULL);
 }
 
 /* Returns: (transfer full): the uuid of a new pending request on "tiny" */

@@ -12,6 +12,7 @@ typedef struct {
 	const gchar *tokens;  /* QSIM_API_TOKENS */
 	const gchar *origins; /* enables CORS with these ALLOWED_ORIGINS */
 	GType store_type;     /* 0: the real SQLite store */
+	gboolean no_writer;   /* insert on the main loop instead of the writer thread */
 } ApiFixtureOptions;
 
 typedef struct {
@@ -35,7 +36,7 @@ void api_fixture_teardown(ApiFixture *fx, gconstpointer user_data);
 QsimConfig *api_fixture_make_config(const gchar *tmpdir, const gchar *const *extra_env);
 
 ApiResponse *api_request(ApiFixture *fx, const gchar *method, const gchar *path,
-			 const gchar *content_type, const gchar *body, ...) G_GNUC_NULL_TERMINATED;
+                         const gchar *content_type, const gchar *body, ...) G_GNUC_NULL_TERMINATED;
 void api_response_free(ApiResponse *r);
 const gchar *api_response_header(ApiResponse *r, const gchar *name);
 const gchar *api_response_error_code(ApiResponse *r);

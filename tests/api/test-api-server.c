@@ -29,8 +29,8 @@ arr(ApiResponse *r)
 static void
 assert_timestamp(const gchar *ts)
 {
-	g_autoptr(GRegex) re = g_regex_new("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z$",
-					   0, 0, NULL);
+	g_autoptr(GRegex) re =
+	    g_regex_new("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z$", 0, 0, NULL);
 
 	g_assert_nonnull(ts);
 	g_assert_true(g_regex_match(re, ts, 0, NULL));
@@ -54,15 +54,24 @@ test_health(ApiFixture *fx, gconstpointer data)
 	g_assert_cmpstr(api_response_string(r, "database"), ==, "ok");
 	g_assert_cmpstr(api_response_string(r, "version"), ==, PACKAGE_VERSION);
 	g_assert_cmpint(json_object_get_int_member(obj(r), "schema_version"), ==,
-			qsim_store_get_current_schema_version());
+	                qsim_store_get_current_schema_version());
 	head = api_request(fx, "HEAD", "/health", NULL, NULL, NULL);
 	g_assert_cmpuint(head->status, ==, 200);
 	g_assert_cmpuint(g_bytes_get_size(head->body), ==, 0);
 }
 
 static void
+count_changed(QsimStore *store, const gchar *uuid, gint status, gpointer user_data)
+{
+	(*(guint *)user_data)++;
+}
+
+static void
 test_create_and_get(ApiFixture *fx, gconstpointer data)
 {
+	guint changed = 0;
+	gulong changed_id =
+	    g_signal_connect(fx->store, "request-changed", G_CALLBACK(count_changed), &changed);
 	g_autoptr(ApiResponse) r = NULL;
 	g_autoptr(ApiResponse) g = NULL;
 	g_autoptr(ApiResponse) p = NULL;
@@ -72,8 +81,11 @@ test_create_and_get(ApiFixture *fx, gconstpointer data)
 	JsonObject *o;
 
 	r = api_request(fx, "POST", "/requests", JSON,
-			"{\"vm_name\":\"tiny\",\"commands\":\"echo hi\",\"timeout\":42}", NULL);
+	                "{\"vm_name\":\"tiny\",\"commands\":\"echo hi\",\"timeout\":42}", NULL);
 	g_assert_cmpuint(r->status, ==, 201);
+	/* in-process listeners (agents in `qsimd all`) hear of it whichever path inserted it */
+	g_assert_cmpuint(changed, ==, 1);
+	g_signal_handler_disconnect(fx->store, changed_id);
 	uuid = g_strdup(api_response_string(r, "uuid"));
 	g_assert_true(g_uuid_string_is_valid(uuid));
 	g_assert_cmpstr(api_response_string(r, "status"), ==, "pending");
@@ -139,10 +151,10 @@ test_create_validation(ApiFixture *fx, gconstpointer data)
 	     "timeout"},
 	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":-5}", 422, "validation_error",
 	     "timeout"},
-	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":3601}", 422,
-	     "validation_error", "timeout"},
-	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":1.5}", 422,
-	     "validation_error", "timeout"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":3601}", 422, "validation_error",
+	     "timeout"},
+	    {"{\"vm_name\":\"tiny\",\"commands\":\"x\",\"timeout\":1.5}", 422, "validation_error",
+	     "timeout"},
 	    {"[1,2]", 422, "validation_error", "object"},
 	    {"{\"vm_name\":\"tiny\",", 400, "bad_request", "JSON"},
 	    {"", 400, "bad_request", "JSON"},
@@ -156,8 +168,8 @@ test_create_validation(ApiFixture *fx, gconstpointer data)
 		g_test_message("case %u: %s", i, cases[i].body);
 		assert_error(r, cases[i].status, cases[i].code);
 		err = json_object_get_object_member(obj(r), "error");
-		g_assert_nonnull(strstr(json_object_get_string_member(err, "message"),
-					cases[i].mentions));
+		g_assert_nonnull(
+		    strstr(json_object_get_string_member(err, "message"), cases[i].mentions));
 	}
 }
 
@@ -209,9 +221,9 @@ test_list(ApiFixture *fx, gconstpointer data)
 	g_assert_cmpuint(json_array_get_length(arr(all)), ==, 5);
 	g_assert_null(api_response_header(all, "Link"));
 	/* newest first */
-	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(arr(all), 0),
-						      "uuid"),
-			==, uuids->pdata[4]);
+	g_assert_cmpstr(
+	    json_object_get_string_member(json_array_get_object_element(arr(all), 0), "uuid"), ==,
+	    uuids->pdata[4]);
 
 	page1 = api_request(fx, "GET", "/requests?limit=3", NULL, NULL, NULL);
 	g_assert_cmpuint(json_array_get_length(arr(page1)), ==, 3);
@@ -224,9 +236,9 @@ test_list(ApiFixture *fx, gconstpointer data)
 	page2 = api_request(fx, "GET", next, NULL, NULL, NULL);
 	g_assert_cmpuint(page2->status, ==, 200);
 	g_assert_cmpuint(json_array_get_length(arr(page2)), ==, 2);
-	g_assert_cmpstr(json_object_get_string_member(
-			    json_array_get_object_element(arr(page2), 1), "uuid"),
-			==, uuids->pdata[0]);
+	g_assert_cmpstr(
+	    json_object_get_string_member(json_array_get_object_element(arr(page2), 1), "uuid"), ==,
+	    uuids->pdata[0]);
 	g_assert_null(api_response_header(page2, "Link"));
 
 	h = qsim_store_set_status(fx->store, uuids->pdata[1], QSIM_STATUS_HOLD, &error);
@@ -264,7 +276,8 @@ test_not_found_and_methods(ApiFixture *fx, gconstpointer data)
 	g_autoptr(ApiResponse) nologs = api_request(
 	    fx, "GET", "/requests/123e4567-e89b-42d3-a456-426614174000/logs", NULL, NULL, NULL);
 	g_autoptr(ApiResponse) shortid = api_request(fx, "GET", "/requests/abc", NULL, NULL, NULL);
-	g_autoptr(ApiResponse) notid = api_request(fx, "GET", "/requests/zzzzzzzzzz", NULL, NULL, NULL);
+	g_autoptr(ApiResponse) notid =
+	    api_request(fx, "GET", "/requests/zzzzzzzzzz", NULL, NULL, NULL);
 	g_autoptr(ApiResponse) patch = api_request(fx, "PATCH", "/requests", JSON, "{}", NULL);
 	g_autoptr(ApiResponse) posth = api_request(fx, "POST", "/health", JSON, "{}", NULL);
 	g_autoptr(ApiResponse) options = api_request(fx, "OPTIONS", "/requests", NULL, NULL, NULL);
@@ -313,7 +326,7 @@ test_ambiguous(ApiFixture *fx, gconstpointer data)
 	assert_error(r, 409, "ambiguous");
 	err = json_object_get_object_member(obj(r), "error");
 	g_assert_nonnull(strstr(json_object_get_string_member(err, "message"),
-				"abcdef12-0000-4000-8000-000000000002"));
+	                        "abcdef12-0000-4000-8000-000000000002"));
 }
 
 static ApiResponse *
@@ -379,7 +392,8 @@ test_delete(ApiFixture *fx, gconstpointer data)
 static void
 append_log(ApiFixture *fx, const gchar *uuid, QsimLogType type, const gchar *data, gsize len)
 {
-	g_autoptr(GPtrArray) chunks = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+	g_autoptr(GPtrArray) chunks =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
 	g_autoptr(GError) error = NULL;
 
 	g_ptr_array_add(chunks, qsim_log_entry_new(type, 0, (const guint8 *)data, len));
@@ -427,14 +441,13 @@ test_logs(ApiFixture *fx, gconstpointer data)
 
 	typed = api_request(fx, "GET", q_type, NULL, NULL, NULL);
 	g_assert_cmpuint(json_array_get_length(arr(typed)), ==, 1);
-	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(arr(typed), 0),
-						      "output"),
-			==, "oops\n");
+	g_assert_cmpstr(
+	    json_object_get_string_member(json_array_get_object_element(arr(typed), 0), "output"),
+	    ==, "oops\n");
 	after = api_request(fx, "GET", q_after, NULL, NULL, NULL);
 	g_assert_cmpuint(json_array_get_length(arr(after)), ==, 1);
-	g_assert_cmpint(json_object_get_int_member(json_array_get_object_element(arr(after), 0),
-						   "seq"),
-			==, 3);
+	g_assert_cmpint(
+	    json_object_get_int_member(json_array_get_object_element(arr(after), 0), "seq"), ==, 3);
 	bad = api_request(fx, "GET", q_bad_type, NULL, NULL, NULL);
 	assert_error(bad, 400, "bad_request");
 	bad_limit = api_request(fx, "GET", q_bad_limit, NULL, NULL, NULL);
@@ -486,10 +499,10 @@ test_stats(ApiFixture *fx, gconstpointer data)
 	g_assert_cmpint(json_object_get_int_member(o, "running_vms"), ==, 0);
 	g_assert_cmpint(json_object_get_int_member(o, "agents"), ==, 3);
 	g_assert_false(json_object_get_null_member(o, "oldest_pending_age_s"));
-	g_assert_true(json_object_has_member(
-	    json_object_get_object_member(o, "queue_latency_s"), "p95"));
-	g_assert_true(json_object_has_member(json_object_get_object_member(o, "run_latency_s"),
-					     "p50"));
+	g_assert_true(
+	    json_object_has_member(json_object_get_object_member(o, "queue_latency_s"), "p95"));
+	g_assert_true(
+	    json_object_has_member(json_object_get_object_member(o, "run_latency_s"), "p50"));
 }
 
 static void
@@ -527,9 +540,9 @@ test_openapi(ApiFixture *fx, gconstpointer data)
 	g_assert_cmpuint(r->status, ==, 200);
 	doc = obj(r);
 	g_assert_true(g_str_has_prefix(json_object_get_string_member(doc, "openapi"), "3.0."));
-	g_assert_cmpstr(json_object_get_string_member(json_object_get_object_member(doc, "info"),
-						      "version"),
-			==, PACKAGE_VERSION);
+	g_assert_cmpstr(
+	    json_object_get_string_member(json_object_get_object_member(doc, "info"), "version"),
+	    ==, PACKAGE_VERSION);
 	paths = json_object_get_object_member(doc, "paths");
 	routes = qsim_api_routes_get(&n);
 	g_assert_cmpuint(n, >=, 12);
@@ -546,7 +559,9 @@ test_openapi(ApiFixture *fx, gconstpointer data)
 		g_assert_true(json_object_has_member(op, "responses"));
 		/* /health is the one route open without a token */
 		if (!routes[i].needs_auth)
-			g_assert_cmpuint(json_array_get_length(json_object_get_array_member(op, "security")), ==, 0);
+			g_assert_cmpuint(
+			    json_array_get_length(json_object_get_array_member(op, "security")), ==,
+			    0);
 		else
 			g_assert_true(json_object_has_member(
 			    json_object_get_object_member(op, "responses"), "401"));
@@ -557,14 +572,14 @@ test_openapi(ApiFixture *fx, gconstpointer data)
 		guint ops = 0;
 		for (GList *l = names; l != NULL; l = l->next)
 			ops += json_object_get_size(json_object_get_object_member(paths, l->data)) -
-			       (json_object_has_member(json_object_get_object_member(paths, l->data),
-						       "parameters")
-				    ? 1
-				    : 0);
+			       (json_object_has_member(
+			            json_object_get_object_member(paths, l->data), "parameters")
+			            ? 1
+			            : 0);
 		g_assert_cmpuint(ops, ==, n);
 	}
 	schemas = json_object_get_object_member(json_object_get_object_member(doc, "components"),
-						"schemas");
+	                                        "schemas");
 	g_assert_true(json_object_has_member(schemas, "Request"));
 	g_assert_true(json_object_has_member(schemas, "LogEntry"));
 	g_assert_true(json_object_has_member(schemas, "Error"));
@@ -597,17 +612,17 @@ static void
 test_auth(ApiFixture *fx, gconstpointer data)
 {
 	g_autoptr(ApiResponse) none = api_request(fx, "GET", "/requests", NULL, NULL, NULL);
-	g_autoptr(ApiResponse) wrong = api_request(fx, "GET", "/requests", NULL, NULL,
-						   "Authorization", "Bearer s3cre", NULL);
+	g_autoptr(ApiResponse) wrong =
+	    api_request(fx, "GET", "/requests", NULL, NULL, "Authorization", "Bearer s3cre", NULL);
 	g_autoptr(ApiResponse) basic = api_request(fx, "GET", "/requests", NULL, NULL,
-						   "Authorization", "Basic czNjcmV0", NULL);
-	g_autoptr(ApiResponse) right = api_request(fx, "GET", "/requests", NULL, NULL,
-						   "Authorization", "Bearer s3cret", NULL);
+	                                           "Authorization", "Basic czNjcmV0", NULL);
+	g_autoptr(ApiResponse) right =
+	    api_request(fx, "GET", "/requests", NULL, NULL, "Authorization", "Bearer s3cret", NULL);
 	g_autoptr(ApiResponse) second = api_request(fx, "GET", "/stats", NULL, NULL,
-						    "Authorization", "Bearer other-token", NULL);
+	                                            "Authorization", "Bearer other-token", NULL);
 	g_autoptr(ApiResponse) health = api_request(fx, "GET", "/health", NULL, NULL, NULL);
-	g_autoptr(ApiResponse) post = api_request(fx, "POST", "/requests", JSON,
-						  "{\"vm_name\":\"tiny\",\"commands\":\"x\"}", NULL);
+	g_autoptr(ApiResponse) post = api_request(
+	    fx, "POST", "/requests", JSON, "{\"vm_name\":\"tiny\",\"commands\":\"x\"}", NULL);
 	g_autoptr(ApiResponse) unknown = api_request(fx, "GET", "/nothing", NULL, NULL, NULL);
 
 	assert_error(none, 401, "unauthorized");
@@ -681,31 +696,31 @@ static const ApiFixtureOptions cors_opts = {.origins = "http://app.example, http
 static void
 test_cors(ApiFixture *fx, gconstpointer data)
 {
-	g_autoptr(ApiResponse) pre = api_request(
-	    fx, "OPTIONS", "/requests", NULL, NULL, "Origin", "http://app.example",
-	    "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers",
-	    "content-type", NULL);
-	g_autoptr(ApiResponse) get = api_request(fx, "GET", "/health", NULL, NULL, "Origin",
-						 "http://b.example", NULL);
-	g_autoptr(ApiResponse) other = api_request(fx, "GET", "/health", NULL, NULL, "Origin",
-						   "http://evil.example", NULL);
+	g_autoptr(ApiResponse) pre =
+	    api_request(fx, "OPTIONS", "/requests", NULL, NULL, "Origin", "http://app.example",
+	                "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers",
+	                "content-type", NULL);
+	g_autoptr(ApiResponse) get =
+	    api_request(fx, "GET", "/health", NULL, NULL, "Origin", "http://b.example", NULL);
+	g_autoptr(ApiResponse) other =
+	    api_request(fx, "GET", "/health", NULL, NULL, "Origin", "http://evil.example", NULL);
 
 	g_assert_cmpuint(pre->status, ==, 204);
 	g_assert_cmpstr(api_response_header(pre, "Access-Control-Allow-Origin"), ==,
-			"http://app.example");
+	                "http://app.example");
 	g_assert_nonnull(strstr(api_response_header(pre, "Access-Control-Allow-Methods"), "POST"));
-	g_assert_nonnull(strstr(api_response_header(pre, "Access-Control-Allow-Headers"),
-				"Content-Type"));
+	g_assert_nonnull(
+	    strstr(api_response_header(pre, "Access-Control-Allow-Headers"), "Content-Type"));
 	g_assert_cmpstr(api_response_header(get, "Access-Control-Allow-Origin"), ==,
-			"http://b.example");
+	                "http://b.example");
 	g_assert_null(api_response_header(other, "Access-Control-Allow-Origin"));
 }
 
 static void
 test_cors_disabled(ApiFixture *fx, gconstpointer data)
 {
-	g_autoptr(ApiResponse) get = api_request(fx, "GET", "/health", NULL, NULL, "Origin",
-						 "http://app.example", NULL);
+	g_autoptr(ApiResponse) get =
+	    api_request(fx, "GET", "/health", NULL, NULL, "Origin", "http://app.example", NULL);
 
 	g_assert_cmpuint(get->status, ==, 200);
 	g_assert_null(api_response_header(get, "Access-Control-Allow-Origin"));
@@ -719,9 +734,9 @@ test_cors_preflight_with_auth(ApiFixture *fx, gconstpointer data)
 {
 	g_autoptr(ApiResponse) pre =
 	    api_request(fx, "OPTIONS", "/requests", NULL, NULL, "Origin", "http://x.example",
-			"Access-Control-Request-Method", "GET", NULL);
-	g_autoptr(ApiResponse) denied = api_request(fx, "GET", "/requests", NULL, NULL, "Origin",
-						    "http://x.example", NULL);
+	                "Access-Control-Request-Method", "GET", NULL);
+	g_autoptr(ApiResponse) denied =
+	    api_request(fx, "GET", "/requests", NULL, NULL, "Origin", "http://x.example", NULL);
 
 	g_assert_cmpuint(pre->status, ==, 204);
 	g_assert_cmpstr(api_response_header(pre, "Access-Control-Allow-Origin"), ==, "*");
@@ -741,7 +756,7 @@ curl_done(GObject *source, GAsyncResult *res, gpointer user_data)
 	CurlRun *run = user_data;
 
 	g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source), res, &run->out, NULL,
-					     &run->error);
+	                                     &run->error);
 	run->done = TRUE;
 }
 
@@ -756,8 +771,7 @@ static gchar *
 run_curl(const gchar *const *argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GSubprocess) p =
-	    g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+	g_autoptr(GSubprocess) p = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
 	CurlRun run = {0};
 
 	g_assert_no_error(error);
@@ -774,15 +788,17 @@ static void
 test_seed_curl(ApiFixture *fx, gconstpointer data)
 {
 	const gchar *seed_body = "{\n"
-				 "    \"vm_name\": \"ubuntu-server\",\n"
-				 "    \"commands\": \"echo Hello World && uname -a\",\n"
-				 "    \"timeout\": 300\n"
-				 "  }";
-	g_autofree gchar *image = g_build_filename(fx->tmpdir, "images", "ubuntu-server.qcow2", NULL);
-	g_autofree gchar *url = g_strdup_printf("http://localhost:%u/requests",
-						qsim_api_server_get_port(fx->server));
-	const gchar *post[] = {"curl", "-s", "-X", "POST", url, "-H", "Content-Type: application/json",
-			       "-d", seed_body, NULL};
+	                         "    \"vm_name\": \"ubuntu-server\",\n"
+	                         "    \"commands\": \"echo Hello World && uname -a\",\n"
+	                         "    \"timeout\": 300\n"
+	                         "  }";
+	g_autofree gchar *image =
+	    g_build_filename(fx->tmpdir, "images", "ubuntu-server.qcow2", NULL);
+	g_autofree gchar *url =
+	    g_strdup_printf("http://localhost:%u/requests", qsim_api_server_get_port(fx->server));
+	const gchar *post[] = {
+	    "curl", "-s",      "-X", "POST", url, "-H", "Content-Type: application/json",
+	    "-d",   seed_body, NULL};
 	g_autoptr(JsonParser) parser = json_parser_new();
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *created = NULL;
@@ -803,7 +819,7 @@ test_seed_curl(ApiFixture *fx, gconstpointer data)
 	g_assert_true(g_uuid_string_is_valid(uuid));
 	g_assert_cmpstr(json_object_get_string_member(o, "status"), ==, "pending");
 	g_assert_cmpstr(json_object_get_string_member(o, "message"), ==,
-			"Request created successfully");
+	                "Request created successfully");
 
 	req_url = g_strdup_printf("%s/%s", url, uuid);
 	logs_url = g_strdup_printf("%s/%s/logs", url, uuid);
@@ -818,7 +834,7 @@ test_seed_curl(ApiFixture *fx, gconstpointer data)
 		o = json_node_get_object(json_parser_get_root(p2));
 		g_assert_cmpstr(json_object_get_string_member(o, "vm_name"), ==, "ubuntu-server");
 		g_assert_cmpstr(json_object_get_string_member(o, "commands"), ==,
-				"echo Hello World && uname -a");
+		                "echo Hello World && uname -a");
 		g_assert_cmpint(json_object_get_int_member(o, "timeout"), ==, 300);
 		logs = run_curl(get_logs);
 		g_assert_cmpstr(logs, ==, "[]");
@@ -881,6 +897,7 @@ broken_store_init(BrokenStore *self)
 }
 
 static ApiFixtureOptions broken_opts;
+static const ApiFixtureOptions no_writer_opts = {.no_writer = TRUE};
 
 static void
 assert_no_leak(ApiResponse *r)
@@ -916,7 +933,7 @@ test_database_failures(ApiFixture *fx, gconstpointer data)
 	assert_no_leak(list);
 }
 
-#define ADD(path, func, opts)                                                              \
+#define ADD(path, func, opts)                                                                      \
 	g_test_add(path, ApiFixture, opts, api_fixture_setup, func, api_fixture_teardown)
 
 int
@@ -927,6 +944,7 @@ main(int argc, char **argv)
 	ADD("/qsim/api/health", test_health, NULL);
 	ADD("/qsim/api/requests/create", test_create_and_get, NULL);
 	ADD("/qsim/api/requests/default-timeout", test_default_timeout, NULL);
+	ADD("/qsim/api/requests/create-on-main-loop", test_create_and_get, &no_writer_opts);
 	ADD("/qsim/api/requests/validation", test_create_validation, NULL);
 	ADD("/qsim/api/requests/media-type-size", test_media_type_and_size, NULL);
 	ADD("/qsim/api/requests/list", test_list, NULL);

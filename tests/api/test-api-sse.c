@@ -58,17 +58,17 @@ sse_open(ApiFixture *fx, const gchar *path, const gchar *last_event_id, gboolean
 	c->cancel = g_cancellable_new();
 	if (last_event_id != NULL)
 		soup_message_headers_replace(soup_message_get_request_headers(c->msg),
-					     "Last-Event-ID", last_event_id);
+		                             "Last-Event-ID", last_event_id);
 	if (use_accept)
 		soup_message_headers_replace(soup_message_get_request_headers(c->msg), "Accept",
-					     "text/event-stream");
+		                             "text/event-stream");
 	soup_session_send_async(fx->session, c->msg, G_PRIORITY_DEFAULT, c->cancel, opened_cb, c);
 	api_wait_until(is_opened, c);
 	g_assert_no_error(c->error);
 	g_assert_cmpuint(soup_message_get_status(c->msg), ==, 200);
-	g_assert_cmpstr(soup_message_headers_get_content_type(
-			    soup_message_get_response_headers(c->msg), NULL),
-			==, "text/event-stream");
+	g_assert_cmpstr(
+	    soup_message_headers_get_content_type(soup_message_get_response_headers(c->msg), NULL),
+	    ==, "text/event-stream");
 	c->lines = g_data_input_stream_new(c->body);
 	return c;
 }
@@ -91,7 +91,7 @@ line_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	SseClient *c = user_data;
 
 	c->line = g_data_input_stream_read_line_finish_utf8(G_DATA_INPUT_STREAM(source), res, NULL,
-							    &c->error);
+	                                                    &c->error);
 	c->line_done = TRUE;
 }
 
@@ -201,7 +201,7 @@ append_text(ApiFixture *fx, const gchar *uuid, const gchar *text)
 	g_autoptr(GError) error = NULL;
 
 	g_ptr_array_add(chunks,
-			qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (const guint8 *)text, strlen(text)));
+	                qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (const guint8 *)text, strlen(text)));
 	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), >, 0);
 	g_assert_no_error(error);
 }
@@ -211,7 +211,8 @@ static void
 agent_start(ApiFixture *fx, const gchar *uuid)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) claimed = qsim_store_claim_next(fx->store, "agent-1", 60000, 0, &error);
+	g_autoptr(QsimRequest) claimed =
+	    qsim_store_claim_next(fx->store, "agent-1", 60000, 0, &error);
 
 	g_assert_no_error(error);
 	g_assert_nonnull(claimed);
@@ -439,7 +440,7 @@ test_delete_and_stop(ApiFixture *fx, gconstpointer data)
 	sse_close(cb);
 }
 
-#define ADD(path, func)                                                                    \
+#define ADD(path, func)                                                                            \
 	g_test_add(path, ApiFixture, NULL, api_fixture_setup, func, api_fixture_teardown)
 
 int

@@ -83,8 +83,8 @@ test_error_status(void)
 		QsimError code;
 		guint status;
 	} map[] = {
-	    {QSIM_ERROR_NOT_FOUND, 404}, {QSIM_ERROR_INVALID, 422},  {QSIM_ERROR_CONFLICT, 409},
-	    {QSIM_ERROR_AMBIGUOUS, 409}, {QSIM_ERROR_BUSY, 503},     {QSIM_ERROR_STORE, 503},
+	    {QSIM_ERROR_NOT_FOUND, 404}, {QSIM_ERROR_INVALID, 422},      {QSIM_ERROR_CONFLICT, 409},
+	    {QSIM_ERROR_AMBIGUOUS, 409}, {QSIM_ERROR_BUSY, 503},         {QSIM_ERROR_STORE, 503},
 	    {QSIM_ERROR_INTERNAL, 500},  {QSIM_ERROR_UNAUTHORIZED, 401}, {QSIM_ERROR_QMP, 500},
 	};
 
@@ -98,10 +98,10 @@ static void
 test_log_mapping(void)
 {
 	const guint8 bytes[] = {'o', 'k', 0x00, 0xfe};
-	g_autoptr(QsimLogEntry) text = qsim_log_entry_new(QSIM_LOG_STDERR, 1795689000000,
-							  (const guint8 *)"é\n", 3);
-	g_autoptr(QsimLogEntry) bin = qsim_log_entry_new(QSIM_LOG_STDOUT, 1795689000000, bytes,
-							 sizeof bytes);
+	g_autoptr(QsimLogEntry) text =
+	    qsim_log_entry_new(QSIM_LOG_STDERR, 1795689000000, (const guint8 *)"é\n", 3);
+	g_autoptr(QsimLogEntry) bin =
+	    qsim_log_entry_new(QSIM_LOG_STDOUT, 1795689000000, bytes, sizeof bytes);
 	g_autoptr(JsonNode) t = NULL;
 	g_autoptr(JsonNode) b = NULL;
 	g_autofree gchar *ts = NULL;
@@ -114,11 +114,55 @@ test_log_mapping(void)
 	ts = json_to_string(t, FALSE);
 	bs = json_to_string(b, FALSE);
 	g_assert_cmpstr(ts, ==,
-			"{\"seq\":7,\"timestamp\":\"2026-11-26T10:30:00.000Z\",\"log_type\":"
-			"\"stderr\",\"encoding\":\"utf-8\",\"output\":\"é\\n\"}");
+	                "{\"seq\":7,\"timestamp\":\"2026-11-26T10:30:00.000Z\",\"log_type\":"
+	                "\"stderr\",\"encoding\":\"utf-8\",\"output\":\"é\\n\"}");
 	g_assert_cmpstr(bs, ==,
-			"{\"seq\":8,\"timestamp\":\"2026-11-26T10:30:00.000Z\",\"log_type\":"
-			"\"stdout\",\"encoding\":\"base64\",\"output\":\"b2sA/g==\"}");
+	                "{\"seq\":8,\"timestamp\":\"2026-11-26T10:30:00.000Z\",\"log_type\":"
+	                "\"stdout\",\"encoding\":\"base64\",\"output\":\"b2sA/g==\"}");
+}
+
+/* The hand-written JSON of the hot paths must say exactly what json-glib says. */
+static void
+test_request_text_matches_builder(void)
+{
+	g_autoptr(QsimRequest) r = qsim_request_new();
+	g_autoptr(GString) text = g_string_new(NULL);
+	g_autoptr(JsonNode) built = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autoptr(GError) error = NULL;
+	JsonObject *a, *b;
+
+	r->uuid = g_strdup("123e4567-e89b-42d3-a456-426614174000");
+	r->vm_name = g_strdup("tiny");
+	r->commands = g_strdup("echo \"hi\" \\ there\n\ttab \x01 \xc3\xa9 </script>");
+	r->timeout_s = 300;
+	r->status = QSIM_STATUS_FAILED;
+	r->created_at = 1795689000123;
+	r->updated_at = 1795689000456;
+	r->started_at = 1795689001000;
+	r->has_exit_code = TRUE;
+	r->exit_code = -3;
+	r->error = g_strdup("bad \xff byte");
+	r->attempts = 2;
+	qsim_api_mapping_append_request(text, r);
+	g_assert_true(json_parser_load_from_data(parser, text->str, (gssize)text->len, &error));
+	g_assert_no_error(error);
+	built = qsim_api_mapping_request(r);
+	a = json_node_get_object(json_parser_get_root(parser));
+	b = json_node_get_object(built);
+	g_assert_cmpuint(json_object_get_size(a), ==, json_object_get_size(b));
+	g_assert_cmpstr(json_object_get_string_member(a, "commands"), ==, r->commands);
+	g_assert_cmpstr(json_object_get_string_member(a, "created_at"), ==,
+			json_object_get_string_member(b, "created_at"));
+	g_assert_cmpstr(json_object_get_string_member(a, "started_at"), ==,
+			"2026-11-26T10:30:01.000Z");
+	g_assert_true(json_object_get_null_member(a, "finished_at"));
+	g_assert_true(json_object_get_null_member(a, "agent_id"));
+	g_assert_cmpint(json_object_get_int_member(a, "exit_code"), ==, -3);
+	g_assert_cmpint(json_object_get_int_member(a, "attempts"), ==, 2);
+	g_assert_cmpstr(json_object_get_string_member(a, "status"), ==, "failed");
+	/* invalid UTF-8 in a row still yields valid JSON */
+	g_assert_true(g_utf8_validate(json_object_get_string_member(a, "error"), -1, NULL));
 }
 
 static void
@@ -146,5 +190,6 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/api/unit/error-status", test_error_status);
 	g_test_add_func("/qsim/api/unit/log-mapping", test_log_mapping);
 	g_test_add_func("/qsim/api/unit/openapi-document", test_openapi_document);
+	g_test_add_func("/qsim/api/unit/request-text", test_request_text_matches_builder);
 	return g_test_run();
 }

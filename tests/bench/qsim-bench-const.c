@@ -10,15 +10,15 @@
 #include <signal.h>
 
 static const gchar reply[] = "{\"uuid\":\"123e4567-e89b-42d3-a456-426614174000\",\"status\":"
-			     "\"pending\",\"message\":\"Request created successfully\"}";
+                             "\"pending\",\"message\":\"Request created successfully\"}";
 
 static void
 handler(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
-	gpointer user_data)
+        gpointer user_data)
 {
 	soup_server_message_set_status(msg, SOUP_STATUS_OK, NULL);
 	soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_STATIC, reply,
-					 sizeof reply - 1);
+	                                 sizeof reply - 1);
 }
 
 static gboolean

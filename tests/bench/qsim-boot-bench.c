@@ -54,8 +54,8 @@ exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	if (r->t_first == 0 || status != 0) {
-		g_autoptr(GError) e = g_error_new(G_IO_ERROR, G_IO_ERROR_FAILED,
-						  "no output or status %d", status);
+		g_autoptr(GError) e =
+		    g_error_new(G_IO_ERROR, G_IO_ERROR_FAILED, "no output or status %d", status);
 		run_fail(r, "exec", e);
 		return;
 	}
@@ -89,9 +89,9 @@ ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	}
 	r->t_ready = g_get_monotonic_time();
 	r->guest = qsim_guest_new(qsim_vm_get_ssh_host(r->vm), qsim_vm_get_ssh_port(r->vm),
-				  c->ssh_user, c->ssh_key_path, c->ssh_password);
+	                          c->ssh_user, c->ssh_key_path, c->ssh_password);
 	qsim_guest_connect_async(r->guest, g_get_monotonic_time() + 30 * G_USEC_PER_SEC, NULL,
-				 connect_cb, r);
+	                         connect_cb, r);
 }
 
 static void
@@ -222,16 +222,16 @@ main(int argc, char **argv)
 		g_array_append_val(readies, ready);
 		if (!median_only)
 			g_print("qsim run %d: %.3f s (QMP up %.3f, ready %.3f, SSH session %.3f, "
-				"first byte %.3f)\n",
-				i, total, (gdouble)(r.t_qmp - r.t0) / G_USEC_PER_SEC, ready,
-				(gdouble)(r.t_conn - r.t0) / G_USEC_PER_SEC, total);
+			        "first byte %.3f)\n",
+			        i, total, (gdouble)(r.t_qmp - r.t0) / G_USEC_PER_SEC, ready,
+			        (gdouble)(r.t_conn - r.t0) / G_USEC_PER_SEC, total);
 	}
 	g_rmdir(run_root);
 	if (median_only)
 		g_print("%.3f\n", median(totals));
 	else
 		g_print("qsim median of %d: %.3f s (start incl. overlay to first stdout byte of "
-			"'echo hi'; median ready %.3f s)\n",
-			runs, median(totals), median(readies));
+		        "'echo hi'; median ready %.3f s)\n",
+		        runs, median(totals), median(readies));
 	return 0;
 }

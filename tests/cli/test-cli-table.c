@@ -14,10 +14,10 @@ test_table_align(void)
 	qsim_cli_table_add_row(table, "日本", "two\nlines", "z");
 	text = qsim_cli_table_to_string(table);
 	g_assert_cmpstr(text, ==,
-			"NAME         STATUS     NOTE\n"
-			"a            running    x\n"
-			"longer-name  ok\n"
-			"日本         two lines  z\n");
+	                "NAME         STATUS     NOTE\n"
+	                "a            running    x\n"
+	                "longer-name  ok\n"
+	                "日本         two lines  z\n");
 }
 
 static void
@@ -27,7 +27,9 @@ test_text_sanitize(void)
 	g_autofree gchar *cut = qsim_cli_text_sanitize("abcdefghij", 5);
 	g_autofree gchar *fits = qsim_cli_text_sanitize("abcde", 5);
 	g_autofree gchar *wide = qsim_cli_text_sanitize("日本語です", 5);
-	g_autofree gchar *invalid = qsim_cli_text_sanitize("a\xff" "b", 0);
+	g_autofree gchar *invalid = qsim_cli_text_sanitize("a\xff"
+	                                                   "b",
+	                                                   0);
 
 	g_assert_cmpstr(escaped, ==, "a [31mred ");
 	g_assert_cmpstr(cut, ==, "abcd…");

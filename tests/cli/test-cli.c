@@ -11,6 +11,7 @@
 #include <json-glib/json-glib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "store/qsim-store.h"
 
@@ -24,6 +25,8 @@ typedef struct {
 	gchar *db_path;
 	gchar *url;
 	gchar *tokens; /* nullable: QSIM_API_TOKENS of the server */
+	guint16 port;
+	guint starts;
 	GSubprocess *daemon;
 	QsimStore *store;
 } Fixture;
@@ -41,6 +44,14 @@ ctl_result_clear(CtlResult *r)
 	g_free(r->out);
 	g_free(r->err);
 	memset(r, 0, sizeof(*r));
+}
+
+/* a failed assertion aborts the test without teardown: qsimd and qsim-ctl must
+ * not outlive it */
+static void
+die_with_parent(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
 static guint16
@@ -81,8 +92,9 @@ clean_environ(void)
 		gchar *eq = strchr(keys[i], '=');
 		if (eq != NULL)
 			*eq = '\0';
-		if (g_str_has_prefix(keys[i], "QSIM_") || g_str_has_prefix(keys[i], "SQLITE_SIM_") ||
-		    g_str_equal(keys[i], "LANGUAGE") || g_str_has_prefix(keys[i], "LC_"))
+		if (g_str_has_prefix(keys[i], "QSIM_") ||
+		    g_str_has_prefix(keys[i], "SQLITE_SIM_") || g_str_equal(keys[i], "LANGUAGE") ||
+		    g_str_has_prefix(keys[i], "LC_"))
 			env = g_environ_unsetenv(env, keys[i]);
 	}
 	return g_environ_setenv(env, "LANG", "C.UTF-8", TRUE);
@@ -98,20 +110,64 @@ server_is_up(guint16 port)
 	return conn != NULL;
 }
 
+/* (re)starts qsimd on the fixture's port and database */
+static void
+daemon_spawn(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autofree gchar *images = g_build_filename(f->tmpdir, "images", NULL);
+	g_autofree gchar *configs = g_build_filename(f->tmpdir, "configs", NULL);
+	g_autofree gchar *keyfile = g_build_filename(f->tmpdir, "qsimd.conf", NULL);
+	g_autofree gchar *log_name = g_strdup_printf("qsimd-%u.log", ++f->starts);
+	g_autofree gchar *log = g_build_filename(f->tmpdir, log_name, NULL);
+	g_autofree gchar *port_text = g_strdup_printf("%u", f->port);
+	g_auto(GStrv) env = clean_environ();
+	guint i;
+
+	if (f->tokens != NULL)
+		env = g_environ_setenv(env, "QSIM_API_TOKENS", f->tokens, TRUE);
+	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_INHERIT);
+	g_subprocess_launcher_set_environ(launcher, env);
+	g_subprocess_launcher_set_cwd(launcher, f->tmpdir);
+	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+	g_subprocess_launcher_set_stdout_file_path(launcher, log);
+	g_subprocess_launcher_set_stderr_file_path(launcher, log);
+	f->daemon = g_subprocess_launcher_spawn(
+	    launcher, &error, QSIMD, "--config", keyfile, "--db", f->db_path, "--host", "127.0.0.1",
+	    "--port", port_text, "--images-dir", images, "--configs-dir", configs, "api", NULL);
+	g_assert_no_error(error);
+	for (i = 0; i < WAIT_STEPS && !server_is_up(f->port); i++) {
+		if (g_subprocess_get_identifier(f->daemon) == NULL) {
+			g_autofree gchar *text = NULL;
+			g_file_get_contents(log, &text, NULL, NULL);
+			g_error("qsimd exited early: %s", text != NULL ? text : "(no log)");
+		}
+		g_usleep(WAIT_STEP_US);
+	}
+	g_assert_cmpuint(i, <, WAIT_STEPS);
+}
+
+static void
+daemon_stop(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_subprocess_send_signal(f->daemon, SIGTERM);
+	g_subprocess_wait(f->daemon, NULL, &error);
+	g_assert_no_error(error);
+	g_clear_object(&f->daemon);
+}
+
 static void
 fixture_start(Fixture *f, const gchar *tokens)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autofree gchar *images = NULL;
 	g_autofree gchar *configs = NULL;
 	g_autofree gchar *image = NULL;
 	g_autofree gchar *conf = NULL;
-	g_autofree gchar *log = NULL;
-	g_autofree gchar *port_text = NULL;
-	g_auto(GStrv) env = clean_environ();
-	guint16 port = free_port();
-	guint i;
+	g_autofree gchar *keyfile = NULL;
 
 	f->tmpdir = g_dir_make_tmp("qsim-cli-XXXXXX", &error);
 	g_assert_no_error(error);
@@ -125,32 +181,15 @@ fixture_start(Fixture *f, const gchar *tokens)
 	g_assert_no_error(error);
 	g_file_set_contents(conf, "MEMORY=256M\nCPU=1\n", -1, &error);
 	g_assert_no_error(error);
-	f->db_path = g_build_filename(f->tmpdir, "qsim.db", NULL);
-	log = g_build_filename(f->tmpdir, "qsimd.log", NULL);
-	port_text = g_strdup_printf("%u", port);
-	f->url = g_strdup_printf("http://127.0.0.1:%u", port);
-	f->tokens = g_strdup(tokens);
-	if (tokens != NULL)
-		env = g_environ_setenv(env, "QSIM_API_TOKENS", tokens, TRUE);
-
-	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_INHERIT);
-	g_subprocess_launcher_set_environ(launcher, env);
-	g_subprocess_launcher_set_cwd(launcher, f->tmpdir);
-	g_subprocess_launcher_set_stdout_file_path(launcher, log);
-	g_subprocess_launcher_set_stderr_file_path(launcher, log);
-	f->daemon = g_subprocess_launcher_spawn(
-	    launcher, &error, QSIMD, "--db", f->db_path, "--host", "127.0.0.1", "--port",
-	    port_text, "--images-dir", images, "--configs-dir", configs, "api", NULL);
+	/* an empty keyfile of our own, so that no ~/.config or /etc one leaks in */
+	keyfile = g_build_filename(f->tmpdir, "qsimd.conf", NULL);
+	g_file_set_contents(keyfile, "", -1, &error);
 	g_assert_no_error(error);
-	for (i = 0; i < WAIT_STEPS && !server_is_up(port); i++) {
-		if (g_subprocess_get_identifier(f->daemon) == NULL) {
-			g_autofree gchar *text = NULL;
-			g_file_get_contents(log, &text, NULL, NULL);
-			g_error("qsimd exited early: %s", text != NULL ? text : "(no log)");
-		}
-		g_usleep(WAIT_STEP_US);
-	}
-	g_assert_cmpuint(i, <, WAIT_STEPS);
+	f->db_path = g_build_filename(f->tmpdir, "qsim.db", NULL);
+	f->port = free_port();
+	f->url = g_strdup_printf("http://127.0.0.1:%u", f->port);
+	f->tokens = g_strdup(tokens);
+	daemon_spawn(f);
 	f->store = qsim_store_open(f->db_path, &error);
 	g_assert_no_error(error);
 }
@@ -167,10 +206,7 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 
 	g_clear_object(&f->store);
-	g_subprocess_send_signal(f->daemon, SIGTERM);
-	g_subprocess_wait(f->daemon, NULL, &error);
-	g_assert_no_error(error);
-	g_clear_object(&f->daemon);
+	daemon_stop(f);
 	rm_rf(f->tmpdir);
 	g_free(f->tmpdir);
 	g_free(f->db_path);
@@ -192,6 +228,7 @@ ctl_spawn(Fixture *f, gchar **extra_env, const gchar *const *argv)
 	for (guint i = 0; extra_env != NULL && extra_env[i] != NULL; i += 2)
 		env = g_environ_setenv(env, extra_env[i], extra_env[i + 1], TRUE);
 	g_subprocess_launcher_set_environ(launcher, env);
+	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
 	g_ptr_array_add(args, (gpointer)QSIM_CTL);
 	for (guint i = 0; argv[i] != NULL; i++)
 		g_ptr_array_add(args, (gpointer)argv[i]);
@@ -317,11 +354,12 @@ agent_claim(Fixture *f)
 static void
 agent_log(Fixture *f, const gchar *uuid, QsimLogType type, const gchar *data, gssize len)
 {
-	g_autoptr(GPtrArray) chunks = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+	g_autoptr(GPtrArray) chunks =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
 	g_autoptr(GError) error = NULL;
 
 	g_ptr_array_add(chunks, qsim_log_entry_new(type, 0, (const guint8 *)data,
-						   len < 0 ? strlen(data) : (gsize)len));
+	                                           len < 0 ? strlen(data) : (gsize)len));
 	g_assert_cmpint(qsim_store_append_logs(f->store, uuid, chunks, &error), >, 0);
 	g_assert_no_error(error);
 }
@@ -332,7 +370,7 @@ agent_finish(Fixture *f, const gchar *uuid, QsimStatus status, gint exit_code, c
 	g_autoptr(GError) error = NULL;
 
 	qsim_store_finish_request(f->store, uuid, AGENT, status, exit_code >= 0, exit_code, msg,
-				  NULL, &error);
+	                          NULL, &error);
 	g_assert_no_error(error);
 }
 
@@ -342,9 +380,20 @@ static void
 test_help_version(void)
 {
 	CtlResult r = {0};
-	const gchar *commands[] = {"list-requests", "show-request", "delete-request", "show-logs",
-				   "stats", "status", "config", "submit", "cancel", "hold",
-				   "resume", "vms", "run", NULL};
+	const gchar *commands[] = {"list-requests",
+	                           "show-request",
+	                           "delete-request",
+	                           "show-logs",
+	                           "stats",
+	                           "status",
+	                           "config",
+	                           "submit",
+	                           "cancel",
+	                           "hold",
+	                           "resume",
+	                           "vms",
+	                           "run",
+	                           NULL};
 
 	ctl(NULL, &r, "--help");
 	g_assert_cmpint(r.status, ==, 0);
@@ -456,7 +505,7 @@ test_status_vms_config(Fixture *f, gconstpointer data)
 	g_assert_cmpint(r.status, ==, 0);
 	health = parse_json(r.out);
 	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(health), "status"), ==,
-			"ok");
+	                "ok");
 
 	ctl(f, &r, "vms");
 	g_assert_cmpint(r.status, ==, 0);
@@ -467,9 +516,9 @@ test_status_vms_config(Fixture *f, gconstpointer data)
 	vms = parse_json(r.out);
 	array = json_node_get_array(vms);
 	g_assert_cmpuint(json_array_get_length(array), ==, 1);
-	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(array, 0),
-						      "name"),
-			==, "dummy");
+	g_assert_cmpstr(
+	    json_object_get_string_member(json_array_get_object_element(array, 0), "name"), ==,
+	    "dummy");
 
 	ctl(f, &r, "config");
 	g_assert_cmpint(r.status, ==, 0);
@@ -561,10 +610,10 @@ test_submit_list_show(Fixture *f, gconstpointer data)
 	ctl(f, &r, "stats", "--json");
 	g_assert_cmpint(r.status, ==, 0);
 	stats = parse_json(r.out);
-	g_assert_cmpint(json_object_get_int_member(
-			    json_object_get_object_member(json_node_get_object(stats), "counts"),
-			    "pending"),
-			==, 3);
+	g_assert_cmpint(
+	    json_object_get_int_member(
+	        json_object_get_object_member(json_node_get_object(stats), "counts"), "pending"),
+	    ==, 3);
 	ctl(f, &r, "stats");
 	g_assert_cmpint(r.status, ==, 0);
 	g_assert_nonnull(strstr(r.out, "requests pending"));
@@ -598,7 +647,7 @@ test_hold_resume_cancel_delete(Fixture *f, gconstpointer data)
 	g_assert_cmpint(r.status, ==, 0);
 	reply = parse_json(r.out);
 	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(reply), "status"), ==,
-			"running");
+	                "running");
 	g_assert_cmpint(store_status(f, running), ==, QSIM_STATUS_RUNNING);
 
 	ctl(f, &r, "cancel", running);
@@ -632,7 +681,7 @@ test_delete_active(Fixture *f, gconstpointer data)
 	g_assert_cmpint(r.status, ==, 0);
 	first = parse_json(r.out);
 	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(first), "status"), ==,
-			"cancelled");
+	                "cancelled");
 	ctl(f, &r, "--json", "delete", uuid);
 	g_assert_cmpint(r.status, ==, 0);
 	second = parse_json(r.out);
@@ -673,9 +722,9 @@ test_show_logs(Fixture *f, gconstpointer data)
 	all = parse_json(r.out);
 	array = json_node_get_array(all);
 	g_assert_cmpuint(json_array_get_length(array), ==, 4);
-	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(array, 3),
-						      "encoding"),
-			==, "base64");
+	g_assert_cmpstr(
+	    json_object_get_string_member(json_array_get_object_element(array, 3), "encoding"), ==,
+	    "base64");
 	ctl(f, &r, "--json", "logs", uuid, "--limit", "2");
 	some = parse_json(r.out);
 	g_assert_cmpuint(json_array_get_length(json_node_get_array(some)), ==, 2);
@@ -722,6 +771,120 @@ test_follow_live(Fixture *f, gconstpointer data)
 			g_assert_cmpint(json_object_get_int_member(end, "exit_code"), ==, 3);
 		}
 	}
+	ctl_result_clear(&r);
+}
+
+/* Many requests: client-side prefixes (unique and ambiguous) and --limit beyond the
+ * server's page size both page through the list with the `before` cursor. With 2000
+ * random UUIDs, some 4-hex-digit prefix is shared (the birthday bound makes a miss
+ * about e^-30) and most are unique. */
+static void
+test_prefix_and_paging(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autoptr(GHashTable) counts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(JsonNode) page = NULL;
+	g_autoptr(JsonNode) first = NULL;
+	g_autoptr(JsonNode) one = NULL;
+	g_autofree gchar *shared = NULL;
+	g_autofree gchar *unique = NULL;
+	g_autofree gchar *unique_uuid = NULL;
+	GHashTableIter iter;
+	gpointer key, value;
+	JsonArray *array;
+
+	for (guint i = 0; i < 2000; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(QsimRequest) req =
+		    qsim_store_create_request(f->store, "dummy", "true", 300, &error);
+		g_assert_no_error(error);
+		g_ptr_array_add(uuids, g_strdup(req->uuid));
+		key = g_strndup(req->uuid, 4);
+		value = g_hash_table_lookup(counts, key);
+		g_hash_table_replace(counts, key, GUINT_TO_POINTER(GPOINTER_TO_UINT(value) + 1));
+	}
+	g_hash_table_iter_init(&iter, counts);
+	while (g_hash_table_iter_next(&iter, &key, &value)) {
+		if (GPOINTER_TO_UINT(value) > 1 && shared == NULL)
+			shared = g_strdup(key);
+		if (GPOINTER_TO_UINT(value) == 1 && unique == NULL)
+			unique = g_strdup(key);
+	}
+	g_assert_nonnull(shared);
+	g_assert_nonnull(unique);
+	for (guint i = 0; i < uuids->len && unique_uuid == NULL; i++) {
+		if (g_str_has_prefix(g_ptr_array_index(uuids, i), unique))
+			unique_uuid = g_strdup(g_ptr_array_index(uuids, i));
+	}
+
+	ctl(f, &r, "show-request", shared);
+	assert_error_line(&r, 1, shared);
+	ctl(f, &r, "--json", "show-request", unique);
+	g_assert_cmpint(r.status, ==, 0);
+	one = parse_json(r.out);
+	g_assert_cmpstr(json_object_get_string_member(json_node_get_object(one), "uuid"), ==,
+	                unique_uuid);
+
+	/* 1500 > the page size of 1000: two pages, newest first, no duplicates */
+	ctl(f, &r, "--json", "list-requests", "--limit", "1500");
+	g_assert_cmpint(r.status, ==, 0);
+	page = parse_json(r.out);
+	array = json_node_get_array(page);
+	g_assert_cmpuint(json_array_get_length(array), ==, 1500);
+	for (guint i = 0; i < 1500; i++) {
+		const gchar *uuid =
+		    json_object_get_string_member(json_array_get_object_element(array, i), "uuid");
+		g_assert_cmpstr(uuid, ==, g_ptr_array_index(uuids, 1999 - i));
+	}
+	/* without --limit: the server's default page */
+	ctl(f, &r, "--json", "list-requests");
+	first = parse_json(r.out);
+	g_assert_cmpuint(json_array_get_length(json_node_get_array(first)), ==, 50);
+	ctl_result_clear(&r);
+}
+
+/* reads the child's stdout until it holds @expected; the rest is left in the pipe */
+static void
+read_until(GSubprocess *proc, GString *got, const gchar *expected)
+{
+	GInputStream *out = g_subprocess_get_stdout_pipe(proc);
+
+	while (strstr(got->str, expected) == NULL) {
+		gchar buf[256];
+		g_autoptr(GError) error = NULL;
+		gssize n = g_input_stream_read(out, buf, sizeof(buf), NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(n, >, 0);
+		g_string_append_len(got, buf, n);
+	}
+}
+
+/* the server goes away mid-stream and comes back: --follow resumes after the last
+ * seq it saw (Last-Event-ID), so nothing is lost or printed twice */
+static void
+test_follow_resume(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autofree gchar *uuid = submit(f, "echo resume");
+	g_autofree gchar *claimed = agent_claim(f);
+	const gchar *argv[] = {"show-logs", uuid, "--follow", NULL};
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GString) got = g_string_new(NULL);
+
+	g_assert_cmpstr(claimed, ==, uuid);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, "before\n", -1);
+	proc = ctl_spawn(f, NULL, argv);
+	read_until(proc, got, "before\n");
+	daemon_stop(f);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, "during\n", -1);
+	daemon_spawn(f);
+	agent_log(f, uuid, QSIM_LOG_STDOUT, "after\n", -1);
+	agent_finish(f, uuid, QSIM_STATUS_DONE, 0, NULL);
+	ctl_finish(proc, &r);
+	g_assert_cmpint(r.status, ==, 0);
+	g_string_append(got, r.out);
+	g_assert_cmpstr(got->str, ==, "before\nduring\nafter\n");
 	ctl_result_clear(&r);
 }
 
@@ -831,8 +994,7 @@ test_auth(Fixture *f, gconstpointer data)
 	ctl_result_clear(&r);
 }
 
-#define ADD(path, func, data)                                                                  \
-	g_test_add(path, Fixture, data, fixture_setup, func, fixture_teardown)
+#define ADD(path, func, data) g_test_add(path, Fixture, data, fixture_setup, func, fixture_teardown)
 
 int
 main(int argc, char **argv)
@@ -847,7 +1009,9 @@ main(int argc, char **argv)
 	ADD("/qsim/cli/hold-resume-cancel-delete", test_hold_resume_cancel_delete, NULL);
 	ADD("/qsim/cli/delete-active", test_delete_active, NULL);
 	ADD("/qsim/cli/show-logs", test_show_logs, NULL);
+	ADD("/qsim/cli/prefix-and-paging", test_prefix_and_paging, NULL);
 	ADD("/qsim/cli/follow-live", test_follow_live, NULL);
+	ADD("/qsim/cli/follow-resume", test_follow_resume, NULL);
 	ADD("/qsim/cli/run/exit-0", test_run_exit_0, NULL);
 	ADD("/qsim/cli/run/exit-3", test_run_exit_3, NULL);
 	ADD("/qsim/cli/run/timeout-124", test_run_timeout, NULL);

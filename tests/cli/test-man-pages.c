@@ -16,8 +16,8 @@ help_of(const gchar *binary)
 	g_autofree gchar *out = NULL;
 	gint status = 0;
 
-	g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
-		     NULL, &status, &error);
+	g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL,
+	             &status, &error);
 	g_assert_no_error(error);
 	g_spawn_check_wait_status(status, &error);
 	g_assert_no_error(error);

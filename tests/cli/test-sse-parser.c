@@ -18,27 +18,26 @@ collect_cb(const gchar *event, const gchar *data, const gchar *id, gpointer user
 	return c->stop_after == 0 || c->events->len < c->stop_after;
 }
 
-static const gchar *stream =
-    ": keep-alive\r\n"
-    "event: log\r\n"
-    "id: 1\r\n"
-    "data: {\"seq\":1}\r\n"
-    "\r\n"
-    "event: status\n"
-    "data: {\"status\":\"running\"}\n"
-    "\n"
-    "data: line one\r"
-    "data:line two\r"
-    "\r"
-    "retry: 100\n"
-    "id\n"
-    "unknown: field\n"
-    "\n"
-    "event: end\n"
-    "id: 7\n"
-    "data: {\"status\":\"done\"}\n"
-    "\n"
-    "data: incomplete at the end";
+static const gchar *stream = ": keep-alive\r\n"
+                             "event: log\r\n"
+                             "id: 1\r\n"
+                             "data: {\"seq\":1}\r\n"
+                             "\r\n"
+                             "event: status\n"
+                             "data: {\"status\":\"running\"}\n"
+                             "\n"
+                             "data: line one\r"
+                             "data:line two\r"
+                             "\r"
+                             "retry: 100\n"
+                             "id\n"
+                             "unknown: field\n"
+                             "\n"
+                             "event: end\n"
+                             "id: 7\n"
+                             "data: {\"status\":\"done\"}\n"
+                             "\n"
+                             "data: incomplete at the end";
 
 static void
 check_events(Collect *c)

@@ -12,154 +12,21 @@
 #include "common/qsim-error.h"
 #include "guest/qsim-guest.h"
 
+#include "guest-test-util.h"
+
 typedef struct {
 	gchar *dir;
 	gchar *home;
 	gchar *key;
 	gchar *wrong_key;
 	gchar *fingerprint;
+	gchar *password;
 	guint16 port;
 	GSubprocess *sshd;
 	gchar *skip_reason;
 } TestServer;
 
 static TestServer server;
-
-/* Collects everything one exec or connect reports. */
-typedef struct {
-	gboolean done;
-	gboolean ok;
-	GError *error;
-	gint exit_status;
-	gchar *exit_signal;
-	GByteArray *out;
-	GByteArray *err;
-	GChecksum *out_sum;
-	gsize out_len;
-	gboolean keep_out; /* FALSE: only checksum stdout (large outputs) */
-	gchar *simple_out;
-	gchar *simple_err;
-	/* actions taken from the output callback */
-	GCancellable *cancel_on_output;
-	QsimGuest *close_on_output;
-	guint chunks;
-} Result;
-
-static Result *
-result_new(gboolean keep_out)
-{
-	Result *r = g_new0(Result, 1);
-	r->out = g_byte_array_new();
-	r->err = g_byte_array_new();
-	r->out_sum = g_checksum_new(G_CHECKSUM_SHA256);
-	r->keep_out = keep_out;
-	r->exit_status = G_MININT;
-	return r;
-}
-
-static void
-result_free(Result *r)
-{
-	g_clear_error(&r->error);
-	g_free(r->exit_signal);
-	g_free(r->simple_out);
-	g_free(r->simple_err);
-	g_byte_array_unref(r->out);
-	g_byte_array_unref(r->err);
-	g_checksum_free(r->out_sum);
-	g_clear_object(&r->cancel_on_output);
-	g_free(r);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Result, result_free)
-
-static gchar *
-result_out(Result *r)
-{
-	return g_strndup((const gchar *)r->out->data, r->out->len);
-}
-
-static gchar *
-result_err(Result *r)
-{
-	return g_strndup((const gchar *)r->err->data, r->err->len);
-}
-
-static void
-wait_done(Result *r)
-{
-	while (!r->done)
-		g_main_context_iteration(NULL, TRUE);
-}
-
-static void
-output_cb(QsimGuestStream stream, GBytes *chunk, gpointer user_data)
-{
-	Result *r = user_data;
-	gsize size = 0;
-	const guint8 *data = g_bytes_get_data(chunk, &size);
-
-	g_assert_cmpuint(size, >, 0);
-	g_assert_false(r->done);
-	r->chunks++;
-	if (stream == QSIM_GUEST_STREAM_STDOUT) {
-		g_checksum_update(r->out_sum, data, size);
-		r->out_len += size;
-		if (r->keep_out)
-			g_byte_array_append(r->out, data, size);
-	} else {
-		g_assert_cmpint(stream, ==, QSIM_GUEST_STREAM_STDERR);
-		g_byte_array_append(r->err, data, size);
-	}
-	if (r->cancel_on_output != NULL)
-		g_cancellable_cancel(r->cancel_on_output);
-	if (r->close_on_output != NULL)
-		qsim_guest_close(g_steal_pointer(&r->close_on_output));
-}
-
-static void
-connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	Result *r = user_data;
-	r->ok = qsim_guest_connect_finish(QSIM_GUEST(source), res, &r->error);
-	r->done = TRUE;
-}
-
-static void
-exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	Result *r = user_data;
-	r->ok = qsim_guest_exec_finish(QSIM_GUEST(source), res, &r->exit_status, &r->exit_signal,
-				       &r->error);
-	r->done = TRUE;
-}
-
-static void
-simple_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	Result *r = user_data;
-	r->ok = qsim_guest_run_simple_finish(QSIM_GUEST(source), res, &r->simple_out,
-					     &r->simple_err, &r->error);
-	r->done = TRUE;
-}
-
-static Result *
-do_connect(QsimGuest *guest, gint64 timeout_ms, GCancellable *cancellable)
-{
-	Result *r = result_new(TRUE);
-	qsim_guest_connect_async(guest, g_get_monotonic_time() + timeout_ms * 1000, cancellable,
-				 connect_cb, r);
-	wait_done(r);
-	return r;
-}
-
-static Result *
-do_exec(QsimGuest *guest, const gchar *command, Result *r)
-{
-	qsim_guest_exec_async(guest, command, output_cb, r, r->cancel_on_output, exec_cb, r);
-	wait_done(r);
-	return r;
-}
 
 static gboolean
 skip_without_server(void)
@@ -285,6 +152,59 @@ test_exec_large(void)
 	g_assert_cmpuint(qsim_guest_get_max_bytes_in_flight(guest), ==, budget);
 }
 
+typedef struct {
+	QsimGuest *guest;
+	gsize budget;
+	GCancellable *cancellable;
+} CancelWatch;
+
+static gboolean
+cancel_when_full_cb(gpointer user_data)
+{
+	CancelWatch *watch = user_data;
+
+	if (qsim_guest_get_max_bytes_in_flight(watch->guest) < watch->budget)
+		return G_SOURCE_CONTINUE;
+	g_cancellable_cancel(watch->cancellable);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_exec_cancel_paused(void)
+{
+	const gsize budget = 64 * 1024;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = result_new(TRUE);
+	g_autoptr(Result) again = result_new(TRUE);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	CancelWatch watch = {0};
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	qsim_guest_set_flow_budget(guest, budget);
+	qsim_guest_set_flow_paused(guest, TRUE);
+	watch.guest = guest;
+	watch.budget = budget;
+	watch.cancellable = cancellable;
+	g_timeout_add(10, cancel_when_full_cb, &watch);
+	/* a consumer that paused and then cancels still gets its completion, and the
+	 * queued output is dropped rather than delivered */
+	qsim_guest_exec_async(guest, "while :; do seq 1 10000; done", output_cb, r, cancellable,
+			      exec_cb, r);
+	wait_done(r);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_CANCELLED);
+	g_assert_cmpuint(r->chunks, ==, 0);
+	g_assert_cmpuint(qsim_guest_get_max_bytes_in_flight(guest), ==, budget);
+
+	/* unpaused, the session works again */
+	qsim_guest_set_flow_paused(guest, FALSE);
+	do_exec(guest, "echo again", again);
+	g_assert_no_error(again->error);
+	g_assert_cmpint(again->exit_status, ==, 0);
+	g_assert_cmpuint(again->out->len, ==, 6);
+}
+
 static void
 test_exec_cancel(void)
 {
@@ -392,25 +312,6 @@ test_run_simple(void)
 	g_assert_true(qsim_guest_is_connected(guest));
 }
 
-static guint16
-closed_port(void)
-{
-	g_autoptr(GSocket) socket = NULL;
-	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
-	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, 0);
-	g_autoptr(GSocketAddress) bound = NULL;
-	g_autoptr(GError) error = NULL;
-
-	socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
-			      &error);
-	g_assert_no_error(error);
-	g_assert_true(g_socket_bind(socket, address, FALSE, &error));
-	bound = g_socket_get_local_address(socket, &error);
-	g_assert_no_error(error);
-	/* closing without listen leaves the port refusing connections */
-	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
-}
-
 static void
 test_connect_refused(void)
 {
@@ -498,6 +399,69 @@ test_connect_auth_failed(void)
 }
 
 static void
+test_connect_password(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(QsimGuest) fallback = NULL;
+	g_autoptr(Result) r = NULL;
+	g_autoptr(Result) r2 = NULL;
+	g_autoptr(Result) out = result_new(TRUE);
+
+	if (skip_without_server())
+		return;
+	guest = qsim_guest_new("127.0.0.1", server.port, "root", NULL, server.password);
+	r = do_connect(guest, 20000, NULL);
+	g_assert_no_error(r->error);
+	do_exec(guest, "echo pw", out);
+	g_assert_cmpint(out->exit_status, ==, 0);
+
+	/* a rejected key falls back to the password */
+	fallback = qsim_guest_new("127.0.0.1", server.port, "root", server.wrong_key,
+				  server.password);
+	r2 = do_connect(fallback, 20000, NULL);
+	g_assert_no_error(r2->error);
+	g_assert_true(qsim_guest_is_connected(fallback));
+}
+
+static void
+test_connect_wrong_password(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = NULL;
+
+	if (skip_without_server())
+		return;
+	guest = qsim_guest_new("127.0.0.1", server.port, "root", server.wrong_key, "not-it");
+	r = do_connect(guest, 1500, NULL);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
+	g_assert_nonnull(strstr(r->error->message, "auth failed"));
+	g_assert_nonnull(strstr(r->error->message, "password"));
+	/* the secret never appears in errors */
+	g_assert_null(strstr(r->error->message, "not-it"));
+}
+
+static void
+test_exec_session_lost(void)
+{
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(Result) r = result_new(TRUE);
+	g_autoptr(Result) reconnect = NULL;
+	g_autoptr(Result) again = result_new(TRUE);
+
+	if (skip_without_server())
+		return;
+	guest = connected_guest();
+	/* the shell's parent is dropbear's process for this connection */
+	do_exec(guest, "echo bye; kill -9 $PPID; sleep 1", r);
+	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_GUEST);
+	g_assert_false(qsim_guest_is_connected(guest));
+	reconnect = do_connect(guest, 20000, NULL);
+	g_assert_no_error(reconnect->error);
+	do_exec(guest, "exit 0", again);
+	g_assert_no_error(again->error);
+}
+
+static void
 test_connect_bad_key_file(void)
 {
 	g_autofree gchar *path = g_build_filename(server.dir, "no-such-key", NULL);
@@ -554,19 +518,27 @@ make_client_key(const gchar *path, GError **error)
 }
 
 static gboolean
+port_answers(guint16 port)
+{
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, port);
+	g_autoptr(GSocket) socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+						 G_SOCKET_PROTOCOL_TCP, NULL);
+
+	/* a plain socket: GSocketClient would start GIO's proxy resolver threads */
+	return socket != NULL && g_socket_connect(socket, address, NULL, NULL);
+}
+
+static gboolean
 wait_for_port(guint16 port, GError **error)
 {
-	g_autoptr(GSocketClient) client = g_socket_client_new();
-
 	/* bounded: dropbear binds within milliseconds, or has failed */
 	for (guint i = 0; i < 500; i++) {
-		g_autoptr(GSocketConnection) conn = NULL;
 		if (g_subprocess_get_identifier(server.sshd) == NULL) {
 			g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED, "dropbear exited");
 			return FALSE;
 		}
-		conn = g_socket_client_connect_to_host(client, "127.0.0.1", port, NULL, NULL);
-		if (conn != NULL)
+		if (port_answers(port))
 			return TRUE;
 		g_usleep(20 * 1000);
 	}
@@ -594,6 +566,7 @@ server_start(GError **error)
 	g_autofree gchar *log = NULL;
 	g_autofree gchar *script = g_test_build_filename(G_TEST_DIST, "guest", "dropbear-ns.sh", NULL);
 	g_autofree gchar *port_str = NULL;
+	g_autofree gchar *shadow = NULL;
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	const gchar *fp;
 
@@ -643,6 +616,23 @@ server_start(GError **error)
 				      error))
 		return FALSE;
 
+	/* a shadow file of our own with a known password, bound over /etc/shadow
+	 * inside dropbear's mount namespace only */
+	server.password = g_strdup("qsim-test-password");
+	{
+		const gchar *argv[] = {"openssl", "passwd", "-6", "-salt", "qsimtest",
+				       server.password, NULL};
+		g_autofree gchar *hash = NULL;
+		g_autofree gchar *line = NULL;
+		if (!run_tool(argv, &hash, error))
+			return FALSE;
+		line = g_strdup_printf("root:%s:19000:0:99999:7:::\n", g_strstrip(hash));
+		shadow = g_build_filename(server.dir, "shadow", NULL);
+		if (!g_file_set_contents_full(shadow, line, -1, G_FILE_SET_CONTENTS_CONSISTENT,
+					      0600, error))
+			return FALSE;
+	}
+
 	server.port = closed_port();
 	port_str = g_strdup_printf("%u", server.port);
 	log = g_build_filename(server.dir, "dropbear.log", NULL);
@@ -654,7 +644,7 @@ server_start(GError **error)
 		 * every command the tests leave behind dies with dropbear */
 		const gchar *argv[] = {"unshare", "--mount", "--pid", "--kill-child=SIGTERM",
 				       "--",	  "/bin/sh", script,   server.home,
-				       hostkey,	  port_str,  NULL};
+				       hostkey,	  port_str,  shadow,	   NULL};
 		server.sshd = g_subprocess_launcher_spawnv(launcher, argv, error);
 	}
 	if (server.sshd == NULL)
@@ -688,6 +678,7 @@ server_stop(void)
 	g_free(server.key);
 	g_free(server.wrong_key);
 	g_free(server.fingerprint);
+	g_free(server.password);
 	g_free(server.skip_reason);
 }
 
@@ -707,6 +698,7 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/guest/exec/signal", test_exec_signal);
 	g_test_add_func("/qsim/guest/exec/large", test_exec_large);
 	g_test_add_func("/qsim/guest/exec/cancel", test_exec_cancel);
+	g_test_add_func("/qsim/guest/exec/cancel-paused", test_exec_cancel_paused);
 	g_test_add_func("/qsim/guest/exec/close", test_exec_close);
 	g_test_add_func("/qsim/guest/exec/not-connected", test_exec_not_connected);
 	g_test_add_func("/qsim/guest/run-simple", test_run_simple);
@@ -715,6 +707,9 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/guest/connect/cancel", test_connect_cancel);
 	g_test_add_func("/qsim/guest/connect/auth-failed", test_connect_auth_failed);
 	g_test_add_func("/qsim/guest/connect/bad-key-file", test_connect_bad_key_file);
+	g_test_add_func("/qsim/guest/connect/password", test_connect_password);
+	g_test_add_func("/qsim/guest/connect/wrong-password", test_connect_wrong_password);
+	g_test_add_func("/qsim/guest/exec/session-lost", test_exec_session_lost);
 	g_test_add_func("/qsim/guest/connect/twice", test_connect_twice);
 	rc = g_test_run();
 	server_stop();

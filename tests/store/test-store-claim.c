@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <gio/gio.h>
@@ -27,18 +28,19 @@ claim_child(const gchar *db_path, const gchar *agent_id, const gchar *out_path,
             const gchar *go_path, guint max_active)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimStore) store = qsim_store_open(db_path, &error);
+	g_autoptr(QsimStore) store = NULL;
 	g_autoptr(GString) out = g_string_new(NULL);
 	guint busy = 0;
 	guint tries = 0;
 
+	/* start together, so the opens and the claims really interleave */
+	while (!g_file_test(go_path, G_FILE_TEST_EXISTS))
+		g_usleep(1000);
+	store = qsim_store_open(db_path, &error);
 	if (store == NULL) {
 		g_printerr("child %s: %s\n", agent_id, error->message);
 		return 1;
 	}
-	/* start together, so the claims really interleave */
-	while (!g_file_test(go_path, G_FILE_TEST_EXISTS))
-		g_usleep(1000);
 	for (;;) {
 		g_autoptr(QsimRequest) r =
 		    qsim_store_claim_next(store, agent_id, LEASE_MS, max_active, &error);
@@ -67,6 +69,45 @@ claim_child(const gchar *db_path, const gchar *agent_id, const gchar *out_path,
 	return 0;
 }
 
+/* Child: submit requests, note each UUID once create returned, then die by SIGKILL */
+static int
+crash_child(const gchar *db_path, const gchar *out_path, guint n)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimStore) store = qsim_store_open(db_path, &error);
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	if (store == NULL) {
+		g_printerr("crash child: %s\n", error->message);
+		return 1;
+	}
+	for (guint i = 0; i < n; i++) {
+		g_autoptr(QsimRequest) r =
+		    qsim_store_create_request(store, "tiny", "true", 5, &error);
+		g_autoptr(GPtrArray) chunks =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+
+		if (r == NULL) {
+			g_printerr("crash child: %s\n", error->message);
+			return 1;
+		}
+		g_ptr_array_add(chunks,
+		                qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (guint8 *)"x\0y", 3));
+		if (qsim_store_append_logs(store, r->uuid, chunks, &error) != 1) {
+			g_printerr("crash child: %s\n", error->message);
+			return 1;
+		}
+		g_string_append_printf(out, "%s\n", r->uuid);
+	}
+	/* the acknowledgement (this file) exists before the kill; nothing is closed cleanly */
+	if (!g_file_set_contents(out_path, out->str, (gssize)out->len, &error)) {
+		g_printerr("crash child: %s\n", error->message);
+		return 1;
+	}
+	raise(SIGKILL);
+	return 2; /* not reached */
+}
+
 static void
 fill_queue(QsimStore *store, guint n)
 {
@@ -82,7 +123,8 @@ fill_queue(QsimStore *store, guint n)
 
 /* Runs the children against fx's database; returns uuid -> agent for every claim */
 static GHashTable *
-run_children(StoreFixture *fx, guint n_children, guint max_active, guint *n_claims)
+run_children(StoreFixture *fx, const gchar *db_path, guint n_children, guint max_active,
+             guint *n_claims)
 {
 	g_autofree gchar *self_exe = g_file_read_link("/proc/self/exe", NULL);
 	g_autofree gchar *go_path = g_build_filename(fx->dir, "go", NULL);
@@ -158,7 +200,7 @@ test_claim_concurrent(StoreFixture *fx, gconstpointer data)
 	g_test_message("queued %d requests in %.2f s", N_REQUESTS,
 	               (g_get_monotonic_time() - t0) / 1e6);
 	t0 = g_get_monotonic_time();
-	owner = run_children(fx, N_CHILDREN, 0, &n_claims);
+	owner = run_children(fx, fx->path, N_CHILDREN, 0, &n_claims);
 	g_test_message("%d processes claimed them in %.2f s", N_CHILDREN,
 	               (g_get_monotonic_time() - t0) / 1e6);
 	g_assert_cmpuint(n_claims, ==, N_REQUESTS);
@@ -201,16 +243,91 @@ test_claim_concurrent_cap(StoreFixture *fx, gconstpointer data)
 	guint n_claims = 0, active = 0;
 
 	fill_queue(fx->store, 200);
-	owner = run_children(fx, N_CHILDREN, 5, &n_claims);
+	owner = run_children(fx, fx->path, N_CHILDREN, 5, &n_claims);
 	g_assert_cmpuint(n_claims, ==, 5);
 	g_assert_true(qsim_store_count_active_vms(fx->store, &active, &error));
 	/* the children used the real clock: the fixture's fake one is in the past */
 	g_assert_cmpuint(active, <=, 5);
 }
 
+/* Processes opening (creating, migrating) one fresh file at the same moment all succeed */
+static void
+test_concurrent_open(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GHashTable) owner = NULL;
+	g_autoptr(QsimStore) store = NULL;
+	g_autofree gchar *fresh = g_build_filename(fx->dir, "fresh.db", NULL);
+	guint n_claims = 99;
+
+	/* each child exits non-zero if its open fails; the helper asserts exit 0 */
+	owner = run_children(fx, fresh, N_CHILDREN, 0, &n_claims);
+	g_assert_cmpuint(n_claims, ==, 0);
+	store = qsim_store_open(fresh, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(qsim_store_get_schema_version(store), ==,
+	                 qsim_store_get_current_schema_version());
+}
+
+/* What a returned create promised survives the process being killed with SIGKILL */
+static void
+test_kill9_durability(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *self_exe = g_file_read_link("/proc/self/exe", NULL);
+	g_autofree gchar *out = g_build_filename(fx->dir, "acked.txt", NULL);
+	g_autofree gchar *contents = NULL;
+	g_auto(GStrv) lines = NULL;
+	const gchar *argv[] = {self_exe, "--crash-child", fx->path, out, "200", NULL};
+	gint wstatus = 0;
+	guint n = 0;
+
+	g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
+	                           NULL, &wstatus, &error));
+	g_assert_no_error(error);
+	g_assert_true(WIFSIGNALED(wstatus));
+	g_assert_cmpint(WTERMSIG(wstatus), ==, SIGKILL);
+	g_assert_true(g_file_get_contents(out, &contents, NULL, &error));
+	lines = g_strsplit(contents, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		g_autoptr(QsimRequest) r = NULL;
+		g_autoptr(GPtrArray) logs = NULL;
+
+		if (lines[i][0] == '\0')
+			continue;
+		/* read through the fixture's connection, which was open all along */
+		r = qsim_store_get_request(fx->store, lines[i], 36, &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(r->status, ==, QSIM_STATUS_PENDING);
+		logs = qsim_store_read_logs(fx->store, lines[i], 0, 0, -1, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(logs->len, ==, 1);
+		g_assert_cmpuint(
+		    g_bytes_get_size(((QsimLogEntry *)g_ptr_array_index(logs, 0))->output), ==, 3);
+		n++;
+	}
+	g_assert_cmpuint(n, ==, 200);
+	/* and a fresh connection (as after a restart) sees the same */
+	g_clear_object(&fx->store);
+	fx->store = qsim_store_open(fx->path, &error);
+	g_assert_no_error(error);
+	{
+		QsimRequestFilter filter;
+		g_autoptr(GPtrArray) rows = NULL;
+
+		qsim_request_filter_init(&filter);
+		filter.limit = 1000;
+		rows = qsim_store_list_requests(fx->store, &filter, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(rows->len, ==, 200);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc == 5 && g_strcmp0(argv[1], "--crash-child") == 0)
+		return crash_child(argv[2], argv[3], (guint)g_ascii_strtoull(argv[4], NULL, 10));
 	if (argc == 7 && g_strcmp0(argv[1], "--claim-child") == 0)
 		return claim_child(argv[2], argv[3], argv[4], argv[5],
 		                   (guint)g_ascii_strtoull(argv[6], NULL, 10));
@@ -219,5 +336,9 @@ main(int argc, char **argv)
 	           test_claim_concurrent, store_fixture_teardown);
 	g_test_add("/qsim/store/claim/concurrent-cap", StoreFixture, NULL, store_fixture_setup,
 	           test_claim_concurrent_cap, store_fixture_teardown);
+	g_test_add("/qsim/store/claim/concurrent-open", StoreFixture, NULL, store_fixture_setup,
+	           test_concurrent_open, store_fixture_teardown);
+	g_test_add("/qsim/store/kill9-durability", StoreFixture, NULL, store_fixture_setup,
+	           test_kill9_durability, store_fixture_teardown);
 	return g_test_run();
 }

@@ -95,6 +95,117 @@ test_migrate_failure_keeps_data(void)
 	store_test_rmdir(dir);
 }
 
+static gboolean
+strip_paren_space(const GMatchInfo *match, GString *result, gpointer user_data)
+{
+	g_autofree gchar *m = g_match_info_fetch(match, 0);
+
+	g_string_append(result, g_strstrip(m));
+	return FALSE;
+}
+
+/* Returns: (transfer full): the schema of @path, whitespace-normalized, one object per line */
+static gchar *
+schema_text(const gchar *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_autoptr(GRegex) space = g_regex_new("\\s+", 0, 0, NULL);
+	g_autoptr(GRegex) paren = g_regex_new("\\( | \\)", 0, 0, NULL);
+
+	g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_prepare_v2(db,
+	                                   "SELECT type, name, COALESCE(sql, '') FROM sqlite_master"
+	                                   " ORDER BY name",
+	                                   -1, &stmt, NULL),
+	                ==, SQLITE_OK);
+	while (sqlite3_step(stmt) == SQLITE_ROW) {
+		g_autofree gchar *a = g_regex_replace_literal(
+		    space, (const gchar *)sqlite3_column_text(stmt, 2), -1, 0, " ", 0, NULL);
+		g_autofree gchar *b = NULL;
+
+		b = g_regex_replace_eval(paren, a, -1, 0, 0, strip_paren_space, NULL, NULL);
+		g_string_append_printf(out, "%s %s: %s\n", sqlite3_column_text(stmt, 0),
+		                       sqlite3_column_text(stmt, 1), b);
+	}
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+/* A database written by schema version 1 (tests/data/store/schema-v1.sql) still opens */
+static void
+test_migrate_from_v1_fixture(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimStore) store = NULL;
+	g_autoptr(QsimRequest) held = NULL;
+	g_autoptr(GPtrArray) logs = NULL;
+	g_autofree gchar *dir = g_dir_make_tmp("qsim-store-XXXXXX", NULL);
+	g_autofree gchar *path = g_build_filename(dir, "v1.db", NULL);
+	g_autofree gchar *sql_path =
+	    g_build_filename(SOURCE_ROOT, "tests", "data", "store", "schema-v1.sql", NULL);
+	g_autofree gchar *sql = NULL;
+	const guint8 want[] = {'h', 'i', '\n', 0x00, 0xff};
+
+	g_assert_true(g_file_get_contents(sql_path, &sql, NULL, &error));
+	store_test_raw_exec(path, sql);
+	/* the fixture must be what migration 1 really creates */
+	{
+		g_autofree gchar *fresh_path = g_build_filename(dir, "fresh.db", NULL);
+		g_autoptr(QsimStore) fresh = qsim_store_open(fresh_path, &error);
+		g_autofree gchar *want_schema = NULL;
+		g_autofree gchar *got_schema = NULL;
+
+		g_assert_no_error(error);
+		g_clear_object(&fresh);
+		want_schema = schema_text(fresh_path);
+		got_schema = schema_text(path);
+		g_assert_cmpstr(got_schema, ==, want_schema);
+	}
+	store = qsim_store_open(path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(qsim_store_get_schema_version(store), ==,
+	                 qsim_store_get_current_schema_version());
+	held = qsim_store_get_request(store, "0a1b2c3d-0000-4000-8000-000000000002", 36, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(held->status, ==, QSIM_STATUS_HOLD);
+	g_assert_cmpint(held->held_from, ==, QSIM_STATUS_RUNNING);
+	g_assert_cmpint(held->lease_expires_at, ==, 1764000050000);
+	g_assert_cmpstr(held->agent_id, ==, "host-a:1");
+	logs =
+	    qsim_store_read_logs(store, "0a1b2c3d-0000-4000-8000-000000000001", 0, 0, -1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(logs->len, ==, 2);
+	g_assert_cmpint(((QsimLogEntry *)g_ptr_array_index(logs, 0))->log_type, ==,
+	                QSIM_LOG_COMMAND);
+	g_assert_cmpmem(
+	    g_bytes_get_data(((QsimLogEntry *)g_ptr_array_index(logs, 1))->output, NULL), 5, want,
+	    sizeof(want));
+	/* new rows continue the submission order after the old ones */
+	{
+		g_autoptr(QsimRequest) r = qsim_store_create_request(store, "tiny", "x", 1, &error);
+		g_autoptr(GPtrArray) rows = qsim_store_list_requests(store, NULL, NULL, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(rows->len, ==, 4);
+		g_assert_cmpstr(((QsimRequest *)g_ptr_array_index(rows, 0))->uuid, ==, r->uuid);
+		g_assert_cmpstr(((QsimRequest *)g_ptr_array_index(rows, 3))->uuid, ==,
+		                "0a1b2c3d-0000-4000-8000-000000000001");
+	}
+	/* and the held request can be resumed through the table */
+	{
+		g_autoptr(QsimRequest) r = qsim_store_set_status(
+		    store, "0a1b2c3d-0000-4000-8000-000000000002", QSIM_STATUS_RUNNING, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpint(r->status, ==, QSIM_STATUS_RUNNING);
+	}
+	g_clear_object(&store);
+	store_test_rmdir(dir);
+}
+
 static void
 test_open_errors(void)
 {
@@ -581,6 +692,95 @@ test_cancel_race(StoreFixture *fx, gconstpointer data)
 	g_assert_cmpuint(active, ==, 0);
 }
 
+/* Two connections: signals stay local, data_version tells the other one */
+static void
+test_data_version(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimStore) other = qsim_store_open(fx->path, &error);
+	guint64 v0 = 0, v1 = 0, v2 = 0;
+	SignalLog log = {0};
+
+	g_assert_no_error(error);
+	g_signal_connect(fx->store, "request-changed", G_CALLBACK(on_changed), &log);
+	g_assert_true(qsim_store_get_data_version(fx->store, &v0, &error));
+	g_assert_no_error(error);
+	/* our own commit: a signal, and no change of data_version */
+	qsim_request_free(create(fx, "tiny"));
+	g_assert_cmpuint(log.changed, ==, 1);
+	g_assert_true(qsim_store_get_data_version(fx->store, &v1, &error));
+	g_assert_cmpuint(v1, ==, v0);
+	/* another connection's commit: no signal here, but data_version moves */
+	{
+		g_autoptr(QsimRequest) r =
+		    qsim_store_create_request(other, "tiny", "true", 5, &error);
+
+		g_assert_no_error(error);
+	}
+	g_assert_cmpuint(log.changed, ==, 1);
+	g_assert_true(qsim_store_get_data_version(fx->store, &v2, &error));
+	g_assert_cmpuint(v2, !=, v1);
+	g_free(log.last_uuid);
+}
+
+/* Reasons from QEMU or the guest are stored as bounded, valid UTF-8 */
+static void
+test_reason_sanitized(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) a = create(fx, "tiny");
+	g_autoptr(QsimRequest) b = create(fx, "tiny");
+	g_autoptr(QsimRequest) got = NULL;
+	g_autoptr(GString) long_reason = g_string_new("qemu exited: ");
+	QsimStatus status;
+
+	qsim_request_free(qsim_store_claim_next(fx->store, "ag", 1000, 0, &error));
+	qsim_request_free(qsim_store_claim_next(fx->store, "ag", 1000, 0, &error));
+	g_assert_true(qsim_store_finish_request(fx->store, a->uuid, "ag", QSIM_STATUS_FAILED, FALSE,
+	                                        0, "bad \xff byte", &status, &error));
+	g_assert_no_error(error);
+	got = qsim_store_get_request(fx->store, a->uuid, 36, &error);
+	g_assert_true(g_utf8_validate(got->error, -1, NULL));
+	g_assert_true(g_str_has_prefix(got->error, "bad "));
+	g_assert_true(g_str_has_suffix(got->error, " byte"));
+	g_clear_pointer(&got, qsim_request_free);
+	/* 4 KiB cap, cut on a character boundary (each "é" is 2 bytes) */
+	while (long_reason->len < 10000)
+		g_string_append(long_reason, "\xc3\xa9");
+	g_assert_true(qsim_store_finish_request(fx->store, b->uuid, "ag", QSIM_STATUS_FAILED, FALSE,
+	                                        0, long_reason->str, &status, &error));
+	got = qsim_store_get_request(fx->store, b->uuid, 36, &error);
+	g_assert_true(g_utf8_validate(got->error, -1, NULL));
+	g_assert_cmpuint(strlen(got->error), <=, 4096);
+	g_assert_cmpuint(strlen(got->error), >=, 4095);
+	g_assert_true(g_str_has_prefix(got->error, "qemu exited: "));
+}
+
+/* A write lock held past the 5 s busy timeout is QSIM_ERROR_BUSY, and nothing breaks */
+static void
+test_busy(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	sqlite3 *db = NULL;
+
+	g_assert_cmpint(sqlite3_open(fx->path, &db), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+	r = qsim_store_create_request(fx->store, "tiny", "true", 5, &error);
+	g_assert_null(r);
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_BUSY);
+	g_assert_nonnull(strstr(error->message, "locked"));
+	g_clear_error(&error);
+	/* reads still work while another connection writes (WAL) */
+	g_assert_true(qsim_store_ping(fx->store, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+	r = qsim_store_create_request(fx->store, "tiny", "true", 5, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(r);
+}
+
 static void
 test_delete_active_refused(StoreFixture *fx, gconstpointer data)
 {
@@ -688,6 +888,19 @@ test_leases_recovery(StoreFixture *fx, gconstpointer data)
 	g_assert_cmpstr(((QsimRequest *)g_ptr_array_index(expired, 0))->uuid, ==, booting->uuid);
 	g_assert_cmpstr(((QsimRequest *)g_ptr_array_index(expired, 1))->uuid, ==, running->uuid);
 
+	/* what each agent still holds, expired or not */
+	{
+		g_autoptr(GPtrArray) mine = qsim_store_list_leases(fx->store, "dead", &error);
+		g_autoptr(GPtrArray) all = qsim_store_list_leases(fx->store, NULL, &error);
+		g_autoptr(GPtrArray) none = qsim_store_list_leases(fx->store, "other", &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(mine->len, ==, 2);
+		g_assert_cmpstr(((QsimRequest *)g_ptr_array_index(mine, 0))->uuid, ==,
+		                booting->uuid);
+		g_assert_cmpuint(all->len, ==, 2);
+		g_assert_cmpuint(none->len, ==, 0);
+	}
 	/* only the expected agent's claim is recovered */
 	g_assert_false(qsim_store_recover_request(fx->store, booting->uuid, "other", TRUE,
 	                                          "agent lost", &status, &error));
@@ -734,6 +947,9 @@ test_leases_recovery(StoreFixture *fx, gconstpointer data)
 	g_assert_cmpint(status, ==, QSIM_STATUS_FAILED);
 	g_clear_pointer(&expired, g_ptr_array_unref);
 	expired = qsim_store_list_expired_leases(fx->store, fx->now + 1000000, &error);
+	g_assert_cmpuint(expired->len, ==, 0);
+	g_clear_pointer(&expired, g_ptr_array_unref);
+	expired = qsim_store_list_leases(fx->store, NULL, &error);
 	g_assert_cmpuint(expired->len, ==, 0);
 }
 
@@ -782,6 +998,17 @@ make_state(StoreFixture *fx, Scenario s)
 	return qsim_store_get_request(fx->store, r->uuid, 36, NULL);
 }
 
+/* All cases share one database: a request left claimable would be claimed by the next
+ * case's make_state(), so cancel it */
+static void
+release_pending(StoreFixture *fx, const gchar *uuid)
+{
+	g_autoptr(QsimRequest) r = qsim_store_get_request(fx->store, uuid, 36, NULL);
+
+	if (r->status == QSIM_STATUS_PENDING || r->status == QSIM_STATUS_HOLD)
+		qsim_request_free(qsim_store_cancel_request(fx->store, uuid, NULL));
+}
+
 typedef enum {
 	OP_SET_FIRST,
 	OP_SET_LAST = OP_SET_FIRST + QSIM_STATUS_COUNT - 1,
@@ -795,9 +1022,8 @@ typedef enum {
 } Op;
 
 static void
-check_op(Scenario s, Op op, guint *n_ok, guint *n_conflict)
+check_op(StoreFixture *fx, Scenario s, Op op, guint *n_ok, guint *n_conflict)
 {
-	StoreFixture fx = {0};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) before = NULL;
 	g_autoptr(QsimRequest) after = NULL;
@@ -805,21 +1031,20 @@ check_op(Scenario s, Op op, guint *n_ok, guint *n_conflict)
 	gboolean owned, ok, expect_ok;
 	QsimStatus got = QSIM_STATUS_PENDING;
 
-	store_fixture_setup(&fx, NULL);
-	before = make_state(&fx, s);
+	before = make_state(fx, s);
 	from = before->status;
 	owned = g_strcmp0(before->agent_id, "ag") == 0;
 	if (op <= OP_SET_LAST) {
 		QsimStatus to = (QsimStatus)(op - OP_SET_FIRST);
 		g_autoptr(QsimRequest) r =
-		    qsim_store_set_status(fx.store, before->uuid, to, &error);
+		    qsim_store_set_status(fx->store, before->uuid, to, &error);
 
 		if (to == QSIM_STATUS_ACKNOWLEDGED || to == QSIM_STATUS_DONE ||
 		    to == QSIM_STATUS_FAILED) {
 			/* not a user's to set: rejected before the table is asked */
 			g_assert_null(r);
 			g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
-			store_fixture_teardown(&fx, NULL);
+			release_pending(fx, before->uuid);
 			return;
 		}
 		expect_ok = qsim_status_check_transition(from, before->held_from, to,
@@ -830,7 +1055,7 @@ check_op(Scenario s, Op op, guint *n_ok, guint *n_conflict)
 		expect_ok = owned && qsim_status_check_transition(from, before->held_from,
 		                                                  QSIM_STATUS_RUNNING,
 		                                                  QSIM_STATUS_ACTOR_AGENT, NULL);
-		ok = qsim_store_mark_running(fx.store, before->uuid, "ag", &error);
+		ok = qsim_store_mark_running(fx->store, before->uuid, "ag", &error);
 		want = QSIM_STATUS_RUNNING;
 	} else if (op <= OP_FINISH_CANCELLED) {
 		QsimStatus final = op == OP_FINISH_DONE     ? QSIM_STATUS_DONE
@@ -842,7 +1067,7 @@ check_op(Scenario s, Op op, guint *n_ok, guint *n_conflict)
 		expect_ok = owned && (from == QSIM_STATUS_CANCELLED ||
 		                      qsim_status_check_transition(from, before->held_from, final,
 		                                                   QSIM_STATUS_ACTOR_AGENT, NULL));
-		ok = qsim_store_finish_request(fx.store, before->uuid, "ag", final, TRUE, 0, "x",
+		ok = qsim_store_finish_request(fx->store, before->uuid, "ag", final, TRUE, 0, "x",
 		                               &got, &error);
 		if (ok)
 			g_assert_cmpint(got, ==, want);
@@ -854,12 +1079,12 @@ check_op(Scenario s, Op op, guint *n_ok, guint *n_conflict)
 		want = qsim_status_is_final(from)                  ? from
 		       : retry && from == QSIM_STATUS_ACKNOWLEDGED ? QSIM_STATUS_PENDING
 		                                                   : QSIM_STATUS_FAILED;
-		ok = qsim_store_recover_request(fx.store, before->uuid, NULL, retry, "agent lost",
+		ok = qsim_store_recover_request(fx->store, before->uuid, NULL, retry, "agent lost",
 		                                &got, &error);
 		if (ok)
 			g_assert_cmpint(got, ==, want);
 	}
-	after = qsim_store_get_request(fx.store, before->uuid, 36, NULL);
+	after = qsim_store_get_request(fx->store, before->uuid, 36, NULL);
 	if (ok != expect_ok)
 		g_error("scenario %d op %d from %s: got %d want %d (%s)", s, op,
 		        qsim_status_to_string(from), ok, expect_ok,
@@ -877,18 +1102,18 @@ check_op(Scenario s, Op op, guint *n_ok, guint *n_conflict)
 		g_assert_cmpint(after->lease_expires_at, ==, before->lease_expires_at);
 		(*n_conflict)++;
 	}
-	store_fixture_teardown(&fx, NULL);
+	release_pending(fx, before->uuid);
 }
 
 /* Every operation from every state, against the transition table */
 static void
-test_transitions_through_store(void)
+test_transitions_through_store(StoreFixture *fx, gconstpointer data)
 {
 	guint n_ok = 0, n_conflict = 0;
 
 	for (Scenario s = 0; s < S_LAST; s++) {
 		for (Op op = 0; op < OP_LAST; op++)
-			check_op(s, op, &n_ok, &n_conflict);
+			check_op(fx, s, op, &n_ok, &n_conflict);
 	}
 	g_test_message("%u allowed, %u refused operations", n_ok, n_conflict);
 	g_assert_cmpuint(n_ok, >=, 25);
@@ -988,6 +1213,7 @@ main(int argc, char **argv)
 	ADD("/qsim/store/migrate/empty", test_migrate_empty);
 	ADD("/qsim/store/migrate/future-refused", test_migrate_future_refused);
 	g_test_add_func("/qsim/store/migrate/failure-keeps-data", test_migrate_failure_keeps_data);
+	g_test_add_func("/qsim/store/migrate/from-v1-fixture", test_migrate_from_v1_fixture);
 	g_test_add_func("/qsim/store/open-errors", test_open_errors);
 	ADD("/qsim/store/create-get", test_create_get);
 	ADD("/qsim/store/partial-uuid", test_partial_uuid);
@@ -995,9 +1221,12 @@ main(int argc, char **argv)
 	ADD("/qsim/store/lifecycle", test_lifecycle);
 	ADD("/qsim/store/cancel-race", test_cancel_race);
 	ADD("/qsim/store/delete-active-refused", test_delete_active_refused);
+	ADD("/qsim/store/data-version", test_data_version);
+	ADD("/qsim/store/reason-sanitized", test_reason_sanitized);
+	ADD("/qsim/store/busy", test_busy);
 	ADD("/qsim/store/claim-capacity", test_claim_capacity);
 	ADD("/qsim/store/leases-recovery", test_leases_recovery);
-	g_test_add_func("/qsim/store/transitions", test_transitions_through_store);
+	ADD("/qsim/store/transitions", test_transitions_through_store);
 	ADD("/qsim/store/stats", test_stats);
 	g_test_add_func("/qsim/store/stats/percentile", test_percentile);
 #undef ADD

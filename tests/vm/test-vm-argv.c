@@ -75,59 +75,60 @@ test_argv_full(Fixture *f, gconstpointer data)
 {
 	g_autoptr(QsimVmConfig) config =
 	    parse(f, "IMAGE=disk.qcow2\nMEMORY=512M\nCPU=2\nKERNEL=vmlinuz\nINITRD=initrd.img\n"
-		     "APPEND=\"console=ttyS0 quiet\"\nSSH_PORT=2222\nTB_SIZE=32\n"
-		     "ADDITIONAL_ARGS=\"-device virtio-balloon-pci -rtc base=utc\"\n");
+	             "APPEND=\"console=ttyS0 quiet\"\nSSH_PORT=2222\nTB_SIZE=32\n"
+	             "ADDITIONAL_ARGS=\"-device virtio-balloon-pci -rtc base=utc\"\n");
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *kernel = g_build_filename(f->dir, "vmlinuz", NULL);
 	g_autofree gchar *initrd = g_build_filename(f->dir, "initrd.img", NULL);
 	g_auto(GStrv) argv =
 	    qsim_vm_argv_build("qemu-system-x86_64", config, "/run/q/t-abc", 40022, FALSE, &error);
-	const gchar *want[] = {"qemu-system-x86_64",
-			       "-name",
-			       "qsim-t",
-			       "-accel",
-			       "tcg,tb-size=32",
-			       "-machine",
-			       "q35",
-			       "-m",
-			       "512M",
-			       "-smp",
-			       "2",
-			       "-cpu",
-			       "qemu64,+rdrand",
-			       "-nodefaults",
-			       "-no-user-config",
-			       "-display",
-			       "none",
-			       "-drive",
-			       "file=/run/q/t-abc/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe",
-			       "-kernel",
-			       kernel,
-			       "-initrd",
-			       initrd,
-			       "-append",
-			       "console=ttyS0 quiet",
-			       "-chardev",
-			       "socket,id=qmp0,path=/run/q/t-abc/qmp.sock,server=on,wait=off",
-			       "-mon",
-			       "chardev=qmp0,mode=control",
-			       "-chardev",
-			       "stdio,id=ser0,signal=off",
-			       "-serial",
-			       "chardev:ser0",
-			       "-netdev",
-			       "user,id=n0,hostfwd=tcp:127.0.0.1:40022-:2222",
-			       "-device",
-			       "virtio-net-pci,netdev=n0",
-			       "-device",
-			       "virtio-rng-pci",
-			       "-pidfile",
-			       "/run/q/t-abc/qemu.pid",
-			       "-device",
-			       "virtio-balloon-pci",
-			       "-rtc",
-			       "base=utc",
-			       NULL};
+	const gchar *want[] = {
+	    "qemu-system-x86_64",
+	    "-name",
+	    "qsim-t",
+	    "-accel",
+	    "tcg,tb-size=32",
+	    "-machine",
+	    "q35",
+	    "-m",
+	    "512M",
+	    "-smp",
+	    "2",
+	    "-cpu",
+	    "qemu64,+rdrand",
+	    "-nodefaults",
+	    "-no-user-config",
+	    "-display",
+	    "none",
+	    "-drive",
+	    "file=/run/q/t-abc/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe",
+	    "-kernel",
+	    kernel,
+	    "-initrd",
+	    initrd,
+	    "-append",
+	    "console=ttyS0 quiet",
+	    "-chardev",
+	    "socket,id=qmp0,path=/run/q/t-abc/qmp.sock,server=on,wait=off",
+	    "-mon",
+	    "chardev=qmp0,mode=control",
+	    "-chardev",
+	    "stdio,id=ser0,signal=off",
+	    "-serial",
+	    "chardev:ser0",
+	    "-netdev",
+	    "user,id=n0,hostfwd=tcp:127.0.0.1:40022-:2222",
+	    "-device",
+	    "virtio-net-pci,netdev=n0",
+	    "-device",
+	    "virtio-rng-pci",
+	    "-pidfile",
+	    "/run/q/t-abc/qemu.pid",
+	    "-device",
+	    "virtio-balloon-pci",
+	    "-rtc",
+	    "base=utc",
+	    NULL};
 
 	g_assert_no_error(error);
 	assert_argv(argv, want);
@@ -142,41 +143,41 @@ test_argv_minimal_kvm(Fixture *f, gconstpointer data)
 	g_auto(GStrv) argv = NULL;
 	g_auto(GStrv) argv_tcg = NULL;
 	const gchar *want[] = {"qemu",
-			       "-name",
-			       "qsim-t",
-			       "-accel",
-			       "kvm",
-			       "-machine",
-			       "pc",
-			       "-m",
-			       "256M",
-			       "-smp",
-			       "1",
-			       "-cpu",
-			       "max",
-			       "-nodefaults",
-			       "-no-user-config",
-			       "-display",
-			       "none",
-			       "-drive",
-			       "file=/r/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe",
-			       "-chardev",
-			       "socket,id=qmp0,path=/r/qmp.sock,server=on,wait=off",
-			       "-mon",
-			       "chardev=qmp0,mode=control",
-			       "-chardev",
-			       "stdio,id=ser0,signal=off",
-			       "-serial",
-			       "chardev:ser0",
-			       "-netdev",
-			       "user,id=n0,hostfwd=tcp:127.0.0.1:1-:22",
-			       "-device",
-			       "virtio-net-pci,netdev=n0",
-			       "-device",
-			       "virtio-rng-pci",
-			       "-pidfile",
-			       "/r/qemu.pid",
-			       NULL};
+	                       "-name",
+	                       "qsim-t",
+	                       "-accel",
+	                       "kvm",
+	                       "-machine",
+	                       "pc",
+	                       "-m",
+	                       "256M",
+	                       "-smp",
+	                       "1",
+	                       "-cpu",
+	                       "max",
+	                       "-nodefaults",
+	                       "-no-user-config",
+	                       "-display",
+	                       "none",
+	                       "-drive",
+	                       "file=/r/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe",
+	                       "-chardev",
+	                       "socket,id=qmp0,path=/r/qmp.sock,server=on,wait=off",
+	                       "-mon",
+	                       "chardev=qmp0,mode=control",
+	                       "-chardev",
+	                       "stdio,id=ser0,signal=off",
+	                       "-serial",
+	                       "chardev:ser0",
+	                       "-netdev",
+	                       "user,id=n0,hostfwd=tcp:127.0.0.1:1-:22",
+	                       "-device",
+	                       "virtio-net-pci,netdev=n0",
+	                       "-device",
+	                       "virtio-rng-pci",
+	                       "-pidfile",
+	                       "/r/qemu.pid",
+	                       NULL};
 
 	argv = qsim_vm_argv_build("qemu", config, "/r", 1, TRUE, &error);
 	g_assert_no_error(error);
@@ -193,8 +194,7 @@ test_argv_escapes_commas(Fixture *f, gconstpointer data)
 {
 	g_autoptr(QsimVmConfig) config = parse(f, "IMAGE=disk.qcow2\n");
 	g_autoptr(GError) error = NULL;
-	g_auto(GStrv) argv =
-	    qsim_vm_argv_build("qemu", config, "/tmp/a,if=none", 5, FALSE, &error);
+	g_auto(GStrv) argv = qsim_vm_argv_build("qemu", config, "/tmp/a,if=none", 5, FALSE, &error);
 
 	g_assert_no_error(error);
 	/* a comma in a path must not inject drive or chardev options */
@@ -202,8 +202,8 @@ test_argv_escapes_commas(Fixture *f, gconstpointer data)
 	    (const gchar *const *)argv,
 	    "file=/tmp/a,,if=none/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe"));
 	g_assert_true(g_strv_contains((const gchar *const *)argv,
-				      "socket,id=qmp0,path=/tmp/a,,if=none/qmp.sock,server=on,"
-				      "wait=off"));
+	                              "socket,id=qmp0,path=/tmp/a,,if=none/qmp.sock,server=on,"
+	                              "wait=off"));
 	/* -pidfile is a plain path */
 	g_assert_true(g_strv_contains((const gchar *const *)argv, "/tmp/a,if=none/qemu.pid"));
 }
@@ -229,12 +229,12 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/qsim/vm/argv/full", Fixture, NULL, fixture_setup, test_argv_full,
-		   fixture_teardown);
-	g_test_add("/qsim/vm/argv/minimal-kvm", Fixture, NULL, fixture_setup,
-		   test_argv_minimal_kvm, fixture_teardown);
+	           fixture_teardown);
+	g_test_add("/qsim/vm/argv/minimal-kvm", Fixture, NULL, fixture_setup, test_argv_minimal_kvm,
+	           fixture_teardown);
 	g_test_add("/qsim/vm/argv/escapes-commas", Fixture, NULL, fixture_setup,
-		   test_argv_escapes_commas, fixture_teardown);
+	           test_argv_escapes_commas, fixture_teardown);
 	g_test_add("/qsim/vm/argv/invalid", Fixture, NULL, fixture_setup, test_argv_invalid,
-		   fixture_teardown);
+	           fixture_teardown);
 	return g_test_run();
 }

@@ -118,7 +118,7 @@ spawn_fake_qemu(const gchar *dir, GPid *pid)
 	g_autoptr(GError) error = NULL;
 	/* `read` is a builtin blocking on the stdin pipe: no grandchild outlives the kill */
 	GSubprocess *proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDIN_PIPE, &error, "sh", "-c",
-					     "read x", dir, NULL);
+	                                     "read x", dir, NULL);
 
 	g_assert_no_error(error);
 	*pid = (GPid)g_ascii_strtoll(g_subprocess_get_identifier(proc), NULL, 10);
@@ -327,12 +327,12 @@ test_overlay(void)
 	g_assert_true(g_file_set_contents(base, "", 0, NULL));
 	g_assert_cmpint(truncate(base, 1024 * 1024), ==, 0);
 	qsim_vm_overlay_create_async(QSIM_QEMU_IMG_BINARY, base, "raw", overlay, NULL, overlay_cb,
-				     &w);
+	                             &w);
 	g_main_loop_run(loop);
 	g_assert_no_error(w.error);
 	g_assert_true(w.ok);
 	g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
-				   &info, NULL, &status, &error));
+	                           &info, NULL, &status, &error));
 	g_assert_no_error(error);
 	g_assert_nonnull(strstr(info, "backing file: "));
 	g_assert_nonnull(strstr(info, base));
@@ -340,15 +340,15 @@ test_overlay(void)
 
 	/* a missing base is a clear error, not a qemu-img run */
 	qsim_vm_overlay_create_async(QSIM_QEMU_IMG_BINARY, "/nonexistent/base.qcow2", "qcow2",
-				     overlay, NULL, overlay_cb, &w);
+	                             overlay, NULL, overlay_cb, &w);
 	g_main_loop_run(loop);
 	g_assert_error(w.error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND);
 	g_clear_error(&w.error);
 
 	/* qemu-img's own complaint is quoted (wrong format for the base) */
 	g_unlink(overlay);
-	qsim_vm_overlay_create_async(QSIM_QEMU_IMG_BINARY, base, "qcow2", overlay, NULL,
-				     overlay_cb, &w);
+	qsim_vm_overlay_create_async(QSIM_QEMU_IMG_BINARY, base, "qcow2", overlay, NULL, overlay_cb,
+	                             &w);
 	g_main_loop_run(loop);
 	g_assert_error(w.error, QSIM_ERROR, QSIM_ERROR_VM);
 	g_assert_nonnull(strstr(w.error->message, "qcow2"));

@@ -26,11 +26,15 @@ typedef struct {
 static gboolean
 skip_without_image(void)
 {
-	if (vm_test_image_available())
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) config = vm_test_load_config("tiny", &error);
+
+	if (config != NULL)
 		return FALSE;
+	/* CI sets QSIM_REQUIRE_VM: there a missing guest fails instead of skipping */
 	if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-		g_error("QSIM_REQUIRE_VM is set but the tiny guest image is missing: "
-			"run 'meson compile -C build guest-image'");
+		g_error("QSIM_REQUIRE_VM is set but the tiny guest is unusable: %s",
+		        error->message);
 	g_test_skip("tiny guest image missing: run 'meson compile -C build guest-image'");
 	return TRUE;
 }
@@ -122,8 +126,8 @@ sha256_file(const gchar *path)
 
 	g_assert_no_error(error);
 	return g_compute_checksum_for_data(G_CHECKSUM_SHA256,
-					   (const guchar *)g_mapped_file_get_contents(map),
-					   g_mapped_file_get_length(map));
+	                                   (const guchar *)g_mapped_file_get_contents(map),
+	                                   g_mapped_file_get_length(map));
 }
 
 static void
@@ -158,11 +162,11 @@ test_exec_status(Fixture *f, gconstpointer data)
 	state = g_build_filename(run_dir, QSIM_VM_RUNDIR_STATE, NULL);
 	g_assert_true(g_file_test(state, G_FILE_TEST_IS_REGULAR));
 	/* the console was delivered, including the readiness marker */
-	g_assert_nonnull(g_strstr_len((const gchar *)f->console->data, f->console->len,
-				      "QSIM-READY"));
+	g_assert_nonnull(
+	    g_strstr_len((const gchar *)f->console->data, f->console->len, "QSIM-READY"));
 
-	g_assert_true(vm_test_exec(guest, "echo out; echo err >&2; exit 3", out, err, &status,
-				   &error));
+	g_assert_true(
+	    vm_test_exec(guest, "echo out; echo err >&2; exit 3", out, err, &status, &error));
 	g_assert_no_error(error);
 	g_assert_cmpmem(out->data, out->len, "out\n", 4);
 	g_assert_cmpmem(err->data, err->len, "err\n", 4);
@@ -190,9 +194,9 @@ test_big_output(Fixture *f, gconstpointer data)
 		return;
 	vm = boot_vm(f, "tiny", &guest);
 	g_assert_true(vm_test_exec(guest,
-				   "head -c 20000000 /dev/urandom > /tmp/big && "
-				   "sha256sum /tmp/big >&2 && cat /tmp/big",
-				   out, err, &status, &error));
+	                           "head -c 20000000 /dev/urandom > /tmp/big && "
+	                           "sha256sum /tmp/big >&2 && cat /tmp/big",
+	                           out, err, &status, &error));
 	g_assert_no_error(error);
 	g_assert_cmpint(status, ==, 0);
 	g_assert_cmpuint(out->len, ==, 20000000);
@@ -243,7 +247,7 @@ query_status_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	StatusWait *s = user_data;
 
 	qsim_qmp_client_query_status_finish(QSIM_QMP_CLIENT(source), res, NULL, &s->status,
-					    &s->error);
+	                                    &s->error);
 	s->done = TRUE;
 }
 
@@ -274,7 +278,7 @@ test_pause_resume(Fixture *f, gconstpointer data)
 		return;
 	vm = boot_vm(f, "tiny", &guest);
 	qsim_guest_exec_async(guest, "echo start; sleep 1; echo end", bg_output_cb, &b, NULL,
-			      bg_exec_cb, &b);
+	                      bg_exec_cb, &b);
 	while (b.out->len == 0 && !b.done)
 		g_main_context_iteration(NULL, TRUE);
 	g_assert_false(b.done);
@@ -338,7 +342,7 @@ test_kill_mid_command(Fixture *f, gconstpointer data)
 	vm = boot_vm(f, "tiny", &guest);
 	run_dir = g_strdup(qsim_vm_get_run_dir(vm));
 	qsim_guest_exec_async(guest, "echo started; sleep 60", bg_output_cb, &b, NULL, bg_exec_cb,
-			      &b);
+	                      &b);
 	while (b.out->len == 0 && !b.done)
 		g_main_context_iteration(NULL, TRUE);
 	g_assert_cmpint(kill(qsim_vm_get_pid(vm), SIGKILL), ==, 0);
@@ -370,9 +374,9 @@ test_base_unchanged(Fixture *f, gconstpointer data)
 	base = g_strdup(qsim_vm_get_config(vm)->image_path);
 	before = sha256_file(base);
 	g_assert_true(vm_test_exec(guest,
-				   "dd if=/dev/urandom of=/root/scribble bs=1M count=4 2>/dev/null"
-				   " && sync && ls -l /root/scribble | wc -l",
-				   out, NULL, &status, &error));
+	                           "dd if=/dev/urandom of=/root/scribble bs=1M count=4 2>/dev/null"
+	                           " && sync && ls -l /root/scribble | wc -l",
+	                           out, NULL, &status, &error));
 	g_assert_no_error(error);
 	g_assert_cmpint(status, ==, 0);
 	g_assert_cmpmem(out->data, out->len, "1\n", 2);
@@ -477,6 +481,124 @@ test_bad_kernel(Fixture *f, gconstpointer data)
 	g_assert_true(f->exited);
 }
 
+static void
+test_port_taken(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimVm) vm = NULL;
+	g_autoptr(GSocket) squatter = NULL;
+	g_autoptr(GSocketAddress) any = NULL;
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	guint16 taken;
+	gint status = -1;
+
+	if (skip_without_image())
+		return;
+	/* another process holds the port qsim tries first: QEMU fails to forward it and
+	 * the start must go on with another port instead of failing */
+	squatter =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+	g_assert_no_error(error);
+	any = g_inet_socket_address_new(lo, 0);
+	g_assert_true(g_socket_bind(squatter, any, FALSE, &error));
+	g_assert_true(g_socket_listen(squatter, &error));
+	bound = g_socket_get_local_address(squatter, &error);
+	g_assert_no_error(error);
+	taken = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+
+	vm = new_vm(f, "tiny");
+	qsim_vm_set_ssh_port_hint(vm, taken);
+	g_assert_true(vm_test_start(vm, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(qsim_vm_get_ssh_port(vm), !=, taken);
+	g_assert_cmpuint(qsim_vm_get_ssh_port(vm), !=, 0);
+	g_assert_true(vm_test_wait_ready(vm, &error));
+	g_assert_no_error(error);
+	guest = vm_test_guest_connect(vm, &error);
+	g_assert_no_error(error);
+	g_assert_true(vm_test_exec(guest, "echo ok", out, NULL, &status, &error));
+	g_assert_no_error(error);
+	g_assert_cmpmem(out->data, out->len, "ok\n", 3);
+	g_assert_true(vm_test_shutdown(vm, 0, &error));
+	g_assert_no_error(error);
+}
+
+typedef struct {
+	gboolean done;
+	GAsyncResult *res;
+} ReadyWait;
+
+static void
+ready_wait_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	ReadyWait *w = user_data;
+
+	w->res = g_object_ref(res);
+	w->done = TRUE;
+}
+
+static gboolean
+cancel_cb(gpointer user_data)
+{
+	g_cancellable_cancel(user_data);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_ready_timeout(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimVm) vm = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	ReadyWait w = {FALSE, NULL};
+	g_autofree gchar *run_dir = NULL;
+
+	if (skip_without_image())
+		return;
+	/* the guest boots but never starts sshd nor prints the marker */
+	vm = new_vm(f, "tiny-nossh");
+	g_assert_true(vm_test_start(vm, &error));
+	g_assert_no_error(error);
+	run_dir = g_strdup(qsim_vm_get_run_dir(vm));
+	qsim_vm_wait_ready_async(vm, g_get_monotonic_time() + 3 * G_USEC_PER_SEC, NULL,
+	                         ready_wait_cb, &w);
+	vm_test_iterate_until(&w.done, 60);
+	g_assert_true(w.done);
+	g_assert_false(qsim_vm_wait_ready_finish(vm, w.res, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
+	/* the message says what was awaited */
+	g_assert_nonnull(strstr(error->message, "QSIM-READY"));
+	g_clear_error(&error);
+	g_clear_object(&w.res);
+
+	/* a caller's cancellable ends the wait early, and the VM stays usable */
+	w.done = FALSE;
+	qsim_vm_wait_ready_async(vm, g_get_monotonic_time() + 60 * G_USEC_PER_SEC, cancellable,
+	                         ready_wait_cb, &w);
+	g_timeout_add(300, cancel_cb, cancellable);
+	vm_test_iterate_until(&w.done, 30);
+	g_assert_true(w.done);
+	g_assert_false(qsim_vm_wait_ready_finish(vm, w.res, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_CANCELLED);
+	g_clear_error(&error);
+	g_clear_object(&w.res);
+	g_assert_cmpint(qsim_vm_get_state(vm), ==, QSIM_VM_STATE_RUNNING);
+
+	/* a VM is started once */
+	g_assert_false(vm_test_start(vm, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT);
+	g_clear_error(&error);
+
+	g_assert_true(vm_test_shutdown(vm, 0, &error));
+	g_assert_no_error(error);
+	assert_exited_and_clean(f, vm, run_dir, QSIM_VM_EXIT_QUIT);
+	g_assert_false(vm_test_wait_ready(vm, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_VM);
+}
+
 typedef struct {
 	gboolean done;
 	GError *error;
@@ -514,7 +636,7 @@ test_orphan_kill(Fixture *f, gconstpointer data)
 	g_assert_no_error(error);
 	overlay = g_build_filename(run_dir, QSIM_VM_RUNDIR_OVERLAY, NULL);
 	qsim_vm_overlay_create_async(QSIM_QEMU_IMG_BINARY, config->image_path, config->format,
-				     overlay, NULL, overlay_cb, &w);
+	                             overlay, NULL, overlay_cb, &w);
 	vm_test_iterate_until(&w.done, 60);
 	g_assert_no_error(w.error);
 	port = qsim_vm_port_reserve(&error);
@@ -522,8 +644,8 @@ test_orphan_kill(Fixture *f, gconstpointer data)
 	argv = qsim_vm_argv_build(QSIM_QEMU_BINARY, config, run_dir, port, FALSE, &error);
 	g_assert_no_error(error);
 	proc = g_subprocess_newv((const gchar *const *)argv,
-				 G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
-				 &error);
+	                         G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
+	                         &error);
 	g_assert_no_error(error);
 	pid = (GPid)g_ascii_strtoll(g_subprocess_get_identifier(proc), NULL, 10);
 	g_assert_true(qsim_vm_rundir_write_state(run_dir, pid, "req-orphan", &error));
@@ -548,22 +670,26 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/qsim/vm/exec-status", Fixture, NULL, fixture_setup, test_exec_status,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/vm/big-output", Fixture, NULL, fixture_setup, test_big_output,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/vm/pause-resume", Fixture, NULL, fixture_setup, test_pause_resume,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/vm/powerdown-escalation", Fixture, NULL, fixture_setup,
-		   test_powerdown_escalation, fixture_teardown);
-	g_test_add("/qsim/vm/kill-mid-command", Fixture, NULL, fixture_setup,
-		   test_kill_mid_command, fixture_teardown);
+	           test_powerdown_escalation, fixture_teardown);
+	g_test_add("/qsim/vm/kill-mid-command", Fixture, NULL, fixture_setup, test_kill_mid_command,
+	           fixture_teardown);
 	g_test_add("/qsim/vm/base-unchanged", Fixture, NULL, fixture_setup, test_base_unchanged,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/vm/two-at-once", Fixture, NULL, fixture_setup, test_two_at_once,
-		   fixture_teardown);
+	           fixture_teardown);
+	g_test_add("/qsim/vm/port-taken", Fixture, NULL, fixture_setup, test_port_taken,
+	           fixture_teardown);
+	g_test_add("/qsim/vm/ready-timeout", Fixture, NULL, fixture_setup, test_ready_timeout,
+	           fixture_teardown);
 	g_test_add("/qsim/vm/bad-kernel", Fixture, NULL, fixture_setup, test_bad_kernel,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/vm/orphan-kill", Fixture, NULL, fixture_setup, test_orphan_kill,
-		   fixture_teardown);
+	           fixture_teardown);
 	return g_test_run();
 }

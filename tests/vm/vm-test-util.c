@@ -35,7 +35,7 @@ waiter_run(Waiter *w, GError **error)
 		g_main_context_iteration(NULL, TRUE);
 	if (w->timed_out) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-			    "test step did not finish within %d s", VM_TEST_STEP_TIMEOUT_S);
+		            "test step did not finish within %d s", VM_TEST_STEP_TIMEOUT_S);
 		return FALSE;
 	}
 	g_source_remove(id);
@@ -62,20 +62,6 @@ vm_test_images_dir(void)
 	return g_build_filename(root != NULL ? root : SOURCE_ROOT, "vm_images", NULL);
 }
 
-gboolean
-vm_test_image_available(void)
-{
-	g_autofree gchar *dir = vm_test_images_dir();
-	const gchar *names[] = {"tiny.qcow2", "tiny-vmlinuz", "tiny-initrd.img", "tiny-key"};
-
-	for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
-		g_autofree gchar *p = g_build_filename(dir, names[i], NULL);
-		if (!g_file_test(p, G_FILE_TEST_IS_REGULAR))
-			return FALSE;
-	}
-	return TRUE;
-}
-
 QsimVmConfig *
 vm_test_load_config(const gchar *conf_name, GError **error)
 {
@@ -83,7 +69,7 @@ vm_test_load_config(const gchar *conf_name, GError **error)
 	const gchar *root = g_getenv("QSIM_SOURCE_ROOT");
 	g_autofree gchar *conf_file = g_strconcat(conf_name, ".conf", NULL);
 	g_autofree gchar *conf = g_build_filename(root != NULL ? root : SOURCE_ROOT, "tests",
-						  "data", "vm_configs", conf_file, NULL);
+	                                          "data", "vm_configs", conf_file, NULL);
 
 	return qsim_vm_config_parse(images, conf, "tiny", error);
 }
@@ -149,12 +135,12 @@ vm_test_guest_connect(QsimVm *vm, GError **error)
 	const QsimVmConfig *config = qsim_vm_get_config(vm);
 	g_autoptr(QsimGuest) guest =
 	    qsim_guest_new(qsim_vm_get_ssh_host(vm), qsim_vm_get_ssh_port(vm), config->ssh_user,
-			   config->ssh_key_path, config->ssh_password);
+	                   config->ssh_key_path, config->ssh_password);
 	Waiter w = {NULL, FALSE};
 	g_autoptr(GAsyncResult) res = NULL;
 
 	qsim_guest_connect_async(guest, g_get_monotonic_time() + 30 * G_USEC_PER_SEC, NULL,
-				 waiter_cb, &w);
+	                         waiter_cb, &w);
 	if (!waiter_run(&w, error))
 		return NULL;
 	res = w.res;
@@ -181,8 +167,8 @@ sink_cb(QsimGuestStream stream, GBytes *chunk, gpointer user_data)
 }
 
 gboolean
-vm_test_exec(QsimGuest *guest, const gchar *command, GByteArray *out, GByteArray *err,
-	     gint *status, GError **error)
+vm_test_exec(QsimGuest *guest, const gchar *command, GByteArray *out, GByteArray *err, gint *status,
+             GError **error)
 {
 	Sink sink = {out, err};
 	Waiter w = {NULL, FALSE};

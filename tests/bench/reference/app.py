@@ -7,6 +7,7 @@ QSIM_REF_DB is the database file; QSIM_REF_SEED rows are inserted at start-up.
 """
 import os
 import sqlite3
+import threading
 import uuid as uuidlib
 from datetime import datetime, timezone
 
@@ -53,6 +54,9 @@ def seed():
 
 seed()
 shared = connect() if MODE == "shared" else None
+# FastAPI runs sync endpoints in a thread pool; one sqlite3 connection must not be
+# used by two threads at once, so the shared variant serialises on a lock.
+shared_lock = threading.Lock()
 app = FastAPI()
 
 
@@ -63,11 +67,16 @@ class NewRequest(BaseModel):
 
 
 def get_conn():
-    return shared if shared is not None else connect()
+    if shared is None:
+        return connect()
+    shared_lock.acquire()
+    return shared
 
 
 def release(conn):
-    if conn is not shared:
+    if conn is shared:
+        shared_lock.release()
+    else:
         conn.close()
 
 

@@ -1,0 +1,329 @@
+#define G_LOG_DOMAIN "qsim-agent"
+
+#include "config.h"
+
+#include "agent/qsim-agent-pool.h"
+#include "agent/qsim-agent-recovery.h"
+#include "common/qsim-error.h"
+
+struct _QsimAgentPool {
+	GObject parent_instance;
+	QsimConfig *config;
+	QsimStore *store;
+	GPtrArray *agents; /* (element-type QsimAgent) */
+	gulong store_handler;
+	guint claim_idle_id;
+	guint poll_id;
+	guint recovery_id;
+	gboolean started;
+	gboolean stopping;
+	GTask *stop_task;
+	guint grace_id;
+};
+
+G_DEFINE_TYPE(QsimAgentPool, qsim_agent_pool, G_TYPE_OBJECT)
+
+enum { SIGNAL_JOB_STARTED, SIGNAL_JOB_FINISHED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST];
+
+static GHashTable *
+qsim_agent_pool_running_uuids(QsimAgentPool *self)
+{
+	GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	for (guint i = 0; i < self->agents->len; i++) {
+		QsimJob *job = qsim_agent_get_job(g_ptr_array_index(self->agents, i));
+
+		if (job != NULL)
+			g_hash_table_add(set, g_strdup(qsim_job_get_uuid(job)));
+	}
+	return set;
+}
+
+guint
+qsim_agent_pool_get_n_busy(QsimAgentPool *self)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < self->agents->len; i++) {
+		if (!qsim_agent_is_idle(g_ptr_array_index(self->agents, i)))
+			n++;
+	}
+	return n;
+}
+
+guint
+qsim_agent_pool_get_n_agents(QsimAgentPool *self)
+{
+	return self->agents->len;
+}
+
+QsimJob *
+qsim_agent_pool_lookup_job(QsimAgentPool *self, const gchar *uuid)
+{
+	for (guint i = 0; i < self->agents->len; i++) {
+		QsimJob *job = qsim_agent_get_job(g_ptr_array_index(self->agents, i));
+
+		if (job != NULL && g_strcmp0(qsim_job_get_uuid(job), uuid) == 0)
+			return job;
+	}
+	return NULL;
+}
+
+void
+qsim_agent_pool_claim_now(QsimAgentPool *self)
+{
+	guint max_vms = qsim_config_get_max_concurrent_vms(self->config);
+
+	if (!self->started || self->stopping)
+		return;
+	for (guint i = 0; i < self->agents->len; i++) {
+		QsimAgent *agent = g_ptr_array_index(self->agents, i);
+		g_autoptr(GError) error = NULL;
+
+		if (!qsim_agent_is_idle(agent))
+			continue;
+		if (!qsim_agent_try_claim(agent, max_vms, &error)) {
+			/* nothing pending, or the database-wide cap is reached */
+			if (error != NULL)
+				g_warning("agent %s cannot claim: %s", qsim_agent_get_id(agent),
+					  error->message);
+			return;
+		}
+		g_signal_emit(self, signals[SIGNAL_JOB_STARTED], 0, qsim_agent_get_job(agent));
+	}
+}
+
+static gboolean
+qsim_agent_pool_claim_idle_cb(gpointer user_data)
+{
+	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
+
+	self->claim_idle_id = 0;
+	qsim_agent_pool_claim_now(self);
+	return G_SOURCE_REMOVE;
+}
+
+/* coalesces wake-ups; never claims from inside a store signal emission */
+static void
+qsim_agent_pool_schedule_claim(QsimAgentPool *self)
+{
+	if (self->claim_idle_id != 0 || !self->started || self->stopping)
+		return;
+	self->claim_idle_id = g_idle_add(qsim_agent_pool_claim_idle_cb, self);
+}
+
+static void
+qsim_agent_pool_request_changed_cb(QsimStore *store, const gchar *uuid, gint status,
+				   gpointer user_data)
+{
+	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
+
+	/* a new or released request, or a slot freed by a final status */
+	if (status == QSIM_STATUS_PENDING || qsim_status_is_final((QsimStatus)status))
+		qsim_agent_pool_schedule_claim(self);
+}
+
+static gboolean
+qsim_agent_pool_poll_cb(gpointer user_data)
+{
+	qsim_agent_pool_claim_now(QSIM_AGENT_POOL(user_data));
+	return G_SOURCE_CONTINUE;
+}
+
+guint
+qsim_agent_pool_recover_now(QsimAgentPool *self)
+{
+	g_autoptr(GHashTable) skip = qsim_agent_pool_running_uuids(self);
+	g_autoptr(GError) error = NULL;
+	guint n = 0;
+
+	if (!qsim_agent_recovery_run(self->store, qsim_config_get_run_dir(self->config), skip, &n,
+				     &error))
+		g_warning("recovery failed: %s", error->message);
+	if (n > 0)
+		qsim_agent_pool_schedule_claim(self);
+	return n;
+}
+
+static gboolean
+qsim_agent_pool_recovery_cb(gpointer user_data)
+{
+	qsim_agent_pool_recover_now(QSIM_AGENT_POOL(user_data));
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+qsim_agent_pool_maybe_stopped(QsimAgentPool *self)
+{
+	g_autoptr(GTask) task = NULL;
+
+	if (self->stop_task == NULL || qsim_agent_pool_get_n_busy(self) > 0)
+		return;
+	g_clear_handle_id(&self->grace_id, g_source_remove);
+	task = g_steal_pointer(&self->stop_task);
+	g_info("all agents stopped");
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+qsim_agent_pool_job_finished_cb(QsimAgent *agent, const gchar *uuid, gint status,
+				gpointer user_data)
+{
+	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
+
+	g_signal_emit(self, signals[SIGNAL_JOB_FINISHED], 0, uuid, status);
+	if (self->stopping) {
+		qsim_agent_pool_maybe_stopped(self);
+		return;
+	}
+	qsim_agent_pool_schedule_claim(self);
+}
+
+gboolean
+qsim_agent_pool_start(QsimAgentPool *self, GError **error)
+{
+	const gchar *run_dir = qsim_config_get_run_dir(self->config);
+	gdouble poll_s = qsim_config_get_agent_poll_interval(self->config);
+	guint lease_ms = qsim_config_get_lease_seconds(self->config) * 1000;
+	guint n = 0;
+
+	g_return_val_if_fail(!self->started, FALSE);
+	/* our own stale claims at once (their process is gone), expired leases of others */
+	if (!qsim_agent_recovery_run(self->store, run_dir, NULL, &n, error)) {
+		g_prefix_error(error, "recovery at start failed: ");
+		return FALSE;
+	}
+	qsim_agent_recovery_sweep_run_dir(self->store, run_dir, NULL);
+	g_info("%u agents started (max %u VMs in the database, poll every %.2f s, %u recovered)",
+	       self->agents->len, qsim_config_get_max_concurrent_vms(self->config), poll_s, n);
+	self->started = TRUE;
+	self->store_handler = g_signal_connect(self->store, "request-changed",
+					       G_CALLBACK(qsim_agent_pool_request_changed_cb), self);
+	self->poll_id = g_timeout_add(MAX((guint)(poll_s * 1000), 10), qsim_agent_pool_poll_cb, self);
+	self->recovery_id = g_timeout_add(CLAMP(lease_ms / 3, 200, QSIM_AGENT_POOL_RECOVERY_INTERVAL_MS),
+					  qsim_agent_pool_recovery_cb, self);
+	qsim_agent_pool_schedule_claim(self);
+	return TRUE;
+}
+
+void
+qsim_agent_pool_abort_jobs(QsimAgentPool *self)
+{
+	g_clear_handle_id(&self->grace_id, g_source_remove);
+	for (guint i = 0; i < self->agents->len; i++)
+		qsim_agent_abort(g_ptr_array_index(self->agents, i), QSIM_AGENT_POOL_SHUTDOWN_REASON);
+}
+
+static gboolean
+qsim_agent_pool_grace_cb(gpointer user_data)
+{
+	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
+
+	self->grace_id = 0;
+	g_info("shutdown grace over: stopping %u running jobs", qsim_agent_pool_get_n_busy(self));
+	qsim_agent_pool_abort_jobs(self);
+	return G_SOURCE_REMOVE;
+}
+
+void
+qsim_agent_pool_stop_async(QsimAgentPool *self, guint grace_ms, GCancellable *cancellable,
+			   GAsyncReadyCallback callback, gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+
+	g_task_set_source_tag(task, qsim_agent_pool_stop_async);
+	if (self->stop_task != NULL) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_BUSY,
+					"the agents are already stopping");
+		return;
+	}
+	self->stopping = TRUE;
+	g_clear_handle_id(&self->claim_idle_id, g_source_remove);
+	g_clear_handle_id(&self->poll_id, g_source_remove);
+	g_clear_handle_id(&self->recovery_id, g_source_remove);
+	g_info("stopping agents: no new claims, %u running jobs get %u ms", qsim_agent_pool_get_n_busy(self),
+	       grace_ms);
+	self->stop_task = g_steal_pointer(&task);
+	if (qsim_agent_pool_get_n_busy(self) > 0)
+		self->grace_id = g_timeout_add(grace_ms, qsim_agent_pool_grace_cb, self);
+	qsim_agent_pool_maybe_stopped(self);
+}
+
+gboolean
+qsim_agent_pool_stop_finish(QsimAgentPool *self, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+static void
+qsim_agent_pool_dispose(GObject *object)
+{
+	QsimAgentPool *self = QSIM_AGENT_POOL(object);
+
+	g_clear_handle_id(&self->claim_idle_id, g_source_remove);
+	g_clear_handle_id(&self->poll_id, g_source_remove);
+	g_clear_handle_id(&self->recovery_id, g_source_remove);
+	g_clear_handle_id(&self->grace_id, g_source_remove);
+	if (self->store_handler != 0) {
+		g_signal_handler_disconnect(self->store, self->store_handler);
+		self->store_handler = 0;
+	}
+	if (self->agents != NULL) {
+		for (guint i = 0; i < self->agents->len; i++)
+			g_signal_handlers_disconnect_by_data(g_ptr_array_index(self->agents, i),
+							     self);
+		g_clear_pointer(&self->agents, g_ptr_array_unref);
+	}
+	G_OBJECT_CLASS(qsim_agent_pool_parent_class)->dispose(object);
+}
+
+static void
+qsim_agent_pool_finalize(GObject *object)
+{
+	QsimAgentPool *self = QSIM_AGENT_POOL(object);
+
+	g_clear_object(&self->store);
+	g_clear_object(&self->config);
+	G_OBJECT_CLASS(qsim_agent_pool_parent_class)->finalize(object);
+}
+
+static void
+qsim_agent_pool_class_init(QsimAgentPoolClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = qsim_agent_pool_dispose;
+	object_class->finalize = qsim_agent_pool_finalize;
+	signals[SIGNAL_JOB_STARTED] =
+	    g_signal_new("job-started", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+			 NULL, NULL, G_TYPE_NONE, 1, QSIM_TYPE_JOB);
+	signals[SIGNAL_JOB_FINISHED] =
+	    g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+			 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
+}
+
+static void
+qsim_agent_pool_init(QsimAgentPool *self)
+{
+	self->agents = g_ptr_array_new_with_free_func(g_object_unref);
+}
+
+QsimAgentPool *
+qsim_agent_pool_new(QsimConfig *config, QsimStore *store)
+{
+	QsimAgentPool *self = g_object_new(QSIM_TYPE_AGENT_POOL, NULL);
+	guint n = qsim_config_get_agent_count(config);
+
+	self->config = g_object_ref(config);
+	self->store = g_object_ref(store);
+	for (guint i = 0; i < n; i++) {
+		g_autofree gchar *id = qsim_agent_make_id(i);
+		QsimAgent *agent = qsim_agent_new(config, store, id);
+
+		g_signal_connect(agent, "job-finished",
+				 G_CALLBACK(qsim_agent_pool_job_finished_cb), self);
+		g_ptr_array_add(self->agents, agent);
+	}
+	return self;
+}

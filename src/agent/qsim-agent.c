@@ -1,0 +1,165 @@
+#define G_LOG_DOMAIN "qsim-agent"
+
+#include "config.h"
+
+#include <unistd.h>
+
+#include "agent/qsim-agent.h"
+#include "common/qsim-error.h"
+
+struct _QsimAgent {
+	GObject parent_instance;
+	QsimConfig *config;
+	QsimStore *store;
+	gchar *id;
+	QsimJob *job;
+};
+
+G_DEFINE_TYPE(QsimAgent, qsim_agent, G_TYPE_OBJECT)
+
+enum { SIGNAL_JOB_FINISHED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST];
+
+gchar *
+qsim_agent_make_id(guint index)
+{
+	return g_strdup_printf("%s:%d:%u", g_get_host_name(), (gint)getpid(), index);
+}
+
+gboolean
+qsim_agent_parse_id(const gchar *agent_id, gchar **host, GPid *pid)
+{
+	g_auto(GStrv) parts = NULL;
+	guint n;
+	guint64 v = 0;
+
+	if (agent_id == NULL)
+		return FALSE;
+	/* the host name may not hold ':' but be safe: the last two fields are numbers */
+	parts = g_strsplit(agent_id, ":", -1);
+	n = g_strv_length(parts);
+	if (n < 3 || parts[0][0] == '\0')
+		return FALSE;
+	if (!g_ascii_string_to_unsigned(parts[n - 2], 10, 1, G_MAXINT, &v, NULL) ||
+	    !g_ascii_string_to_unsigned(parts[n - 1], 10, 0, G_MAXUINT, NULL, NULL))
+		return FALSE;
+	if (pid != NULL)
+		*pid = (GPid)v;
+	if (host != NULL) {
+		g_free(parts[n - 2]);
+		parts[n - 2] = NULL;
+		*host = g_strjoinv(":", parts);
+	}
+	return TRUE;
+}
+
+const gchar *
+qsim_agent_get_id(QsimAgent *self)
+{
+	return self->id;
+}
+
+QsimJob *
+qsim_agent_get_job(QsimAgent *self)
+{
+	return self->job;
+}
+
+gboolean
+qsim_agent_is_idle(QsimAgent *self)
+{
+	return self->job == NULL;
+}
+
+static void
+qsim_agent_job_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimAgent) self = QSIM_AGENT(user_data);
+	g_autoptr(QsimJob) job = QSIM_JOB(source);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *uuid = g_strdup(qsim_job_get_uuid(job));
+	QsimStatus status = QSIM_STATUS_FAILED;
+	gint reported = -1;
+
+	if (qsim_job_run_finish(job, res, &status, &error))
+		reported = (gint)status;
+	else
+		g_warning("agent %s: %s", self->id, error->message);
+	if (self->job == job)
+		g_clear_object(&self->job);
+	g_signal_emit(self, signals[SIGNAL_JOB_FINISHED], 0, uuid, reported);
+}
+
+gboolean
+qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error)
+{
+	g_autoptr(QsimRequest) request = NULL;
+	gint64 lease_ms = (gint64)qsim_config_get_lease_seconds(self->config) * 1000;
+
+	if (self->job != NULL)
+		return FALSE;
+	request = qsim_store_claim_next(self->store, self->id, lease_ms, max_active_vms, error);
+	if (request == NULL)
+		return FALSE;
+	g_info("agent %s claimed %s (%s, attempt %u)", self->id, request->uuid, request->vm_name,
+	       request->attempts);
+	self->job = qsim_job_new(self->config, self->store, self->id, request);
+	/* the job's callback holds one reference, the agent another until it returns */
+	qsim_job_run_async(g_object_ref(self->job), qsim_agent_job_cb, g_object_ref(self));
+	return TRUE;
+}
+
+void
+qsim_agent_abort(QsimAgent *self, const gchar *reason)
+{
+	if (self->job != NULL)
+		qsim_job_abort(self->job, reason);
+}
+
+static void
+qsim_agent_dispose(GObject *object)
+{
+	QsimAgent *self = QSIM_AGENT(object);
+
+	g_clear_object(&self->job);
+	G_OBJECT_CLASS(qsim_agent_parent_class)->dispose(object);
+}
+
+static void
+qsim_agent_finalize(GObject *object)
+{
+	QsimAgent *self = QSIM_AGENT(object);
+
+	g_clear_object(&self->store);
+	g_clear_object(&self->config);
+	g_free(self->id);
+	G_OBJECT_CLASS(qsim_agent_parent_class)->finalize(object);
+}
+
+static void
+qsim_agent_class_init(QsimAgentClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->dispose = qsim_agent_dispose;
+	object_class->finalize = qsim_agent_finalize;
+	signals[SIGNAL_JOB_FINISHED] =
+	    g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+			 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
+}
+
+static void
+qsim_agent_init(QsimAgent *self)
+{
+}
+
+QsimAgent *
+qsim_agent_new(QsimConfig *config, QsimStore *store, const gchar *agent_id)
+{
+	QsimAgent *self = g_object_new(QSIM_TYPE_AGENT, NULL);
+
+	self->config = g_object_ref(config);
+	self->store = g_object_ref(store);
+	self->id = g_strdup(agent_id);
+	return self;
+}

@@ -1,0 +1,263 @@
+#define G_LOG_DOMAIN "qsim-agent"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "agent/qsim-log-batcher.h"
+#include "common/qsim-error.h"
+
+/* one future row: consecutive chunks of one raw stream grow the same buffer */
+typedef struct {
+	QsimLogType log_type;
+	gint64 timestamp_ms;
+	GByteArray *data;
+} Pending;
+
+static void
+pending_free(Pending *p)
+{
+	g_byte_array_unref(p->data);
+	g_free(p);
+}
+
+struct _QsimLogBatcher {
+	GObject parent_instance;
+	QsimStore *store;
+	gchar *uuid;
+	gsize max_bytes;
+	guint flush_ms;
+	GPtrArray *pending; /* (element-type Pending) in arrival order */
+	gsize buffered;
+	gsize max_buffered;
+	guint timer_id;
+	gboolean congested;
+	guint n_flushes;
+};
+
+G_DEFINE_TYPE(QsimLogBatcher, qsim_log_batcher, G_TYPE_OBJECT)
+
+enum { PROP_0, PROP_CONGESTED, N_PROPS };
+static GParamSpec *props[N_PROPS];
+
+static void
+qsim_log_batcher_set_congested(QsimLogBatcher *self, gboolean congested)
+{
+	if (self->congested == congested)
+		return;
+	self->congested = congested;
+	g_debug("%s: log writer %s", self->uuid, congested ? "congested" : "caught up");
+	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONGESTED]);
+}
+
+static gboolean
+qsim_log_batcher_timer_cb(gpointer user_data)
+{
+	QsimLogBatcher *self = QSIM_LOG_BATCHER(user_data);
+	g_autoptr(GError) error = NULL;
+
+	self->timer_id = 0;
+	if (!qsim_log_batcher_flush(self, &error))
+		g_warning("%s: cannot store logs (will retry): %s", self->uuid, error->message);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+qsim_log_batcher_arm(QsimLogBatcher *self, guint ms)
+{
+	if (self->timer_id != 0)
+		return;
+	self->timer_id = g_timeout_add(ms, qsim_log_batcher_timer_cb, self);
+}
+
+static gboolean
+qsim_log_batcher_mergeable(QsimLogType log_type)
+{
+	return log_type == QSIM_LOG_BOOT || log_type == QSIM_LOG_STDOUT ||
+	       log_type == QSIM_LOG_STDERR;
+}
+
+void
+qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data,
+			gsize len)
+{
+	Pending *last = NULL;
+
+	g_return_if_fail(QSIM_IS_LOG_BATCHER(self));
+	if (len == 0)
+		return;
+	if (self->pending->len > 0)
+		last = g_ptr_array_index(self->pending, self->pending->len - 1);
+	if (last == NULL || last->log_type != log_type || !qsim_log_batcher_mergeable(log_type)) {
+		last = g_new0(Pending, 1);
+		last->log_type = log_type;
+		last->timestamp_ms = qsim_store_now_ms(self->store);
+		last->data = g_byte_array_sized_new(MIN(len, self->max_bytes));
+		g_ptr_array_add(self->pending, last);
+	}
+	g_byte_array_append(last->data, data, (guint)len);
+	self->buffered += len;
+	self->max_buffered = MAX(self->max_buffered, self->buffered);
+
+	if (self->buffered >= self->max_bytes) {
+		g_autoptr(GError) error = NULL;
+
+		if (!qsim_log_batcher_flush(self, &error))
+			g_warning("%s: cannot store logs (will retry): %s", self->uuid,
+				  error->message);
+		return;
+	}
+	qsim_log_batcher_arm(self, self->flush_ms);
+}
+
+void
+qsim_log_batcher_append_bytes(QsimLogBatcher *self, QsimLogType log_type, GBytes *bytes)
+{
+	gsize len = 0;
+	const guint8 *data = g_bytes_get_data(bytes, &len);
+
+	qsim_log_batcher_append(self, log_type, data, len);
+}
+
+void
+qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, const gchar *text)
+{
+	gsize len = strlen(text);
+
+	if (len > 0 && text[len - 1] == '\n') {
+		qsim_log_batcher_append(self, log_type, (const guint8 *)text, len);
+	} else {
+		g_autofree gchar *line = g_strconcat(text, "\n", NULL);
+		qsim_log_batcher_append(self, log_type, (const guint8 *)line, len + 1);
+	}
+}
+
+gboolean
+qsim_log_batcher_flush(QsimLogBatcher *self, GError **error)
+{
+	g_autoptr(GPtrArray) chunks = NULL;
+
+	g_return_val_if_fail(QSIM_IS_LOG_BATCHER(self), FALSE);
+	g_clear_handle_id(&self->timer_id, g_source_remove);
+	if (self->pending->len == 0)
+		return TRUE;
+	chunks = g_ptr_array_new_full(self->pending->len, (GDestroyNotify)qsim_log_entry_free);
+	for (guint i = 0; i < self->pending->len; i++) {
+		Pending *p = g_ptr_array_index(self->pending, i);
+		/* a new GBytes over the same memory: the buffer stays for a retry */
+		g_autoptr(GBytes) bytes = g_bytes_new_static(p->data->data, p->data->len);
+
+		g_ptr_array_add(chunks,
+				qsim_log_entry_new_bytes(p->log_type, p->timestamp_ms, bytes));
+	}
+	if (qsim_store_append_logs(self->store, self->uuid, chunks, error) < 0) {
+		/* keep everything, in order; hold the producer back once the bound is hit */
+		if (self->buffered >= self->max_bytes)
+			qsim_log_batcher_set_congested(self, TRUE);
+		qsim_log_batcher_arm(self, QSIM_LOG_BATCHER_RETRY_MS);
+		g_prefix_error(error, "request %s: ", self->uuid);
+		return FALSE;
+	}
+	/* the entries point into the buffers: drop them before the buffers */
+	g_clear_pointer(&chunks, g_ptr_array_unref);
+	g_ptr_array_set_size(self->pending, 0);
+	self->buffered = 0;
+	self->n_flushes++;
+	qsim_log_batcher_set_congested(self, FALSE);
+	return TRUE;
+}
+
+gsize
+qsim_log_batcher_get_buffered(QsimLogBatcher *self)
+{
+	return self->buffered;
+}
+
+gboolean
+qsim_log_batcher_get_congested(QsimLogBatcher *self)
+{
+	return self->congested;
+}
+
+guint
+qsim_log_batcher_get_n_flushes(QsimLogBatcher *self)
+{
+	return self->n_flushes;
+}
+
+gsize
+qsim_log_batcher_get_max_buffered(QsimLogBatcher *self)
+{
+	return self->max_buffered;
+}
+
+static void
+qsim_log_batcher_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+	QsimLogBatcher *self = QSIM_LOG_BATCHER(object);
+
+	switch (prop_id) {
+	case PROP_CONGESTED:
+		g_value_set_boolean(value, self->congested);
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+	}
+}
+
+static void
+qsim_log_batcher_dispose(GObject *object)
+{
+	QsimLogBatcher *self = QSIM_LOG_BATCHER(object);
+
+	g_clear_handle_id(&self->timer_id, g_source_remove);
+	if (self->pending->len > 0)
+		g_warning("%s: %" G_GSIZE_FORMAT " log bytes dropped: never stored", self->uuid,
+			  self->buffered);
+	g_ptr_array_set_size(self->pending, 0);
+	self->buffered = 0;
+	G_OBJECT_CLASS(qsim_log_batcher_parent_class)->dispose(object);
+}
+
+static void
+qsim_log_batcher_finalize(GObject *object)
+{
+	QsimLogBatcher *self = QSIM_LOG_BATCHER(object);
+
+	g_clear_object(&self->store);
+	g_free(self->uuid);
+	g_ptr_array_unref(self->pending);
+	G_OBJECT_CLASS(qsim_log_batcher_parent_class)->finalize(object);
+}
+
+static void
+qsim_log_batcher_class_init(QsimLogBatcherClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+
+	object_class->get_property = qsim_log_batcher_get_property;
+	object_class->dispose = qsim_log_batcher_dispose;
+	object_class->finalize = qsim_log_batcher_finalize;
+	props[PROP_CONGESTED] =
+	    g_param_spec_boolean("congested", NULL, NULL, FALSE,
+				 G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+	g_object_class_install_properties(object_class, N_PROPS, props);
+}
+
+static void
+qsim_log_batcher_init(QsimLogBatcher *self)
+{
+	self->pending = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
+}
+
+QsimLogBatcher *
+qsim_log_batcher_new(QsimStore *store, const gchar *uuid, gsize max_bytes, guint flush_ms)
+{
+	QsimLogBatcher *self = g_object_new(QSIM_TYPE_LOG_BATCHER, NULL);
+
+	self->store = g_object_ref(store);
+	self->uuid = g_strdup(uuid);
+	self->max_bytes = max_bytes > 0 ? max_bytes : QSIM_LOG_BATCHER_DEFAULT_MAX_BYTES;
+	self->flush_ms = flush_ms > 0 ? flush_ms : QSIM_LOG_BATCHER_DEFAULT_FLUSH_MS;
+	return self;
+}

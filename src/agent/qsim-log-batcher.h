@@ -1,0 +1,86 @@
+#pragma once
+
+#include <glib-object.h>
+
+#include "store/qsim-store.h"
+
+G_BEGIN_DECLS
+
+/* Flush at once when this many bytes are buffered. */
+#define QSIM_LOG_BATCHER_DEFAULT_MAX_BYTES (256 * 1024)
+/* Flush no later than this after the first buffered byte. */
+#define QSIM_LOG_BATCHER_DEFAULT_FLUSH_MS 1000
+/* After a failed flush (e.g. a locked database), try again this soon. */
+#define QSIM_LOG_BATCHER_RETRY_MS 200
+
+#define QSIM_TYPE_LOG_BATCHER (qsim_log_batcher_get_type())
+G_DECLARE_FINAL_TYPE(QsimLogBatcher, qsim_log_batcher, QSIM, LOG_BATCHER, GObject)
+
+/*
+ * QsimLogBatcher: one request's log writer. Chunks are buffered in arrival
+ * order and written with qsim_store_append_logs(), one transaction per
+ * batch, no later than flush_ms after the first buffered byte and at once
+ * when max_bytes are buffered. Consecutive chunks of a raw stream (boot,
+ * stdout, stderr) are merged into one row; command and system entries stay
+ * rows of their own. Lives on the main context of its creator.
+ *
+ * Property "congested" (gboolean, read-only, notifies): TRUE while max_bytes
+ * or more are buffered and could not be written (the store failed); the
+ * producer must then stop reading its source (QsimGuest flow control) until
+ * it is FALSE again. Memory stays bounded by max_bytes plus what the
+ * producer already had in flight.
+ */
+
+/**
+ * qsim_log_batcher_new:
+ * @store: (transfer none): referenced
+ * @uuid: the request's full UUID
+ * @max_bytes: size bound, 0 for %QSIM_LOG_BATCHER_DEFAULT_MAX_BYTES
+ * @flush_ms: time bound, 0 for %QSIM_LOG_BATCHER_DEFAULT_FLUSH_MS
+ *
+ * Returns: (transfer full): a new batcher with an empty buffer
+ */
+QsimLogBatcher *
+qsim_log_batcher_new(QsimStore *store, const gchar *uuid, gsize max_bytes, guint flush_ms);
+
+/* Buffers a copy of @len bytes of @data (nothing for @len 0). */
+void
+qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data,
+			gsize len);
+
+/* Buffers @bytes (a reference is taken; nothing for empty bytes). */
+void
+qsim_log_batcher_append_bytes(QsimLogBatcher *self, QsimLogType log_type, GBytes *bytes);
+
+/* Buffers one text line; a newline is added when @text has none. */
+void
+qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, const gchar *text);
+
+/**
+ * qsim_log_batcher_flush:
+ *
+ * Writes everything buffered now, in one transaction. On failure the data
+ * stays buffered (nothing is lost) and a retry is scheduled.
+ *
+ * Returns: %TRUE when the buffer is empty afterwards
+ */
+gboolean
+qsim_log_batcher_flush(QsimLogBatcher *self, GError **error);
+
+/* Returns: bytes buffered and not yet written */
+gsize
+qsim_log_batcher_get_buffered(QsimLogBatcher *self);
+
+/* Returns: whether the producer must hold back (see "congested") */
+gboolean
+qsim_log_batcher_get_congested(QsimLogBatcher *self);
+
+/* Returns: the number of successful flushes (transactions) so far */
+guint
+qsim_log_batcher_get_n_flushes(QsimLogBatcher *self);
+
+/* Returns: the largest buffer seen, in bytes (for tests and benchmarks) */
+gsize
+qsim_log_batcher_get_max_buffered(QsimLogBatcher *self);
+
+G_END_DECLS

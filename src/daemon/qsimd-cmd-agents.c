@@ -1,0 +1,119 @@
+#define G_LOG_DOMAIN "qsim-daemon"
+
+#include "config.h"
+
+#include <glib-unix.h>
+#include <signal.h>
+
+#include "agent/qsim-agent-pool.h"
+#include "api/qsim-api-server.h"
+#include "common/qsim-error.h"
+#include "daemon/qsimd-commands.h"
+#include "store/qsim-store.h"
+
+typedef struct {
+	GMainLoop *loop;
+	QsimAgentPool *pool;
+	guint grace_ms;
+	gboolean stopping;
+} AgentsRun;
+
+static void
+agents_stopped_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	AgentsRun *run = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_agent_pool_stop_finish(QSIM_AGENT_POOL(source), res, &error))
+		g_warning("%s", error->message);
+	g_main_loop_quit(run->loop);
+}
+
+static gboolean
+agents_signal_cb(gpointer user_data)
+{
+	AgentsRun *run = user_data;
+
+	if (run->stopping) {
+		/* a second signal: do not wait for the grace period */
+		g_info("second signal: stopping running jobs now");
+		qsim_agent_pool_abort_jobs(run->pool);
+		return G_SOURCE_CONTINUE;
+	}
+	run->stopping = TRUE;
+	g_info("signal received: shutting down (grace %u ms)", run->grace_ms);
+	qsim_agent_pool_stop_async(run->pool, run->grace_ms, NULL, agents_stopped_cb, run);
+	return G_SOURCE_CONTINUE;
+}
+
+/* `agents` and `all` share everything but the API server. */
+static gint
+qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, GError **error)
+{
+	g_autoptr(QsimStore) store = NULL;
+	g_autoptr(QsimApiServer) server = NULL;
+	g_autoptr(QsimAgentPool) pool = NULL;
+	g_autoptr(GMainLoop) loop = NULL;
+	AgentsRun run = {0};
+	guint sigterm_id, sigint_id;
+
+	if (argc > 1) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "%s takes no arguments (got '%s')",
+			    argv[0], argv[1]);
+		return QSIMD_EXIT_USAGE;
+	}
+	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
+	if (store == NULL)
+		return 1;
+	pool = qsim_agent_pool_new(ctx->config, store);
+	if (with_api) {
+		/* one store object: the API's submit signals the pool directly */
+		server = qsim_api_server_new(ctx->config, store);
+		qsim_api_server_set_agent_count(server, qsim_agent_pool_get_n_agents(pool));
+		if (!qsim_api_server_listen(server, error))
+			return 1;
+	}
+	if (!qsim_agent_pool_start(pool, error))
+		return 1;
+	loop = g_main_loop_new(NULL, FALSE);
+	run.loop = loop;
+	run.pool = pool;
+	run.grace_ms = (guint)(qsim_config_get_shutdown_grace(ctx->config) * 1000);
+	sigterm_id = g_unix_signal_add(SIGTERM, agents_signal_cb, &run);
+	sigint_id = g_unix_signal_add(SIGINT, agents_signal_cb, &run);
+	g_main_loop_run(loop);
+	g_source_remove(sigterm_id);
+	g_source_remove(sigint_id);
+	if (server != NULL)
+		qsim_api_server_stop(server);
+	g_info("%s stopped", with_api ? "qsimd all" : "agents");
+	return 0;
+}
+
+/**
+ * qsimd_cmd_agents:
+ *
+ * `qsimd agents`: runs AGENT_COUNT agents until SIGTERM or SIGINT. Several
+ * such processes may share one database file.
+ *
+ * Returns: the exit status
+ */
+gint
+qsimd_cmd_agents(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
+{
+	return qsimd_run_agents(ctx, argc, argv, FALSE, error);
+}
+
+/**
+ * qsimd_cmd_all:
+ *
+ * `qsimd all`: the REST API and the agents in one process and one main
+ * loop; a submit wakes an idle agent at once.
+ *
+ * Returns: the exit status
+ */
+gint
+qsimd_cmd_all(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
+{
+	return qsimd_run_agents(ctx, argc, argv, TRUE, error);
+}

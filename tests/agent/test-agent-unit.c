@@ -1,0 +1,353 @@
+#define G_LOG_DOMAIN "qsim-test"
+
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent-test-util.h"
+#include "agent/qsim-agent-pool.h"
+#include "agent/qsim-agent-recovery.h"
+#include "agent/qsim-agent.h"
+#include "agent/qsim-job.h"
+#include "common/qsim-error.h"
+#include "vm/qsim-vm-rundir.h"
+
+typedef struct {
+	AgentFixture fx;
+} Fixture;
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	agent_fixture_init(&f->fx);
+	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=2", NULL);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	agent_fixture_clear(&f->fx);
+}
+
+/* A pid that ran and is gone (reaped). */
+static GPid
+dead_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	g_assert_cmpint(pid, >, 0);
+	g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+	return pid;
+}
+
+static QsimRequest *
+claim_as(Fixture *f, const gchar *agent_id, const gchar *vm_name)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) created =
+	    qsim_store_create_request(f->fx.store, vm_name, "echo hi", 30, &error);
+	QsimRequest *claimed;
+
+	g_assert_no_error(error);
+	claimed = qsim_store_claim_next(f->fx.store, agent_id, 60000, 0, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(claimed);
+	g_assert_cmpstr(claimed->uuid, ==, created->uuid);
+	return claimed;
+}
+
+static void
+test_agent_id(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *id = qsim_agent_make_id(3);
+	g_autofree gchar *host = NULL;
+	GPid pid = 0;
+
+	g_assert_true(qsim_agent_parse_id(id, &host, &pid));
+	g_assert_cmpstr(host, ==, g_get_host_name());
+	g_assert_cmpint(pid, ==, getpid());
+	g_assert_false(qsim_agent_parse_id("nohost", NULL, NULL));
+	g_assert_false(qsim_agent_parse_id("h:x:1", NULL, NULL));
+	g_assert_false(qsim_agent_parse_id(":12:1", NULL, NULL));
+	g_assert_false(qsim_agent_parse_id(NULL, NULL, NULL));
+}
+
+static void
+test_dead_local(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)dead_pid());
+	g_autofree gchar *parent = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)getppid());
+	g_autofree gchar *remote = g_strdup_printf("elsewhere.invalid:%d:0", (gint)dead_pid());
+
+	g_assert_true(qsim_agent_recovery_agent_is_dead_local(dead));
+	/* a live process running another program holds no claim of ours: its pid was reused */
+	g_assert_true(qsim_agent_recovery_agent_is_dead_local(parent));
+	/* another host: only its lease can tell */
+	g_assert_false(qsim_agent_recovery_agent_is_dead_local(remote));
+	g_assert_false(qsim_agent_recovery_agent_is_dead_local("garbage"));
+}
+
+/* A fake orphaned QEMU: a process whose command line names its run dir. */
+static GPid
+spawn_fake_qemu(const gchar *run_dir, const gchar *uuid)
+{
+	const gchar *argv[] = {"/bin/sh", "-c", "sleep 600", run_dir, NULL};
+	g_autoptr(GError) error = NULL;
+	GPid pid = 0;
+
+	g_assert_true(g_spawn_async(NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+				    &pid, &error));
+	g_assert_no_error(error);
+	g_assert_true(qsim_vm_rundir_write_state(run_dir, pid, uuid, &error));
+	g_assert_no_error(error);
+	return pid;
+}
+
+static void
+test_recover_acknowledged(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)dead_pid());
+	g_autoptr(QsimRequest) r = claim_as(f, dead, "tiny");
+	g_autoptr(QsimRequest) after = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *root = qsim_job_dup_run_root(f->fx.run_dir, r->uuid);
+	g_autofree gchar *vmdir = g_build_filename(root, "tiny-abcdef", NULL);
+	GPid qemu;
+	guint n = 0;
+
+	g_assert_cmpint(g_mkdir_with_parents(vmdir, 0700), ==, 0);
+	qemu = spawn_fake_qemu(vmdir, r->uuid);
+	g_assert_cmpuint(agent_test_count_procs(vmdir), ==, 1);
+
+	/* the lease is still live, but its process is gone: recovered at once */
+	g_assert_true(qsim_agent_recovery_run(f->fx.store, f->fx.run_dir, NULL, &n, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(n, ==, 1);
+	g_assert_cmpuint(agent_test_count_procs(vmdir), ==, 0);
+	g_assert_false(g_file_test(root, G_FILE_TEST_EXISTS));
+	g_assert_cmpint(waitpid(qemu, NULL, 0), ==, qemu);
+
+	/* failed before the commands started, first attempt: back to pending */
+	after = agent_test_get(&f->fx, r->uuid);
+	g_assert_cmpint(after->status, ==, QSIM_STATUS_PENDING);
+	g_assert_cmpuint(after->attempts, ==, 1);
+	g_assert_cmpint(after->lease_expires_at, ==, 0);
+	/* a second pass finds nothing */
+	g_assert_true(qsim_agent_recovery_run(f->fx.store, f->fx.run_dir, NULL, &n, &error));
+	g_assert_cmpuint(n, ==, 0);
+}
+
+static void
+test_recover_running(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:1", g_get_host_name(), (gint)dead_pid());
+	g_autoptr(QsimRequest) r = claim_as(f, dead, "tiny");
+	g_autoptr(QsimRequest) after = NULL;
+	g_autoptr(GError) error = NULL;
+	guint n = 0;
+
+	g_assert_true(qsim_store_mark_running(f->fx.store, r->uuid, dead, &error));
+	g_assert_true(qsim_agent_recovery_run(f->fx.store, f->fx.run_dir, NULL, &n, &error));
+	g_assert_cmpuint(n, ==, 1);
+	/* the commands may have run: never twice */
+	after = agent_test_get(&f->fx, r->uuid);
+	g_assert_cmpint(after->status, ==, QSIM_STATUS_FAILED);
+	g_assert_cmpstr(after->error, ==, QSIM_AGENT_RECOVERY_REASON);
+	g_assert_cmpint(after->finished_at, >, 0);
+}
+
+static gint64
+clock_cb(gpointer user_data)
+{
+	return *(gint64 *)user_data;
+}
+
+static void
+test_recover_expired(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *remote = g_strdup_printf("elsewhere.invalid:%d:0", (gint)getpid());
+	g_autoptr(QsimRequest) r = claim_as(f, remote, "tiny");
+	g_autoptr(QsimRequest) mid = NULL;
+	g_autoptr(QsimRequest) after = NULL;
+	g_autoptr(GHashTable) skip = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GError) error = NULL;
+	gint64 now = g_get_real_time() / 1000;
+	guint n = 0;
+
+	qsim_store_set_clock(f->fx.store, clock_cb, &now);
+	/* another host's live lease is left alone */
+	g_assert_true(qsim_agent_recovery_run(f->fx.store, f->fx.run_dir, NULL, &n, &error));
+	g_assert_cmpuint(n, ==, 0);
+	mid = agent_test_get(&f->fx, r->uuid);
+	g_assert_cmpint(mid->status, ==, QSIM_STATUS_ACKNOWLEDGED);
+	/* expired: recovered by anyone, unless it is one of ours still running */
+	now += 120 * 1000;
+	g_hash_table_add(skip, r->uuid);
+	g_assert_true(qsim_agent_recovery_run(f->fx.store, f->fx.run_dir, skip, &n, &error));
+	g_assert_cmpuint(n, ==, 0);
+	g_assert_true(qsim_agent_recovery_run(f->fx.store, f->fx.run_dir, NULL, &n, &error));
+	g_assert_cmpuint(n, ==, 1);
+	after = agent_test_get(&f->fx, r->uuid);
+	g_assert_cmpint(after->status, ==, QSIM_STATUS_PENDING);
+	qsim_store_set_clock(f->fx.store, NULL, NULL);
+}
+
+static void
+test_sweep(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) done = qsim_store_create_request(f->fx.store, "tiny", "true", 5, &error);
+	g_autofree gchar *stale = qsim_job_dup_run_root(f->fx.run_dir, done->uuid);
+	g_autofree gchar *stale_vm = g_build_filename(stale, "tiny-zzzzzz", NULL);
+	g_autofree gchar *unknown = qsim_job_dup_run_root(f->fx.run_dir, "0b6e8a4c-2c1c-4c1e-9d1a-6f0d1c2b3a4f");
+	g_autofree gchar *other = g_build_filename(f->fx.run_dir, "tiny-run-vm", NULL);
+	g_autofree gchar *stale_file = g_build_filename(stale_vm, QSIM_VM_RUNDIR_STATE, NULL);
+	GPid qemu;
+
+	/* a request with no lease (pending) whose dir still holds a live QEMU */
+	g_assert_cmpint(g_mkdir_with_parents(stale_vm, 0700), ==, 0);
+	g_assert_cmpint(g_mkdir_with_parents(unknown, 0700), ==, 0);
+	g_assert_cmpint(g_mkdir_with_parents(other, 0700), ==, 0);
+	qemu = spawn_fake_qemu(stale_vm, done->uuid);
+	g_assert_true(g_file_test(stale_file, G_FILE_TEST_EXISTS));
+	g_assert_cmpuint(qsim_agent_recovery_sweep_run_dir(f->fx.store, f->fx.run_dir, NULL), ==, 2);
+	g_assert_false(g_file_test(stale, G_FILE_TEST_EXISTS));
+	g_assert_false(g_file_test(unknown, G_FILE_TEST_EXISTS));
+	/* not a request's directory: not ours to remove */
+	g_assert_true(g_file_test(other, G_FILE_TEST_IS_DIR));
+	g_assert_cmpint(waitpid(qemu, NULL, 0), ==, qemu);
+}
+
+static gboolean
+final_cb(gpointer user_data)
+{
+	gpointer *args = user_data;
+	Fixture *f = args[0];
+	g_autoptr(QsimRequest) r = agent_test_get(&f->fx, args[1]);
+
+	return qsim_status_is_final(r->status) && r->lease_expires_at == 0;
+}
+
+static void
+test_pool_missing_vm(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimAgentPool) pool = qsim_agent_pool_new(f->fx.config, f->fx.store);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(QsimRequest) after = NULL;
+	g_autoptr(GByteArray) system = NULL;
+	gpointer args[2];
+
+	g_assert_true(qsim_agent_pool_start(pool, &error));
+	g_assert_no_error(error);
+	/* accepted at submit time, but its image and config are gone by the run */
+	r = qsim_store_create_request(f->fx.store, "vanished", "echo hi", 30, &error);
+	g_assert_no_error(error);
+	args[0] = f;
+	args[1] = r->uuid;
+	g_assert_true(agent_test_wait(final_cb, args, 60));
+	after = agent_test_get(&f->fx, r->uuid);
+	g_assert_cmpint(after->status, ==, QSIM_STATUS_FAILED);
+	g_assert_true(g_str_has_prefix(after->error, "VM vanished cannot be used: "));
+	g_assert_cmpuint(after->attempts, ==, 1);
+	g_assert_false(after->has_exit_code);
+	system = agent_test_log_bytes(&f->fx, r->uuid, QSIM_LOG_SYSTEM);
+	g_byte_array_append(system, (const guint8 *)"", 1);
+	g_assert_nonnull(strstr((const gchar *)system->data, "claimed by agent"));
+	g_assert_nonnull(strstr((const gchar *)system->data, "VM vanished cannot be used"));
+	g_assert_cmpuint(qsim_agent_pool_get_n_busy(pool), ==, 0);
+}
+
+static void
+stopped_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(qsim_agent_pool_stop_finish(QSIM_AGENT_POOL(source), res, &error));
+	*(gboolean *)user_data = TRUE;
+}
+
+static gboolean
+flag_cb(gpointer user_data)
+{
+	return *(gboolean *)user_data;
+}
+
+static void
+test_pool_cancelled_and_held(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimAgentPool) pool = qsim_agent_pool_new(f->fx.config, f->fx.store);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) cancelled = NULL;
+	g_autoptr(QsimRequest) held = NULL;
+	g_autoptr(QsimRequest) tmp = NULL;
+	g_autoptr(QsimRequest) c_after = NULL;
+	g_autoptr(QsimRequest) h_after = NULL;
+	g_autoptr(QsimRequest) released = NULL;
+	gboolean stopped = FALSE;
+	gpointer args[2];
+
+	cancelled = qsim_store_create_request(f->fx.store, "vanished", "echo 1", 30, &error);
+	held = qsim_store_create_request(f->fx.store, "vanished", "echo 2", 30, &error);
+	g_assert_no_error(error);
+	/* cancel while pending: at once, never claimed */
+	tmp = qsim_store_cancel_request(f->fx.store, cancelled->uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(tmp->status, ==, QSIM_STATUS_CANCELLED);
+	g_clear_pointer(&tmp, qsim_request_free);
+	tmp = qsim_store_set_status(f->fx.store, held->uuid, QSIM_STATUS_HOLD, &error);
+	g_assert_no_error(error);
+	g_clear_pointer(&tmp, qsim_request_free);
+
+	g_assert_true(qsim_agent_pool_start(pool, &error));
+	qsim_agent_pool_claim_now(pool);
+	g_assert_cmpuint(qsim_agent_pool_get_n_busy(pool), ==, 0);
+	c_after = agent_test_get(&f->fx, cancelled->uuid);
+	h_after = agent_test_get(&f->fx, held->uuid);
+	g_assert_cmpint(c_after->status, ==, QSIM_STATUS_CANCELLED);
+	g_assert_cmpstr(c_after->error, ==, "cancelled by user");
+	g_assert_cmpuint(c_after->attempts, ==, 0);
+	g_assert_cmpint(h_after->status, ==, QSIM_STATUS_HOLD);
+	g_assert_cmpuint(h_after->attempts, ==, 0);
+
+	/* released: the in-process signal wakes an agent, which runs (and fails) it */
+	tmp = qsim_store_set_status(f->fx.store, held->uuid, QSIM_STATUS_PENDING, &error);
+	g_assert_no_error(error);
+	args[0] = f;
+	args[1] = held->uuid;
+	g_assert_true(agent_test_wait(final_cb, args, 60));
+	released = agent_test_get(&f->fx, held->uuid);
+	g_assert_cmpint(released->status, ==, QSIM_STATUS_FAILED);
+	g_assert_cmpuint(released->attempts, ==, 1);
+
+	qsim_agent_pool_stop_async(pool, 1000, NULL, stopped_cb, &stopped);
+	g_assert_true(agent_test_wait(flag_cb, &stopped, 30));
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add("/qsim/agent/id", Fixture, NULL, fixture_setup, test_agent_id,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/recovery/dead-local", Fixture, NULL, fixture_setup,
+		   test_dead_local, fixture_teardown);
+	g_test_add("/qsim/agent/recovery/acknowledged-retried", Fixture, NULL, fixture_setup,
+		   test_recover_acknowledged, fixture_teardown);
+	g_test_add("/qsim/agent/recovery/running-failed", Fixture, NULL, fixture_setup,
+		   test_recover_running, fixture_teardown);
+	g_test_add("/qsim/agent/recovery/expired-lease", Fixture, NULL, fixture_setup,
+		   test_recover_expired, fixture_teardown);
+	g_test_add("/qsim/agent/recovery/sweep", Fixture, NULL, fixture_setup, test_sweep,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/pool/missing-vm", Fixture, NULL, fixture_setup,
+		   test_pool_missing_vm, fixture_teardown);
+	g_test_add("/qsim/agent/pool/cancelled-and-held", Fixture, NULL, fixture_setup,
+		   test_pool_cancelled_and_held, fixture_teardown);
+	return g_test_run();
+}

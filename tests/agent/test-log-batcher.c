@@ -1,0 +1,225 @@
+#define G_LOG_DOMAIN "qsim-test"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "agent-test-util.h"
+#include "agent/qsim-log-batcher.h"
+#include "common/qsim-error.h"
+
+typedef struct {
+	AgentFixture fx;
+	gchar *uuid;
+} Fixture;
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+
+	agent_fixture_init(&f->fx);
+	r = qsim_store_create_request(f->fx.store, "tiny", "echo hi", 30, &error);
+	g_assert_no_error(error);
+	f->uuid = g_strdup(r->uuid);
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	g_free(f->uuid);
+	agent_fixture_clear(&f->fx);
+}
+
+static guint
+n_rows(Fixture *f)
+{
+	g_autoptr(GPtrArray) logs = agent_test_logs(&f->fx, f->uuid);
+
+	return logs->len;
+}
+
+static void
+test_size_bound(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, 1024, 600000);
+	guint8 buf[600];
+
+	memset(buf, 'x', sizeof(buf));
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, buf, sizeof(buf));
+	/* below the bound and long before the time bound: nothing written yet */
+	g_assert_cmpuint(n_rows(f), ==, 0);
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), ==, 600);
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, buf, sizeof(buf));
+	/* passing the bound writes at once, as one merged row in one transaction */
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), ==, 0);
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 1);
+	g_assert_cmpuint(n_rows(f), ==, 1);
+	{
+		g_autoptr(GByteArray) out = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_STDOUT);
+		g_assert_cmpuint(out->len, ==, 1200);
+	}
+}
+
+static gboolean
+buffer_empty_cb(gpointer user_data)
+{
+	return qsim_log_batcher_get_buffered(QSIM_LOG_BATCHER(user_data)) == 0;
+}
+
+static void
+test_time_bound(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, 0, 100);
+
+	qsim_log_batcher_append_line(b, QSIM_LOG_SYSTEM, "VM started");
+	g_assert_cmpuint(n_rows(f), ==, 0);
+	/* the timer, not a size or an explicit flush, writes it */
+	g_assert_true(agent_test_wait(buffer_empty_cb, b, 30));
+	g_assert_cmpuint(n_rows(f), ==, 1);
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 1);
+}
+
+static void
+test_order(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, 0, 600000);
+	g_autoptr(GPtrArray) logs = NULL;
+	g_autoptr(GError) error = NULL;
+	const struct {
+		QsimLogType type;
+		const gchar *text;
+	} want[] = {
+	    {QSIM_LOG_BOOT, "booting\nQSIM-READY\n"},
+	    {QSIM_LOG_SYSTEM, "SSH ready\n"},
+	    {QSIM_LOG_SYSTEM, "second line\n"},
+	    {QSIM_LOG_COMMAND, "echo a; echo b >&2\n"},
+	    {QSIM_LOG_STDOUT, "a\nmore\n"},
+	    {QSIM_LOG_STDERR, "b\n"},
+	    {QSIM_LOG_STDOUT, "c\n"},
+	};
+
+	qsim_log_batcher_append(b, QSIM_LOG_BOOT, (const guint8 *)"booting\n", 8);
+	qsim_log_batcher_append(b, QSIM_LOG_BOOT, (const guint8 *)"QSIM-READY\n", 11);
+	qsim_log_batcher_append_line(b, QSIM_LOG_SYSTEM, "SSH ready");
+	qsim_log_batcher_append_line(b, QSIM_LOG_SYSTEM, "second line\n");
+	qsim_log_batcher_append_line(b, QSIM_LOG_COMMAND, "echo a; echo b >&2");
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, (const guint8 *)"a\n", 2);
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, (const guint8 *)"more\n", 5);
+	qsim_log_batcher_append(b, QSIM_LOG_STDERR, (const guint8 *)"b\n", 2);
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, (const guint8 *)"c\n", 2);
+	g_assert_true(qsim_log_batcher_flush(b, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 1);
+
+	logs = agent_test_logs(&f->fx, f->uuid);
+	g_assert_cmpuint(logs->len, ==, G_N_ELEMENTS(want));
+	for (guint i = 0; i < logs->len; i++) {
+		QsimLogEntry *e = g_ptr_array_index(logs, i);
+		gsize len = 0;
+		const gchar *d = g_bytes_get_data(e->output, &len);
+
+		g_assert_cmpint(e->log_type, ==, want[i].type);
+		g_assert_cmpuint(len, ==, strlen(want[i].text));
+		g_assert_cmpint(memcmp(d, want[i].text, len), ==, 0);
+		g_assert_cmpint(e->seq, ==, (gint64)i + 1);
+	}
+	/* an empty flush writes nothing */
+	g_assert_true(qsim_log_batcher_flush(b, &error));
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 1);
+}
+
+static void
+test_bytes_exact(Fixture *f, gconstpointer data)
+{
+	const gsize total = 8 * 1024 * 1024;
+	const gsize bound = 64 * 1024;
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, bound, 600000);
+	g_autoptr(GByteArray) in = g_byte_array_sized_new(total);
+	g_autoptr(GByteArray) out = NULL;
+	g_autoptr(GRand) rand = g_rand_new_with_seed(42);
+	g_autoptr(GError) error = NULL;
+	gsize off = 0;
+	gsize max_chunk = 0;
+
+	for (gsize i = 0; i < total; i++) {
+		guint8 byte = (guint8)g_rand_int_range(rand, 0, 256);
+		g_byte_array_append(in, &byte, 1);
+	}
+	while (off < total) {
+		gsize n = MIN((gsize)g_rand_int_range(rand, 1, 40000), total - off);
+
+		qsim_log_batcher_append(b, QSIM_LOG_STDOUT, in->data + off, n);
+		/* some stderr in between, so the stdout rows do split */
+		if (g_rand_int_range(rand, 0, 8) == 0)
+			qsim_log_batcher_append(b, QSIM_LOG_STDERR, (const guint8 *)"\0e", 2);
+		max_chunk = MAX(max_chunk, n);
+		off += n;
+	}
+	g_assert_true(qsim_log_batcher_flush(b, &error));
+	g_assert_no_error(error);
+	out = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_STDOUT);
+	g_assert_cmpuint(out->len, ==, in->len);
+	g_assert_cmpint(memcmp(out->data, in->data, in->len), ==, 0);
+	/* memory stays bounded: never more than the bound plus one chunk */
+	g_assert_cmpuint(qsim_log_batcher_get_max_buffered(b), <, bound + max_chunk + 2);
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), >=, total / (bound + max_chunk + 2));
+}
+
+static void
+congested_cb(GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+	(*(guint *)user_data)++;
+}
+
+static void
+test_congestion(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimLogBatcher) b = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 buf[700];
+	guint notified = 0;
+
+	/* a store that refuses the writes: the request is gone */
+	r = qsim_store_cancel_request(f->fx.store, f->uuid, &error);
+	g_assert_no_error(error);
+	g_assert_true(qsim_store_delete_request(f->fx.store, f->uuid, &error));
+	b = qsim_log_batcher_new(f->fx.store, f->uuid, 1024, 600000);
+	g_signal_connect(b, "notify::congested", G_CALLBACK(congested_cb), &notified);
+	memset(buf, 'y', sizeof(buf));
+
+	g_test_expect_message("qsim-agent", G_LOG_LEVEL_WARNING, "*cannot store logs*");
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, buf, sizeof(buf));
+	g_assert_false(qsim_log_batcher_get_congested(b));
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, buf, sizeof(buf));
+	g_test_assert_expected_messages();
+	/* nothing dropped, and the producer is told to hold back */
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), ==, 1400);
+	g_assert_true(qsim_log_batcher_get_congested(b));
+	g_assert_cmpuint(notified, ==, 1);
+	g_assert_false(qsim_log_batcher_flush(b, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND);
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), ==, 1400);
+	g_test_expect_message("qsim-agent", G_LOG_LEVEL_WARNING, "*never stored*");
+	g_clear_object(&b);
+	g_test_assert_expected_messages();
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add("/qsim/agent/log-batcher/size-bound", Fixture, NULL, fixture_setup,
+		   test_size_bound, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/time-bound", Fixture, NULL, fixture_setup,
+		   test_time_bound, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/order", Fixture, NULL, fixture_setup, test_order,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/bytes-exact", Fixture, NULL, fixture_setup,
+		   test_bytes_exact, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/congestion", Fixture, NULL, fixture_setup,
+		   test_congestion, fixture_teardown);
+	return g_test_run();
+}
