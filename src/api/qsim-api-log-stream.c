@@ -39,6 +39,8 @@ struct _QsimApiLogStream {
 	guint keepalive_id;
 	guint idle_id;
 	guint keepalive_ms;
+	guint64 data_version; /* the store's data version at the last poll */
+	gboolean have_version;
 };
 
 G_DEFINE_TYPE(QsimApiLogStream, qsim_api_log_stream, G_TYPE_OBJECT)
@@ -213,11 +215,21 @@ schedule_pump(QsimApiLogStream *self)
 		self->idle_id = g_idle_add(idle_pump_cb, self);
 }
 
+/* Only other connections (agents in another process, the API's writer) are
+ * seen here: the data version tells whether any of them committed since the
+ * last poll, so an idle stream costs one PRAGMA per poll, not two queries. */
 static gboolean
 poll_cb(gpointer user_data)
 {
 	QsimApiLogStream *self = user_data;
+	guint64 version = 0;
 
+	if (qsim_store_get_data_version(self->store, &version, NULL)) {
+		if (self->have_version && version == self->data_version)
+			return G_SOURCE_CONTINUE;
+		self->data_version = version;
+		self->have_version = TRUE;
+	}
 	schedule_pump(self);
 	return G_SOURCE_CONTINUE;
 }
@@ -368,6 +380,8 @@ qsim_api_log_stream_start(QsimApiLogStream *self)
 	self->poll_id = g_timeout_add(poll_ms, poll_cb, self);
 	qsim_api_server_track_stream(self->server, G_OBJECT(self));
 	arm_keepalive(self);
+	/* read before the first pump so that nothing committed after it is missed */
+	self->have_version = qsim_store_get_data_version(self->store, &self->data_version, NULL);
 	pump(self);
 }
 

@@ -183,7 +183,7 @@ qsim_guest_flow_deliver(QsimGuestFlow *self, QsimGuestFlowEvent *event)
 		g_task_return_error(event->task, g_steal_pointer(&event->error));
 	} else {
 		g_task_return_pointer(event->task, g_steal_pointer(&event->result),
-				      event->result_free);
+		                      event->result_free);
 	}
 	qsim_guest_flow_event_free(event);
 }
@@ -223,9 +223,8 @@ qsim_guest_flow_schedule_locked(QsimGuestFlow *self)
 	self->source = g_idle_source_new();
 	g_source_set_priority(self->source, G_PRIORITY_DEFAULT);
 	g_source_set_static_name(self->source, "qsim-guest-flow");
-	g_source_set_callback(self->source, qsim_guest_flow_dispatch_cb,
-			      qsim_guest_flow_ref(self),
-			      (GDestroyNotify)qsim_guest_flow_unref);
+	g_source_set_callback(self->source, qsim_guest_flow_dispatch_cb, qsim_guest_flow_ref(self),
+	                      (GDestroyNotify)qsim_guest_flow_unref);
 	g_source_attach(self->source, self->context);
 }
 
@@ -259,7 +258,7 @@ qsim_guest_flow_wait_room(QsimGuestFlow *self, guint timeout_ms)
 
 void
 qsim_guest_flow_push_chunk(QsimGuestFlow *self, gconstpointer op, QsimGuestStream stream,
-			   GBytes *chunk, QsimGuestOutputFunc output_cb, gpointer output_data)
+                           GBytes *chunk, QsimGuestOutputFunc output_cb, gpointer output_data)
 {
 	QsimGuestFlowEvent *event = g_new0(QsimGuestFlowEvent, 1);
 
@@ -278,7 +277,7 @@ qsim_guest_flow_push_chunk(QsimGuestFlow *self, gconstpointer op, QsimGuestStrea
 
 void
 qsim_guest_flow_push_done(QsimGuestFlow *self, gconstpointer op, GTask *task, gpointer result,
-			  GDestroyNotify result_free, GError *error)
+                          GDestroyNotify result_free, GError *error)
 {
 	QsimGuestFlowEvent *event = g_new0(QsimGuestFlowEvent, 1);
 

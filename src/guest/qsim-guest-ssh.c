@@ -49,7 +49,7 @@ typedef struct {
  */
 QsimGuestSsh *
 qsim_guest_ssh_new(const gchar *host, guint16 port, const gchar *user, const gchar *key_path,
-		   const gchar *password)
+                   const gchar *password)
 {
 	QsimGuestSsh *self = g_new0(QsimGuestSsh, 1);
 
@@ -114,7 +114,7 @@ qsim_guest_ms_until(gint64 end_us)
 /* Sleeps until @until_us in short slices; returns FALSE with @error when aborted. */
 static gboolean
 qsim_guest_sleep_until(gint64 until_us, QsimGuestAbortFunc abort_cb, gpointer abort_data,
-		       GError **error)
+                       GError **error)
 {
 	for (;;) {
 		gint64 left_ms = qsim_guest_ms_until(until_us);
@@ -175,9 +175,9 @@ qsim_guest_ssh_load_key(QsimGuestSsh *self, GError **error)
 		return TRUE;
 	if (ssh_pki_import_privkey_file(self->key_path, NULL, NULL, NULL, &key) != SSH_OK) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-			    "cannot read SSH private key %s (missing, unreadable, encrypted or "
-			    "not a private key)",
-			    self->key_path);
+		            "cannot read SSH private key %s (missing, unreadable, encrypted or "
+		            "not a private key)",
+		            self->key_path);
 		return FALSE;
 	}
 	self->key = key;
@@ -200,7 +200,7 @@ qsim_guest_describe_tcp_error(const GError *error)
  */
 static gboolean
 qsim_guest_ssh_tcp_connect(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFunc abort_cb,
-			   gpointer abort_data, gint *fd_out, gchar **last_seen, GError **error)
+                           gpointer abort_data, gint *fd_out, gchar **last_seen, GError **error)
 {
 	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(self->address, self->port);
 	g_autoptr(GSocket) socket = NULL;
@@ -208,7 +208,7 @@ qsim_guest_ssh_tcp_connect(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbor
 	gint fd;
 
 	socket = g_socket_new(g_inet_address_get_family(self->address), G_SOCKET_TYPE_STREAM,
-			      G_SOCKET_PROTOCOL_TCP, error);
+	                      G_SOCKET_PROTOCOL_TCP, error);
 	if (socket == NULL) {
 		qsim_error_convert(error);
 		return FALSE;
@@ -226,10 +226,10 @@ qsim_guest_ssh_tcp_connect(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbor
 				*last_seen = g_strdup("connect timeout");
 				return FALSE;
 			}
-			if (g_socket_condition_timed_wait(
-				socket, G_IO_OUT,
-				MIN(left_ms, QSIM_GUEST_SLICE_MS) * G_TIME_SPAN_MILLISECOND, NULL,
-				&local))
+			if (g_socket_condition_timed_wait(socket, G_IO_OUT,
+			                                  MIN(left_ms, QSIM_GUEST_SLICE_MS) *
+			                                      G_TIME_SPAN_MILLISECOND,
+			                                  NULL, &local))
 				break;
 			if (!g_error_matches(local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
 				*last_seen = qsim_guest_describe_tcp_error(local);
@@ -248,7 +248,7 @@ qsim_guest_ssh_tcp_connect(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbor
 	fd = fcntl(g_socket_get_fd(socket), F_DUPFD_CLOEXEC, 0);
 	if (fd < 0) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot duplicate socket: %s",
-			    g_strerror(errno));
+		            g_strerror(errno));
 		return FALSE;
 	}
 	*fd_out = fd;
@@ -269,7 +269,7 @@ qsim_guest_ssh_set_options(QsimGuestSsh *self, ssh_session session, GError **err
 	    ssh_options_set(session, SSH_OPTIONS_USER, self->user) < 0 ||
 	    ssh_options_set(session, SSH_OPTIONS_TIMEOUT, &timeout) < 0) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "invalid SSH options: %s",
-			    ssh_get_error(session));
+		            ssh_get_error(session));
 		return FALSE;
 	}
 	/* libssh's own tracing (to stderr), for debugging a guest by hand */
@@ -283,8 +283,8 @@ qsim_guest_ssh_set_options(QsimGuestSsh *self, ssh_session session, GError **err
 /* Calls an auth function until it stops saying "again"; returns its last answer. */
 static gint
 qsim_guest_ssh_auth_step(ssh_session session, gint method, const gchar *password, ssh_key key,
-			 gint64 attempt_end, QsimGuestAbortFunc abort_cb, gpointer abort_data,
-			 gboolean *timed_out, GError **error)
+                         gint64 attempt_end, QsimGuestAbortFunc abort_cb, gpointer abort_data,
+                         gboolean *timed_out, GError **error)
 {
 	for (;;) {
 		gint rc;
@@ -302,8 +302,8 @@ qsim_guest_ssh_auth_step(ssh_session session, gint method, const gchar *password
 			*timed_out = TRUE;
 			return SSH_AUTH_ERROR;
 		}
-		qsim_guest_wait_session_fd(session,
-					   MIN(qsim_guest_ms_until(attempt_end), QSIM_GUEST_SLICE_MS));
+		qsim_guest_wait_session_fd(
+		    session, MIN(qsim_guest_ms_until(attempt_end), QSIM_GUEST_SLICE_MS));
 	}
 }
 
@@ -328,34 +328,39 @@ qsim_guest_describe_methods(ssh_session session)
 /* Key first, then password; with neither, the "none" method (blank-password guests). */
 static gboolean
 qsim_guest_ssh_authenticate(QsimGuestSsh *self, ssh_session session, gint64 attempt_end,
-			    QsimGuestAbortFunc abort_cb, gpointer abort_data, gchar **last_seen,
-			    GError **error)
+                            QsimGuestAbortFunc abort_cb, gpointer abort_data, gchar **last_seen,
+                            GError **error)
 {
 	gboolean timed_out = FALSE;
 	g_autoptr(GString) tried = g_string_new(NULL);
 	g_autofree gchar *offered = NULL;
 	gint rc = SSH_AUTH_DENIED;
+	g_autoptr(GError) local = NULL;
 
 	if (self->key != NULL) {
-		rc = qsim_guest_ssh_auth_step(session, SSH_AUTH_METHOD_PUBLICKEY, NULL, self->key,
-					      attempt_end, abort_cb, abort_data, &timed_out, error);
+		rc =
+		    qsim_guest_ssh_auth_step(session, SSH_AUTH_METHOD_PUBLICKEY, NULL, self->key,
+		                             attempt_end, abort_cb, abort_data, &timed_out, &local);
 		g_string_append_printf(tried, "key %s", self->key_path);
 	}
 	if (rc != SSH_AUTH_SUCCESS && rc != SSH_AUTH_ERROR && self->password != NULL) {
 		rc = qsim_guest_ssh_auth_step(session, SSH_AUTH_METHOD_PASSWORD, self->password,
-					      NULL, attempt_end, abort_cb, abort_data, &timed_out,
-					      error);
+		                              NULL, attempt_end, abort_cb, abort_data, &timed_out,
+		                              &local);
 		g_string_append_printf(tried, "%spassword", tried->len > 0 ? " and " : "");
 	}
 	if (self->key == NULL && self->password == NULL) {
-		rc = qsim_guest_ssh_auth_step(session, SSH_AUTH_METHOD_NONE, NULL, NULL,
-					      attempt_end, abort_cb, abort_data, &timed_out, error);
+		rc =
+		    qsim_guest_ssh_auth_step(session, SSH_AUTH_METHOD_NONE, NULL, NULL, attempt_end,
+		                             abort_cb, abort_data, &timed_out, &local);
 		g_string_append(tried, "no credentials");
 	}
 	if (rc == SSH_AUTH_SUCCESS)
 		return TRUE;
-	if (error != NULL && *error != NULL)
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
+	}
 	if (timed_out) {
 		*last_seen = g_strdup("auth timeout");
 		return FALSE;
@@ -366,7 +371,7 @@ qsim_guest_ssh_authenticate(QsimGuestSsh *self, ssh_session session, gint64 atte
 	}
 	offered = qsim_guest_describe_methods(session);
 	*last_seen = g_strdup_printf("auth failed: %s rejected for user %s (server accepts: %s)",
-				     tried->str, self->user, offered);
+	                             tried->str, self->user, offered);
 	return FALSE;
 }
 
@@ -380,10 +385,9 @@ qsim_guest_ssh_fingerprint(ssh_session session, gchar **fingerprint, GError **er
 	gsize len;
 
 	if (ssh_get_server_publickey(session, &server_key) != SSH_OK ||
-	    ssh_get_publickey_hash(server_key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) !=
-		0) {
+	    ssh_get_publickey_hash(server_key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) != 0) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
-			    "cannot read the guest's host key: %s", ssh_get_error(session));
+		            "cannot read the guest's host key: %s", ssh_get_error(session));
 		return FALSE;
 	}
 	b64 = g_base64_encode(hash, hash_len);
@@ -398,7 +402,7 @@ qsim_guest_ssh_fingerprint(ssh_session session, gchar **fingerprint, GError **er
 
 static gboolean
 qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFunc abort_cb,
-		       gpointer abort_data, gchar **last_seen, GError **error)
+                       gpointer abort_data, gchar **last_seen, GError **error)
 {
 	g_auto(ssh_session) session = ssh_new();
 	g_autofree gchar *fingerprint = NULL;
@@ -407,18 +411,18 @@ qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFun
 
 	if (session == NULL) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INTERNAL,
-				    "cannot allocate an SSH session");
+		                    "cannot allocate an SSH session");
 		return FALSE;
 	}
 	if (!qsim_guest_ssh_set_options(self, session, error))
 		return FALSE;
 	if (!qsim_guest_ssh_tcp_connect(self, attempt_end, abort_cb, abort_data, &fd, last_seen,
-					error))
+	                                error))
 		return FALSE;
 	if (ssh_options_set(session, SSH_OPTIONS_FD, &fd) < 0) {
 		close(fd);
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INTERNAL, "cannot hand socket to libssh: %s",
-			    ssh_get_error(session));
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INTERNAL,
+		            "cannot hand socket to libssh: %s", ssh_get_error(session));
 		return FALSE;
 	}
 	/* non-blocking so every wait below is bounded by the attempt and abortable */
@@ -429,25 +433,25 @@ qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFun
 			return FALSE;
 		if (qsim_guest_ms_until(attempt_end) <= 0) {
 			*last_seen = g_strdup(ssh_get_serverbanner(session) == NULL
-						  ? "banner timeout"
-						  : "key exchange timeout");
+			                          ? "banner timeout"
+			                          : "key exchange timeout");
 			return FALSE;
 		}
-		qsim_guest_wait_session_fd(session,
-					   MIN(qsim_guest_ms_until(attempt_end), QSIM_GUEST_SLICE_MS));
+		qsim_guest_wait_session_fd(
+		    session, MIN(qsim_guest_ms_until(attempt_end), QSIM_GUEST_SLICE_MS));
 		rc = ssh_connect(session);
 	}
 	if (rc != SSH_OK) {
 		if (ssh_get_serverbanner(session) == NULL)
 			*last_seen = g_strdup_printf("connection closed before the SSH banner (%s)",
-						     ssh_get_error(session));
+			                             ssh_get_error(session));
 		else
-			*last_seen = g_strdup_printf("SSH handshake failed: %s",
-						     ssh_get_error(session));
+			*last_seen =
+			    g_strdup_printf("SSH handshake failed: %s", ssh_get_error(session));
 		return FALSE;
 	}
 	if (!qsim_guest_ssh_authenticate(self, session, attempt_end, abort_cb, abort_data,
-					 last_seen, error))
+	                                 last_seen, error))
 		return FALSE;
 	if (!qsim_guest_ssh_fingerprint(session, &fingerprint, error))
 		return FALSE;
@@ -457,18 +461,32 @@ qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFun
 	return TRUE;
 }
 
+/* How far an attempt got, from the messages this file writes: TCP < banner < kex < auth. */
+static gint
+qsim_guest_seen_stage(const gchar *seen)
+{
+	if (g_str_has_prefix(seen, "auth"))
+		return 3;
+	if (g_str_has_prefix(seen, "SSH handshake") || g_str_has_prefix(seen, "key exchange"))
+		return 2;
+	if (strstr(seen, "banner") != NULL)
+		return 1;
+	return 0;
+}
+
 /**
  * qsim_guest_ssh_connect:
  * @fingerprint: (out) (transfer full): the host key fingerprint on success
  */
 gboolean
 qsim_guest_ssh_connect(QsimGuestSsh *self, gint64 deadline_us, guint attempt_timeout_ms,
-		       QsimGuestAbortFunc abort_cb, gpointer abort_data, gchar **fingerprint,
-		       GError **error)
+                       QsimGuestAbortFunc abort_cb, gpointer abort_data, gchar **fingerprint,
+                       GError **error)
 {
 	gint64 started = g_get_monotonic_time();
 	guint delay_ms = QSIM_GUEST_BACKOFF_START_MS;
 	guint attempts = 0;
+	g_autofree gchar *furthest = NULL;
 
 	if (qsim_guest_ssh_is_connected(self)) {
 		*fingerprint = g_strdup(self->fingerprint);
@@ -480,46 +498,57 @@ qsim_guest_ssh_connect(QsimGuestSsh *self, gint64 deadline_us, guint attempt_tim
 		return FALSE;
 	for (;;) {
 		g_autofree gchar *last_seen = NULL;
+		g_autoptr(GError) local = NULL;
 		gint64 now = g_get_monotonic_time();
 		/* the first attempt gets a minimum slice even when the deadline is near */
 		gint64 attempt_end =
 		    MIN(now + (gint64)attempt_timeout_ms * G_TIME_SPAN_MILLISECOND,
-			MAX(deadline_us, attempts == 0 ? now + 100 * G_TIME_SPAN_MILLISECOND : 0));
+		        MAX(deadline_us, attempts == 0 ? now + 100 * G_TIME_SPAN_MILLISECOND : 0));
 
 		attempts++;
 		if (qsim_guest_ssh_attempt(self, attempt_end, abort_cb, abort_data, &last_seen,
-					   error)) {
+		                           &local)) {
 			g_debug("connected to %s:%u as %s after %u attempts in %" G_GINT64_FORMAT
-				" ms, host key %s",
-				self->host, self->port, self->user, attempts,
-				(g_get_monotonic_time() - started) / G_TIME_SPAN_MILLISECOND,
-				self->fingerprint);
+			        " ms, host key %s",
+			        self->host, self->port, self->user, attempts,
+			        (g_get_monotonic_time() - started) / G_TIME_SPAN_MILLISECOND,
+			        self->fingerprint);
 			*fingerprint = g_strdup(self->fingerprint);
 			return TRUE;
 		}
-		if (error != NULL && *error != NULL)
+		if (local != NULL) {
+			g_propagate_error(error, g_steal_pointer(&local));
 			return FALSE;
+		}
 		g_debug("attempt %u to %s:%u: %s", attempts, self->host, self->port, last_seen);
+		if (furthest == NULL ||
+		    qsim_guest_seen_stage(last_seen) >= qsim_guest_seen_stage(furthest)) {
+			g_free(furthest);
+			furthest = g_strdup(last_seen);
+		}
 		if (g_get_monotonic_time() + delay_ms * G_TIME_SPAN_MILLISECOND >= deadline_us) {
-			g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-				    "guest SSH at %s:%u not ready after %u attempts in %" G_GINT64_FORMAT
-				    " ms; last seen: %s",
-				    self->host, self->port, attempts,
-				    (g_get_monotonic_time() - started) / G_TIME_SPAN_MILLISECOND,
-				    last_seen);
+			/* the final attempt may have been cut short by the deadline: an
+			 * earlier one that got further says more (e.g. "auth failed") */
+			g_set_error(
+			    error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
+			    "guest SSH at %s:%u not ready after %u attempts in %" G_GINT64_FORMAT
+			    " ms; last seen: %s%s%s",
+			    self->host, self->port, attempts,
+			    (g_get_monotonic_time() - started) / G_TIME_SPAN_MILLISECOND, furthest,
+			    g_strcmp0(furthest, last_seen) != 0 ? "; final attempt: " : "",
+			    g_strcmp0(furthest, last_seen) != 0 ? last_seen : "");
 			return FALSE;
 		}
 		if (!qsim_guest_sleep_until(g_get_monotonic_time() +
-						delay_ms * G_TIME_SPAN_MILLISECOND,
-					    abort_cb, abort_data, error))
+		                                delay_ms * G_TIME_SPAN_MILLISECOND,
+		                            abort_cb, abort_data, error))
 			return FALSE;
 		delay_ms = MIN(delay_ms * 2, QSIM_GUEST_BACKOFF_CAP_MS);
 	}
 }
 
 static void
-qsim_guest_on_exit_status(ssh_session session, ssh_channel channel, int exit_status,
-			  void *userdata)
+qsim_guest_on_exit_status(ssh_session session, ssh_channel channel, int exit_status, void *userdata)
 {
 	QsimGuestExitState *state = userdata;
 
@@ -537,7 +566,7 @@ qsim_guest_on_close(ssh_session session, ssh_channel channel, void *userdata)
 
 static void
 qsim_guest_on_exit_signal(ssh_session session, ssh_channel channel, const char *signal, int core,
-			  const char *errmsg, const char *lang, void *userdata)
+                          const char *errmsg, const char *lang, void *userdata)
 {
 	QsimGuestExitState *state = userdata;
 	const gchar *name = signal != NULL && signal[0] != '\0' ? signal : "UNKNOWN";
@@ -557,26 +586,25 @@ typedef enum {
 
 static gboolean
 qsim_guest_ssh_check_stop(gint64 deadline_us, gint64 started, QsimGuestAbortFunc abort_cb,
-			  gpointer abort_data, GError **error)
+                          gpointer abort_data, GError **error)
 {
 	if (abort_cb(abort_data, error))
 		return TRUE;
 	if (deadline_us > 0 && g_get_monotonic_time() >= deadline_us) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-			    "guest command timed out after %" G_GINT64_FORMAT " ms",
-			    (g_get_monotonic_time() - started) / G_TIME_SPAN_MILLISECOND);
+		            "guest command timed out after %" G_GINT64_FORMAT " ms",
+		            (g_get_monotonic_time() - started) / G_TIME_SPAN_MILLISECOND);
 		return TRUE;
 	}
 	return FALSE;
 }
 
 static gboolean
-qsim_guest_ssh_lost(ssh_session session, const gchar *what, QsimGuestExecStop *stop,
-		    GError **error)
+qsim_guest_ssh_lost(ssh_session session, const gchar *what, QsimGuestExecStop *stop, GError **error)
 {
 	*stop = QSIM_GUEST_EXEC_STOP_LOST;
 	g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest session lost while %s: %s", what,
-		    ssh_get_error(session));
+	            ssh_get_error(session));
 	return FALSE;
 }
 
@@ -587,9 +615,9 @@ qsim_guest_ssh_lost(ssh_session session, const gchar *what, QsimGuestExecStop *s
  */
 static gboolean
 qsim_guest_ssh_pump(ssh_session session, ssh_channel channel, ssh_event event,
-		    const QsimGuestSink *sink, gint64 deadline_us, QsimGuestAbortFunc abort_cb,
-		    gpointer abort_data, const QsimGuestExitState *state, QsimGuestExecStop *stop,
-		    GError **error)
+                    const QsimGuestSink *sink, gint64 deadline_us, QsimGuestAbortFunc abort_cb,
+                    gpointer abort_data, const QsimGuestExitState *state, QsimGuestExecStop *stop,
+                    GError **error)
 {
 	gint64 started = g_get_monotonic_time();
 	gchar buf[QSIM_GUEST_READ_CHUNK];
@@ -607,17 +635,16 @@ qsim_guest_ssh_pump(ssh_session session, ssh_channel channel, ssh_event event,
 			continue;
 		}
 		for (gint is_stderr = 0; is_stderr <= 1 && room > 0; is_stderr++) {
-			gint n = ssh_channel_read_nonblocking(channel, buf,
-							      (uint32_t)MIN(room, sizeof(buf)),
-							      is_stderr);
+			gint n = ssh_channel_read_nonblocking(
+			    channel, buf, (uint32_t)MIN(room, sizeof(buf)), is_stderr);
 			if (n == SSH_ERROR)
 				return qsim_guest_ssh_lost(session, "reading output", stop, error);
 			if (n > 0) {
 				g_autoptr(GBytes) chunk = g_bytes_new(buf, (gsize)n);
 				sink->push(sink->data,
-					   is_stderr ? QSIM_GUEST_STREAM_STDERR
-						     : QSIM_GUEST_STREAM_STDOUT,
-					   chunk);
+				           is_stderr ? QSIM_GUEST_STREAM_STDERR
+				                     : QSIM_GUEST_STREAM_STDOUT,
+				           chunk);
 				room -= (gsize)n;
 				got = TRUE;
 			}
@@ -635,12 +662,12 @@ qsim_guest_ssh_pump(ssh_session session, ssh_channel channel, ssh_event event,
 			return FALSE;
 		if (ssh_event_dopoll(event, 100) == SSH_ERROR && !ssh_is_connected(session))
 			return qsim_guest_ssh_lost(session, "waiting for the exit status", stop,
-						   error);
+			                           error);
 	}
 	if (!state->have_status && state->signal == NULL) {
 		*stop = QSIM_GUEST_EXEC_STOP_ABORT;
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_GUEST,
-				    "guest closed the channel without an exit status");
+		                    "guest closed the channel without an exit status");
 		return FALSE;
 	}
 	return TRUE;
@@ -654,7 +681,7 @@ qsim_guest_ssh_pump(ssh_session session, ssh_channel channel, ssh_event event,
  */
 static void
 qsim_guest_ssh_close_aborted(ssh_session session, ssh_channel channel, ssh_event event,
-			     const QsimGuestExitState *state)
+                             const QsimGuestExitState *state)
 {
 	gint64 end = g_get_monotonic_time() + QSIM_GUEST_CLOSE_WAIT_MS * G_TIME_SPAN_MILLISECOND;
 
@@ -663,8 +690,7 @@ qsim_guest_ssh_close_aborted(ssh_session session, ssh_channel channel, ssh_event
 	/* OpenSSH and dropbear both deliver the signal to the command */
 	ssh_channel_request_send_signal(channel, "TERM");
 	ssh_channel_close(channel);
-	while (!state->remote_closed && ssh_is_connected(session) &&
-	       g_get_monotonic_time() < end) {
+	while (!state->remote_closed && ssh_is_connected(session) && g_get_monotonic_time() < end) {
 		if (ssh_event_dopoll(event, QSIM_GUEST_SLICE_MS) == SSH_ERROR)
 			break;
 	}
@@ -676,8 +702,8 @@ qsim_guest_ssh_close_aborted(ssh_session session, ssh_channel channel, ssh_event
  */
 gboolean
 qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSink *sink,
-		    gint64 deadline_us, QsimGuestAbortFunc abort_cb, gpointer abort_data,
-		    gint *exit_status, gchar **exit_signal, GError **error)
+                    gint64 deadline_us, QsimGuestAbortFunc abort_cb, gpointer abort_data,
+                    gint *exit_status, gchar **exit_signal, GError **error)
 {
 	g_auto(ssh_channel) channel = NULL;
 	g_auto(ssh_event) event = NULL;
@@ -694,33 +720,33 @@ qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSin
 	if (!qsim_guest_ssh_is_connected(self)) {
 		qsim_guest_ssh_disconnect(self);
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_GUEST,
-				    "guest session is not connected");
+		                    "guest session is not connected");
 		return FALSE;
 	}
 	event = ssh_event_new();
 	if (event == NULL || ssh_event_add_session(event, self->session) != SSH_OK) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INTERNAL,
-				    "cannot set up SSH event polling");
+		                    "cannot set up SSH event polling");
 		return FALSE;
 	}
 	channel = ssh_channel_new(self->session);
 	if (channel == NULL || ssh_channel_open_session(channel) != SSH_OK) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "cannot open an SSH channel: %s",
-			    ssh_get_error(self->session));
+		            ssh_get_error(self->session));
 		stop = ssh_is_connected(self->session) ? QSIM_GUEST_EXEC_STOP_ABORT
-						       : QSIM_GUEST_EXEC_STOP_LOST;
+		                                       : QSIM_GUEST_EXEC_STOP_LOST;
 	} else {
 		ssh_callbacks_init(&callbacks);
 		ssh_set_channel_callbacks(channel, &callbacks);
 		if (ssh_channel_request_exec(channel, command) != SSH_OK) {
 			g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
-				    "guest refused to run the command: %s",
-				    ssh_get_error(self->session));
+			            "guest refused to run the command: %s",
+			            ssh_get_error(self->session));
 			stop = ssh_is_connected(self->session) ? QSIM_GUEST_EXEC_STOP_ABORT
-							       : QSIM_GUEST_EXEC_STOP_LOST;
+			                                       : QSIM_GUEST_EXEC_STOP_LOST;
 		} else {
 			ok = qsim_guest_ssh_pump(self->session, channel, event, sink, deadline_us,
-						 abort_cb, abort_data, &state, &stop, error);
+			                         abort_cb, abort_data, &state, &stop, error);
 		}
 		if (!ok && stop == QSIM_GUEST_EXEC_STOP_ABORT)
 			qsim_guest_ssh_close_aborted(self->session, channel, event, &state);

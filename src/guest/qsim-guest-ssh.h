@@ -38,29 +38,24 @@ typedef struct {
 } QsimGuestSink;
 
 /* Returns (transfer full): a disconnected session record; arguments are copied. */
-QsimGuestSsh *
-qsim_guest_ssh_new(const gchar *host, guint16 port, const gchar *user, const gchar *key_path,
-		   const gchar *password);
+QsimGuestSsh *qsim_guest_ssh_new(const gchar *host, guint16 port, const gchar *user,
+                                 const gchar *key_path, const gchar *password);
 
-void
-qsim_guest_ssh_free(QsimGuestSsh *self);
+void qsim_guest_ssh_free(QsimGuestSsh *self);
 
 /*
  * Connects and authenticates with backoff until @deadline_us (monotonic).
  * Each attempt is bounded by @attempt_timeout_ms. On success, returns TRUE
  * and the host key fingerprint in @fingerprint (transfer full).
  */
-gboolean
-qsim_guest_ssh_connect(QsimGuestSsh *self, gint64 deadline_us, guint attempt_timeout_ms,
-		       QsimGuestAbortFunc abort_cb, gpointer abort_data, gchar **fingerprint,
-		       GError **error);
+gboolean qsim_guest_ssh_connect(QsimGuestSsh *self, gint64 deadline_us, guint attempt_timeout_ms,
+                                QsimGuestAbortFunc abort_cb, gpointer abort_data,
+                                gchar **fingerprint, GError **error);
 
-gboolean
-qsim_guest_ssh_is_connected(QsimGuestSsh *self);
+gboolean qsim_guest_ssh_is_connected(QsimGuestSsh *self);
 
 /* Returns (transfer none) (nullable): the fingerprint of the current session. */
-const gchar *
-qsim_guest_ssh_get_fingerprint(QsimGuestSsh *self);
+const gchar *qsim_guest_ssh_get_fingerprint(QsimGuestSsh *self);
 
 /*
  * Runs @command on a new exec channel, streaming output into @sink until the
@@ -68,14 +63,12 @@ qsim_guest_ssh_get_fingerprint(QsimGuestSsh *self);
  * @exit_signal (transfer full) is NULL unless the command died of a signal.
  * A lost session is disconnected; a cancelled command leaves it usable.
  */
-gboolean
-qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSink *sink,
-		    gint64 deadline_us, QsimGuestAbortFunc abort_cb, gpointer abort_data,
-		    gint *exit_status, gchar **exit_signal, GError **error);
+gboolean qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSink *sink,
+                             gint64 deadline_us, QsimGuestAbortFunc abort_cb, gpointer abort_data,
+                             gint *exit_status, gchar **exit_signal, GError **error);
 
 /* Sends a disconnect message and frees the session; a no-op when disconnected. */
-void
-qsim_guest_ssh_disconnect(QsimGuestSsh *self);
+void qsim_guest_ssh_disconnect(QsimGuestSsh *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimGuestSsh, qsim_guest_ssh_free)
 

@@ -59,8 +59,8 @@ struct _QsimGuest {
 	QsimGuestFlow *flow;
 	GAsyncQueue *ops;
 	GThread *worker;
-	gint close_gen;	     /* atomic: bumped by qsim_guest_close() */
-	gint connected_gen;  /* atomic: gen of the live session, or -1 */
+	gint close_gen;           /* atomic: bumped by qsim_guest_close() */
+	gint connected_gen;       /* atomic: gen of the live session, or -1 */
 	guint attempt_timeout_ms; /* atomic */
 	/* main context only */
 	gchar *fingerprint;
@@ -109,7 +109,7 @@ qsim_guest_op_abort_cb(gpointer data, GError **error)
 	}
 	if (op->cancellable != NULL && g_cancellable_is_cancelled(op->cancellable)) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_CANCELLED,
-				    "guest operation cancelled");
+		                    "guest operation cancelled");
 		return TRUE;
 	}
 	return FALSE;
@@ -127,7 +127,7 @@ qsim_guest_flow_sink_push(gpointer data, QsimGuestStream stream, GBytes *chunk)
 {
 	QsimGuestOp *op = data;
 	qsim_guest_flow_push_chunk(op->self->flow, op, stream, chunk, op->output_cb,
-				   op->output_data);
+	                           op->output_data);
 }
 
 static gsize
@@ -161,12 +161,12 @@ qsim_guest_worker_sync_gen(QsimGuest *self, QsimGuestOp *op)
 
 static void
 qsim_guest_worker_finish(QsimGuest *self, QsimGuestOp *op, gpointer result,
-			 GDestroyNotify result_free, GError *error)
+                         GDestroyNotify result_free, GError *error)
 {
 	if (!qsim_guest_ssh_is_connected(self->ssh))
 		g_atomic_int_set(&self->connected_gen, -1);
 	qsim_guest_flow_push_done(self->flow, op, g_steal_pointer(&op->task), result, result_free,
-				  error);
+	                          error);
 }
 
 static void
@@ -178,14 +178,14 @@ qsim_guest_worker_connect(QsimGuest *self, QsimGuestOp *op)
 	qsim_guest_worker_sync_gen(self, op);
 	if (!qsim_guest_op_abort_cb(op, &error) &&
 	    qsim_guest_ssh_connect(self->ssh, op->deadline_us, op->attempt_timeout_ms,
-				   qsim_guest_op_abort_cb, op, &fingerprint, &error)) {
+	                           qsim_guest_op_abort_cb, op, &fingerprint, &error)) {
 		g_atomic_int_set(&self->connected_gen, op->gen);
 		/* a close() that raced with the connect wins */
 		if (g_atomic_int_get(&self->close_gen) != op->gen) {
 			g_free(fingerprint);
 			qsim_guest_ssh_disconnect(self->ssh);
 			g_set_error_literal(&error, QSIM_ERROR, QSIM_ERROR_GUEST,
-					    "guest session closed");
+			                    "guest session closed");
 		} else {
 			qsim_guest_worker_finish(self, op, fingerprint, g_free, NULL);
 			return;
@@ -211,15 +211,15 @@ qsim_guest_worker_exec(QsimGuest *self, QsimGuestOp *op)
 		op->err = g_byte_array_new();
 		if (op->timeout_ms > 0)
 			deadline_us = g_get_monotonic_time() +
-				      (gint64)op->timeout_ms * G_TIME_SPAN_MILLISECOND;
+			              (gint64)op->timeout_ms * G_TIME_SPAN_MILLISECOND;
 	} else {
 		sink.wait_room = qsim_guest_flow_sink_wait_room;
 		sink.push = qsim_guest_flow_sink_push;
 	}
 	sink.data = op;
 	if (qsim_guest_op_abort_cb(op, &error) ||
-	    !qsim_guest_ssh_exec(self->ssh, op->command, &sink, deadline_us,
-				 qsim_guest_op_abort_cb, op, &exit_status, &exit_signal, &error)) {
+	    !qsim_guest_ssh_exec(self->ssh, op->command, &sink, deadline_us, qsim_guest_op_abort_cb,
+	                         op, &exit_status, &exit_signal, &error)) {
 		if (g_atomic_int_get(&self->close_gen) != op->gen)
 			qsim_guest_ssh_disconnect(self->ssh);
 		qsim_guest_worker_finish(self, op, NULL, NULL, g_steal_pointer(&error));
@@ -236,11 +236,12 @@ qsim_guest_worker_exec(QsimGuest *self, QsimGuestOp *op)
 		err = (gchar *)g_byte_array_free(g_steal_pointer(&op->err), FALSE);
 		if (exit_signal != NULL || exit_status != 0) {
 			g_autofree gchar *what =
-			    exit_signal != NULL ? g_strdup_printf("was killed by SIG%s", exit_signal)
-						: g_strdup_printf("exited with status %d", exit_status);
+			    exit_signal != NULL
+			        ? g_strdup_printf("was killed by SIG%s", exit_signal)
+			        : g_strdup_printf("exited with status %d", exit_status);
 			g_free(exit_signal);
-			g_set_error(&error, QSIM_ERROR, QSIM_ERROR_GUEST,
-				    "guest command %s: %s", what, g_strstrip(err));
+			g_set_error(&error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest command %s: %s",
+			            what, g_strstrip(err));
 			qsim_guest_worker_finish(self, op, NULL, NULL, g_steal_pointer(&error));
 			return;
 		}
@@ -248,13 +249,13 @@ qsim_guest_worker_exec(QsimGuest *self, QsimGuestOp *op)
 		result->out = g_steal_pointer(&out);
 		result->err = g_steal_pointer(&err);
 		qsim_guest_worker_finish(self, op, result,
-					 (GDestroyNotify)qsim_guest_simple_result_free, NULL);
+		                         (GDestroyNotify)qsim_guest_simple_result_free, NULL);
 	} else {
 		QsimGuestExecResult *result = g_new0(QsimGuestExecResult, 1);
 		result->exit_status = exit_status;
 		result->exit_signal = exit_signal;
 		qsim_guest_worker_finish(self, op, result,
-					 (GDestroyNotify)qsim_guest_exec_result_free, NULL);
+		                         (GDestroyNotify)qsim_guest_exec_result_free, NULL);
 	}
 }
 
@@ -293,7 +294,7 @@ qsim_guest_worker_main(gpointer data)
 
 static QsimGuestOp *
 qsim_guest_op_new(QsimGuest *self, QsimGuestOpKind kind, GCancellable *cancellable,
-		  GAsyncReadyCallback callback, gpointer user_data, gpointer source_tag)
+                  GAsyncReadyCallback callback, gpointer user_data, gpointer source_tag)
 {
 	QsimGuestOp *op = g_new0(QsimGuestOp, 1);
 
@@ -363,7 +364,7 @@ qsim_guest_init(QsimGuest *self)
  */
 QsimGuest *
 qsim_guest_new(const gchar *host, guint16 port, const gchar *user, const gchar *key_path,
-	       const gchar *password)
+               const gchar *password)
 {
 	QsimGuest *self;
 	g_autofree gchar *thread_name = NULL;
@@ -423,13 +424,13 @@ qsim_guest_get_max_bytes_in_flight(QsimGuest *self)
 
 void
 qsim_guest_connect_async(QsimGuest *self, gint64 deadline_us, GCancellable *cancellable,
-			 GAsyncReadyCallback callback, gpointer user_data)
+                         GAsyncReadyCallback callback, gpointer user_data)
 {
 	QsimGuestOp *op;
 
 	g_return_if_fail(QSIM_IS_GUEST(self));
 	op = qsim_guest_op_new(self, QSIM_GUEST_OP_CONNECT, cancellable, callback, user_data,
-			       qsim_guest_connect_async);
+	                       qsim_guest_connect_async);
 	op->deadline_us = deadline_us;
 	op->attempt_timeout_ms = g_atomic_int_get(&self->attempt_timeout_ms);
 	qsim_guest_push_op(self, op);
@@ -441,8 +442,7 @@ qsim_guest_connect_finish(QsimGuest *self, GAsyncResult *res, GError **error)
 	g_autofree gchar *fingerprint = NULL;
 
 	g_return_val_if_fail(g_task_is_valid(res, self), FALSE);
-	g_return_val_if_fail(g_task_get_source_tag(G_TASK(res)) == qsim_guest_connect_async,
-			     FALSE);
+	g_return_val_if_fail(g_task_get_source_tag(G_TASK(res)) == qsim_guest_connect_async, FALSE);
 	fingerprint = g_task_propagate_pointer(G_TASK(res), error);
 	if (fingerprint == NULL)
 		return FALSE;
@@ -470,7 +470,7 @@ qsim_guest_validate_command(GTask *task, const gchar *command)
 {
 	if (command == NULL || command[0] == '\0' || !g_utf8_validate(command, -1, NULL)) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_INVALID,
-					"guest command must be non-empty valid UTF-8");
+		                        "guest command must be non-empty valid UTF-8");
 		return FALSE;
 	}
 	return TRUE;
@@ -478,14 +478,14 @@ qsim_guest_validate_command(GTask *task, const gchar *command)
 
 void
 qsim_guest_exec_async(QsimGuest *self, const gchar *command, QsimGuestOutputFunc output_cb,
-		      gpointer output_data, GCancellable *cancellable,
-		      GAsyncReadyCallback callback, gpointer user_data)
+                      gpointer output_data, GCancellable *cancellable, GAsyncReadyCallback callback,
+                      gpointer user_data)
 {
 	g_autoptr(QsimGuestOp) op = NULL;
 
 	g_return_if_fail(QSIM_IS_GUEST(self));
 	op = qsim_guest_op_new(self, QSIM_GUEST_OP_EXEC, cancellable, callback, user_data,
-			       qsim_guest_exec_async);
+	                       qsim_guest_exec_async);
 	if (!qsim_guest_validate_command(op->task, command))
 		return;
 	op->command = g_strdup(command);
@@ -495,8 +495,8 @@ qsim_guest_exec_async(QsimGuest *self, const gchar *command, QsimGuestOutputFunc
 }
 
 gboolean
-qsim_guest_exec_finish(QsimGuest *self, GAsyncResult *res, gint *exit_status,
-		       gchar **exit_signal, GError **error)
+qsim_guest_exec_finish(QsimGuest *self, GAsyncResult *res, gint *exit_status, gchar **exit_signal,
+                       GError **error)
 {
 	QsimGuestExecResult *result;
 
@@ -515,14 +515,14 @@ qsim_guest_exec_finish(QsimGuest *self, GAsyncResult *res, gint *exit_status,
 
 void
 qsim_guest_run_simple_async(QsimGuest *self, const gchar *command, guint timeout_ms,
-			    GCancellable *cancellable, GAsyncReadyCallback callback,
-			    gpointer user_data)
+                            GCancellable *cancellable, GAsyncReadyCallback callback,
+                            gpointer user_data)
 {
 	g_autoptr(QsimGuestOp) op = NULL;
 
 	g_return_if_fail(QSIM_IS_GUEST(self));
 	op = qsim_guest_op_new(self, QSIM_GUEST_OP_RUN_SIMPLE, cancellable, callback, user_data,
-			       qsim_guest_run_simple_async);
+	                       qsim_guest_run_simple_async);
 	if (!qsim_guest_validate_command(op->task, command))
 		return;
 	op->command = g_strdup(command);
@@ -532,13 +532,13 @@ qsim_guest_run_simple_async(QsimGuest *self, const gchar *command, guint timeout
 
 gboolean
 qsim_guest_run_simple_finish(QsimGuest *self, GAsyncResult *res, gchar **stdout_text,
-			     gchar **stderr_text, GError **error)
+                             gchar **stderr_text, GError **error)
 {
 	QsimGuestSimpleResult *result;
 
 	g_return_val_if_fail(g_task_is_valid(res, self), FALSE);
 	g_return_val_if_fail(g_task_get_source_tag(G_TASK(res)) == qsim_guest_run_simple_async,
-			     FALSE);
+	                     FALSE);
 	result = g_task_propagate_pointer(G_TASK(res), error);
 	if (result == NULL)
 		return FALSE;

@@ -58,9 +58,8 @@ G_DECLARE_FINAL_TYPE(QsimGuest, qsim_guest, QSIM, GUEST, GObject)
  *
  * Returns: (transfer full): a new #QsimGuest
  */
-QsimGuest *
-qsim_guest_new(const gchar *host, guint16 port, const gchar *user, const gchar *key_path,
-	       const gchar *password);
+QsimGuest *qsim_guest_new(const gchar *host, guint16 port, const gchar *user, const gchar *key_path,
+                          const gchar *password);
 
 /**
  * qsim_guest_set_attempt_timeout:
@@ -71,8 +70,7 @@ qsim_guest_new(const gchar *host, guint16 port, const gchar *user, const gchar *
  * short. Default %QSIM_GUEST_DEFAULT_ATTEMPT_TIMEOUT_MS. Takes effect for the
  * next attempt.
  */
-void
-qsim_guest_set_attempt_timeout(QsimGuest *self, guint timeout_ms);
+void qsim_guest_set_attempt_timeout(QsimGuest *self, guint timeout_ms);
 
 /**
  * qsim_guest_set_flow_budget:
@@ -83,8 +81,7 @@ qsim_guest_set_attempt_timeout(QsimGuest *self, guint timeout_ms);
  * the SSH window) until output_cb calls return. Default
  * %QSIM_GUEST_DEFAULT_FLOW_BUDGET.
  */
-void
-qsim_guest_set_flow_budget(QsimGuest *self, gsize bytes);
+void qsim_guest_set_flow_budget(QsimGuest *self, gsize bytes);
 
 /**
  * qsim_guest_set_flow_paused:
@@ -97,16 +94,14 @@ qsim_guest_set_flow_budget(QsimGuest *self, gsize bytes);
  * qsim_guest_close() still work while paused; queued output is then
  * discarded. Must be called on the main context.
  */
-void
-qsim_guest_set_flow_paused(QsimGuest *self, gboolean paused);
+void qsim_guest_set_flow_paused(QsimGuest *self, gboolean paused);
 
 /**
  * qsim_guest_get_flow_paused:
  *
  * Returns: whether output delivery is paused
  */
-gboolean
-qsim_guest_get_flow_paused(QsimGuest *self);
+gboolean qsim_guest_get_flow_paused(QsimGuest *self);
 
 /**
  * qsim_guest_connect_async:
@@ -119,9 +114,8 @@ qsim_guest_get_flow_paused(QsimGuest *self);
  * verification (throwaway VMs); see qsim_guest_get_host_key_fingerprint().
  * Connecting an already connected guest succeeds at once.
  */
-void
-qsim_guest_connect_async(QsimGuest *self, gint64 deadline_us, GCancellable *cancellable,
-			 GAsyncReadyCallback callback, gpointer user_data);
+void qsim_guest_connect_async(QsimGuest *self, gint64 deadline_us, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
 
 /**
  * qsim_guest_connect_finish:
@@ -133,8 +127,7 @@ qsim_guest_connect_async(QsimGuest *self, gint64 deadline_us, GCancellable *canc
  *
  * Returns: %TRUE once connected and authenticated
  */
-gboolean
-qsim_guest_connect_finish(QsimGuest *self, GAsyncResult *res, GError **error);
+gboolean qsim_guest_connect_finish(QsimGuest *self, GAsyncResult *res, GError **error);
 
 /**
  * qsim_guest_get_host_key_fingerprint:
@@ -143,8 +136,7 @@ qsim_guest_connect_finish(QsimGuest *self, GAsyncResult *res, GError **error);
  * "SHA256:<base64 without padding>" (like OpenSSH), or %NULL before the first
  * successful connect
  */
-const gchar *
-qsim_guest_get_host_key_fingerprint(QsimGuest *self);
+const gchar *qsim_guest_get_host_key_fingerprint(QsimGuest *self);
 
 /**
  * qsim_guest_is_connected:
@@ -152,8 +144,7 @@ qsim_guest_get_host_key_fingerprint(QsimGuest *self);
  * Returns: %TRUE between a successful connect and qsim_guest_close() or a
  * session failure seen by an exec
  */
-gboolean
-qsim_guest_is_connected(QsimGuest *self);
+gboolean qsim_guest_is_connected(QsimGuest *self);
 
 /**
  * qsim_guest_exec_async:
@@ -167,10 +158,9 @@ qsim_guest_is_connected(QsimGuest *self);
  * Runs @command on one exec channel of the connected session. Every output
  * chunk is delivered before @callback runs.
  */
-void
-qsim_guest_exec_async(QsimGuest *self, const gchar *command, QsimGuestOutputFunc output_cb,
-		      gpointer output_data, GCancellable *cancellable,
-		      GAsyncReadyCallback callback, gpointer user_data);
+void qsim_guest_exec_async(QsimGuest *self, const gchar *command, QsimGuestOutputFunc output_cb,
+                           gpointer output_data, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data);
 
 /**
  * qsim_guest_exec_finish:
@@ -185,9 +175,8 @@ qsim_guest_exec_async(QsimGuest *self, const gchar *command, QsimGuestOutputFunc
  *
  * Returns: %TRUE when the command ran to an exit status or signal
  */
-gboolean
-qsim_guest_exec_finish(QsimGuest *self, GAsyncResult *res, gint *exit_status,
-		       gchar **exit_signal, GError **error);
+gboolean qsim_guest_exec_finish(QsimGuest *self, GAsyncResult *res, gint *exit_status,
+                                gchar **exit_signal, GError **error);
 
 /**
  * qsim_guest_run_simple_async:
@@ -197,10 +186,9 @@ qsim_guest_exec_finish(QsimGuest *self, GAsyncResult *res, gint *exit_status,
  * Runs a short system command (e.g. setting the clock) and collects its
  * output, at most 64 KiB per stream (more is discarded).
  */
-void
-qsim_guest_run_simple_async(QsimGuest *self, const gchar *command, guint timeout_ms,
-			    GCancellable *cancellable, GAsyncReadyCallback callback,
-			    gpointer user_data);
+void qsim_guest_run_simple_async(QsimGuest *self, const gchar *command, guint timeout_ms,
+                                 GCancellable *cancellable, GAsyncReadyCallback callback,
+                                 gpointer user_data);
 
 /**
  * qsim_guest_run_simple_finish:
@@ -213,9 +201,8 @@ qsim_guest_run_simple_async(QsimGuest *self, const gchar *command, guint timeout
  *
  * Returns: %TRUE when the command exited with status 0
  */
-gboolean
-qsim_guest_run_simple_finish(QsimGuest *self, GAsyncResult *res, gchar **stdout_text,
-			     gchar **stderr_text, GError **error);
+gboolean qsim_guest_run_simple_finish(QsimGuest *self, GAsyncResult *res, gchar **stdout_text,
+                                      gchar **stderr_text, GError **error);
 
 /**
  * qsim_guest_close:
@@ -224,8 +211,7 @@ qsim_guest_run_simple_finish(QsimGuest *self, GAsyncResult *res, gchar **stdout_
  * operations fail with %QSIM_ERROR_GUEST ("guest session closed"). Later
  * connects open a fresh session. Does not block.
  */
-void
-qsim_guest_close(QsimGuest *self);
+void qsim_guest_close(QsimGuest *self);
 
 /**
  * qsim_guest_get_max_bytes_in_flight:
@@ -235,7 +221,6 @@ qsim_guest_close(QsimGuest *self);
  *
  * Returns: a byte count
  */
-gsize
-qsim_guest_get_max_bytes_in_flight(QsimGuest *self);
+gsize qsim_guest_get_max_bytes_in_flight(QsimGuest *self);
 
 G_END_DECLS

@@ -318,3 +318,39 @@ qsim_vm_kill_orphan(const gchar *run_dir, GError **error)
 	}
 	return qsim_vm_rundir_remove(run_dir, error);
 }
+
+/**
+ * qsim_vm_rundir_list:
+ * @run_root: RUN_DIR
+ * @error: return location for a #GError
+ *
+ * Lists the run directories in @run_root that hold a qsim file, for a daemon that
+ * starts up and must pass each to qsim_vm_kill_orphan(). A missing @run_root is empty.
+ *
+ * Returns: (transfer full) (element-type utf8): absolute paths, or %NULL on error
+ */
+GPtrArray *
+qsim_vm_rundir_list(const gchar *run_root, GError **error)
+{
+	g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GDir) dir = g_dir_open(run_root, 0, &error_local);
+	const gchar *name;
+
+	if (dir == NULL) {
+		if (g_error_matches(error_local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+			return g_steal_pointer(&found);
+		qsim_error_convert(&error_local);
+		g_propagate_prefixed_error(error, g_steal_pointer(&error_local),
+		                           "cannot list run dir: ");
+		return NULL;
+	}
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		g_autofree gchar *p = g_build_filename(run_root, name, NULL);
+
+		if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK) &&
+		    qsim_vm_rundir_looks_ours(p))
+			g_ptr_array_add(found, g_canonicalize_filename(p, NULL));
+	}
+	return g_steal_pointer(&found);
+}

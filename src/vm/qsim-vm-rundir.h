@@ -16,5 +16,6 @@ gboolean qsim_vm_rundir_write_state(const gchar *run_dir, GPid pid, const gchar 
                                     GError **error);
 guint64 qsim_vm_proc_start_time(GPid pid, GError **error);
 gboolean qsim_vm_kill_orphan(const gchar *run_dir, GError **error);
+GPtrArray *qsim_vm_rundir_list(const gchar *run_root, GError **error);
 
 G_END_DECLS

@@ -8,6 +8,7 @@
 #include "common/qsim-error.h"
 #include "qmp/qsim-qmp-commands.h"
 #include "qsim-serial-reader.h"
+#include "qsim-template-migrate.h"
 #include "qsim-vm-argv.h"
 #include "qsim-vm-overlay.h"
 #include "qsim-vm-port.h"
@@ -29,6 +30,8 @@
 #define QSIM_VM_MAX_PORT_ATTEMPTS 5
 #define QSIM_VM_PROBE_TIMEOUT_S 1
 #define QSIM_VM_PROBE_RETRY_MS 50
+/* loading a template's state file; ~100 MB from page cache takes about a second */
+#define QSIM_VM_RESTORE_TIMEOUT_MS 60000
 
 typedef enum {
 	STOP_NONE,
@@ -91,6 +94,10 @@ struct _QsimVm {
 	GCancellable *ready_cancellable; /* the caller's, watched while waiting */
 	gulong ready_cancel_handler;
 	guint ready_cancel_idle;
+
+	/* fast start (qsim-template.c): restore from this state, on an overlay of this disk */
+	gchar *restore_disk;
+	gchar *restore_state;
 };
 
 G_DEFINE_TYPE(QsimVm, qsim_vm, G_TYPE_OBJECT)
@@ -516,6 +523,12 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	                                qsim_vm_argv_kvm_usable(), error);
 	if (self->argv == NULL)
 		return FALSE;
+	if (self->restore_state != NULL) {
+		gchar **incoming = qsim_template_migrate_incoming_argv((const gchar *const *)self->argv);
+
+		g_strfreev(self->argv);
+		self->argv = incoming;
+	}
 	if (self->serial != NULL) {
 		g_signal_handlers_disconnect_by_data(self->serial, self);
 		qsim_serial_reader_stop(self->serial);
@@ -589,6 +602,26 @@ qsim_vm_qmp_retry_cb(gpointer user_data)
 }
 
 static void
+qsim_vm_restore_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	QsimVm *self = g_task_get_source_object(task);
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_template_migrate_load_finish(res, &error)) {
+		if (self->start_task == task)
+			qsim_vm_start_abort(self, g_steal_pointer(&error));
+		return;
+	}
+	if (self->start_task != task || self->start_error != NULL)
+		return;
+	g_info("%s: restored from %s", self->config->name, self->restore_state);
+	qsim_vm_set_state(self, QSIM_VM_STATE_RUNNING);
+	g_clear_object(&self->start_task);
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
 qsim_vm_qmp_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = G_TASK(user_data);
@@ -627,6 +660,12 @@ qsim_vm_qmp_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_signal_connect(self->qmp, "closed", G_CALLBACK(qsim_vm_qmp_closed_cb), self);
 	g_info("%s: QMP connected (QEMU %s)", self->config->name,
 	       qsim_qmp_client_get_version(self->qmp));
+	if (self->restore_state != NULL) {
+		qsim_template_migrate_load_async(self->qmp, self->restore_state,
+		                                 QSIM_VM_RESTORE_TIMEOUT_MS, NULL,
+		                                 qsim_vm_restore_cb, g_steal_pointer(&task));
+		return;
+	}
 	qsim_vm_set_state(self, QSIM_VM_STATE_RUNNING);
 	g_clear_object(&self->start_task);
 	g_task_return_boolean(task, TRUE);
@@ -722,8 +761,12 @@ qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback
 		                        G_CALLBACK(qsim_vm_start_cancelled_cb), self,
 		                        G_CONNECT_SWAPPED);
 	overlay = g_build_filename(self->run_dir, QSIM_VM_RUNDIR_OVERLAY, NULL);
-	qsim_vm_overlay_create_async(self->qemu_img, self->config->image_path, self->config->format,
-	                             overlay, NULL, qsim_vm_overlay_cb, g_object_ref(task));
+	/* a restore boots from the template's disk, itself an overlay of the base image */
+	qsim_vm_overlay_create_async(
+	    self->qemu_img,
+	    self->restore_disk != NULL ? self->restore_disk : self->config->image_path,
+	    self->restore_disk != NULL ? "qcow2" : self->config->format, overlay, NULL,
+	    qsim_vm_overlay_cb, g_object_ref(task));
 }
 
 /**
@@ -948,7 +991,8 @@ qsim_vm_wait_ready_async(QsimVm *self, gint64 deadline_us, GCancellable *cancell
 	self->ready_timeout_id =
 	    g_timeout_add(deadline_us > now ? (guint)((deadline_us - now) / 1000) : 0,
 	                  qsim_vm_ready_timeout_cb, self);
-	if (self->config->ready_marker != NULL &&
+	/* a restored guest printed its marker before it was saved */
+	if (self->config->ready_marker != NULL && self->restore_state == NULL &&
 	    !qsim_serial_reader_get_marker_seen(self->serial)) {
 		g_autofree gchar *what = g_strdup_printf(
 		    "marker \"%s\" not seen on the serial console", self->config->ready_marker);
@@ -1458,6 +1502,38 @@ qsim_vm_set_ssh_port_hint(QsimVm *self, guint16 port)
 	self->port_hint = port;
 }
 
+/**
+ * qsim_vm_set_restore_from:
+ * @self: a #QsimVm not yet started
+ * @disk_path: (nullable): the template's disk (qcow2); the start's overlay is backed by it
+ * @state_path: (nullable): the template's state file, absolute and shell-safe
+ *
+ * Makes the next start restore a saved guest instead of booting: QEMU runs with
+ * `-incoming defer`, and once QMP is up the start loads @state_path with
+ * migrate-incoming and lets the guest run; only then does the start report success.
+ * A bad state file fails the start (QEMU exits). %NULL for both boots normally.
+ */
+void
+qsim_vm_set_restore_from(QsimVm *self, const gchar *disk_path, const gchar *state_path)
+{
+	g_free(self->restore_disk);
+	self->restore_disk = g_strdup(disk_path);
+	g_free(self->restore_state);
+	self->restore_state = g_strdup(state_path);
+}
+
+/**
+ * qsim_vm_get_restored:
+ * @self: a #QsimVm
+ *
+ * Returns: %TRUE when this VM starts (or started) from a saved state
+ */
+gboolean
+qsim_vm_get_restored(QsimVm *self)
+{
+	return self->restore_state != NULL;
+}
+
 /* ---- object ------------------------------------------------------------ */
 
 static void
@@ -1496,6 +1572,8 @@ qsim_vm_finalize(GObject *object)
 	g_clear_error(&self->start_error);
 	g_ptr_array_unref(self->shutdown_tasks);
 	g_free(self->ready_last_seen);
+	g_free(self->restore_disk);
+	g_free(self->restore_state);
 	g_clear_object(&self->lifetime);
 	G_OBJECT_CLASS(qsim_vm_parent_class)->finalize(object);
 }

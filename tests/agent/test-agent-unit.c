@@ -100,7 +100,7 @@ spawn_fake_qemu(const gchar *run_dir, const gchar *uuid)
 	g_autoptr(GError) error = NULL;
 	GPid pid = 0;
 
-	g_assert_true(g_spawn_async(NULL, (gchar **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+	g_assert_true(g_spawn_async(NULL, (gchar **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
 				    &pid, &error));
 	g_assert_no_error(error);
 	g_assert_true(qsim_vm_rundir_write_state(run_dir, pid, uuid, &error));

@@ -173,6 +173,8 @@ test_create_validation(ApiFixture *fx, gconstpointer data)
 	}
 }
 
+static gchar *run_curl(const gchar *const *argv);
+
 static void
 test_media_type_and_size(ApiFixture *fx, gconstpointer data)
 {
@@ -194,6 +196,31 @@ test_media_type_and_size(ApiFixture *fx, gconstpointer data)
 	g_string_append(huge, "\"}");
 	big = api_request(fx, "POST", "/requests", JSON, huge->str, NULL);
 	assert_error(big, 413, "payload_too_large");
+	/* a chunked upload has no Content-Length: the size is checked once read */
+	{
+		g_autofree gchar *file = g_build_filename(fx->tmpdir, "big.json", NULL);
+		g_autofree gchar *url = g_strconcat(fx->base, "/requests", NULL);
+		g_autofree gchar *at_file = g_strconcat("@", file, NULL);
+		const gchar *argv[] = {"curl",
+		                       "-s",
+		                       "-o",
+		                       "/dev/null",
+		                       "-w",
+		                       "%{http_code}",
+		                       "-H",
+		                       "Content-Type: application/json",
+		                       "-H",
+		                       "Transfer-Encoding: chunked",
+		                       "--data-binary",
+		                       at_file,
+		                       url,
+		                       NULL};
+		g_autofree gchar *code = NULL;
+
+		g_assert_true(g_file_set_contents(file, huge->str, (gssize)huge->len, NULL));
+		code = run_curl(argv);
+		g_assert_cmpstr(code, ==, "413");
+	}
 	/* the server is still fine afterwards */
 	after = api_request(fx, "GET", "/health", NULL, NULL, NULL);
 	g_assert_cmpuint(after->status, ==, 200);

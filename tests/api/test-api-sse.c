@@ -440,6 +440,52 @@ test_delete_and_stop(ApiFixture *fx, gconstpointer data)
 	sse_close(cb);
 }
 
+/* An agent in another process: its commits reach the server only through the
+ * database, so the stream must find them by polling. */
+static void
+test_other_process(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *uuid = api_submit(fx, "true");
+	g_autofree gchar *path = g_strdup_printf("/requests/%s/logs?follow=1", uuid);
+	g_autofree gchar *db = g_build_filename(fx->tmpdir, "qsim.db", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimStore) other = qsim_store_open(db, &error);
+	g_autoptr(GPtrArray) chunks =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+	g_autoptr(QsimRequest) claimed = NULL;
+	SseClient *c;
+
+	g_assert_no_error(error);
+	c = sse_open(fx, path, NULL, FALSE);
+	{
+		g_autoptr(SseEvent) st = sse_next_event(c);
+		assert_status_event(st, "pending");
+	}
+	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (const guint8 *)"far\n", 4));
+	g_assert_cmpint(qsim_store_append_logs(other, uuid, chunks, &error), ==, 1);
+	g_assert_no_error(error);
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		assert_log_event(e, 1, "far\n");
+	}
+	claimed = qsim_store_claim_next(other, "agent-9", 60000, 0, &error);
+	g_assert_nonnull(claimed);
+	g_assert_true(qsim_store_mark_running(other, uuid, "agent-9", &error));
+	g_assert_true(qsim_store_finish_request(other, uuid, "agent-9", QSIM_STATUS_DONE, TRUE, 0,
+	                                        NULL, NULL, &error));
+	g_assert_no_error(error);
+	for (;;) {
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		g_assert_nonnull(e);
+		if (g_strcmp0(e->event, "end") == 0)
+			break;
+		g_assert_cmpstr(e->event, ==, "status");
+	}
+	g_assert_null(sse_next(c));
+	sse_close(c);
+	api_wait_until(no_streams, fx);
+}
+
 #define ADD(path, func)                                                                            \
 	g_test_add(path, ApiFixture, NULL, api_fixture_setup, func, api_fixture_teardown)
 
@@ -452,5 +498,6 @@ main(int argc, char **argv)
 	ADD("/qsim/api/sse/keepalive", test_keepalive);
 	ADD("/qsim/api/sse/disconnect", test_disconnect);
 	ADD("/qsim/api/sse/delete-and-stop", test_delete_and_stop);
+	ADD("/qsim/api/sse/other-process", test_other_process);
 	return g_test_run();
 }

@@ -153,9 +153,9 @@ test_request_text_matches_builder(void)
 	g_assert_cmpuint(json_object_get_size(a), ==, json_object_get_size(b));
 	g_assert_cmpstr(json_object_get_string_member(a, "commands"), ==, r->commands);
 	g_assert_cmpstr(json_object_get_string_member(a, "created_at"), ==,
-			json_object_get_string_member(b, "created_at"));
+	                json_object_get_string_member(b, "created_at"));
 	g_assert_cmpstr(json_object_get_string_member(a, "started_at"), ==,
-			"2026-11-26T10:30:01.000Z");
+	                "2026-11-26T10:30:01.000Z");
 	g_assert_true(json_object_get_null_member(a, "finished_at"));
 	g_assert_true(json_object_get_null_member(a, "agent_id"));
 	g_assert_cmpint(json_object_get_int_member(a, "exit_code"), ==, -3);

@@ -43,10 +43,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	g_print("connect+auth: %.1f ms\n", (t1 - t0) / 1000.0);
-	g_print("exec: %" G_GSIZE_FORMAT " bytes stdout, exit %d, %.1f ms, %.2f MB/s\n",
-		r->out_len, r->exit_status, (t2 - t1) / 1000.0,
-		r->out_len / ((t2 - t1) / 1e6) / 1e6);
+	g_print("exec: %" G_GSIZE_FORMAT " bytes stdout, exit %d, %.1f ms, %.2f MB/s\n", r->out_len,
+	        r->exit_status, (t2 - t1) / 1000.0, r->out_len / ((t2 - t1) / 1e6) / 1e6);
 	g_print("max bytes in flight: %" G_GSIZE_FORMAT "\n",
-		qsim_guest_get_max_bytes_in_flight(guest));
+	        qsim_guest_get_max_bytes_in_flight(guest));
 	return 0;
 }

@@ -28,7 +28,6 @@ result_free(Result *r)
 	g_free(r);
 }
 
-
 gchar *
 result_out(Result *r)
 {
@@ -86,7 +85,7 @@ exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	Result *r = user_data;
 	r->ok = qsim_guest_exec_finish(QSIM_GUEST(source), res, &r->exit_status, &r->exit_signal,
-				       &r->error);
+	                               &r->error);
 	r->done = TRUE;
 }
 
@@ -95,7 +94,7 @@ simple_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	Result *r = user_data;
 	r->ok = qsim_guest_run_simple_finish(QSIM_GUEST(source), res, &r->simple_out,
-					     &r->simple_err, &r->error);
+	                                     &r->simple_err, &r->error);
 	r->done = TRUE;
 }
 
@@ -104,7 +103,7 @@ do_connect(QsimGuest *guest, gint64 timeout_ms, GCancellable *cancellable)
 {
 	Result *r = result_new(TRUE);
 	qsim_guest_connect_async(guest, g_get_monotonic_time() + timeout_ms * 1000, cancellable,
-				 connect_cb, r);
+	                         connect_cb, r);
 	wait_done(r);
 	return r;
 }
@@ -126,8 +125,8 @@ closed_port(void)
 	g_autoptr(GSocketAddress) bound = NULL;
 	g_autoptr(GError) error = NULL;
 
-	socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
-			      &error);
+	socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
 	g_assert_no_error(error);
 	g_assert_true(g_socket_bind(socket, address, FALSE, &error));
 	bound = g_socket_get_local_address(socket, &error);
@@ -135,4 +134,3 @@ closed_port(void)
 	/* closing without listen leaves the port refusing connections */
 	return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
 }
-

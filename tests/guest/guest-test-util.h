@@ -26,40 +26,28 @@ typedef struct {
 	guint chunks;
 } Result;
 
-Result *
-result_new(gboolean keep_out);
-void
-result_free(Result *r);
+Result *result_new(gboolean keep_out);
+void result_free(Result *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Result, result_free)
 
 /* Returns (transfer full): what was received on stdout / stderr, NUL-terminated. */
-gchar *
-result_out(Result *r);
-gchar *
-result_err(Result *r);
+gchar *result_out(Result *r);
+gchar *result_err(Result *r);
 
 /* Iterates the thread-default main context until @r's operation completed. */
-void
-wait_done(Result *r);
+void wait_done(Result *r);
 
 /* QsimGuestOutputFunc: appends to @user_data (a Result) and runs its on-output actions. */
-void
-output_cb(QsimGuestStream stream, GBytes *chunk, gpointer user_data);
-void
-connect_cb(GObject *source, GAsyncResult *res, gpointer user_data);
-void
-exec_cb(GObject *source, GAsyncResult *res, gpointer user_data);
-void
-simple_cb(GObject *source, GAsyncResult *res, gpointer user_data);
+void output_cb(QsimGuestStream stream, GBytes *chunk, gpointer user_data);
+void connect_cb(GObject *source, GAsyncResult *res, gpointer user_data);
+void exec_cb(GObject *source, GAsyncResult *res, gpointer user_data);
+void simple_cb(GObject *source, GAsyncResult *res, gpointer user_data);
 
 /* Returns (transfer full): the finished connect. */
-Result *
-do_connect(QsimGuest *guest, gint64 timeout_ms, GCancellable *cancellable);
+Result *do_connect(QsimGuest *guest, gint64 timeout_ms, GCancellable *cancellable);
 
 /* Runs @command to completion, collecting into @r; returns @r (transfer none). */
-Result *
-do_exec(QsimGuest *guest, const gchar *command, Result *r);
+Result *do_exec(QsimGuest *guest, const gchar *command, Result *r);
 
 /* A loopback TCP port that refuses connections (bound, then closed). */
-guint16
-closed_port(void);
+guint16 closed_port(void);

@@ -40,8 +40,8 @@ skip_without_server(void)
 static QsimGuest *
 connected_guest(void)
 {
-	g_autoptr(QsimGuest) guest = qsim_guest_new("127.0.0.1", server.port, "root", server.key,
-						    NULL);
+	g_autoptr(QsimGuest) guest =
+	    qsim_guest_new("127.0.0.1", server.port, "root", server.key, NULL);
 	g_autoptr(Result) r = do_connect(guest, 20000, NULL);
 
 	g_assert_no_error(r->error);
@@ -191,7 +191,7 @@ test_exec_cancel_paused(void)
 	/* a consumer that paused and then cancels still gets its completion, and the
 	 * queued output is dropped rather than delivered */
 	qsim_guest_exec_async(guest, "while :; do seq 1 10000; done", output_cb, r, cancellable,
-			      exec_cb, r);
+	                      exec_cb, r);
 	wait_done(r);
 	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_CANCELLED);
 	g_assert_cmpuint(r->chunks, ==, 0);
@@ -246,7 +246,7 @@ test_exec_close(void)
 	guest = connected_guest();
 	r->close_on_output = guest;
 	qsim_guest_exec_async(guest, "echo started; while :; do sleep 0.1; echo tick; done",
-			      output_cb, r, NULL, exec_cb, r);
+	                      output_cb, r, NULL, exec_cb, r);
 	/* queued behind the running command: fails too once the session is closed */
 	qsim_guest_exec_async(guest, "echo never", output_cb, queued, NULL, exec_cb, queued);
 	wait_done(r);
@@ -298,15 +298,15 @@ test_run_simple(void)
 	g_assert_cmpstr(r->simple_out, ==, "hi\n");
 	g_assert_cmpstr(r->simple_err, ==, "warn\n");
 
-	qsim_guest_run_simple_async(guest, "echo broken clock >&2; exit 4", 10000, NULL,
-				    simple_cb, failed);
+	qsim_guest_run_simple_async(guest, "echo broken clock >&2; exit 4", 10000, NULL, simple_cb,
+	                            failed);
 	wait_done(failed);
 	g_assert_error(failed->error, QSIM_ERROR, QSIM_ERROR_GUEST);
 	g_assert_nonnull(strstr(failed->error->message, "status 4"));
 	g_assert_nonnull(strstr(failed->error->message, "broken clock"));
 
 	qsim_guest_run_simple_async(guest, "while :; do echo x; sleep 0.1; done", 300, NULL,
-				    simple_cb, slow);
+	                            simple_cb, slow);
 	wait_done(slow);
 	g_assert_error(slow->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
 	g_assert_true(qsim_guest_is_connected(guest));
@@ -335,8 +335,8 @@ silent_listener(guint16 *port)
 	g_autoptr(GSocketAddress) bound = NULL;
 	g_autoptr(GError) error = NULL;
 
-	socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
-			      &error);
+	socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
 	g_assert_no_error(error);
 	g_assert_true(g_socket_bind(socket, address, FALSE, &error));
 	g_socket_set_listen_backlog(socket, 16);
@@ -416,8 +416,8 @@ test_connect_password(void)
 	g_assert_cmpint(out->exit_status, ==, 0);
 
 	/* a rejected key falls back to the password */
-	fallback = qsim_guest_new("127.0.0.1", server.port, "root", server.wrong_key,
-				  server.password);
+	fallback =
+	    qsim_guest_new("127.0.0.1", server.port, "root", server.wrong_key, server.password);
 	r2 = do_connect(fallback, 20000, NULL);
 	g_assert_no_error(r2->error);
 	g_assert_true(qsim_guest_is_connected(fallback));
@@ -495,15 +495,15 @@ run_tool(const gchar *const *argv, gchar **stdout_text, GError **error)
 {
 	g_autoptr(GSubprocess) proc = NULL;
 
-	proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE,
-				 error);
+	proc = g_subprocess_newv(
+	    argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE, error);
 	if (proc == NULL)
 		return FALSE;
 	if (!g_subprocess_communicate_utf8(proc, NULL, NULL, stdout_text, NULL, error))
 		return FALSE;
 	if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s failed: %s", argv[0],
-			    stdout_text != NULL && *stdout_text != NULL ? *stdout_text : "");
+		            stdout_text != NULL && *stdout_text != NULL ? *stdout_text : "");
 		return FALSE;
 	}
 	return TRUE;
@@ -512,8 +512,8 @@ run_tool(const gchar *const *argv, gchar **stdout_text, GError **error)
 static gboolean
 make_client_key(const gchar *path, GError **error)
 {
-	const gchar *argv[] = {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "qsim-test",
-			       "-f", path, NULL};
+	const gchar *argv[] = {"ssh-keygen", "-q",        "-t", "ed25519", "-N", "",
+	                       "-C",         "qsim-test", "-f", path,      NULL};
 	return run_tool(argv, NULL, error);
 }
 
@@ -522,8 +522,8 @@ port_answers(guint16 port)
 {
 	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
 	g_autoptr(GSocketAddress) address = g_inet_socket_address_new(loopback, port);
-	g_autoptr(GSocket) socket = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-						 G_SOCKET_PROTOCOL_TCP, NULL);
+	g_autoptr(GSocket) socket =
+	    g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
 
 	/* a plain socket: GSocketClient would start GIO's proxy resolver threads */
 	return socket != NULL && g_socket_connect(socket, address, NULL, NULL);
@@ -535,7 +535,8 @@ wait_for_port(guint16 port, GError **error)
 	/* bounded: dropbear binds within milliseconds, or has failed */
 	for (guint i = 0; i < 500; i++) {
 		if (g_subprocess_get_identifier(server.sshd) == NULL) {
-			g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED, "dropbear exited");
+			g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+			                    "dropbear exited");
 			return FALSE;
 		}
 		if (port_answers(port))
@@ -564,7 +565,8 @@ server_start(GError **error)
 	g_autofree gchar *pubkey_text = NULL;
 	g_autofree gchar *y_out = NULL;
 	g_autofree gchar *log = NULL;
-	g_autofree gchar *script = g_test_build_filename(G_TEST_DIST, "guest", "dropbear-ns.sh", NULL);
+	g_autofree gchar *script =
+	    g_test_build_filename(G_TEST_DIST, "guest", "dropbear-ns.sh", NULL);
 	g_autofree gchar *port_str = NULL;
 	g_autofree gchar *shadow = NULL;
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
@@ -613,15 +615,15 @@ server_start(GError **error)
 		return FALSE;
 	auth = g_build_filename(ssh_dir, "authorized_keys", NULL);
 	if (!g_file_set_contents_full(auth, pubkey_text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
-				      error))
+	                              error))
 		return FALSE;
 
 	/* a shadow file of our own with a known password, bound over /etc/shadow
 	 * inside dropbear's mount namespace only */
 	server.password = g_strdup("qsim-test-password");
 	{
-		const gchar *argv[] = {"openssl", "passwd", "-6", "-salt", "qsimtest",
-				       server.password, NULL};
+		const gchar *argv[] = {"openssl",  "passwd",        "-6", "-salt",
+		                       "qsimtest", server.password, NULL};
 		g_autofree gchar *hash = NULL;
 		g_autofree gchar *line = NULL;
 		if (!run_tool(argv, &hash, error))
@@ -629,7 +631,7 @@ server_start(GError **error)
 		line = g_strdup_printf("root:%s:19000:0:99999:7:::\n", g_strstrip(hash));
 		shadow = g_build_filename(server.dir, "shadow", NULL);
 		if (!g_file_set_contents_full(shadow, line, -1, G_FILE_SET_CONTENTS_CONSISTENT,
-					      0600, error))
+		                              0600, error))
 			return FALSE;
 	}
 
@@ -643,8 +645,8 @@ server_start(GError **error)
 		/* own mount namespace for the fake /root; own pid namespace so that
 		 * every command the tests leave behind dies with dropbear */
 		const gchar *argv[] = {"unshare", "--mount", "--pid", "--kill-child=SIGTERM",
-				       "--",	  "/bin/sh", script,   server.home,
-				       hostkey,	  port_str,  shadow,	   NULL};
+		                       "--",      "/bin/sh", script,  server.home,
+		                       hostkey,   port_str,  shadow,  NULL};
 		server.sshd = g_subprocess_launcher_spawnv(launcher, argv, error);
 	}
 	if (server.sshd == NULL)
@@ -671,7 +673,7 @@ server_stop(void)
 		const gchar *argv[] = {"rm", "-rf", "--", server.dir, NULL};
 		/* the tree is ours alone; rm keeps this short */
 		g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
-			     NULL, NULL, NULL);
+		             NULL, NULL, NULL);
 	}
 	g_free(server.dir);
 	g_free(server.home);

@@ -150,6 +150,18 @@ test_kill_orphan(void)
 	g_assert_no_error(error);
 	state = g_build_filename(dir, QSIM_VM_RUNDIR_STATE, NULL);
 	g_assert_true(g_file_test(state, G_FILE_TEST_IS_REGULAR));
+	{
+		/* a restarted daemon finds the run dir by listing RUN_DIR; strays are skipped */
+		g_autofree gchar *stray = g_build_filename(root, "not-a-vm", NULL);
+		g_autoptr(GPtrArray) found = NULL;
+
+		g_assert_cmpint(g_mkdir(stray, 0700), ==, 0);
+		found = qsim_vm_rundir_list(root, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(found->len, ==, 1);
+		g_assert_cmpstr(g_ptr_array_index(found, 0), ==, dir);
+		g_rmdir(stray);
+	}
 	g_assert_true(qsim_vm_kill_orphan(dir, &error));
 	g_assert_no_error(error);
 	wait_proc(proc);

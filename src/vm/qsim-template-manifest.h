@@ -1,0 +1,47 @@
+#pragma once
+
+#include <glib.h>
+
+#include "common/qsim-vm-config.h"
+
+G_BEGIN_DECLS
+
+/**
+ * QsimTemplateManifest:
+ *
+ * What a template was made from. A template is only used while every input still
+ * matches: the VM config's hash, the base image (size and mtime; its sha256 is recorded
+ * too), the kernel and initrd files, and the QEMU binary. Strings are owned; file ids
+ * are "size:mtime_us", "" when the file is not used.
+ */
+typedef struct {
+	gchar *vm_name;
+	gchar *config_hash;
+	gchar *image_path;
+	gchar *image_sha256; /* (nullable) until computed */
+	guint64 image_size;
+	gint64 image_mtime_us;
+	gchar *kernel_id;
+	gchar *initrd_id;
+	gchar *qemu_binary_id; /* "path:size:mtime_us" of the resolved binary */
+	gchar *qemu_version;   /* (nullable) as QMP reported it */
+	gchar *machine;        /* MACHINE, "" when QEMU's default */
+	gint64 created_unix;
+	guint64 state_size;
+	guint64 disk_size;
+} QsimTemplateManifest;
+
+QsimTemplateManifest *qsim_template_manifest_new_for_config(const QsimVmConfig *config,
+                                                            const gchar *qemu_binary,
+                                                            GError **error);
+QsimTemplateManifest *qsim_template_manifest_load(const gchar *path, GError **error);
+gboolean qsim_template_manifest_save(const QsimTemplateManifest *self, const gchar *path,
+                                     GError **error);
+gboolean qsim_template_manifest_matches(const QsimTemplateManifest *recorded,
+                                        const QsimTemplateManifest *current, gchar **reason);
+gchar *qsim_template_manifest_file_sha256(const gchar *path, GError **error);
+void qsim_template_manifest_free(QsimTemplateManifest *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimTemplateManifest, qsim_template_manifest_free)
+
+G_END_DECLS

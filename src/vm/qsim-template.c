@@ -1,0 +1,772 @@
+#define G_LOG_DOMAIN "qsim-vm"
+
+#include "config.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/qsim-error.h"
+#include "qsim-template-migrate.h"
+#include "qsim-template.h"
+#include "qsim-vm-rundir.h"
+
+/* saving ~100 MB of guest RAM through a pipe takes about a second; bound a wedged host */
+#define QSIM_TEMPLATE_SAVE_TIMEOUT_MS 120000
+#define QSIM_TEMPLATE_BUILD_PID_FILE "pid"
+
+struct _QsimTemplate {
+	GObject parent_instance;
+	gchar *vm_name;
+	gchar *root;  /* STATE_DIR/templates */
+	gchar *dir;   /* root/<vm_name> */
+	gchar *build; /* root/.<vm_name>.building */
+	gchar *state_path;
+	gchar *disk_path;
+	gchar *manifest_path;
+	gchar *stale_path;
+	gchar *qemu_binary;
+	gchar *qemu_img;
+};
+
+G_DEFINE_TYPE(QsimTemplate, qsim_template, G_TYPE_OBJECT)
+
+const gchar *
+qsim_template_state_to_string(QsimTemplateState state)
+{
+	switch (state) {
+	case QSIM_TEMPLATE_STATE_NONE:
+		return "none";
+	case QSIM_TEMPLATE_STATE_BUILDING:
+		return "building";
+	case QSIM_TEMPLATE_STATE_READY:
+		return "ready";
+	case QSIM_TEMPLATE_STATE_STALE:
+		return "stale";
+	}
+	return "unknown";
+}
+
+/* Removes a template directory: it only ever holds plain files. */
+static gboolean
+remove_flat_dir(const gchar *path, GError **error)
+{
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	const gchar *name;
+
+	if (dir == NULL)
+		return TRUE;
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		g_autofree gchar *file = g_build_filename(path, name, NULL);
+
+		if (g_unlink(file) != 0 && errno != ENOENT) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot remove %s: %s", file,
+			            g_strerror(errno));
+			return FALSE;
+		}
+	}
+	if (g_rmdir(path) != 0 && errno != ENOENT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot remove %s: %s", path,
+		            g_strerror(errno));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * qsim_template_get_dir:
+ * @self: a #QsimTemplate
+ *
+ * Returns: (transfer none): STATE_DIR/templates/<vm_name>
+ */
+const gchar *
+qsim_template_get_dir(QsimTemplate *self)
+{
+	return self->dir;
+}
+
+/**
+ * qsim_template_get_state_path:
+ * @self: a #QsimTemplate
+ *
+ * Returns: (transfer none): the saved RAM and device state
+ */
+const gchar *
+qsim_template_get_state_path(QsimTemplate *self)
+{
+	return self->state_path;
+}
+
+/**
+ * qsim_template_get_disk_path:
+ * @self: a #QsimTemplate
+ *
+ * Returns: (transfer none): the disk at save time, a qcow2 overlay of the base image
+ */
+const gchar *
+qsim_template_get_disk_path(QsimTemplate *self)
+{
+	return self->disk_path;
+}
+
+/**
+ * qsim_template_load_manifest:
+ * @self: a #QsimTemplate
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the manifest of the current template, or %NULL
+ */
+QsimTemplateManifest *
+qsim_template_load_manifest(QsimTemplate *self, GError **error)
+{
+	return qsim_template_manifest_load(self->manifest_path, error);
+}
+
+/**
+ * qsim_template_get_size_bytes:
+ * @self: a #QsimTemplate
+ *
+ * Returns: the bytes the template takes on disk (state plus disk), 0 when none
+ */
+guint64
+qsim_template_get_size_bytes(QsimTemplate *self)
+{
+	GStatBuf st;
+	guint64 total = 0;
+
+	if (g_stat(self->state_path, &st) == 0)
+		total += (guint64)st.st_size;
+	if (g_stat(self->disk_path, &st) == 0)
+		total += (guint64)st.st_size;
+	return total;
+}
+
+static gint64
+read_build_pid(QsimTemplate *self)
+{
+	g_autofree gchar *pid_path =
+	    g_build_filename(self->build, QSIM_TEMPLATE_BUILD_PID_FILE, NULL);
+	g_autofree gchar *text = NULL;
+
+	if (!g_file_get_contents(pid_path, &text, NULL, NULL))
+		return 0;
+	return g_ascii_strtoll(text, NULL, 10);
+}
+
+/**
+ * qsim_template_is_building:
+ * @self: a #QsimTemplate
+ *
+ * Returns: %TRUE while a process that is still alive builds this template
+ */
+gboolean
+qsim_template_is_building(QsimTemplate *self)
+{
+	gint64 pid = read_build_pid(self);
+
+	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/**
+ * qsim_template_check:
+ * @self: a #QsimTemplate
+ * @config: the VM's current configuration
+ * @reason: (out) (optional) (transfer full): why it is not ready, or %NULL when ready
+ *
+ * Decides whether the template may be used now, cheaply (stat() and a small file
+ * read): every input recorded in the manifest must be unchanged, the data files
+ * present with their recorded sizes, and nobody must have marked it stale. A build
+ * in progress does not change the answer: a ready template stays usable meanwhile.
+ *
+ * Returns: %QSIM_TEMPLATE_STATE_NONE, %QSIM_TEMPLATE_STATE_READY or
+ *   %QSIM_TEMPLATE_STATE_STALE
+ */
+QsimTemplateState
+qsim_template_check(QsimTemplate *self, const QsimVmConfig *config, gchar **reason)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimTemplateManifest) recorded = NULL;
+	g_autoptr(QsimTemplateManifest) current = NULL;
+	g_autofree gchar *stale = NULL;
+	g_autofree gchar *why = NULL;
+	GStatBuf st;
+
+	if (reason != NULL)
+		*reason = NULL;
+	if (!g_file_test(self->dir, G_FILE_TEST_IS_DIR)) {
+		if (reason != NULL)
+			*reason = g_strdup("no template");
+		return QSIM_TEMPLATE_STATE_NONE;
+	}
+	if (g_file_get_contents(self->stale_path, &stale, NULL, NULL)) {
+		if (reason != NULL)
+			*reason = g_strdup(g_strstrip(stale));
+		return QSIM_TEMPLATE_STATE_STALE;
+	}
+	recorded = qsim_template_manifest_load(self->manifest_path, &error);
+	if (recorded == NULL)
+		why = g_strdup(error->message);
+	else if (g_stat(self->state_path, &st) != 0 || (guint64)st.st_size != recorded->state_size)
+		why = g_strdup("the state file is missing or its size changed");
+	else if (g_stat(self->disk_path, &st) != 0 || (guint64)st.st_size != recorded->disk_size)
+		why = g_strdup("the template disk is missing or its size changed");
+	else if ((current = qsim_template_manifest_new_for_config(config, self->qemu_binary,
+	                                                          &error)) == NULL)
+		why = g_strdup(error->message);
+	else
+		qsim_template_manifest_matches(recorded, current, &why);
+	if (why == NULL)
+		return QSIM_TEMPLATE_STATE_READY;
+	if (reason != NULL)
+		*reason = g_steal_pointer(&why);
+	return QSIM_TEMPLATE_STATE_STALE;
+}
+
+/**
+ * qsim_template_mark_stale:
+ * @self: a #QsimTemplate
+ * @reason: why, e.g. the error of a failed restore
+ * @error: return location for a #GError
+ *
+ * Keeps the template from being used again until it is rebuilt.
+ *
+ * Returns: %TRUE on success (also when there is no template)
+ */
+gboolean
+qsim_template_mark_stale(QsimTemplate *self, const gchar *reason, GError **error)
+{
+	g_autofree gchar *text = g_strdup_printf("%s\n", reason);
+
+	if (!g_file_test(self->dir, G_FILE_TEST_IS_DIR))
+		return TRUE;
+	g_info("%s: template marked stale: %s", self->vm_name, reason);
+	if (!g_file_set_contents(self->stale_path, text, -1, error)) {
+		qsim_error_convert(error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * qsim_template_remove:
+ * @self: a #QsimTemplate
+ * @error: return location for a #GError
+ *
+ * Deletes the template; restores already running keep their open files.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+qsim_template_remove(QsimTemplate *self, GError **error)
+{
+	return remove_flat_dir(self->dir, error);
+}
+
+/**
+ * qsim_template_apply:
+ * @self: a #QsimTemplate, checked ready by the caller
+ * @vm: a #QsimVm not yet started
+ * @error: return location for a #GError
+ *
+ * Makes @vm restore from this template on its own overlay of the template disk.
+ *
+ * Returns: %TRUE on success, %FALSE when the template's paths cannot be used
+ */
+gboolean
+qsim_template_apply(QsimTemplate *self, QsimVm *vm, GError **error)
+{
+	if (!qsim_template_migrate_path_is_safe(self->state_path)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "template path %s has characters unsafe for QEMU's exec: migration",
+		            self->state_path);
+		return FALSE;
+	}
+	qsim_vm_set_restore_from(vm, self->disk_path, self->state_path);
+	return TRUE;
+}
+
+/**
+ * qsim_template_new_hostname:
+ * @vm_name: the VM's name (not used in the result: it may hold characters a hostname
+ *   cannot)
+ *
+ * Returns: (transfer full): a fresh hostname for a restored guest, "qsim-" and 12
+ *   random hex digits
+ */
+gchar *
+qsim_template_new_hostname(const gchar *vm_name)
+{
+	return g_strdup_printf("qsim-%06x%06x", g_random_int_range(0, 0x1000000),
+	                       g_random_int_range(0, 0x1000000));
+}
+
+/**
+ * qsim_template_fixup_command:
+ * @unix_time: the host's time to give the guest, in seconds
+ * @hostname: from qsim_template_new_hostname()
+ *
+ * Builds the shell command that makes a restored guest unique and correct: its clock
+ * (restored guests stay at save time), its RNG (reseeded with 64 bytes from the host;
+ * writing to /dev/urandom mixes them in), its hostname and, if the image has one, its
+ * machine id. Every value is generated by qsim; nothing comes from a user.
+ *
+ * Returns: (transfer full): the command, for the guest's `sh -c`
+ */
+gchar *
+qsim_template_fixup_command(gint64 unix_time, const gchar *hostname)
+{
+	GString *hex = g_string_new(NULL);
+	g_autofree gchar *seed = NULL;
+
+	g_return_val_if_fail(hostname != NULL, NULL);
+	for (guint i = 0; i < 16; i++)
+		g_string_append_printf(hex, "%08x", g_random_int());
+	seed = g_string_free(hex, FALSE);
+	return g_strdup_printf(
+	    "date -u -s @%" G_GINT64_FORMAT " >/dev/null; "
+	    "echo %s > /dev/urandom; "
+	    "hostname %s; echo %s > /etc/hostname 2>/dev/null; "
+	    "if [ -s /etc/machine-id ]; then "
+	    "tr -d - < /proc/sys/kernel/random/uuid > /etc/machine-id; fi; "
+	    "date -u +%%s",
+	    unix_time, seed, hostname, hostname);
+}
+
+/* ---- build ------------------------------------------------------------- */
+
+typedef struct {
+	QsimVmConfig *config; /* until handed to the VM */
+	QsimTemplateManifest *manifest;
+	gchar *image_path;
+	gchar *run_root;
+	QsimVm *vm;
+	GError *failure; /* reported once the VM is gone */
+	gboolean owns_build_dir;
+} BuildData;
+
+static void
+build_data_free(BuildData *d)
+{
+	if (d->config != NULL)
+		qsim_vm_config_free(d->config);
+	qsim_template_manifest_free(d->manifest);
+	g_free(d->image_path);
+	g_free(d->run_root);
+	g_clear_object(&d->vm);
+	g_clear_error(&d->failure);
+	g_free(d);
+}
+
+static void
+build_fail(GTask *task, GError *error)
+{
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) cleanup_error = NULL;
+
+	if (d->owns_build_dir && !remove_flat_dir(self->build, &cleanup_error))
+		g_warning("%s: %s", self->vm_name, cleanup_error->message);
+	d->owns_build_dir = FALSE;
+	g_prefix_error(&error, "cannot build the template of %s: ", self->vm_name);
+	g_task_return_error(task, error);
+}
+
+static gboolean
+build_install(QsimTemplate *self, BuildData *d, GError **error)
+{
+	g_autofree gchar *state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
+	g_autofree gchar *disk = g_build_filename(self->build, QSIM_TEMPLATE_DISK_FILE, NULL);
+	g_autofree gchar *manifest =
+	    g_build_filename(self->build, QSIM_TEMPLATE_MANIFEST_FILE, NULL);
+	g_autofree gchar *pid = g_build_filename(self->build, QSIM_TEMPLATE_BUILD_PID_FILE, NULL);
+	g_autofree gchar *old = NULL;
+	GStatBuf st;
+
+	if (g_stat(state, &st) != 0 || st.st_size == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_VM, "QEMU wrote no state file");
+		return FALSE;
+	}
+	d->manifest->state_size = (guint64)st.st_size;
+	if (g_stat(disk, &st) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "the template disk is missing");
+		return FALSE;
+	}
+	d->manifest->disk_size = (guint64)st.st_size;
+	d->manifest->created_unix = g_get_real_time() / G_USEC_PER_SEC;
+	/* the data files are shared by every restore: nobody may write them */
+	if (g_chmod(state, 0444) != 0 || g_chmod(disk, 0444) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot make the template read-only: %s",
+		            g_strerror(errno));
+		return FALSE;
+	}
+	if (!qsim_template_manifest_save(d->manifest, manifest, error))
+		return FALSE;
+	g_unlink(pid);
+	if (g_file_test(self->dir, G_FILE_TEST_IS_DIR)) {
+		old = g_strdup_printf("%s/.%s.old-%d", self->root, self->vm_name, (gint)getpid());
+		if (g_rename(self->dir, old) != 0) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot replace %s: %s",
+			            self->dir, g_strerror(errno));
+			return FALSE;
+		}
+	}
+	if (g_rename(self->build, self->dir) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot install %s: %s", self->dir,
+		            g_strerror(errno));
+		return FALSE;
+	}
+	d->owns_build_dir = FALSE;
+	if (old != NULL) {
+		g_autoptr(GError) local = NULL;
+
+		if (!remove_flat_dir(old, &local))
+			g_warning("%s: %s", self->vm_name, local->message);
+	}
+	return TRUE;
+}
+
+static void
+build_shutdown_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_vm_shutdown_finish(QSIM_VM(source), res, &error))
+		g_warning("%s: template VM shutdown: %s", self->vm_name, error->message);
+	g_clear_error(&error);
+	if (d->failure != NULL) {
+		build_fail(task, g_steal_pointer(&d->failure));
+		return;
+	}
+	if (!build_install(self, d, &error)) {
+		build_fail(task, g_steal_pointer(&error));
+		return;
+	}
+	g_info("%s: template ready in %s (%" G_GUINT64_FORMAT " bytes)", self->vm_name, self->dir,
+	       d->manifest->state_size + d->manifest->disk_size);
+	g_task_return_boolean(task, TRUE);
+}
+
+/* Stops the build VM; a @failure is reported once it is gone. */
+static void
+build_stop_vm(GTask *task, GError *failure)
+{
+	BuildData *d = g_task_get_task_data(task);
+
+	if (failure != NULL && d->failure == NULL)
+		d->failure = failure;
+	else if (failure != NULL)
+		g_error_free(failure);
+	/* no ACPI grace: the guest's state is saved (or useless), nothing to flush */
+	qsim_vm_shutdown_async(d->vm, 0, NULL, build_shutdown_cb, task);
+}
+
+static void
+build_save_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = G_TASK(user_data);
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *overlay = NULL;
+	g_autofree gchar *disk = NULL;
+	g_autoptr(GFile) from = NULL;
+	g_autoptr(GFile) to = NULL;
+	QsimQmpClient *qmp;
+
+	if (!qsim_template_migrate_save_finish(res, &error)) {
+		build_stop_vm(task, g_steal_pointer(&error));
+		return;
+	}
+	/* QEMU flushed and released the overlay at the end of the migration (it now sits
+	 * in postmigrate), so the file is exactly the disk the saved RAM expects */
+	overlay = g_build_filename(qsim_vm_get_run_dir(d->vm), QSIM_VM_RUNDIR_OVERLAY, NULL);
+	disk = g_build_filename(self->build, QSIM_TEMPLATE_DISK_FILE, NULL);
+	from = g_file_new_for_path(overlay);
+	to = g_file_new_for_path(disk);
+	if (!g_file_copy(from, to, G_FILE_COPY_NONE, NULL, NULL, NULL, &error)) {
+		qsim_error_convert(&error);
+		g_prefix_error(&error, "cannot copy the disk: ");
+		build_stop_vm(task, g_steal_pointer(&error));
+		return;
+	}
+	qmp = qsim_vm_get_qmp(d->vm);
+	if (qmp != NULL)
+		d->manifest->qemu_version = g_strdup(qsim_qmp_client_get_version(qmp));
+	build_stop_vm(task, NULL);
+}
+
+static void
+build_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = G_TASK(user_data);
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *state = NULL;
+	QsimQmpClient *qmp;
+
+	if (!qsim_vm_wait_ready_finish(d->vm, res, &error)) {
+		build_stop_vm(task, g_steal_pointer(&error));
+		return;
+	}
+	qmp = qsim_vm_get_qmp(d->vm);
+	if (qmp == NULL) {
+		build_stop_vm(task, g_error_new(QSIM_ERROR, QSIM_ERROR_QMP, "no QMP connection"));
+		return;
+	}
+	state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
+	g_info("%s: guest ready, saving its state to %s", self->vm_name, state);
+	qsim_template_migrate_save_async(qmp, state, QSIM_TEMPLATE_SAVE_TIMEOUT_MS,
+	                                 g_task_get_cancellable(task), build_save_cb, task);
+}
+
+static void
+build_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = G_TASK(user_data);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_vm_start_finish(d->vm, res, &error)) {
+		build_stop_vm(task, g_steal_pointer(&error));
+		return;
+	}
+	qsim_vm_wait_ready_async(d->vm, 0, g_task_get_cancellable(task), build_ready_cb, task);
+}
+
+static void
+build_checksum_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancel)
+{
+	BuildData *d = task_data;
+	GError *error = NULL;
+	gchar *sum = qsim_template_manifest_file_sha256(d->image_path, &error);
+
+	if (sum == NULL) {
+		g_task_return_error(task, error);
+		return;
+	}
+	g_task_return_pointer(task, sum, g_free);
+}
+
+static void
+build_checksum_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	/* the reference taken for the thread becomes the build chain's */
+	GTask *task = G_TASK(user_data);
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	gchar *sum = g_task_propagate_pointer(G_TASK(res), &error);
+
+	if (sum == NULL) {
+		build_fail(task, g_steal_pointer(&error));
+		g_object_unref(task);
+		return;
+	}
+	d->manifest->image_sha256 = sum;
+	d->vm = qsim_vm_new(g_steal_pointer(&d->config), d->run_root);
+	qsim_vm_set_qemu_binary(d->vm, self->qemu_binary);
+	qsim_vm_set_qemu_img_binary(d->vm, self->qemu_img);
+	g_info("%s: booting the guest to build its template", self->vm_name);
+	qsim_vm_start_async(d->vm, g_task_get_cancellable(task), build_start_cb, task);
+}
+
+/* Takes the build directory, or says who holds it. */
+static gboolean
+build_claim_dir(QsimTemplate *self, GError **error)
+{
+	g_autofree gchar *pid_path =
+	    g_build_filename(self->build, QSIM_TEMPLATE_BUILD_PID_FILE, NULL);
+	g_autofree gchar *pid_text = g_strdup_printf("%d\n", (gint)getpid());
+
+	if (g_mkdir_with_parents(self->root, 0700) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s", self->root,
+		            g_strerror(errno));
+		return FALSE;
+	}
+	if (g_mkdir(self->build, 0700) != 0) {
+		if (errno != EEXIST) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s",
+			            self->build, g_strerror(errno));
+			return FALSE;
+		}
+		if (qsim_template_is_building(self)) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_BUSY,
+			            "the template of %s is being built by pid %" G_GINT64_FORMAT,
+			            self->vm_name, read_build_pid(self));
+			return FALSE;
+		}
+		/* left over by a builder that died: take it over */
+		if (!remove_flat_dir(self->build, error) || g_mkdir(self->build, 0700) != 0) {
+			if (error != NULL && *error == NULL)
+				g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s",
+				            self->build, g_strerror(errno));
+			return FALSE;
+		}
+	}
+	if (!g_file_set_contents(pid_path, pid_text, -1, error)) {
+		qsim_error_convert(error);
+		remove_flat_dir(self->build, NULL);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * qsim_template_build_async:
+ * @self: a #QsimTemplate
+ * @config: (transfer full): the VM's configuration
+ * @run_root: RUN_DIR, for the build VM's run directory
+ * @cancellable: (nullable): aborts the build (the VM is stopped)
+ * @callback: called once the template is installed, or the build failed
+ * @user_data: data for @callback
+ *
+ * Boots the VM once from its base image, waits until its SSH answers, saves its RAM
+ * and device state with QMP migrate, keeps the disk as it was at that moment, shuts
+ * the VM down, and installs the result in place of any previous template (which also
+ * clears a stale mark). One build per template at a time, across processes: a second
+ * one fails with %QSIM_ERROR_BUSY.
+ */
+void
+qsim_template_build_async(QsimTemplate *self, QsimVmConfig *config, const gchar *run_root,
+                          GCancellable *cancellable, GAsyncReadyCallback callback,
+                          gpointer user_data)
+{
+	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
+	g_autoptr(QsimVmConfig) owned = config;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
+	BuildData *d;
+
+	g_task_set_source_tag(task, qsim_template_build_async);
+	g_task_set_check_cancellable(task, FALSE);
+	if (g_strcmp0(config->name, self->vm_name) != 0) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                        "config of %s given for the template of %s", config->name,
+		                        self->vm_name);
+		return;
+	}
+	if (!qsim_template_migrate_path_is_safe(state)) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                        "template path %s has characters unsafe for QEMU's exec: "
+		                        "migration (use [A-Za-z0-9/._-] in STATE_DIR)",
+		                        state);
+		return;
+	}
+	d = g_new0(BuildData, 1);
+	g_task_set_task_data(task, d, (GDestroyNotify)build_data_free);
+	d->run_root = g_strdup(run_root);
+	d->image_path = g_strdup(config->image_path);
+	/* the inputs as they are before the boot: a change during the build makes it stale */
+	d->manifest = qsim_template_manifest_new_for_config(config, self->qemu_binary, &error);
+	if (d->manifest == NULL) {
+		build_fail(task, g_steal_pointer(&error));
+		return;
+	}
+	if (!build_claim_dir(self, &error)) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	d->owns_build_dir = TRUE;
+	d->config = g_steal_pointer(&owned);
+	/* the image checksum reads the whole image: keep the main loop free */
+	{
+		g_autoptr(GTask) sum = g_task_new(self, cancellable, build_checksum_cb,
+		                                  g_object_ref(task));
+
+		g_task_set_task_data(sum, d, NULL);
+		g_task_run_in_thread(sum, build_checksum_thread);
+	}
+}
+
+/**
+ * qsim_template_build_finish:
+ * @self: a #QsimTemplate
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE when the new template is installed and ready
+ */
+gboolean
+qsim_template_build_finish(QsimTemplate *self, GAsyncResult *result, GError **error)
+{
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/* ---- object ------------------------------------------------------------ */
+
+void
+qsim_template_set_qemu_binary(QsimTemplate *self, const gchar *qemu_binary)
+{
+	g_free(self->qemu_binary);
+	self->qemu_binary = g_strdup(qemu_binary != NULL ? qemu_binary : QSIM_QEMU_BINARY);
+}
+
+void
+qsim_template_set_qemu_img_binary(QsimTemplate *self, const gchar *qemu_img_binary)
+{
+	g_free(self->qemu_img);
+	self->qemu_img = g_strdup(qemu_img_binary != NULL ? qemu_img_binary : QSIM_QEMU_IMG_BINARY);
+}
+
+static void
+qsim_template_finalize(GObject *object)
+{
+	QsimTemplate *self = QSIM_TEMPLATE(object);
+
+	g_free(self->vm_name);
+	g_free(self->root);
+	g_free(self->dir);
+	g_free(self->build);
+	g_free(self->state_path);
+	g_free(self->disk_path);
+	g_free(self->manifest_path);
+	g_free(self->stale_path);
+	g_free(self->qemu_binary);
+	g_free(self->qemu_img);
+	G_OBJECT_CLASS(qsim_template_parent_class)->finalize(object);
+}
+
+static void
+qsim_template_class_init(QsimTemplateClass *klass)
+{
+	G_OBJECT_CLASS(klass)->finalize = qsim_template_finalize;
+}
+
+static void
+qsim_template_init(QsimTemplate *self)
+{
+	self->qemu_binary = g_strdup(QSIM_QEMU_BINARY);
+	self->qemu_img = g_strdup(QSIM_QEMU_IMG_BINARY);
+}
+
+/**
+ * qsim_template_new:
+ * @state_dir: STATE_DIR
+ * @vm_name: a valid VM name (it becomes a directory name)
+ *
+ * Nothing is read or created yet.
+ *
+ * Returns: (transfer full): the template handle of @vm_name
+ */
+QsimTemplate *
+qsim_template_new(const gchar *state_dir, const gchar *vm_name)
+{
+	QsimTemplate *self = g_object_new(QSIM_TYPE_TEMPLATE, NULL);
+	g_autofree gchar *build_name = g_strdup_printf(".%s.building", vm_name);
+
+	self->vm_name = g_strdup(vm_name);
+	self->root = g_build_filename(state_dir, QSIM_TEMPLATE_DIR, NULL);
+	self->dir = g_build_filename(self->root, vm_name, NULL);
+	self->build = g_build_filename(self->root, build_name, NULL);
+	self->state_path = g_build_filename(self->dir, QSIM_TEMPLATE_STATE_FILE, NULL);
+	self->disk_path = g_build_filename(self->dir, QSIM_TEMPLATE_DISK_FILE, NULL);
+	self->manifest_path = g_build_filename(self->dir, QSIM_TEMPLATE_MANIFEST_FILE, NULL);
+	self->stale_path = g_build_filename(self->dir, QSIM_TEMPLATE_STALE_FILE, NULL);
+	return self;
+}

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <gio/gio.h>
+
+#include "common/qsim-vm-config.h"
+#include "qsim-template-manifest.h"
+#include "qsim-vm.h"
+
+G_BEGIN_DECLS
+
+/**
+ * QsimTemplateState:
+ *
+ * none: never built (or removed); building: a build runs now; ready: usable, every
+ * input unchanged; stale: an input changed or a restore failed, never used.
+ */
+typedef enum {
+	QSIM_TEMPLATE_STATE_NONE,
+	QSIM_TEMPLATE_STATE_BUILDING,
+	QSIM_TEMPLATE_STATE_READY,
+	QSIM_TEMPLATE_STATE_STALE,
+} QsimTemplateState;
+
+/* File names inside STATE_DIR/templates/<vm_name>/. */
+#define QSIM_TEMPLATE_DIR "templates"
+#define QSIM_TEMPLATE_STATE_FILE "state"
+#define QSIM_TEMPLATE_DISK_FILE "disk.qcow2"
+#define QSIM_TEMPLATE_MANIFEST_FILE "manifest"
+#define QSIM_TEMPLATE_STALE_FILE "stale"
+
+/* A restored guest answers SSH within about a second; past this, fall back to a boot. */
+#define QSIM_TEMPLATE_READY_TIMEOUT_S 10
+
+#define QSIM_TYPE_TEMPLATE (qsim_template_get_type())
+G_DECLARE_FINAL_TYPE(QsimTemplate, qsim_template, QSIM, TEMPLATE, GObject)
+
+/*
+ * QsimTemplate: one VM's fast-start template in STATE_DIR/templates/<vm_name>/: the
+ * saved RAM and device state (`state`), the disk as it was at save time (`disk.qcow2`,
+ * an overlay of the base image) and a `manifest` of the inputs. Both data files are
+ * read-only; every restore runs on its own overlay of `disk.qcow2`, so any number of
+ * restores may share one template. A build writes into a private directory and swaps
+ * it in with rename(), so readers never see a half-built template.
+ */
+
+QsimTemplate *qsim_template_new(const gchar *state_dir, const gchar *vm_name);
+void qsim_template_set_qemu_binary(QsimTemplate *self, const gchar *qemu_binary);
+void qsim_template_set_qemu_img_binary(QsimTemplate *self, const gchar *qemu_img_binary);
+
+const gchar *qsim_template_get_dir(QsimTemplate *self);
+const gchar *qsim_template_get_state_path(QsimTemplate *self);
+const gchar *qsim_template_get_disk_path(QsimTemplate *self);
+const gchar *qsim_template_state_to_string(QsimTemplateState state);
+
+QsimTemplateState qsim_template_check(QsimTemplate *self, const QsimVmConfig *config,
+                                      gchar **reason);
+gboolean qsim_template_is_building(QsimTemplate *self);
+QsimTemplateManifest *qsim_template_load_manifest(QsimTemplate *self, GError **error);
+guint64 qsim_template_get_size_bytes(QsimTemplate *self);
+gboolean qsim_template_mark_stale(QsimTemplate *self, const gchar *reason, GError **error);
+gboolean qsim_template_remove(QsimTemplate *self, GError **error);
+gboolean qsim_template_apply(QsimTemplate *self, QsimVm *vm, GError **error);
+gchar *qsim_template_fixup_command(gint64 unix_time, const gchar *hostname);
+gchar *qsim_template_new_hostname(const gchar *vm_name);
+
+void qsim_template_build_async(QsimTemplate *self, QsimVmConfig *config, const gchar *run_root,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data);
+gboolean qsim_template_build_finish(QsimTemplate *self, GAsyncResult *result, GError **error);
+
+G_END_DECLS
