@@ -10,7 +10,7 @@ packages=(
     # run
     qemu-system-x86 qemu-utils
     # the tiny guest image (data/guest/build-guest.sh)
-    busybox-static dropbear-bin openssh-client openssh-sftp-server e2fsprogs kmod cpio
+    busybox-static dropbear-bin openssh-client openssh-sftp-server e2fsprogs kmod cpio lz4
     # tests
     curl python3 locales
 )

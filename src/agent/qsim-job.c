@@ -10,6 +10,7 @@
 #include "common/qsim-vm-config.h"
 #include "guest/qsim-guest.h"
 #include "qmp/qsim-qmp-client.h"
+#include "vm/qsim-template.h"
 #include "vm/qsim-vm-rundir.h"
 
 /* the final flush and status write may meet a locked database: retry this often */
@@ -56,6 +57,10 @@ struct _QsimJob {
 	gchar *reason;
 	gboolean lease_lost;
 	guint final_retries;
+
+	/* fast start: the template this start restores, until commands run (fallback) */
+	QsimTemplate *fast_template;
+	gchar *fast_hostname;
 };
 
 G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
@@ -303,6 +308,9 @@ qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code, 
 
 /* ---- QEMU died ------------------------------------------------------------- */
 
+static gboolean qsim_job_fast_start_fallback(QsimJob *self, const gchar *why);
+static void qsim_job_fast_start_fixup(QsimJob *self);
+
 static void
 qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message, gpointer user_data)
 {
@@ -310,6 +318,8 @@ qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message, gpointer u
 	g_autofree gchar *text = NULL;
 
 	if (self->finishing)
+		return;
+	if (qsim_job_fast_start_fallback(self, message))
 		return;
 	if (self->phase == QSIM_JOB_PHASE_STARTING)
 		text = g_strdup_printf("qemu failed to start: %s", message);
@@ -413,6 +423,8 @@ qsim_job_boot_failed(QsimJob *self, GError *error)
 
 	if (self->finishing)
 		return;
+	if (qsim_job_fast_start_fallback(self, error->message))
+		return;
 	if (qsim_vm_get_state(self->vm) == QSIM_VM_STATE_EXITED)
 		reason = g_strdup_printf("qemu exited: %s", qsim_vm_get_exit_message(self->vm));
 	else if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT))
@@ -430,6 +442,8 @@ qsim_job_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
 	g_autoptr(GError) error = NULL;
 
+	if (QSIM_GUEST(source) != self->guest)
+		return; /* a restore given up for a cold boot */
 	if (!qsim_guest_connect_finish(QSIM_GUEST(source), res, &error)) {
 		qsim_job_boot_failed(self, error);
 		return;
@@ -438,6 +452,10 @@ qsim_job_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	qsim_job_system(self, "SSH ready, host key %s",
 			qsim_guest_get_host_key_fingerprint(self->guest));
+	if (self->fast_template != NULL) {
+		qsim_job_fast_start_fixup(self);
+		return;
+	}
 	qsim_job_start_commands(self);
 }
 
@@ -448,6 +466,8 @@ qsim_job_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	const QsimVmConfig *vmc = qsim_vm_get_config(self->vm);
 
+	if (QSIM_VM(source) != self->vm)
+		return; /* a restore given up for a cold boot */
 	if (!qsim_vm_wait_ready_finish(self->vm, res, &error)) {
 		qsim_job_boot_failed(self, error);
 		return;
@@ -467,10 +487,14 @@ qsim_job_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	QsimQmpClient *qmp;
 
+	if (QSIM_VM(source) != self->vm)
+		return; /* a restore given up for a cold boot */
 	if (!qsim_vm_start_finish(self->vm, res, &error)) {
 		g_autofree gchar *reason = NULL;
 
 		if (self->finishing)
+			return;
+		if (qsim_job_fast_start_fallback(self, error->message))
 			return;
 		reason = g_strdup_printf("qemu failed to start: %s", error->message);
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
@@ -483,8 +507,156 @@ qsim_job_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	qsim_job_system(self, "QMP up: QEMU %s",
 			qmp != NULL ? qsim_qmp_client_get_version(qmp) : "(unknown version)");
 	self->phase = QSIM_JOB_PHASE_BOOTING;
+	if (self->fast_template != NULL) {
+		qsim_job_system(self, "restored from snapshot");
+		/* a restored guest answers at once or not at all: fall back soon */
+		self->boot_deadline_us =
+		    MIN(self->boot_deadline_us,
+			g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC);
+	}
 	qsim_vm_wait_ready_async(self->vm, self->boot_deadline_us, self->cancellable,
 				 qsim_job_ready_cb, g_object_ref(self));
+}
+
+/* ---- fast start (docs/fast-start.md; the parts in vm/qsim-template.c) --------- */
+
+static void
+qsim_job_fast_build_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_template_build_finish(QSIM_TEMPLATE(source), res, &error))
+		g_warning("fast start: %s", error->message);
+}
+
+/* Chooses how this start boots: from a ready template (`qsimd prepare` or FAST_START),
+ * else cold; with FAST_START=snapshot a missing or stale template is then built in
+ * the background for the next requests. */
+static void
+qsim_job_fast_start_prepare(QsimJob *self)
+{
+	const QsimVmConfig *vmc = qsim_vm_get_config(self->vm);
+	g_autoptr(QsimTemplate) tpl =
+	    qsim_template_new(qsim_config_get_state_dir(self->config), vmc->name);
+	g_autoptr(QsimVmConfig) copy = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *reason = NULL;
+	g_autofree gchar *build_root = NULL;
+
+	qsim_template_set_qemu_binary(tpl, qsim_config_get_qemu(self->config));
+	qsim_template_set_qemu_img_binary(tpl, qsim_config_get_qemu_img(self->config));
+	if (qsim_template_check(tpl, vmc, &reason) == QSIM_TEMPLATE_STATE_READY) {
+		if (qsim_template_apply(tpl, self->vm, &error)) {
+			qsim_job_system(self, "fast start: restoring from snapshot %s",
+					qsim_template_get_dir(tpl));
+			self->fast_template = g_steal_pointer(&tpl);
+			return;
+		}
+		reason = g_strdup(error->message);
+	}
+	qsim_job_system(self, "cold boot (fast start: %s)", reason);
+	if (vmc->fast_start != QSIM_VM_FAST_START_SNAPSHOT || qsim_template_is_building(tpl))
+		return;
+	copy = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
+				   qsim_config_get_vm_config_dir(self->config), vmc->name, &error);
+	build_root = g_build_filename(qsim_config_get_run_dir(self->config), "template-builds", NULL);
+	if (copy == NULL || g_mkdir_with_parents(build_root, 0700) != 0) {
+		g_warning("fast start: cannot build the template of %s: %s", vmc->name,
+			  error != NULL ? error->message : g_strerror(errno));
+		return;
+	}
+	qsim_job_system(self, "fast start: building the template of %s in the background",
+			vmc->name);
+	/* the build's task holds the template; nothing here waits for it */
+	qsim_template_build_async(tpl, g_steal_pointer(&copy), build_root, NULL,
+				  qsim_job_fast_build_cb, NULL);
+}
+
+/* A restore failed before the commands ran: mark the template stale and boot this
+ * request cold instead. Returns FALSE when there is nothing to fall back from. */
+static gboolean
+qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
+{
+	g_autoptr(QsimTemplate) tpl = NULL;
+	g_autoptr(QsimVm) old = NULL;
+	g_autoptr(QsimVmConfig) vmc = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (self->fast_template == NULL || self->finishing ||
+	    self->phase >= QSIM_JOB_PHASE_RUNNING)
+		return FALSE;
+	vmc = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
+				  qsim_config_get_vm_config_dir(self->config),
+				  self->request->vm_name, &error);
+	if (vmc == NULL)
+		return FALSE;
+	tpl = g_steal_pointer(&self->fast_template);
+	qsim_job_system(self, "fast start failed: %s; falling back to a cold boot", why);
+	if (!qsim_template_mark_stale(tpl, why, &error))
+		g_warning("%s: %s", self->request->uuid, error->message);
+	if (self->guest != NULL) {
+		qsim_guest_close(self->guest);
+		g_clear_object(&self->guest);
+	}
+	old = g_steal_pointer(&self->vm);
+	g_signal_handlers_disconnect_by_data(old, self);
+	/* the shutdown task keeps the old VM alive until QEMU is gone */
+	qsim_vm_shutdown_async(old, 0, NULL, NULL, NULL);
+
+	self->vm = qsim_vm_new(g_steal_pointer(&vmc), self->run_root);
+	qsim_vm_set_qemu_binary(self->vm, qsim_config_get_qemu(self->config));
+	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
+	qsim_vm_set_request_id(self->vm, self->request->uuid);
+	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
+				0);
+	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
+	self->phase = QSIM_JOB_PHASE_STARTING;
+	self->boot_deadline_us =
+	    g_get_monotonic_time() + (gint64)self->boot_timeout_s * G_USEC_PER_SEC;
+	qsim_job_system(self, "cold boot");
+	qsim_vm_start_async(self->vm, self->cancellable, qsim_job_start_cb, g_object_ref(self));
+	return TRUE;
+}
+
+static void
+qsim_job_fixup_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *why = NULL;
+	g_autoptr(GDateTime) when = NULL;
+	g_autofree gchar *when_text = NULL;
+
+	if (QSIM_GUEST(source) != self->guest || self->finishing)
+		return;
+	if (!qsim_guest_run_simple_finish(self->guest, res, &out, NULL, &error)) {
+		why = g_strdup_printf("the restored guest could not be set up: %s", error->message);
+		if (!qsim_job_fast_start_fallback(self, why))
+			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, why);
+		return;
+	}
+	when = g_date_time_new_from_unix_utc(g_ascii_strtoll(out, NULL, 10));
+	when_text = when != NULL ? g_date_time_format_iso8601(when) : g_strdup(g_strstrip(out));
+	qsim_job_system(self, "guest clock set from the host: %s", when_text);
+	qsim_job_system(self, "guest RNG reseeded with 64 bytes from the host");
+	qsim_job_system(self, "guest hostname set to %s", self->fast_hostname);
+	qsim_job_start_commands(self);
+}
+
+/* Makes the restored guest correct and unique before the user's commands: every
+ * restore of a template starts with the same clock, RNG pool and hostname. */
+static void
+qsim_job_fast_start_fixup(QsimJob *self)
+{
+	g_autofree gchar *command = NULL;
+
+	g_free(self->fast_hostname);
+	self->fast_hostname = qsim_template_new_hostname(self->request->vm_name);
+	command = qsim_template_fixup_command(g_get_real_time() / G_USEC_PER_SEC,
+					      self->fast_hostname);
+	qsim_guest_run_simple_async(self->guest, command, QSIM_TEMPLATE_READY_TIMEOUT_S * 1000,
+				    self->cancellable, qsim_job_fixup_cb, g_object_ref(self));
 }
 
 /* ---- hold ----------------------------------------------------------------- */
@@ -640,6 +812,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
 				0);
 	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
+	qsim_job_fast_start_prepare(self);
 
 	qsim_job_system(self, "starting VM %s", self->request->vm_name);
 	/* both clocks start with the VM */
@@ -738,6 +911,8 @@ qsim_job_finalize(GObject *object)
 	g_free(self->run_root);
 	g_free(self->reason);
 	g_free(self->exit_wait_reason);
+	g_clear_object(&self->fast_template);
+	g_free(self->fast_hostname);
 	qsim_request_free(self->request);
 	G_OBJECT_CLASS(qsim_job_parent_class)->finalize(object);
 }

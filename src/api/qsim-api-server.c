@@ -19,6 +19,8 @@
 
 #define QSIM_API_KEEPALIVE_MS 15000
 #define QSIM_API_POLL_MS 250
+/* pending connections the kernel queues for us; it caps this at somaxconn */
+#define QSIM_API_LISTEN_BACKLOG 1024
 
 struct _QsimApiServer {
 	GObject parent_instance;
@@ -265,12 +267,35 @@ qsim_api_server_new(QsimConfig *config, QsimStore *store)
 	return self;
 }
 
+/*
+ * Binds and listens ourselves rather than through soup_server_listen(): that
+ * keeps GSocket's default backlog of 10, and a burst of new connections (32
+ * clients connecting at once) then overflows the accept queue; the kernel
+ * drops SYNs or resets connections and the clients see seconds-long stalls.
+ * An IPv6 GSocket is dual-stack, so "::" still serves IPv4 too.
+ */
+static gboolean
+listen_socket(QsimApiServer *self, GInetAddress *addr, guint16 port, GError **error)
+{
+	g_autoptr(GSocketAddress) sa = g_inet_socket_address_new(addr, port);
+	g_autoptr(GSocket) sock = g_socket_new(g_inet_address_get_family(addr),
+	                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+
+	if (sock == NULL)
+		return FALSE;
+	g_socket_set_listen_backlog(sock, QSIM_API_LISTEN_BACKLOG);
+	if (!g_socket_bind(sock, sa, TRUE, error) || !g_socket_listen(sock, error) ||
+	    !soup_server_listen_socket(self->soup, sock, 0, error)) {
+		qsim_error_convert(error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 listen_on(QsimApiServer *self, const gchar *host, guint16 port, GError **error)
 {
 	g_autoptr(GInetAddress) addr = NULL;
-	g_autoptr(GSocketAddress) sa = NULL;
-	SoupServerListenOptions opts = 0;
 
 	if (g_ascii_strcasecmp(host, "localhost") == 0)
 		addr = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
@@ -287,23 +312,8 @@ listen_on(QsimApiServer *self, const gchar *host, guint16 port, GError **error)
 		}
 		addr = g_object_ref(addrs->data);
 	}
-	if (g_inet_address_get_is_any(addr)) {
-		if (g_inet_address_get_family(addr) == G_SOCKET_FAMILY_IPV4)
-			opts |= SOUP_SERVER_LISTEN_IPV4_ONLY;
-		if (!soup_server_listen_all(self->soup, port, opts, error)) {
-			qsim_error_convert(error);
-			return FALSE;
-		}
-		return TRUE;
-	}
-	/* a concrete address binds that one family only; libsoup refuses the
-	 * IPV4/IPV6_ONLY flags here */
-	sa = g_inet_socket_address_new(addr, port);
-	if (!soup_server_listen(self->soup, sa, 0, error)) {
-		qsim_error_convert(error);
-		return FALSE;
-	}
-	return TRUE;
+	/* one socket for the one address asked for: 127.0.0.1 never also binds ::1 */
+	return listen_socket(self, addr, port, error);
 }
 
 /**

@@ -70,7 +70,7 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 		/* one store object: the API's submit signals the pool directly */
 		server = qsim_api_server_new(ctx->config, store);
 		qsim_api_server_set_agent_count(server, qsim_agent_pool_get_n_agents(pool));
-		if (!qsim_api_server_listen(server, error))
+		if (!qsim_api_server_enable_writer(server, error) || !qsim_api_server_listen(server, error))
 			return 1;
 	}
 	if (!qsim_agent_pool_start(pool, error))

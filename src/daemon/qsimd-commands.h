@@ -46,4 +46,7 @@ qsimd_cmd_config(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 gint
 qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
+gint
+qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+
 G_END_DECLS

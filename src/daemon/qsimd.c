@@ -24,6 +24,8 @@ static const struct {
     {"api", "", "Serve the REST API (agents run in `qsimd agents`)", qsimd_cmd_api},
     {"config", "[--json]", "Print the effective configuration and where each value comes from",
      qsimd_cmd_config},
+    {"prepare", "[--force] [--check] VM…", "Build fast-start templates (boot once, save the guest)",
+     qsimd_cmd_prepare},
     {"run-vm", "[--timeout S] VM [--] CMD…", "Boot a VM on an overlay and run one command in it",
      qsimd_cmd_run_vm},
     {"status", "", "Check the database, QEMU and the VMs; exit non-zero naming any problem",

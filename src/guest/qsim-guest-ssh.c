@@ -461,10 +461,15 @@ qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFun
 	return TRUE;
 }
 
-/* How far an attempt got, from the messages this file writes: TCP < banner < kex < auth. */
+/*
+ * How far an attempt got, from the messages this file writes: TCP < banner <
+ * kex < auth timeout < auth failed (a rejection is the most telling answer).
+ */
 static gint
 qsim_guest_seen_stage(const gchar *seen)
 {
+	if (g_str_has_prefix(seen, "auth failed"))
+		return 4;
 	if (g_str_has_prefix(seen, "auth"))
 		return 3;
 	if (g_str_has_prefix(seen, "SSH handshake") || g_str_has_prefix(seen, "key exchange"))

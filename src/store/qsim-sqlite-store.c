@@ -251,35 +251,83 @@ sqlite_ping(QsimStore *store, GError **error)
 	return TRUE;
 }
 
+/*
+ * Inserts one new row inside the caller's IMMEDIATE transaction (MAX(id) + 1
+ * must be computed under the write lock). @out_rc gets SQLite's result code so
+ * a batch can tell a refused row from a failed transaction.
+ */
+static gboolean
+insert_row(QsimSqliteStore *self, const QsimRequest *r, gint *out_rc, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self,
+	             "INSERT INTO requests (uuid, id, vm_name, commands, timeout, status,"
+	             " created_at, updated_at, attempts)"
+	             " VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM requests), ?2, ?3, ?4,"
+	             " ?5, ?6, ?6, 0)",
+	             error);
+	gint rc;
+
+	*out_rc = SQLITE_ERROR;
+	if (stmt == NULL)
+		return FALSE;
+	/* STATIC: the strings outlive the step, and the guard clears the bindings */
+	sqlite3_bind_text(stmt, 1, r->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, r->vm_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, r->commands, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, r->timeout_s);
+	sqlite3_bind_text(stmt, 5, qsim_status_to_string(r->status), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 6, r->created_at);
+	rc = sqlite3_step(stmt);
+	*out_rc = rc;
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot insert request", error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 sqlite_insert_request(QsimStore *store, const QsimRequest *r, GError **error)
 {
 	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
 	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	gint rc;
 
-	/* IMMEDIATE: MAX(id) + 1 must be computed under the write lock */
 	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
 	if (tx == NULL)
 		return FALSE;
-	{
-		g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
-		    self,
-		    "INSERT INTO requests (uuid, id, vm_name, commands, timeout, status,"
-		    " created_at, updated_at, attempts)"
-		    " VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM requests), ?2, ?3, ?4,"
-		    " ?5, ?6, ?6, 0)",
-		    error);
+	if (!insert_row(self, r, &rc, error))
+		return FALSE;
+	return qsim_sqlite_transaction_commit(tx, error);
+}
 
-		if (stmt == NULL)
-			return FALSE;
-		sqlite3_bind_text(stmt, 1, r->uuid, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(stmt, 2, r->vm_name, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(stmt, 3, r->commands, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(stmt, 4, r->timeout_s);
-		sqlite3_bind_text(stmt, 5, qsim_status_to_string(r->status), -1, SQLITE_STATIC);
-		sqlite3_bind_int64(stmt, 6, r->created_at);
-		if (!stmt_done(self, stmt, "cannot insert request", error))
-			return FALSE;
+static gboolean
+sqlite_insert_requests(QsimStore *store, GPtrArray *requests, GError **row_errors,
+                       GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	for (guint i = 0; i < requests->len; i++) {
+		g_autoptr(GError) row_error = NULL;
+		gint rc;
+
+		if (insert_row(self, requests->pdata[i], &rc, &row_error))
+			continue;
+		/* a constraint (a CHECK, a trigger's RAISE(ABORT)) undoes this one
+		 * statement and leaves the transaction open: the other rows still
+		 * commit. Anything else (I/O, a full disk, RAISE(ROLLBACK)) may have
+		 * ended the transaction, so the whole batch fails. */
+		if ((rc & 0xff) == SQLITE_CONSTRAINT && !sqlite3_get_autocommit(self->db)) {
+			row_errors[i] = g_steal_pointer(&row_error);
+			continue;
+		}
+		g_propagate_error(error, g_steal_pointer(&row_error));
+		return FALSE;
 	}
 	return qsim_sqlite_transaction_commit(tx, error);
 }
@@ -1095,6 +1143,7 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->get_schema_version = sqlite_get_schema_version;
 	store_class->ping = sqlite_ping;
 	store_class->insert_request = sqlite_insert_request;
+	store_class->insert_requests = sqlite_insert_requests;
 	store_class->get_request = sqlite_get_request;
 	store_class->list_requests = sqlite_list_requests;
 	store_class->set_status = sqlite_set_status;

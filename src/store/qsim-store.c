@@ -153,18 +153,13 @@ qsim_store_now_ms(QsimStore *self)
 	return g_get_real_time() / 1000;
 }
 
-/**
- * qsim_store_create_request:
- *
- * Returns: (transfer full): the new pending request
- */
-QsimRequest *
-qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
-                          gint64 timeout_s, GError **error)
+/* Returns: (transfer full): a pending request for @vm_name etc., or NULL with INVALID */
+static QsimRequest *
+build_request(QsimStore *self, const gchar *vm_name, const gchar *commands, gint64 timeout_s,
+              GError **error)
 {
 	g_autoptr(QsimRequest) request = NULL;
 
-	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
 	if (!check_text("vm_name", vm_name, VM_NAME_MAX, error))
 		return NULL;
 	if (!check_text("commands", commands, COMMANDS_MAX, error))
@@ -182,10 +177,107 @@ qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *co
 	request->status = QSIM_STATUS_PENDING;
 	request->created_at = qsim_store_now_ms(self);
 	request->updated_at = request->created_at;
+	return g_steal_pointer(&request);
+}
+
+/**
+ * qsim_store_create_request:
+ *
+ * Returns: (transfer full): the new pending request
+ */
+QsimRequest *
+qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
+                          gint64 timeout_s, GError **error)
+{
+	g_autoptr(QsimRequest) request = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	request = build_request(self, vm_name, commands, timeout_s, error);
+	if (request == NULL)
+		return NULL;
 	if (!QSIM_STORE_GET_CLASS(self)->insert_request(self, request, error))
 		return NULL;
 	emit_changed(self, request->uuid, request->status);
 	return g_steal_pointer(&request);
+}
+
+/* For a backend without insert_requests: atomic per row only */
+static gboolean
+insert_rows_one_by_one(QsimStore *self, GPtrArray *requests, GError **row_errors)
+{
+	for (guint i = 0; i < requests->len; i++)
+		QSIM_STORE_GET_CLASS(self)->insert_request(self, requests->pdata[i],
+		                                           &row_errors[i]);
+	return TRUE;
+}
+
+/**
+ * qsim_store_create_requests:
+ *
+ * Returns: TRUE when the batch committed; each draft says what became of it
+ */
+gboolean
+qsim_store_create_requests(QsimStore *self, GPtrArray *drafts, GError **error)
+{
+	QsimStoreClass *klass;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GArray) owners = NULL; /* rows[i] belongs to drafts[owners[i]] */
+	g_autofree GError **row_errors = NULL;
+	g_autoptr(GError) batch_error = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	if (drafts == NULL) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID, "no drafts given");
+		return FALSE;
+	}
+	for (guint i = 0; i < drafts->len; i++) {
+		if (g_ptr_array_index(drafts, i) == NULL) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "draft %u is NULL", i);
+			return FALSE;
+		}
+	}
+	klass = QSIM_STORE_GET_CLASS(self);
+	rows = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_request_free);
+	owners = g_array_sized_new(FALSE, FALSE, sizeof(guint), drafts->len);
+	/* validate everything before the transaction: a bad draft only fails itself */
+	for (guint i = 0; i < drafts->len; i++) {
+		QsimRequestDraft *d = g_ptr_array_index(drafts, i);
+		QsimRequest *r;
+
+		g_clear_pointer(&d->request, qsim_request_free);
+		g_clear_error(&d->error);
+		r = build_request(self, d->vm_name, d->commands, d->timeout_s, &d->error);
+		if (r == NULL)
+			continue;
+		g_ptr_array_add(rows, r);
+		g_array_append_val(owners, i);
+	}
+	if (rows->len == 0)
+		return TRUE;
+	row_errors = g_new0(GError *, rows->len);
+	if (klass->insert_requests != NULL
+	        ? !klass->insert_requests(self, rows, row_errors, &batch_error)
+	        : !insert_rows_one_by_one(self, rows, row_errors)) {
+		for (guint j = 0; j < rows->len; j++) {
+			QsimRequestDraft *d = g_ptr_array_index(drafts, g_array_index(owners, guint, j));
+
+			g_clear_error(&row_errors[j]);
+			d->error = g_error_copy(batch_error);
+		}
+		g_propagate_error(error, g_steal_pointer(&batch_error));
+		return FALSE;
+	}
+	for (guint j = 0; j < rows->len; j++) {
+		QsimRequestDraft *d = g_ptr_array_index(drafts, g_array_index(owners, guint, j));
+
+		if (row_errors[j] != NULL) {
+			d->error = g_steal_pointer(&row_errors[j]);
+			continue;
+		}
+		d->request = g_steal_pointer(&rows->pdata[j]);
+		emit_changed(self, d->request->uuid, d->request->status);
+	}
+	return TRUE;
 }
 
 /**

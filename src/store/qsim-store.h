@@ -4,6 +4,7 @@
 
 #include "store/qsim-log-entry.h"
 #include "store/qsim-log-type.h"
+#include "store/qsim-request-draft.h"
 #include "store/qsim-request-filter.h"
 #include "store/qsim-request.h"
 #include "store/qsim-stats.h"
@@ -69,8 +70,16 @@ struct _QsimStoreClass {
 
 	gboolean (*get_data_version)(QsimStore *self, guint64 *out_version, GError **error);
 	GPtrArray *(*list_leases)(QsimStore *self, const gchar *agent_id, GError **error);
+	/* @requests (element-type QsimRequest) are complete, validated pending rows,
+	 * inserted in ONE transaction. A row the database refuses without ending
+	 * the transaction (a constraint) gets its error in @row_errors[i] (an array
+	 * of @requests->len slots) and the others still commit. FALSE with @error
+	 * when the transaction as a whole failed: then nothing was inserted.
+	 * Optional: without it the base inserts row by row with insert_request. */
+	gboolean (*insert_requests)(QsimStore *self, GPtrArray *requests, GError **row_errors,
+	                            GError **error);
 
-	gpointer padding[6];
+	gpointer padding[5];
 };
 
 /*
@@ -130,6 +139,24 @@ gint64 qsim_store_now_ms(QsimStore *self);
  */
 QsimRequest *qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
                                        gint64 timeout_s, GError **error);
+
+/**
+ * qsim_store_create_requests:
+ * @drafts: (element-type QsimRequestDraft): the requests to insert; their
+ *   @request and @error fields are overwritten
+ *
+ * Group commit: validates every draft as qsim_store_create_request() does,
+ * then inserts all the valid ones in ONE transaction (one fsync, one lock).
+ * An invalid draft gets its own INVALID error and never fails the others,
+ * nor does a row the database refuses by itself (a constraint). A
+ * "request-changed" signal is emitted per created request after the commit.
+ *
+ * Returns: TRUE when the transaction committed (or nothing was valid): each
+ * draft then holds its new row in @request or its reason in @error. FALSE
+ * with @error when the transaction failed: nothing was inserted, and every
+ * draft that passed validation holds a copy of @error.
+ */
+gboolean qsim_store_create_requests(QsimStore *self, GPtrArray *drafts, GError **error);
 
 /**
  * qsim_store_get_request:

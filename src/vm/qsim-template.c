@@ -16,6 +16,11 @@
 /* saving ~100 MB of guest RAM through a pipe takes about a second; bound a wedged host */
 #define QSIM_TEMPLATE_SAVE_TIMEOUT_MS 120000
 #define QSIM_TEMPLATE_BUILD_PID_FILE "pid"
+/* a build whose test restore fails is redone once from a fresh boot */
+#define QSIM_TEMPLATE_BUILD_ATTEMPTS 2
+
+static void build_boot(GTask *task);
+static void build_verify(GTask *task);
 
 struct _QsimTemplate {
 	GObject parent_instance;
@@ -337,22 +342,25 @@ qsim_template_fixup_command(gint64 unix_time, const gchar *hostname)
 /* ---- build ------------------------------------------------------------- */
 
 typedef struct {
-	QsimVmConfig *config; /* until handed to the VM */
 	QsimTemplateManifest *manifest;
 	gchar *image_path;
+	gchar *images_dir;
+	gchar *config_path; /* (nullable) */
 	gchar *run_root;
 	QsimVm *vm;
 	GError *failure; /* reported once the VM is gone */
 	gboolean owns_build_dir;
+	gboolean verifying; /* vm is the test restore of the new template */
+	guint attempt;
 } BuildData;
 
 static void
 build_data_free(BuildData *d)
 {
-	if (d->config != NULL)
-		qsim_vm_config_free(d->config);
 	qsim_template_manifest_free(d->manifest);
 	g_free(d->image_path);
+	g_free(d->images_dir);
+	g_free(d->config_path);
 	g_free(d->run_root);
 	g_clear_object(&d->vm);
 	g_clear_error(&d->failure);
@@ -438,8 +446,19 @@ build_shutdown_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (!qsim_vm_shutdown_finish(QSIM_VM(source), res, &error))
 		g_warning("%s: template VM shutdown: %s", self->vm_name, error->message);
 	g_clear_error(&error);
+	if (d->failure != NULL && d->attempt < QSIM_TEMPLATE_BUILD_ATTEMPTS) {
+		g_warning("%s: template build attempt %u failed, retrying: %s", self->vm_name,
+		          d->attempt, d->failure->message);
+		g_clear_error(&d->failure);
+		build_boot(g_steal_pointer(&task));
+		return;
+	}
 	if (d->failure != NULL) {
 		build_fail(task, g_steal_pointer(&d->failure));
+		return;
+	}
+	if (!d->verifying) {
+		build_verify(g_steal_pointer(&task));
 		return;
 	}
 	if (!build_install(self, d, &error)) {
@@ -500,6 +519,28 @@ build_save_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	build_stop_vm(task, NULL);
 }
 
+/* A paused guest is saved in one pass at one instant; a live save of a guest that is
+ * still settling after boot gave a state that panicked on restore now and then. */
+static void
+build_paused_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = G_TASK(user_data);
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
+	QsimQmpClient *qmp = qsim_vm_get_qmp(d->vm);
+
+	if (!qsim_vm_pause_finish(d->vm, res, &error) || qmp == NULL) {
+		build_stop_vm(task, error != NULL ? g_steal_pointer(&error)
+		                                  : g_error_new(QSIM_ERROR, QSIM_ERROR_QMP,
+		                                                "no QMP connection"));
+		return;
+	}
+	qsim_template_migrate_save_async(qmp, state, QSIM_TEMPLATE_SAVE_TIMEOUT_MS,
+	                                 g_task_get_cancellable(task), build_save_cb, task);
+}
+
 static void
 build_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -511,6 +552,8 @@ build_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	QsimQmpClient *qmp;
 
 	if (!qsim_vm_wait_ready_finish(d->vm, res, &error)) {
+		if (d->verifying)
+			g_prefix_error(&error, "the test restore of the new template failed: ");
 		build_stop_vm(task, g_steal_pointer(&error));
 		return;
 	}
@@ -519,10 +562,14 @@ build_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		build_stop_vm(task, g_error_new(QSIM_ERROR, QSIM_ERROR_QMP, "no QMP connection"));
 		return;
 	}
+	if (d->verifying) {
+		g_info("%s: the test restore of the new template answers", self->vm_name);
+		build_stop_vm(task, NULL);
+		return;
+	}
 	state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
 	g_info("%s: guest ready, saving its state to %s", self->vm_name, state);
-	qsim_template_migrate_save_async(qmp, state, QSIM_TEMPLATE_SAVE_TIMEOUT_MS,
-	                                 g_task_get_cancellable(task), build_save_cb, task);
+	qsim_vm_pause_async(d->vm, g_task_get_cancellable(task), build_paused_cb, task);
 }
 
 static void
@@ -533,10 +580,89 @@ build_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	if (!qsim_vm_start_finish(d->vm, res, &error)) {
+		if (d->verifying)
+			g_prefix_error(&error, "the test restore of the new template failed: ");
 		build_stop_vm(task, g_steal_pointer(&error));
 		return;
 	}
-	qsim_vm_wait_ready_async(d->vm, 0, g_task_get_cancellable(task), build_ready_cb, task);
+	qsim_vm_wait_ready_async(
+	    d->vm,
+	    d->verifying ? g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC
+	                 : 0,
+	    g_task_get_cancellable(task), build_ready_cb, task);
+}
+
+static QsimVm *
+build_new_vm(QsimTemplate *self, BuildData *d, GError **error)
+{
+	QsimVmConfig *config =
+	    qsim_vm_config_parse(d->images_dir, d->config_path, self->vm_name, error);
+	QsimVm *vm;
+
+	if (config == NULL)
+		return NULL;
+	vm = qsim_vm_new(config, d->run_root);
+	qsim_vm_set_qemu_binary(vm, self->qemu_binary);
+	qsim_vm_set_qemu_img_binary(vm, self->qemu_img);
+	return vm;
+}
+
+/* Boots the guest that gets saved; each attempt starts from an empty build dir. */
+static void
+build_boot(GTask *task)
+{
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	const gchar *files[] = {QSIM_TEMPLATE_STATE_FILE, QSIM_TEMPLATE_DISK_FILE, NULL};
+
+	for (guint i = 0; files[i] != NULL; i++) {
+		g_autofree gchar *path = g_build_filename(self->build, files[i], NULL);
+		g_unlink(path);
+	}
+	d->attempt++;
+	d->verifying = FALSE;
+	g_clear_object(&d->vm);
+	d->vm = build_new_vm(self, d, &error);
+	if (d->vm == NULL) {
+		build_fail(task, g_steal_pointer(&error));
+		g_object_unref(task);
+		return;
+	}
+	g_info("%s: booting the guest to build its template (attempt %u)", self->vm_name,
+	       d->attempt);
+	qsim_vm_start_async(d->vm, g_task_get_cancellable(task), build_start_cb, task);
+}
+
+/* Restores the new template once before anyone may use it. */
+static void
+build_verify(GTask *task)
+{
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
+	g_autofree gchar *disk = g_build_filename(self->build, QSIM_TEMPLATE_DISK_FILE, NULL);
+
+	/* read-only from now on: the test restore must not be able to change them either */
+	if (g_chmod(state, 0444) != 0 || g_chmod(disk, 0444) != 0) {
+		build_fail(task, g_error_new(QSIM_ERROR, QSIM_ERROR_IO,
+		                             "cannot make the template read-only: %s",
+		                             g_strerror(errno)));
+		g_object_unref(task);
+		return;
+	}
+	g_clear_object(&d->vm);
+	d->vm = build_new_vm(self, d, &error);
+	if (d->vm == NULL) {
+		build_fail(task, g_steal_pointer(&error));
+		g_object_unref(task);
+		return;
+	}
+	d->verifying = TRUE;
+	qsim_vm_set_restore_from(d->vm, disk, state);
+	g_info("%s: test restore of the new template", self->vm_name);
+	qsim_vm_start_async(d->vm, g_task_get_cancellable(task), build_start_cb, task);
 }
 
 static void
@@ -558,7 +684,6 @@ build_checksum_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	/* the reference taken for the thread becomes the build chain's */
 	GTask *task = G_TASK(user_data);
-	QsimTemplate *self = g_task_get_source_object(task);
 	BuildData *d = g_task_get_task_data(task);
 	g_autoptr(GError) error = NULL;
 	gchar *sum = g_task_propagate_pointer(G_TASK(res), &error);
@@ -569,11 +694,7 @@ build_checksum_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	d->manifest->image_sha256 = sum;
-	d->vm = qsim_vm_new(g_steal_pointer(&d->config), d->run_root);
-	qsim_vm_set_qemu_binary(d->vm, self->qemu_binary);
-	qsim_vm_set_qemu_img_binary(d->vm, self->qemu_img);
-	g_info("%s: booting the guest to build its template", self->vm_name);
-	qsim_vm_start_async(d->vm, g_task_get_cancellable(task), build_start_cb, task);
+	build_boot(task);
 }
 
 /* Takes the build directory, or says who holds it. */
@@ -662,6 +783,9 @@ qsim_template_build_async(QsimTemplate *self, QsimVmConfig *config, const gchar 
 	g_task_set_task_data(task, d, (GDestroyNotify)build_data_free);
 	d->run_root = g_strdup(run_root);
 	d->image_path = g_strdup(config->image_path);
+	/* each VM of the build (the saved one, the test restore) gets its own copy */
+	d->images_dir = g_strdup(config->images_dir);
+	d->config_path = g_strdup(config->config_path);
 	/* the inputs as they are before the boot: a change during the build makes it stale */
 	d->manifest = qsim_template_manifest_new_for_config(config, self->qemu_binary, &error);
 	if (d->manifest == NULL) {
@@ -673,7 +797,6 @@ qsim_template_build_async(QsimTemplate *self, QsimVmConfig *config, const gchar 
 		return;
 	}
 	d->owns_build_dir = TRUE;
-	d->config = g_steal_pointer(&owned);
 	/* the image checksum reads the whole image: keep the main loop free */
 	{
 		g_autoptr(GTask) sum = g_task_new(self, cancellable, build_checksum_cb,

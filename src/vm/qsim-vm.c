@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/qsim-error.h"
@@ -503,6 +505,16 @@ qsim_vm_serial_data_cb(QsimSerialReader *serial, GBytes *chunk, gpointer user_da
 
 static void qsim_vm_marker_cb(QsimSerialReader *serial, gpointer user_data);
 
+/* Runs in the child between fork and exec, so only async-signal-safe calls. Its own
+ * process group keeps a terminal's Ctrl-C away from QEMU (qsim shuts it down in order),
+ * and the parent-death signal stops a QEMU whose daemon was killed outright. */
+static void
+qsim_vm_child_setup(gpointer user_data)
+{
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static gboolean
 qsim_vm_spawn(QsimVm *self, GError **error)
 {
@@ -545,6 +557,7 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	                                     G_SUBPROCESS_FLAGS_STDOUT_PIPE |
 	                                     G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	g_subprocess_launcher_set_cwd(launcher, self->run_dir);
+	g_subprocess_launcher_set_child_setup(launcher, qsim_vm_child_setup, NULL, NULL);
 	self->proc =
 	    g_subprocess_launcher_spawnv(launcher, (const gchar *const *)self->argv, error);
 	if (self->proc == NULL) {

@@ -5,6 +5,7 @@
 
 #include "api-fixture.h"
 #include "api/qsim-api-routes.h"
+#include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "store/qsim-store.h"
 
@@ -116,6 +117,120 @@ test_create_and_get(ApiFixture *fx, gconstpointer data)
 	p = api_request(fx, "GET", prefix_path, NULL, NULL, NULL);
 	g_assert_cmpuint(p->status, ==, 200);
 	g_assert_cmpstr(api_response_string(p, "uuid"), ==, uuid);
+}
+
+typedef struct {
+	SoupMessage *msg;
+	GBytes *body;
+	GError *error;
+	gboolean done;
+} ConcurrentPost;
+
+typedef struct {
+	ConcurrentPost *posts;
+	guint n;
+	guint done;
+} ConcurrentRun;
+
+static void
+concurrent_post_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	ConcurrentPost *p = user_data;
+
+	p->body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &p->error);
+	p->done = TRUE;
+}
+
+static gboolean
+concurrent_all_done(gpointer data)
+{
+	ConcurrentRun *run = data;
+
+	while (run->done < run->n && run->posts[run->done].done)
+		run->done++;
+	return run->done == run->n;
+}
+
+/*
+ * Many POSTs in flight at once go through the writer's group commit: every
+ * valid one gets its own 201 and its own row, every invalid one its 422, and
+ * the main store announces each new request to in-process listeners.
+ */
+static void
+test_create_concurrent(ApiFixture *fx, gconstpointer data)
+{
+	enum { N = 300, CONNECTIONS = 48 };
+	g_autoptr(SoupSession) session = soup_session_new_with_options(
+	    "timeout", 60, "max-conns", CONNECTIONS, "max-conns-per-host", CONNECTIONS, NULL);
+	g_autofree ConcurrentPost *posts = g_new0(ConcurrentPost, N);
+	ConcurrentRun run = {posts, N, 0};
+	g_autoptr(GHashTable) uuids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GError) error = NULL;
+	QsimRequestFilter filter;
+	guint changed = 0, created = 0, batches = 0, handled = 0;
+	gulong changed_id =
+	    g_signal_connect(fx->store, "request-changed", G_CALLBACK(count_changed), &changed);
+
+	for (guint i = 0; i < N; i++) {
+		g_autofree gchar *uri = g_strconcat(fx->base, "/requests", NULL);
+		/* every 25th is refused by the handler before it reaches the writer */
+		g_autofree gchar *body = g_strdup_printf(
+		    "{\"vm_name\":\"tiny\",\"commands\":\"echo %u\",\"timeout\":%u}", i,
+		    i % 25 == 7 ? 0 : 1 + i % 100);
+		g_autoptr(GBytes) bytes = g_bytes_new_take(g_steal_pointer(&body), strlen(body));
+
+		posts[i].msg = soup_message_new("POST", uri);
+		soup_message_set_request_body_from_bytes(posts[i].msg, JSON, bytes);
+		soup_session_send_and_read_async(session, posts[i].msg, G_PRIORITY_DEFAULT, NULL,
+		                                 concurrent_post_done, &posts[i]);
+	}
+	api_wait_until(concurrent_all_done, &run);
+	g_signal_handler_disconnect(fx->store, changed_id);
+
+	for (guint i = 0; i < N; i++) {
+		g_autoptr(JsonParser) parser = json_parser_new();
+		gsize len = 0;
+		const gchar *text;
+		JsonObject *o;
+
+		g_assert_no_error(posts[i].error);
+		text = g_bytes_get_data(posts[i].body, &len);
+		g_assert_true(json_parser_load_from_data(parser, text, (gssize)len, &error));
+		g_assert_no_error(error);
+		o = json_node_get_object(json_parser_get_root(parser));
+		if (i % 25 == 7) {
+			g_assert_cmpuint(soup_message_get_status(posts[i].msg), ==, 422);
+		} else {
+			g_autoptr(QsimRequest) r = NULL;
+			g_autofree gchar *cmd = g_strdup_printf("echo %u", i);
+			const gchar *uuid = json_object_get_string_member(o, "uuid");
+
+			g_assert_cmpuint(soup_message_get_status(posts[i].msg), ==, 201);
+			g_assert_true(g_uuid_string_is_valid(uuid));
+			g_assert_true(g_hash_table_add(uuids, g_strdup(uuid)));
+			/* the row is there, through the server's own connection, as submitted */
+			r = qsim_store_get_request(fx->store, uuid, 36, &error);
+			g_assert_no_error(error);
+			g_assert_cmpstr(r->commands, ==, cmd);
+			g_assert_cmpint(r->timeout_s, ==, 1 + i % 100);
+			created++;
+		}
+		g_bytes_unref(posts[i].body);
+		g_object_unref(posts[i].msg);
+	}
+	g_assert_cmpuint(created, ==, N - N / 25);
+	g_assert_cmpuint(changed, ==, created);
+	qsim_request_filter_init(&filter);
+	filter.limit = 1000;
+	rows = qsim_store_list_requests(fx->store, &filter, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(rows->len, ==, created);
+	qsim_api_writer_get_counts(qsim_api_server_get_writer(fx->server), &batches, &handled);
+	g_assert_cmpuint(handled, ==, created);
+	g_assert_cmpuint(batches, >=, 1);
+	g_assert_cmpuint(batches, <=, handled);
+	g_test_message("%u requests committed in %u transactions", handled, batches);
 }
 
 static void
@@ -971,6 +1086,7 @@ main(int argc, char **argv)
 	ADD("/qsim/api/health", test_health, NULL);
 	ADD("/qsim/api/requests/create", test_create_and_get, NULL);
 	ADD("/qsim/api/requests/default-timeout", test_default_timeout, NULL);
+	ADD("/qsim/api/requests/create-concurrent", test_create_concurrent, NULL);
 	ADD("/qsim/api/requests/create-on-main-loop", test_create_and_get, &no_writer_opts);
 	ADD("/qsim/api/requests/validation", test_create_validation, NULL);
 	ADD("/qsim/api/requests/media-type-size", test_media_type_and_size, NULL);

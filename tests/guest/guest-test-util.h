@@ -49,5 +49,16 @@ Result *do_connect(QsimGuest *guest, gint64 timeout_ms, GCancellable *cancellabl
 /* Runs @command to completion, collecting into @r; returns @r (transfer none). */
 Result *do_exec(QsimGuest *guest, const gchar *command, Result *r);
 
+/* Fails the test, showing the whole message, unless @err's message contains @needle. */
+#define assert_error_mentions(err, needle)                                                    \
+	G_STMT_START                                                                          \
+	{                                                                                     \
+		g_assert_nonnull(err);                                                        \
+		if (strstr((err)->message, (needle)) == NULL)                                 \
+			g_error("error \"%s\" does not mention \"%s\"", (err)->message,        \
+			        (needle));                                                    \
+	}                                                                                     \
+	G_STMT_END
+
 /* A loopback TCP port that refuses connections (bound, then closed). */
 guint16 closed_port(void);

@@ -302,8 +302,8 @@ test_run_simple(void)
 	                            failed);
 	wait_done(failed);
 	g_assert_error(failed->error, QSIM_ERROR, QSIM_ERROR_GUEST);
-	g_assert_nonnull(strstr(failed->error->message, "status 4"));
-	g_assert_nonnull(strstr(failed->error->message, "broken clock"));
+	assert_error_mentions(failed->error, "status 4");
+	assert_error_mentions(failed->error, "broken clock");
 
 	qsim_guest_run_simple_async(guest, "while :; do echo x; sleep 0.1; done", 300, NULL,
 	                            simple_cb, slow);
@@ -316,10 +316,10 @@ static void
 test_connect_refused(void)
 {
 	g_autoptr(QsimGuest) guest = qsim_guest_new("127.0.0.1", closed_port(), "root", NULL, NULL);
-	g_autoptr(Result) r = do_connect(guest, 800, NULL);
+	g_autoptr(Result) r = do_connect(guest, 2000, NULL);
 
 	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
-	g_assert_nonnull(strstr(r->error->message, "connection refused"));
+	assert_error_mentions(r->error, "connection refused");
 	g_assert_false(qsim_guest_is_connected(guest));
 	g_assert_null(qsim_guest_get_host_key_fingerprint(guest));
 }
@@ -357,7 +357,7 @@ test_connect_banner_timeout(void)
 	qsim_guest_set_attempt_timeout(guest, 300);
 	r = do_connect(guest, 1000, NULL);
 	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
-	g_assert_nonnull(strstr(r->error->message, "banner timeout"));
+	assert_error_mentions(r->error, "banner timeout");
 }
 
 static gboolean
@@ -392,9 +392,9 @@ test_connect_auth_failed(void)
 	if (skip_without_server())
 		return;
 	guest = qsim_guest_new("127.0.0.1", server.port, "root", server.wrong_key, NULL);
-	r = do_connect(guest, 1500, NULL);
+	r = do_connect(guest, 3000, NULL);
 	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
-	g_assert_nonnull(strstr(r->error->message, "auth failed"));
+	assert_error_mentions(r->error, "auth failed");
 	g_assert_false(qsim_guest_is_connected(guest));
 }
 
@@ -432,10 +432,10 @@ test_connect_wrong_password(void)
 	if (skip_without_server())
 		return;
 	guest = qsim_guest_new("127.0.0.1", server.port, "root", server.wrong_key, "not-it");
-	r = do_connect(guest, 1500, NULL);
+	r = do_connect(guest, 3000, NULL);
 	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT);
-	g_assert_nonnull(strstr(r->error->message, "auth failed"));
-	g_assert_nonnull(strstr(r->error->message, "password"));
+	assert_error_mentions(r->error, "auth failed");
+	assert_error_mentions(r->error, "password");
 	/* the secret never appears in errors */
 	g_assert_null(strstr(r->error->message, "not-it"));
 }
@@ -470,7 +470,7 @@ test_connect_bad_key_file(void)
 
 	/* a configuration error is not retried until the deadline */
 	g_assert_error(r->error, QSIM_ERROR, QSIM_ERROR_INVALID);
-	g_assert_nonnull(strstr(r->error->message, "no-such-key"));
+	assert_error_mentions(r->error, "no-such-key");
 }
 
 static void

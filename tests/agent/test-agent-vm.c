@@ -1,0 +1,623 @@
+#define G_LOG_DOMAIN "qsim-test"
+
+#include "config.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "agent-test-util.h"
+#include "agent/qsim-agent-pool.h"
+#include "guest/qsim-guest.h"
+#include "qmp/qsim-qmp-commands.h"
+
+/* hang guards only: far above any healthy run on a loaded 2-core TCG host */
+#define RUN_TIMEOUT_S 300
+#define BIG_TIMEOUT_S 900
+
+typedef struct {
+	AgentFixture fx;
+	QsimAgentPool *pool;
+	GHashTable *jobs; /* uuid -> QsimJob, kept after they finish */
+} Fixture;
+
+static void
+job_started_cb(QsimAgentPool *pool, QsimJob *job, gpointer user_data)
+{
+	Fixture *f = user_data;
+
+	g_hash_table_insert(f->jobs, g_strdup(qsim_job_get_uuid(job)), g_object_ref(job));
+}
+
+static void
+start_pool(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+
+	f->pool = qsim_agent_pool_new(f->fx.config, f->fx.store);
+	g_signal_connect(f->pool, "job-started", G_CALLBACK(job_started_cb), f);
+	g_assert_true(qsim_agent_pool_start(f->pool, &error));
+	g_assert_no_error(error);
+}
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	agent_fixture_init(&f->fx);
+	f->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_object_unref);
+	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=2", "QSIM_MAX_CONCURRENT_VMS=2",
+			     "QSIM_LEASE_SECONDS=10", "QSIM_SHUTDOWN_GRACE=1", NULL);
+}
+
+static void
+stopped_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(qsim_agent_pool_stop_finish(QSIM_AGENT_POOL(source), res, &error));
+	*(gboolean *)user_data = TRUE;
+}
+
+static gboolean
+flag_cb(gpointer user_data)
+{
+	return *(gboolean *)user_data;
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	if (f->pool != NULL) {
+		gboolean stopped = FALSE;
+
+		qsim_agent_pool_stop_async(f->pool, 0, NULL, stopped_cb, &stopped);
+		g_assert_true(agent_test_wait(flag_cb, &stopped, RUN_TIMEOUT_S));
+		/* whatever happened, nothing may be left behind */
+		g_assert_cmpuint(agent_test_count_procs(f->fx.run_dir), ==, 0);
+		g_assert_cmpuint(agent_test_count_dir(f->fx.run_dir), ==, 0);
+		g_clear_object(&f->pool);
+	}
+	g_hash_table_unref(f->jobs);
+	agent_fixture_clear(&f->fx);
+}
+
+static gchar *
+submit(Fixture *f, const gchar *vm, const gchar *commands, gint64 timeout_s)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r =
+	    qsim_store_create_request(f->fx.store, vm, commands, timeout_s, &error);
+
+	g_assert_no_error(error);
+	return g_strdup(r->uuid);
+}
+
+static gchar *
+log_text(Fixture *f, const gchar *uuid, gint log_type)
+{
+	g_autoptr(GByteArray) b = agent_test_log_bytes(&f->fx, uuid, log_type);
+
+	g_byte_array_append(b, (const guint8 *)"", 1);
+	return g_strdup((const gchar *)b->data);
+}
+
+typedef struct {
+	Fixture *f;
+	const gchar *uuid;
+	const gchar *needle;
+} StdoutWait;
+
+static gboolean
+stdout_has_cb(gpointer user_data)
+{
+	StdoutWait *w = user_data;
+	g_autofree gchar *out = log_text(w->f, w->uuid, QSIM_LOG_STDOUT);
+
+	return strstr(out, w->needle) != NULL;
+}
+
+/* Waits until @needle is stored in @uuid's stdout: the commands run. */
+static void
+wait_stdout(Fixture *f, const gchar *uuid, const gchar *needle)
+{
+	StdoutWait w = {f, uuid, needle};
+
+	g_assert_true(agent_test_wait(stdout_has_cb, &w, RUN_TIMEOUT_S));
+}
+
+static void
+assert_nothing_left(Fixture *f, const gchar *uuid)
+{
+	g_autofree gchar *root = g_build_filename(f->fx.run_dir, uuid, NULL);
+
+	g_assert_cmpuint(agent_test_count_procs(f->fx.run_dir), ==, 0);
+	g_assert_false(g_file_test(root, G_FILE_TEST_EXISTS));
+}
+
+/* Returns: the index of the first entry of @type whose text has @needle, or -1 */
+static gint
+find_entry(GPtrArray *logs, QsimLogType type, const gchar *needle)
+{
+	for (guint i = 0; i < logs->len; i++) {
+		QsimLogEntry *e = g_ptr_array_index(logs, i);
+		gsize len = 0;
+		const gchar *d = g_bytes_get_data(e->output, &len);
+		g_autofree gchar *text = g_strndup(d, len);
+
+		if (e->log_type == type && (needle == NULL || strstr(text, needle) != NULL))
+			return (gint)i;
+	}
+	return -1;
+}
+
+static void
+test_done(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) logs = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *cmd = NULL;
+	gint claimed, started, qmp, boot, ssh, command, stdout_at, exit_at, shut;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, "tiny", "echo hello; echo oops >&2; echo world", 120);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	g_assert_true(r->has_exit_code);
+	g_assert_cmpint(r->exit_code, ==, 0);
+	g_assert_null(r->error);
+	g_assert_cmpuint(r->attempts, ==, 1);
+	g_assert_nonnull(r->agent_id);
+	g_assert_cmpint(r->started_at, >, 0);
+	g_assert_cmpint(r->finished_at, >=, r->started_at);
+
+	out = log_text(f, uuid, QSIM_LOG_STDOUT);
+	err = log_text(f, uuid, QSIM_LOG_STDERR);
+	cmd = log_text(f, uuid, QSIM_LOG_COMMAND);
+	g_assert_cmpstr(out, ==, "hello\nworld\n");
+	g_assert_cmpstr(err, ==, "oops\n");
+	g_assert_cmpstr(cmd, ==, "echo hello; echo oops >&2; echo world\n");
+
+	/* the milestones, in order */
+	logs = agent_test_logs(&f->fx, uuid);
+	claimed = find_entry(logs, QSIM_LOG_SYSTEM, "claimed by agent");
+	started = find_entry(logs, QSIM_LOG_SYSTEM, "VM started: QEMU pid");
+	qmp = find_entry(logs, QSIM_LOG_SYSTEM, "QMP up");
+	boot = find_entry(logs, QSIM_LOG_BOOT, NULL);
+	ssh = find_entry(logs, QSIM_LOG_SYSTEM, "SSH ready, host key SHA256:");
+	command = find_entry(logs, QSIM_LOG_COMMAND, NULL);
+	stdout_at = find_entry(logs, QSIM_LOG_STDOUT, NULL);
+	exit_at = find_entry(logs, QSIM_LOG_SYSTEM, "exit code 0");
+	shut = find_entry(logs, QSIM_LOG_SYSTEM, "VM shut down");
+	g_assert_cmpint(claimed, ==, 0);
+	g_assert_cmpint(started, >, claimed);
+	g_assert_cmpint(qmp, >, started);
+	g_assert_cmpint(boot, >, 0);
+	g_assert_cmpint(ssh, >, qmp);
+	g_assert_cmpint(ssh, >, boot);
+	g_assert_cmpint(command, >, ssh);
+	g_assert_cmpint(stdout_at, >, command);
+	g_assert_cmpint(exit_at, >, stdout_at);
+	g_assert_cmpint(shut, >, exit_at);
+	g_assert_cmpint(find_entry(logs, QSIM_LOG_BOOT, "QSIM-READY"), >=, boot);
+	assert_nothing_left(f, uuid);
+}
+
+static void
+test_exit_code(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autofree gchar *out = NULL;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, "tiny", "echo before; exit 3", 120);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
+	g_assert_true(r->has_exit_code);
+	g_assert_cmpint(r->exit_code, ==, 3);
+	g_assert_cmpstr(r->error, ==, "exit code 3");
+	out = log_text(f, uuid, QSIM_LOG_STDOUT);
+	g_assert_cmpstr(out, ==, "before\n");
+	assert_nothing_left(f, uuid);
+}
+
+static void
+test_timeout(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autofree gchar *system = NULL;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	/* the deadline counts from VM start: long enough to reach the command */
+	uuid = submit(f, "tiny", "echo started; sleep 600", 25);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
+	g_assert_cmpstr(r->error, ==, "timed out after 25 s");
+	g_assert_false(r->has_exit_code);
+	system = log_text(f, uuid, QSIM_LOG_SYSTEM);
+	g_assert_nonnull(strstr(system, "timed out after 25 s"));
+	g_assert_nonnull(strstr(system, "VM shut down"));
+	assert_nothing_left(f, uuid);
+}
+
+static void
+test_boot_timeout(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GByteArray) command = NULL;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, "tiny-nossh", "echo never", 300);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
+	g_assert_cmpstr(r->error, ==, "guest did not become ready within 6 s");
+	/* it never ran: no start time, no command entry */
+	g_assert_cmpint(r->started_at, ==, 0);
+	command = agent_test_log_bytes(&f->fx, uuid, QSIM_LOG_COMMAND);
+	g_assert_cmpuint(command->len, ==, 0);
+	assert_nothing_left(f, uuid);
+}
+
+typedef struct {
+	Fixture *f;
+	const gchar *uuid;
+} JobWait;
+
+static gboolean
+job_booting_cb(gpointer user_data)
+{
+	JobWait *w = user_data;
+	QsimJob *job = g_hash_table_lookup(w->f->jobs, w->uuid);
+
+	return job != NULL && qsim_job_get_phase(job) == QSIM_JOB_PHASE_BOOTING;
+}
+
+static void
+cancel(Fixture *f, const gchar *uuid)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = qsim_store_cancel_request(f->fx.store, uuid, &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpint(r->status, ==, QSIM_STATUS_CANCELLED);
+}
+
+static void
+test_cancel_booting(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autofree gchar *system = NULL;
+	JobWait w = {f, NULL};
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, "tiny", "echo never", 120);
+	w.uuid = uuid;
+	/* QEMU and QMP are up, the guest is not ready yet */
+	g_assert_true(agent_test_wait(job_booting_cb, &w, RUN_TIMEOUT_S));
+	g_assert_cmpint(agent_test_status(&f->fx, uuid), ==, QSIM_STATUS_ACKNOWLEDGED);
+	cancel(f, uuid);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "cancelled");
+	g_assert_cmpstr(r->error, ==, "cancelled by user");
+	g_assert_cmpint(r->started_at, ==, 0);
+	system = log_text(f, uuid, QSIM_LOG_SYSTEM);
+	g_assert_nonnull(strstr(system, "VM started"));
+	g_assert_nonnull(strstr(system, "cancelled by user"));
+	g_assert_nonnull(strstr(system, "VM shut down"));
+	assert_nothing_left(f, uuid);
+}
+
+static void
+test_cancel_running(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autofree gchar *out = NULL;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, "tiny", "echo started; sleep 600; echo never", 300);
+	wait_stdout(f, uuid, "started\n");
+	g_assert_cmpint(agent_test_status(&f->fx, uuid), ==, QSIM_STATUS_RUNNING);
+	cancel(f, uuid);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "cancelled");
+	g_assert_cmpstr(r->error, ==, "cancelled by user");
+	g_assert_false(r->has_exit_code);
+	/* the logs written until then are kept */
+	out = log_text(f, uuid, QSIM_LOG_STDOUT);
+	g_assert_cmpstr(out, ==, "started\n");
+	assert_nothing_left(f, uuid);
+}
+
+typedef struct {
+	gboolean done;
+	gboolean running;
+	gchar *status;
+	GError *error;
+} QueryStatus;
+
+static void
+query_status_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	QueryStatus *q = user_data;
+
+	qsim_qmp_client_query_status_finish(QSIM_QMP_CLIENT(source), res, &q->running, &q->status,
+					    &q->error);
+	q->done = TRUE;
+}
+
+/* Returns: (transfer full): QEMU's own run state of @uuid's VM ("paused", "running") */
+static gchar *
+qmp_status(Fixture *f, const gchar *uuid)
+{
+	QsimJob *job = g_hash_table_lookup(f->jobs, uuid);
+	QsimQmpClient *qmp;
+	QueryStatus q = {0};
+
+	g_assert_nonnull(job);
+	qmp = qsim_vm_get_qmp(qsim_job_get_vm(job));
+	g_assert_nonnull(qmp);
+	qsim_qmp_client_query_status_async(qmp, 5000, NULL, query_status_cb, &q);
+	g_assert_true(agent_test_wait(flag_cb, &q.done, 60));
+	g_assert_no_error(q.error);
+	return q.status;
+}
+
+typedef struct {
+	Fixture *f;
+	const gchar *uuid;
+	gboolean paused;
+} PauseWait;
+
+static gboolean
+job_paused_cb(gpointer user_data)
+{
+	PauseWait *w = user_data;
+	QsimJob *job = g_hash_table_lookup(w->f->jobs, w->uuid);
+
+	return job != NULL && qsim_job_get_paused(job) == w->paused;
+}
+
+static void
+set_status(Fixture *f, const gchar *uuid, QsimStatus to)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = qsim_store_set_status(f->fx.store, uuid, to, &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpint(r->status, ==, to);
+}
+
+static void
+test_hold_resume(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *system = NULL;
+	g_autofree gchar *paused = NULL;
+	g_autofree gchar *running = NULL;
+	PauseWait w = {f, NULL, TRUE};
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, "tiny", "echo one; sleep 10; echo two", 300);
+	w.uuid = uuid;
+	wait_stdout(f, uuid, "one\n");
+	set_status(f, uuid, QSIM_STATUS_HOLD);
+	g_assert_true(agent_test_wait(job_paused_cb, &w, RUN_TIMEOUT_S));
+	/* the database and QEMU agree */
+	paused = qmp_status(f, uuid);
+	g_assert_cmpstr(paused, ==, "paused");
+	g_assert_cmpint(agent_test_status(&f->fx, uuid), ==, QSIM_STATUS_HOLD);
+
+	set_status(f, uuid, QSIM_STATUS_RUNNING);
+	w.paused = FALSE;
+	g_assert_true(agent_test_wait(job_paused_cb, &w, RUN_TIMEOUT_S));
+	running = qmp_status(f, uuid);
+	g_assert_cmpstr(running, ==, "running");
+
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	out = log_text(f, uuid, QSIM_LOG_STDOUT);
+	g_assert_cmpstr(out, ==, "one\ntwo\n");
+	system = log_text(f, uuid, QSIM_LOG_SYSTEM);
+	g_assert_nonnull(strstr(system, "VM paused (hold, QMP stop): deadline clock stopped"));
+	g_assert_nonnull(strstr(system, "VM resumed (QMP cont)"));
+	assert_nothing_left(f, uuid);
+}
+
+static void
+test_kill_qemu(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	QsimJob *job;
+	GPid pid;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, "tiny", "echo started; sleep 600", 300);
+	wait_stdout(f, uuid, "started\n");
+	job = g_hash_table_lookup(f->jobs, uuid);
+	pid = qsim_vm_get_pid(qsim_job_get_vm(job));
+	g_assert_cmpint(pid, >, 0);
+	g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
+	g_assert_nonnull(r->error);
+	g_assert_true(g_str_has_prefix(r->error, "qemu exited: "));
+	g_assert_nonnull(strstr(r->error, "signal 9"));
+	assert_nothing_left(f, uuid);
+}
+
+static gboolean
+parse_sha(const gchar *text, gchar **out)
+{
+	g_auto(GStrv) words = g_strsplit_set(text, " \t\n", -1);
+
+	for (guint i = 0; words[i] != NULL; i++) {
+		if (strlen(words[i]) == 64) {
+			*out = g_ascii_strdown(words[i], -1);
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+static void
+test_big_output(Fixture *f, gconstpointer data)
+{
+	const gsize size = 100 * 1000 * 1000;
+	g_autofree gchar *cmd = g_strdup_printf(
+	    "head -c %" G_GSIZE_FORMAT " /dev/urandom > /tmp/big && sha256sum /tmp/big >&2 && "
+	    "cat /tmp/big && rm /tmp/big",
+	    size);
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) logs = NULL;
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+	g_autofree gchar *err = NULL;
+	g_autofree gchar *guest_sha = NULL;
+	QsimJob *job;
+	gsize stored = 0;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, "tiny", cmd, 1800);
+	r = agent_test_wait_final(&f->fx, uuid, BIG_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+
+	/* the sha256 over the stored stdout chunks, in seq order, equals the guest's */
+	logs = agent_test_logs(&f->fx, uuid);
+	for (guint i = 0; i < logs->len; i++) {
+		QsimLogEntry *e = g_ptr_array_index(logs, i);
+		gsize len = 0;
+		const guint8 *d = g_bytes_get_data(e->output, &len);
+
+		if (e->log_type != QSIM_LOG_STDOUT)
+			continue;
+		g_checksum_update(sum, d, (gssize)len);
+		stored += len;
+	}
+	g_assert_cmpuint(stored, ==, size);
+	err = log_text(f, uuid, QSIM_LOG_STDERR);
+	g_assert_true(parse_sha(err, &guest_sha));
+	g_assert_cmpstr(g_checksum_get_string(sum), ==, guest_sha);
+
+	/* bounded memory: the batcher's bound plus what the SSH worker may have in flight */
+	job = g_hash_table_lookup(f->jobs, uuid);
+	g_assert_cmpuint(qsim_log_batcher_get_max_buffered(qsim_job_get_batcher(job)), <=,
+			 QSIM_LOG_BATCHER_DEFAULT_MAX_BYTES + QSIM_GUEST_DEFAULT_FLOW_BUDGET);
+	g_test_message("100 MB stored in %u batches (%u log rows)",
+		       qsim_log_batcher_get_n_flushes(qsim_job_get_batcher(job)), logs->len);
+	assert_nothing_left(f, uuid);
+}
+
+typedef struct {
+	Fixture *f;
+	gchar **uuids;
+	guint n;
+	guint max_qemus;
+	guint max_busy;
+	guint max_leases;
+} Capacity;
+
+static gboolean
+all_final_sampling_cb(gpointer user_data)
+{
+	Capacity *c = user_data;
+	guint leases = 0;
+
+	c->max_qemus = MAX(c->max_qemus, agent_test_count_procs(c->f->fx.run_dir));
+	c->max_busy = MAX(c->max_busy, qsim_agent_pool_get_n_busy(c->f->pool));
+	g_assert_true(qsim_store_count_active_vms(c->f->fx.store, &leases, NULL));
+	c->max_leases = MAX(c->max_leases, leases);
+	for (guint i = 0; i < c->n; i++) {
+		g_autoptr(QsimRequest) r = agent_test_get(&c->f->fx, c->uuids[i]);
+
+		if (!qsim_status_is_final(r->status) || r->lease_expires_at != 0)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+test_capacity(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
+	Capacity c = {f, NULL, 6, 0, 0, 0};
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	/* more agents than VM slots: the cap, not the agent count, must limit */
+	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=4", "QSIM_MAX_CONCURRENT_VMS=2", NULL);
+	for (guint i = 0; i < c.n; i++) {
+		g_autofree gchar *cmd = g_strdup_printf("echo request-%u", i);
+		g_ptr_array_add(uuids, submit(f, "tiny", cmd, 300));
+	}
+	c.uuids = (gchar **)uuids->pdata;
+	start_pool(f);
+	g_assert_true(agent_test_wait(all_final_sampling_cb, &c, RUN_TIMEOUT_S * 3));
+	g_test_message("at most %u QEMUs, %u busy agents, %u leases", c.max_qemus, c.max_busy,
+		       c.max_leases);
+	g_assert_cmpuint(c.max_qemus, <=, 2);
+	g_assert_cmpuint(c.max_busy, <=, 2);
+	g_assert_cmpuint(c.max_leases, <=, 2);
+	for (guint i = 0; i < c.n; i++) {
+		g_autoptr(QsimRequest) r = agent_test_get(&f->fx, c.uuids[i]);
+		g_autofree gchar *want = g_strdup_printf("request-%u\n", i);
+		g_autofree gchar *out = log_text(f, c.uuids[i], QSIM_LOG_STDOUT);
+
+		g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+		g_assert_cmpuint(r->attempts, ==, 1);
+		g_assert_cmpstr(out, ==, want);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add("/qsim/agent/vm/done", Fixture, NULL, fixture_setup, test_done,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/vm/exit-code", Fixture, NULL, fixture_setup, test_exit_code,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/vm/timeout", Fixture, NULL, fixture_setup, test_timeout,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/vm/boot-timeout", Fixture, NULL, fixture_setup,
+		   test_boot_timeout, fixture_teardown);
+	g_test_add("/qsim/agent/vm/cancel-booting", Fixture, NULL, fixture_setup,
+		   test_cancel_booting, fixture_teardown);
+	g_test_add("/qsim/agent/vm/cancel-running", Fixture, NULL, fixture_setup,
+		   test_cancel_running, fixture_teardown);
+	g_test_add("/qsim/agent/vm/hold-resume", Fixture, NULL, fixture_setup, test_hold_resume,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/vm/kill-qemu", Fixture, NULL, fixture_setup, test_kill_qemu,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/vm/capacity", Fixture, NULL, fixture_setup, test_capacity,
+		   fixture_teardown);
+	g_test_add("/qsim/agent/vm/big-output", Fixture, NULL, fixture_setup, test_big_output,
+		   fixture_teardown);
+	return g_test_run();
+}

@@ -1,0 +1,424 @@
+#define G_LOG_DOMAIN "qsim-test"
+
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include "vm-test-util.h"
+#include "vm/qsim-template-migrate.h"
+#include "vm/qsim-template.h"
+
+/* Fast start against the real tiny guest. The template is built once (the first test)
+ * in a private STATE_DIR over a private copy of the base image, so touching the image
+ * disturbs nobody; the later tests reuse it. */
+
+typedef struct {
+	gchar *tmp;
+	gchar *images;
+	gchar *conf;
+	gchar *state_dir;
+	gchar *run_root;
+	QsimTemplate *tpl;
+	gboolean built;
+} Fixture;
+
+static Fixture fx;
+
+static gchar *
+source_path(const gchar *first, ...)
+{
+	const gchar *root = g_getenv("QSIM_SOURCE_ROOT");
+	g_autofree gchar *rel = NULL;
+	va_list ap;
+
+	va_start(ap, first);
+	rel = g_build_filename_valist(first, &ap);
+	va_end(ap);
+	return g_build_filename(root != NULL ? root : SOURCE_ROOT, rel, NULL);
+}
+
+static void
+fixture_init(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *src_images = source_path("vm_images", NULL);
+	const gchar *links[] = {"tiny-vmlinux", "tiny-initrd.img", "tiny-key", NULL};
+	g_autofree gchar *image_from = g_build_filename(src_images, "tiny.qcow2", NULL);
+	g_autofree gchar *image_to = NULL;
+	g_autoptr(GFile) from = NULL;
+	g_autoptr(GFile) to = NULL;
+
+	fx.tmp = g_dir_make_tmp("qsim-template-XXXXXX", &error);
+	g_assert_no_error(error);
+	fx.images = g_build_filename(fx.tmp, "images", NULL);
+	fx.state_dir = g_build_filename(fx.tmp, "state", NULL);
+	fx.run_root = g_build_filename(fx.tmp, "run", NULL);
+	g_assert_cmpint(g_mkdir(fx.images, 0700), ==, 0);
+	g_assert_cmpint(g_mkdir(fx.run_root, 0700), ==, 0);
+	for (guint i = 0; links[i] != NULL; i++) {
+		g_autofree gchar *target = g_build_filename(src_images, links[i], NULL);
+		g_autofree gchar *link = g_build_filename(fx.images, links[i], NULL);
+
+		g_assert_cmpint(symlink(target, link), ==, 0);
+	}
+	image_to = g_build_filename(fx.images, "tiny.qcow2", NULL);
+	from = g_file_new_for_path(image_from);
+	to = g_file_new_for_path(image_to);
+	g_assert_true(g_file_copy(from, to, G_FILE_COPY_NONE, NULL, NULL, NULL, &error));
+	g_assert_no_error(error);
+	fx.conf = source_path("vm_configs", "tiny.conf", NULL);
+	fx.tpl = qsim_template_new(fx.state_dir, "tiny");
+}
+
+static QsimVmConfig *
+load_config(const gchar *conf)
+{
+	g_autoptr(GError) error = NULL;
+	QsimVmConfig *config = qsim_vm_config_parse(fx.images, conf, "tiny", &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(config);
+	return config;
+}
+
+static void
+build_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	*(GAsyncResult **)user_data = g_object_ref(res);
+}
+
+static gboolean
+build_template(QsimTemplate *tpl, GError **error)
+{
+	g_autoptr(GAsyncResult) res = NULL;
+
+	/* bounded by the VM's own deadlines (boot timeout, save timeout, shutdown steps) */
+	qsim_template_build_async(tpl, load_config(fx.conf), fx.run_root, NULL, build_cb, &res);
+	while (res == NULL)
+		g_main_context_iteration(NULL, TRUE);
+	return qsim_template_build_finish(tpl, res, error);
+}
+
+static void
+ensure_template(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) config = NULL;
+	g_autofree gchar *reason = NULL;
+	gint64 t0;
+
+	if (fx.built)
+		return;
+	t0 = g_get_monotonic_time();
+	g_assert_true(build_template(fx.tpl, &error));
+	g_assert_no_error(error);
+	g_test_message("template built in %.2f s, %" G_GUINT64_FORMAT " bytes",
+	               (g_get_monotonic_time() - t0) / 1e6, qsim_template_get_size_bytes(fx.tpl));
+	config = load_config(fx.conf);
+	g_assert_cmpint(qsim_template_check(fx.tpl, config, &reason), ==,
+	                QSIM_TEMPLATE_STATE_READY);
+	g_assert_null(reason);
+	fx.built = TRUE;
+}
+
+static gchar *
+sha256_of(const gchar *path)
+{
+	g_autoptr(GError) error = NULL;
+	gchar *sum = qsim_template_manifest_file_sha256(path, &error);
+
+	g_assert_no_error(error);
+	return sum;
+}
+
+/* base image, template state, template disk */
+static gchar *
+checksums(void)
+{
+	g_autofree gchar *image = g_build_filename(fx.images, "tiny.qcow2", NULL);
+	g_autofree gchar *a = sha256_of(image);
+	g_autofree gchar *b = sha256_of(qsim_template_get_state_path(fx.tpl));
+	g_autofree gchar *c = sha256_of(qsim_template_get_disk_path(fx.tpl));
+
+	return g_strjoin(" ", a, b, c, NULL);
+}
+
+static QsimVm *
+restored_vm(void)
+{
+	g_autoptr(GError) error = NULL;
+	QsimVm *vm = qsim_vm_new(load_config(fx.conf), fx.run_root);
+
+	g_assert_true(qsim_template_apply(fx.tpl, vm, &error));
+	g_assert_no_error(error);
+	g_assert_true(qsim_vm_get_restored(vm));
+	return vm;
+}
+
+static gchar *
+exec_ok(QsimGuest *guest, const gchar *command)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	g_autoptr(GByteArray) err = g_byte_array_new();
+	gint status = -1;
+
+	g_assert_true(vm_test_exec(guest, command, out, err, &status, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(status, ==, 0);
+	return g_strndup((const gchar *)out->data, out->len);
+}
+
+static void
+test_unit(void)
+{
+	g_autofree gchar *cmd = qsim_template_fixup_command(1700000000, "qsim-abc");
+	g_autofree gchar *host = qsim_template_new_hostname("a.b_c");
+	const gchar *argv[] = {"qemu", "-m", "256M", NULL};
+	g_auto(GStrv) incoming = qsim_template_migrate_incoming_argv(argv);
+
+	g_assert_true(qsim_template_migrate_path_is_safe("/var/lib/qsim/templates/tiny/state"));
+	g_assert_false(qsim_template_migrate_path_is_safe("relative/state"));
+	g_assert_false(qsim_template_migrate_path_is_safe("/tmp/a b/state"));
+	g_assert_false(qsim_template_migrate_path_is_safe("/tmp/x;rm -rf ~/state"));
+	g_assert_false(qsim_template_migrate_path_is_safe("/tmp/$(id)"));
+	g_assert_nonnull(strstr(cmd, "date -u -s @1700000000"));
+	g_assert_nonnull(strstr(cmd, "hostname qsim-abc"));
+	g_assert_true(g_regex_match_simple("^qsim-[0-9a-f]{12}$", host, 0, 0));
+	g_assert_cmpuint(g_strv_length(incoming), ==, 5);
+	g_assert_cmpstr(incoming[3], ==, "-incoming");
+	g_assert_cmpstr(incoming[4], ==, "defer");
+}
+
+static void
+test_restore(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVm) vm = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autofree gchar *before = NULL;
+	g_autofree gchar *after = NULL;
+	g_autofree gchar *hostname = qsim_template_new_hostname("tiny");
+	g_autofree gchar *fix = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *name = NULL;
+	gint64 t0, guest_now, host_now;
+
+	ensure_template();
+	before = checksums();
+	vm = restored_vm();
+	t0 = g_get_monotonic_time();
+	g_assert_true(vm_test_start(vm, &error));
+	g_assert_no_error(error);
+	g_assert_true(vm_test_wait_ready(vm, &error));
+	g_assert_no_error(error);
+	guest = vm_test_guest_connect(vm, &error);
+	g_assert_no_error(error);
+	fix = qsim_template_fixup_command(g_get_real_time() / G_USEC_PER_SEC, hostname);
+	out = exec_ok(guest, fix);
+	g_test_message("restore to first exec: %.2f s", (g_get_monotonic_time() - t0) / 1e6);
+	guest_now = g_ascii_strtoll(out, NULL, 10);
+	host_now = g_get_real_time() / G_USEC_PER_SEC;
+	/* the clock is set from the host, not left at save time */
+	g_assert_cmpint(ABS(guest_now - host_now), <=, 2);
+	g_clear_pointer(&out, g_free);
+	out = exec_ok(guest, "date -u +%s");
+	g_assert_cmpint(ABS(g_ascii_strtoll(out, NULL, 10) - g_get_real_time() / G_USEC_PER_SEC),
+	                <=, 2);
+	name = exec_ok(guest, "hostname");
+	g_assert_cmpstr(g_strstrip(name), ==, hostname);
+	g_assert_true(vm_test_shutdown(vm, 0, &error));
+	g_assert_no_error(error);
+	after = checksums();
+	g_assert_cmpstr(before, ==, after);
+}
+
+static void
+test_two_clones(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVm) a = NULL;
+	g_autoptr(QsimVm) b = NULL;
+	g_autoptr(QsimGuest) ga = NULL;
+	g_autoptr(QsimGuest) gb = NULL;
+	g_autofree gchar *before = NULL;
+	g_autofree gchar *after = NULL;
+	g_autofree gchar *seen_a = NULL;
+	g_autofree gchar *seen_b = NULL;
+
+	ensure_template();
+	before = checksums();
+	a = restored_vm();
+	b = restored_vm();
+	/* both QEMUs load the same state file at the same moment */
+	qsim_vm_start_async(a, NULL, NULL, NULL);
+	g_assert_true(vm_test_start(b, &error));
+	g_assert_no_error(error);
+	g_assert_true(vm_test_wait_ready(a, &error));
+	g_assert_no_error(error);
+	g_assert_true(vm_test_wait_ready(b, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(qsim_vm_get_ssh_port(a), !=, qsim_vm_get_ssh_port(b));
+	ga = vm_test_guest_connect(a, &error);
+	g_assert_no_error(error);
+	gb = vm_test_guest_connect(b, &error);
+	g_assert_no_error(error);
+	g_free(exec_ok(ga, "echo from-a > /root/qsim-clone-file && sync"));
+	seen_a = exec_ok(ga, "cat /root/qsim-clone-file");
+	seen_b = exec_ok(gb, "test -e /root/qsim-clone-file && echo visible || echo absent");
+	g_assert_cmpstr(seen_a, ==, "from-a\n");
+	g_assert_cmpstr(seen_b, ==, "absent\n");
+	g_assert_true(vm_test_shutdown(a, 0, &error));
+	g_assert_no_error(error);
+	g_assert_true(vm_test_shutdown(b, 0, &error));
+	g_assert_no_error(error);
+	after = checksums();
+	g_assert_cmpstr(before, ==, after);
+}
+
+static void
+test_stale(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) config = NULL;
+	g_autoptr(QsimVmConfig) changed = NULL;
+	g_autofree gchar *reason = NULL;
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *conf2 = g_build_filename(fx.tmp, "tiny.conf", NULL);
+	g_autofree gchar *image = g_build_filename(fx.images, "tiny.qcow2", NULL);
+	GStatBuf st;
+	struct utimbuf times;
+
+	ensure_template();
+	config = load_config(fx.conf);
+	g_assert_cmpint(qsim_template_check(fx.tpl, config, NULL), ==, QSIM_TEMPLATE_STATE_READY);
+
+	/* a changed VM config */
+	g_assert_true(g_file_get_contents(fx.conf, &text, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_file_set_contents(conf2, text, -1, &error));
+	g_assert_no_error(error);
+	changed = load_config(conf2);
+	g_assert_cmpint(qsim_template_check(fx.tpl, changed, NULL), ==, QSIM_TEMPLATE_STATE_READY);
+	g_clear_pointer(&changed, qsim_vm_config_free);
+	{
+		g_autofree gchar *more = g_strconcat(text, "# edited\n", NULL);
+		g_assert_true(g_file_set_contents(conf2, more, -1, &error));
+	}
+	changed = load_config(conf2);
+	g_assert_cmpint(qsim_template_check(fx.tpl, changed, &reason), ==,
+	                QSIM_TEMPLATE_STATE_STALE);
+	g_assert_cmpstr(reason, ==, "the VM config changed");
+	g_clear_pointer(&reason, g_free);
+
+	/* a touched image */
+	g_assert_cmpint(g_stat(image, &st), ==, 0);
+	times.actime = st.st_atime;
+	times.modtime = st.st_mtime + 10;
+	g_assert_cmpint(g_utime(image, &times), ==, 0);
+	g_assert_cmpint(qsim_template_check(fx.tpl, config, &reason), ==,
+	                QSIM_TEMPLATE_STATE_STALE);
+	g_assert_cmpstr(reason, ==, "the base image changed (size or mtime)");
+	g_clear_pointer(&reason, g_free);
+	/* utime() has whole seconds: the recorded mtime cannot be restored exactly, so a
+	 * touched image stays stale until the next build */
+	g_assert_cmpint(qsim_template_check(fx.tpl, config, NULL), ==, QSIM_TEMPLATE_STATE_STALE);
+	fx.built = FALSE;
+}
+
+static void
+test_corrupt(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVm) vm = NULL;
+	g_autoptr(QsimVm) cold = NULL;
+	g_autoptr(QsimVmConfig) config = NULL;
+	g_autofree gchar *reason = NULL;
+	const gchar *state;
+	GStatBuf st;
+
+	ensure_template(); /* rebuilt after test_stale touched the image */
+	state = qsim_template_get_state_path(fx.tpl);
+	g_assert_cmpint(g_stat(state, &st), ==, 0);
+	g_assert_cmpint(g_chmod(state, 0644), ==, 0);
+	g_assert_cmpint(truncate(state, st.st_size / 2), ==, 0);
+
+	/* the check sees the size, so a request would not even try it */
+	config = load_config(fx.conf);
+	g_assert_cmpint(qsim_template_check(fx.tpl, config, &reason), ==,
+	                QSIM_TEMPLATE_STATE_STALE);
+	g_assert_nonnull(strstr(reason, "state file"));
+
+	/* forced anyway, the restore fails cleanly (QEMU rejects the stream) ... */
+	vm = restored_vm();
+	g_assert_false(vm_test_start(vm, &error) && vm_test_wait_ready(vm, &error));
+	g_assert_nonnull(error);
+	g_test_message("restore of a truncated state: %s", error->message);
+	g_clear_error(&error);
+	g_assert_true(vm_test_shutdown(vm, 0, &error));
+	g_assert_no_error(error);
+	g_assert_true(qsim_template_mark_stale(fx.tpl, "restore failed", &error));
+	g_assert_no_error(error);
+	g_clear_pointer(&reason, g_free);
+	g_assert_cmpint(qsim_template_check(fx.tpl, config, &reason), ==,
+	                QSIM_TEMPLATE_STATE_STALE);
+	g_assert_cmpstr(reason, ==, "restore failed");
+
+	/* ... and the cold boot that replaces it works */
+	cold = qsim_vm_new(load_config(fx.conf), fx.run_root);
+	g_assert_true(vm_test_start(cold, &error));
+	g_assert_no_error(error);
+	g_assert_true(vm_test_wait_ready(cold, &error));
+	g_assert_no_error(error);
+	g_assert_false(qsim_vm_get_restored(cold));
+	g_assert_true(vm_test_shutdown(cold, 0, &error));
+	g_assert_no_error(error);
+}
+
+static void
+rm_rf(const gchar *path)
+{
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	const gchar *name;
+
+	if (dir == NULL) {
+		g_unlink(path);
+		return;
+	}
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		g_autofree gchar *child = g_build_filename(path, name, NULL);
+
+		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
+		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+			rm_rf(child);
+		else
+			g_unlink(child);
+	}
+	g_rmdir(path);
+}
+
+int
+main(int argc, char **argv)
+{
+	int rc;
+
+	g_test_init(&argc, &argv, NULL);
+	fixture_init();
+	g_test_add_func("/qsim/vm/template/unit", test_unit);
+	g_test_add_func("/qsim/vm/template/restore", test_restore);
+	g_test_add_func("/qsim/vm/template/two-clones", test_two_clones);
+	g_test_add_func("/qsim/vm/template/stale", test_stale);
+	g_test_add_func("/qsim/vm/template/corrupt", test_corrupt);
+	rc = g_test_run();
+	g_clear_object(&fx.tpl);
+	rm_rf(fx.tmp);
+	g_free(fx.tmp);
+	g_free(fx.images);
+	g_free(fx.conf);
+	g_free(fx.state_dir);
+	g_free(fx.run_root);
+	return rc;
+}
