@@ -56,9 +56,10 @@ qsim_guest_flow_event_free(QsimGuestFlowEvent *event)
 QsimGuestFlow *
 qsim_guest_flow_new(GMainContext *context, gsize budget)
 {
-	QsimGuestFlow *self = g_new0(QsimGuestFlow, 1);
+	QsimGuestFlow *self;
 
 	g_return_val_if_fail(context != NULL, NULL);
+	self = g_new0(QsimGuestFlow, 1);
 	self->refcount = 1;
 	self->context = g_main_context_ref(context);
 	self->budget = budget;

@@ -662,7 +662,10 @@ qsim_guest_ssh_pump(ssh_session session, ssh_channel channel, ssh_event event,
 			return qsim_guest_ssh_lost(session, "waiting for output", stop, error);
 	}
 	/* the status usually comes with the EOF, but may follow it */
-	while (!state->have_status && state->signal == NULL && !ssh_channel_is_closed(channel)) {
+	/* remote_closed too: with output still buffered at the close, libssh keeps
+	 * the channel "open" (delayed close) */
+	while (!state->have_status && state->signal == NULL && !state->remote_closed &&
+	       !ssh_channel_is_closed(channel)) {
 		if (qsim_guest_ssh_check_stop(deadline_us, started, abort_cb, abort_data, error))
 			return FALSE;
 		if (ssh_event_dopoll(event, 100) == SSH_ERROR && !ssh_is_connected(session))

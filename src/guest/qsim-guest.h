@@ -37,12 +37,13 @@ typedef void (*QsimGuestOutputFunc)(QsimGuestStream stream, GBytes *chunk, gpoin
 G_DECLARE_FINAL_TYPE(QsimGuest, qsim_guest, QSIM, GUEST, GObject)
 
 /*
- * Threading: each QsimGuest owns one worker thread, started by the first
- * operation, and the ssh_session lives only on that thread. Operations
+ * Threading: each QsimGuest owns one worker thread, started by
+ * qsim_guest_new(), and the ssh_session lives only on that thread. Operations
  * (connect, exec, run_simple) are queued and run one at a time in call
  * order; their callbacks and output chunks are delivered on the thread-default
  * main context captured by qsim_guest_new(). The object may be unreffed at
- * any time: pending operations keep it alive until they complete.
+ * any time: pending operations keep it alive until they complete, and the
+ * last unref joins the idle worker after it sent the SSH disconnect.
  */
 
 /**
@@ -133,8 +134,9 @@ gboolean qsim_guest_connect_finish(QsimGuest *self, GAsyncResult *res, GError **
  * qsim_guest_get_host_key_fingerprint:
  *
  * Returns: (transfer none) (nullable): the server's host key fingerprint as
- * "SHA256:<base64 without padding>" (like OpenSSH), or %NULL before the first
- * successful connect
+ * "SHA256:<base64 without padding>" (as `ssh-keygen -l` prints it), set by a
+ * successful qsim_guest_connect_finish() and cleared by qsim_guest_close();
+ * valid until either is called again
  */
 const gchar *qsim_guest_get_host_key_fingerprint(QsimGuest *self);
 

@@ -115,6 +115,7 @@ query_status_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *status = NULL;
 	gboolean running = FALSE;
+	GCancellable *cancellable;
 
 	if (!qsim_qmp_client_query_status_finish(QSIM_QMP_CLIENT(source), res, &running, &status,
 	                                         &error)) {
@@ -136,9 +137,10 @@ query_status_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		                        status);
 		return;
 	}
-	/* the template was saved from a running guest, but -S or a stop may hold it */
-	qsim_qmp_client_cont_async(d->qmp, COMMAND_TIMEOUT_MS, g_task_get_cancellable(task),
-	                           cont_cb, g_steal_pointer(&task));
+	/* templates are saved paused (qsim-template.c), so the guest waits for cont */
+	cancellable = g_task_get_cancellable(task);
+	qsim_qmp_client_cont_async(d->qmp, COMMAND_TIMEOUT_MS, cancellable, cont_cb,
+	                           g_steal_pointer(&task));
 }
 
 static void

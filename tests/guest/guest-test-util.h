@@ -50,14 +50,13 @@ Result *do_connect(QsimGuest *guest, gint64 timeout_ms, GCancellable *cancellabl
 Result *do_exec(QsimGuest *guest, const gchar *command, Result *r);
 
 /* Fails the test, showing the whole message, unless @err's message contains @needle. */
-#define assert_error_mentions(err, needle)                                                    \
-	G_STMT_START                                                                          \
-	{                                                                                     \
-		g_assert_nonnull(err);                                                        \
-		if (strstr((err)->message, (needle)) == NULL)                                 \
-			g_error("error \"%s\" does not mention \"%s\"", (err)->message,        \
-			        (needle));                                                    \
-	}                                                                                     \
+#define assert_error_mentions(err, needle)                                                         \
+	G_STMT_START                                                                               \
+	{                                                                                          \
+		g_assert_nonnull(err);                                                             \
+		if (strstr((err)->message, (needle)) == NULL)                                      \
+			g_error("error \"%s\" does not mention \"%s\"", (err)->message, (needle)); \
+	}                                                                                          \
 	G_STMT_END
 
 /* A loopback TCP port that refuses connections (bound, then closed). */

@@ -1,0 +1,195 @@
+#define G_LOG_DOMAIN "qsim-test"
+
+#include "config.h"
+
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent-test-util.h"
+#include "agent/qsim-job.h"
+#include "common/qsim-vm-config.h"
+#include "store/qsim-log-entry.h"
+#include "vm/qsim-template.h"
+
+/* Fast start through the agent's job, end to end: real tiny guest, real database. */
+
+typedef struct {
+	AgentFixture fx;
+	gchar *state_dir;
+	QsimTemplate *tpl;
+} Fixture;
+
+static void
+wait_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	*(GAsyncResult **)user_data = g_object_ref(res);
+}
+
+static gboolean
+have_result(gpointer data)
+{
+	return *(GAsyncResult **)data != NULL;
+}
+
+static gboolean
+fixture_setup(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GAsyncResult) res = NULL;
+	g_autofree gchar *setting = NULL;
+	QsimVmConfig *config;
+
+	agent_fixture_init(&f->fx);
+	f->state_dir = g_build_filename(f->fx.dir, "state", NULL);
+	setting = g_strdup_printf("QSIM_STATE_DIR=%s", f->state_dir);
+	agent_fixture_config(&f->fx, setting, NULL);
+	if (!agent_test_require_vm(&f->fx))
+		return FALSE;
+	f->tpl = qsim_template_new(f->state_dir, "tiny");
+	config = qsim_vm_config_load(f->fx.images_dir, f->fx.config_dir, "tiny", &error);
+	g_assert_no_error(error);
+	qsim_template_build_async(f->tpl, config, f->fx.run_dir, NULL, wait_cb, &res);
+	/* a hang guard only: a build is about 10 s here */
+	g_assert_true(agent_test_wait(have_result, &res, 300));
+	g_assert_true(qsim_template_build_finish(f->tpl, res, &error));
+	g_assert_no_error(error);
+	return TRUE;
+}
+
+static void
+fixture_teardown(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (f->tpl != NULL) {
+		g_assert_true(qsim_template_remove(f->tpl, &error));
+		g_assert_no_error(error);
+	}
+	g_clear_object(&f->tpl);
+	g_free(f->state_dir);
+	agent_fixture_clear(&f->fx);
+}
+
+/* Claims and runs one request with a QsimJob; returns its final row. */
+static QsimRequest *
+run_request(Fixture *f, const gchar *commands)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) created =
+	    qsim_store_create_request(f->fx.store, "tiny", commands, 120, &error);
+	g_autoptr(QsimRequest) claimed = NULL;
+	g_autoptr(QsimJob) job = NULL;
+	g_autoptr(GAsyncResult) res = NULL;
+	QsimStatus status;
+
+	g_assert_no_error(error);
+	claimed = qsim_store_claim_next(f->fx.store, "agent-fast", 60000, 0, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(claimed);
+	job = qsim_job_new(f->fx.config, f->fx.store, "agent-fast", claimed);
+	qsim_job_run_async(job, wait_cb, &res);
+	g_assert_true(agent_test_wait(have_result, &res, 300));
+	g_assert_true(qsim_job_run_finish(job, res, &status, &error));
+	g_assert_no_error(error);
+	return agent_test_get(&f->fx, created->uuid);
+}
+
+static gboolean
+system_log_has(Fixture *f, const gchar *uuid, const gchar *needle)
+{
+	g_autoptr(GByteArray) sys = agent_test_log_bytes(&f->fx, uuid, QSIM_LOG_SYSTEM);
+	g_autofree gchar *text = g_strndup((const gchar *)sys->data, sys->len);
+
+	return strstr(text, needle) != NULL;
+}
+
+static void
+test_restored(void)
+{
+	Fixture f = {0};
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) logs = NULL;
+	gboolean checked = FALSE;
+
+	if (fixture_setup(&f)) {
+		r = run_request(&f, "date -u +%s");
+		g_assert_cmpint(r->status, ==, QSIM_STATUS_DONE);
+		g_assert_true(system_log_has(&f, r->uuid, "restored from snapshot"));
+		g_assert_true(system_log_has(&f, r->uuid, "guest clock set from the host"));
+		g_assert_false(system_log_has(&f, r->uuid, "cold boot"));
+		/* the guest's clock against the host's when its output arrived */
+		logs = agent_test_logs(&f.fx, r->uuid);
+		for (guint i = 0; i < logs->len; i++) {
+			QsimLogEntry *e = g_ptr_array_index(logs, i);
+			g_autofree gchar *out = NULL;
+			gsize len = 0;
+			const gchar *data;
+
+			if (e->log_type != QSIM_LOG_STDOUT)
+				continue;
+			data = g_bytes_get_data(e->output, &len);
+			out = g_strndup(data, len);
+			g_assert_cmpfloat(ABS(g_ascii_strtod(out, NULL) - e->timestamp_ms / 1000.0),
+			                  <=, 2.0);
+			checked = TRUE;
+		}
+		g_assert_true(checked);
+	}
+	fixture_teardown(&f);
+}
+
+static void
+test_corrupt_falls_back(void)
+{
+	Fixture f = {0};
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(QsimVmConfig) config = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *reason = NULL;
+	guint8 junk[65536];
+	GStatBuf st;
+	const gchar *state;
+	gint fd;
+
+	if (fixture_setup(&f)) {
+		/* garbage in the middle, size kept: only the restore itself can notice */
+		state = qsim_template_get_state_path(f.tpl);
+		g_assert_cmpint(g_stat(state, &st), ==, 0);
+		g_assert_cmpint(g_chmod(state, 0644), ==, 0);
+		memset(junk, 0xa5, sizeof(junk));
+		fd = g_open(state, O_WRONLY, 0);
+		g_assert_cmpint(fd, >=, 0);
+		for (goffset off = 4096; off < st.st_size - (goffset)sizeof(junk);
+		     off += st.st_size / 8)
+			g_assert_cmpint(pwrite(fd, junk, sizeof(junk), off), ==, sizeof(junk));
+		g_assert_cmpint(close(fd), ==, 0);
+
+		r = run_request(&f, "echo ok");
+		g_assert_cmpint(r->status, ==, QSIM_STATUS_DONE);
+		g_assert_true(system_log_has(&f, r->uuid, "fast start failed"));
+		g_assert_true(system_log_has(&f, r->uuid, "cold boot"));
+		config = qsim_vm_config_load(f.fx.images_dir, f.fx.config_dir, "tiny", &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(qsim_template_check(f.tpl, config, &reason), ==,
+		                QSIM_TEMPLATE_STATE_STALE);
+
+		/* the next request does not even try it */
+		g_clear_pointer(&r, qsim_request_free);
+		r = run_request(&f, "echo again");
+		g_assert_cmpint(r->status, ==, QSIM_STATUS_DONE);
+		g_assert_true(system_log_has(&f, r->uuid, "cold boot (fast start:"));
+		g_assert_false(system_log_has(&f, r->uuid, "restored from snapshot"));
+	}
+	fixture_teardown(&f);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/qsim/agent/fast-start/restored", test_restored);
+	g_test_add_func("/qsim/agent/fast-start/corrupt-falls-back", test_corrupt_falls_back);
+	return g_test_run();
+}
