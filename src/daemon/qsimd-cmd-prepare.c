@@ -105,8 +105,8 @@ qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	gboolean check_only = FALSE;
 	GOptionEntry entries[] = {
 	    {"force", 'f', 0, G_OPTION_ARG_NONE, &force, "Rebuild even a fresh template", NULL},
-	    {"check", 'c', 0, G_OPTION_ARG_NONE, &check_only,
-	     "Only print each template's state", NULL},
+	    {"check", 'c', 0, G_OPTION_ARG_NONE, &check_only, "Only print each template's state",
+	     NULL},
 	    {NULL, 0, 0, 0, NULL, NULL, NULL},
 	};
 	g_autoptr(GOptionContext) octx = g_option_context_new("VM_NAME…");

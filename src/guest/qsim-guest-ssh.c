@@ -20,6 +20,8 @@
 #define QSIM_GUEST_READ_CHUNK 32768
 /* Bounds libssh's own blocking calls (channel open, exec request) on a live session. */
 #define QSIM_GUEST_SESSION_TIMEOUT_S 10L
+/* Key exchange and auth once the guest's banner arrived (never past the deadline). */
+#define QSIM_GUEST_HANDSHAKE_TIMEOUT_MS 10000
 /* How long a cancelled command's channel may take to close on the guest side. */
 #define QSIM_GUEST_CLOSE_WAIT_MS 500
 
@@ -401,9 +403,12 @@ qsim_guest_ssh_fingerprint(ssh_session session, gchar **fingerprint, GError **er
 }
 
 static gboolean
-qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFunc abort_cb,
-                       gpointer abort_data, gchar **last_seen, GError **error)
+qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 banner_end, gint64 deadline_us,
+                       QsimGuestAbortFunc abort_cb, gpointer abort_data, gchar **last_seen,
+                       GError **error)
 {
+	/* once the banner is in, the guest is up: give the handshake time, not a restart */
+	gint64 attempt_end = banner_end;
 	g_auto(ssh_session) session = ssh_new();
 	g_autofree gchar *fingerprint = NULL;
 	gint fd = -1;
@@ -416,7 +421,7 @@ qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFun
 	}
 	if (!qsim_guest_ssh_set_options(self, session, error))
 		return FALSE;
-	if (!qsim_guest_ssh_tcp_connect(self, attempt_end, abort_cb, abort_data, &fd, last_seen,
+	if (!qsim_guest_ssh_tcp_connect(self, banner_end, abort_cb, abort_data, &fd, last_seen,
 	                                error))
 		return FALSE;
 	if (ssh_options_set(session, SSH_OPTIONS_FD, &fd) < 0) {
@@ -431,6 +436,11 @@ qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFun
 	while (rc == SSH_AGAIN) {
 		if (abort_cb(abort_data, error))
 			return FALSE;
+		if (attempt_end == banner_end && ssh_get_serverbanner(session) != NULL)
+			attempt_end = MAX(banner_end, MIN(g_get_monotonic_time() +
+			                                      QSIM_GUEST_HANDSHAKE_TIMEOUT_MS *
+			                                          G_TIME_SPAN_MILLISECOND,
+			                                  deadline_us));
 		if (qsim_guest_ms_until(attempt_end) <= 0) {
 			*last_seen = g_strdup(ssh_get_serverbanner(session) == NULL
 			                          ? "banner timeout"
@@ -450,6 +460,11 @@ qsim_guest_ssh_attempt(QsimGuestSsh *self, gint64 attempt_end, QsimGuestAbortFun
 			    g_strdup_printf("SSH handshake failed: %s", ssh_get_error(session));
 		return FALSE;
 	}
+	if (attempt_end == banner_end)
+		attempt_end =
+		    MAX(banner_end, MIN(g_get_monotonic_time() + QSIM_GUEST_HANDSHAKE_TIMEOUT_MS *
+		                                                     G_TIME_SPAN_MILLISECOND,
+		                        deadline_us));
 	if (!qsim_guest_ssh_authenticate(self, session, attempt_end, abort_cb, abort_data,
 	                                 last_seen, error))
 		return FALSE;
@@ -511,8 +526,8 @@ qsim_guest_ssh_connect(QsimGuestSsh *self, gint64 deadline_us, guint attempt_tim
 		        MAX(deadline_us, attempts == 0 ? now + 100 * G_TIME_SPAN_MILLISECOND : 0));
 
 		attempts++;
-		if (qsim_guest_ssh_attempt(self, attempt_end, abort_cb, abort_data, &last_seen,
-		                           &local)) {
+		if (qsim_guest_ssh_attempt(self, attempt_end, deadline_us, abort_cb, abort_data,
+		                           &last_seen, &local)) {
 			g_debug("connected to %s:%u as %s after %u attempts in %" G_GINT64_FORMAT
 			        " ms, host key %s",
 			        self->host, self->port, self->user, attempts,

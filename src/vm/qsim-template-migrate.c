@@ -159,16 +159,16 @@ query_migrate_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	obj = JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : NULL;
-	status = obj != NULL ? json_object_get_string_member_with_default(obj, "status", "")
-	                     : "";
+	status = obj != NULL ? json_object_get_string_member_with_default(obj, "status", "") : "";
 	if (g_strcmp0(status, "completed") == 0) {
 		g_task_return_boolean(task, TRUE);
 		return;
 	}
 	if (g_strcmp0(status, "failed") == 0 || g_strcmp0(status, "cancelled") == 0) {
-		g_task_return_new_error(
-		    task, QSIM_ERROR, QSIM_ERROR_VM, "saving the state file %s: %s", status,
-		    json_object_get_string_member_with_default(obj, "error-desc", "no reason given"));
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_VM,
+		                        "saving the state file %s: %s", status,
+		                        json_object_get_string_member_with_default(
+		                            obj, "error-desc", "no reason given"));
 		return;
 	}
 	migrate_poll_later(task);

@@ -329,14 +329,13 @@ qsim_template_fixup_command(gint64 unix_time, const gchar *hostname)
 	for (guint i = 0; i < 16; i++)
 		g_string_append_printf(hex, "%08x", g_random_int());
 	seed = g_string_free(hex, FALSE);
-	return g_strdup_printf(
-	    "date -u -s @%" G_GINT64_FORMAT " >/dev/null; "
-	    "echo %s > /dev/urandom; "
-	    "hostname %s; echo %s > /etc/hostname 2>/dev/null; "
-	    "if [ -s /etc/machine-id ]; then "
-	    "tr -d - < /proc/sys/kernel/random/uuid > /etc/machine-id; fi; "
-	    "date -u +%%s",
-	    unix_time, seed, hostname, hostname);
+	return g_strdup_printf("date -u -s @%" G_GINT64_FORMAT " >/dev/null; "
+	                       "echo %s > /dev/urandom; "
+	                       "hostname %s; echo %s > /etc/hostname 2>/dev/null; "
+	                       "if [ -s /etc/machine-id ]; then "
+	                       "tr -d - < /proc/sys/kernel/random/uuid > /etc/machine-id; fi; "
+	                       "date -u +%%s",
+	                       unix_time, seed, hostname, hostname);
 }
 
 /* ---- build ------------------------------------------------------------- */
@@ -405,8 +404,8 @@ build_install(QsimTemplate *self, BuildData *d, GError **error)
 	d->manifest->created_unix = g_get_real_time() / G_USEC_PER_SEC;
 	/* the data files are shared by every restore: nobody may write them */
 	if (g_chmod(state, 0444) != 0 || g_chmod(disk, 0444) != 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot make the template read-only: %s",
-		            g_strerror(errno));
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO,
+		            "cannot make the template read-only: %s", g_strerror(errno));
 		return FALSE;
 	}
 	if (!qsim_template_manifest_save(d->manifest, manifest, error))
@@ -585,11 +584,11 @@ build_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		build_stop_vm(task, g_steal_pointer(&error));
 		return;
 	}
-	qsim_vm_wait_ready_async(
-	    d->vm,
-	    d->verifying ? g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC
-	                 : 0,
-	    g_task_get_cancellable(task), build_ready_cb, task);
+	qsim_vm_wait_ready_async(d->vm,
+	                         d->verifying ? g_get_monotonic_time() +
+	                                            QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC
+	                                      : 0,
+	                         g_task_get_cancellable(task), build_ready_cb, task);
 }
 
 static QsimVm *
@@ -725,8 +724,8 @@ build_claim_dir(QsimTemplate *self, GError **error)
 		/* left over by a builder that died: take it over */
 		if (!remove_flat_dir(self->build, error) || g_mkdir(self->build, 0700) != 0) {
 			if (error != NULL && *error == NULL)
-				g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s",
-				            self->build, g_strerror(errno));
+				g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO,
+				            "cannot create %s: %s", self->build, g_strerror(errno));
 			return FALSE;
 		}
 	}
@@ -799,8 +798,8 @@ qsim_template_build_async(QsimTemplate *self, QsimVmConfig *config, const gchar 
 	d->owns_build_dir = TRUE;
 	/* the image checksum reads the whole image: keep the main loop free */
 	{
-		g_autoptr(GTask) sum = g_task_new(self, cancellable, build_checksum_cb,
-		                                  g_object_ref(task));
+		g_autoptr(GTask) sum =
+		    g_task_new(self, cancellable, build_checksum_cb, g_object_ref(task));
 
 		g_task_set_task_data(sum, d, NULL);
 		g_task_run_in_thread(sum, build_checksum_thread);

@@ -536,7 +536,8 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	if (self->argv == NULL)
 		return FALSE;
 	if (self->restore_state != NULL) {
-		gchar **incoming = qsim_template_migrate_incoming_argv((const gchar *const *)self->argv);
+		gchar **incoming =
+		    qsim_template_migrate_incoming_argv((const gchar *const *)self->argv);
 
 		g_strfreev(self->argv);
 		self->argv = incoming;
@@ -775,11 +776,11 @@ qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback
 		                        G_CONNECT_SWAPPED);
 	overlay = g_build_filename(self->run_dir, QSIM_VM_RUNDIR_OVERLAY, NULL);
 	/* a restore boots from the template's disk, itself an overlay of the base image */
-	qsim_vm_overlay_create_async(
-	    self->qemu_img,
-	    self->restore_disk != NULL ? self->restore_disk : self->config->image_path,
-	    self->restore_disk != NULL ? "qcow2" : self->config->format, overlay, NULL,
-	    qsim_vm_overlay_cb, g_object_ref(task));
+	qsim_vm_overlay_create_async(self->qemu_img,
+	                             self->restore_disk != NULL ? self->restore_disk
+	                                                        : self->config->image_path,
+	                             self->restore_disk != NULL ? "qcow2" : self->config->format,
+	                             overlay, NULL, qsim_vm_overlay_cb, g_object_ref(task));
 }
 
 /**

@@ -161,7 +161,8 @@ test_create_concurrent(ApiFixture *fx, gconstpointer data)
 {
 	enum { N = 300, CONNECTIONS = 48 };
 	g_autoptr(SoupSession) session = soup_session_new_with_options(
-	    "timeout", 60, "max-conns", CONNECTIONS, "max-conns-per-host", CONNECTIONS, NULL);
+	    "timeout", 60, "max-conns", CONNECTIONS, "max-conns-per-host", CONNECTIONS,
+	    "proxy-resolver", NULL, NULL);
 	g_autofree ConcurrentPost *posts = g_new0(ConcurrentPost, N);
 	ConcurrentRun run = {posts, N, 0};
 	g_autoptr(GHashTable) uuids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -77,14 +77,16 @@ one_run(QsimVmConfig *config, const gchar *run_root, QsimTemplate *tpl, gdouble 
 	qsim_vm_start_async(vm, NULL, wait_cb, &w1);
 	if (!qsim_vm_start_finish(vm, (r1 = wait_run(&w1)), error))
 		return FALSE;
-	deadline = tpl != NULL ? g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC
-	                       : 0;
+	deadline = tpl != NULL
+	               ? g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC
+	               : 0;
 	qsim_vm_wait_ready_async(vm, deadline, NULL, wait_cb, &w2);
 	ok = qsim_vm_wait_ready_finish(vm, (r2 = wait_run(&w2)), error);
 	if (ok) {
 		config = (QsimVmConfig *)qsim_vm_get_config(vm);
-		guest = qsim_guest_new(qsim_vm_get_ssh_host(vm), qsim_vm_get_ssh_port(vm),
-		                       config->ssh_user, config->ssh_key_path, config->ssh_password);
+		guest =
+		    qsim_guest_new(qsim_vm_get_ssh_host(vm), qsim_vm_get_ssh_port(vm),
+		                   config->ssh_user, config->ssh_key_path, config->ssh_password);
 		qsim_guest_connect_async(guest, g_get_monotonic_time() + 30 * G_USEC_PER_SEC, NULL,
 		                         wait_cb, &w3);
 		ok = qsim_guest_connect_finish(guest, (r3 = wait_run(&w3)), error);
@@ -102,7 +104,8 @@ one_run(QsimVmConfig *config, const gchar *run_root, QsimTemplate *tpl, gdouble 
 		qsim_guest_exec_async(guest, "echo hi", output_cb, NULL, NULL, wait_cb, &w5);
 		ok = qsim_guest_exec_finish(guest, (r5 = wait_run(&w5)), &status, NULL, error);
 		if (ok && (status != 0 || first_byte_us == 0)) {
-			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "echo hi: status %d", status);
+			g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "echo hi: status %d",
+			            status);
 			ok = FALSE;
 		}
 		*seconds = (first_byte_us - t0) / 1e6;
@@ -174,7 +177,8 @@ main(int argc, char **argv)
 
 	g_option_context_add_main_entries(octx, entries, NULL);
 	if (!g_option_context_parse(octx, &argc, &argv, &error) || runs < 1) {
-		g_printerr("qsim-fast-start-bench: %s\n", error != NULL ? error->message : "bad --runs");
+		g_printerr("qsim-fast-start-bench: %s\n",
+		           error != NULL ? error->message : "bad --runs");
 		return 2;
 	}
 	if (images == NULL)
@@ -205,7 +209,8 @@ main(int argc, char **argv)
 
 			if (one_run(load(images, conf), run_root, mode == 1 ? tpl : NULL, &s, &e)) {
 				g_array_append_val(mode == 1 ? snap : cold, s);
-				printf("run %2d %-8s %.3f s\n", i + 1, mode == 1 ? "snapshot" : "cold", s);
+				printf("run %2d %-8s %.3f s\n", i + 1,
+				       mode == 1 ? "snapshot" : "cold", s);
 			} else {
 				failures++;
 				printf("run %2d %-8s FAILED: %s\n", i + 1,

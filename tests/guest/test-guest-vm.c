@@ -193,6 +193,11 @@ connected_vm(void)
 	if (vm.guest != NULL)
 		return vm.guest;
 	vm.guest = qsim_guest_new("127.0.0.1", vm.port, "root", vm.key, NULL);
+	/* for measuring readiness with other per-attempt timeouts by hand */
+	if (g_getenv("QSIM_TEST_ATTEMPT_TIMEOUT_MS") != NULL)
+		qsim_guest_set_attempt_timeout(
+		    vm.guest,
+		    (guint)g_ascii_strtoull(g_getenv("QSIM_TEST_ATTEMPT_TIMEOUT_MS"), NULL, 10));
 	r = do_connect(vm.guest, BOOT_DEADLINE_MS, NULL);
 	g_assert_no_error(r->error);
 	vm.connect_ms = (g_get_monotonic_time() - vm.started) / 1000;

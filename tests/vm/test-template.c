@@ -248,14 +248,22 @@ test_two_clones(void)
 	g_autofree gchar *after = NULL;
 	g_autofree gchar *seen_a = NULL;
 	g_autofree gchar *seen_b = NULL;
+	g_autoptr(GAsyncResult) res_a = NULL;
+	g_autoptr(GAsyncResult) res_b = NULL;
 
 	ensure_template();
 	before = checksums();
 	a = restored_vm();
 	b = restored_vm();
 	/* both QEMUs load the same state file at the same moment */
-	qsim_vm_start_async(a, NULL, NULL, NULL);
-	g_assert_true(vm_test_start(b, &error));
+	qsim_vm_start_async(a, NULL, build_cb, &res_a);
+	qsim_vm_start_async(b, NULL, build_cb, &res_b);
+	/* bounded by the VMs' own start deadlines */
+	while (res_a == NULL || res_b == NULL)
+		g_main_context_iteration(NULL, TRUE);
+	g_assert_true(qsim_vm_start_finish(a, res_a, &error));
+	g_assert_no_error(error);
+	g_assert_true(qsim_vm_start_finish(b, res_b, &error));
 	g_assert_no_error(error);
 	g_assert_true(vm_test_wait_ready(a, &error));
 	g_assert_no_error(error);
