@@ -87,7 +87,7 @@ qsim_agent_pool_claim_now(QsimAgentPool *self)
 			/* nothing pending, or the database-wide cap is reached */
 			if (error != NULL)
 				g_warning("agent %s cannot claim: %s", qsim_agent_get_id(agent),
-					  error->message);
+				          error->message);
 			return;
 		}
 		g_signal_emit(self, signals[SIGNAL_JOB_STARTED], 0, qsim_agent_get_job(agent));
@@ -115,7 +115,7 @@ qsim_agent_pool_schedule_claim(QsimAgentPool *self)
 
 static void
 qsim_agent_pool_request_changed_cb(QsimStore *store, const gchar *uuid, gint status,
-				   gpointer user_data)
+                                   gpointer user_data)
 {
 	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
 
@@ -139,7 +139,7 @@ qsim_agent_pool_recover_now(QsimAgentPool *self)
 	guint n = 0;
 
 	if (!qsim_agent_recovery_run(self->store, qsim_config_get_run_dir(self->config), skip, &n,
-				     &error))
+	                             &error))
 		g_warning("recovery failed: %s", error->message);
 	if (n > 0)
 		qsim_agent_pool_schedule_claim(self);
@@ -168,7 +168,7 @@ qsim_agent_pool_maybe_stopped(QsimAgentPool *self)
 
 static void
 qsim_agent_pool_job_finished_cb(QsimAgent *agent, const gchar *uuid, gint status,
-				gpointer user_data)
+                                gpointer user_data)
 {
 	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
 
@@ -198,11 +198,13 @@ qsim_agent_pool_start(QsimAgentPool *self, GError **error)
 	g_info("%u agents started (max %u VMs in the database, poll every %.2f s, %u recovered)",
 	       self->agents->len, qsim_config_get_max_concurrent_vms(self->config), poll_s, n);
 	self->started = TRUE;
-	self->store_handler = g_signal_connect(self->store, "request-changed",
-					       G_CALLBACK(qsim_agent_pool_request_changed_cb), self);
-	self->poll_id = g_timeout_add(MAX((guint)(poll_s * 1000), 10), qsim_agent_pool_poll_cb, self);
-	self->recovery_id = g_timeout_add(CLAMP(lease_ms / 3, 200, QSIM_AGENT_POOL_RECOVERY_INTERVAL_MS),
-					  qsim_agent_pool_recovery_cb, self);
+	self->store_handler = g_signal_connect(
+	    self->store, "request-changed", G_CALLBACK(qsim_agent_pool_request_changed_cb), self);
+	self->poll_id =
+	    g_timeout_add(MAX((guint)(poll_s * 1000), 10), qsim_agent_pool_poll_cb, self);
+	self->recovery_id =
+	    g_timeout_add(CLAMP(lease_ms / 3, 200, QSIM_AGENT_POOL_RECOVERY_INTERVAL_MS),
+	                  qsim_agent_pool_recovery_cb, self);
 	qsim_agent_pool_schedule_claim(self);
 	return TRUE;
 }
@@ -212,7 +214,8 @@ qsim_agent_pool_abort_jobs(QsimAgentPool *self)
 {
 	g_clear_handle_id(&self->grace_id, g_source_remove);
 	for (guint i = 0; i < self->agents->len; i++)
-		qsim_agent_abort(g_ptr_array_index(self->agents, i), QSIM_AGENT_POOL_SHUTDOWN_REASON);
+		qsim_agent_abort(g_ptr_array_index(self->agents, i),
+		                 QSIM_AGENT_POOL_SHUTDOWN_REASON);
 }
 
 static gboolean
@@ -228,22 +231,22 @@ qsim_agent_pool_grace_cb(gpointer user_data)
 
 void
 qsim_agent_pool_stop_async(QsimAgentPool *self, guint grace_ms, GCancellable *cancellable,
-			   GAsyncReadyCallback callback, gpointer user_data)
+                           GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
 
 	g_task_set_source_tag(task, qsim_agent_pool_stop_async);
 	if (self->stop_task != NULL) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_BUSY,
-					"the agents are already stopping");
+		                        "the agents are already stopping");
 		return;
 	}
 	self->stopping = TRUE;
 	g_clear_handle_id(&self->claim_idle_id, g_source_remove);
 	g_clear_handle_id(&self->poll_id, g_source_remove);
 	g_clear_handle_id(&self->recovery_id, g_source_remove);
-	g_info("stopping agents: no new claims, %u running jobs get %u ms", qsim_agent_pool_get_n_busy(self),
-	       grace_ms);
+	g_info("stopping agents: no new claims, %u running jobs get %u ms",
+	       qsim_agent_pool_get_n_busy(self), grace_ms);
 	self->stop_task = g_steal_pointer(&task);
 	if (qsim_agent_pool_get_n_busy(self) > 0)
 		self->grace_id = g_timeout_add(grace_ms, qsim_agent_pool_grace_cb, self);
@@ -272,7 +275,7 @@ qsim_agent_pool_dispose(GObject *object)
 	if (self->agents != NULL) {
 		for (guint i = 0; i < self->agents->len; i++)
 			g_signal_handlers_disconnect_by_data(g_ptr_array_index(self->agents, i),
-							     self);
+			                                     self);
 		g_clear_pointer(&self->agents, g_ptr_array_unref);
 	}
 	G_OBJECT_CLASS(qsim_agent_pool_parent_class)->dispose(object);
@@ -296,11 +299,11 @@ qsim_agent_pool_class_init(QsimAgentPoolClass *klass)
 	object_class->dispose = qsim_agent_pool_dispose;
 	object_class->finalize = qsim_agent_pool_finalize;
 	signals[SIGNAL_JOB_STARTED] =
-	    g_signal_new("job-started", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
-			 NULL, NULL, G_TYPE_NONE, 1, QSIM_TYPE_JOB);
+	    g_signal_new("job-started", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+	                 NULL, G_TYPE_NONE, 1, QSIM_TYPE_JOB);
 	signals[SIGNAL_JOB_FINISHED] =
-	    g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
-			 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
+	    g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+	                 NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
 }
 
 static void
@@ -321,8 +324,8 @@ qsim_agent_pool_new(QsimConfig *config, QsimStore *store)
 		g_autofree gchar *id = qsim_agent_make_id(i);
 		QsimAgent *agent = qsim_agent_new(config, store, id);
 
-		g_signal_connect(agent, "job-finished",
-				 G_CALLBACK(qsim_agent_pool_job_finished_cb), self);
+		g_signal_connect(agent, "job-finished", G_CALLBACK(qsim_agent_pool_job_finished_cb),
+		                 self);
 		g_ptr_array_add(self->agents, agent);
 	}
 	return self;

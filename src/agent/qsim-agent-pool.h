@@ -39,8 +39,7 @@ G_DECLARE_FINAL_TYPE(QsimAgentPool, qsim_agent_pool, QSIM, AGENT_POOL, GObject)
  *
  * Returns: (transfer full): a pool, not started
  */
-QsimAgentPool *
-qsim_agent_pool_new(QsimConfig *config, QsimStore *store);
+QsimAgentPool *qsim_agent_pool_new(QsimConfig *config, QsimStore *store);
 
 /**
  * qsim_agent_pool_start:
@@ -50,8 +49,7 @@ qsim_agent_pool_new(QsimConfig *config, QsimStore *store);
  *
  * Returns: %FALSE with @error when the store cannot be read
  */
-gboolean
-qsim_agent_pool_start(QsimAgentPool *self, GError **error);
+gboolean qsim_agent_pool_start(QsimAgentPool *self, GError **error);
 
 /**
  * qsim_agent_pool_stop_async:
@@ -61,34 +59,26 @@ qsim_agent_pool_start(QsimAgentPool *self, GError **error);
  * Stops claiming at once. @callback runs when no job runs any more (every VM
  * is gone and every final status written).
  */
-void
-qsim_agent_pool_stop_async(QsimAgentPool *self, guint grace_ms, GCancellable *cancellable,
-			   GAsyncReadyCallback callback, gpointer user_data);
+void qsim_agent_pool_stop_async(QsimAgentPool *self, guint grace_ms, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data);
 
-gboolean
-qsim_agent_pool_stop_finish(QsimAgentPool *self, GAsyncResult *result, GError **error);
+gboolean qsim_agent_pool_stop_finish(QsimAgentPool *self, GAsyncResult *result, GError **error);
 
 /* Ends the shutdown grace now: running jobs are stopped ("agent shut down"). */
-void
-qsim_agent_pool_abort_jobs(QsimAgentPool *self);
+void qsim_agent_pool_abort_jobs(QsimAgentPool *self);
 
 /* Claims now for every idle agent (normally driven by signals and the poll). */
-void
-qsim_agent_pool_claim_now(QsimAgentPool *self);
+void qsim_agent_pool_claim_now(QsimAgentPool *self);
 
 /* Runs one recovery pass now. Returns: the number of requests recovered */
-guint
-qsim_agent_pool_recover_now(QsimAgentPool *self);
+guint qsim_agent_pool_recover_now(QsimAgentPool *self);
 
 /* Returns: the number of agents running a job */
-guint
-qsim_agent_pool_get_n_busy(QsimAgentPool *self);
+guint qsim_agent_pool_get_n_busy(QsimAgentPool *self);
 
-guint
-qsim_agent_pool_get_n_agents(QsimAgentPool *self);
+guint qsim_agent_pool_get_n_agents(QsimAgentPool *self);
 
 /* Returns: (transfer none) (nullable): the job running @uuid in this process */
-QsimJob *
-qsim_agent_pool_lookup_job(QsimAgentPool *self, const gchar *uuid);
+QsimJob *qsim_agent_pool_lookup_job(QsimAgentPool *self, const gchar *uuid);
 
 G_END_DECLS

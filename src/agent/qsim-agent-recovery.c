@@ -70,7 +70,7 @@ qsim_agent_recovery_clean_request(const gchar *run_dir, const gchar *uuid, GErro
 	}
 	if (g_rmdir(root) != 0 && errno != ENOENT) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot remove %s: %s", root,
-			    g_strerror(errno));
+		            g_strerror(errno));
 		return FALSE;
 	}
 	return TRUE;
@@ -94,13 +94,13 @@ recover_one(QsimStore *store, const gchar *run_dir, const QsimRequest *r, const 
 		}
 	}
 	if (!qsim_store_recover_request(store, r->uuid, r->agent_id, retry,
-					QSIM_AGENT_RECOVERY_REASON, &status, &error)) {
+	                                QSIM_AGENT_RECOVERY_REASON, &status, &error)) {
 		/* CONFLICT: another agent recovered it first, or its agent came back */
 		g_debug("recovery of %s skipped: %s", r->uuid, error->message);
 		return FALSE;
 	}
-	g_info("recovered %s (%s, agent %s %s): now %s", r->uuid,
-	       qsim_status_to_string(r->status), r->agent_id, why, qsim_status_to_string(status));
+	g_info("recovered %s (%s, agent %s %s): now %s", r->uuid, qsim_status_to_string(r->status),
+	       r->agent_id, why, qsim_status_to_string(status));
 	return TRUE;
 }
 
@@ -112,11 +112,11 @@ skip(GHashTable *skip_uuids, const QsimRequest *r)
 
 gboolean
 qsim_agent_recovery_run(QsimStore *store, const gchar *run_dir, GHashTable *skip_uuids,
-			guint *n_recovered, GError **error)
+                        guint *n_recovered, GError **error)
 {
 	g_autoptr(GPtrArray) expired = NULL;
 	const QsimStatus active[] = {QSIM_STATUS_ACKNOWLEDGED, QSIM_STATUS_RUNNING,
-				     QSIM_STATUS_HOLD, QSIM_STATUS_CANCELLED};
+	                             QSIM_STATUS_HOLD, QSIM_STATUS_CANCELLED};
 	guint n = 0;
 
 	expired = qsim_store_list_expired_leases(store, qsim_store_now_ms(store), error);

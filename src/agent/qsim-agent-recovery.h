@@ -31,9 +31,8 @@ G_BEGIN_DECLS
  *
  * Returns: %TRUE unless the store failed
  */
-gboolean
-qsim_agent_recovery_run(QsimStore *store, const gchar *run_dir, GHashTable *skip_uuids,
-			guint *n_recovered, GError **error);
+gboolean qsim_agent_recovery_run(QsimStore *store, const gchar *run_dir, GHashTable *skip_uuids,
+                                 guint *n_recovered, GError **error);
 
 /**
  * qsim_agent_recovery_sweep_run_dir:
@@ -45,9 +44,8 @@ qsim_agent_recovery_run(QsimStore *store, const gchar *run_dir, GHashTable *skip
  *
  * Returns: the number of directories removed
  */
-guint
-qsim_agent_recovery_sweep_run_dir(QsimStore *store, const gchar *run_dir,
-				  GHashTable *skip_uuids);
+guint qsim_agent_recovery_sweep_run_dir(QsimStore *store, const gchar *run_dir,
+                                        GHashTable *skip_uuids);
 
 /**
  * qsim_agent_recovery_clean_request:
@@ -57,11 +55,9 @@ qsim_agent_recovery_sweep_run_dir(QsimStore *store, const gchar *run_dir,
  *
  * Returns: %TRUE when nothing of @uuid is left
  */
-gboolean
-qsim_agent_recovery_clean_request(const gchar *run_dir, const gchar *uuid, GError **error);
+gboolean qsim_agent_recovery_clean_request(const gchar *run_dir, const gchar *uuid, GError **error);
 
 /* Returns: whether @agent_id names a process of this host that no longer runs */
-gboolean
-qsim_agent_recovery_agent_is_dead_local(const gchar *agent_id);
+gboolean qsim_agent_recovery_agent_is_dead_local(const gchar *agent_id);
 
 G_END_DECLS

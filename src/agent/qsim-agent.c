@@ -46,8 +46,9 @@ qsim_agent_parse_id(const gchar *agent_id, gchar **host, GPid *pid)
 	if (pid != NULL)
 		*pid = (GPid)v;
 	if (host != NULL) {
-		g_free(parts[n - 2]);
-		parts[n - 2] = NULL;
+		/* cut the two numbers off; the GStrv cleanup stops at the first NULL */
+		g_clear_pointer(&parts[n - 1], g_free);
+		g_clear_pointer(&parts[n - 2], g_free);
 		*host = g_strjoinv(":", parts);
 	}
 	return TRUE;
@@ -144,8 +145,8 @@ qsim_agent_class_init(QsimAgentClass *klass)
 	object_class->dispose = qsim_agent_dispose;
 	object_class->finalize = qsim_agent_finalize;
 	signals[SIGNAL_JOB_FINISHED] =
-	    g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
-			 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
+	    g_signal_new("job-finished", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+	                 NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
 }
 
 static void

@@ -26,8 +26,7 @@ G_DECLARE_FINAL_TYPE(QsimAgent, qsim_agent, QSIM, AGENT, GObject)
  *
  * Returns: (transfer full): an idle agent
  */
-QsimAgent *
-qsim_agent_new(QsimConfig *config, QsimStore *store, const gchar *agent_id);
+QsimAgent *qsim_agent_new(QsimConfig *config, QsimStore *store, const gchar *agent_id);
 
 /**
  * qsim_agent_make_id:
@@ -36,8 +35,7 @@ qsim_agent_new(QsimConfig *config, QsimStore *store, const gchar *agent_id);
  * Returns: (transfer full): "<hostname>:<pid>:<index>"; recovery parses it
  * back with qsim_agent_parse_id() to find claims of dead local processes
  */
-gchar *
-qsim_agent_make_id(guint index);
+gchar *qsim_agent_make_id(guint index);
 
 /**
  * qsim_agent_parse_id:
@@ -46,19 +44,15 @@ qsim_agent_make_id(guint index);
  *
  * Returns: %TRUE when @agent_id has the qsim_agent_make_id() shape
  */
-gboolean
-qsim_agent_parse_id(const gchar *agent_id, gchar **host, GPid *pid);
+gboolean qsim_agent_parse_id(const gchar *agent_id, gchar **host, GPid *pid);
 
 /* Returns: (transfer none): the agent id */
-const gchar *
-qsim_agent_get_id(QsimAgent *self);
+const gchar *qsim_agent_get_id(QsimAgent *self);
 
 /* Returns: (transfer none) (nullable): the running job, %NULL when idle */
-QsimJob *
-qsim_agent_get_job(QsimAgent *self);
+QsimJob *qsim_agent_get_job(QsimAgent *self);
 
-gboolean
-qsim_agent_is_idle(QsimAgent *self);
+gboolean qsim_agent_is_idle(QsimAgent *self);
 
 /**
  * qsim_agent_try_claim:
@@ -71,11 +65,9 @@ qsim_agent_is_idle(QsimAgent *self);
  * to claim, the cap was reached, the agent is busy, or with @error on a
  * store failure
  */
-gboolean
-qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error);
+gboolean qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error);
 
 /* Fails the running job with @reason (see qsim_job_abort()); no-op when idle. */
-void
-qsim_agent_abort(QsimAgent *self, const gchar *reason);
+void qsim_agent_abort(QsimAgent *self, const gchar *reason);
 
 G_END_DECLS

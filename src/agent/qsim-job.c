@@ -66,7 +66,7 @@ struct _QsimJob {
 G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
 
 static void qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code,
-				  gint exit_code, const gchar *reason);
+                                  gint exit_code, const gchar *reason);
 static void qsim_job_reconcile_pause(QsimJob *self);
 
 const gchar *
@@ -95,8 +95,7 @@ qsim_job_dup_run_root(const gchar *run_dir, const gchar *uuid)
 	return g_build_filename(run_dir, uuid, NULL);
 }
 
-static void
-qsim_job_system(QsimJob *self, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+static void qsim_job_system(QsimJob *self, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 /* a short milestone line in the request's `system` log */
 static void
@@ -131,8 +130,8 @@ qsim_job_deadline_arm(QsimJob *self, gint64 left_us)
 {
 	g_clear_handle_id(&self->deadline_id, g_source_remove);
 	self->deadline_us = g_get_monotonic_time() + MAX(left_us, 0);
-	self->deadline_id =
-	    g_timeout_add((guint)MIN(MAX(left_us, 0) / 1000, G_MAXUINT), qsim_job_deadline_cb, self);
+	self->deadline_id = g_timeout_add((guint)MIN(MAX(left_us, 0) / 1000, G_MAXUINT),
+	                                  qsim_job_deadline_cb, self);
 }
 
 /* ---- output --------------------------------------------------------------- */
@@ -150,10 +149,9 @@ qsim_job_output_cb(QsimGuestStream stream, GBytes *chunk, gpointer user_data)
 {
 	QsimJob *self = QSIM_JOB(user_data);
 
-	qsim_log_batcher_append_bytes(self->batcher,
-				      stream == QSIM_GUEST_STREAM_STDOUT ? QSIM_LOG_STDOUT
-									 : QSIM_LOG_STDERR,
-				      chunk);
+	qsim_log_batcher_append_bytes(
+	    self->batcher, stream == QSIM_GUEST_STREAM_STDOUT ? QSIM_LOG_STDOUT : QSIM_LOG_STDERR,
+	    chunk);
 }
 
 static void
@@ -164,7 +162,7 @@ qsim_job_congested_cb(GObject *object, GParamSpec *pspec, gpointer user_data)
 	/* backpressure: the guest's writes block on the SSH window, nothing piles up here */
 	if (self->guest != NULL)
 		qsim_guest_set_flow_paused(self->guest,
-					   qsim_log_batcher_get_congested(self->batcher));
+		                           qsim_log_batcher_get_congested(self->batcher));
 }
 
 /* ---- the end ---------------------------------------------------------------- */
@@ -188,7 +186,7 @@ qsim_job_remove_run_root(QsimJob *self)
 	}
 	if (g_rmdir(self->run_root) != 0 && errno != ENOENT)
 		g_warning("%s: cannot remove %s: %s", self->request->uuid, self->run_root,
-			  g_strerror(errno));
+		          g_strerror(errno));
 }
 
 static gboolean qsim_job_complete_cb(gpointer user_data);
@@ -204,27 +202,27 @@ qsim_job_complete(QsimJob *self)
 	if (!qsim_log_batcher_flush(self->batcher, &error)) {
 		if (++self->final_retries < QSIM_JOB_FINAL_MAX_RETRIES) {
 			g_timeout_add_full(G_PRIORITY_DEFAULT, QSIM_JOB_FINAL_RETRY_MS,
-					   qsim_job_complete_cb, g_object_ref(self),
-					   g_object_unref);
+			                   qsim_job_complete_cb, g_object_ref(self),
+			                   g_object_unref);
 			return;
 		}
 		g_warning("%s: giving up on storing the last logs: %s", self->request->uuid,
-			  error->message);
+		          error->message);
 		g_clear_error(&error);
 	}
 	if (!self->lease_lost &&
 	    !qsim_store_finish_request(self->store, self->request->uuid, self->agent_id,
-				       self->final_status, self->has_exit_code, self->exit_code,
-				       self->reason, &stored, &error)) {
+	                               self->final_status, self->has_exit_code, self->exit_code,
+	                               self->reason, &stored, &error)) {
 		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY) &&
 		    ++self->final_retries < QSIM_JOB_FINAL_MAX_RETRIES) {
 			g_timeout_add_full(G_PRIORITY_DEFAULT, QSIM_JOB_FINAL_RETRY_MS,
-					   qsim_job_complete_cb, g_object_ref(self),
-					   g_object_unref);
+			                   qsim_job_complete_cb, g_object_ref(self),
+			                   g_object_unref);
 			return;
 		}
 		g_warning("%s: cannot store the final status: %s", self->request->uuid,
-			  error->message);
+		          error->message);
 	}
 	g_clear_handle_id(&self->renew_id, g_source_remove);
 	qsim_job_remove_run_root(self);
@@ -244,8 +242,8 @@ qsim_job_complete(QsimJob *self)
 	}
 	if (self->lease_lost) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-					"request %s: the lease was lost to another agent",
-					self->request->uuid);
+		                        "request %s: the lease was lost to another agent",
+		                        self->request->uuid);
 		return;
 	}
 	g_task_set_task_data(task, GINT_TO_POINTER(stored), NULL);
@@ -268,16 +266,16 @@ qsim_job_shutdown_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (!qsim_vm_shutdown_finish(QSIM_VM(source), res, &error))
 		g_warning("%s: %s", self->request->uuid, error->message);
 	qsim_job_system(self, "VM shut down: %s",
-			qsim_vm_get_exit_message(self->vm) != NULL
-			    ? qsim_vm_get_exit_message(self->vm)
-			    : qsim_vm_state_to_string(qsim_vm_get_state(self->vm)));
+	                qsim_vm_get_exit_message(self->vm) != NULL
+	                    ? qsim_vm_get_exit_message(self->vm)
+	                    : qsim_vm_state_to_string(qsim_vm_get_state(self->vm)));
 	qsim_job_complete(self);
 }
 
 /* Decides the outcome (first caller wins), then stops everything that runs. */
 static void
 qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code, gint exit_code,
-		      const gchar *reason)
+                      const gchar *reason)
 {
 	if (self->finishing)
 		return;
@@ -291,6 +289,9 @@ qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code, 
 	       reason != NULL ? ": " : "", reason != NULL ? reason : "");
 	if (reason != NULL && status != QSIM_STATUS_DONE && !has_exit_code)
 		qsim_job_system(self, "%s", reason);
+	/* readers see the last output now, not after the VM is down (retried at the end) */
+	if (!qsim_log_batcher_flush(self->batcher, NULL))
+		g_debug("%s: logs not stored yet, retried after the shutdown", self->request->uuid);
 	g_clear_handle_id(&self->deadline_id, g_source_remove);
 	g_clear_handle_id(&self->exit_wait_id, g_source_remove);
 	g_cancellable_cancel(self->cancellable);
@@ -411,9 +412,9 @@ qsim_job_start_commands(QsimJob *self)
 	self->phase = QSIM_JOB_PHASE_RUNNING;
 	qsim_log_batcher_append_line(self->batcher, QSIM_LOG_COMMAND, self->request->commands);
 	g_signal_connect_object(self->batcher, "notify::congested",
-				G_CALLBACK(qsim_job_congested_cb), self, 0);
+	                        G_CALLBACK(qsim_job_congested_cb), self, 0);
 	qsim_guest_exec_async(self->guest, self->request->commands, qsim_job_output_cb, self,
-			      self->cancellable, qsim_job_exec_cb, g_object_ref(self));
+	                      self->cancellable, qsim_job_exec_cb, g_object_ref(self));
 }
 
 static void
@@ -428,8 +429,8 @@ qsim_job_boot_failed(QsimJob *self, GError *error)
 	if (qsim_vm_get_state(self->vm) == QSIM_VM_STATE_EXITED)
 		reason = g_strdup_printf("qemu exited: %s", qsim_vm_get_exit_message(self->vm));
 	else if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT))
-		reason = g_strdup_printf("guest did not become ready within %u s",
-					 self->boot_timeout_s);
+		reason =
+		    g_strdup_printf("guest did not become ready within %u s", self->boot_timeout_s);
 	else
 		reason = g_strdup_printf("guest did not become ready: %s", error->message);
 	g_debug("%s: boot failed: %s", self->request->uuid, error->message);
@@ -451,7 +452,7 @@ qsim_job_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (self->finishing)
 		return;
 	qsim_job_system(self, "SSH ready, host key %s",
-			qsim_guest_get_host_key_fingerprint(self->guest));
+	                qsim_guest_get_host_key_fingerprint(self->guest));
 	if (self->fast_template != NULL) {
 		qsim_job_fast_start_fixup(self);
 		return;
@@ -475,9 +476,9 @@ qsim_job_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (self->finishing)
 		return;
 	self->guest = qsim_guest_new(qsim_vm_get_ssh_host(self->vm), qsim_vm_get_ssh_port(self->vm),
-				     vmc->ssh_user, vmc->ssh_key_path, vmc->ssh_password);
+	                             vmc->ssh_user, vmc->ssh_key_path, vmc->ssh_password);
 	qsim_guest_connect_async(self->guest, self->boot_deadline_us, self->cancellable,
-				 qsim_job_connect_cb, g_object_ref(self));
+	                         qsim_job_connect_cb, g_object_ref(self));
 }
 
 static void
@@ -505,17 +506,17 @@ qsim_job_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	qmp = qsim_vm_get_qmp(self->vm);
 	qsim_job_system(self, "VM started: QEMU pid %d", (gint)qsim_vm_get_pid(self->vm));
 	qsim_job_system(self, "QMP up: QEMU %s",
-			qmp != NULL ? qsim_qmp_client_get_version(qmp) : "(unknown version)");
+	                qmp != NULL ? qsim_qmp_client_get_version(qmp) : "(unknown version)");
 	self->phase = QSIM_JOB_PHASE_BOOTING;
 	if (self->fast_template != NULL) {
 		qsim_job_system(self, "restored from snapshot");
 		/* a restored guest answers at once or not at all: fall back soon */
 		self->boot_deadline_us =
 		    MIN(self->boot_deadline_us,
-			g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC);
+		        g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC);
 	}
 	qsim_vm_wait_ready_async(self->vm, self->boot_deadline_us, self->cancellable,
-				 qsim_job_ready_cb, g_object_ref(self));
+	                         qsim_job_ready_cb, g_object_ref(self));
 }
 
 /* ---- fast start (docs/fast-start.md; the parts in vm/qsim-template.c) --------- */
@@ -548,7 +549,7 @@ qsim_job_fast_start_prepare(QsimJob *self)
 	if (qsim_template_check(tpl, vmc, &reason) == QSIM_TEMPLATE_STATE_READY) {
 		if (qsim_template_apply(tpl, self->vm, &error)) {
 			qsim_job_system(self, "fast start: restoring from snapshot %s",
-					qsim_template_get_dir(tpl));
+			                qsim_template_get_dir(tpl));
 			self->fast_template = g_steal_pointer(&tpl);
 			return;
 		}
@@ -558,18 +559,19 @@ qsim_job_fast_start_prepare(QsimJob *self)
 	if (vmc->fast_start != QSIM_VM_FAST_START_SNAPSHOT || qsim_template_is_building(tpl))
 		return;
 	copy = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
-				   qsim_config_get_vm_config_dir(self->config), vmc->name, &error);
-	build_root = g_build_filename(qsim_config_get_run_dir(self->config), "template-builds", NULL);
+	                           qsim_config_get_vm_config_dir(self->config), vmc->name, &error);
+	build_root =
+	    g_build_filename(qsim_config_get_run_dir(self->config), "template-builds", NULL);
 	if (copy == NULL || g_mkdir_with_parents(build_root, 0700) != 0) {
 		g_warning("fast start: cannot build the template of %s: %s", vmc->name,
-			  error != NULL ? error->message : g_strerror(errno));
+		          error != NULL ? error->message : g_strerror(errno));
 		return;
 	}
 	qsim_job_system(self, "fast start: building the template of %s in the background",
-			vmc->name);
+	                vmc->name);
 	/* the build's task holds the template; nothing here waits for it */
 	qsim_template_build_async(tpl, g_steal_pointer(&copy), build_root, NULL,
-				  qsim_job_fast_build_cb, NULL);
+	                          qsim_job_fast_build_cb, NULL);
 }
 
 /* A restore failed before the commands ran: mark the template stale and boot this
@@ -582,12 +584,11 @@ qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
 	g_autoptr(QsimVmConfig) vmc = NULL;
 	g_autoptr(GError) error = NULL;
 
-	if (self->fast_template == NULL || self->finishing ||
-	    self->phase >= QSIM_JOB_PHASE_RUNNING)
+	if (self->fast_template == NULL || self->finishing || self->phase >= QSIM_JOB_PHASE_RUNNING)
 		return FALSE;
 	vmc = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
-				  qsim_config_get_vm_config_dir(self->config),
-				  self->request->vm_name, &error);
+	                          qsim_config_get_vm_config_dir(self->config),
+	                          self->request->vm_name, &error);
 	if (vmc == NULL)
 		return FALSE;
 	tpl = g_steal_pointer(&self->fast_template);
@@ -608,7 +609,7 @@ qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
 	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
 	qsim_vm_set_request_id(self->vm, self->request->uuid);
 	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
-				0);
+	                        0);
 	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
 	self->phase = QSIM_JOB_PHASE_STARTING;
 	self->boot_deadline_us =
@@ -653,10 +654,10 @@ qsim_job_fast_start_fixup(QsimJob *self)
 
 	g_free(self->fast_hostname);
 	self->fast_hostname = qsim_template_new_hostname(self->request->vm_name);
-	command = qsim_template_fixup_command(g_get_real_time() / G_USEC_PER_SEC,
-					      self->fast_hostname);
+	command =
+	    qsim_template_fixup_command(g_get_real_time() / G_USEC_PER_SEC, self->fast_hostname);
 	qsim_guest_run_simple_async(self->guest, command, QSIM_TEMPLATE_READY_TIMEOUT_S * 1000,
-				    self->cancellable, qsim_job_fixup_cb, g_object_ref(self));
+	                            self->cancellable, qsim_job_fixup_cb, g_object_ref(self));
 }
 
 /* ---- hold ----------------------------------------------------------------- */
@@ -668,7 +669,7 @@ qsim_job_pause_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	gboolean pausing = !self->paused;
 	gboolean ok = pausing ? qsim_vm_pause_finish(QSIM_VM(source), res, &error)
-			      : qsim_vm_resume_finish(QSIM_VM(source), res, &error);
+	                      : qsim_vm_resume_finish(QSIM_VM(source), res, &error);
 
 	self->pause_busy = FALSE;
 	if (self->finishing)
@@ -676,19 +677,22 @@ qsim_job_pause_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (!ok) {
 		/* tried again on the next renewal: the database and QEMU must agree */
 		qsim_job_system(self, "could not %s the VM: %s", pausing ? "pause" : "resume",
-				error->message);
+		                error->message);
 		return;
 	}
 	self->paused = pausing;
 	if (pausing) {
 		self->deadline_left_us = MAX(self->deadline_us - g_get_monotonic_time(), 0);
 		g_clear_handle_id(&self->deadline_id, g_source_remove);
-		qsim_job_system(self, "VM paused (hold, QMP stop): deadline clock stopped with %" G_GINT64_FORMAT " s left",
-				self->deadline_left_us / G_USEC_PER_SEC);
+		qsim_job_system(
+		    self,
+		    "VM paused (hold, QMP stop): deadline clock stopped with %" G_GINT64_FORMAT
+		    " s left",
+		    self->deadline_left_us / G_USEC_PER_SEC);
 	} else {
 		qsim_job_deadline_arm(self, self->deadline_left_us);
 		qsim_job_system(self, "VM resumed (QMP cont): %" G_GINT64_FORMAT " s left",
-				self->deadline_left_us / G_USEC_PER_SEC);
+		                self->deadline_left_us / G_USEC_PER_SEC);
 	}
 	qsim_job_reconcile_pause(self);
 }
@@ -749,7 +753,7 @@ qsim_job_renew_cb(gpointer user_data)
 	if (self->lease_lost)
 		return G_SOURCE_CONTINUE;
 	if (!qsim_store_renew_lease(self->store, self->request->uuid, self->agent_id, lease_ms,
-				    &status, &error)) {
+	                            &status, &error)) {
 		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_CONFLICT) ||
 		    g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND)) {
 			/* another agent recovered it: stop the VM, write nothing more */
@@ -759,7 +763,7 @@ qsim_job_renew_cb(gpointer user_data)
 			return G_SOURCE_CONTINUE;
 		}
 		g_warning("%s: cannot renew the lease (will retry): %s", self->request->uuid,
-			  error->message);
+		          error->message);
 		return G_SOURCE_CONTINUE;
 	}
 	qsim_job_handle_status(self, status);
@@ -781,19 +785,18 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	self->task = g_steal_pointer(&task);
 	self->phase = QSIM_JOB_PHASE_STARTING;
 	self->store_handler = g_signal_connect(self->store, "request-changed",
-					       G_CALLBACK(qsim_job_request_changed_cb), self);
+	                                       G_CALLBACK(qsim_job_request_changed_cb), self);
 	self->renew_id = g_timeout_add(QSIM_JOB_RENEW_INTERVAL_MS, qsim_job_renew_cb, self);
 	qsim_job_system(self, "claimed by agent %s (attempt %u)", self->agent_id,
-			self->request->attempts);
+	                self->request->attempts);
 
 	/* checked at submit time too, but the image or config may have gone since */
 	vmc = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
-				  qsim_config_get_vm_config_dir(self->config),
-				  self->request->vm_name, &error);
+	                          qsim_config_get_vm_config_dir(self->config),
+	                          self->request->vm_name, &error);
 	if (vmc == NULL) {
-		g_autofree gchar *reason =
-		    g_strdup_printf("VM %s cannot be used: %s", self->request->vm_name,
-				    error->message);
+		g_autofree gchar *reason = g_strdup_printf("VM %s cannot be used: %s",
+		                                           self->request->vm_name, error->message);
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
@@ -801,7 +804,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	self->run_root = qsim_job_dup_run_root(run_dir, self->request->uuid);
 	if (g_mkdir_with_parents(self->run_root, 0700) != 0) {
 		g_autofree gchar *reason = g_strdup_printf("cannot create run dir %s: %s",
-							   self->run_root, g_strerror(errno));
+		                                           self->run_root, g_strerror(errno));
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
@@ -810,7 +813,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
 	qsim_vm_set_request_id(self->vm, self->request->uuid);
 	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
-				0);
+	                        0);
 	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
 	qsim_job_fast_start_prepare(self);
 
@@ -934,7 +937,7 @@ qsim_job_init(QsimJob *self)
 
 QsimJob *
 qsim_job_new(QsimConfig *config, QsimStore *store, const gchar *agent_id,
-	     const QsimRequest *request)
+             const QsimRequest *request)
 {
 	QsimJob *self = g_object_new(QSIM_TYPE_JOB, NULL);
 

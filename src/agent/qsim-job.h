@@ -52,9 +52,8 @@ G_DECLARE_FINAL_TYPE(QsimJob, qsim_job, QSIM, JOB, GObject)
  *
  * Returns: (transfer full): a job, not yet running
  */
-QsimJob *
-qsim_job_new(QsimConfig *config, QsimStore *store, const gchar *agent_id,
-	     const QsimRequest *request);
+QsimJob *qsim_job_new(QsimConfig *config, QsimStore *store, const gchar *agent_id,
+                      const QsimRequest *request);
 
 /**
  * qsim_job_run_async:
@@ -63,8 +62,7 @@ qsim_job_new(QsimConfig *config, QsimStore *store, const gchar *agent_id,
  * the logs are stored and the final status is written (or the lease was
  * lost to a recovering agent). The job keeps itself alive meanwhile.
  */
-void
-qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_data);
+void qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_data);
 
 /**
  * qsim_job_run_finish:
@@ -73,9 +71,8 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
  * Returns: %TRUE when the final status was written; %FALSE with @error when
  * the store refused it (e.g. the lease was lost)
  */
-gboolean
-qsim_job_run_finish(QsimJob *self, GAsyncResult *result, QsimStatus *out_status,
-		    GError **error);
+gboolean qsim_job_run_finish(QsimJob *self, GAsyncResult *result, QsimStatus *out_status,
+                             GError **error);
 
 /**
  * qsim_job_abort:
@@ -84,8 +81,7 @@ qsim_job_run_finish(QsimJob *self, GAsyncResult *result, QsimStatus *out_status,
  * Stops the VM and fails the request with @reason (a user's cancel that came
  * first still wins). Does nothing once the job is stopping.
  */
-void
-qsim_job_abort(QsimJob *self, const gchar *reason);
+void qsim_job_abort(QsimJob *self, const gchar *reason);
 
 /**
  * qsim_job_handle_status:
@@ -95,34 +91,27 @@ qsim_job_abort(QsimJob *self, const gchar *reason);
  * it (QMP stop) and stops the deadline clock, running resumes it. Called for
  * the store's in-process "request-changed" signal and for every lease renewal.
  */
-void
-qsim_job_handle_status(QsimJob *self, QsimStatus status);
+void qsim_job_handle_status(QsimJob *self, QsimStatus status);
 
 /* Returns: (transfer none): the request's UUID */
-const gchar *
-qsim_job_get_uuid(QsimJob *self);
+const gchar *qsim_job_get_uuid(QsimJob *self);
 
 /* Returns: (transfer none): the agent that runs it */
-const gchar *
-qsim_job_get_agent_id(QsimJob *self);
+const gchar *qsim_job_get_agent_id(QsimJob *self);
 
-QsimJobPhase
-qsim_job_get_phase(QsimJob *self);
+QsimJobPhase qsim_job_get_phase(QsimJob *self);
 
-const gchar *
-qsim_job_phase_to_string(QsimJobPhase phase);
+const gchar *qsim_job_phase_to_string(QsimJobPhase phase);
 
 /* Returns: whether the VM is paused for a hold (confirmed by QEMU) */
-gboolean
-qsim_job_get_paused(QsimJob *self);
+gboolean qsim_job_get_paused(QsimJob *self);
 
-/* Returns: (transfer none) (nullable): the job's VM, for tests and status (QMP via qsim_vm_get_qmp()) */
-QsimVm *
-qsim_job_get_vm(QsimJob *self);
+/* Returns: (transfer none) (nullable): the job's VM, for tests and status (QMP via
+ * qsim_vm_get_qmp()) */
+QsimVm *qsim_job_get_vm(QsimJob *self);
 
 /* Returns: (transfer none): the job's log writer */
-QsimLogBatcher *
-qsim_job_get_batcher(QsimJob *self);
+QsimLogBatcher *qsim_job_get_batcher(QsimJob *self);
 
 /**
  * qsim_job_dup_run_root:
@@ -132,7 +121,6 @@ qsim_job_get_batcher(QsimJob *self);
  * Returns: (transfer full): `<run_dir>/<uuid>`, the directory under which a
  * request's VM makes its run directory; recovery finds orphans there
  */
-gchar *
-qsim_job_dup_run_root(const gchar *run_dir, const gchar *uuid);
+gchar *qsim_job_dup_run_root(const gchar *run_dir, const gchar *uuid);
 
 G_END_DECLS

@@ -78,8 +78,7 @@ qsim_log_batcher_mergeable(QsimLogType log_type)
 }
 
 void
-qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data,
-			gsize len)
+qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data, gsize len)
 {
 	Pending *last = NULL;
 
@@ -104,7 +103,7 @@ qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8
 
 		if (!qsim_log_batcher_flush(self, &error))
 			g_warning("%s: cannot store logs (will retry): %s", self->uuid,
-				  error->message);
+			          error->message);
 		return;
 	}
 	qsim_log_batcher_arm(self, self->flush_ms);
@@ -148,7 +147,7 @@ qsim_log_batcher_flush(QsimLogBatcher *self, GError **error)
 		g_autoptr(GBytes) bytes = g_bytes_new_static(p->data->data, p->data->len);
 
 		g_ptr_array_add(chunks,
-				qsim_log_entry_new_bytes(p->log_type, p->timestamp_ms, bytes));
+		                qsim_log_entry_new_bytes(p->log_type, p->timestamp_ms, bytes));
 	}
 	if (qsim_store_append_logs(self->store, self->uuid, chunks, error) < 0) {
 		/* keep everything, in order; hold the producer back once the bound is hit */
@@ -213,7 +212,7 @@ qsim_log_batcher_dispose(GObject *object)
 	g_clear_handle_id(&self->timer_id, g_source_remove);
 	if (self->pending->len > 0)
 		g_warning("%s: %" G_GSIZE_FORMAT " log bytes dropped: never stored", self->uuid,
-			  self->buffered);
+		          self->buffered);
 	g_ptr_array_set_size(self->pending, 0);
 	self->buffered = 0;
 	G_OBJECT_CLASS(qsim_log_batcher_parent_class)->dispose(object);
@@ -238,9 +237,9 @@ qsim_log_batcher_class_init(QsimLogBatcherClass *klass)
 	object_class->get_property = qsim_log_batcher_get_property;
 	object_class->dispose = qsim_log_batcher_dispose;
 	object_class->finalize = qsim_log_batcher_finalize;
-	props[PROP_CONGESTED] =
-	    g_param_spec_boolean("congested", NULL, NULL, FALSE,
-				 G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+	props[PROP_CONGESTED] = g_param_spec_boolean("congested", NULL, NULL, FALSE,
+	                                             G_PARAM_READABLE | G_PARAM_STATIC_STRINGS |
+	                                                 G_PARAM_EXPLICIT_NOTIFY);
 	g_object_class_install_properties(object_class, N_PROPS, props);
 }
 

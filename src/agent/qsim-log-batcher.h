@@ -40,21 +40,18 @@ G_DECLARE_FINAL_TYPE(QsimLogBatcher, qsim_log_batcher, QSIM, LOG_BATCHER, GObjec
  *
  * Returns: (transfer full): a new batcher with an empty buffer
  */
-QsimLogBatcher *
-qsim_log_batcher_new(QsimStore *store, const gchar *uuid, gsize max_bytes, guint flush_ms);
+QsimLogBatcher *qsim_log_batcher_new(QsimStore *store, const gchar *uuid, gsize max_bytes,
+                                     guint flush_ms);
 
 /* Buffers a copy of @len bytes of @data (nothing for @len 0). */
-void
-qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data,
-			gsize len);
+void qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data,
+                             gsize len);
 
 /* Buffers @bytes (a reference is taken; nothing for empty bytes). */
-void
-qsim_log_batcher_append_bytes(QsimLogBatcher *self, QsimLogType log_type, GBytes *bytes);
+void qsim_log_batcher_append_bytes(QsimLogBatcher *self, QsimLogType log_type, GBytes *bytes);
 
 /* Buffers one text line; a newline is added when @text has none. */
-void
-qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, const gchar *text);
+void qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, const gchar *text);
 
 /**
  * qsim_log_batcher_flush:
@@ -64,23 +61,18 @@ qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, const g
  *
  * Returns: %TRUE when the buffer is empty afterwards
  */
-gboolean
-qsim_log_batcher_flush(QsimLogBatcher *self, GError **error);
+gboolean qsim_log_batcher_flush(QsimLogBatcher *self, GError **error);
 
 /* Returns: bytes buffered and not yet written */
-gsize
-qsim_log_batcher_get_buffered(QsimLogBatcher *self);
+gsize qsim_log_batcher_get_buffered(QsimLogBatcher *self);
 
 /* Returns: whether the producer must hold back (see "congested") */
-gboolean
-qsim_log_batcher_get_congested(QsimLogBatcher *self);
+gboolean qsim_log_batcher_get_congested(QsimLogBatcher *self);
 
 /* Returns: the number of successful flushes (transactions) so far */
-guint
-qsim_log_batcher_get_n_flushes(QsimLogBatcher *self);
+guint qsim_log_batcher_get_n_flushes(QsimLogBatcher *self);
 
 /* Returns: the largest buffer seen, in bytes (for tests and benchmarks) */
-gsize
-qsim_log_batcher_get_max_buffered(QsimLogBatcher *self);
+gsize qsim_log_batcher_get_max_buffered(QsimLogBatcher *self);
 
 G_END_DECLS

@@ -6,6 +6,8 @@
 G_BEGIN_DECLS
 
 #define QSIM_API_MAX_BODY (1024 * 1024)
+/* strlen("2026-11-26T10:30:00.000Z") */
+#define QSIM_API_TIMESTAMP_LEN 24
 
 void qsim_api_json_respond(SoupServerMessage *msg, guint status, JsonNode *node);
 
@@ -24,6 +26,8 @@ void qsim_api_json_add_timestamp(JsonBuilder *b, const gchar *name, gint64 unix_
 gchar *qsim_api_json_to_string(JsonNode *node, gsize *length);
 
 void qsim_api_json_append_string(GString *out, const gchar *value);
+
+void qsim_api_json_append_int(GString *out, gint64 value);
 
 void qsim_api_json_append_timestamp(GString *out, gint64 unix_ms);
 

@@ -73,8 +73,11 @@ qsim_api_mapping_append_request(GString *out, const QsimRequest *r)
 	qsim_api_json_append_string(out, r->vm_name);
 	g_string_append(out, ",\"commands\":");
 	qsim_api_json_append_string(out, r->commands);
-	g_string_append_printf(out, ",\"timeout\":%" G_GINT64_FORMAT ",\"status\":\"%s\"",
-	                       r->timeout_s, qsim_status_to_string(r->status));
+	g_string_append(out, ",\"timeout\":");
+	qsim_api_json_append_int(out, r->timeout_s);
+	g_string_append(out, ",\"status\":\"");
+	g_string_append(out, qsim_status_to_string(r->status));
+	g_string_append_c(out, '"');
 	g_string_append(out, ",\"created_at\":");
 	qsim_api_json_append_timestamp(out, r->created_at);
 	g_string_append(out, ",\"updated_at\":");
@@ -83,13 +86,16 @@ qsim_api_mapping_append_request(GString *out, const QsimRequest *r)
 	qsim_api_json_append_timestamp(out, r->started_at);
 	g_string_append(out, ",\"finished_at\":");
 	qsim_api_json_append_timestamp(out, r->finished_at);
+	g_string_append(out, ",\"exit_code\":");
 	if (r->has_exit_code)
-		g_string_append_printf(out, ",\"exit_code\":%d", r->exit_code);
+		qsim_api_json_append_int(out, r->exit_code);
 	else
-		g_string_append(out, ",\"exit_code\":null");
+		g_string_append(out, "null");
 	g_string_append(out, ",\"error\":");
 	qsim_api_json_append_string(out, r->error);
-	g_string_append_printf(out, ",\"attempts\":%u,\"agent_id\":", r->attempts);
+	g_string_append(out, ",\"attempts\":");
+	qsim_api_json_append_int(out, r->attempts);
+	g_string_append(out, ",\"agent_id\":");
 	qsim_api_json_append_string(out, r->agent_id);
 	g_string_append_c(out, '}');
 }

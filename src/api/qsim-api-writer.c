@@ -97,7 +97,8 @@ report_jobs(GPtrArray *jobs)
 		if (report == NULL) {
 			report = g_new0(WriterReport, 1);
 			report->context = job->context;
-			report->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)writer_job_free);
+			report->jobs =
+			    g_ptr_array_new_with_free_func((GDestroyNotify)writer_job_free);
 			g_ptr_array_add(reports, report);
 		}
 		g_ptr_array_add(report->jobs, job);

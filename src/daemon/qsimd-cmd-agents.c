@@ -58,8 +58,8 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	guint sigterm_id, sigint_id;
 
 	if (argc > 1) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "%s takes no arguments (got '%s')",
-			    argv[0], argv[1]);
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "%s takes no arguments (got '%s')", argv[0], argv[1]);
 		return QSIMD_EXIT_USAGE;
 	}
 	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
@@ -70,7 +70,8 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 		/* one store object: the API's submit signals the pool directly */
 		server = qsim_api_server_new(ctx->config, store);
 		qsim_api_server_set_agent_count(server, qsim_agent_pool_get_n_agents(pool));
-		if (!qsim_api_server_enable_writer(server, error) || !qsim_api_server_listen(server, error))
+		if (!qsim_api_server_enable_writer(server, error) ||
+		    !qsim_api_server_listen(server, error))
 			return 1;
 	}
 	if (!qsim_agent_pool_start(pool, error))

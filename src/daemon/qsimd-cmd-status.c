@@ -52,9 +52,8 @@ status_qemu_version(const gchar *qemu, GError **error)
 	guint timeout_id;
 	gchar *nl;
 
-	proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-					   G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-				 error);
+	proc = g_subprocess_newv(
+	    argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, error);
 	if (proc == NULL) {
 		qsim_error_convert(error);
 		return NULL;
@@ -65,7 +64,7 @@ status_qemu_version(const gchar *qemu, GError **error)
 	if (w.timed_out) {
 		g_subprocess_force_exit(proc);
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-			    "%s --version did not answer within %d s", qemu, STATUS_QEMU_TIMEOUT_S);
+		            "%s --version did not answer within %d s", qemu, STATUS_QEMU_TIMEOUT_S);
 		return NULL;
 	}
 	g_source_remove(timeout_id);
@@ -84,14 +83,13 @@ status_qemu_version(const gchar *qemu, GError **error)
 		*nl = '\0';
 	if (!g_utf8_validate(text, -1, NULL) || text[0] == '\0') {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_VM, "%s --version printed no version",
-			    qemu);
+		            qemu);
 		return NULL;
 	}
 	return g_steal_pointer(&text);
 }
 
-static void
-status_problem(GPtrArray *problems, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+static void status_problem(GPtrArray *problems, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 static void
 status_problem(GPtrArray *problems, const gchar *format, ...)
@@ -119,7 +117,7 @@ status_database(QsimdContext *ctx, GPtrArray *problems)
 	/* opening would create it: a missing file is the problem to report */
 	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
 		status_problem(problems, "database %s does not exist (qsimd creates it on start)",
-			       path);
+		               path);
 		return;
 	}
 	store = qsim_store_open(path, &error);
@@ -132,7 +130,7 @@ status_database(QsimdContext *ctx, GPtrArray *problems)
 	       qsim_store_get_current_schema_version());
 	if (version != qsim_store_get_current_schema_version())
 		status_problem(problems, "database schema version %u, expected %u", version,
-			       qsim_store_get_current_schema_version());
+		               qsim_store_get_current_schema_version());
 	stats = qsim_store_get_stats(store, &error);
 	if (stats == NULL) {
 		status_problem(problems, "cannot read the request counts: %s", error->message);
@@ -142,9 +140,8 @@ status_database(QsimdContext *ctx, GPtrArray *problems)
 	for (guint s = 0; s < QSIM_STATUS_COUNT; s++)
 		printf(", %s %" G_GUINT64_FORMAT, qsim_status_to_string((QsimStatus)s),
 		       stats->counts[s]);
-	printf("\n  VMs running now: %u (limit %u), agents holding leases: %u\n",
-	       stats->active_vms, qsim_config_get_max_concurrent_vms(ctx->config),
-	       stats->active_agents);
+	printf("\n  VMs running now: %u (limit %u), agents holding leases: %u\n", stats->active_vms,
+	       qsim_config_get_max_concurrent_vms(ctx->config), stats->active_agents);
 }
 
 static void
@@ -192,7 +189,7 @@ status_vms(QsimdContext *ctx, GPtrArray *problems)
 			       e->format != NULL ? e->format : "?", e->size_bytes);
 		} else {
 			status_problem(problems, "VM %s is not usable: %s", e->name,
-				       e->error != NULL ? e->error : "invalid");
+			               e->error != NULL ? e->error : "invalid");
 		}
 	}
 	if (valid == 0)
@@ -216,7 +213,7 @@ qsimd_cmd_status(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 
 	if (argc > 1) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-			    "status takes no arguments (got '%s')", argv[1]);
+		            "status takes no arguments (got '%s')", argv[1]);
 		return QSIMD_EXIT_USAGE;
 	}
 	printf("qsimd %s\n", PACKAGE_VERSION);
@@ -231,6 +228,6 @@ qsimd_cmd_status(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	g_ptr_array_add(problems, NULL);
 	joined = g_strjoinv("; ", (gchar **)problems->pdata);
 	g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "status: %u problem%s: %s",
-		    problems->len - 1, problems->len - 1 == 1 ? "" : "s", joined);
+	            problems->len - 1, problems->len - 1 == 1 ? "" : "s", joined);
 	return 1;
 }

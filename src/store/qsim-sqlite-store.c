@@ -303,8 +303,7 @@ sqlite_insert_request(QsimStore *store, const QsimRequest *r, GError **error)
 }
 
 static gboolean
-sqlite_insert_requests(QsimStore *store, GPtrArray *requests, GError **row_errors,
-                       GError **error)
+sqlite_insert_requests(QsimStore *store, GPtrArray *requests, GError **row_errors, GError **error)
 {
 	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
 	g_autoptr(QsimSqliteTransaction) tx = NULL;

@@ -259,7 +259,8 @@ qsim_store_create_requests(QsimStore *self, GPtrArray *drafts, GError **error)
 	        ? !klass->insert_requests(self, rows, row_errors, &batch_error)
 	        : !insert_rows_one_by_one(self, rows, row_errors)) {
 		for (guint j = 0; j < rows->len; j++) {
-			QsimRequestDraft *d = g_ptr_array_index(drafts, g_array_index(owners, guint, j));
+			QsimRequestDraft *d =
+			    g_ptr_array_index(drafts, g_array_index(owners, guint, j));
 
 			g_clear_error(&row_errors[j]);
 			d->error = g_error_copy(batch_error);

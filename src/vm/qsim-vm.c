@@ -623,6 +623,15 @@ qsim_vm_restore_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	if (!qsim_template_migrate_load_finish(res, &error)) {
+		g_autofree gchar *tail = qsim_vm_tail_to_string(self->stderr_tail);
+
+		/* QEMU says why it rejected the state ("load of migration failed: ...") */
+		if (tail[0] != '\0') {
+			g_autofree gchar *msg =
+			    g_strdup_printf("%s; QEMU: %s", error->message, g_strstrip(tail));
+			g_free(error->message);
+			error->message = g_steal_pointer(&msg);
+		}
 		if (self->start_task == task)
 			qsim_vm_start_abort(self, g_steal_pointer(&error));
 		return;

@@ -25,56 +25,43 @@ typedef struct {
 } AgentFixture;
 
 /* Creates the directories and the store; the config is made by agent_fixture_config(). */
-void
-agent_fixture_init(AgentFixture *fx);
+void agent_fixture_init(AgentFixture *fx);
 
 /* Builds fx->config from the fixture's paths plus "KEY=VALUE" overrides (NULL-terminated). */
-void
-agent_fixture_config(AgentFixture *fx, ...) G_GNUC_NULL_TERMINATED;
+void agent_fixture_config(AgentFixture *fx, ...) G_GNUC_NULL_TERMINATED;
 
 /* Returns: (transfer full): the environment a `qsimd` child must get for this fixture */
-gchar **
-agent_fixture_environ(AgentFixture *fx, const gchar *const *overrides);
+gchar **agent_fixture_environ(AgentFixture *fx, const gchar *const *overrides);
 
-void
-agent_fixture_clear(AgentFixture *fx);
+void agent_fixture_clear(AgentFixture *fx);
 
 /* Returns: TRUE when the tiny guest can run; else the test is skipped (or fails when
  * QSIM_REQUIRE_VM is set) */
-gboolean
-agent_test_require_vm(AgentFixture *fx);
+gboolean agent_test_require_vm(AgentFixture *fx);
 
 /* Runs the default main context until @pred returns TRUE or @timeout_s passes (a hang
  * guard, not a timing assertion). Returns: the last value of @pred */
-gboolean
-agent_test_wait(gboolean (*pred)(gpointer), gpointer data, guint timeout_s);
+gboolean agent_test_wait(gboolean (*pred)(gpointer), gpointer data, guint timeout_s);
 
 /* Returns: (transfer full): the request as the store has it now (asserts it exists) */
-QsimRequest *
-agent_test_get(AgentFixture *fx, const gchar *uuid);
+QsimRequest *agent_test_get(AgentFixture *fx, const gchar *uuid);
 
 /* Returns: the request's status now */
-QsimStatus
-agent_test_status(AgentFixture *fx, const gchar *uuid);
+QsimStatus agent_test_status(AgentFixture *fx, const gchar *uuid);
 
 /* Waits (main loop) until @uuid is final; returns its final row (transfer full). */
-QsimRequest *
-agent_test_wait_final(AgentFixture *fx, const gchar *uuid, guint timeout_s);
+QsimRequest *agent_test_wait_final(AgentFixture *fx, const gchar *uuid, guint timeout_s);
 
 /* Returns: (transfer full): all bytes of @uuid's logs of @log_type, in seq order */
-GByteArray *
-agent_test_log_bytes(AgentFixture *fx, const gchar *uuid, gint log_type);
+GByteArray *agent_test_log_bytes(AgentFixture *fx, const gchar *uuid, gint log_type);
 
 /* Returns: (transfer full) (element-type QsimLogEntry): all of @uuid's log entries */
-GPtrArray *
-agent_test_logs(AgentFixture *fx, const gchar *uuid);
+GPtrArray *agent_test_logs(AgentFixture *fx, const gchar *uuid);
 
 /* Returns: how many live processes have @needle in their command line */
-guint
-agent_test_count_procs(const gchar *needle);
+guint agent_test_count_procs(const gchar *needle);
 
 /* Returns: how many entries @dir has (0 when missing) */
-guint
-agent_test_count_dir(const gchar *dir);
+guint agent_test_count_dir(const gchar *dir);
 
 G_END_DECLS

@@ -100,8 +100,8 @@ spawn_fake_qemu(const gchar *run_dir, const gchar *uuid)
 	g_autoptr(GError) error = NULL;
 	GPid pid = 0;
 
-	g_assert_true(g_spawn_async(NULL, (gchar **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
-				    &pid, &error));
+	g_assert_true(g_spawn_async(NULL, (gchar **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+	                            NULL, &pid, &error));
 	g_assert_no_error(error);
 	g_assert_true(qsim_vm_rundir_write_state(run_dir, pid, uuid, &error));
 	g_assert_no_error(error);
@@ -201,10 +201,12 @@ static void
 test_sweep(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) done = qsim_store_create_request(f->fx.store, "tiny", "true", 5, &error);
+	g_autoptr(QsimRequest) done =
+	    qsim_store_create_request(f->fx.store, "tiny", "true", 5, &error);
 	g_autofree gchar *stale = qsim_job_dup_run_root(f->fx.run_dir, done->uuid);
 	g_autofree gchar *stale_vm = g_build_filename(stale, "tiny-zzzzzz", NULL);
-	g_autofree gchar *unknown = qsim_job_dup_run_root(f->fx.run_dir, "0b6e8a4c-2c1c-4c1e-9d1a-6f0d1c2b3a4f");
+	g_autofree gchar *unknown =
+	    qsim_job_dup_run_root(f->fx.run_dir, "0b6e8a4c-2c1c-4c1e-9d1a-6f0d1c2b3a4f");
 	g_autofree gchar *other = g_build_filename(f->fx.run_dir, "tiny-run-vm", NULL);
 	g_autofree gchar *stale_file = g_build_filename(stale_vm, QSIM_VM_RUNDIR_STATE, NULL);
 	GPid qemu;
@@ -215,7 +217,8 @@ test_sweep(Fixture *f, gconstpointer data)
 	g_assert_cmpint(g_mkdir_with_parents(other, 0700), ==, 0);
 	qemu = spawn_fake_qemu(stale_vm, done->uuid);
 	g_assert_true(g_file_test(stale_file, G_FILE_TEST_EXISTS));
-	g_assert_cmpuint(qsim_agent_recovery_sweep_run_dir(f->fx.store, f->fx.run_dir, NULL), ==, 2);
+	g_assert_cmpuint(qsim_agent_recovery_sweep_run_dir(f->fx.store, f->fx.run_dir, NULL), ==,
+	                 2);
 	g_assert_false(g_file_test(stale, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(unknown, G_FILE_TEST_EXISTS));
 	/* not a request's directory: not ours to remove */
@@ -340,21 +343,20 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add("/qsim/agent/id", Fixture, NULL, fixture_setup, test_agent_id,
-		   fixture_teardown);
-	g_test_add("/qsim/agent/recovery/dead-local", Fixture, NULL, fixture_setup,
-		   test_dead_local, fixture_teardown);
+	g_test_add("/qsim/agent/id", Fixture, NULL, fixture_setup, test_agent_id, fixture_teardown);
+	g_test_add("/qsim/agent/recovery/dead-local", Fixture, NULL, fixture_setup, test_dead_local,
+	           fixture_teardown);
 	g_test_add("/qsim/agent/recovery/acknowledged-retried", Fixture, NULL, fixture_setup,
-		   test_recover_acknowledged, fixture_teardown);
+	           test_recover_acknowledged, fixture_teardown);
 	g_test_add("/qsim/agent/recovery/running-failed", Fixture, NULL, fixture_setup,
-		   test_recover_running, fixture_teardown);
+	           test_recover_running, fixture_teardown);
 	g_test_add("/qsim/agent/recovery/expired-lease", Fixture, NULL, fixture_setup,
-		   test_recover_expired, fixture_teardown);
+	           test_recover_expired, fixture_teardown);
 	g_test_add("/qsim/agent/recovery/sweep", Fixture, NULL, fixture_setup, test_sweep,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/agent/pool/missing-vm", Fixture, NULL, fixture_setup,
-		   test_pool_missing_vm, fixture_teardown);
+	           test_pool_missing_vm, fixture_teardown);
 	g_test_add("/qsim/agent/pool/cancelled-and-held", Fixture, NULL, fixture_setup,
-		   test_pool_cancelled_and_held, fixture_teardown);
+	           test_pool_cancelled_and_held, fixture_teardown);
 	return g_test_run();
 }

@@ -45,7 +45,7 @@ fixture_setup(Fixture *f, gconstpointer data)
 	agent_fixture_init(&f->fx);
 	f->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_object_unref);
 	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=2", "QSIM_MAX_CONCURRENT_VMS=2",
-			     "QSIM_LEASE_SECONDS=10", "QSIM_SHUTDOWN_GRACE=1", NULL);
+	                     "QSIM_LEASE_SECONDS=10", "QSIM_SHUTDOWN_GRACE=1", NULL);
 }
 
 static void
@@ -359,7 +359,7 @@ query_status_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	QueryStatus *q = user_data;
 
 	qsim_qmp_client_query_status_finish(QSIM_QMP_CLIENT(source), res, &q->running, &q->status,
-					    &q->error);
+	                                    &q->error);
 	q->done = TRUE;
 }
 
@@ -488,10 +488,11 @@ static void
 test_big_output(Fixture *f, gconstpointer data)
 {
 	const gsize size = 100 * 1000 * 1000;
-	g_autofree gchar *cmd = g_strdup_printf(
-	    "head -c %" G_GSIZE_FORMAT " /dev/urandom > /tmp/big && sha256sum /tmp/big >&2 && "
-	    "cat /tmp/big && rm /tmp/big",
-	    size);
+	/* one pass, nothing on the guest's small disk: tee feeds stdout (fd 3) and sha256sum */
+	g_autofree gchar *cmd =
+	    g_strdup_printf("{ head -c %" G_GSIZE_FORMAT
+	                    " /dev/urandom | tee /proc/self/fd/3 | sha256sum >&2; } 3>&1",
+	                    size);
 	g_autofree gchar *uuid = NULL;
 	g_autoptr(QsimRequest) r = NULL;
 	g_autoptr(GPtrArray) logs = NULL;
@@ -528,9 +529,9 @@ test_big_output(Fixture *f, gconstpointer data)
 	/* bounded memory: the batcher's bound plus what the SSH worker may have in flight */
 	job = g_hash_table_lookup(f->jobs, uuid);
 	g_assert_cmpuint(qsim_log_batcher_get_max_buffered(qsim_job_get_batcher(job)), <=,
-			 QSIM_LOG_BATCHER_DEFAULT_MAX_BYTES + QSIM_GUEST_DEFAULT_FLOW_BUDGET);
+	                 QSIM_LOG_BATCHER_DEFAULT_MAX_BYTES + QSIM_GUEST_DEFAULT_FLOW_BUDGET);
 	g_test_message("100 MB stored in %u batches (%u log rows)",
-		       qsim_log_batcher_get_n_flushes(qsim_job_get_batcher(job)), logs->len);
+	               qsim_log_batcher_get_n_flushes(qsim_job_get_batcher(job)), logs->len);
 	assert_nothing_left(f, uuid);
 }
 
@@ -580,7 +581,7 @@ test_capacity(Fixture *f, gconstpointer data)
 	start_pool(f);
 	g_assert_true(agent_test_wait(all_final_sampling_cb, &c, RUN_TIMEOUT_S * 3));
 	g_test_message("at most %u QEMUs, %u busy agents, %u leases", c.max_qemus, c.max_busy,
-		       c.max_leases);
+	               c.max_leases);
 	g_assert_cmpuint(c.max_qemus, <=, 2);
 	g_assert_cmpuint(c.max_busy, <=, 2);
 	g_assert_cmpuint(c.max_leases, <=, 2);
@@ -600,24 +601,24 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/qsim/agent/vm/done", Fixture, NULL, fixture_setup, test_done,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/exit-code", Fixture, NULL, fixture_setup, test_exit_code,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/timeout", Fixture, NULL, fixture_setup, test_timeout,
-		   fixture_teardown);
-	g_test_add("/qsim/agent/vm/boot-timeout", Fixture, NULL, fixture_setup,
-		   test_boot_timeout, fixture_teardown);
+	           fixture_teardown);
+	g_test_add("/qsim/agent/vm/boot-timeout", Fixture, NULL, fixture_setup, test_boot_timeout,
+	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/cancel-booting", Fixture, NULL, fixture_setup,
-		   test_cancel_booting, fixture_teardown);
+	           test_cancel_booting, fixture_teardown);
 	g_test_add("/qsim/agent/vm/cancel-running", Fixture, NULL, fixture_setup,
-		   test_cancel_running, fixture_teardown);
+	           test_cancel_running, fixture_teardown);
 	g_test_add("/qsim/agent/vm/hold-resume", Fixture, NULL, fixture_setup, test_hold_resume,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/kill-qemu", Fixture, NULL, fixture_setup, test_kill_qemu,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/capacity", Fixture, NULL, fixture_setup, test_capacity,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/big-output", Fixture, NULL, fixture_setup, test_big_output,
-		   fixture_teardown);
+	           fixture_teardown);
 	return g_test_run();
 }

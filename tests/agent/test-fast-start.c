@@ -33,21 +33,28 @@ have_result(gpointer data)
 	return *(GAsyncResult **)data != NULL;
 }
 
-static gboolean
-fixture_setup(Fixture *f)
+static void
+fixture_base(Fixture *f)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GAsyncResult) res = NULL;
 	g_autofree gchar *setting = NULL;
-	QsimVmConfig *config;
 
 	agent_fixture_init(&f->fx);
 	f->state_dir = g_build_filename(f->fx.dir, "state", NULL);
 	setting = g_strdup_printf("QSIM_STATE_DIR=%s", f->state_dir);
 	agent_fixture_config(&f->fx, setting, NULL);
+	f->tpl = qsim_template_new(f->state_dir, "tiny");
+}
+
+static gboolean
+fixture_setup(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GAsyncResult) res = NULL;
+	QsimVmConfig *config;
+
+	fixture_base(f);
 	if (!agent_test_require_vm(&f->fx))
 		return FALSE;
-	f->tpl = qsim_template_new(f->state_dir, "tiny");
 	config = qsim_vm_config_load(f->fx.images_dir, f->fx.config_dir, "tiny", &error);
 	g_assert_no_error(error);
 	qsim_template_build_async(f->tpl, config, f->fx.run_dir, NULL, wait_cb, &res);
@@ -185,11 +192,58 @@ test_corrupt_falls_back(void)
 	fixture_teardown(&f);
 }
 
+static gboolean
+template_ready(gpointer data)
+{
+	Fixture *f = data;
+	g_autoptr(QsimVmConfig) config =
+	    qsim_vm_config_load(f->fx.images_dir, f->fx.config_dir, "tiny", NULL);
+
+	return config != NULL && !qsim_template_is_building(f->tpl) &&
+	       qsim_template_check(f->tpl, config, NULL) == QSIM_TEMPLATE_STATE_READY;
+}
+
+static void
+test_fast_start_config(void)
+{
+	Fixture f = {0};
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *conf = NULL;
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *more = NULL;
+
+	fixture_base(&f);
+	if (agent_test_require_vm(&f.fx)) {
+		/* opt in through the VM config: the first request boots cold and starts a build */
+		conf = g_build_filename(f.fx.config_dir, "tiny.conf", NULL);
+		g_assert_true(g_file_get_contents(conf, &text, NULL, &error));
+		g_assert_no_error(error);
+		more = g_strconcat(text, "FAST_START=snapshot\n", NULL);
+		g_assert_true(g_file_set_contents(conf, more, -1, &error));
+		g_assert_no_error(error);
+
+		r = run_request(&f, "echo first");
+		g_assert_cmpint(r->status, ==, QSIM_STATUS_DONE);
+		g_assert_true(system_log_has(&f, r->uuid, "cold boot (fast start: no template)"));
+		g_assert_true(system_log_has(&f, r->uuid, "building the template of tiny"));
+		/* a hang guard only: the background build takes about 10 s */
+		g_assert_true(agent_test_wait(template_ready, &f, 300));
+
+		g_clear_pointer(&r, qsim_request_free);
+		r = run_request(&f, "echo second");
+		g_assert_cmpint(r->status, ==, QSIM_STATUS_DONE);
+		g_assert_true(system_log_has(&f, r->uuid, "restored from snapshot"));
+	}
+	fixture_teardown(&f);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/qsim/agent/fast-start/restored", test_restored);
 	g_test_add_func("/qsim/agent/fast-start/corrupt-falls-back", test_corrupt_falls_back);
+	g_test_add_func("/qsim/agent/fast-start/config-opt-in", test_fast_start_config);
 	return g_test_run();
 }

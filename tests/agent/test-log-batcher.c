@@ -212,14 +212,14 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/qsim/agent/log-batcher/size-bound", Fixture, NULL, fixture_setup,
-		   test_size_bound, fixture_teardown);
+	           test_size_bound, fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/time-bound", Fixture, NULL, fixture_setup,
-		   test_time_bound, fixture_teardown);
+	           test_time_bound, fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/order", Fixture, NULL, fixture_setup, test_order,
-		   fixture_teardown);
+	           fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/bytes-exact", Fixture, NULL, fixture_setup,
-		   test_bytes_exact, fixture_teardown);
+	           test_bytes_exact, fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/congestion", Fixture, NULL, fixture_setup,
-		   test_congestion, fixture_teardown);
+	           test_congestion, fixture_teardown);
 	return g_test_run();
 }

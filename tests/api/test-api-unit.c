@@ -76,6 +76,101 @@ test_timestamp(void)
 	g_assert_null(qsim_api_json_timestamp(0));
 }
 
+/* The reference: what the formatter replaced, through GDateTime */
+static gchar *
+timestamp_via_gdatetime(gint64 unix_ms)
+{
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(unix_ms / 1000);
+	g_autofree gchar *base = NULL;
+
+	if (dt == NULL)
+		return NULL;
+	base = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+	return g_strdup_printf("%s.%03dZ", base, (gint)(unix_ms % 1000));
+}
+
+static void
+check_timestamp(gint64 unix_ms)
+{
+	g_autofree gchar *got = qsim_api_json_timestamp(unix_ms);
+	g_autofree gchar *want = timestamp_via_gdatetime(unix_ms);
+	g_autoptr(GString) text = g_string_new(NULL);
+	g_autofree gchar *quoted = g_strdup_printf("\"%s\"", want);
+
+	g_assert_cmpstr(got, ==, want);
+	qsim_api_json_append_timestamp(text, unix_ms);
+	g_assert_cmpstr(text->str, ==, quoted);
+}
+
+static void
+test_timestamp_calendar(void)
+{
+	const gint64 edges[] = {
+	    1,                                  /* 1970-01-01T00:00:00.001Z */
+	    86399999,                           /* the last ms of the first day */
+	    951782400000,                       /* 2000-02-29, a leap day in a /400 year */
+	    4107456000000,                      /* 2100-02-28: 2100 is no leap year */
+	    4107542400000,                      /* 2100-03-01 */
+	    1709164800000,                      /* 2024-02-29 */
+	    1735689599999,                      /* 2024-12-31T23:59:59.999Z */
+	    G_GINT64_CONSTANT(253402300799999), /* 9999-12-31T23:59:59.999Z, the last one */
+	};
+	g_autoptr(GRand) rand = g_rand_new_with_seed(20261126);
+	g_autoptr(GString) text = g_string_new(NULL);
+
+	for (guint i = 0; i < G_N_ELEMENTS(edges); i++)
+		check_timestamp(edges[i]);
+	/* every day of several centuries, at a varying time of day */
+	for (gint64 day = 0; day < 200 * 366; day += 1)
+		check_timestamp(day * 86400000 + (day * 7919) % 86400000 + 1);
+	for (guint i = 0; i < 20000; i++)
+		check_timestamp((gint64)(g_rand_double(rand) * 253402300799999.0) + 1);
+	/* unset and out of range: no timestamp, JSON null */
+	g_assert_null(qsim_api_json_timestamp(-5));
+	g_assert_null(qsim_api_json_timestamp(G_GINT64_CONSTANT(253402300800000)));
+	g_assert_null(qsim_api_json_timestamp(G_MAXINT64));
+	qsim_api_json_append_timestamp(text, 0);
+	g_assert_cmpstr(text->str, ==, "null");
+}
+
+static void
+test_json_append(void)
+{
+	const gint64 ints[] = {0,    1,          -1,         9,          10,        42,
+	                       -300, G_MAXINT32, G_MININT32, G_MAXINT64, G_MININT64};
+	g_autoptr(GString) text = g_string_new(NULL);
+
+	for (guint i = 0; i < G_N_ELEMENTS(ints); i++) {
+		g_autofree gchar *want = g_strdup_printf("%" G_GINT64_FORMAT, ints[i]);
+
+		g_string_truncate(text, 0);
+		qsim_api_json_append_int(text, ints[i]);
+		g_assert_cmpstr(text->str, ==, want);
+	}
+	/* escapes at the start, the end, between runs, and control characters */
+	g_string_truncate(text, 0);
+	qsim_api_json_append_string(text, "\"a\\b\nc\rd\te\x01"
+	                                  "f\x1f\"");
+	g_assert_cmpstr(text->str, ==, "\"\\\"a\\\\b\\nc\\rd\\te\\u0001f\\u001f\\\"\"");
+	g_string_truncate(text, 0);
+	qsim_api_json_append_string(text, "plain text, h\xc3\xa9");
+	g_assert_cmpstr(text->str, ==, "\"plain text, h\xc3\xa9\"");
+	g_string_truncate(text, 0);
+	qsim_api_json_append_string(text, "");
+	g_assert_cmpstr(text->str, ==, "\"\"");
+	g_string_truncate(text, 0);
+	qsim_api_json_append_string(text, NULL);
+	g_assert_cmpstr(text->str, ==, "null");
+	/* invalid UTF-8 is replaced, never emitted */
+	g_string_truncate(text, 0);
+	qsim_api_json_append_string(text, "a\xff"
+	                                  "b");
+	g_assert_true(g_utf8_validate(text->str, -1, NULL));
+	g_assert_cmpstr(text->str, ==,
+	                "\"a\xef\xbf\xbd"
+	                "b\"");
+}
+
 static void
 test_error_status(void)
 {
@@ -187,6 +282,8 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/api/unit/auth-check", test_auth_check);
 	g_test_add_func("/qsim/api/unit/loopback", test_loopback);
 	g_test_add_func("/qsim/api/unit/timestamp", test_timestamp);
+	g_test_add_func("/qsim/api/unit/timestamp-calendar", test_timestamp_calendar);
+	g_test_add_func("/qsim/api/unit/json-append", test_json_append);
 	g_test_add_func("/qsim/api/unit/error-status", test_error_status);
 	g_test_add_func("/qsim/api/unit/log-mapping", test_log_mapping);
 	g_test_add_func("/qsim/api/unit/openapi-document", test_openapi_document);

@@ -19,8 +19,8 @@ typedef struct {
 
 typedef struct {
 	WriterFixture *fx;
-	gchar *uuid;  /* set by the report on success */
-	GError *error; /* set by the report on failure */
+	gchar *uuid;           /* set by the report on success */
+	GError *error;         /* set by the report on failure */
 	gint64 rows_at_report; /* rows another connection sees when the report runs */
 	gboolean reported;
 	guint reports;
@@ -35,8 +35,8 @@ raw_count(const gchar *path)
 
 	g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
-	g_assert_cmpint(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM requests", -1, &stmt, NULL), ==,
-	                SQLITE_OK);
+	g_assert_cmpint(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM requests", -1, &stmt, NULL),
+	                ==, SQLITE_OK);
 	g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
 	n = sqlite3_column_int64(stmt, 0);
 	sqlite3_finalize(stmt);

@@ -115,7 +115,6 @@ main(int argc, char **argv)
 	gint64 t0;
 	gdouble mc, ms;
 
-	g_test_init(&argc, &argv, NULL);
 	if (runs < 1) {
 		g_printerr("usage: qsim-fast-start-job-bench [N]\n");
 		return 2;

@@ -269,10 +269,11 @@ test_batch_large(StoreFixture *fx, gconstpointer data)
 	/* ids stay dense and in batch order */
 	g_assert_cmpint(store_test_raw_int(fx->path, "SELECT MAX(id) - MIN(id) FROM requests"), ==,
 	                n - 1);
-	g_assert_cmpint(store_test_raw_int(fx->path, "SELECT COUNT(*) FROM requests a"
-	                                             " JOIN requests b ON b.id = a.id + 1"
-	                                             " WHERE CAST(substr(b.commands, 6) AS INTEGER)"
-	                                             " != CAST(substr(a.commands, 6) AS INTEGER) + 1"),
+	g_assert_cmpint(store_test_raw_int(fx->path,
+	                                   "SELECT COUNT(*) FROM requests a"
+	                                   " JOIN requests b ON b.id = a.id + 1"
+	                                   " WHERE CAST(substr(b.commands, 6) AS INTEGER)"
+	                                   " != CAST(substr(a.commands, 6) AS INTEGER) + 1"),
 	                ==, 0);
 }
 
