@@ -35,7 +35,7 @@ copy_vm_config(const gchar *from_dir, const gchar *to_dir, const gchar *name,
 		if (boot_timeout != NULL && g_str_has_prefix(lines[i], "BOOT_TIMEOUT="))
 			g_string_append_printf(out, "BOOT_TIMEOUT=%s\n", boot_timeout);
 		else if (g_str_has_prefix(lines[i], "APPEND=\"") &&
-			 strstr(lines[i], "no_timer_check") == NULL)
+		         strstr(lines[i], "no_timer_check") == NULL)
 			/* on a loaded TCG host the guest kernel's IO-APIC timer check can
 			 * panic ("IO-APIC + timer doesn't work!"); skip it */
 			g_string_append_printf(out, "APPEND=\"no_timer_check %s\n", lines[i] + 8);
