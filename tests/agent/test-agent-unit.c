@@ -4,6 +4,8 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,16 +94,28 @@ test_dead_local(Fixture *f, gconstpointer data)
 	g_assert_false(qsim_agent_recovery_agent_is_dead_local("garbage"));
 }
 
+/* a failed assertion must not leave the fake QEMU holding the test's stdout open, or the
+ * harness waits for EOF until its timeout */
+static void
+die_with_test(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 /* A fake orphaned QEMU: a process whose command line names its run dir. */
 static GPid
 spawn_fake_qemu(const gchar *run_dir, const gchar *uuid)
 {
-	const gchar *argv[] = {"/bin/sh", "-c", "sleep 600", run_dir, NULL};
+	/* sh blocks opening a FIFO nobody writes: unlike `sleep`, it never forks, so no
+	 * short-lived child with the same command line can be counted as a second QEMU */
+	const gchar *argv[] = {"/bin/sh", "-c", "read -r _ < \"$0/fifo\"", run_dir, NULL};
+	g_autofree gchar *fifo = g_build_filename(run_dir, "fifo", NULL);
 	g_autoptr(GError) error = NULL;
 	GPid pid = 0;
 
-	g_assert_true(g_spawn_async(NULL, (gchar **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
-	                            NULL, &pid, &error));
+	g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+	g_assert_true(g_spawn_async(NULL, (gchar **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+	                            die_with_test, NULL, &pid, &error));
 	g_assert_no_error(error);
 	g_assert_true(qsim_vm_rundir_write_state(run_dir, pid, uuid, &error));
 	g_assert_no_error(error);
