@@ -44,13 +44,11 @@ typedef struct {
 	gboolean secret;
 } QsimConfigEntry;
 
-QsimConfigEntry *
-qsim_config_entry_new(const gchar *name, const gchar *value, QsimConfigKind kind,
-		      QsimConfigSource source, const gchar *origin, gboolean secret);
-void
-qsim_config_entry_free(QsimConfigEntry *self);
-const gchar *
-qsim_config_source_to_string(QsimConfigSource source);
+QsimConfigEntry *qsim_config_entry_new(const gchar *name, const gchar *value, QsimConfigKind kind,
+                                       QsimConfigSource source, const gchar *origin,
+                                       gboolean secret);
+void qsim_config_entry_free(QsimConfigEntry *self);
+const gchar *qsim_config_source_to_string(QsimConfigSource source);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimConfigEntry, qsim_config_entry_free)
 

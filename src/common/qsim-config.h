@@ -17,84 +17,48 @@ typedef enum {
 	QSIM_LOG_LEVEL_ERROR,
 } QsimLogLevel;
 
-QsimConfig *
-qsim_config_new(void);
-gboolean
-qsim_config_load(QsimConfig *self, const gchar *keyfile_path, gchar **envp,
-		 const gchar *dotenv_dir, GError **error);
-gboolean
-qsim_config_set_flag(QsimConfig *self, const gchar *name, const gchar *value, GError **error);
-gboolean
-qsim_config_validate(QsimConfig *self, GError **error);
+QsimConfig *qsim_config_new(void);
+gboolean qsim_config_load(QsimConfig *self, const gchar *keyfile_path, gchar **envp,
+                          const gchar *dotenv_dir, GError **error);
+gboolean qsim_config_set_flag(QsimConfig *self, const gchar *name, const gchar *value,
+                              GError **error);
+gboolean qsim_config_validate(QsimConfig *self, GError **error);
 
-const gchar *
-qsim_config_get_keyfile_path(QsimConfig *self);
-GPtrArray *
-qsim_config_list_entries(QsimConfig *self);
-gboolean
-qsim_config_has_setting(const gchar *name);
+const gchar *qsim_config_get_keyfile_path(QsimConfig *self);
+GPtrArray *qsim_config_list_entries(QsimConfig *self);
+gboolean qsim_config_has_setting(const gchar *name);
 
 /* generic access by setting name (e.g. "API_PORT"); typed getters below */
-QsimConfigSource
-qsim_config_get_source(QsimConfig *self, const gchar *name);
-const gchar *
-qsim_config_get_origin(QsimConfig *self, const gchar *name);
-const gchar *
-qsim_config_get_string(QsimConfig *self, const gchar *name);
-gint64
-qsim_config_get_int(QsimConfig *self, const gchar *name);
-gdouble
-qsim_config_get_double(QsimConfig *self, const gchar *name);
-gboolean
-qsim_config_get_bool(QsimConfig *self, const gchar *name);
-const gchar *const *
-qsim_config_get_list(QsimConfig *self, const gchar *name);
+QsimConfigSource qsim_config_get_source(QsimConfig *self, const gchar *name);
+const gchar *qsim_config_get_origin(QsimConfig *self, const gchar *name);
+const gchar *qsim_config_get_string(QsimConfig *self, const gchar *name);
+gint64 qsim_config_get_int(QsimConfig *self, const gchar *name);
+gdouble qsim_config_get_double(QsimConfig *self, const gchar *name);
+gboolean qsim_config_get_bool(QsimConfig *self, const gchar *name);
+const gchar *const *qsim_config_get_list(QsimConfig *self, const gchar *name);
 
-const gchar *
-qsim_config_get_db_path(QsimConfig *self);
-const gchar *
-qsim_config_get_api_host(QsimConfig *self);
-guint16
-qsim_config_get_api_port(QsimConfig *self);
-guint
-qsim_config_get_api_workers(QsimConfig *self);
-guint
-qsim_config_get_agent_count(QsimConfig *self);
-gdouble
-qsim_config_get_agent_poll_interval(QsimConfig *self);
-const gchar *
-qsim_config_get_vm_images_dir(QsimConfig *self);
-const gchar *
-qsim_config_get_vm_config_dir(QsimConfig *self);
-guint
-qsim_config_get_max_concurrent_vms(QsimConfig *self);
-guint
-qsim_config_get_default_timeout(QsimConfig *self);
-guint
-qsim_config_get_max_timeout(QsimConfig *self);
-gboolean
-qsim_config_get_enable_cors(QsimConfig *self);
-const gchar *const *
-qsim_config_get_allowed_origins(QsimConfig *self);
-QsimLogLevel
-qsim_config_get_log_level(QsimConfig *self);
-const gchar *
-qsim_config_get_log_file(QsimConfig *self);
-const gchar *const *
-qsim_config_get_api_tokens(QsimConfig *self);
-const gchar *
-qsim_config_get_run_dir(QsimConfig *self);
-const gchar *
-qsim_config_get_state_dir(QsimConfig *self);
-guint
-qsim_config_get_lease_seconds(QsimConfig *self);
-gdouble
-qsim_config_get_shutdown_grace(QsimConfig *self);
-const gchar *
-qsim_config_get_qemu(QsimConfig *self);
-const gchar *
-qsim_config_get_qemu_img(QsimConfig *self);
-gboolean
-qsim_config_get_insecure_no_auth(QsimConfig *self);
+const gchar *qsim_config_get_db_path(QsimConfig *self);
+const gchar *qsim_config_get_api_host(QsimConfig *self);
+guint16 qsim_config_get_api_port(QsimConfig *self);
+guint qsim_config_get_api_workers(QsimConfig *self);
+guint qsim_config_get_agent_count(QsimConfig *self);
+gdouble qsim_config_get_agent_poll_interval(QsimConfig *self);
+const gchar *qsim_config_get_vm_images_dir(QsimConfig *self);
+const gchar *qsim_config_get_vm_config_dir(QsimConfig *self);
+guint qsim_config_get_max_concurrent_vms(QsimConfig *self);
+guint qsim_config_get_default_timeout(QsimConfig *self);
+guint qsim_config_get_max_timeout(QsimConfig *self);
+gboolean qsim_config_get_enable_cors(QsimConfig *self);
+const gchar *const *qsim_config_get_allowed_origins(QsimConfig *self);
+QsimLogLevel qsim_config_get_log_level(QsimConfig *self);
+const gchar *qsim_config_get_log_file(QsimConfig *self);
+const gchar *const *qsim_config_get_api_tokens(QsimConfig *self);
+const gchar *qsim_config_get_run_dir(QsimConfig *self);
+const gchar *qsim_config_get_state_dir(QsimConfig *self);
+guint qsim_config_get_lease_seconds(QsimConfig *self);
+gdouble qsim_config_get_shutdown_grace(QsimConfig *self);
+const gchar *qsim_config_get_qemu(QsimConfig *self);
+const gchar *qsim_config_get_qemu_img(QsimConfig *self);
+gboolean qsim_config_get_insecure_no_auth(QsimConfig *self);
 
 G_END_DECLS

@@ -15,26 +15,17 @@ G_BEGIN_DECLS
  */
 typedef struct _QsimDotenv QsimDotenv;
 
-QsimDotenv *
-qsim_dotenv_new_from_data(const gchar *data, gsize len, const gchar *path_for_messages,
-			  GError **error);
-QsimDotenv *
-qsim_dotenv_new_from_file(const gchar *path, GError **error);
-void
-qsim_dotenv_free(QsimDotenv *self);
+QsimDotenv *qsim_dotenv_new_from_data(const gchar *data, gsize len, const gchar *path_for_messages,
+                                      GError **error);
+QsimDotenv *qsim_dotenv_new_from_file(const gchar *path, GError **error);
+void qsim_dotenv_free(QsimDotenv *self);
 
-const gchar *
-qsim_dotenv_get_path(QsimDotenv *self);
-guint
-qsim_dotenv_get_n_entries(QsimDotenv *self);
-const gchar *
-qsim_dotenv_get_key(QsimDotenv *self, guint idx);
-const gchar *
-qsim_dotenv_get_value(QsimDotenv *self, guint idx);
-guint
-qsim_dotenv_get_line(QsimDotenv *self, guint idx);
-const gchar *
-qsim_dotenv_lookup(QsimDotenv *self, const gchar *key, guint *line);
+const gchar *qsim_dotenv_get_path(QsimDotenv *self);
+guint qsim_dotenv_get_n_entries(QsimDotenv *self);
+const gchar *qsim_dotenv_get_key(QsimDotenv *self, guint idx);
+const gchar *qsim_dotenv_get_value(QsimDotenv *self, guint idx);
+guint qsim_dotenv_get_line(QsimDotenv *self, guint idx);
+const gchar *qsim_dotenv_lookup(QsimDotenv *self, const gchar *key, guint *line);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimDotenv, qsim_dotenv_free)
 

@@ -6,7 +6,7 @@
 
 #include "qsim-error.h"
 
-G_DEFINE_QUARK(qsim-error-quark, qsim_error)
+G_DEFINE_QUARK(qsim - error - quark, qsim_error)
 
 /**
  * qsim_error_code_to_string:

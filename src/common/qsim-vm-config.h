@@ -19,39 +19,35 @@ typedef enum {
  */
 typedef struct {
 	gchar *name;
-	gchar *config_path;	/* (nullable) absolute path of the .conf, NULL if none */
-	gchar *images_dir;	/* absolute */
-	gchar *image_path;	/* absolute path of the disk image */
-	gchar *format;		/* "qcow2" or "raw" */
-	guint64 memory_mib;	/* MEMORY */
-	guint cpus;		/* CPU */
+	gchar *config_path;      /* (nullable) absolute path of the .conf, NULL if none */
+	gchar *images_dir;       /* absolute */
+	gchar *image_path;       /* absolute path of the disk image */
+	gchar *format;           /* "qcow2" or "raw" */
+	guint64 memory_mib;      /* MEMORY */
+	guint cpus;              /* CPU */
 	gchar **additional_args; /* ADDITIONAL_ARGS split like a shell would, never NULL */
-	gchar *machine;		/* MACHINE, e.g. "q35" */
-	gchar *cpu_model;	/* CPU_MODEL, e.g. "qemu64,+rdrand" */
-	gchar *kernel_path;	/* (nullable) absolute */
-	gchar *initrd_path;	/* (nullable) absolute */
-	gchar *append;		/* (nullable) kernel command line */
-	gchar *ssh_user;	/* SSH_USER */
-	gchar *ssh_key_path;	/* (nullable) absolute, relative to the images dir in the file */
-	gchar *ssh_password;	/* (nullable) */
-	guint ssh_port;		/* SSH_PORT inside the guest */
-	guint boot_timeout;	/* BOOT_TIMEOUT, seconds */
-	guint tb_size_mib;	/* TB_SIZE, 0 = QEMU default */
-	gchar *ready_marker;	/* (nullable) serial console text meaning sshd is up */
+	gchar *machine;          /* MACHINE, e.g. "q35" */
+	gchar *cpu_model;        /* CPU_MODEL, e.g. "qemu64,+rdrand" */
+	gchar *kernel_path;      /* (nullable) absolute */
+	gchar *initrd_path;      /* (nullable) absolute */
+	gchar *append;           /* (nullable) kernel command line */
+	gchar *ssh_user;         /* SSH_USER */
+	gchar *ssh_key_path;     /* (nullable) absolute, relative to the images dir in the file */
+	gchar *ssh_password;     /* (nullable) */
+	guint ssh_port;          /* SSH_PORT inside the guest */
+	guint boot_timeout;      /* BOOT_TIMEOUT, seconds */
+	guint tb_size_mib;       /* TB_SIZE, 0 = QEMU default */
+	gchar *ready_marker;     /* (nullable) serial console text meaning sshd is up */
 	QsimVmFastStart fast_start;
-	gchar *hash;		/* sha256 hex of the .conf content ("" content if none) */
+	gchar *hash; /* sha256 hex of the .conf content ("" content if none) */
 } QsimVmConfig;
 
-QsimVmConfig *
-qsim_vm_config_load(const gchar *images_dir, const gchar *config_dir, const gchar *vm_name,
-		    GError **error);
-QsimVmConfig *
-qsim_vm_config_parse(const gchar *images_dir, const gchar *config_path, const gchar *vm_name,
-		     GError **error);
-const gchar *
-qsim_vm_config_hash(QsimVmConfig *self);
-void
-qsim_vm_config_free(QsimVmConfig *self);
+QsimVmConfig *qsim_vm_config_load(const gchar *images_dir, const gchar *config_dir,
+                                  const gchar *vm_name, GError **error);
+QsimVmConfig *qsim_vm_config_parse(const gchar *images_dir, const gchar *config_path,
+                                   const gchar *vm_name, GError **error);
+const gchar *qsim_vm_config_hash(QsimVmConfig *self);
+void qsim_vm_config_free(QsimVmConfig *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimVmConfig, qsim_vm_config_free)
 

@@ -28,25 +28,18 @@ typedef struct {
  */
 typedef gint (*QsimdCommandFunc)(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
-gint
-qsimd_cmd_agents(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+gint qsimd_cmd_agents(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
-gint
-qsimd_cmd_all(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+gint qsimd_cmd_all(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
-gint
-qsimd_cmd_status(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+gint qsimd_cmd_status(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
-gint
-qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+gint qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
-gint
-qsimd_cmd_config(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+gint qsimd_cmd_config(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
-gint
-qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+gint qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
-gint
-qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+gint qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
 G_END_DECLS

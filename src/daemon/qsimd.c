@@ -52,10 +52,10 @@ static const GOptionEntry global_entries[] = {
     {"agents", 0, 0, G_OPTION_ARG_STRING, &opt_agents, "Number of agents (AGENT_COUNT)", "N"},
     {"images-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_images_dir, "VM images (VM_IMAGES_DIR)",
      "DIR"},
-    {"configs-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_configs_dir,
-     "VM configs (VM_CONFIG_DIR)", "DIR"},
-    {"max-vms", 0, 0, G_OPTION_ARG_STRING, &opt_max_vms,
-     "Concurrent VM limit (MAX_CONCURRENT_VMS)", "N"},
+    {"configs-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_configs_dir, "VM configs (VM_CONFIG_DIR)",
+     "DIR"},
+    {"max-vms", 0, 0, G_OPTION_ARG_STRING, &opt_max_vms, "Concurrent VM limit (MAX_CONCURRENT_VMS)",
+     "N"},
     {"log-level", 0, 0, G_OPTION_ARG_STRING, &opt_log_level,
      "DEBUG, INFO, WARNING or ERROR (LOG_LEVEL)", "LEVEL"},
     {"insecure-no-auth", 0, 0, G_OPTION_ARG_NONE, &opt_insecure_no_auth,
@@ -164,7 +164,7 @@ main(int argc, char **argv)
 	    !qsim_config_load(config, opt_config, NULL, NULL, &error))
 		return qsimd_fail(1, error);
 	if (!qsim_log_setup(qsim_config_get_log_level(config), qsim_config_get_log_file(config),
-			    &error))
+	                    &error))
 		return qsimd_fail(1, error);
 
 	ctx.config = config;

@@ -4,13 +4,9 @@
 
 G_BEGIN_DECLS
 
-gchar *
-qsim_test_tmpdir_new(void);
-void
-qsim_test_rm_rf(const gchar *path);
-gchar *
-qsim_test_write(const gchar *dir, const gchar *name, const gchar *content);
-gchar *
-qsim_test_fixture(const gchar *subdir, const gchar *name);
+gchar *qsim_test_tmpdir_new(void);
+void qsim_test_rm_rf(const gchar *path);
+gchar *qsim_test_write(const gchar *dir, const gchar *name, const gchar *content);
+gchar *qsim_test_fixture(const gchar *subdir, const gchar *name);
 
 G_END_DECLS
