@@ -17,7 +17,6 @@ SOURCE_ROOT = os.path.dirname(os.path.dirname(BENCH_DIR))
 
 def find_qsimd():
     for cand in (os.environ.get("QSIMD"),
-                 os.path.join(SOURCE_ROOT, "build-agent", "src", "daemon", "qsimd"),
                  os.path.join(SOURCE_ROOT, "build", "src", "daemon", "qsimd")):
         if cand and os.access(cand, os.X_OK):
             return cand
