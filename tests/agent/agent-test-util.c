@@ -290,6 +290,28 @@ agent_test_log_bytes(AgentFixture *fx, const gchar *uuid, gint log_type)
 	return out;
 }
 
+/* the logs of @log_type (or all, for -1) as one NUL-terminated string */
+gchar *
+agent_test_log_text(AgentFixture *fx, const gchar *uuid, gint log_type)
+{
+	g_autoptr(GByteArray) b = agent_test_log_bytes(fx, uuid, log_type);
+
+	g_byte_array_append(b, (const guint8 *)"", 1);
+	return g_strdup((const gchar *)b->data);
+}
+
+/* creates a pending request through the store; returns its uuid */
+gchar *
+agent_test_submit(AgentFixture *fx, const gchar *vm, const gchar *commands, gint64 timeout_s)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r =
+	    qsim_store_create_request(fx->store, vm, commands, timeout_s, &error);
+
+	g_assert_no_error(error);
+	return g_strdup(r->uuid);
+}
+
 guint
 agent_test_count_procs(const gchar *needle)
 {

@@ -54,6 +54,9 @@ QsimRequest *agent_test_wait_final(AgentFixture *fx, const gchar *uuid, guint ti
 
 /* Returns: (transfer full): all bytes of @uuid's logs of @log_type, in seq order */
 GByteArray *agent_test_log_bytes(AgentFixture *fx, const gchar *uuid, gint log_type);
+gchar *agent_test_log_text(AgentFixture *fx, const gchar *uuid, gint log_type);
+gchar *agent_test_submit(AgentFixture *fx, const gchar *vm, const gchar *commands,
+                         gint64 timeout_s);
 
 /* Returns: (transfer full) (element-type QsimLogEntry): all of @uuid's log entries */
 GPtrArray *agent_test_logs(AgentFixture *fx, const gchar *uuid);

@@ -127,26 +127,6 @@ wait_proc(GSubprocess *proc, guint timeout_s)
 	return g_subprocess_get_if_exited(proc) && g_subprocess_get_exit_status(proc) == 0;
 }
 
-static gchar *
-submit(Fixture *f, const gchar *commands)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) r =
-	    qsim_store_create_request(f->fx.store, "tiny", commands, 300, &error);
-
-	g_assert_no_error(error);
-	return g_strdup(r->uuid);
-}
-
-static gchar *
-log_text(Fixture *f, const gchar *uuid, gint log_type)
-{
-	g_autoptr(GByteArray) b = agent_test_log_bytes(&f->fx, uuid, log_type);
-
-	g_byte_array_append(b, (const guint8 *)"", 1);
-	return g_strdup((const gchar *)b->data);
-}
-
 typedef struct {
 	Fixture *f;
 	const gchar *uuid;
@@ -157,7 +137,7 @@ static gboolean
 started_cb(gpointer user_data)
 {
 	Wait *w = user_data;
-	g_autofree gchar *out = log_text(w->f, w->uuid, QSIM_LOG_STDOUT);
+	g_autofree gchar *out = agent_test_log_text(&w->f->fx, w->uuid, QSIM_LOG_STDOUT);
 
 	return strstr(out, "started\n") != NULL;
 }
@@ -206,7 +186,7 @@ test_two_processes(Fixture *f, gconstpointer data)
 		return;
 	for (guint i = 0; i < m.n; i++) {
 		g_autofree gchar *cmd = g_strdup_printf("echo request-%u", i);
-		g_ptr_array_add(uuids, submit(f, cmd));
+		g_ptr_array_add(uuids, agent_test_submit(&f->fx, "tiny", cmd, 300));
 	}
 	m.uuids = (gchar **)uuids->pdata;
 	/* the cap is for the whole database: 2 VMs, though 4 agents could claim */
@@ -218,8 +198,8 @@ test_two_processes(Fixture *f, gconstpointer data)
 	for (guint i = 0; i < m.n; i++) {
 		g_autoptr(QsimRequest) r = agent_test_get(&f->fx, m.uuids[i]);
 		g_autofree gchar *want = g_strdup_printf("request-%u\n", i);
-		g_autofree gchar *out = log_text(f, m.uuids[i], QSIM_LOG_STDOUT);
-		g_autofree gchar *system = log_text(f, m.uuids[i], QSIM_LOG_SYSTEM);
+		g_autofree gchar *out = agent_test_log_text(&f->fx, m.uuids[i], QSIM_LOG_STDOUT);
+		g_autofree gchar *system = agent_test_log_text(&f->fx, m.uuids[i], QSIM_LOG_SYSTEM);
 		g_autofree gchar *host = NULL;
 		GPid pid = 0;
 
@@ -252,7 +232,7 @@ test_kill9_restart(Fixture *f, gconstpointer data)
 
 	if (!agent_test_require_vm(&f->fx))
 		return;
-	uuid = submit(f, "echo started; sleep 600");
+	uuid = agent_test_submit(&f->fx, "tiny", "echo started; sleep 600", 300);
 	w.uuid = uuid;
 	root = g_build_filename(f->fx.run_dir, uuid, NULL);
 	/* a long lease: only the restart's own recovery can end it in time */
@@ -288,7 +268,7 @@ test_sigterm(Fixture *f, gconstpointer data)
 
 	if (!agent_test_require_vm(&f->fx))
 		return;
-	uuid = submit(f, "echo started; sleep 600");
+	uuid = agent_test_submit(&f->fx, "tiny", "echo started; sleep 600", 300);
 	w.uuid = uuid;
 	proc = spawn_agents(f, "QSIM_AGENT_COUNT=1", "QSIM_SHUTDOWN_GRACE=1", NULL);
 	g_assert_true(agent_test_wait(started_cb, &w, RUN_TIMEOUT_S));

@@ -80,26 +80,6 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	agent_fixture_clear(&f->fx);
 }
 
-static gchar *
-submit(Fixture *f, const gchar *vm, const gchar *commands, gint64 timeout_s)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) r =
-	    qsim_store_create_request(f->fx.store, vm, commands, timeout_s, &error);
-
-	g_assert_no_error(error);
-	return g_strdup(r->uuid);
-}
-
-static gchar *
-log_text(Fixture *f, const gchar *uuid, gint log_type)
-{
-	g_autoptr(GByteArray) b = agent_test_log_bytes(&f->fx, uuid, log_type);
-
-	g_byte_array_append(b, (const guint8 *)"", 1);
-	return g_strdup((const gchar *)b->data);
-}
-
 typedef struct {
 	Fixture *f;
 	const gchar *uuid;
@@ -110,7 +90,7 @@ static gboolean
 stdout_has_cb(gpointer user_data)
 {
 	StdoutWait *w = user_data;
-	g_autofree gchar *out = log_text(w->f, w->uuid, QSIM_LOG_STDOUT);
+	g_autofree gchar *out = agent_test_log_text(&w->f->fx, w->uuid, QSIM_LOG_STDOUT);
 
 	return strstr(out, w->needle) != NULL;
 }
@@ -163,7 +143,7 @@ test_done(Fixture *f, gconstpointer data)
 	if (!agent_test_require_vm(&f->fx))
 		return;
 	start_pool(f);
-	uuid = submit(f, "tiny", "echo hello; echo oops >&2; echo world", 120);
+	uuid = agent_test_submit(&f->fx, "tiny", "echo hello; echo oops >&2; echo world", 120);
 	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
 	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
 	g_assert_true(r->has_exit_code);
@@ -174,9 +154,9 @@ test_done(Fixture *f, gconstpointer data)
 	g_assert_cmpint(r->started_at, >, 0);
 	g_assert_cmpint(r->finished_at, >=, r->started_at);
 
-	out = log_text(f, uuid, QSIM_LOG_STDOUT);
-	err = log_text(f, uuid, QSIM_LOG_STDERR);
-	cmd = log_text(f, uuid, QSIM_LOG_COMMAND);
+	out = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDOUT);
+	err = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDERR);
+	cmd = agent_test_log_text(&f->fx, uuid, QSIM_LOG_COMMAND);
 	g_assert_cmpstr(out, ==, "hello\nworld\n");
 	g_assert_cmpstr(err, ==, "oops\n");
 	g_assert_cmpstr(cmd, ==, "echo hello; echo oops >&2; echo world\n");
@@ -216,13 +196,13 @@ test_exit_code(Fixture *f, gconstpointer data)
 	if (!agent_test_require_vm(&f->fx))
 		return;
 	start_pool(f);
-	uuid = submit(f, "tiny", "echo before; exit 3", 120);
+	uuid = agent_test_submit(&f->fx, "tiny", "echo before; exit 3", 120);
 	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
 	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
 	g_assert_true(r->has_exit_code);
 	g_assert_cmpint(r->exit_code, ==, 3);
 	g_assert_cmpstr(r->error, ==, "exit code 3");
-	out = log_text(f, uuid, QSIM_LOG_STDOUT);
+	out = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDOUT);
 	g_assert_cmpstr(out, ==, "before\n");
 	assert_nothing_left(f, uuid);
 }
@@ -238,12 +218,12 @@ test_timeout(Fixture *f, gconstpointer data)
 		return;
 	start_pool(f);
 	/* the deadline counts from VM start: long enough to reach the command */
-	uuid = submit(f, "tiny", "echo started; sleep 600", 25);
+	uuid = agent_test_submit(&f->fx, "tiny", "echo started; sleep 600", 25);
 	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
 	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
 	g_assert_cmpstr(r->error, ==, "timed out after 25 s");
 	g_assert_false(r->has_exit_code);
-	system = log_text(f, uuid, QSIM_LOG_SYSTEM);
+	system = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
 	g_assert_nonnull(strstr(system, "timed out after 25 s"));
 	g_assert_nonnull(strstr(system, "VM shut down"));
 	assert_nothing_left(f, uuid);
@@ -259,7 +239,7 @@ test_boot_timeout(Fixture *f, gconstpointer data)
 	if (!agent_test_require_vm(&f->fx))
 		return;
 	start_pool(f);
-	uuid = submit(f, "tiny-nossh", "echo never", 300);
+	uuid = agent_test_submit(&f->fx, "tiny-nossh", "echo never", 300);
 	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
 	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
 	g_assert_cmpstr(r->error, ==, "guest did not become ready within 6 s");
@@ -305,7 +285,7 @@ test_cancel_booting(Fixture *f, gconstpointer data)
 	if (!agent_test_require_vm(&f->fx))
 		return;
 	start_pool(f);
-	uuid = submit(f, "tiny", "echo never", 120);
+	uuid = agent_test_submit(&f->fx, "tiny", "echo never", 120);
 	w.uuid = uuid;
 	/* QEMU and QMP are up, the guest is not ready yet */
 	g_assert_true(agent_test_wait(job_booting_cb, &w, RUN_TIMEOUT_S));
@@ -315,7 +295,7 @@ test_cancel_booting(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "cancelled");
 	g_assert_cmpstr(r->error, ==, "cancelled by user");
 	g_assert_cmpint(r->started_at, ==, 0);
-	system = log_text(f, uuid, QSIM_LOG_SYSTEM);
+	system = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
 	g_assert_nonnull(strstr(system, "VM started"));
 	g_assert_nonnull(strstr(system, "cancelled by user"));
 	g_assert_nonnull(strstr(system, "VM shut down"));
@@ -332,7 +312,7 @@ test_cancel_running(Fixture *f, gconstpointer data)
 	if (!agent_test_require_vm(&f->fx))
 		return;
 	start_pool(f);
-	uuid = submit(f, "tiny", "echo started; sleep 600; echo never", 300);
+	uuid = agent_test_submit(&f->fx, "tiny", "echo started; sleep 600; echo never", 300);
 	wait_stdout(f, uuid, "started\n");
 	g_assert_cmpint(agent_test_status(&f->fx, uuid), ==, QSIM_STATUS_RUNNING);
 	cancel(f, uuid);
@@ -341,7 +321,7 @@ test_cancel_running(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(r->error, ==, "cancelled by user");
 	g_assert_false(r->has_exit_code);
 	/* the logs written until then are kept */
-	out = log_text(f, uuid, QSIM_LOG_STDOUT);
+	out = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDOUT);
 	g_assert_cmpstr(out, ==, "started\n");
 	assert_nothing_left(f, uuid);
 }
@@ -419,7 +399,7 @@ test_hold_resume(Fixture *f, gconstpointer data)
 	if (!agent_test_require_vm(&f->fx))
 		return;
 	start_pool(f);
-	uuid = submit(f, "tiny", "echo one; sleep 10; echo two", 300);
+	uuid = agent_test_submit(&f->fx, "tiny", "echo one; sleep 10; echo two", 300);
 	w.uuid = uuid;
 	wait_stdout(f, uuid, "one\n");
 	set_status(f, uuid, QSIM_STATUS_HOLD);
@@ -437,9 +417,9 @@ test_hold_resume(Fixture *f, gconstpointer data)
 
 	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
 	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
-	out = log_text(f, uuid, QSIM_LOG_STDOUT);
+	out = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDOUT);
 	g_assert_cmpstr(out, ==, "one\ntwo\n");
-	system = log_text(f, uuid, QSIM_LOG_SYSTEM);
+	system = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
 	g_assert_nonnull(strstr(system, "VM paused (hold, QMP stop): deadline clock stopped"));
 	g_assert_nonnull(strstr(system, "VM resumed (QMP cont)"));
 	assert_nothing_left(f, uuid);
@@ -456,7 +436,7 @@ test_kill_qemu(Fixture *f, gconstpointer data)
 	if (!agent_test_require_vm(&f->fx))
 		return;
 	start_pool(f);
-	uuid = submit(f, "tiny", "echo started; sleep 600", 300);
+	uuid = agent_test_submit(&f->fx, "tiny", "echo started; sleep 600", 300);
 	wait_stdout(f, uuid, "started\n");
 	job = g_hash_table_lookup(f->jobs, uuid);
 	pid = qsim_vm_get_pid(qsim_job_get_vm(job));
@@ -505,7 +485,7 @@ test_big_output(Fixture *f, gconstpointer data)
 	if (!agent_test_require_vm(&f->fx))
 		return;
 	start_pool(f);
-	uuid = submit(f, "tiny", cmd, 1800);
+	uuid = agent_test_submit(&f->fx, "tiny", cmd, 1800);
 	r = agent_test_wait_final(&f->fx, uuid, BIG_TIMEOUT_S);
 	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
 
@@ -522,7 +502,7 @@ test_big_output(Fixture *f, gconstpointer data)
 		stored += len;
 	}
 	g_assert_cmpuint(stored, ==, size);
-	err = log_text(f, uuid, QSIM_LOG_STDERR);
+	err = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDERR);
 	g_assert_true(parse_sha(err, &guest_sha));
 	g_assert_cmpstr(g_checksum_get_string(sum), ==, guest_sha);
 
@@ -575,7 +555,7 @@ test_capacity(Fixture *f, gconstpointer data)
 	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=4", "QSIM_MAX_CONCURRENT_VMS=2", NULL);
 	for (guint i = 0; i < c.n; i++) {
 		g_autofree gchar *cmd = g_strdup_printf("echo request-%u", i);
-		g_ptr_array_add(uuids, submit(f, "tiny", cmd, 300));
+		g_ptr_array_add(uuids, agent_test_submit(&f->fx, "tiny", cmd, 300));
 	}
 	c.uuids = (gchar **)uuids->pdata;
 	start_pool(f);
@@ -588,7 +568,7 @@ test_capacity(Fixture *f, gconstpointer data)
 	for (guint i = 0; i < c.n; i++) {
 		g_autoptr(QsimRequest) r = agent_test_get(&f->fx, c.uuids[i]);
 		g_autofree gchar *want = g_strdup_printf("request-%u\n", i);
-		g_autofree gchar *out = log_text(f, c.uuids[i], QSIM_LOG_STDOUT);
+		g_autofree gchar *out = agent_test_log_text(&f->fx, c.uuids[i], QSIM_LOG_STDOUT);
 
 		g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
 		g_assert_cmpuint(r->attempts, ==, 1);
