@@ -946,5 +946,8 @@ qsim_job_new(QsimConfig *config, QsimStore *store, const gchar *agent_id,
 	self->agent_id = g_strdup(agent_id);
 	self->request = qsim_request_copy(request);
 	self->batcher = qsim_log_batcher_new(store, request->uuid, 0, 0);
+	/* live output: the first byte is stored within milliseconds, not a second */
+	qsim_log_batcher_set_low_latency(self->batcher, QSIM_LOG_BATCHER_LINGER_MS,
+	                                 QSIM_LOG_BATCHER_INTERVAL_MS);
 	return self;
 }

@@ -33,6 +33,10 @@ struct _QsimLogBatcher {
 	guint timer_id;
 	gboolean congested;
 	guint n_flushes;
+	/* low latency (qsim_log_batcher_set_low_latency); 0: off */
+	guint linger_ms;
+	guint interval_ms;
+	gint64 last_flush_us;
 };
 
 G_DEFINE_TYPE(QsimLogBatcher, qsim_log_batcher, G_TYPE_OBJECT)
@@ -68,6 +72,24 @@ qsim_log_batcher_arm(QsimLogBatcher *self, guint ms)
 	if (self->timer_id != 0)
 		return;
 	self->timer_id = g_timeout_add(ms, qsim_log_batcher_timer_cb, self);
+}
+
+/* With low latency on, the first bytes after a quiet spell are written after a short
+ * linger, and a steady stream at most every interval_ms: live output shows within
+ * ~interval_ms instead of flush_ms, for at most 1000 / interval_ms transactions a second. */
+static guint
+qsim_log_batcher_delay_ms(QsimLogBatcher *self)
+{
+	gint64 next_us;
+	gint64 now_us;
+	guint delay_ms;
+
+	if (self->linger_ms == 0)
+		return self->flush_ms;
+	now_us = g_get_monotonic_time();
+	next_us = self->last_flush_us + (gint64)self->interval_ms * 1000;
+	delay_ms = next_us > now_us ? (guint)((next_us - now_us + 999) / 1000) : 0;
+	return MIN(MAX(delay_ms, self->linger_ms), self->flush_ms);
 }
 
 static gboolean
@@ -106,7 +128,7 @@ qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8
 			          error->message);
 		return;
 	}
-	qsim_log_batcher_arm(self, self->flush_ms);
+	qsim_log_batcher_arm(self, qsim_log_batcher_delay_ms(self));
 }
 
 void
@@ -162,8 +184,25 @@ qsim_log_batcher_flush(QsimLogBatcher *self, GError **error)
 	g_ptr_array_set_size(self->pending, 0);
 	self->buffered = 0;
 	self->n_flushes++;
+	self->last_flush_us = g_get_monotonic_time();
 	qsim_log_batcher_set_congested(self, FALSE);
 	return TRUE;
+}
+
+/**
+ * qsim_log_batcher_set_low_latency:
+ * @self: a #QsimLogBatcher
+ * @linger_ms: how long the first chunk after a quiet spell waits for more (0: off)
+ * @interval_ms: the shortest time between two flushes while output keeps coming
+ *
+ * Without it a chunk may wait flush_ms; the size bound still applies either way.
+ */
+void
+qsim_log_batcher_set_low_latency(QsimLogBatcher *self, guint linger_ms, guint interval_ms)
+{
+	g_return_if_fail(QSIM_IS_LOG_BATCHER(self));
+	self->linger_ms = linger_ms;
+	self->interval_ms = MAX(interval_ms, linger_ms);
 }
 
 gsize

@@ -10,6 +10,9 @@ G_BEGIN_DECLS
 #define QSIM_LOG_BATCHER_DEFAULT_MAX_BYTES (256 * 1024)
 /* Flush no later than this after the first buffered byte. */
 #define QSIM_LOG_BATCHER_DEFAULT_FLUSH_MS 1000
+/* With qsim_log_batcher_set_low_latency(), which jobs use. */
+#define QSIM_LOG_BATCHER_LINGER_MS 5
+#define QSIM_LOG_BATCHER_INTERVAL_MS 100
 /* After a failed flush (e.g. a locked database), try again this soon. */
 #define QSIM_LOG_BATCHER_RETRY_MS 200
 
@@ -62,6 +65,8 @@ void qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, co
  * Returns: %TRUE when the buffer is empty afterwards
  */
 gboolean qsim_log_batcher_flush(QsimLogBatcher *self, GError **error);
+
+void qsim_log_batcher_set_low_latency(QsimLogBatcher *self, guint linger_ms, guint interval_ms);
 
 /* Returns: bytes buffered and not yet written */
 gsize qsim_log_batcher_get_buffered(QsimLogBatcher *self);

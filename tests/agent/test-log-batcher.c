@@ -81,6 +81,25 @@ test_time_bound(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 1);
 }
 
+/* Jobs use low latency: without it these chunks would wait for the 600 s bound. */
+static void
+test_low_latency(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, 0, 600000);
+
+	qsim_log_batcher_set_low_latency(b, 5, 50);
+	qsim_log_batcher_append_line(b, QSIM_LOG_STDOUT, "first");
+	g_assert_cmpuint(n_rows(f), ==, 0);
+	g_assert_true(agent_test_wait(buffer_empty_cb, b, 30));
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 1);
+	/* right after a flush the next chunk waits for the interval, then goes too */
+	qsim_log_batcher_append_line(b, QSIM_LOG_STDOUT, "second");
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), >, 0);
+	g_assert_true(agent_test_wait(buffer_empty_cb, b, 30));
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 2);
+	g_assert_cmpuint(n_rows(f), ==, 2); /* a row per flush */
+}
+
 static void
 test_order(Fixture *f, gconstpointer data)
 {
@@ -215,6 +234,8 @@ main(int argc, char **argv)
 	           test_size_bound, fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/time-bound", Fixture, NULL, fixture_setup,
 	           test_time_bound, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/low-latency", Fixture, NULL, fixture_setup,
+	           test_low_latency, fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/order", Fixture, NULL, fixture_setup, test_order,
 	           fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/bytes-exact", Fixture, NULL, fixture_setup,
