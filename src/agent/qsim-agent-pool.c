@@ -12,6 +12,7 @@ struct _QsimAgentPool {
 	QsimStore *store;
 	GPtrArray *agents; /* (element-type QsimAgent) */
 	gulong store_handler;
+	gulong elsewhere_handler;
 	guint claim_idle_id;
 	guint poll_id;
 	guint recovery_id;
@@ -19,6 +20,10 @@ struct _QsimAgentPool {
 	gboolean stopping;
 	GTask *stop_task;
 	guint grace_id;
+	QsimWarmPool *warm_pool;
+	gboolean warm_stopped;
+	gboolean templates_stopped;
+	QsimTemplateService *template_service;
 };
 
 G_DEFINE_TYPE(QsimAgentPool, qsim_agent_pool, G_TYPE_OBJECT)
@@ -74,9 +79,14 @@ void
 qsim_agent_pool_claim_now(QsimAgentPool *self)
 {
 	guint max_vms = qsim_config_get_max_concurrent_vms(self->config);
+	guint builds = qsim_template_service_get_n_builds(self->template_service);
 
 	if (!self->started || self->stopping)
 		return;
+	/* background template builds hold VM slots the database does not see */
+	if (builds >= max_vms)
+		return;
+	max_vms -= builds;
 	for (guint i = 0; i < self->agents->len; i++) {
 		QsimAgent *agent = g_ptr_array_index(self->agents, i);
 		g_autoptr(GError) error = NULL;
@@ -124,11 +134,41 @@ qsim_agent_pool_request_changed_cb(QsimStore *store, const gchar *uuid, gint sta
 		qsim_agent_pool_schedule_claim(self);
 }
 
+/* another process committed: perhaps a submit (`qsimd api`) or a freed slot */
+static void
+qsim_agent_pool_changed_elsewhere_cb(QsimStore *store, gpointer user_data)
+{
+	qsim_agent_pool_schedule_claim(QSIM_AGENT_POOL(user_data));
+}
+
+/* stops the cross-process wake-up; the pool takes no new work after this */
+static void
+qsim_agent_pool_unwatch(QsimAgentPool *self)
+{
+	if (self->elsewhere_handler == 0)
+		return;
+	g_signal_handler_disconnect(self->store, self->elsewhere_handler);
+	self->elsewhere_handler = 0;
+	qsim_store_unwatch_changes(self->store);
+}
+
 static gboolean
 qsim_agent_pool_poll_cb(gpointer user_data)
 {
-	qsim_agent_pool_claim_now(QSIM_AGENT_POOL(user_data));
+	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
+
+	qsim_agent_pool_claim_now(self);
+	/* prepare requests from other processes (the API's in `qsimd api`) */
+	qsim_template_service_poll(self->template_service);
 	return G_SOURCE_CONTINUE;
+}
+
+static void
+qsim_agent_pool_build_finished_cb(QsimTemplateService *service, const gchar *vm_name, gboolean ok,
+                                  gpointer user_data)
+{
+	/* the build's VM slot is free */
+	qsim_agent_pool_schedule_claim(QSIM_AGENT_POOL(user_data));
 }
 
 guint
@@ -141,6 +181,9 @@ qsim_agent_pool_recover_now(QsimAgentPool *self)
 	if (!qsim_agent_recovery_run(self->store, qsim_config_get_run_dir(self->config), skip, &n,
 	                             &error))
 		g_warning("recovery failed: %s", error->message);
+	/* template builds of dead processes: their prepare is queued again */
+	if (qsim_template_service_recover(self->template_service) > 0)
+		qsim_template_service_poll(self->template_service);
 	if (n > 0)
 		qsim_agent_pool_schedule_claim(self);
 	return n;
@@ -158,7 +201,8 @@ qsim_agent_pool_maybe_stopped(QsimAgentPool *self)
 {
 	g_autoptr(GTask) task = NULL;
 
-	if (self->stop_task == NULL || qsim_agent_pool_get_n_busy(self) > 0)
+	if (self->stop_task == NULL || qsim_agent_pool_get_n_busy(self) > 0 ||
+	    !self->warm_stopped || !self->templates_stopped)
 		return;
 	g_clear_handle_id(&self->grace_id, g_source_remove);
 	task = g_steal_pointer(&self->stop_task);
@@ -178,6 +222,7 @@ qsim_agent_pool_job_finished_cb(QsimAgent *agent, const gchar *uuid, gint status
 		return;
 	}
 	qsim_agent_pool_schedule_claim(self);
+	qsim_warm_pool_refill_soon(self->warm_pool);
 }
 
 gboolean
@@ -194,18 +239,26 @@ qsim_agent_pool_start(QsimAgentPool *self, GError **error)
 		g_prefix_error(error, "recovery at start failed: ");
 		return FALSE;
 	}
+	qsim_template_service_recover(self->template_service);
 	qsim_agent_recovery_sweep_run_dir(self->store, run_dir, NULL);
 	g_info("%u agents started (max %u VMs in the database, poll every %.2f s, %u recovered)",
 	       self->agents->len, qsim_config_get_max_concurrent_vms(self->config), poll_s, n);
 	self->started = TRUE;
 	self->store_handler = g_signal_connect(
 	    self->store, "request-changed", G_CALLBACK(qsim_agent_pool_request_changed_cb), self);
+	self->elsewhere_handler =
+	    g_signal_connect(self->store, "changed-elsewhere",
+	                     G_CALLBACK(qsim_agent_pool_changed_elsewhere_cb), self);
+	qsim_store_watch_changes(self->store, QSIM_AGENT_POOL_WATCH_INTERVAL_MS);
+	/* the poll stays as a safety net for a missed wake-up */
 	self->poll_id =
 	    g_timeout_add(MAX((guint)(poll_s * 1000), 10), qsim_agent_pool_poll_cb, self);
 	self->recovery_id =
 	    g_timeout_add(CLAMP(lease_ms / 3, 200, QSIM_AGENT_POOL_RECOVERY_INTERVAL_MS),
 	                  qsim_agent_pool_recovery_cb, self);
 	qsim_agent_pool_schedule_claim(self);
+	qsim_warm_pool_start(self->warm_pool);
+	qsim_template_service_start(self->template_service);
 	return TRUE;
 }
 
@@ -229,6 +282,30 @@ qsim_agent_pool_grace_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+static void
+qsim_agent_pool_templates_stopped_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimAgentPool) self = QSIM_AGENT_POOL(user_data);
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_template_service_stop_finish(QSIM_TEMPLATE_SERVICE(source), res, &error))
+		g_warning("%s", error->message);
+	self->templates_stopped = TRUE;
+	qsim_agent_pool_maybe_stopped(self);
+}
+
+static void
+qsim_agent_pool_warm_stopped_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimAgentPool) self = QSIM_AGENT_POOL(user_data);
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_warm_pool_stop_finish(QSIM_WARM_POOL(source), res, &error))
+		g_warning("%s", error->message);
+	self->warm_stopped = TRUE;
+	qsim_agent_pool_maybe_stopped(self);
+}
+
 void
 qsim_agent_pool_stop_async(QsimAgentPool *self, guint grace_ms, GCancellable *cancellable,
                            GAsyncReadyCallback callback, gpointer user_data)
@@ -242,12 +319,18 @@ qsim_agent_pool_stop_async(QsimAgentPool *self, guint grace_ms, GCancellable *ca
 		return;
 	}
 	self->stopping = TRUE;
+	qsim_agent_pool_unwatch(self);
 	g_clear_handle_id(&self->claim_idle_id, g_source_remove);
 	g_clear_handle_id(&self->poll_id, g_source_remove);
 	g_clear_handle_id(&self->recovery_id, g_source_remove);
 	g_info("stopping agents: no new claims, %u running jobs get %u ms",
 	       qsim_agent_pool_get_n_busy(self), grace_ms);
 	self->stop_task = g_steal_pointer(&task);
+	qsim_warm_pool_stop_async(self->warm_pool, qsim_agent_pool_warm_stopped_cb,
+	                          g_object_ref(self));
+	/* template builds are cancelled at once: they serve no request */
+	qsim_template_service_stop_async(self->template_service,
+	                                 qsim_agent_pool_templates_stopped_cb, g_object_ref(self));
 	if (qsim_agent_pool_get_n_busy(self) > 0)
 		self->grace_id = g_timeout_add(grace_ms, qsim_agent_pool_grace_cb, self);
 	qsim_agent_pool_maybe_stopped(self);
@@ -268,6 +351,7 @@ qsim_agent_pool_dispose(GObject *object)
 	g_clear_handle_id(&self->poll_id, g_source_remove);
 	g_clear_handle_id(&self->recovery_id, g_source_remove);
 	g_clear_handle_id(&self->grace_id, g_source_remove);
+	qsim_agent_pool_unwatch(self);
 	if (self->store_handler != 0) {
 		g_signal_handler_disconnect(self->store, self->store_handler);
 		self->store_handler = 0;
@@ -277,6 +361,15 @@ qsim_agent_pool_dispose(GObject *object)
 			g_signal_handlers_disconnect_by_data(g_ptr_array_index(self->agents, i),
 			                                     self);
 		g_clear_pointer(&self->agents, g_ptr_array_unref);
+	}
+	if (self->warm_pool != NULL)
+		qsim_warm_pool_clear(self->warm_pool);
+	g_clear_object(&self->warm_pool);
+	if (self->template_service != NULL) {
+		/* a build still running keeps the service alive: drop our callbacks */
+		qsim_template_service_set_unleased_slots_func(self->template_service, NULL, NULL);
+		g_signal_handlers_disconnect_by_data(self->template_service, self);
+		g_clear_object(&self->template_service);
 	}
 	G_OBJECT_CLASS(qsim_agent_pool_parent_class)->dispose(object);
 }
@@ -312,6 +405,39 @@ qsim_agent_pool_init(QsimAgentPool *self)
 	self->agents = g_ptr_array_new_with_free_func(g_object_unref);
 }
 
+/* the VM slots this process holds outside the warm pool: jobs and template builds */
+static guint
+qsim_agent_pool_slots_in_use(gpointer user_data)
+{
+	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
+
+	return qsim_agent_pool_get_n_busy(self) +
+	       qsim_template_service_get_n_builds(self->template_service);
+}
+
+/* the warm VMs: slots without a lease, for the template service's count */
+static guint
+qsim_agent_pool_warm_slots(gpointer user_data)
+{
+	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
+
+	return self->warm_pool != NULL
+	           ? qsim_warm_pool_get_counts(self->warm_pool, NULL, NULL, NULL)
+	           : 0;
+}
+
+QsimTemplateService *
+qsim_agent_pool_get_template_service(QsimAgentPool *self)
+{
+	return self->template_service;
+}
+
+QsimWarmPool *
+qsim_agent_pool_get_warm_pool(QsimAgentPool *self)
+{
+	return self->warm_pool;
+}
+
 QsimAgentPool *
 qsim_agent_pool_new(QsimConfig *config, QsimStore *store)
 {
@@ -320,12 +446,21 @@ qsim_agent_pool_new(QsimConfig *config, QsimStore *store)
 
 	self->config = g_object_ref(config);
 	self->store = g_object_ref(store);
+	/* the pool's callback never outlives it: dispose drops the warm pool first */
+	self->template_service = qsim_template_service_new(config, store);
+	qsim_template_service_set_unleased_slots_func(self->template_service,
+	                                              qsim_agent_pool_warm_slots, self);
+	g_signal_connect(self->template_service, "build-finished",
+	                 G_CALLBACK(qsim_agent_pool_build_finished_cb), self);
+	self->warm_pool = qsim_warm_pool_new(config, qsim_agent_pool_slots_in_use, self);
 	for (guint i = 0; i < n; i++) {
 		g_autofree gchar *id = qsim_agent_make_id(i);
 		QsimAgent *agent = qsim_agent_new(config, store, id);
 
 		g_signal_connect(agent, "job-finished", G_CALLBACK(qsim_agent_pool_job_finished_cb),
 		                 self);
+		qsim_agent_set_warm_pool(agent, self->warm_pool);
+		qsim_agent_set_template_service(agent, self->template_service);
 		g_ptr_array_add(self->agents, agent);
 	}
 	return self;

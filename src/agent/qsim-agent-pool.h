@@ -4,6 +4,7 @@
 
 #include "agent/qsim-agent.h"
 #include "agent/qsim-job.h"
+#include "agent/qsim-warm-pool.h"
 #include "common/qsim-config.h"
 #include "store/qsim-store.h"
 
@@ -13,6 +14,9 @@ G_BEGIN_DECLS
 #define QSIM_AGENT_POOL_RECOVERY_INTERVAL_MS 5000
 /* The error of a request still running when the shutdown grace ran out. */
 #define QSIM_AGENT_POOL_SHUTDOWN_REASON "agent shut down"
+/* How soon an agent process notices another process's commit (a submit in `qsimd api`):
+ * one PRAGMA data_version per tick, microseconds */
+#define QSIM_AGENT_POOL_WATCH_INTERVAL_MS 50
 
 #define QSIM_TYPE_AGENT_POOL (qsim_agent_pool_get_type())
 G_DECLARE_FINAL_TYPE(QsimAgentPool, qsim_agent_pool, QSIM, AGENT_POOL, GObject)
@@ -73,10 +77,16 @@ void qsim_agent_pool_claim_now(QsimAgentPool *self);
 /* Runs one recovery pass now. Returns: the number of requests recovered */
 guint qsim_agent_pool_recover_now(QsimAgentPool *self);
 
+/* Returns: (transfer none): the process's fast-start templates (choice, builds, record) */
+QsimTemplateService *qsim_agent_pool_get_template_service(QsimAgentPool *self);
+
 /* Returns: the number of agents running a job */
 guint qsim_agent_pool_get_n_busy(QsimAgentPool *self);
 
 guint qsim_agent_pool_get_n_agents(QsimAgentPool *self);
+
+/* Returns: (transfer none): the pool's warm VMs (counts for status and /stats) */
+QsimWarmPool *qsim_agent_pool_get_warm_pool(QsimAgentPool *self);
 
 /* Returns: (transfer none) (nullable): the job running @uuid in this process */
 QsimJob *qsim_agent_pool_lookup_job(QsimAgentPool *self, const gchar *uuid);

@@ -5,13 +5,23 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "agent/qsim-agent-recovery.h"
 #include "agent/qsim-agent.h"
 #include "agent/qsim-job.h"
+#include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
 #include "vm/qsim-vm-rundir.h"
+
+/* where background template builds (FAST_START=snapshot) run their VM */
+#define QSIM_AGENT_RECOVERY_BUILD_DIR "template-builds"
+
+/* RUN_DIR's roots of VMs that belong to no request: warm VMs, template builds */
+static const gchar *const qsim_agent_recovery_vm_roots[] = {QSIM_WARM_POOL_DIR,
+                                                            QSIM_AGENT_RECOVERY_BUILD_DIR};
 
 static gboolean
 same_executable(GPid pid)
@@ -45,6 +55,25 @@ qsim_agent_recovery_agent_is_dead_local(const gchar *agent_id)
 }
 
 gboolean
+qsim_agent_recovery_kill_vm_dir(const gchar *path, GError **error)
+{
+	g_autofree gchar *target = NULL;
+
+	if (!g_file_test(path, G_FILE_TEST_IS_SYMLINK))
+		return qsim_vm_kill_orphan(path, error);
+	/* a job that took a warm VM links to its run dir: QEMU's argv names the target */
+	target = g_file_read_link(path, NULL);
+	if (target != NULL && !qsim_vm_kill_orphan(target, error))
+		return FALSE;
+	if (g_unlink(path) != 0 && errno != ENOENT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot remove %s: %s", path,
+		            g_strerror(errno));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
 qsim_agent_recovery_clean_request(const gchar *run_dir, const gchar *uuid, GError **error)
 {
 	g_autofree gchar *root = qsim_job_dup_run_root(run_dir, uuid);
@@ -61,11 +90,12 @@ qsim_agent_recovery_clean_request(const gchar *run_dir, const gchar *uuid, GErro
 	while ((name = g_dir_read_name(dir)) != NULL) {
 		g_autofree gchar *sub = g_build_filename(root, name, NULL);
 
-		if (!g_file_test(sub, G_FILE_TEST_IS_DIR)) {
+		if (!g_file_test(sub, G_FILE_TEST_IS_DIR) &&
+		    !g_file_test(sub, G_FILE_TEST_IS_SYMLINK)) {
 			g_unlink(sub);
 			continue;
 		}
-		if (!qsim_vm_kill_orphan(sub, error))
+		if (!qsim_agent_recovery_kill_vm_dir(sub, error))
 			return FALSE;
 	}
 	if (g_rmdir(root) != 0 && errno != ENOENT) {
@@ -154,12 +184,75 @@ qsim_agent_recovery_run(QsimStore *store, const gchar *run_dir, GHashTable *skip
 	return TRUE;
 }
 
+/* Whether the QEMU of @vm_dir is the child of another live qsim process (its warm VM or
+ * template build); after a crash it belongs to no one (or to init). */
+static gboolean
+qemu_owned_by_live_peer(const gchar *vm_dir)
+{
+	g_autofree gchar *pidfile = g_build_filename(vm_dir, QSIM_VM_RUNDIR_QEMU_PID, NULL);
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *stat_path = NULL;
+	g_autofree gchar *stat = NULL;
+	const gchar *p;
+	gint64 pid;
+	gint ppid = 0;
+
+	if (!g_file_get_contents(pidfile, &text, NULL, NULL))
+		return FALSE;
+	pid = g_ascii_strtoll(g_strstrip(text), NULL, 10);
+	if (pid <= 1 || pid > G_MAXINT)
+		return FALSE;
+	stat_path = g_strdup_printf("/proc/%d/stat", (gint)pid);
+	if (!g_file_get_contents(stat_path, &stat, NULL, NULL))
+		return FALSE;
+	/* "pid (comm) state ppid ...": comm may hold spaces, so parse after the last ')' */
+	p = strrchr(stat, ')');
+	if (p == NULL || sscanf(p + 1, " %*c %d", &ppid) != 1 || ppid <= 1)
+		return FALSE;
+	return ppid != getpid() && kill(ppid, 0) == 0 && same_executable(ppid);
+}
+
+/* Kills and removes the leftover VM dirs of one of RUN_DIR's non-request roots. */
+static guint
+sweep_vm_root(const gchar *run_dir, const gchar *sub)
+{
+	g_autofree gchar *root = g_build_filename(run_dir, sub, NULL);
+	g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
+	const gchar *name;
+	guint n = 0;
+
+	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
+		g_autofree gchar *path = g_build_filename(root, name, NULL);
+		g_autoptr(GError) error = NULL;
+
+		if (!g_file_test(path, G_FILE_TEST_IS_DIR) ||
+		    g_file_test(path, G_FILE_TEST_IS_SYMLINK) || qemu_owned_by_live_peer(path))
+			continue;
+		if (qsim_vm_kill_orphan(path, &error)) {
+			g_info("removed leftover VM dir %s", path);
+			n++;
+		} else {
+			g_warning("leftover VM dir %s: %s", path, error->message);
+		}
+	}
+	return n;
+}
+
+guint
+qsim_agent_recovery_sweep_build_dirs(const gchar *run_dir)
+{
+	return sweep_vm_root(run_dir, QSIM_AGENT_RECOVERY_BUILD_DIR);
+}
+
 guint
 qsim_agent_recovery_sweep_run_dir(QsimStore *store, const gchar *run_dir, GHashTable *skip_uuids)
 {
 	g_autoptr(GDir) dir = g_dir_open(run_dir, 0, NULL);
 	const gchar *name;
 	guint n = 0;
+
+	for (guint i = 0; i < G_N_ELEMENTS(qsim_agent_recovery_vm_roots); i++)
+		n += sweep_vm_root(run_dir, qsim_agent_recovery_vm_roots[i]);
 
 	while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
 		g_autoptr(QsimRequest) r = NULL;

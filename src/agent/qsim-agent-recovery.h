@@ -40,12 +40,18 @@ gboolean qsim_agent_recovery_run(QsimStore *store, const gchar *run_dir, GHashTa
  *
  * Removes request run directories under @run_dir (killing their QEMU) whose
  * request is gone or holds no lease any more: leftovers of a process that
- * died between its final status and its clean-up.
+ * died between its final status and its clean-up. Also kills and removes the
+ * VM dirs under RUN_DIR/warm (warm pool) and RUN_DIR/template-builds whose
+ * QEMU is not the child of another live qsim process.
  *
  * Returns: the number of directories removed
  */
 guint qsim_agent_recovery_sweep_run_dir(QsimStore *store, const gchar *run_dir,
                                         GHashTable *skip_uuids);
+
+/* Kills and removes RUN_DIR/template-builds' VMs no live qsim process owns; returns
+ * how many */
+guint qsim_agent_recovery_sweep_build_dirs(const gchar *run_dir);
 
 /**
  * qsim_agent_recovery_clean_request:
@@ -56,6 +62,17 @@ guint qsim_agent_recovery_sweep_run_dir(QsimStore *store, const gchar *run_dir,
  * Returns: %TRUE when nothing of @uuid is left
  */
 gboolean qsim_agent_recovery_clean_request(const gchar *run_dir, const gchar *uuid, GError **error);
+
+/**
+ * qsim_agent_recovery_kill_vm_dir:
+ * @path: a VM run dir inside a request's run root, or a link to one (a warm VM's)
+ *
+ * Kills its QEMU (only if it still is that QEMU) and removes the dir (for a link: the
+ * dir it names, then the link).
+ *
+ * Returns: %TRUE when nothing of it is left
+ */
+gboolean qsim_agent_recovery_kill_vm_dir(const gchar *path, GError **error);
 
 /* Returns: whether @agent_id names a process of this host that no longer runs */
 gboolean qsim_agent_recovery_agent_is_dead_local(const gchar *agent_id);

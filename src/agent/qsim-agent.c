@@ -13,6 +13,8 @@ struct _QsimAgent {
 	QsimStore *store;
 	gchar *id;
 	QsimJob *job;
+	QsimWarmPool *warm_pool;
+	QsimTemplateService *template_service;
 };
 
 G_DEFINE_TYPE(QsimAgent, qsim_agent, G_TYPE_OBJECT)
@@ -105,9 +107,24 @@ qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error)
 	g_info("agent %s claimed %s (%s, attempt %u)", self->id, request->uuid, request->vm_name,
 	       request->attempts);
 	self->job = qsim_job_new(self->config, self->store, self->id, request);
+	qsim_job_set_warm_pool(self->job, self->warm_pool);
+	if (self->template_service != NULL)
+		qsim_job_set_template_service(self->job, self->template_service);
 	/* the job's callback holds one reference, the agent another until it returns */
 	qsim_job_run_async(g_object_ref(self->job), qsim_agent_job_cb, g_object_ref(self));
 	return TRUE;
+}
+
+void
+qsim_agent_set_warm_pool(QsimAgent *self, QsimWarmPool *pool)
+{
+	g_set_object(&self->warm_pool, pool);
+}
+
+void
+qsim_agent_set_template_service(QsimAgent *self, QsimTemplateService *service)
+{
+	g_set_object(&self->template_service, service);
 }
 
 void
@@ -123,6 +140,8 @@ qsim_agent_dispose(GObject *object)
 	QsimAgent *self = QSIM_AGENT(object);
 
 	g_clear_object(&self->job);
+	g_clear_object(&self->warm_pool);
+	g_clear_object(&self->template_service);
 	G_OBJECT_CLASS(qsim_agent_parent_class)->dispose(object);
 }
 

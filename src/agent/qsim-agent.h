@@ -70,4 +70,10 @@ gboolean qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **er
 /* Fails the running job with @reason (see qsim_job_abort()); no-op when idle. */
 void qsim_agent_abort(QsimAgent *self, const gchar *reason);
 
+/* @pool: (nullable): the warm pool its jobs may take a parked VM from; referenced */
+void qsim_agent_set_warm_pool(QsimAgent *self, QsimWarmPool *pool);
+
+/* The template service the agent's jobs use (the pool's); referenced */
+void qsim_agent_set_template_service(QsimAgent *self, QsimTemplateService *service);
+
 G_END_DECLS

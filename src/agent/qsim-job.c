@@ -4,8 +4,12 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 
+#include "agent/qsim-agent-recovery.h"
 #include "agent/qsim-job.h"
+#include "agent/qsim-template-service.h"
+#include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
 #include "guest/qsim-guest.h"
@@ -61,6 +65,13 @@ struct _QsimJob {
 	/* fast start: the template this start restores, until commands run (fallback) */
 	QsimTemplate *fast_template;
 	gchar *fast_hostname;
+
+	/* warm pool: where a parked VM may come from, and whether this start took one */
+	QsimWarmPool *warm_pool;
+
+	/* fast start's choice, background builds and the database record */
+	QsimTemplateService *template_service;
+	gboolean warm;
 };
 
 G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
@@ -181,7 +192,7 @@ qsim_job_remove_run_root(QsimJob *self)
 		g_autofree gchar *sub = g_build_filename(self->run_root, name, NULL);
 		g_autoptr(GError) error = NULL;
 
-		if (!qsim_vm_kill_orphan(sub, &error))
+		if (!qsim_agent_recovery_kill_vm_dir(sub, &error))
 			g_warning("%s: %s", self->request->uuid, error->message);
 	}
 	if (g_rmdir(self->run_root) != 0 && errno != ENOENT)
@@ -396,7 +407,14 @@ static void
 qsim_job_start_commands(QsimJob *self)
 {
 	g_autoptr(GError) error = NULL;
+	const gchar *mode = self->warm ? "warm" : self->fast_template != NULL ? "snapshot" : "cold";
 
+	/* only now: a failed restore fell back to a cold boot before this point */
+	if (!qsim_store_set_start_mode(self->store, self->request->uuid, mode, &error)) {
+		g_warning("%s: cannot record the start mode: %s", self->request->uuid,
+		          error->message);
+		g_clear_error(&error);
+	}
 	if (!qsim_store_mark_running(self->store, self->request->uuid, self->agent_id, &error)) {
 		g_autoptr(QsimRequest) now = qsim_store_get_request(
 		    self->store, self->request->uuid, QSIM_STORE_MIN_PREFIX_API, NULL);
@@ -521,57 +539,36 @@ qsim_job_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 
 /* ---- fast start (docs/fast-start.md; the parts in vm/qsim-template.c) --------- */
 
-static void
-qsim_job_fast_build_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+/* The template service decides (a ready template, else cold, and with
+ * FAST_START=snapshot a background build for the next requests). A job run
+ * on its own (tests, benchmarks) gets a private service. */
+static QsimTemplateService *
+qsim_job_get_template_service(QsimJob *self)
 {
-	g_autoptr(GError) error = NULL;
-
-	if (!qsim_template_build_finish(QSIM_TEMPLATE(source), res, &error))
-		g_warning("fast start: %s", error->message);
+	if (self->template_service == NULL)
+		self->template_service = qsim_template_service_new(self->config, self->store);
+	return self->template_service;
 }
 
-/* Chooses how this start boots: from a ready template (`qsimd prepare` or FAST_START),
- * else cold; with FAST_START=snapshot a missing or stale template is then built in
- * the background for the next requests. */
+/* Chooses how this start boots, through the template service */
 static void
 qsim_job_fast_start_prepare(QsimJob *self)
 {
 	const QsimVmConfig *vmc = qsim_vm_get_config(self->vm);
-	g_autoptr(QsimTemplate) tpl =
-	    qsim_template_new(qsim_config_get_state_dir(self->config), vmc->name);
-	g_autoptr(QsimVmConfig) copy = NULL;
-	g_autoptr(GError) error = NULL;
 	g_autofree gchar *reason = NULL;
-	g_autofree gchar *build_root = NULL;
+	gboolean building = FALSE;
 
-	qsim_template_set_qemu_binary(tpl, qsim_config_get_qemu(self->config));
-	qsim_template_set_qemu_img_binary(tpl, qsim_config_get_qemu_img(self->config));
-	if (qsim_template_check(tpl, vmc, &reason) == QSIM_TEMPLATE_STATE_READY) {
-		if (qsim_template_apply(tpl, self->vm, &error)) {
-			qsim_job_system(self, "fast start: restoring from snapshot %s",
-			                qsim_template_get_dir(tpl));
-			self->fast_template = g_steal_pointer(&tpl);
-			return;
-		}
-		reason = g_strdup(error->message);
+	self->fast_template = qsim_template_service_choose(qsim_job_get_template_service(self),
+	                                                   self->vm, &reason, &building);
+	if (self->fast_template != NULL) {
+		qsim_job_system(self, "fast start: restoring from snapshot %s",
+		                qsim_template_get_dir(self->fast_template));
+		return;
 	}
 	qsim_job_system(self, "cold boot (fast start: %s)", reason);
-	if (vmc->fast_start != QSIM_VM_FAST_START_SNAPSHOT || qsim_template_is_building(tpl))
-		return;
-	copy = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
-	                           qsim_config_get_vm_config_dir(self->config), vmc->name, &error);
-	build_root =
-	    g_build_filename(qsim_config_get_run_dir(self->config), "template-builds", NULL);
-	if (copy == NULL || g_mkdir_with_parents(build_root, 0700) != 0) {
-		g_warning("fast start: cannot build the template of %s: %s", vmc->name,
-		          error != NULL ? error->message : g_strerror(errno));
-		return;
-	}
-	qsim_job_system(self, "fast start: building the template of %s in the background",
-	                vmc->name);
-	/* the build's task holds the template; nothing here waits for it */
-	qsim_template_build_async(tpl, g_steal_pointer(&copy), build_root, NULL,
-	                          qsim_job_fast_build_cb, NULL);
+	if (building)
+		qsim_job_system(self, "fast start: building the template of %s in the background",
+		                vmc->name);
 }
 
 /* A restore failed before the commands ran: mark the template stale and boot this
@@ -583,6 +580,7 @@ qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
 	g_autoptr(QsimVm) old = NULL;
 	g_autoptr(QsimVmConfig) vmc = NULL;
 	g_autoptr(GError) error = NULL;
+	gboolean was_warm = self->warm;
 
 	if (self->fast_template == NULL || self->finishing || self->phase >= QSIM_JOB_PHASE_RUNNING)
 		return FALSE;
@@ -592,9 +590,14 @@ qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
 	if (vmc == NULL)
 		return FALSE;
 	tpl = g_steal_pointer(&self->fast_template);
-	qsim_job_system(self, "fast start failed: %s; falling back to a cold boot", why);
-	if (!qsim_template_mark_stale(tpl, why, &error))
-		g_warning("%s: %s", self->request->uuid, error->message);
+	if (was_warm) {
+		/* a warm VM failing says nothing about its template */
+		qsim_job_system(self, "warm VM failed: %s; starting the VM the normal way", why);
+	} else {
+		qsim_job_system(self, "fast start failed: %s; falling back to a cold boot", why);
+		qsim_template_service_mark_stale(qsim_job_get_template_service(self), tpl, why);
+	}
+	self->warm = FALSE;
 	if (self->guest != NULL) {
 		qsim_guest_close(self->guest);
 		g_clear_object(&self->guest);
@@ -614,7 +617,10 @@ qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
 	self->phase = QSIM_JOB_PHASE_STARTING;
 	self->boot_deadline_us =
 	    g_get_monotonic_time() + (gint64)self->boot_timeout_s * G_USEC_PER_SEC;
-	qsim_job_system(self, "cold boot");
+	if (was_warm)
+		qsim_job_fast_start_prepare(self);
+	else
+		qsim_job_system(self, "cold boot");
 	qsim_vm_start_async(self->vm, self->cancellable, qsim_job_start_cb, g_object_ref(self));
 	return TRUE;
 }
@@ -658,6 +664,80 @@ qsim_job_fast_start_fixup(QsimJob *self)
 	    qsim_template_fixup_command(g_get_real_time() / G_USEC_PER_SEC, self->fast_hostname);
 	qsim_guest_run_simple_async(self->guest, command, QSIM_TEMPLATE_READY_TIMEOUT_S * 1000,
 	                            self->cancellable, qsim_job_fixup_cb, g_object_ref(self));
+}
+
+/* ---- warm pool (docs/fast-start.md, "Warm pool") -------------------------- */
+
+static void
+qsim_job_warm_cont_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *why = NULL;
+
+	if (QSIM_VM(source) != self->vm || self->finishing)
+		return;
+	if (!qsim_vm_resume_finish(self->vm, res, &error)) {
+		why = g_strdup_printf("cannot resume it: %s", error->message);
+		if (!qsim_job_fast_start_fallback(self, why))
+			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, why);
+		return;
+	}
+	/* the clock stood still while parked: the fix-up sets it from the host */
+	qsim_job_fast_start_fixup(self);
+}
+
+/* Takes a parked VM of this request's VM from the warm pool, resumes it and goes on
+ * with the fix-up over its open SSH session. Returns FALSE when the pool has none. */
+static gboolean
+qsim_job_take_warm(QsimJob *self, const QsimVmConfig *vmc)
+{
+	g_autoptr(QsimWarmVm) w = NULL;
+	g_autoptr(QsimTemplate) tpl = NULL;
+	g_autofree gchar *base = NULL;
+	g_autofree gchar *link = NULL;
+
+	if (self->warm_pool == NULL)
+		return FALSE;
+	w = qsim_warm_pool_take(self->warm_pool, vmc);
+	if (w == NULL || !qsim_warm_vm_hand_over(w, &self->vm, &self->guest, &tpl))
+		return FALSE;
+	self->fast_template = g_steal_pointer(&tpl);
+	self->warm = TRUE;
+	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
+	                        0);
+	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
+	/* recovery looks for a request's QEMU under RUN_DIR/<uuid>; the warm VM's run dir
+	 * stays where its QEMU's argv names it, so a link points there */
+	base = g_path_get_basename(qsim_vm_get_run_dir(self->vm));
+	link = g_build_filename(self->run_root, base, NULL);
+	if (symlink(qsim_vm_get_run_dir(self->vm), link) != 0)
+		g_warning("%s: cannot link %s: %s", self->request->uuid, link, g_strerror(errno));
+	qsim_job_system(self, "started from the warm pool (restored from snapshot %s)",
+	                qsim_template_get_dir(self->fast_template));
+	qsim_job_system(self, "resuming the parked VM (QMP cont): QEMU pid %d",
+	                (gint)qsim_vm_get_pid(self->vm));
+	self->phase = QSIM_JOB_PHASE_BOOTING;
+	self->boot_deadline_us =
+	    g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC;
+	qsim_job_deadline_arm(self, self->request->timeout_s * G_USEC_PER_SEC);
+	qsim_vm_resume_async(self->vm, self->cancellable, qsim_job_warm_cont_cb,
+	                     g_object_ref(self));
+	return TRUE;
+}
+
+void
+qsim_job_set_warm_pool(QsimJob *self, QsimWarmPool *pool)
+{
+	g_return_if_fail(QSIM_IS_JOB(self) && self->phase == QSIM_JOB_PHASE_CREATED);
+	g_set_object(&self->warm_pool, pool);
+}
+
+void
+qsim_job_set_template_service(QsimJob *self, QsimTemplateService *service)
+{
+	g_return_if_fail(QSIM_IS_JOB(self));
+	g_set_object(&self->template_service, service);
 }
 
 /* ---- hold ----------------------------------------------------------------- */
@@ -808,6 +888,11 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
+	if (qsim_job_take_warm(self, vmc))
+		return;
+	/* this job's QEMU needs a slot: warm VMs of other images give theirs up first */
+	if (self->warm_pool != NULL)
+		qsim_warm_pool_trim(self->warm_pool);
 	self->vm = qsim_vm_new(g_steal_pointer(&vmc), self->run_root);
 	qsim_vm_set_qemu_binary(self->vm, qsim_config_get_qemu(self->config));
 	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
@@ -916,6 +1001,8 @@ qsim_job_finalize(GObject *object)
 	g_free(self->exit_wait_reason);
 	g_clear_object(&self->fast_template);
 	g_free(self->fast_hostname);
+	g_clear_object(&self->warm_pool);
+	g_clear_object(&self->template_service);
 	qsim_request_free(self->request);
 	G_OBJECT_CLASS(qsim_job_parent_class)->finalize(object);
 }

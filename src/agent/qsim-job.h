@@ -3,6 +3,8 @@
 #include <gio/gio.h>
 
 #include "agent/qsim-log-batcher.h"
+#include "agent/qsim-template-service.h"
+#include "agent/qsim-warm-pool.h"
 #include "common/qsim-config.h"
 #include "store/qsim-store.h"
 #include "vm/qsim-vm.h"
@@ -54,6 +56,23 @@ G_DECLARE_FINAL_TYPE(QsimJob, qsim_job, QSIM, JOB, GObject)
  */
 QsimJob *qsim_job_new(QsimConfig *config, QsimStore *store, const gchar *agent_id,
                       const QsimRequest *request);
+
+/**
+ * qsim_job_set_warm_pool:
+ * @pool: (transfer none) (nullable): referenced
+ *
+ * Lets the job start from a parked VM of @pool instead of starting QEMU. Before
+ * qsim_job_run_async() only.
+ */
+void qsim_job_set_warm_pool(QsimJob *self, QsimWarmPool *pool);
+
+/**
+ * qsim_job_set_template_service:
+ * @service: (transfer none): referenced; the pool's, so background builds are
+ *   counted and recorded in one place. Without one the job makes its own.
+ *   Before qsim_job_run_async() only.
+ */
+void qsim_job_set_template_service(QsimJob *self, QsimTemplateService *service);
 
 /**
  * qsim_job_run_async:

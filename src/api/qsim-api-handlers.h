@@ -21,6 +21,8 @@ void qsim_api_logs_get(QsimApiContext *ctx);
 
 /* qsim-api-vms.c */
 void qsim_api_vms_list(QsimApiContext *ctx);
+void qsim_api_vms_get(QsimApiContext *ctx);
+void qsim_api_vms_prepare(QsimApiContext *ctx);
 
 /* qsim-api-stats.c */
 void qsim_api_stats_get(QsimApiContext *ctx);

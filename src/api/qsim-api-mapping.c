@@ -55,6 +55,7 @@ qsim_api_mapping_add_request(JsonBuilder *b, const QsimRequest *r)
 	json_builder_set_member_name(b, "attempts");
 	json_builder_add_int_value(b, r->attempts);
 	add_nullable_string(b, "agent_id", r->agent_id);
+	add_nullable_string(b, "start_mode", qsim_start_mode_to_string(r->start_mode));
 	json_builder_end_object(b);
 }
 
@@ -97,6 +98,8 @@ qsim_api_mapping_append_request(GString *out, const QsimRequest *r)
 	qsim_api_json_append_int(out, r->attempts);
 	g_string_append(out, ",\"agent_id\":");
 	qsim_api_json_append_string(out, r->agent_id);
+	g_string_append(out, ",\"start_mode\":");
+	qsim_api_json_append_string(out, qsim_start_mode_to_string(r->start_mode));
 	g_string_append_c(out, '}');
 }
 

@@ -16,6 +16,8 @@ static const QsimApiRoute routes[] = {
     {"GET", "/requests/{uuid}/logs", qsim_api_logs_get, TRUE},
     {"PUT", "/requests/{uuid}/status", qsim_api_requests_set_status, TRUE},
     {"GET", "/vms", qsim_api_vms_list, TRUE},
+    {"GET", "/vms/{name}", qsim_api_vms_get, TRUE},
+    {"POST", "/vms/{name}/prepare", qsim_api_vms_prepare, TRUE},
     {"GET", "/stats", qsim_api_stats_get, TRUE},
     {"GET", "/health", qsim_api_health_get, FALSE},
     {"GET", "/config", qsim_api_config_get, TRUE},

@@ -31,6 +31,9 @@ struct _QsimApiServer {
 	gchar **origins; /* NULL when CORS is off */
 	gboolean insecure_no_auth;
 	guint agents;
+	/* the warm pool lives in the agents: known only when they share this process */
+	QsimApiWarmPoolFunc warm_pool_func;
+	gpointer warm_pool_data;
 	guint keepalive_ms;
 	guint poll_ms;
 	guint16 port;
@@ -464,6 +467,43 @@ qsim_api_server_set_agent_count(QsimApiServer *self, guint n_agents)
 {
 	g_return_if_fail(QSIM_IS_API_SERVER(self));
 	self->agents = n_agents;
+}
+
+/**
+ * qsim_api_server_set_warm_pool_func:
+ * @func: (nullable): reports the warm pool of the agents of this process
+ * @user_data: (nullable): data for @func; must outlive the server or the next call
+ *
+ * Set by `qsimd all`; without it `GET /vms` and `GET /stats` report no warm pool counts.
+ */
+void
+qsim_api_server_set_warm_pool_func(QsimApiServer *self, QsimApiWarmPoolFunc func,
+                                   gpointer user_data)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	self->warm_pool_func = func;
+	self->warm_pool_data = user_data;
+}
+
+/**
+ * qsim_api_server_get_warm_pool_counts:
+ * @vm_name: (nullable): one VM, or %NULL for all
+ * @n_parked: (out): warm VMs ready to hand out
+ * @n_starting: (out): warm VMs being restored
+ *
+ * Returns: %FALSE (and zeros) when this process runs no agents
+ */
+gboolean
+qsim_api_server_get_warm_pool_counts(QsimApiServer *self, const gchar *vm_name, guint *n_parked,
+                                     guint *n_starting)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), FALSE);
+	*n_parked = 0;
+	*n_starting = 0;
+	if (self->warm_pool_func == NULL)
+		return FALSE;
+	self->warm_pool_func(vm_name, n_parked, n_starting, self->warm_pool_data);
+	return TRUE;
 }
 
 /**

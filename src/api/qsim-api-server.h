@@ -30,6 +30,22 @@ void qsim_api_server_set_agent_count(QsimApiServer *self, guint n_agents);
 
 guint qsim_api_server_get_agent_count(QsimApiServer *self);
 
+/**
+ * QsimApiWarmPoolFunc:
+ * @vm_name: (nullable): one VM, or %NULL for all
+ * @n_parked: (out): warm VMs ready to hand out
+ * @n_starting: (out): warm VMs being restored
+ * @user_data: data given to qsim_api_server_set_warm_pool_func()
+ */
+typedef void (*QsimApiWarmPoolFunc)(const gchar *vm_name, guint *n_parked, guint *n_starting,
+                                    gpointer user_data);
+
+void qsim_api_server_set_warm_pool_func(QsimApiServer *self, QsimApiWarmPoolFunc func,
+                                        gpointer user_data);
+
+gboolean qsim_api_server_get_warm_pool_counts(QsimApiServer *self, const gchar *vm_name,
+                                              guint *n_parked, guint *n_starting);
+
 void qsim_api_server_set_insecure_no_auth(QsimApiServer *self, gboolean insecure);
 
 void qsim_api_server_set_stream_intervals(QsimApiServer *self, guint keepalive_ms, guint poll_ms);

@@ -34,6 +34,8 @@ qsim_api_stats_get(QsimApiContext *ctx)
 	g_autoptr(QsimStats) st = qsim_store_get_stats(store, &error);
 	g_autoptr(JsonBuilder) b = NULL;
 	g_autoptr(JsonNode) root = NULL;
+	guint parked = 0;
+	guint starting = 0;
 
 	if (st == NULL) {
 		qsim_api_error_respond_gerror(ctx->msg, error);
@@ -60,6 +62,31 @@ qsim_api_stats_get(QsimApiContext *ctx)
 	add_latency(b, "queue_latency_s", st->has_queue_latency, st->queue_p50_ms,
 	            st->queue_p95_ms);
 	add_latency(b, "run_latency_s", st->has_run_latency, st->run_p50_ms, st->run_p95_ms);
+	/* fast start: how requests started, and how long submit -> running took each way */
+	json_builder_set_member_name(b, "start_modes");
+	json_builder_begin_object(b);
+	for (guint m = QSIM_START_MODE_COLD; m < QSIM_START_MODE_COUNT; m++) {
+		json_builder_set_member_name(b, qsim_start_mode_to_string((QsimStartMode)m));
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "count");
+		json_builder_add_int_value(b, (gint64)st->start_counts[m]);
+		add_seconds(b, "submit_to_running_p50_s", st->has_start_latency[m],
+		            st->start_p50_ms[m]);
+		json_builder_end_object(b);
+	}
+	json_builder_end_object(b);
+	/* null when the agents run in another process */
+	json_builder_set_member_name(b, "warm_pool");
+	if (qsim_api_server_get_warm_pool_counts(ctx->server, NULL, &parked, &starting)) {
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "parked");
+		json_builder_add_int_value(b, parked);
+		json_builder_set_member_name(b, "starting");
+		json_builder_add_int_value(b, starting);
+		json_builder_end_object(b);
+	} else {
+		json_builder_add_null_value(b);
+	}
 	json_builder_end_object(b);
 	root = json_builder_get_root(b);
 	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);

@@ -25,6 +25,8 @@ typedef enum {
 	QSIM_CLI_OPT_LOG_TYPE = 1 << 2,
 	QSIM_CLI_OPT_FOLLOW = 1 << 3,
 	QSIM_CLI_OPT_TIMEOUT = 1 << 4,
+	QSIM_CLI_OPT_FORCE = 1 << 5,
+	QSIM_CLI_OPT_WAIT = 1 << 6,
 } QsimCliOpt;
 
 /**

@@ -118,12 +118,19 @@ qsim_cli_print_request(JsonObject *obj)
 		const gchar *member;
 	} fields[] = {
 	    /* TRANSLATORS: field labels of show-request */
-	    {N_("UUID"), "uuid"},          {N_("VM"), "vm_name"},
-	    {N_("Status"), "status"},      {N_("Exit code"), "exit_code"},
-	    {N_("Error"), "error"},        {N_("Timeout (s)"), "timeout"},
-	    {N_("Created"), "created_at"}, {N_("Updated"), "updated_at"},
-	    {N_("Started"), "started_at"}, {N_("Finished"), "finished_at"},
-	    {N_("Attempts"), "attempts"},  {N_("Agent"), "agent_id"},
+	    {N_("UUID"), "uuid"},
+	    {N_("VM"), "vm_name"},
+	    {N_("Status"), "status"},
+	    {N_("Exit code"), "exit_code"},
+	    {N_("Error"), "error"},
+	    {N_("Timeout (s)"), "timeout"},
+	    {N_("Created"), "created_at"},
+	    {N_("Updated"), "updated_at"},
+	    {N_("Started"), "started_at"},
+	    {N_("Finished"), "finished_at"},
+	    {N_("Attempts"), "attempts"},
+	    {N_("Agent"), "agent_id"},
+	    {N_("Start mode"), "start_mode"},
 	};
 	guint width = qsim_cli_text_width(_("Commands"));
 	g_autofree gchar *commands = NULL;

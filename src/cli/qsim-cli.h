@@ -35,6 +35,8 @@ struct _QsimCli {
 	gchar *opt_log_type;
 	gchar *opt_timeout;
 	gboolean opt_follow;
+	gboolean opt_force;
+	gboolean opt_wait;
 	gint exit_code;
 	const QsimCliCmd *cmd; /* the command being run, for usage messages */
 };

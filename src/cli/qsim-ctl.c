@@ -61,6 +61,8 @@ qsim_ctl_check_options(QsimCli *cli, GError **error)
 	    {QSIM_CLI_OPT_LOG_TYPE, cli->opt_log_type != NULL, "--log-type"},
 	    {QSIM_CLI_OPT_FOLLOW, cli->opt_follow, "--follow"},
 	    {QSIM_CLI_OPT_TIMEOUT, cli->opt_timeout != NULL, "--timeout"},
+	    {QSIM_CLI_OPT_FORCE, cli->opt_force, "--force"},
+	    {QSIM_CLI_OPT_WAIT, cli->opt_wait, "--wait"},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(opts); i++) {
@@ -115,7 +117,15 @@ qsim_ctl_run(int argc, char **argv)
 	     N_("show-logs: stream new output until the request ends"), NULL},
 	    {"timeout", 0, 0, G_OPTION_ARG_STRING, &cli->opt_timeout,
 	     /* TRANSLATORS: --timeout option */
-	     N_("submit, run: seconds before the request times out"), N_("S")},
+	     N_("submit, run: seconds before the request times out; prepare --wait: seconds to "
+	        "wait (900)"),
+	     N_("S")},
+	    {"force", 0, 0, G_OPTION_ARG_NONE, &cli->opt_force,
+	     /* TRANSLATORS: --force option */
+	     N_("prepare: rebuild the template even when it is fresh"), NULL},
+	    {"wait", 'w', 0, G_OPTION_ARG_NONE, &cli->opt_wait,
+	     /* TRANSLATORS: --wait option */
+	     N_("prepare: wait until the template is ready or its build failed"), NULL},
 	    {NULL},
 	};
 

@@ -56,6 +56,7 @@ enum {
 	S_VM_IMAGES_DIR,
 	S_VM_CONFIG_DIR,
 	S_MAX_CONCURRENT_VMS,
+	S_WARM_POOL_SIZE,
 	S_RUN_DIR,
 	S_STATE_DIR,
 	S_QEMU,
@@ -96,6 +97,8 @@ static const SettingSpec specs[N_SETTINGS] = {
 			 "./vm_configs"},
     [S_MAX_CONCURRENT_VMS] = {"MAX_CONCURRENT_VMS", "vm", "max_concurrent", "--max-vms",
 			      SETTING_INT, "10", 1, 1024},
+    [S_WARM_POOL_SIZE] = {"WARM_POOL_SIZE", "vm", "warm_pool_size", NULL, SETTING_INT, "0", 0,
+			  1024},
     [S_RUN_DIR] = {"RUN_DIR", "vm", "run_dir", NULL, SETTING_STRING, NULL},
     [S_STATE_DIR] = {"STATE_DIR", "vm", "state_dir", NULL, SETTING_STRING, NULL},
     [S_QEMU] = {"QEMU", "vm", "qemu", NULL, SETTING_STRING, QSIM_QEMU_BINARY},
@@ -965,6 +968,12 @@ guint
 qsim_config_get_max_concurrent_vms(QsimConfig *self)
 {
 	return (guint)self->values[S_MAX_CONCURRENT_VMS].i;
+}
+
+guint
+qsim_config_get_warm_pool_size(QsimConfig *self)
+{
+	return (guint)self->values[S_WARM_POOL_SIZE].i;
 }
 
 guint

@@ -46,6 +46,8 @@ gdouble qsim_config_get_agent_poll_interval(QsimConfig *self);
 const gchar *qsim_config_get_vm_images_dir(QsimConfig *self);
 const gchar *qsim_config_get_vm_config_dir(QsimConfig *self);
 guint qsim_config_get_max_concurrent_vms(QsimConfig *self);
+/* WARM_POOL_SIZE: paused restored VMs kept by this process over all VMs, 0 = none */
+guint qsim_config_get_warm_pool_size(QsimConfig *self);
 guint qsim_config_get_default_timeout(QsimConfig *self);
 guint qsim_config_get_max_timeout(QsimConfig *self);
 gboolean qsim_config_get_enable_cors(QsimConfig *self);

@@ -56,6 +56,7 @@ static const VmKeySpec vm_keys[] = {
     {"TB_SIZE", VK_UINT, F(tb_size_mib), "64", 0, 4096},
     {"READY_MARKER", VK_TEXT, F(ready_marker), NULL},
     {"FAST_START", VK_FAST_START, F(fast_start), "none"},
+    {"WARM_POOL_SIZE", VK_UINT, F(warm_pool_size), "0", 0, 64},
 };
 /* clang-format on */
 #undef F
@@ -411,6 +412,26 @@ vm_check_kernel(QsimVmConfig *self, GHashTable *lines, GError **error)
 	return TRUE;
 }
 
+/* sha256 of @data without its line @skip_line (1-based, 0 = none): the warm pool's size is
+ * no input of the VM's template, so resizing the pool must not make the template stale */
+static gchar *
+vm_config_hash(const gchar *data, gsize len, guint skip_line)
+{
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+	const gchar *p = data;
+	const gchar *end = data != NULL ? data + len : NULL;
+
+	for (guint line = 1; p != NULL && p < end; line++) {
+		const gchar *nl = memchr(p, '\n', end - p);
+		const gchar *next = nl != NULL ? nl + 1 : end;
+
+		if (line != skip_line)
+			g_checksum_update(sum, (const guchar *)p, next - p);
+		p = next;
+	}
+	return g_strdup(g_checksum_get_string(sum));
+}
+
 /**
  * qsim_vm_config_parse:
  * @images_dir: the images directory (relative paths are made absolute)
@@ -456,8 +477,8 @@ qsim_vm_config_parse(const gchar *images_dir, const gchar *config_path, const gc
 		if (!vm_check_kernel(self, lines, error))
 			return NULL;
 	}
-	self->hash = g_compute_checksum_for_data(G_CHECKSUM_SHA256,
-	                                         (const guchar *)(data != NULL ? data : ""), len);
+	self->hash = vm_config_hash(data, len,
+	                            GPOINTER_TO_UINT(g_hash_table_lookup(lines, "WARM_POOL_SIZE")));
 	if (self->image_path == NULL && !vm_find_default_image(self, error))
 		return NULL;
 	if (self->format == NULL)
@@ -492,9 +513,9 @@ qsim_vm_config_load(const gchar *images_dir, const gchar *config_dir, const gcha
 /**
  * qsim_vm_config_hash:
  *
- * Returns: (transfer none): the sha256 of the `.conf` content as hex (the
- * hash of empty content when there is no file); templates built from an
- * older hash are stale
+ * Returns: (transfer none): the sha256 of the `.conf` content as hex, without
+ * its WARM_POOL_SIZE line (the hash of empty content when there is no file);
+ * templates built from an older hash are stale
  */
 const gchar *
 qsim_vm_config_hash(QsimVmConfig *self)

@@ -39,7 +39,8 @@ typedef struct {
 	guint tb_size_mib;       /* TB_SIZE, 0 = QEMU default */
 	gchar *ready_marker;     /* (nullable) serial console text meaning sshd is up */
 	QsimVmFastStart fast_start;
-	gchar *hash; /* sha256 hex of the .conf content ("" content if none) */
+	guint warm_pool_size; /* WARM_POOL_SIZE: paused restored VMs to keep, 0 = none */
+	gchar *hash; /* sha256 hex of the .conf content minus WARM_POOL_SIZE ("" if none) */
 } QsimVmConfig;
 
 QsimVmConfig *qsim_vm_config_load(const gchar *images_dir, const gchar *config_dir,

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include "agent/qsim-agent-pool.h"
+#include "agent/qsim-warm-pool.h"
 #include "api/qsim-api-server.h"
 #include "common/qsim-error.h"
 #include "daemon/qsimd-commands.h"
@@ -47,6 +48,16 @@ agents_signal_cb(gpointer user_data)
 }
 
 /* `agents` and `all` share everything but the API server. */
+/* GET /vms and /stats in `qsimd all`: the pool outlives the server (stopped first) */
+static void
+qsimd_warm_pool_counts(const gchar *vm_name, guint *n_parked, guint *n_starting, gpointer user_data)
+{
+	QsimWarmPool *warm = qsim_agent_pool_get_warm_pool(QSIM_AGENT_POOL(user_data));
+
+	if (warm != NULL)
+		qsim_warm_pool_get_counts(warm, vm_name, n_parked, n_starting);
+}
+
 static gint
 qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, GError **error)
 {
@@ -70,6 +81,7 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 		/* one store object: the API's submit signals the pool directly */
 		server = qsim_api_server_new(ctx->config, store);
 		qsim_api_server_set_agent_count(server, qsim_agent_pool_get_n_agents(pool));
+		qsim_api_server_set_warm_pool_func(server, qsimd_warm_pool_counts, pool);
 		if (!qsim_api_server_enable_writer(server, error) ||
 		    !qsim_api_server_listen(server, error))
 			return 1;

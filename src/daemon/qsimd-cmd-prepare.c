@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "agent/qsim-template-service.h"
 #include "common/qsim-config.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
@@ -14,6 +15,7 @@
 typedef struct {
 	GMainLoop *loop;
 	gboolean ok;
+	gboolean built;
 	GError *error;
 } Prepare;
 
@@ -22,7 +24,8 @@ prepare_build_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	Prepare *p = user_data;
 
-	p->ok = qsim_template_build_finish(QSIM_TEMPLATE(source), res, &p->error);
+	p->ok = qsim_template_service_prepare_finish(QSIM_TEMPLATE_SERVICE(source), res, &p->built,
+	                                             &p->error);
 	g_main_loop_quit(p->loop);
 }
 
@@ -43,8 +46,8 @@ prepare_describe(QsimTemplate *tpl, QsimTemplateState state, const gchar *reason
 }
 
 static gboolean
-prepare_one(QsimdContext *ctx, const gchar *vm_name, gboolean force, gboolean check_only,
-            GError **error)
+prepare_one(QsimdContext *ctx, QsimTemplateService *service, const gchar *vm_name, gboolean force,
+            gboolean check_only, GError **error)
 {
 	g_autoptr(QsimVmConfig) config = NULL;
 	g_autoptr(QsimTemplate) tpl = NULL;
@@ -52,7 +55,7 @@ prepare_one(QsimdContext *ctx, const gchar *vm_name, gboolean force, gboolean ch
 	g_autofree gchar *text = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	QsimTemplateState state;
-	Prepare p = {NULL, FALSE, NULL};
+	Prepare p = {NULL, FALSE, FALSE, NULL};
 	gint64 t0;
 
 	if (!qsim_vm_name_validate(vm_name, error))
@@ -65,26 +68,31 @@ prepare_one(QsimdContext *ctx, const gchar *vm_name, gboolean force, gboolean ch
 	qsim_template_set_qemu_binary(tpl, qsim_config_get_qemu(ctx->config));
 	qsim_template_set_qemu_img_binary(tpl, qsim_config_get_qemu_img(ctx->config));
 	state = qsim_template_check(tpl, config, &reason);
-	if (check_only || (state == QSIM_TEMPLATE_STATE_READY && !force)) {
-		if (!check_only && qsim_template_is_building(tpl))
+	if (check_only) {
+		if (qsim_template_is_building(tpl))
 			state = QSIM_TEMPLATE_STATE_BUILDING;
 		text = prepare_describe(tpl, state, reason);
 		g_print("%s: %s\n", vm_name, text);
 		return TRUE;
 	}
-	g_print("%s: building the template (was %s)\n", vm_name,
-	        qsim_template_state_to_string(state));
+	if (state != QSIM_TEMPLATE_STATE_READY || force)
+		g_print("%s: building the template (was %s)\n", vm_name,
+		        qsim_template_state_to_string(state));
 	loop = g_main_loop_new(NULL, FALSE);
 	p.loop = loop;
 	t0 = g_get_monotonic_time();
-	qsim_template_build_async(tpl, g_steal_pointer(&config),
-	                          qsim_config_get_run_dir(ctx->config), NULL, prepare_build_cb, &p);
+	/* through the service: the build is claimed and recorded in the database */
+	qsim_template_service_prepare_async(service, vm_name, force, NULL, prepare_build_cb, &p);
 	g_main_loop_run(loop);
 	if (!p.ok) {
 		g_propagate_error(error, p.error);
 		return FALSE;
 	}
-	g_clear_pointer(&reason, g_free);
+	if (!p.built) {
+		text = prepare_describe(tpl, QSIM_TEMPLATE_STATE_READY, NULL);
+		g_print("%s: %s\n", vm_name, text);
+		return TRUE;
+	}
 	g_print("%s: template ready in %.1f s, %.1f MiB in %s\n", vm_name,
 	        (g_get_monotonic_time() - t0) / 1e6, qsim_template_get_size_bytes(tpl) / 1048576.0,
 	        qsim_template_get_dir(tpl));
@@ -111,6 +119,8 @@ qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	};
 	g_autoptr(GOptionContext) octx = g_option_context_new("VM_NAME…");
 	g_auto(GStrv) args = g_strdupv(argv);
+	g_autoptr(QsimStore) store = NULL;
+	g_autoptr(QsimTemplateService) service = NULL;
 	gint status = 0;
 
 	g_option_context_set_summary(octx, "Build fast-start templates: boot each VM once, wait "
@@ -126,10 +136,14 @@ qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 		                    "prepare needs at least one VM name");
 		return QSIMD_EXIT_USAGE;
 	}
+	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
+	if (store == NULL)
+		return 1;
+	service = qsim_template_service_new(ctx->config, store);
 	for (guint i = 1; args[i] != NULL; i++) {
 		g_autoptr(GError) local = NULL;
 
-		if (!prepare_one(ctx, args[i], force, check_only, &local)) {
+		if (!prepare_one(ctx, service, args[i], force, check_only, &local)) {
 			g_printerr("qsimd: %s: %s\n", args[i], local->message);
 			status = 1;
 		}

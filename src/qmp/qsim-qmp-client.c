@@ -407,6 +407,11 @@ qsim_qmp_command_name_valid(const gchar *command)
 	return TRUE;
 }
 
+static void qsim_qmp_client_execute_full(QsimQmpClient *self, const gchar *command,
+                                         JsonObject *arguments, gint fd, guint timeout_ms,
+                                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                                         gpointer user_data);
+
 /**
  * qsim_qmp_client_execute_async:
  * @self: a ready #QsimQmpClient
@@ -424,6 +429,40 @@ void
 qsim_qmp_client_execute_async(QsimQmpClient *self, const gchar *command, JsonObject *arguments,
                               guint timeout_ms, GCancellable *cancellable,
                               GAsyncReadyCallback callback, gpointer user_data)
+{
+	qsim_qmp_client_execute_full(self, command, arguments, -1, timeout_ms, cancellable,
+	                             callback, user_data);
+}
+
+/**
+ * qsim_qmp_client_execute_with_fd_async:
+ * @self: a ready #QsimQmpClient on a unix socket
+ * @command: the QMP command name, e.g. "getfd"
+ * @arguments: (nullable) (transfer none): the command's arguments
+ * @fd: passed to QEMU with the command (SCM_RIGHTS); duplicated, the caller keeps its own
+ * @timeout_ms: how long to wait for the reply, 0 for %QSIM_QMP_DEFAULT_TIMEOUT_MS
+ * @cancellable: (nullable): cancels the wait
+ * @callback: called on the thread-default main context of this call; finish with
+ *   qsim_qmp_client_execute_finish()
+ * @user_data: data for @callback
+ *
+ * Like qsim_qmp_client_execute_async(), with @fd for commands that take one (`getfd`).
+ */
+void
+qsim_qmp_client_execute_with_fd_async(QsimQmpClient *self, const gchar *command,
+                                      JsonObject *arguments, gint fd, guint timeout_ms,
+                                      GCancellable *cancellable, GAsyncReadyCallback callback,
+                                      gpointer user_data)
+{
+	g_return_if_fail(fd >= 0);
+	qsim_qmp_client_execute_full(self, command, arguments, fd, timeout_ms, cancellable,
+	                             callback, user_data);
+}
+
+static void
+qsim_qmp_client_execute_full(QsimQmpClient *self, const gchar *command, JsonObject *arguments,
+                             gint fd, guint timeout_ms, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = NULL;
 	g_autoptr(JsonObject) msg = NULL;
@@ -456,6 +495,13 @@ qsim_qmp_client_execute_async(QsimQmpClient *self, const gchar *command, JsonObj
 		                        "QMP operation was cancelled");
 		return;
 	}
+	if (fd >= 0 && !qsim_qmp_stream_can_pass_fds(self->stream)) {
+		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                        "QMP command '%s' needs an fd, and this connection cannot "
+		                        "carry one",
+		                        command);
+		return;
+	}
 	if (timeout_ms == 0)
 		timeout_ms = QSIM_QMP_DEFAULT_TIMEOUT_MS;
 
@@ -480,7 +526,7 @@ qsim_qmp_client_execute_async(QsimQmpClient *self, const gchar *command, JsonObj
 	if (arguments != NULL)
 		json_object_set_object_member(msg, "arguments", json_object_ref(arguments));
 	json_object_set_string_member(msg, "id", call->id);
-	qsim_qmp_stream_send(self->stream, msg);
+	qsim_qmp_stream_send_with_fd(self->stream, msg, fd);
 }
 
 /**

@@ -41,6 +41,11 @@ void qsim_qmp_client_execute_async(QsimQmpClient *self, const gchar *command, Js
                                    guint timeout_ms, GCancellable *cancellable,
                                    GAsyncReadyCallback callback, gpointer user_data);
 
+void qsim_qmp_client_execute_with_fd_async(QsimQmpClient *self, const gchar *command,
+                                           JsonObject *arguments, gint fd, guint timeout_ms,
+                                           GCancellable *cancellable, GAsyncReadyCallback callback,
+                                           gpointer user_data);
+
 JsonNode *qsim_qmp_client_execute_finish(QsimQmpClient *self, GAsyncResult *result, GError **error);
 
 const gchar *qsim_qmp_client_get_version(QsimQmpClient *self);

@@ -2,6 +2,10 @@
 
 #include "config.h"
 
+#include <errno.h>
+#include <gio/gunixfdmessage.h>
+#include <unistd.h>
+
 #include "common/qsim-error.h"
 #include "qmp/qsim-qmp-stream.h"
 
@@ -18,8 +22,10 @@ struct _QsimQmpStream {
 	gsize max_buffer;
 	/* bytes of buf already known to hold no '\n', so each byte is scanned once */
 	gsize scanned;
-	GQueue *write_queue; /* of GBytes, oldest first */
+	GQueue *write_queue; /* of WriteItem, oldest first */
 	GBytes *write_current;
+	GSource *write_fd_source; /* waits until the socket takes a line carrying an fd */
+	gint write_fd;            /* that fd, owned, while write_fd_source waits */
 	JsonParser *parser;
 	gboolean started;
 	gboolean reading;
@@ -27,6 +33,21 @@ struct _QsimQmpStream {
 	gboolean io_closed;
 	gboolean eof;
 };
+
+/* One line to write, and the fd to pass with its first byte (SCM_RIGHTS), or -1. */
+typedef struct {
+	GBytes *line;
+	gint fd;
+} WriteItem;
+
+static void
+write_item_free(WriteItem *item)
+{
+	g_bytes_unref(item->line);
+	if (item->fd >= 0)
+		close(item->fd);
+	g_free(item);
+}
 
 G_DEFINE_TYPE(QsimQmpStream, qsim_qmp_stream, G_TYPE_OBJECT)
 
@@ -58,7 +79,16 @@ qsim_qmp_stream_shutdown(QsimQmpStream *self, const GError *error)
 		return;
 	self->closed = TRUE;
 	g_cancellable_cancel(self->cancellable);
-	g_queue_clear_full(self->write_queue, (GDestroyNotify)g_bytes_unref);
+	g_queue_clear_full(self->write_queue, (GDestroyNotify)write_item_free);
+	if (self->write_fd_source != NULL) {
+		/* the line waiting for the socket is dropped, with the ref its source held */
+		g_source_destroy(self->write_fd_source);
+		g_clear_pointer(&self->write_fd_source, g_source_unref);
+		g_clear_pointer(&self->write_current, g_bytes_unref);
+		close(self->write_fd);
+		self->write_fd = -1;
+		g_object_unref(self);
+	}
 	g_byte_array_set_size(self->buf, 0);
 	qsim_qmp_stream_maybe_close_io(self);
 	if (error != NULL)
@@ -230,42 +260,131 @@ qsim_qmp_stream_write_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 static void
-qsim_qmp_stream_write_next(QsimQmpStream *self)
+qsim_qmp_stream_write_async(QsimQmpStream *self, GBytes *bytes)
 {
 	gsize size = 0;
-	const guint8 *data;
+	const guint8 *data = g_bytes_get_data(bytes, &size);
 
-	if (self->write_current != NULL || self->closed)
-		return;
-	self->write_current = g_queue_pop_head(self->write_queue);
-	if (self->write_current == NULL)
-		return;
-	data = g_bytes_get_data(self->write_current, &size);
 	g_output_stream_write_all_async(g_io_stream_get_output_stream(self->io), data, size,
 	                                G_PRIORITY_DEFAULT, self->cancellable,
 	                                qsim_qmp_stream_write_cb, g_object_ref(self));
 }
 
+static gboolean qsim_qmp_stream_write_fd_ready_cb(GSocket *socket, GIOCondition condition,
+                                                  gpointer user_data);
+
+/* Sends the start of write_current with @fd attached; the rest goes the normal way. The
+ * socket is non-blocking, so a full socket buffer means waiting for G_IO_OUT. */
+static void
+qsim_qmp_stream_write_with_fd(QsimQmpStream *self, gint fd)
+{
+	GSocket *socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(self->io));
+	g_autoptr(GSocketControlMessage) fd_msg = g_unix_fd_message_new();
+	g_autoptr(GError) error = NULL;
+	GOutputVector vec;
+	gsize size = 0;
+	gsize written = 0;
+	GPollableReturn ret;
+
+	vec.buffer = g_bytes_get_data(self->write_current, &size);
+	vec.size = size;
+	if (!g_unix_fd_message_append_fd(G_UNIX_FD_MESSAGE(fd_msg), fd, &error)) {
+		close(fd);
+		g_clear_pointer(&self->write_current, g_bytes_unref);
+		g_prefix_error(&error, "cannot pass an fd over QMP: ");
+		qsim_qmp_stream_fail(self, g_steal_pointer(&error));
+		return;
+	}
+	ret = g_socket_send_message_with_timeout(socket, NULL, &vec, 1, &fd_msg, 1, 0, 0, &written,
+	                                         self->cancellable, &error);
+	if (ret == G_POLLABLE_RETURN_WOULD_BLOCK) {
+		/* fd_msg holds a dup: keep ours for the retry; the source holds a ref */
+		self->write_fd = fd;
+		self->write_fd_source = g_socket_create_source(socket, G_IO_OUT, NULL);
+		g_source_set_callback(self->write_fd_source,
+		                      G_SOURCE_FUNC(qsim_qmp_stream_write_fd_ready_cb),
+		                      g_object_ref(self), NULL);
+		g_source_attach(self->write_fd_source, g_main_context_get_thread_default());
+		return;
+	}
+	close(fd);
+	if (ret != G_POLLABLE_RETURN_OK) {
+		g_clear_pointer(&self->write_current, g_bytes_unref);
+		g_prefix_error(&error, "passing an fd over QMP: ");
+		qsim_qmp_stream_fail(self, g_steal_pointer(&error));
+		return;
+	}
+	if (written < size) {
+		g_autoptr(GBytes) rest =
+		    g_bytes_new_from_bytes(self->write_current, written, size - written);
+
+		g_bytes_unref(self->write_current);
+		self->write_current = g_bytes_ref(rest);
+		qsim_qmp_stream_write_async(self, rest);
+		return;
+	}
+	g_clear_pointer(&self->write_current, g_bytes_unref);
+	qsim_qmp_stream_write_next(self);
+}
+
+static gboolean
+qsim_qmp_stream_write_fd_ready_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+	g_autoptr(QsimQmpStream) self = QSIM_QMP_STREAM(user_data);
+	gint fd = self->write_fd;
+
+	self->write_fd = -1;
+	g_clear_pointer(&self->write_fd_source, g_source_unref);
+	qsim_qmp_stream_write_with_fd(self, fd);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+qsim_qmp_stream_write_next(QsimQmpStream *self)
+{
+	WriteItem *item;
+	gint fd;
+
+	if (self->write_current != NULL || self->closed)
+		return;
+	item = g_queue_pop_head(self->write_queue);
+	if (item == NULL)
+		return;
+	self->write_current = g_steal_pointer(&item->line);
+	fd = item->fd;
+	item->fd = -1;
+	write_item_free(item);
+	if (fd >= 0) {
+		qsim_qmp_stream_write_with_fd(self, fd);
+		return;
+	}
+	qsim_qmp_stream_write_async(self, self->write_current);
+}
+
 /**
- * qsim_qmp_stream_send:
+ * qsim_qmp_stream_send_with_fd:
  * @self: a #QsimQmpStream
- * @msg: (transfer none): the object to send; serialized at once, so the caller may change
- * or free it afterwards
+ * @msg: (transfer none): the object to send; serialized at once
+ * @fd: a file descriptor to pass along (SCM_RIGHTS, for QMP `getfd`), or -1; duplicated,
+ *   the caller keeps its own
  *
  * Queues @msg as one line. Writes go out in call order; a write error closes the stream
- * and is reported through "closed". Sending on a closed stream is ignored (logged).
+ * and is reported through "closed". Sending on a closed stream is ignored (logged). An
+ * fd needs a stream on a unix socket (qsim_qmp_stream_can_pass_fds()).
  */
 void
-qsim_qmp_stream_send(QsimQmpStream *self, JsonObject *msg)
+qsim_qmp_stream_send_with_fd(QsimQmpStream *self, JsonObject *msg, gint fd)
 {
 	g_autoptr(JsonGenerator) gen = json_generator_new();
 	g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
 	g_autofree gchar *text = NULL;
 	gsize len = 0;
 	GString *line;
+	WriteItem *item;
 
 	g_return_if_fail(QSIM_IS_QMP_STREAM(self));
 	g_return_if_fail(msg != NULL);
+	g_return_if_fail(fd < 0 || qsim_qmp_stream_can_pass_fds(self));
 
 	json_node_set_object(node, msg);
 	json_generator_set_root(gen, node);
@@ -274,11 +393,52 @@ qsim_qmp_stream_send(QsimQmpStream *self, JsonObject *msg)
 		g_debug("dropping message on closed QMP stream: %s", text);
 		return;
 	}
-	g_debug("-> %s", text);
+	g_debug("-> %s%s", text, fd >= 0 ? " (with an fd)" : "");
 	line = g_string_new_len(text, (gssize)len);
 	g_string_append(line, "\r\n");
-	g_queue_push_tail(self->write_queue, g_string_free_to_bytes(line));
+	item = g_new0(WriteItem, 1);
+	item->line = g_string_free_to_bytes(line);
+	item->fd = fd >= 0 ? dup(fd) : -1;
+	if (fd >= 0 && item->fd < 0) {
+		write_item_free(item);
+		qsim_qmp_stream_fail(self, g_error_new(QSIM_ERROR, QSIM_ERROR_IO,
+		                                       "cannot duplicate an fd for QMP: %s",
+		                                       g_strerror(errno)));
+		return;
+	}
+	g_queue_push_tail(self->write_queue, item);
 	qsim_qmp_stream_write_next(self);
+}
+
+/**
+ * qsim_qmp_stream_send:
+ * @self: a #QsimQmpStream
+ * @msg: (transfer none): the object to send; serialized at once, so the caller may change
+ * or free it afterwards
+ *
+ * Queues @msg as one line; qsim_qmp_stream_send_with_fd() without an fd.
+ */
+void
+qsim_qmp_stream_send(QsimQmpStream *self, JsonObject *msg)
+{
+	qsim_qmp_stream_send_with_fd(self, msg, -1);
+}
+
+/**
+ * qsim_qmp_stream_can_pass_fds:
+ * @self: a #QsimQmpStream
+ *
+ * Returns: %TRUE when the stream runs over a unix socket, which can carry fds
+ */
+gboolean
+qsim_qmp_stream_can_pass_fds(QsimQmpStream *self)
+{
+	GSocket *socket;
+
+	if (!G_IS_SOCKET_CONNECTION(self->io))
+		return FALSE;
+	socket = g_socket_connection_get_socket(G_SOCKET_CONNECTION(self->io));
+	return g_socket_get_family(socket) == G_SOCKET_FAMILY_UNIX;
 }
 
 /**
@@ -395,7 +555,7 @@ qsim_qmp_stream_finalize(GObject *object)
 
 	g_object_unref(self->cancellable);
 	g_byte_array_unref(self->buf);
-	g_queue_free_full(self->write_queue, (GDestroyNotify)g_bytes_unref);
+	g_queue_free_full(self->write_queue, (GDestroyNotify)write_item_free);
 	g_clear_pointer(&self->write_current, g_bytes_unref);
 	g_object_unref(self->parser);
 	G_OBJECT_CLASS(qsim_qmp_stream_parent_class)->finalize(object);
@@ -423,5 +583,6 @@ qsim_qmp_stream_init(QsimQmpStream *self)
 	self->buf = g_byte_array_new();
 	self->max_buffer = QSIM_QMP_STREAM_MAX_BUFFER;
 	self->write_queue = g_queue_new();
+	self->write_fd = -1;
 	self->parser = json_parser_new_immutable();
 }

@@ -35,6 +35,10 @@ void qsim_qmp_stream_start(QsimQmpStream *self);
 
 void qsim_qmp_stream_send(QsimQmpStream *self, JsonObject *msg);
 
+void qsim_qmp_stream_send_with_fd(QsimQmpStream *self, JsonObject *msg, gint fd);
+
+gboolean qsim_qmp_stream_can_pass_fds(QsimQmpStream *self);
+
 gboolean qsim_qmp_stream_is_open(QsimQmpStream *self);
 
 gboolean qsim_qmp_stream_get_eof(QsimQmpStream *self);

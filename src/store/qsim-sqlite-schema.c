@@ -18,6 +18,13 @@
  *   - a non-NULL lease_expires_at means an agent holds a VM for the request:
  *     live leases are the VM slots counted against MAX_CONCURRENT_VMS.
  *   - times are unix ms; statuses and log types are their names, CHECKed.
+ * v2: fast start.
+ *   - requests.start_mode: NULL until the VM started, then how (cold, snapshot,
+ *     warm), for the log, the API and the stats.
+ *   - templates: one row per (vm_name, host): the files live on one host, and
+ *     later many hosts share one database. State, the inputs the template was
+ *     made from, the last build, and a prepare request (requested_at, force)
+ *     that the agents on that host pick up and claim, so one process builds.
  */
 static const gchar *const migrations[] = {
     "CREATE TABLE requests ("
@@ -61,6 +68,35 @@ static const gchar *const migrations[] = {
     "  PRIMARY KEY (request_uuid, seq)"
     ");"
     "PRAGMA user_version = 1;",
+
+    "ALTER TABLE requests ADD COLUMN start_mode TEXT"
+    "  CHECK (start_mode IN ('cold', 'snapshot', 'warm'));"
+    "CREATE TABLE templates ("
+    "  vm_name TEXT NOT NULL CHECK (vm_name <> ''),"
+    "  host TEXT NOT NULL CHECK (host <> ''),"
+    "  state TEXT NOT NULL CHECK (state IN ('none', 'building', 'ready', 'stale', 'failed')),"
+    "  dir TEXT,"
+    "  size_bytes INTEGER,"
+    "  image_sha256 TEXT,"
+    "  image_size INTEGER,"
+    "  image_mtime_us INTEGER,"
+    "  config_hash TEXT,"
+    "  qemu_version TEXT,"
+    "  machine TEXT,"
+    "  build_started_at INTEGER,"
+    "  build_finished_at INTEGER,"
+    "  build_ms INTEGER CHECK (build_ms >= 0),"
+    "  reason TEXT,"
+    "  prepare_requested_at INTEGER,"
+    "  prepare_force INTEGER NOT NULL DEFAULT 0 CHECK (prepare_force IN (0, 1)),"
+    "  updated_at INTEGER NOT NULL,"
+    "  builder TEXT,"
+    "  PRIMARY KEY (vm_name, host)"
+    ");"
+    /* the agents' poll for prepare requests on their host */
+    "CREATE INDEX templates_by_prepare ON templates (host, prepare_requested_at)"
+    "  WHERE prepare_requested_at IS NOT NULL;"
+    "PRAGMA user_version = 2;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);

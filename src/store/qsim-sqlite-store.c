@@ -26,7 +26,8 @@ G_DEFINE_FINAL_TYPE(QsimSqliteStore, qsim_sqlite_store, QSIM_TYPE_STORE)
 
 #define REQUEST_COLUMNS                                                                            \
 	"uuid, vm_name, commands, timeout, status, held_from, created_at, updated_at,"             \
-	" started_at, finished_at, exit_code, error, agent_id, lease_expires_at, attempts"
+	" started_at, finished_at, exit_code, error, agent_id, lease_expires_at, attempts,"        \
+	" start_mode"
 
 #define SQL_SELECT_REQUEST "SELECT " REQUEST_COLUMNS " FROM requests WHERE uuid = ?1"
 
@@ -120,29 +121,43 @@ row_to_request(sqlite3_stmt *stmt, GError **error)
 	request->agent_id = column_dup(stmt, 12);
 	request->lease_expires_at = sqlite3_column_int64(stmt, 13);
 	request->attempts = (guint)sqlite3_column_int64(stmt, 14);
+	/* NULL (not started yet) leaves none */
+	qsim_start_mode_from_string((const gchar *)sqlite3_column_text(stmt, 15),
+	                            &request->start_mode);
 	return g_steal_pointer(&request);
+}
+
+/* Reads the record at the current row of a query, or NULL with @error */
+typedef gpointer (*RowFunc)(sqlite3_stmt *stmt, GError **error);
+
+/* Runs a query to completion, one record per row. Returns: (transfer container) */
+static GPtrArray *
+collect_rows(QsimSqliteStore *self, sqlite3_stmt *stmt, RowFunc row_func, GDestroyNotify free_func,
+             const gchar *context, GError **error)
+{
+	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func(free_func);
+	gint rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		gpointer row = row_func(stmt, error);
+
+		if (row == NULL)
+			return NULL;
+		g_ptr_array_add(rows, row);
+	}
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, context, error);
+		return NULL;
+	}
+	return g_steal_pointer(&rows);
 }
 
 /* Runs a REQUEST_COLUMNS query to completion. Returns: (transfer container) */
 static GPtrArray *
 collect_requests(QsimSqliteStore *self, sqlite3_stmt *stmt, GError **error)
 {
-	g_autoptr(GPtrArray) rows =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_request_free);
-	gint rc;
-
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		QsimRequest *request = row_to_request(stmt, error);
-
-		if (request == NULL)
-			return NULL;
-		g_ptr_array_add(rows, request);
-	}
-	if (rc != SQLITE_DONE) {
-		qsim_sqlite_set_error(self->db, rc, "cannot read requests", error);
-		return NULL;
-	}
-	return g_steal_pointer(&rows);
+	return collect_rows(self, stmt, (RowFunc)row_to_request, (GDestroyNotify)qsim_request_free,
+	                    "cannot read requests", error);
 }
 
 /* Returns: (transfer full): the full row of @uuid, or NULL with NOT_FOUND */
@@ -1021,20 +1036,26 @@ stats_latencies(QsimSqliteStore *self, QsimStats *stats, GError **error)
 {
 	g_autoptr(QsimSqliteCachedStmt) stmt =
 	    stmt_get(self,
-	             "SELECT created_at, started_at, finished_at FROM requests"
+	             "SELECT created_at, started_at, finished_at, start_mode FROM requests"
 	             " WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?1",
 	             error);
 	g_autoptr(GArray) queue = g_array_new(FALSE, FALSE, sizeof(gint64));
 	g_autoptr(GArray) run = g_array_new(FALSE, FALSE, sizeof(gint64));
+	/* (element-type GArray of gint64), indexed by QsimStartMode */
+	g_autoptr(GPtrArray) by_mode =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
 	gint rc;
 
 	if (stmt == NULL)
 		return FALSE;
+	for (guint m = 0; m < QSIM_START_MODE_COUNT; m++)
+		g_ptr_array_add(by_mode, g_array_new(FALSE, FALSE, sizeof(gint64)));
 	sqlite3_bind_int(stmt, 1, QSIM_STATS_SAMPLE_SIZE);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		gint64 created = sqlite3_column_int64(stmt, 0);
 		gint64 finished = sqlite3_column_int64(stmt, 2);
 		gint64 started, d;
+		QsimStartMode mode = QSIM_START_MODE_NONE;
 
 		/* a request cancelled before it started has no queue or run time */
 		if (sqlite3_column_type(stmt, 1) == SQLITE_NULL)
@@ -1043,6 +1064,8 @@ stats_latencies(QsimSqliteStore *self, QsimStats *stats, GError **error)
 		/* clamp: clocks of different agent hosts may disagree slightly */
 		d = MAX(started - created, 0);
 		g_array_append_val(queue, d);
+		qsim_start_mode_from_string((const gchar *)sqlite3_column_text(stmt, 3), &mode);
+		g_array_append_val((GArray *)g_ptr_array_index(by_mode, mode), d);
 		d = MAX(finished - started, 0);
 		g_array_append_val(run, d);
 	}
@@ -1060,6 +1083,38 @@ stats_latencies(QsimSqliteStore *self, QsimStats *stats, GError **error)
 		stats->run_p50_ms = qsim_stats_percentile((gint64 *)run->data, run->len, 50);
 		stats->run_p95_ms = qsim_stats_percentile((gint64 *)run->data, run->len, 95);
 	}
+	for (guint m = 0; m < QSIM_START_MODE_COUNT; m++) {
+		GArray *sample = g_ptr_array_index(by_mode, m);
+
+		if (sample->len == 0)
+			continue;
+		g_array_sort(sample, compare_int64);
+		stats->has_start_latency[m] = TRUE;
+		stats->start_p50_ms[m] =
+		    qsim_stats_percentile((gint64 *)sample->data, sample->len, 50);
+	}
+	return TRUE;
+}
+
+static gboolean
+stats_start_modes(QsimSqliteStore *self, QsimStats *stats, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self, "SELECT start_mode, COUNT(*) FROM requests GROUP BY start_mode", error);
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		QsimStartMode mode = QSIM_START_MODE_NONE;
+
+		qsim_start_mode_from_string((const gchar *)sqlite3_column_text(stmt, 0), &mode);
+		stats->start_counts[mode] += (guint64)sqlite3_column_int64(stmt, 1);
+	}
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot count start modes", error);
+		return FALSE;
+	}
 	return TRUE;
 }
 
@@ -1074,7 +1129,8 @@ sqlite_get_stats(QsimStore *store, GError **error)
 	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
 	if (tx == NULL)
 		return NULL;
-	if (!stats_counts(self, stats, now_ms(self), error) || !stats_latencies(self, stats, error))
+	if (!stats_counts(self, stats, now_ms(self), error) ||
+	    !stats_latencies(self, stats, error) || !stats_start_modes(self, stats, error))
 		return NULL;
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return NULL;
@@ -1087,6 +1143,294 @@ sqlite_count_active_vms(QsimStore *store, guint *out_count, GError **error)
 	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
 
 	return count_live_leases(self, now_ms(self), out_count, NULL, error);
+}
+
+static gboolean
+sqlite_set_start_mode(QsimStore *store, const gchar *uuid, QsimStartMode mode, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = load_request(self, uuid, error);
+	if (r == NULL)
+		return FALSE;
+	if (r->lease_expires_at == 0) {
+		/* the lease is the VM: without one no VM runs for it */
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s and no agent holds a VM for it: no start mode to "
+		            "record",
+		            r->uuid, qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+		    self, "UPDATE requests SET start_mode = ?2, updated_at = ?3 WHERE uuid = ?1",
+		    error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(stmt, 2, qsim_start_mode_to_string(mode), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 3, now_ms(self));
+		if (!stmt_done(self, stmt, "cannot record the start mode", error))
+			return FALSE;
+	}
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+/* ---- templates ------------------------------------------------------------ */
+
+#define TEMPLATE_COLUMNS                                                                           \
+	"vm_name, host, state, dir, size_bytes, image_sha256, image_size, image_mtime_us,"         \
+	" config_hash, qemu_version, machine, build_started_at, build_finished_at, build_ms,"      \
+	" reason, prepare_requested_at, prepare_force, updated_at, builder"
+
+#define SQL_SELECT_TEMPLATE                                                                        \
+	"SELECT " TEMPLATE_COLUMNS " FROM templates WHERE vm_name = ?1 AND host = ?2"
+
+/* Returns: (transfer full): the record at the current row of a TEMPLATE_COLUMNS query */
+static QsimTemplateRecord *
+row_to_template(sqlite3_stmt *stmt, GError **error)
+{
+	g_autoptr(QsimTemplateRecord) r = g_new0(QsimTemplateRecord, 1);
+	const gchar *state = (const gchar *)sqlite3_column_text(stmt, 2);
+
+	r->vm_name = column_dup(stmt, 0);
+	r->host = column_dup(stmt, 1);
+	if (!qsim_template_record_state_from_string(state, &r->state)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "template %s on %s has an unknown state '%s'", r->vm_name, r->host,
+		            state != NULL ? state : "(null)");
+		return NULL;
+	}
+	r->dir = column_dup(stmt, 3);
+	r->size_bytes = (guint64)MAX(sqlite3_column_int64(stmt, 4), 0);
+	r->image_sha256 = column_dup(stmt, 5);
+	r->image_size = (guint64)MAX(sqlite3_column_int64(stmt, 6), 0);
+	r->image_mtime_us = sqlite3_column_int64(stmt, 7);
+	r->config_hash = column_dup(stmt, 8);
+	r->qemu_version = column_dup(stmt, 9);
+	r->machine = column_dup(stmt, 10);
+	r->build_started_at = sqlite3_column_int64(stmt, 11);
+	r->build_finished_at = sqlite3_column_int64(stmt, 12);
+	r->build_ms = sqlite3_column_int64(stmt, 13);
+	r->reason = column_dup(stmt, 14);
+	r->prepare_requested_at = sqlite3_column_int64(stmt, 15);
+	r->prepare_force = sqlite3_column_int64(stmt, 16) != 0;
+	r->updated_at = sqlite3_column_int64(stmt, 17);
+	r->builder = column_dup(stmt, 18);
+	return g_steal_pointer(&r);
+}
+
+/* Returns: (transfer full): the row, or NULL with NOT_FOUND or a database error */
+static QsimTemplateRecord *
+load_template(QsimSqliteStore *self, const gchar *vm_name, const gchar *host, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(self, SQL_SELECT_TEMPLATE, error);
+	gint rc;
+
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_text(stmt, 1, vm_name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(stmt, 2, host, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		return row_to_template(stmt, error);
+	if (rc == SQLITE_DONE) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "no template of %s on %s",
+		            vm_name, host);
+		return NULL;
+	}
+	qsim_sqlite_set_error(self->db, rc, "cannot read template", error);
+	return NULL;
+}
+
+/* Writes every column but the prepare request, inside the caller's transaction */
+static gboolean
+write_template(QsimSqliteStore *self, const QsimTemplateRecord *r, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+	    self,
+	    "INSERT INTO templates (" TEMPLATE_COLUMNS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL, 0,"
+	    " ?16, ?17)"
+	    " ON CONFLICT (vm_name, host) DO UPDATE SET state = excluded.state,"
+	    " dir = excluded.dir, size_bytes = excluded.size_bytes,"
+	    " image_sha256 = excluded.image_sha256, image_size = excluded.image_size,"
+	    " image_mtime_us = excluded.image_mtime_us, config_hash = excluded.config_hash,"
+	    " qemu_version = excluded.qemu_version, machine = excluded.machine,"
+	    " build_started_at = excluded.build_started_at,"
+	    " build_finished_at = excluded.build_finished_at, build_ms = excluded.build_ms,"
+	    " reason = excluded.reason, updated_at = excluded.updated_at,"
+	    " builder = excluded.builder",
+	    error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_text(stmt, 1, r->vm_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, r->host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, qsim_template_record_state_to_string(r->state), -1,
+	                  SQLITE_STATIC);
+	bind_text_or_null(stmt, 4, r->dir);
+	bind_time_or_null(stmt, 5, (gint64)r->size_bytes);
+	bind_text_or_null(stmt, 6, r->image_sha256);
+	bind_time_or_null(stmt, 7, (gint64)r->image_size);
+	bind_time_or_null(stmt, 8, r->image_mtime_us);
+	bind_text_or_null(stmt, 9, r->config_hash);
+	bind_text_or_null(stmt, 10, r->qemu_version);
+	bind_text_or_null(stmt, 11, r->machine);
+	bind_time_or_null(stmt, 12, r->build_started_at);
+	bind_time_or_null(stmt, 13, r->build_finished_at);
+	bind_time_or_null(stmt, 14, r->build_ms);
+	bind_text_or_null(stmt, 15, r->reason);
+	sqlite3_bind_int64(stmt, 16, r->updated_at);
+	/* only a running build has a builder */
+	bind_text_or_null(stmt, 17, r->state == QSIM_TEMPLATE_RECORD_BUILDING ? r->builder : NULL);
+	return stmt_done(self, stmt, "cannot write template", error);
+}
+
+static gboolean
+sqlite_upsert_template(QsimStore *store, const QsimTemplateRecord *record, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	if (!write_template(self, record, error))
+		return FALSE;
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+static QsimTemplateRecord *
+sqlite_get_template(QsimStore *store, const gchar *vm_name, const gchar *host, GError **error)
+{
+	return load_template(QSIM_SQLITE_STORE(store), vm_name, host, error);
+}
+
+static GPtrArray *
+sqlite_list_templates(QsimStore *store, const gchar *host, gboolean only_requested, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	/* two fixed texts: the prepare poll uses the partial index */
+	const gchar *sql = only_requested
+	                       ? "SELECT " TEMPLATE_COLUMNS " FROM templates"
+	                         " WHERE prepare_requested_at IS NOT NULL"
+	                         " AND (?1 IS NULL OR host = ?1)"
+	                         " ORDER BY prepare_requested_at, vm_name, host"
+	                       : "SELECT " TEMPLATE_COLUMNS " FROM templates"
+	                         " WHERE (?1 IS NULL OR host = ?1) ORDER BY vm_name, host";
+	g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(self, sql, error);
+
+	if (stmt == NULL)
+		return NULL;
+	bind_text_or_null(stmt, 1, host);
+	return collect_rows(self, stmt, (RowFunc)row_to_template,
+	                    (GDestroyNotify)qsim_template_record_free, "cannot read templates",
+	                    error);
+}
+
+static QsimTemplateRecord *
+sqlite_request_prepare(QsimStore *store, const gchar *vm_name, const gchar *host, gboolean force,
+                       GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimTemplateRecord) r = NULL;
+	gint64 now = now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return NULL;
+	{
+		/* an earlier request keeps its time (the poll is oldest first); force
+		 * only ever turns on until the claim takes it */
+		g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+		    self,
+		    "INSERT INTO templates (vm_name, host, state, prepare_requested_at,"
+		    " prepare_force, updated_at) VALUES (?1, ?2, 'none', ?3, ?4, ?3)"
+		    " ON CONFLICT (vm_name, host) DO UPDATE SET"
+		    " prepare_requested_at = COALESCE(templates.prepare_requested_at, ?3),"
+		    " prepare_force = CASE WHEN ?4 = 1 THEN 1 ELSE templates.prepare_force END,"
+		    " updated_at = ?3",
+		    error);
+
+		if (stmt == NULL)
+			return NULL;
+		sqlite3_bind_text(stmt, 1, vm_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(stmt, 2, host, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 3, now);
+		sqlite3_bind_int(stmt, 4, force ? 1 : 0);
+		if (!stmt_done(self, stmt, "cannot request a template build", error))
+			return NULL;
+	}
+	r = load_template(self, vm_name, host, error);
+	if (r == NULL || !qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	return g_steal_pointer(&r);
+}
+
+static gboolean
+sqlite_claim_prepare(QsimStore *store, const gchar *vm_name, const gchar *host,
+                     const gchar *builder, gboolean *out_claimed, gboolean *out_force,
+                     GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimTemplateRecord) r = NULL;
+	g_autoptr(GError) local = NULL;
+	gint64 now = now_ms(self);
+
+	/* the write lock first: the check and the claim must not race another process */
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = load_template(self, vm_name, host, &local);
+	if (r == NULL) {
+		if (!g_error_matches(local, QSIM_ERROR, QSIM_ERROR_NOT_FOUND)) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
+		r = qsim_template_record_new(vm_name, host);
+	}
+	if (r->state == QSIM_TEMPLATE_RECORD_BUILDING &&
+	    r->build_started_at > now - QSIM_STORE_TEMPLATE_BUILD_STALE_MS) {
+		*out_claimed = FALSE; /* another build runs; the guard rolls back */
+		return TRUE;
+	}
+	*out_force = r->prepare_requested_at != 0 && r->prepare_force;
+	r->state = QSIM_TEMPLATE_RECORD_BUILDING;
+	r->build_started_at = now;
+	r->build_finished_at = 0;
+	g_clear_pointer(&r->reason, g_free);
+	g_free(r->builder);
+	r->builder = g_strdup(builder);
+	r->updated_at = now;
+	if (!write_template(self, r, error))
+		return FALSE;
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt =
+		    stmt_get(self,
+		             "UPDATE templates SET prepare_requested_at = NULL, prepare_force = 0"
+		             " WHERE vm_name = ?1 AND host = ?2",
+		             error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, vm_name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(stmt, 2, host, -1, SQLITE_STATIC);
+		if (!stmt_done(self, stmt, "cannot take the prepare request", error))
+			return FALSE;
+	}
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return FALSE;
+	*out_claimed = TRUE;
+	return TRUE;
 }
 
 static void
@@ -1159,6 +1503,12 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->count_active_vms = sqlite_count_active_vms;
 	store_class->get_data_version = sqlite_get_data_version;
 	store_class->list_leases = sqlite_list_leases;
+	store_class->set_start_mode = sqlite_set_start_mode;
+	store_class->upsert_template = sqlite_upsert_template;
+	store_class->get_template = sqlite_get_template;
+	store_class->list_templates = sqlite_list_templates;
+	store_class->request_prepare = sqlite_request_prepare;
+	store_class->claim_prepare = sqlite_claim_prepare;
 }
 
 static gboolean

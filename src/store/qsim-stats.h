@@ -2,6 +2,7 @@
 
 #include <glib.h>
 
+#include "store/qsim-start-mode.h"
 #include "store/qsim-status.h"
 
 G_BEGIN_DECLS
@@ -28,6 +29,11 @@ typedef struct {
 	gboolean has_run_latency; /* started_at -> finished_at */
 	gint64 run_p50_ms;
 	gint64 run_p95_ms;
+	/* by QsimStartMode (NONE = not started): how many requests started that way,
+	 * and their median created_at -> started_at over the same sample */
+	guint64 start_counts[QSIM_START_MODE_COUNT];
+	gboolean has_start_latency[QSIM_START_MODE_COUNT];
+	gint64 start_p50_ms[QSIM_START_MODE_COUNT];
 } QsimStats;
 
 /* Returns: (transfer full): zeroed stats */

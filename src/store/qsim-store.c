@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "common/qsim-error.h"
 #include "store/qsim-sqlite-schema.h"
@@ -13,15 +14,30 @@
 #define COMMANDS_MAX (256 * 1024)
 #define AGENT_ID_MAX 128
 #define REASON_MAX 4096
+#define HOST_MAX 255
+#define TEMPLATE_TEXT_MAX 4096
 
 typedef struct {
 	QsimStoreClockFunc clock_func;
 	gpointer clock_data;
+	/* qsim_store_watch_changes() */
+	guint n_watchers;
+	guint watch_interval_ms;
+	guint watch_id;
+	guint64 watch_version;
+	gboolean watch_have_version;
 } QsimStorePrivate;
 
 G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE(QsimStore, qsim_store, G_TYPE_OBJECT)
 
-enum { SIGNAL_REQUEST_CHANGED, SIGNAL_REQUEST_DELETED, SIGNAL_LOGS_APPENDED, SIGNAL_LAST };
+enum {
+	SIGNAL_REQUEST_CHANGED,
+	SIGNAL_REQUEST_DELETED,
+	SIGNAL_LOGS_APPENDED,
+	SIGNAL_TEMPLATE_CHANGED,
+	SIGNAL_CHANGED_ELSEWHERE,
+	SIGNAL_LAST
+};
 
 static guint signals[SIGNAL_LAST] = {0};
 
@@ -31,8 +47,18 @@ qsim_store_init(QsimStore *self)
 }
 
 static void
+qsim_store_dispose(GObject *object)
+{
+	QsimStorePrivate *priv = qsim_store_get_instance_private(QSIM_STORE(object));
+
+	g_clear_handle_id(&priv->watch_id, g_source_remove);
+	G_OBJECT_CLASS(qsim_store_parent_class)->dispose(object);
+}
+
+static void
 qsim_store_class_init(QsimStoreClass *klass)
 {
+	G_OBJECT_CLASS(klass)->dispose = qsim_store_dispose;
 	signals[SIGNAL_REQUEST_CHANGED] =
 	    g_signal_new("request-changed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
 	                 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT);
@@ -42,6 +68,12 @@ qsim_store_class_init(QsimStoreClass *klass)
 	signals[SIGNAL_LOGS_APPENDED] =
 	    g_signal_new("logs-appended", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
 	                 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT64);
+	signals[SIGNAL_TEMPLATE_CHANGED] =
+	    g_signal_new("template-changed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+	                 NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+	signals[SIGNAL_CHANGED_ELSEWHERE] =
+	    g_signal_new("changed-elsewhere", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+	                 NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void
@@ -631,6 +663,62 @@ qsim_store_get_data_version(QsimStore *self, guint64 *out_version, GError **erro
 	return QSIM_STORE_GET_CLASS(self)->get_data_version(self, out_version, error);
 }
 
+static gboolean
+qsim_store_watch_cb(gpointer user_data)
+{
+	QsimStore *self = QSIM_STORE(user_data);
+	QsimStorePrivate *priv = qsim_store_get_instance_private(self);
+	g_autoptr(GError) error = NULL;
+	guint64 version = 0;
+
+	/* a locked or busy database only delays the news to the next tick */
+	if (!qsim_store_get_data_version(self, &version, &error)) {
+		g_debug("cannot read the data version: %s", error->message);
+		return G_SOURCE_CONTINUE;
+	}
+	if (priv->watch_have_version && version != priv->watch_version) {
+		priv->watch_version = version;
+		g_signal_emit(self, signals[SIGNAL_CHANGED_ELSEWHERE], 0);
+		return G_SOURCE_CONTINUE;
+	}
+	priv->watch_version = version;
+	priv->watch_have_version = TRUE;
+	return G_SOURCE_CONTINUE;
+}
+
+void
+qsim_store_watch_changes(QsimStore *self, guint interval_ms)
+{
+	QsimStorePrivate *priv;
+
+	g_return_if_fail(QSIM_IS_STORE(self));
+	g_return_if_fail(interval_ms > 0);
+	priv = qsim_store_get_instance_private(self);
+	priv->n_watchers++;
+	if (priv->watch_id != 0 && priv->watch_interval_ms <= interval_ms)
+		return;
+	g_clear_handle_id(&priv->watch_id, g_source_remove);
+	priv->watch_interval_ms = interval_ms;
+	if (!priv->watch_have_version)
+		priv->watch_have_version =
+		    qsim_store_get_data_version(self, &priv->watch_version, NULL);
+	priv->watch_id = g_timeout_add(interval_ms, qsim_store_watch_cb, self);
+}
+
+void
+qsim_store_unwatch_changes(QsimStore *self)
+{
+	QsimStorePrivate *priv;
+
+	g_return_if_fail(QSIM_IS_STORE(self));
+	priv = qsim_store_get_instance_private(self);
+	g_return_if_fail(priv->n_watchers > 0);
+	if (--priv->n_watchers > 0)
+		return;
+	g_clear_handle_id(&priv->watch_id, g_source_remove);
+	priv->watch_have_version = FALSE;
+}
+
 /**
  * qsim_store_list_leases:
  *
@@ -643,4 +731,176 @@ qsim_store_list_leases(QsimStore *self, const gchar *agent_id, GError **error)
 	if (agent_id != NULL && !check_text("agent_id", agent_id, AGENT_ID_MAX, error))
 		return NULL;
 	return QSIM_STORE_GET_CLASS(self)->list_leases(self, agent_id, error);
+}
+
+gboolean
+qsim_store_set_start_mode(QsimStore *self, const gchar *uuid, const gchar *mode, GError **error)
+{
+	g_autofree gchar *id = NULL;
+	QsimStartMode m = QSIM_START_MODE_NONE;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL)
+		return FALSE;
+	if (!qsim_start_mode_from_string(mode, &m)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "start mode must be cold, snapshot or warm, not '%.20s'",
+		            mode != NULL && g_utf8_validate(mode, -1, NULL) ? mode : "(invalid)");
+		return FALSE;
+	}
+	/* no signal: neither the status nor the lease changed */
+	return QSIM_STORE_GET_CLASS(self)->set_start_mode(self, id, m, error);
+}
+
+/**
+ * qsim_store_get_local_host:
+ *
+ * Templates are files on one host: their rows are keyed by this name.
+ *
+ * Returns: (transfer none): the host name
+ */
+const gchar *
+qsim_store_get_local_host(void)
+{
+	return g_get_host_name();
+}
+
+gchar *
+qsim_store_dup_builder_id(void)
+{
+	return g_strdup_printf("%s:%d:0", qsim_store_get_local_host(), (gint)getpid());
+}
+
+static gboolean
+check_template_key(const gchar *vm_name, const gchar *host, GError **error)
+{
+	return check_text("vm_name", vm_name, VM_NAME_MAX, error) &&
+	       check_text("host", host, HOST_MAX, error);
+}
+
+static gboolean
+check_optional_text(const gchar *field, const gchar *value, GError **error)
+{
+	return value == NULL || check_text(field, value, TEMPLATE_TEXT_MAX, error);
+}
+
+static void
+emit_template_changed(QsimStore *self, const gchar *vm_name, const gchar *host)
+{
+	g_signal_emit(self, signals[SIGNAL_TEMPLATE_CHANGED], 0, vm_name, host);
+}
+
+gboolean
+qsim_store_upsert_template(QsimStore *self, const QsimTemplateRecord *record, GError **error)
+{
+	g_autoptr(QsimTemplateRecord) r = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	g_return_val_if_fail(record != NULL, FALSE);
+	if (!check_template_key(record->vm_name, record->host, error))
+		return FALSE;
+	if ((guint)record->state >= QSIM_TEMPLATE_RECORD_STATE_COUNT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "unknown template state %d",
+		            (gint)record->state);
+		return FALSE;
+	}
+	if (!check_optional_text("dir", record->dir, error) ||
+	    !check_optional_text("image_sha256", record->image_sha256, error) ||
+	    !check_optional_text("config_hash", record->config_hash, error) ||
+	    !check_optional_text("qemu_version", record->qemu_version, error))
+		return FALSE;
+	/* MACHINE may legitimately be "" (QEMU's default) */
+	if (record->machine != NULL && !g_utf8_validate(record->machine, -1, NULL)) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                    "machine is not valid UTF-8");
+		return FALSE;
+	}
+	if (record->build_ms < 0 || record->size_bytes > G_MAXINT64 ||
+	    record->image_size > G_MAXINT64) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                    "template sizes and build time must not be negative");
+		return FALSE;
+	}
+	r = qsim_template_record_copy(record);
+	g_free(r->reason);
+	r->reason = sanitize_reason(record->reason);
+	r->updated_at = qsim_store_now_ms(self);
+	if (!QSIM_STORE_GET_CLASS(self)->upsert_template(self, r, error))
+		return FALSE;
+	emit_template_changed(self, r->vm_name, r->host);
+	return TRUE;
+}
+
+/**
+ * qsim_store_get_template:
+ *
+ * Returns: (transfer full): the row
+ */
+QsimTemplateRecord *
+qsim_store_get_template(QsimStore *self, const gchar *vm_name, const gchar *host, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (!check_template_key(vm_name, host, error))
+		return NULL;
+	return QSIM_STORE_GET_CLASS(self)->get_template(self, vm_name, host, error);
+}
+
+/**
+ * qsim_store_list_templates:
+ *
+ * Returns: (transfer container) (element-type QsimTemplateRecord): the rows
+ */
+GPtrArray *
+qsim_store_list_templates(QsimStore *self, const gchar *host, gboolean only_requested,
+                          GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (host != NULL && !check_text("host", host, HOST_MAX, error))
+		return NULL;
+	return QSIM_STORE_GET_CLASS(self)->list_templates(self, host, only_requested, error);
+}
+
+/**
+ * qsim_store_request_prepare:
+ *
+ * Returns: (transfer full): the row after the request
+ */
+QsimTemplateRecord *
+qsim_store_request_prepare(QsimStore *self, const gchar *vm_name, const gchar *host, gboolean force,
+                           GError **error)
+{
+	QsimTemplateRecord *r;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (!check_template_key(vm_name, host, error))
+		return NULL;
+	r = QSIM_STORE_GET_CLASS(self)->request_prepare(self, vm_name, host, force != FALSE, error);
+	if (r != NULL)
+		emit_template_changed(self, vm_name, host);
+	return r;
+}
+
+gboolean
+qsim_store_claim_prepare(QsimStore *self, const gchar *vm_name, const gchar *host,
+                         gboolean *out_claimed, gboolean *out_force, GError **error)
+{
+	g_autofree gchar *builder = qsim_store_dup_builder_id();
+	gboolean claimed = FALSE;
+	gboolean force = FALSE;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	g_return_val_if_fail(out_claimed != NULL, FALSE);
+	*out_claimed = FALSE;
+	if (!check_template_key(vm_name, host, error))
+		return FALSE;
+	if (!QSIM_STORE_GET_CLASS(self)->claim_prepare(self, vm_name, host, builder, &claimed,
+	                                               &force, error))
+		return FALSE;
+	*out_claimed = claimed;
+	if (out_force != NULL)
+		*out_force = claimed && force;
+	if (claimed)
+		emit_template_changed(self, vm_name, host);
+	return TRUE;
 }

@@ -9,6 +9,7 @@
 #include "store/qsim-request.h"
 #include "store/qsim-stats.h"
 #include "store/qsim-status.h"
+#include "store/qsim-template-record.h"
 
 G_BEGIN_DECLS
 
@@ -19,6 +20,9 @@ G_BEGIN_DECLS
 #define QSIM_STORE_MIN_PREFIX_API 8
 #define QSIM_STORE_LOGS_DEFAULT_LIMIT 1000
 #define QSIM_STORE_LOGS_MAX_LIMIT 100000
+/* A template build not finished after this is taken as abandoned (its process died):
+ * another claim may then build. Far above a real build (seconds to a few minutes). */
+#define QSIM_STORE_TEMPLATE_BUILD_STALE_MS (30 * 60 * 1000)
 
 /* The clock of a store, unix ms; replaceable so tests can move time */
 typedef gint64 (*QsimStoreClockFunc)(gpointer user_data);
@@ -79,6 +83,21 @@ struct _QsimStoreClass {
 	gboolean (*insert_requests)(QsimStore *self, GPtrArray *requests, GError **row_errors,
 	                            GError **error);
 
+	/* fast start: schema v2 */
+	gboolean (*set_start_mode)(QsimStore *self, const gchar *uuid, QsimStartMode mode,
+	                           GError **error);
+	gboolean (*upsert_template)(QsimStore *self, const QsimTemplateRecord *record,
+	                            GError **error);
+	QsimTemplateRecord *(*get_template)(QsimStore *self, const gchar *vm_name,
+	                                    const gchar *host, GError **error);
+	GPtrArray *(*list_templates)(QsimStore *self, const gchar *host, gboolean only_requested,
+	                             GError **error);
+	QsimTemplateRecord *(*request_prepare)(QsimStore *self, const gchar *vm_name,
+	                                       const gchar *host, gboolean force, GError **error);
+	gboolean (*claim_prepare)(QsimStore *self, const gchar *vm_name, const gchar *host,
+	                          const gchar *builder, gboolean *out_claimed, gboolean *out_force,
+	                          GError **error);
+
 	gpointer padding[5];
 };
 
@@ -93,7 +112,13 @@ struct _QsimStoreClass {
  *   "request-changed" (const gchar *uuid, gint status): created, or its status
  *       or lease changed;
  *   "request-deleted" (const gchar *uuid);
- *   "logs-appended" (const gchar *uuid, gint64 last_seq).
+ *   "logs-appended" (const gchar *uuid, gint64 last_seq);
+ *   "template-changed" (const gchar *vm_name, const gchar *host): a template
+ *       row was written (state, prepare request, claim).
+ *
+ * and, only while qsim_store_watch_changes() is on, from the main context:
+ *   "changed-elsewhere": another connection (another process) committed
+ *       something; what changed is for the listener to query.
  *
  * Errors are QSIM_ERROR: INVALID (bad argument), NOT_FOUND, AMBIGUOUS,
  * CONFLICT (the transition table said no; names the current status),
@@ -335,5 +360,98 @@ GPtrArray *qsim_store_list_leases(QsimStore *self, const gchar *agent_id, GError
  * not change it; they emit signals instead.
  */
 gboolean qsim_store_get_data_version(QsimStore *self, guint64 *out_version, GError **error);
+
+/**
+ * qsim_store_watch_changes:
+ * @interval_ms: how often to look; > 0
+ *
+ * Emits "changed-elsewhere" from the default main context within about
+ * @interval_ms of another connection's commit, so a process learns of another
+ * process's submit without its own slower poll. The base class compares
+ * get_data_version() on a timer (SQLite: PRAGMA data_version, microseconds per
+ * look, no I/O); a backend with server push (PostgreSQL LISTEN/NOTIFY) bumps
+ * its data version from the notification. Counted: each call needs one
+ * qsim_store_unwatch_changes(); the shortest interval asked for wins. The store
+ * must then be used from that main context's thread only.
+ */
+void qsim_store_watch_changes(QsimStore *self, guint interval_ms);
+
+/* Undoes one qsim_store_watch_changes(); the last one stops the timer */
+void qsim_store_unwatch_changes(QsimStore *self);
+
+/**
+ * qsim_store_set_start_mode:
+ * @uuid: full UUID
+ * @mode: "cold", "snapshot" or "warm"
+ *
+ * Records how the request's VM started. Only while an agent holds a VM for
+ * the request (a live or expired lease): CONFLICT otherwise. May be called
+ * again (a failed restore that fell back to a cold boot); the last call wins.
+ */
+gboolean qsim_store_set_start_mode(QsimStore *self, const gchar *uuid, const gchar *mode,
+                                   GError **error);
+
+/* Returns: the host name template rows of this process are recorded under */
+const gchar *qsim_store_get_local_host(void);
+
+/* Returns: (transfer full): this process as a template's builder, "host:pid:0" */
+gchar *qsim_store_dup_builder_id(void);
+
+/**
+ * qsim_store_upsert_template:
+ * @record: vm_name and host name the row; every other column is written from
+ *   it, except the prepare request (prepare_requested_at, prepare_force),
+ *   which only qsim_store_request_prepare() and qsim_store_claim_prepare()
+ *   change. updated_at is set to now.
+ */
+gboolean qsim_store_upsert_template(QsimStore *self, const QsimTemplateRecord *record,
+                                    GError **error);
+
+/* Returns: (transfer full): the row of @vm_name on @host, or NULL with NOT_FOUND */
+QsimTemplateRecord *qsim_store_get_template(QsimStore *self, const gchar *vm_name,
+                                            const gchar *host, GError **error);
+
+/**
+ * qsim_store_list_templates:
+ * @host: (nullable): only this host's rows; NULL = every host
+ * @only_requested: only rows with a prepare request, oldest request first
+ *
+ * Returns: (transfer container) (element-type QsimTemplateRecord): rows by
+ * vm_name and host (or request time), or NULL with @error
+ */
+GPtrArray *qsim_store_list_templates(QsimStore *self, const gchar *host, gboolean only_requested,
+                                     GError **error);
+
+/**
+ * qsim_store_request_prepare:
+ * @force: rebuild even when the template is fresh; ORed with a pending request
+ *
+ * Asks the agents on @host to build (or check) the template of @vm_name: sets
+ * prepare_requested_at (kept if already set) and creates the row (state
+ * none) if there is none.
+ *
+ * Returns: (transfer full): the row after the change, or NULL with @error
+ */
+QsimTemplateRecord *qsim_store_request_prepare(QsimStore *self, const gchar *vm_name,
+                                               const gchar *host, gboolean force, GError **error);
+
+/**
+ * qsim_store_claim_prepare:
+ * @out_claimed: (out): TRUE when this caller now builds the template
+ * @out_force: (out) (optional): whether the request it took asked for --force
+ *
+ * Atomically (one IMMEDIATE transaction, so one process in the whole database
+ * wins): unless a build of @vm_name on @host runs already (state building,
+ * started less than QSIM_STORE_TEMPLATE_BUILD_STALE_MS ago), sets the row to
+ * building (creating it if needed), build_started_at to now, builder to
+ * this process (qsim_store_dup_builder_id()), clears the reason and takes
+ * the prepare request. @out_claimed FALSE means another build runs; the
+ * prepare request then stays for later. A building row whose builder process
+ * is gone is reset by the agents' recovery, not by this claim.
+ *
+ * Returns: FALSE with @error only on a database failure
+ */
+gboolean qsim_store_claim_prepare(QsimStore *self, const gchar *vm_name, const gchar *host,
+                                  gboolean *out_claimed, gboolean *out_force, GError **error);
 
 G_END_DECLS

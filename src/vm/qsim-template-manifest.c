@@ -77,6 +77,7 @@ qsim_template_manifest_new_for_config(const QsimVmConfig *config, const gchar *q
 	g_autofree gchar *qemu_path = NULL;
 	g_autofree gchar *qemu_id = NULL;
 
+	self->format = QSIM_TEMPLATE_MANIFEST_FORMAT;
 	self->vm_name = g_strdup(config->name);
 	self->config_hash = g_strdup(config->hash != NULL ? config->hash : "");
 	self->image_path = g_strdup(config->image_path);
@@ -172,6 +173,11 @@ qsim_template_manifest_load(const gchar *path, GError **error)
 		            path, local->message);
 		return NULL;
 	}
+	/* templates of format 1 had no key: load them, so qsim_template_check() can say why
+	 * they are stale */
+	self->format = g_key_file_has_key(kf, GROUP, "format", NULL)
+	                   ? (guint)g_key_file_get_uint64(kf, GROUP, "format", NULL)
+	                   : 1;
 	self->image_sha256 = get_string(kf, "image_sha256", TRUE, NULL);
 	self->qemu_version = get_string(kf, "qemu_version", TRUE, NULL);
 	self->image_size = g_key_file_get_uint64(kf, GROUP, "image_size", &local);
@@ -183,6 +189,8 @@ qsim_template_manifest_load(const gchar *path, GError **error)
 		self->state_size = g_key_file_get_uint64(kf, GROUP, "state_size", &local);
 	if (local == NULL)
 		self->disk_size = g_key_file_get_uint64(kf, GROUP, "disk_size", &local);
+	if (local == NULL && self->format >= 2)
+		self->ram_size = g_key_file_get_uint64(kf, GROUP, "ram_size", &local);
 	if (local != NULL) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "bad template manifest %s: %s",
 		            path, local->message);
@@ -206,6 +214,7 @@ qsim_template_manifest_save(const QsimTemplateManifest *self, const gchar *path,
 	g_autofree gchar *data = NULL;
 	gsize len = 0;
 
+	g_key_file_set_uint64(kf, GROUP, "format", self->format);
 	g_key_file_set_string(kf, GROUP, "vm_name", self->vm_name);
 	g_key_file_set_string(kf, GROUP, "config_hash", self->config_hash);
 	g_key_file_set_string(kf, GROUP, "image_path", self->image_path);
@@ -222,6 +231,7 @@ qsim_template_manifest_save(const QsimTemplateManifest *self, const gchar *path,
 	g_key_file_set_int64(kf, GROUP, "created_unix", self->created_unix);
 	g_key_file_set_uint64(kf, GROUP, "state_size", self->state_size);
 	g_key_file_set_uint64(kf, GROUP, "disk_size", self->disk_size);
+	g_key_file_set_uint64(kf, GROUP, "ram_size", self->ram_size);
 	data = g_key_file_to_data(kf, &len, NULL);
 	if (!g_file_set_contents(path, data, (gssize)len, error)) {
 		qsim_error_convert(error);
@@ -244,7 +254,9 @@ qsim_template_manifest_matches(const QsimTemplateManifest *recorded,
 {
 	const gchar *why = NULL;
 
-	if (g_strcmp0(recorded->vm_name, current->vm_name) != 0)
+	if (recorded->format != current->format)
+		why = "the template was built by another qsim version (format changed)";
+	else if (g_strcmp0(recorded->vm_name, current->vm_name) != 0)
 		why = "the template belongs to another VM";
 	else if (g_strcmp0(recorded->config_hash, current->config_hash) != 0)
 		why = "the VM config changed";

@@ -12,9 +12,11 @@ G_BEGIN_DECLS
  * What a template was made from. A template is only used while every input still
  * matches: the VM config's hash, the base image (size and mtime; its sha256 is recorded
  * too), the kernel and initrd files, and the QEMU binary. Strings are owned; file ids
- * are "size:mtime_us", "" when the file is not used.
+ * are "size:mtime_us", "" when the file is not used. @format says how the template is
+ * laid out; one of another format is stale, never restored.
  */
 typedef struct {
+	guint format; /* QSIM_TEMPLATE_MANIFEST_FORMAT when built by this qsim */
 	gchar *vm_name;
 	gchar *config_hash;
 	gchar *image_path;
@@ -29,7 +31,12 @@ typedef struct {
 	gint64 created_unix;
 	guint64 state_size;
 	guint64 disk_size;
+	guint64 ram_size; /* the RAM file's size (format 2) */
 } QsimTemplateManifest;
+
+/* 1: RAM inside the state file (no format key); 2: RAM in its own file, a state of
+ * devices only, saved without run state, in a versioned directory */
+#define QSIM_TEMPLATE_MANIFEST_FORMAT 2
 
 QsimTemplateManifest *qsim_template_manifest_new_for_config(const QsimVmConfig *config,
                                                             const gchar *qemu_binary,

@@ -2,15 +2,26 @@
 
 #include "config.h"
 
+#include <errno.h>
+#include <unistd.h>
+
 #include "common/qsim-error.h"
 #include "qmp/qsim-qmp-commands.h"
 #include "qsim-template-migrate.h"
 
-#define POLL_MS 20
+/* a load without RAM takes some tens of ms: poll it finely; a save is not on the
+ * request path */
+#define POLL_LOAD_MS 5
+#define POLL_SAVE_MS 20
 #define COMMAND_TIMEOUT_MS 5000
+/* the name under which QEMU keeps the state file's fd from `getfd` */
+#define STATE_FD_NAME "qsim-state"
 
 typedef struct {
 	QsimQmpClient *qmp;
+	gchar *command;
+	gchar *uri;
+	gint fd; /* the state file for `getfd` (a save), or -1 */
 	gboolean incoming;
 	gint64 deadline_us;
 	guint poll_id;
@@ -22,46 +33,11 @@ migrate_data_free(MigrateData *d)
 {
 	g_clear_handle_id(&d->poll_id, g_source_remove);
 	g_clear_object(&d->qmp);
+	g_free(d->command);
+	g_free(d->uri);
+	if (d->fd >= 0)
+		close(d->fd);
 	g_free(d);
-}
-
-/**
- * qsim_template_migrate_path_is_safe:
- * @path: an absolute path
- *
- * QEMU hands an exec: URI to /bin/sh, so only paths made of characters that mean
- * nothing to a shell are accepted (template paths are built by qsim, never by users).
- *
- * Returns: %TRUE when @path may go into an exec: URI unquoted
- */
-gboolean
-qsim_template_migrate_path_is_safe(const gchar *path)
-{
-	if (path == NULL || !g_path_is_absolute(path))
-		return FALSE;
-	for (const gchar *p = path; *p != '\0'; p++) {
-		if (!g_ascii_isalnum(*p) && *p != '/' && *p != '.' && *p != '_' && *p != '-')
-			return FALSE;
-	}
-	return TRUE;
-}
-
-/**
- * qsim_template_migrate_incoming_argv:
- * @argv: a QEMU argv
- *
- * Returns: (transfer full): a copy of @argv with `-incoming defer` appended, so QEMU
- * waits for QMP migrate-incoming instead of booting
- */
-gchar **
-qsim_template_migrate_incoming_argv(const gchar *const *argv)
-{
-	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
-
-	g_strv_builder_addv(b, (const gchar **)argv);
-	g_strv_builder_add(b, "-incoming");
-	g_strv_builder_add(b, "defer");
-	return g_strv_builder_end(b);
 }
 
 static void migrate_poll(GTask *task);
@@ -89,8 +65,9 @@ migrate_poll_later(GTask *task)
 		return;
 	}
 	/* the source holds the only ref while waiting */
-	d->poll_id = g_timeout_add_full(G_PRIORITY_DEFAULT, POLL_MS, migrate_poll_cb,
-	                                g_object_ref(task), g_object_unref);
+	d->poll_id =
+	    g_timeout_add_full(G_PRIORITY_DEFAULT, d->incoming ? POLL_LOAD_MS : POLL_SAVE_MS,
+	                       migrate_poll_cb, g_object_ref(task), g_object_unref);
 }
 
 static void
@@ -137,7 +114,8 @@ query_status_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		                        status);
 		return;
 	}
-	/* templates are saved paused (qsim-template.c), so the guest waits for cont */
+	/* a state saved with its run state (paused) waits for cont; qsim's templates are saved
+	 * without it (store-global-state=off), so they run as soon as they are loaded */
 	cancellable = g_task_get_cancellable(task);
 	qsim_qmp_client_cont_async(d->qmp, COMMAND_TIMEOUT_MS, cancellable, cont_cb,
 	                           g_steal_pointer(&task));
@@ -189,73 +167,138 @@ migrate_poll(GTask *task)
 		                              g_object_ref(task));
 }
 
+/* Ends one QMP step of the chain: on an error reply, @task fails with @what first. */
+static gboolean
+step_finish(GAsyncResult *res, GTask *task, const gchar *what)
+{
+	g_autoptr(GError) error = NULL;
+	MigrateData *d = g_task_get_task_data(task);
+	g_autoptr(JsonNode) node = qsim_qmp_client_execute_finish(d->qmp, res, &error);
+
+	if (node == NULL && error != NULL) {
+		g_prefix_error(&error, "%s: ", what);
+		g_task_return_error(task, g_steal_pointer(&error));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static void
 migrate_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = G_TASK(user_data);
 	MigrateData *d = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonNode) node =
-	    qsim_qmp_client_execute_finish(QSIM_QMP_CLIENT(source), res, &error);
 
-	if (node == NULL && error != NULL) {
-		g_prefix_error(&error, "cannot %s the state file: ", d->incoming ? "load" : "save");
-		g_task_return_error(task, g_steal_pointer(&error));
-		return;
-	}
-	migrate_poll(task);
+	if (step_finish(res, task,
+	                d->incoming ? "cannot load the state file" : "cannot save the state file"))
+		migrate_poll(task);
 }
 
 static void
-migrate_start(QsimQmpClient *qmp, const gchar *command, const gchar *uri, gboolean incoming,
-              guint timeout_ms, GCancellable *cancellable, GAsyncReadyCallback callback,
-              gpointer user_data, gpointer tag)
+migrate_command(GTask *task)
+{
+	MigrateData *d = g_task_get_task_data(task);
+	g_autoptr(JsonObject) args = json_object_new();
+	GCancellable *cancellable = g_task_get_cancellable(task);
+
+	json_object_set_string_member(args, "uri", d->uri);
+	qsim_qmp_client_execute_async(d->qmp, d->command, args, COMMAND_TIMEOUT_MS, cancellable,
+	                              migrate_cb, task);
+}
+
+static void
+getfd_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	MigrateData *d = g_task_get_task_data(task);
+
+	/* QEMU has its own copy now */
+	close(d->fd);
+	d->fd = -1;
+	if (step_finish(res, task, "cannot hand the state file to QEMU"))
+		migrate_command(g_steal_pointer(&task));
+}
+
+static void
+capabilities_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GTask) task = G_TASK(user_data);
+	MigrateData *d = g_task_get_task_data(task);
+	g_autoptr(JsonObject) args = NULL;
+	GCancellable *cancellable = g_task_get_cancellable(task);
+
+	if (!step_finish(res, task, "cannot leave the RAM file out of the migration"))
+		return;
+	if (d->fd < 0) {
+		migrate_command(g_steal_pointer(&task));
+		return;
+	}
+	args = json_object_new();
+	json_object_set_string_member(args, "fdname", STATE_FD_NAME);
+	qsim_qmp_client_execute_with_fd_async(d->qmp, "getfd", args, d->fd, COMMAND_TIMEOUT_MS,
+	                                      cancellable, getfd_cb, g_steal_pointer(&task));
+}
+
+/* Both sides need x-ignore-shared before the stream starts: the guest RAM lives in the
+ * template's RAM file (memory-backend-file), so the stream carries only device state. */
+static void
+migrate_start(QsimQmpClient *qmp, const gchar *command, const gchar *uri, gint fd,
+              gboolean incoming, guint timeout_ms, GCancellable *cancellable,
+              GAsyncReadyCallback callback, gpointer user_data, gpointer tag)
 {
 	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
 	g_autoptr(JsonObject) args = json_object_new();
+	g_autoptr(JsonObject) cap = json_object_new();
+	g_autoptr(JsonArray) caps = json_array_new();
 	MigrateData *d = g_new0(MigrateData, 1);
 
 	g_task_set_source_tag(task, tag);
 	d->qmp = g_object_ref(qmp);
+	d->command = g_strdup(command);
+	d->uri = g_strdup(uri);
+	d->fd = fd;
 	d->incoming = incoming;
 	d->timeout_ms = timeout_ms;
 	d->deadline_us = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 	g_task_set_task_data(task, d, (GDestroyNotify)migrate_data_free);
-	json_object_set_string_member(args, "uri", uri);
-	qsim_qmp_client_execute_async(qmp, command, args, COMMAND_TIMEOUT_MS, cancellable,
-	                              migrate_cb, g_steal_pointer(&task));
+	json_object_set_string_member(cap, "capability", "x-ignore-shared");
+	json_object_set_boolean_member(cap, "state", TRUE);
+	json_array_add_object_element(caps, g_steal_pointer(&cap));
+	json_object_set_array_member(args, "capabilities", g_steal_pointer(&caps));
+	qsim_qmp_client_execute_async(qmp, "migrate-set-capabilities", args, COMMAND_TIMEOUT_MS,
+	                              cancellable, capabilities_cb, g_steal_pointer(&task));
 }
 
 /**
  * qsim_template_migrate_save_async:
- * @qmp: the QMP client of a running VM
- * @state_path: absolute, shell-safe path of the state file to write
+ * @qmp: the QMP client of a running VM, over a unix socket (it carries the fd)
+ * @state_fd: the state file, open for writing; duplicated, the caller keeps its own
  * @timeout_ms: bound for the whole save
  * @cancellable: (nullable): a #GCancellable
  * @callback: called once query-migrate says completed (the VM is then stopped, in
  *   QEMU's postmigrate state, with its disks flushed) or failed
  * @user_data: data for @callback
  *
- * Saves RAM and device state with QMP `migrate` to `exec:cat > <state_path>`.
+ * Saves the device state: QMP `getfd` hands QEMU @state_fd, then `migrate` to
+ * `fd:<name>` (no shell, no path). The guest RAM is left out (x-ignore-shared): the VM
+ * keeps it in a shared RAM file, which is the template's RAM as it stands once QEMU
+ * stopped.
  */
 void
-qsim_template_migrate_save_async(QsimQmpClient *qmp, const gchar *state_path, guint timeout_ms,
+qsim_template_migrate_save_async(QsimQmpClient *qmp, gint state_fd, guint timeout_ms,
                                  GCancellable *cancellable, GAsyncReadyCallback callback,
                                  gpointer user_data)
 {
-	g_autofree gchar *uri = NULL;
+	gint fd = dup(state_fd);
 
-	if (!qsim_template_migrate_path_is_safe(state_path)) {
-		g_task_report_new_error(NULL, callback, user_data, qsim_template_migrate_save_async,
-		                        QSIM_ERROR, QSIM_ERROR_INVALID,
-		                        "template path %s has characters unsafe for QEMU's exec: "
-		                        "migration (use [A-Za-z0-9/._-] in STATE_DIR)",
-		                        state_path);
+	if (fd < 0) {
+		g_task_report_new_error(
+		    NULL, callback, user_data, qsim_template_migrate_save_async, QSIM_ERROR,
+		    QSIM_ERROR_IO, "cannot duplicate the state file's fd: %s", g_strerror(errno));
 		return;
 	}
-	uri = g_strdup_printf("exec:cat > %s", state_path);
-	migrate_start(qmp, "migrate", uri, FALSE, timeout_ms, cancellable, callback, user_data,
-	              qsim_template_migrate_save_async);
+	migrate_start(qmp, "migrate", "fd:" STATE_FD_NAME, fd, FALSE, timeout_ms, cancellable,
+	              callback, user_data, qsim_template_migrate_save_async);
 }
 
 gboolean
@@ -266,34 +309,26 @@ qsim_template_migrate_save_finish(GAsyncResult *result, GError **error)
 
 /**
  * qsim_template_migrate_load_async:
- * @qmp: the QMP client of a QEMU started with `-incoming defer`
- * @state_path: absolute, shell-safe path of the state file to read
+ * @qmp: the QMP client of a QEMU started with `-incoming defer` and its RAM mapped from
+ *   the template's RAM file
+ * @qemu_fd: the state file, open for reading, as an fd number inherited by QEMU
  * @timeout_ms: bound for the whole load
  * @cancellable: (nullable): a #GCancellable
- * @callback: called once the guest runs again, or on failure (a corrupt or foreign
- *   state file makes QEMU exit: the QMP error then says the connection closed)
+ * @callback: called once the guest runs, or on failure (a corrupt or foreign state file
+ *   makes QEMU exit: the QMP error then says the connection closed)
  * @user_data: data for @callback
  *
- * Restores with QMP `migrate-incoming` from `exec:cat <state_path>`, waits until QEMU
- * leaves the inmigrate status and sends `cont` if the guest is not running yet.
+ * Restores with QMP `migrate-incoming` from `fd:<qemu_fd>` (no shell, no path), waits
+ * until QEMU leaves the inmigrate status and sends `cont` if the guest is not running.
  */
 void
-qsim_template_migrate_load_async(QsimQmpClient *qmp, const gchar *state_path, guint timeout_ms,
+qsim_template_migrate_load_async(QsimQmpClient *qmp, gint qemu_fd, guint timeout_ms,
                                  GCancellable *cancellable, GAsyncReadyCallback callback,
                                  gpointer user_data)
 {
-	g_autofree gchar *uri = NULL;
+	g_autofree gchar *uri = g_strdup_printf("fd:%d", qemu_fd);
 
-	if (!qsim_template_migrate_path_is_safe(state_path)) {
-		g_task_report_new_error(NULL, callback, user_data, qsim_template_migrate_load_async,
-		                        QSIM_ERROR, QSIM_ERROR_INVALID,
-		                        "template path %s has characters unsafe for QEMU's exec: "
-		                        "migration",
-		                        state_path);
-		return;
-	}
-	uri = g_strdup_printf("exec:cat %s", state_path);
-	migrate_start(qmp, "migrate-incoming", uri, TRUE, timeout_ms, cancellable, callback,
+	migrate_start(qmp, "migrate-incoming", uri, -1, TRUE, timeout_ms, cancellable, callback,
 	              user_data, qsim_template_migrate_load_async);
 }
 

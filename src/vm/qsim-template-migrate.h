@@ -6,18 +6,16 @@
 
 G_BEGIN_DECLS
 
-/* QMP migration to and from a template's state file (QEMU 7.2 has no file: URI, so
- * exec: with `cat`; the path goes through QEMU's /bin/sh and is therefore checked). */
+/* QMP migration to and from a template's state file, guest RAM left out (it lives in the
+ * template's RAM file). No shell and no path reach QEMU: the save hands it the open
+ * file with `getfd`, the load reads an fd QEMU inherited. */
 
-gboolean qsim_template_migrate_path_is_safe(const gchar *path);
-gchar **qsim_template_migrate_incoming_argv(const gchar *const *argv);
-
-void qsim_template_migrate_save_async(QsimQmpClient *qmp, const gchar *state_path, guint timeout_ms,
+void qsim_template_migrate_save_async(QsimQmpClient *qmp, gint state_fd, guint timeout_ms,
                                       GCancellable *cancellable, GAsyncReadyCallback callback,
                                       gpointer user_data);
 gboolean qsim_template_migrate_save_finish(GAsyncResult *result, GError **error);
 
-void qsim_template_migrate_load_async(QsimQmpClient *qmp, const gchar *state_path, guint timeout_ms,
+void qsim_template_migrate_load_async(QsimQmpClient *qmp, gint qemu_fd, guint timeout_ms,
                                       GCancellable *cancellable, GAsyncReadyCallback callback,
                                       gpointer user_data);
 gboolean qsim_template_migrate_load_finish(GAsyncResult *result, GError **error);

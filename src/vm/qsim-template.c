@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include "common/qsim-error.h"
 #include "qsim-template-migrate.h"
 #include "qsim-template.h"
+#include "qsim-vm-overlay.h"
 #include "qsim-vm-rundir.h"
 
 /* saving ~100 MB of guest RAM through a pipe takes about a second; bound a wedged host */
@@ -25,15 +27,18 @@ static void build_verify(GTask *task);
 struct _QsimTemplate {
 	GObject parent_instance;
 	gchar *vm_name;
-	gchar *root;  /* STATE_DIR/templates */
-	gchar *dir;   /* root/<vm_name> */
-	gchar *build; /* root/.<vm_name>.building */
+	gchar *root;     /* STATE_DIR/templates */
+	gchar *dir;      /* root/<vm_name>: a symlink to the current version */
+	gchar *versions; /* root/.<vm_name>.versions: one directory per build */
+	gchar *build;    /* root/.<vm_name>.building */
 	gchar *state_path;
+	gchar *ram_path;
 	gchar *disk_path;
 	gchar *manifest_path;
 	gchar *stale_path;
 	gchar *qemu_binary;
 	gchar *qemu_img;
+	gchar *applied; /* the version qsim_template_apply() resolved, if any */
 };
 
 G_DEFINE_TYPE(QsimTemplate, qsim_template, G_TYPE_OBJECT)
@@ -78,6 +83,43 @@ remove_flat_dir(const gchar *path, GError **error)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* The directory of the current version, resolved once so that a caller uses the files
+ * of one build even while another build switches the symlink. A real directory is a
+ * template of format 1, which had no versions. */
+static gchar *
+resolve_version(QsimTemplate *self)
+{
+	g_autofree gchar *target = g_file_read_link(self->dir, NULL);
+
+	if (target != NULL)
+		return g_path_is_absolute(target) ? g_steal_pointer(&target)
+		                                  : g_build_filename(self->root, target, NULL);
+	if (g_file_test(self->dir, G_FILE_TEST_IS_DIR))
+		return g_strdup(self->dir);
+	return NULL;
+}
+
+/* Removes every version except @keep_a and @keep_b (either may be %NULL). */
+static void
+remove_versions(QsimTemplate *self, const gchar *keep_a, const gchar *keep_b)
+{
+	g_autoptr(GDir) dir = g_dir_open(self->versions, 0, NULL);
+	const gchar *name;
+
+	if (dir == NULL)
+		return;
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		g_autofree gchar *path = g_build_filename(self->versions, name, NULL);
+		g_autoptr(GError) error = NULL;
+
+		if (g_strcmp0(path, keep_a) == 0 || g_strcmp0(path, keep_b) == 0)
+			continue;
+		if (!remove_flat_dir(path, &error))
+			g_warning("%s: %s", self->vm_name, error->message);
+	}
+	g_rmdir(self->versions); /* fails, rightly, while a version is kept */
 }
 
 /**
@@ -133,7 +175,8 @@ qsim_template_load_manifest(QsimTemplate *self, GError **error)
  * qsim_template_get_size_bytes:
  * @self: a #QsimTemplate
  *
- * Returns: the bytes the template takes on disk (state plus disk), 0 when none
+ * Returns: the bytes the template takes on disk (state, disk and the RAM file's
+ *   allocated blocks: it is sparse), 0 when none
  */
 guint64
 qsim_template_get_size_bytes(QsimTemplate *self)
@@ -145,6 +188,8 @@ qsim_template_get_size_bytes(QsimTemplate *self)
 		total += (guint64)st.st_size;
 	if (g_stat(self->disk_path, &st) == 0)
 		total += (guint64)st.st_size;
+	if (g_stat(self->ram_path, &st) == 0)
+		total += (guint64)st.st_blocks * 512;
 	return total;
 }
 
@@ -196,27 +241,44 @@ qsim_template_check(QsimTemplate *self, const QsimVmConfig *config, gchar **reas
 	g_autoptr(QsimTemplateManifest) current = NULL;
 	g_autofree gchar *stale = NULL;
 	g_autofree gchar *why = NULL;
+	g_autofree gchar *version = resolve_version(self);
+	g_autofree gchar *stale_path = NULL;
+	g_autofree gchar *manifest_path = NULL;
+	g_autofree gchar *state_path = NULL;
+	g_autofree gchar *disk_path = NULL;
+	g_autofree gchar *ram_path = NULL;
 	GStatBuf st;
 
 	if (reason != NULL)
 		*reason = NULL;
-	if (!g_file_test(self->dir, G_FILE_TEST_IS_DIR)) {
+	if (version == NULL || !g_file_test(version, G_FILE_TEST_IS_DIR)) {
 		if (reason != NULL)
 			*reason = g_strdup("no template");
 		return QSIM_TEMPLATE_STATE_NONE;
 	}
-	if (g_file_get_contents(self->stale_path, &stale, NULL, NULL)) {
+	stale_path = g_build_filename(version, QSIM_TEMPLATE_STALE_FILE, NULL);
+	manifest_path = g_build_filename(version, QSIM_TEMPLATE_MANIFEST_FILE, NULL);
+	state_path = g_build_filename(version, QSIM_TEMPLATE_STATE_FILE, NULL);
+	disk_path = g_build_filename(version, QSIM_TEMPLATE_DISK_FILE, NULL);
+	ram_path = g_build_filename(version, QSIM_TEMPLATE_RAM_FILE, NULL);
+	if (g_file_get_contents(stale_path, &stale, NULL, NULL)) {
 		if (reason != NULL)
 			*reason = g_strdup(g_strstrip(stale));
 		return QSIM_TEMPLATE_STATE_STALE;
 	}
-	recorded = qsim_template_manifest_load(self->manifest_path, &error);
+	recorded = qsim_template_manifest_load(manifest_path, &error);
 	if (recorded == NULL)
 		why = g_strdup(error->message);
-	else if (g_stat(self->state_path, &st) != 0 || (guint64)st.st_size != recorded->state_size)
+	else if (recorded->format != QSIM_TEMPLATE_MANIFEST_FORMAT)
+		why = g_strdup_printf("the template has format %u, this qsim uses format %d: "
+		                      "rebuild it",
+		                      recorded->format, QSIM_TEMPLATE_MANIFEST_FORMAT);
+	else if (g_stat(state_path, &st) != 0 || (guint64)st.st_size != recorded->state_size)
 		why = g_strdup("the state file is missing or its size changed");
-	else if (g_stat(self->disk_path, &st) != 0 || (guint64)st.st_size != recorded->disk_size)
+	else if (g_stat(disk_path, &st) != 0 || (guint64)st.st_size != recorded->disk_size)
 		why = g_strdup("the template disk is missing or its size changed");
+	else if (g_stat(ram_path, &st) != 0 || (guint64)st.st_size != recorded->ram_size)
+		why = g_strdup("the RAM file is missing or its size changed");
 	else if ((current = qsim_template_manifest_new_for_config(config, self->qemu_binary,
 	                                                          &error)) == NULL)
 		why = g_strdup(error->message);
@@ -243,11 +305,18 @@ gboolean
 qsim_template_mark_stale(QsimTemplate *self, const gchar *reason, GError **error)
 {
 	g_autofree gchar *text = g_strdup_printf("%s\n", reason);
+	g_autofree gchar *applied_stale = NULL;
+	const gchar *stale_path = self->stale_path;
 
-	if (!g_file_test(self->dir, G_FILE_TEST_IS_DIR))
+	/* a restore that failed condemns the version it used, not one built since */
+	if (self->applied != NULL && !qsim_template_is_current(self)) {
+		applied_stale = g_build_filename(self->applied, QSIM_TEMPLATE_STALE_FILE, NULL);
+		stale_path = applied_stale;
+	} else if (!g_file_test(self->dir, G_FILE_TEST_IS_DIR)) {
 		return TRUE;
-	g_info("%s: template marked stale: %s", self->vm_name, reason);
-	if (!g_file_set_contents(self->stale_path, text, -1, error)) {
+	}
+	g_info("%s: template %s marked stale: %s", self->vm_name, stale_path, reason);
+	if (!g_file_set_contents(stale_path, text, -1, error)) {
 		qsim_error_convert(error);
 		return FALSE;
 	}
@@ -266,7 +335,17 @@ qsim_template_mark_stale(QsimTemplate *self, const gchar *reason, GError **error
 gboolean
 qsim_template_remove(QsimTemplate *self, GError **error)
 {
-	return remove_flat_dir(self->dir, error);
+	if (g_file_test(self->dir, G_FILE_TEST_IS_SYMLINK)) {
+		if (g_unlink(self->dir) != 0 && errno != ENOENT) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot remove %s: %s",
+			            self->dir, g_strerror(errno));
+			return FALSE;
+		}
+	} else if (!remove_flat_dir(self->dir, error)) {
+		return FALSE;
+	}
+	remove_versions(self, NULL, NULL);
+	return TRUE;
 }
 
 /**
@@ -275,21 +354,52 @@ qsim_template_remove(QsimTemplate *self, GError **error)
  * @vm: a #QsimVm not yet started
  * @error: return location for a #GError
  *
- * Makes @vm restore from this template on its own overlay of the template disk.
+ * Makes @vm restore from this template on its own overlay of the template disk, with
+ * the template's RAM file mapped private. The paths are those of the current version,
+ * resolved now: a build that switches versions later does not affect @vm.
  *
- * Returns: %TRUE on success, %FALSE when the template's paths cannot be used
+ * Returns: %TRUE on success, %FALSE when there is no template any more
  */
 gboolean
 qsim_template_apply(QsimTemplate *self, QsimVm *vm, GError **error)
 {
-	if (!qsim_template_migrate_path_is_safe(self->state_path)) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-		            "template path %s has characters unsafe for QEMU's exec: migration",
-		            self->state_path);
+	g_autofree gchar *version = resolve_version(self);
+	g_autofree gchar *state = NULL;
+	g_autofree gchar *disk = NULL;
+	g_autofree gchar *ram = NULL;
+	g_autofree gchar *overlay = NULL;
+
+	if (version == NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "the template of %s is gone",
+		            self->vm_name);
 		return FALSE;
 	}
-	qsim_vm_set_restore_from(vm, self->disk_path, self->state_path);
+	state = g_build_filename(version, QSIM_TEMPLATE_STATE_FILE, NULL);
+	disk = g_build_filename(version, QSIM_TEMPLATE_DISK_FILE, NULL);
+	ram = g_build_filename(version, QSIM_TEMPLATE_RAM_FILE, NULL);
+	overlay = g_build_filename(version, QSIM_TEMPLATE_OVERLAY_FILE, NULL);
+	qsim_vm_set_restore_from(vm, disk, state);
+	qsim_vm_set_ram_file(vm, ram, FALSE);
+	g_free(self->applied);
+	self->applied = g_steal_pointer(&version);
+	if (g_file_test(overlay, G_FILE_TEST_IS_REGULAR))
+		qsim_vm_set_overlay_template(vm, overlay);
 	return TRUE;
+}
+
+/**
+ * qsim_template_is_current:
+ * @self: a #QsimTemplate
+ *
+ * Returns: %TRUE unless qsim_template_apply() resolved a version that a build has
+ *   replaced since (or the template is gone)
+ */
+gboolean
+qsim_template_is_current(QsimTemplate *self)
+{
+	g_autofree gchar *version = resolve_version(self);
+
+	return self->applied == NULL || g_strcmp0(version, self->applied) == 0;
 }
 
 /**
@@ -351,6 +461,7 @@ typedef struct {
 	gboolean owns_build_dir;
 	gboolean verifying; /* vm is the test restore of the new template */
 	guint attempt;
+	gchar *version; /* the new version directory, once the build dir became it */
 } BuildData;
 
 static void
@@ -361,6 +472,7 @@ build_data_free(BuildData *d)
 	g_free(d->images_dir);
 	g_free(d->config_path);
 	g_free(d->run_root);
+	g_free(d->version);
 	g_clear_object(&d->vm);
 	g_clear_error(&d->failure);
 	g_free(d);
@@ -380,58 +492,218 @@ build_fail(GTask *task, GError *error)
 	g_task_return_error(task, error);
 }
 
+/* Read-only data files, and a RAM file only its owner can open: QEMU 7.2 opens it
+ * read-write even for a private mapping, so 0444 would refuse every non-root user; the
+ * mapping is private, so no restore writes it (tests/vm/test-template.c checks). */
 static gboolean
-build_install(QsimTemplate *self, BuildData *d, GError **error)
+build_protect_files(QsimTemplate *self, GError **error)
 {
 	g_autofree gchar *state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
 	g_autofree gchar *disk = g_build_filename(self->build, QSIM_TEMPLATE_DISK_FILE, NULL);
+	g_autofree gchar *ram = g_build_filename(self->build, QSIM_TEMPLATE_RAM_FILE, NULL);
+
+	if (g_chmod(state, 0444) != 0 || g_chmod(disk, 0444) != 0 || g_chmod(ram, 0600) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO,
+		            "cannot set the template files' modes: %s", g_strerror(errno));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+build_record_size(const gchar *dir, const gchar *name, guint64 *size, GError **error)
+{
+	g_autofree gchar *path = g_build_filename(dir, name, NULL);
+	GStatBuf st;
+
+	if (g_stat(path, &st) != 0 || st.st_size == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_VM, "QEMU wrote no %s file", name);
+		return FALSE;
+	}
+	*size = (guint64)st.st_size;
+	return TRUE;
+}
+
+/* Turns the build directory into a new version directory (not yet the current one). */
+static gboolean
+build_make_version(QsimTemplate *self, BuildData *d, GError **error)
+{
 	g_autofree gchar *manifest =
 	    g_build_filename(self->build, QSIM_TEMPLATE_MANIFEST_FILE, NULL);
 	g_autofree gchar *pid = g_build_filename(self->build, QSIM_TEMPLATE_BUILD_PID_FILE, NULL);
-	g_autofree gchar *old = NULL;
-	GStatBuf st;
+	g_autofree gchar *name = g_strdup_printf("%" G_GINT64_FORMAT, g_get_real_time());
+	g_autofree gchar *version = g_build_filename(self->versions, name, NULL);
 
-	if (g_stat(state, &st) != 0 || st.st_size == 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_VM, "QEMU wrote no state file");
+	if (!build_record_size(self->build, QSIM_TEMPLATE_STATE_FILE, &d->manifest->state_size,
+	                       error) ||
+	    !build_record_size(self->build, QSIM_TEMPLATE_DISK_FILE, &d->manifest->disk_size,
+	                       error) ||
+	    !build_record_size(self->build, QSIM_TEMPLATE_RAM_FILE, &d->manifest->ram_size, error))
 		return FALSE;
-	}
-	d->manifest->state_size = (guint64)st.st_size;
-	if (g_stat(disk, &st) != 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "the template disk is missing");
-		return FALSE;
-	}
-	d->manifest->disk_size = (guint64)st.st_size;
 	d->manifest->created_unix = g_get_real_time() / G_USEC_PER_SEC;
-	/* the data files are shared by every restore: nobody may write them */
-	if (g_chmod(state, 0444) != 0 || g_chmod(disk, 0444) != 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO,
-		            "cannot make the template read-only: %s", g_strerror(errno));
-		return FALSE;
-	}
-	if (!qsim_template_manifest_save(d->manifest, manifest, error))
+	if (!build_protect_files(self, error) ||
+	    !qsim_template_manifest_save(d->manifest, manifest, error))
 		return FALSE;
 	g_unlink(pid);
-	if (g_file_test(self->dir, G_FILE_TEST_IS_DIR)) {
-		old = g_strdup_printf("%s/.%s.old-%d", self->root, self->vm_name, (gint)getpid());
-		if (g_rename(self->dir, old) != 0) {
+	if (g_mkdir_with_parents(self->versions, 0700) != 0 ||
+	    g_rename(self->build, version) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot install %s: %s", version,
+		            g_strerror(errno));
+		return FALSE;
+	}
+	d->owns_build_dir = FALSE;
+	d->version = g_steal_pointer(&version);
+	return TRUE;
+}
+
+/* Makes d->version the current version: the symlink is replaced with rename(), which
+ * is atomic, so a restore sees either the old or the new version, never a mix. */
+static gboolean
+build_switch(QsimTemplate *self, BuildData *d, GError **error)
+{
+	g_autofree gchar *name = g_path_get_basename(d->version);
+	g_autofree gchar *target = NULL;
+	g_autofree gchar *link_tmp = NULL;
+	g_autofree gchar *previous = resolve_version(self);
+	g_autofree gchar *legacy = NULL;
+
+	/* a template of format 1 is a real directory, which rename() cannot replace with a
+	 * symlink: move it aside first (restores of it are refused anyway: stale) */
+	if (g_file_test(self->dir, G_FILE_TEST_IS_DIR) &&
+	    !g_file_test(self->dir, G_FILE_TEST_IS_SYMLINK)) {
+		legacy =
+		    g_strdup_printf("%s/.%s.old-%d", self->root, self->vm_name, (gint)getpid());
+		g_clear_pointer(&previous, g_free);
+		if (g_rename(self->dir, legacy) != 0) {
 			g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot replace %s: %s",
 			            self->dir, g_strerror(errno));
 			return FALSE;
 		}
 	}
-	if (g_rename(self->build, self->dir) != 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot install %s: %s", self->dir,
-		            g_strerror(errno));
+	target = g_strdup_printf(".%s.versions/%s", self->vm_name, name);
+	link_tmp = g_strdup_printf("%s/.%s.link-%d", self->root, self->vm_name, (gint)getpid());
+	g_unlink(link_tmp);
+	if (symlink(target, link_tmp) != 0 || g_rename(link_tmp, self->dir) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot switch %s to %s: %s",
+		            self->dir, target, g_strerror(errno));
+		g_unlink(link_tmp);
 		return FALSE;
 	}
-	d->owns_build_dir = FALSE;
-	if (old != NULL) {
+	if (legacy != NULL) {
 		g_autoptr(GError) local = NULL;
 
-		if (!remove_flat_dir(old, &local))
+		if (!remove_flat_dir(legacy, &local))
 			g_warning("%s: %s", self->vm_name, local->message);
 	}
+	/* the version just replaced stays: a restore may have resolved it a moment ago and
+	 * not yet opened its files; older ones were replaced at least one build ago */
+	remove_versions(self, d->version, previous);
 	return TRUE;
+}
+
+static void
+build_finish_install(GTask *task)
+{
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+
+	if (!build_switch(self, d, &error)) {
+		g_autoptr(GError) cleanup_error = NULL;
+
+		if (!remove_flat_dir(d->version, &cleanup_error))
+			g_warning("%s: %s", self->vm_name, cleanup_error->message);
+		build_fail(task, g_steal_pointer(&error));
+		g_object_unref(task);
+		return;
+	}
+	g_info("%s: template ready in %s (%" G_GUINT64_FORMAT " bytes)", self->vm_name, d->version,
+	       d->manifest->state_size + d->manifest->disk_size);
+	g_task_return_boolean(task, TRUE);
+	g_object_unref(task);
+}
+
+static void
+build_overlay_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = G_TASK(user_data);
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *overlay = g_build_filename(d->version, QSIM_TEMPLATE_OVERLAY_FILE, NULL);
+
+	/* without it restores just run qemu-img themselves */
+	if (!qsim_vm_overlay_create_finish(res, &error) || g_chmod(overlay, 0444) != 0) {
+		g_warning("%s: no prepared overlay for restores: %s", self->vm_name,
+		          error != NULL ? error->message : g_strerror(errno));
+		g_unlink(overlay);
+	}
+	build_finish_install(task);
+}
+
+/* Runs in a worker thread: fsync() of a RAM file of ~100 MB blocks for as long as the
+ * disk takes, which the main loop (and the API in `qsimd all`) must not wait for. */
+static void
+build_sync_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+	const gchar *dir = task_data;
+	const gchar *const names[] = {QSIM_TEMPLATE_STATE_FILE, QSIM_TEMPLATE_DISK_FILE,
+	                              QSIM_TEMPLATE_RAM_FILE};
+
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+		g_autofree gchar *path = g_build_filename(dir, names[i], NULL);
+		gint fd = g_open(path, O_RDONLY | O_CLOEXEC, 0);
+
+		if (fd < 0 || fsync(fd) != 0) {
+			gint saved = errno;
+
+			if (fd >= 0)
+				close(fd);
+			g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_IO,
+			                        "cannot write %s to disk: %s", path,
+			                        g_strerror(saved));
+			return;
+		}
+		close(fd);
+	}
+	g_task_return_boolean(task, TRUE);
+}
+
+/* The empty overlay of the template disk that each restore copies: a copy costs
+ * a fraction of a millisecond, running qemu-img about 50 ms. It names the version's
+ * disk, so it is made in the version directory, before the switch. */
+static void
+build_synced_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = G_TASK(user_data);
+	QsimTemplate *self = g_task_get_source_object(task);
+	BuildData *d = g_task_get_task_data(task);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *disk = NULL;
+	g_autofree gchar *overlay = NULL;
+
+	if (!g_task_propagate_boolean(G_TASK(res), &error) ||
+	    !build_make_version(self, d, &error)) {
+		build_fail(task, g_steal_pointer(&error));
+		g_object_unref(task);
+		return;
+	}
+	disk = g_build_filename(d->version, QSIM_TEMPLATE_DISK_FILE, NULL);
+	overlay = g_build_filename(d->version, QSIM_TEMPLATE_OVERLAY_FILE, NULL);
+	qsim_vm_overlay_create_async(self->qemu_img, disk, "qcow2", overlay, NULL, build_overlay_cb,
+	                             task);
+}
+
+/* The data files reach the disk before the manifest that vouches for them is written:
+ * after a host crash a template is either complete or stale, never torn but "ready". */
+static void
+build_install(GTask *task)
+{
+	QsimTemplate *self = g_task_get_source_object(task);
+	g_autoptr(GTask) sync = g_task_new(self, NULL, build_synced_cb, task);
+
+	g_task_set_task_data(sync, g_strdup(self->build), g_free);
+	g_task_run_in_thread(sync, build_sync_thread);
 }
 
 static void
@@ -445,7 +717,9 @@ build_shutdown_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (!qsim_vm_shutdown_finish(QSIM_VM(source), res, &error))
 		g_warning("%s: template VM shutdown: %s", self->vm_name, error->message);
 	g_clear_error(&error);
-	if (d->failure != NULL && d->attempt < QSIM_TEMPLATE_BUILD_ATTEMPTS) {
+	/* a cancelled build (the agent shuts down) ends now: no second attempt */
+	if (d->failure != NULL && d->attempt < QSIM_TEMPLATE_BUILD_ATTEMPTS &&
+	    !g_cancellable_is_cancelled(g_task_get_cancellable(task))) {
 		g_warning("%s: template build attempt %u failed, retrying: %s", self->vm_name,
 		          d->attempt, d->failure->message);
 		g_clear_error(&d->failure);
@@ -460,13 +734,7 @@ build_shutdown_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		build_verify(g_steal_pointer(&task));
 		return;
 	}
-	if (!build_install(self, d, &error)) {
-		build_fail(task, g_steal_pointer(&error));
-		return;
-	}
-	g_info("%s: template ready in %s (%" G_GUINT64_FORMAT " bytes)", self->vm_name, self->dir,
-	       d->manifest->state_size + d->manifest->disk_size);
-	g_task_return_boolean(task, TRUE);
+	build_install(g_steal_pointer(&task));
 }
 
 /* Stops the build VM; a @failure is reported once it is gone. */
@@ -529,6 +797,7 @@ build_paused_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
 	QsimQmpClient *qmp = qsim_vm_get_qmp(d->vm);
+	gint fd;
 
 	if (!qsim_vm_pause_finish(d->vm, res, &error) || qmp == NULL) {
 		build_stop_vm(task, error != NULL ? g_steal_pointer(&error)
@@ -536,8 +805,16 @@ build_paused_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		                                                "no QMP connection"));
 		return;
 	}
-	qsim_template_migrate_save_async(qmp, state, QSIM_TEMPLATE_SAVE_TIMEOUT_MS,
+	fd = g_open(state, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		build_stop_vm(task, g_error_new(QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s",
+		                                state, g_strerror(errno)));
+		return;
+	}
+	/* QEMU gets its own copy of the fd: ours can go at once */
+	qsim_template_migrate_save_async(qmp, fd, QSIM_TEMPLATE_SAVE_TIMEOUT_MS,
 	                                 g_task_get_cancellable(task), build_save_cb, task);
+	close(fd);
 }
 
 static void
@@ -613,7 +890,9 @@ build_boot(GTask *task)
 	QsimTemplate *self = g_task_get_source_object(task);
 	BuildData *d = g_task_get_task_data(task);
 	g_autoptr(GError) error = NULL;
-	const gchar *files[] = {QSIM_TEMPLATE_STATE_FILE, QSIM_TEMPLATE_DISK_FILE, NULL};
+	const gchar *files[] = {QSIM_TEMPLATE_STATE_FILE, QSIM_TEMPLATE_DISK_FILE,
+	                        QSIM_TEMPLATE_RAM_FILE, NULL};
+	g_autofree gchar *ram = g_build_filename(self->build, QSIM_TEMPLATE_RAM_FILE, NULL);
 
 	for (guint i = 0; files[i] != NULL; i++) {
 		g_autofree gchar *path = g_build_filename(self->build, files[i], NULL);
@@ -628,6 +907,8 @@ build_boot(GTask *task)
 		g_object_unref(task);
 		return;
 	}
+	/* the guest's RAM goes straight into the template's RAM file */
+	qsim_vm_set_ram_file(d->vm, ram, TRUE);
 	g_info("%s: booting the guest to build its template (attempt %u)", self->vm_name,
 	       d->attempt);
 	qsim_vm_start_async(d->vm, g_task_get_cancellable(task), build_start_cb, task);
@@ -642,12 +923,11 @@ build_verify(GTask *task)
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *state = g_build_filename(self->build, QSIM_TEMPLATE_STATE_FILE, NULL);
 	g_autofree gchar *disk = g_build_filename(self->build, QSIM_TEMPLATE_DISK_FILE, NULL);
+	g_autofree gchar *ram = g_build_filename(self->build, QSIM_TEMPLATE_RAM_FILE, NULL);
 
-	/* read-only from now on: the test restore must not be able to change them either */
-	if (g_chmod(state, 0444) != 0 || g_chmod(disk, 0444) != 0) {
-		build_fail(task, g_error_new(QSIM_ERROR, QSIM_ERROR_IO,
-		                             "cannot make the template read-only: %s",
-		                             g_strerror(errno)));
+	/* final modes from now on: the test restore runs exactly like a later one */
+	if (!build_protect_files(self, &error)) {
+		build_fail(task, g_steal_pointer(&error));
 		g_object_unref(task);
 		return;
 	}
@@ -660,6 +940,7 @@ build_verify(GTask *task)
 	}
 	d->verifying = TRUE;
 	qsim_vm_set_restore_from(d->vm, disk, state);
+	qsim_vm_set_ram_file(d->vm, ram, FALSE);
 	g_info("%s: test restore of the new template", self->vm_name);
 	qsim_vm_start_async(d->vm, g_task_get_cancellable(task), build_start_cb, task);
 }
@@ -771,13 +1052,6 @@ qsim_template_build_async(QsimTemplate *self, QsimVmConfig *config, const gchar 
 		                        self->vm_name);
 		return;
 	}
-	if (!qsim_template_migrate_path_is_safe(state)) {
-		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_INVALID,
-		                        "template path %s has characters unsafe for QEMU's exec: "
-		                        "migration (use [A-Za-z0-9/._-] in STATE_DIR)",
-		                        state);
-		return;
-	}
 	d = g_new0(BuildData, 1);
 	g_task_set_task_data(task, d, (GDestroyNotify)build_data_free);
 	d->run_root = g_strdup(run_root);
@@ -844,13 +1118,16 @@ qsim_template_finalize(GObject *object)
 	g_free(self->vm_name);
 	g_free(self->root);
 	g_free(self->dir);
+	g_free(self->versions);
 	g_free(self->build);
 	g_free(self->state_path);
+	g_free(self->ram_path);
 	g_free(self->disk_path);
 	g_free(self->manifest_path);
 	g_free(self->stale_path);
 	g_free(self->qemu_binary);
 	g_free(self->qemu_img);
+	g_free(self->applied);
 	G_OBJECT_CLASS(qsim_template_parent_class)->finalize(object);
 }
 
@@ -881,12 +1158,15 @@ qsim_template_new(const gchar *state_dir, const gchar *vm_name)
 {
 	QsimTemplate *self = g_object_new(QSIM_TYPE_TEMPLATE, NULL);
 	g_autofree gchar *build_name = g_strdup_printf(".%s.building", vm_name);
+	g_autofree gchar *versions_name = g_strdup_printf(".%s.versions", vm_name);
 
 	self->vm_name = g_strdup(vm_name);
 	self->root = g_build_filename(state_dir, QSIM_TEMPLATE_DIR, NULL);
 	self->dir = g_build_filename(self->root, vm_name, NULL);
+	self->versions = g_build_filename(self->root, versions_name, NULL);
 	self->build = g_build_filename(self->root, build_name, NULL);
 	self->state_path = g_build_filename(self->dir, QSIM_TEMPLATE_STATE_FILE, NULL);
+	self->ram_path = g_build_filename(self->dir, QSIM_TEMPLATE_RAM_FILE, NULL);
 	self->disk_path = g_build_filename(self->dir, QSIM_TEMPLATE_DISK_FILE, NULL);
 	self->manifest_path = g_build_filename(self->dir, QSIM_TEMPLATE_MANIFEST_FILE, NULL);
 	self->stale_path = g_build_filename(self->dir, QSIM_TEMPLATE_STALE_FILE, NULL);

@@ -21,10 +21,14 @@ typedef enum {
 	QSIM_TEMPLATE_STATE_STALE,
 } QsimTemplateState;
 
-/* File names inside STATE_DIR/templates/<vm_name>/. */
+/* File names inside STATE_DIR/templates/<vm_name>/, a symlink to the current version,
+ * STATE_DIR/templates/.<vm_name>.versions/<N>/. */
 #define QSIM_TEMPLATE_DIR "templates"
 #define QSIM_TEMPLATE_STATE_FILE "state"
+#define QSIM_TEMPLATE_RAM_FILE "ram"
 #define QSIM_TEMPLATE_DISK_FILE "disk.qcow2"
+/* an empty overlay of disk.qcow2 that each restore copies instead of running qemu-img */
+#define QSIM_TEMPLATE_OVERLAY_FILE "overlay.qcow2"
 #define QSIM_TEMPLATE_MANIFEST_FILE "manifest"
 #define QSIM_TEMPLATE_STALE_FILE "stale"
 
@@ -36,11 +40,13 @@ G_DECLARE_FINAL_TYPE(QsimTemplate, qsim_template, QSIM, TEMPLATE, GObject)
 
 /*
  * QsimTemplate: one VM's fast-start template in STATE_DIR/templates/<vm_name>/: the
- * saved RAM and device state (`state`), the disk as it was at save time (`disk.qcow2`,
- * an overlay of the base image) and a `manifest` of the inputs. Both data files are
- * read-only; every restore runs on its own overlay of `disk.qcow2`, so any number of
- * restores may share one template. A build writes into a private directory and swaps
- * it in with rename(), so readers never see a half-built template.
+ * guest RAM (`ram`, a sparse file of MEMORY bytes), the device state (`state`), the disk
+ * as it was at save time (`disk.qcow2`, an overlay of the base image) and a `manifest`
+ * of the inputs. Restores never write them: the RAM is mapped private (copy-on-write)
+ * and every restore runs on its own overlay of `disk.qcow2`, so any number of restores
+ * may share one template. A build writes a new version directory and switches the
+ * `<vm_name>` symlink to it with rename(); a restore resolves the symlink once, so it
+ * never pairs files of two versions.
  */
 
 QsimTemplate *qsim_template_new(const gchar *state_dir, const gchar *vm_name);
@@ -60,6 +66,7 @@ guint64 qsim_template_get_size_bytes(QsimTemplate *self);
 gboolean qsim_template_mark_stale(QsimTemplate *self, const gchar *reason, GError **error);
 gboolean qsim_template_remove(QsimTemplate *self, GError **error);
 gboolean qsim_template_apply(QsimTemplate *self, QsimVm *vm, GError **error);
+gboolean qsim_template_is_current(QsimTemplate *self);
 gchar *qsim_template_fixup_command(gint64 unix_time, const gchar *hostname);
 gchar *qsim_template_new_hostname(const gchar *vm_name);
 

@@ -9,6 +9,8 @@
 #include "qsim-vm-argv.h"
 #include "qsim-vm-rundir.h"
 
+#define QSIM_VM_ARGV_RAM_ID "qsim-ram"
+
 /**
  * qsim_vm_argv_kvm_usable:
  *
@@ -47,6 +49,15 @@ add_take(GPtrArray *argv, gchar *arg)
 	g_ptr_array_add(argv, arg);
 }
 
+/* MACHINE may be unset, a bare type ("q35") or carry options ("q35,accel=tcg"). */
+static gchar *
+machine_with_backend(const gchar *machine)
+{
+	if (machine == NULL || machine[0] == '\0')
+		return g_strdup("memory-backend=" QSIM_VM_ARGV_RAM_ID);
+	return g_strdup_printf("%s,memory-backend=" QSIM_VM_ARGV_RAM_ID, machine);
+}
+
 /**
  * qsim_vm_argv_build:
  * @qemu_binary: argv[0], e.g. "qemu-system-x86_64"
@@ -66,6 +77,31 @@ add_take(GPtrArray *argv, gchar *arg)
 gchar **
 qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const gchar *run_dir,
                    guint16 ssh_host_port, gboolean use_kvm, GError **error)
+{
+	const QsimVmArgvOptions defaults = {.qmp_fd = -1};
+
+	return qsim_vm_argv_build_with(qemu_binary, config, run_dir, ssh_host_port, use_kvm,
+	                               &defaults, error);
+}
+
+/**
+ * qsim_vm_argv_build_with:
+ * @qemu_binary: argv[0]
+ * @config: the VM's configuration
+ * @run_dir: absolute path of this start's run directory
+ * @ssh_host_port: the 127.0.0.1 port forwarded to the guest's SSH_PORT, not 0
+ * @use_kvm: use `-accel kvm` instead of TCG
+ * @options: QMP on an inherited socket, RAM in a file, waiting for an incoming migration
+ * @error: return location for a #GError
+ *
+ * Like qsim_vm_argv_build(), with @options.
+ *
+ * Returns: (transfer full): a %NULL-terminated argv, or %NULL with @error set
+ */
+gchar **
+qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config, const gchar *run_dir,
+                        guint16 ssh_host_port, gboolean use_kvm, const QsimVmArgvOptions *options,
+                        GError **error)
 {
 	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
 	g_autofree gchar *dir = NULL;
@@ -108,7 +144,17 @@ qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const g
 		add_take(argv, g_strdup_printf("tcg,tb-size=%u", config->tb_size_mib));
 	else
 		add(argv, "tcg");
-	if (config->machine != NULL) {
+	if (options->ram_path != NULL) {
+		g_autofree gchar *ram = qsim_vm_argv_escape(options->ram_path);
+
+		add(argv, "-machine");
+		add_take(argv, machine_with_backend(config->machine));
+		add(argv, "-object");
+		add_take(argv, g_strdup_printf("memory-backend-file,id=" QSIM_VM_ARGV_RAM_ID
+		                               ",size=%" G_GUINT64_FORMAT "M,mem-path=%s,share=%s",
+		                               config->memory_mib, ram,
+		                               options->ram_shared ? "on" : "off"));
+	} else if (config->machine != NULL) {
 		add(argv, "-machine");
 		add(argv, config->machine);
 	}
@@ -140,7 +186,11 @@ qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const g
 		add(argv, config->append);
 	}
 	add(argv, "-chardev");
-	add_take(argv, g_strdup_printf("socket,id=qmp0,path=%s,server=on,wait=off", qmp));
+	/* server=off on a connected socket: QEMU greets at once, nobody polls for a path */
+	if (options->qmp_fd >= 0)
+		add_take(argv, g_strdup_printf("socket,id=qmp0,fd=%d,server=off", options->qmp_fd));
+	else
+		add_take(argv, g_strdup_printf("socket,id=qmp0,path=%s,server=on,wait=off", qmp));
 	add(argv, "-mon");
 	add(argv, "chardev=qmp0,mode=control");
 	add(argv, "-chardev");
@@ -156,6 +206,18 @@ qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config, const g
 	add(argv, "virtio-rng-pci");
 	add(argv, "-pidfile");
 	add(argv, pidfile);
+	if (options->save_running) {
+		add(argv, "-global");
+		add(argv, "migration.store-global-state=off");
+	}
+	if (options->incoming) {
+		/* no self-announce after the load: with user-mode networking there is no switch
+		 * to tell, and the guest's announce work delays its first SSH answer */
+		add(argv, "-global");
+		add(argv, "migration.announce-rounds=0");
+		add(argv, "-incoming");
+		add(argv, "defer");
+	}
 	for (guint i = 0; config->additional_args != NULL && config->additional_args[i] != NULL;
 	     i++)
 		add(argv, config->additional_args[i]);

@@ -6,7 +6,34 @@
 
 G_BEGIN_DECLS
 
+/* Fixed fd numbers in QEMU for what QsimVm passes at spawn (0-2 are stdio). */
+#define QSIM_VM_ARGV_QMP_FD 3
+#define QSIM_VM_ARGV_INCOMING_FD 4
+
+/**
+ * QsimVmArgvOptions:
+ * @qmp_fd: QMP on this inherited, already connected socket (QSIM_VM_ARGV_QMP_FD) instead
+ *   of listening on `<run_dir>/qmp.sock`; -1 for the socket path
+ * @ram_path: (nullable): guest RAM in this file (memory-backend-file) instead of
+ *   anonymous memory
+ * @ram_shared: share=on: the guest's RAM writes go to @ram_path (a template build);
+ *   else share=off, a private copy-on-write mapping that never writes the file
+ * @save_running: the migration stream records no run state, so a restore runs the
+ *   guest as soon as it is loaded, without a QMP `cont`
+ * @incoming: wait for QMP migrate-incoming (`-incoming defer`) instead of booting
+ */
+typedef struct {
+	gint qmp_fd;
+	const gchar *ram_path;
+	gboolean ram_shared;
+	gboolean save_running;
+	gboolean incoming;
+} QsimVmArgvOptions;
+
 gboolean qsim_vm_argv_kvm_usable(void);
+gchar **qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config,
+                                const gchar *run_dir, guint16 ssh_host_port, gboolean use_kvm,
+                                const QsimVmArgvOptions *options, GError **error);
 gchar **qsim_vm_argv_build(const gchar *qemu_binary, const QsimVmConfig *config,
                            const gchar *run_dir, guint16 ssh_host_port, gboolean use_kvm,
                            GError **error);

@@ -203,8 +203,8 @@ qsim_vm_rundir_write_state(const gchar *run_dir, GPid pid, const gchar *request_
 	return TRUE;
 }
 
-/* Does /proc/<pid>/cmdline mention @run_dir? QEMU's argv always names its run dir (QMP
- * socket, pidfile, drive), so this tells our QEMU from a process that reused the pid. */
+/* Does /proc/<pid>/cmdline mention @run_dir? QEMU's argv always names its run dir
+ * (pidfile, drive), so this tells our QEMU from a process that reused the pid. */
 static gboolean
 qsim_vm_cmdline_mentions(GPid pid, const gchar *run_dir)
 {

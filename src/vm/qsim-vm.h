@@ -60,6 +60,8 @@ void qsim_vm_set_qemu_img_binary(QsimVm *self, const gchar *qemu_img_binary);
 void qsim_vm_set_request_id(QsimVm *self, const gchar *request_id);
 void qsim_vm_set_ssh_port_hint(QsimVm *self, guint16 port);
 void qsim_vm_set_restore_from(QsimVm *self, const gchar *disk_path, const gchar *state_path);
+void qsim_vm_set_ram_file(QsimVm *self, const gchar *ram_path, gboolean shared);
+void qsim_vm_set_overlay_template(QsimVm *self, const gchar *path);
 gboolean qsim_vm_get_restored(QsimVm *self);
 
 void qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,

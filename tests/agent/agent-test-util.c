@@ -138,6 +138,12 @@ rm_rf(const gchar *path)
 }
 
 void
+agent_test_rm_rf(const gchar *path)
+{
+	rm_rf(path);
+}
+
+void
 agent_fixture_clear(AgentFixture *fx)
 {
 	g_clear_object(&fx->config);

@@ -110,7 +110,8 @@ test_create_and_get(ApiFixture *fx, gconstpointer data)
 	g_assert_true(json_object_get_null_member(o, "error"));
 	g_assert_true(json_object_get_null_member(o, "agent_id"));
 	g_assert_cmpint(json_object_get_int_member(o, "attempts"), ==, 0);
-	g_assert_cmpuint(json_object_get_size(o), ==, 13);
+	g_assert_true(json_object_get_null_member(o, "start_mode"));
+	g_assert_cmpuint(json_object_get_size(o), ==, 14);
 
 	/* a unique 8-character prefix resolves, in upper case too */
 	prefix_path = g_strdup_printf("/requests/%.8s", uuid);
@@ -615,6 +616,336 @@ test_vms(ApiFixture *fx, gconstpointer data)
 	g_assert_true(json_object_get_null_member(vm, "error"));
 	g_assert_true(json_object_has_member(vm, "format"));
 	g_assert_true(json_object_has_member(vm, "config"));
+	/* no template yet */
+	{
+		JsonObject *tpl = json_object_get_object_member(vm, "template");
+
+		g_assert_nonnull(tpl);
+		g_assert_cmpstr(json_object_get_string_member(tpl, "state"), ==, "none");
+		g_assert_true(json_object_get_null_member(tpl, "size_bytes"));
+		g_assert_true(json_object_get_null_member(tpl, "age_s"));
+		g_assert_true(json_object_get_null_member(tpl, "built_at"));
+		g_assert_true(json_object_get_null_member(tpl, "reason"));
+		g_assert_false(json_object_get_boolean_member(tpl, "prepare_requested"));
+	}
+	/* no agents in this process: the warm pool's counts are unknown, not zero */
+	{
+		JsonObject *warm = json_object_get_object_member(vm, "warm_pool");
+
+		g_assert_nonnull(warm);
+		g_assert_cmpint(json_object_get_int_member(warm, "size"), ==, 0);
+		g_assert_true(json_object_get_null_member(warm, "parked"));
+		g_assert_true(json_object_get_null_member(warm, "starting"));
+	}
+}
+
+/* stands in for `qsimd all`'s warm pool: tiny has 2 parked and 1 starting */
+static void
+fake_warm_pool(const gchar *vm_name, guint *n_parked, guint *n_starting, gpointer user_data)
+{
+	guint *calls = user_data;
+
+	(*calls)++;
+	if (vm_name == NULL || g_strcmp0(vm_name, "tiny") == 0) {
+		*n_parked = 2;
+		*n_starting = 1;
+	}
+}
+
+static void
+test_vms_warm_pool(ApiFixture *fx, gconstpointer data)
+{
+	guint calls = 0;
+
+	qsim_api_server_set_warm_pool_func(fx->server, fake_warm_pool, &calls);
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
+		JsonObject *warm;
+
+		g_assert_cmpuint(r->status, ==, 200);
+		warm = json_object_get_object_member(obj(r), "warm_pool");
+		g_assert_cmpint(json_object_get_int_member(warm, "parked"), ==, 2);
+		g_assert_cmpint(json_object_get_int_member(warm, "starting"), ==, 1);
+	}
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/stats", NULL, NULL, NULL);
+		JsonObject *warm;
+
+		g_assert_cmpuint(r->status, ==, 200);
+		warm = json_object_get_object_member(obj(r), "warm_pool");
+		g_assert_nonnull(warm);
+		g_assert_cmpint(json_object_get_int_member(warm, "parked"), ==, 2);
+		g_assert_cmpint(json_object_get_int_member(warm, "starting"), ==, 1);
+	}
+	g_assert_cmpuint(calls, ==, 2);
+	qsim_api_server_set_warm_pool_func(fx->server, NULL, NULL);
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/stats", NULL, NULL, NULL);
+
+		g_assert_true(json_object_get_null_member(obj(r), "warm_pool"));
+	}
+}
+
+static JsonObject *
+vm_template(ApiResponse *r)
+{
+	g_assert_cmpuint(r->status, ==, 200);
+	return json_object_get_object_member(obj(r), "template");
+}
+
+/* GET /vms/{name}: the template state comes from the database row combined with
+ * the files, so a change on disk shows at once */
+static void
+test_vm_get(ApiFixture *fx, gconstpointer data)
+{
+	const gchar *host = qsim_store_get_local_host();
+	g_autofree gchar *dir =
+	    g_build_filename(qsim_config_get_state_dir(fx->config), "templates", "tiny", NULL);
+	g_autofree gchar *stale = g_build_filename(dir, "stale", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimTemplateRecord) row = qsim_template_record_new("tiny", host);
+	JsonObject *tpl;
+
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
+
+		g_assert_cmpstr(json_object_get_string_member(obj(r), "name"), ==, "tiny");
+		g_assert_cmpstr(json_object_get_string_member(vm_template(r), "state"), ==, "none");
+	}
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/nope", NULL, NULL, NULL);
+
+		assert_error(r, 404, "not_found");
+	}
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/-bad", NULL, NULL, NULL);
+
+		/* not a VM name at all: the store's validation error, as for a bad UUID */
+		assert_error(r, 422, "validation_error");
+	}
+	/* the database says building: shown as building */
+	row->state = QSIM_TEMPLATE_RECORD_BUILDING;
+	row->build_started_at = qsim_store_now_ms(fx->store);
+	g_assert_true(qsim_store_upsert_template(fx->store, row, &error));
+	g_assert_no_error(error);
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
+
+		g_assert_cmpstr(json_object_get_string_member(vm_template(r), "state"), ==,
+		                "building");
+	}
+	/* the database says ready, but the files are gone: none */
+	row->state = QSIM_TEMPLATE_RECORD_READY;
+	row->build_finished_at = row->build_started_at + 4000;
+	row->build_ms = 4000;
+	g_assert_true(qsim_store_upsert_template(fx->store, row, &error));
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
+
+		tpl = vm_template(r);
+		g_assert_cmpstr(json_object_get_string_member(tpl, "state"), ==, "none");
+		g_assert_cmpfloat(json_object_get_double_member(tpl, "build_s"), ==, 4.0);
+	}
+	/* files marked stale on disk: stale with the reason, whatever the row says */
+	g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+	g_assert_true(g_file_set_contents(stale, "restore failed: boom\n", -1, &error));
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
+
+		tpl = vm_template(r);
+		g_assert_cmpstr(json_object_get_string_member(tpl, "state"), ==, "stale");
+		g_assert_cmpstr(json_object_get_string_member(tpl, "reason"), ==,
+		                "restore failed: boom");
+	}
+	/* the last build failed: failed with its error */
+	row->state = QSIM_TEMPLATE_RECORD_FAILED;
+	row->reason = g_strdup("guest did not answer SSH");
+	g_assert_true(qsim_store_upsert_template(fx->store, row, &error));
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms", NULL, NULL, NULL);
+
+		g_assert_cmpuint(r->status, ==, 200);
+		tpl = json_object_get_object_member(json_array_get_object_element(arr(r), 0),
+		                                    "template");
+		g_assert_cmpstr(json_object_get_string_member(tpl, "state"), ==, "failed");
+		g_assert_cmpstr(json_object_get_string_member(tpl, "reason"), ==,
+		                "guest did not answer SSH");
+	}
+	g_assert_cmpint(g_unlink(stale), ==, 0);
+	g_assert_cmpint(g_rmdir(dir), ==, 0);
+}
+
+/* POST /vms/{name}/prepare: 202 with the template, a prepare request in the database */
+static void
+test_vm_prepare(ApiFixture *fx, gconstpointer data)
+{
+	const gchar *host = qsim_store_get_local_host();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimTemplateRecord) row = NULL;
+	JsonObject *o;
+
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/tiny/prepare", NULL, NULL, NULL);
+
+		g_assert_cmpuint(r->status, ==, 202);
+		o = obj(r);
+		g_assert_cmpstr(json_object_get_string_member(o, "name"), ==, "tiny");
+		g_assert_false(json_object_get_boolean_member(o, "force"));
+		g_assert_true(json_object_get_boolean_member(
+		    json_object_get_object_member(o, "template"), "prepare_requested"));
+	}
+	row = qsim_store_get_template(fx->store, "tiny", host, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(row->prepare_requested_at, !=, 0);
+	g_assert_false(row->prepare_force);
+	g_clear_pointer(&row, qsim_template_record_free);
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/tiny/prepare?force=true", NULL, NULL, NULL);
+
+		g_assert_cmpuint(r->status, ==, 202);
+		g_assert_true(json_object_get_boolean_member(obj(r), "force"));
+	}
+	row = qsim_store_get_template(fx->store, "tiny", host, &error);
+	g_assert_true(row->prepare_force);
+	{
+		g_autoptr(ApiResponse) r = api_request(
+		    fx, "POST", "/vms/tiny/prepare", "application/json", "{\"force\":true}", NULL);
+
+		g_assert_cmpuint(r->status, ==, 202);
+		g_assert_true(json_object_get_boolean_member(obj(r), "force"));
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/tiny/prepare", "application/json", "{}", NULL);
+
+		g_assert_cmpuint(r->status, ==, 202);
+		g_assert_false(json_object_get_boolean_member(obj(r), "force"));
+	}
+	/* bad input */
+	{
+		static const struct {
+			const gchar *path;
+			const gchar *body;
+		} bad[] = {
+		    {"/vms/tiny/prepare?force=yes", NULL},
+		    {"/vms/tiny/prepare?force=1", NULL},
+		    {"/vms/tiny/prepare", "{\"force\":\"yes\"}"},
+		    {"/vms/tiny/prepare", "{\"force\":1}"},
+		    {"/vms/tiny/prepare", "{\"forse\":true}"},
+		    {"/vms/tiny/prepare?force=false", "{\"force\":true}"},
+		};
+
+		for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+			g_autoptr(ApiResponse) r = api_request(
+			    fx, "POST", bad[i].path,
+			    bad[i].body != NULL ? "application/json" : NULL, bad[i].body, NULL);
+
+			g_test_message("bad prepare %s %s", bad[i].path,
+			               bad[i].body != NULL ? bad[i].body : "");
+			assert_error(r, 400, "bad_request");
+			g_assert_nonnull(json_object_get_string_member(
+			    json_object_get_object_member(obj(r), "error"), "message"));
+		}
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/tiny/prepare", "application/json", "{nope", NULL);
+
+		assert_error(r, 400, "bad_request");
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/nope/prepare", NULL, NULL, NULL);
+
+		assert_error(r, 404, "not_found");
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/-x/prepare", NULL, NULL, NULL);
+
+		assert_error(r, 422, "validation_error");
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "GET", "/vms/tiny/prepare", NULL, NULL, NULL);
+
+		assert_error(r, 405, "method_not_allowed");
+		g_assert_nonnull(strstr(api_response_header(r, "Allow"), "POST"));
+	}
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "DELETE", "/vms/tiny", NULL, NULL, NULL);
+
+		assert_error(r, 405, "method_not_allowed");
+	}
+	/* a VM whose config is broken cannot have a template, and the answer says why */
+	{
+		g_autofree gchar *conf = g_build_filename(qsim_config_get_vm_config_dir(fx->config),
+		                                          "broken.conf", NULL);
+		g_autoptr(ApiResponse) r = NULL;
+		const gchar *message;
+
+		g_assert_true(g_file_set_contents(conf, "MEMORY=lots\n", -1, &error));
+		r = api_request(fx, "POST", "/vms/broken/prepare", NULL, NULL, NULL);
+		assert_error(r, 409, "conflict");
+		message = json_object_get_string_member(
+		    json_object_get_object_member(obj(r), "error"), "message");
+		g_test_message("409: %s", message);
+		g_assert_nonnull(strstr(message, "cannot have a template"));
+		g_assert_cmpint(g_unlink(conf), ==, 0);
+	}
+}
+
+/* start_mode: null until the VM started, then as the agent recorded it */
+static void
+test_start_mode(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *uuid = api_submit(fx, "true");
+	g_autofree gchar *path = g_strdup_printf("/requests/%s", uuid);
+	g_autoptr(QsimRequest) claimed = NULL;
+	g_autoptr(GError) error = NULL;
+
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", path, NULL, NULL, NULL);
+
+		g_assert_cmpuint(r->status, ==, 200);
+		g_assert_true(json_object_get_null_member(obj(r), "start_mode"));
+	}
+	claimed = qsim_store_claim_next(fx->store, "agent-t", 60000, 0, &error);
+	g_assert_nonnull(claimed);
+	g_assert_true(qsim_store_set_start_mode(fx->store, uuid, "snapshot", &error));
+	g_assert_true(qsim_store_mark_running(fx->store, uuid, "agent-t", &error));
+	g_assert_true(qsim_store_finish_request(fx->store, uuid, "agent-t", QSIM_STATUS_DONE, TRUE,
+	                                        0, NULL, NULL, &error));
+	g_assert_no_error(error);
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", path, NULL, NULL, NULL);
+
+		g_assert_cmpstr(json_object_get_string_member(obj(r), "start_mode"), ==,
+		                "snapshot");
+	}
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/requests", NULL, NULL, NULL);
+
+		g_assert_cmpuint(r->status, ==, 200);
+		g_assert_cmpstr(json_object_get_string_member(
+		                    json_array_get_object_element(arr(r), 0), "start_mode"),
+		                ==, "snapshot");
+	}
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/stats", NULL, NULL, NULL);
+		JsonObject *modes = json_object_get_object_member(obj(r), "start_modes");
+		JsonObject *snap = json_object_get_object_member(modes, "snapshot");
+		JsonObject *cold = json_object_get_object_member(modes, "cold");
+
+		g_assert_cmpuint(json_object_get_size(modes), ==, 3);
+		g_assert_cmpint(json_object_get_int_member(snap, "count"), ==, 1);
+		g_assert_false(json_object_get_null_member(snap, "submit_to_running_p50_s"));
+		g_assert_cmpint(json_object_get_int_member(cold, "count"), ==, 0);
+		g_assert_true(json_object_get_null_member(cold, "submit_to_running_p50_s"));
+		g_assert_true(json_object_has_member(modes, "warm"));
+	}
 }
 
 static void
@@ -1099,6 +1430,10 @@ main(int argc, char **argv)
 	ADD("/qsim/api/routing", test_not_found_and_methods, NULL);
 	ADD("/qsim/api/logs", test_logs, NULL);
 	ADD("/qsim/api/vms", test_vms, NULL);
+	ADD("/qsim/api/vms/get", test_vm_get, NULL);
+	ADD("/qsim/api/vms/warm-pool", test_vms_warm_pool, NULL);
+	ADD("/qsim/api/vms/prepare", test_vm_prepare, NULL);
+	ADD("/qsim/api/start-mode", test_start_mode, NULL);
 	ADD("/qsim/api/stats", test_stats, NULL);
 	ADD("/qsim/api/config", test_config, &auth_opts);
 	ADD("/qsim/api/openapi", test_openapi, NULL);

@@ -380,20 +380,10 @@ static void
 test_help_version(void)
 {
 	CtlResult r = {0};
-	const gchar *commands[] = {"list-requests",
-	                           "show-request",
-	                           "delete-request",
-	                           "show-logs",
-	                           "stats",
-	                           "status",
-	                           "config",
-	                           "submit",
-	                           "cancel",
-	                           "hold",
-	                           "resume",
-	                           "vms",
-	                           "run",
-	                           NULL};
+	const gchar *commands[] = {
+	    "list-requests", "show-request", "delete-request", "show-logs", "stats",
+	    "status",        "config",       "submit",         "cancel",    "hold",
+	    "resume",        "vms",          "prepare",        "run",       NULL};
 
 	ctl(NULL, &r, "--help");
 	g_assert_cmpint(r.status, ==, 0);
@@ -511,6 +501,8 @@ test_status_vms_config(Fixture *f, gconstpointer data)
 	g_assert_cmpint(r.status, ==, 0);
 	g_assert_true(g_str_has_prefix(r.out, "NAME"));
 	g_assert_nonnull(strstr(r.out, "\ndummy "));
+	g_assert_nonnull(strstr(r.out, "TEMPLATE"));
+	g_assert_nonnull(strstr(r.out, " none "));
 	ctl(f, &r, "vms", "--json");
 	g_assert_cmpint(r.status, ==, 0);
 	vms = parse_json(r.out);
@@ -519,6 +511,11 @@ test_status_vms_config(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(
 	    json_object_get_string_member(json_array_get_object_element(array, 0), "name"), ==,
 	    "dummy");
+	g_assert_cmpstr(
+	    json_object_get_string_member(
+	        json_object_get_object_member(json_array_get_object_element(array, 0), "template"),
+	        "state"),
+	    ==, "none");
 
 	ctl(f, &r, "config");
 	g_assert_cmpint(r.status, ==, 0);
@@ -996,6 +993,126 @@ test_auth(Fixture *f, gconstpointer data)
 
 #define ADD(path, func, data) g_test_add(path, Fixture, data, fixture_setup, func, fixture_teardown)
 
+/* prepare: the request reaches the database; --wait follows it to the end the
+ * agent (played here through the store) records, and fails with one line */
+static void
+test_prepare(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	const gchar *host = qsim_store_get_local_host();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimTemplateRecord) row = NULL;
+	g_autoptr(GSubprocess) proc = NULL;
+	gboolean claimed = FALSE;
+	gboolean force = FALSE;
+
+	ctl(f, &r, "prepare", "dummy");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "prepare requested"));
+	row = qsim_store_get_template(f->store, "dummy", host, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(row->prepare_requested_at, !=, 0);
+	g_assert_false(row->prepare_force);
+	g_clear_pointer(&row, qsim_template_record_free);
+
+	ctl(f, &r, "--json", "prepare", "dummy", "--force");
+	g_assert_cmpint(r.status, ==, 0);
+	{
+		g_autoptr(JsonNode) reply = parse_json(r.out);
+
+		g_assert_true(json_object_get_boolean_member(json_node_get_object(reply), "force"));
+	}
+	g_assert_true(qsim_store_claim_prepare(f->store, "dummy", host, &claimed, &force, &error));
+	g_assert_true(claimed);
+	g_assert_true(force);
+	/* that "build" ends */
+	row = qsim_store_get_template(f->store, "dummy", host, &error);
+	row->state = QSIM_TEMPLATE_RECORD_STALE;
+	g_assert_true(qsim_store_upsert_template(f->store, row, &error));
+	g_clear_pointer(&row, qsim_template_record_free);
+
+	/* --wait: the build fails; the error is one line, exit status 1 */
+	{
+		const gchar *argv[] = {"prepare", "dummy", "--wait", NULL};
+
+		proc = ctl_spawn(f, NULL, argv);
+	}
+	/* wait for the request the command makes, then play the agent's claim and failure */
+	for (;;) {
+		row = qsim_store_get_template(f->store, "dummy", host, &error);
+		g_assert_no_error(error);
+		if (row->prepare_requested_at != 0)
+			break;
+		g_clear_pointer(&row, qsim_template_record_free);
+		g_usleep(20 * 1000);
+	}
+	g_clear_pointer(&row, qsim_template_record_free);
+	g_assert_true(qsim_store_claim_prepare(f->store, "dummy", host, &claimed, NULL, &error));
+	g_assert_true(claimed);
+	row = qsim_store_get_template(f->store, "dummy", host, &error);
+	row->state = QSIM_TEMPLATE_RECORD_FAILED;
+	row->reason = g_strdup("guest did not answer SSH");
+	g_assert_true(qsim_store_upsert_template(f->store, row, &error));
+	g_assert_no_error(error);
+	ctl_result_clear(&r);
+	ctl_finish(proc, &r);
+	assert_error_line(&r, 1, "template of dummy is failed: guest did not answer SSH");
+
+	/* --wait --timeout: no agent takes the request here, so the wait ends in 124 with
+	 * one line, and the request stays for an agent */
+	ctl(f, &r, "prepare", "dummy", "--wait", "--timeout", "1");
+	assert_error_line(&r, 124, "template of dummy not ready after 1 s");
+	g_clear_pointer(&row, qsim_template_record_free);
+	row = qsim_store_get_template(f->store, "dummy", host, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(row->prepare_requested_at, !=, 0);
+	g_clear_pointer(&row, qsim_template_record_free);
+	ctl(f, &r, "prepare", "dummy", "--timeout", "5");
+	assert_error_line(&r, 2, "--wait");
+	ctl(f, &r, "prepare", "dummy", "--wait", "--timeout", "0");
+	assert_error_line(&r, 2, "--timeout");
+
+	/* usage errors and an unknown VM */
+	ctl(f, &r, "prepare");
+	assert_error_line(&r, 2, NULL);
+	ctl(f, &r, "prepare", "dummy", "--follow");
+	assert_error_line(&r, 2, "--follow");
+	ctl(f, &r, "vms", "--force");
+	assert_error_line(&r, 2, "--force");
+	ctl(f, &r, "prepare", "-bad");
+	assert_error_line(&r, 2, "-bad");
+	ctl(f, &r, "prepare", "nope");
+	assert_error_line(&r, 1, "nope");
+	ctl_result_clear(&r);
+}
+
+/* show-request and stats show how the VM started */
+static void
+test_start_mode(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autofree gchar *uuid = submit(f, "true");
+	g_autoptr(QsimRequest) claimed = NULL;
+	g_autoptr(GError) error = NULL;
+
+	claimed = qsim_store_claim_next(f->store, "agent-cli", 60000, 0, &error);
+	g_assert_nonnull(claimed);
+	g_assert_true(qsim_store_set_start_mode(f->store, uuid, "warm", &error));
+	g_assert_true(qsim_store_mark_running(f->store, uuid, "agent-cli", &error));
+	g_assert_no_error(error);
+	ctl(f, &r, "show-request", uuid);
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "Start mode:"));
+	g_assert_nonnull(strstr(r.out, " warm\n"));
+	g_assert_true(qsim_store_finish_request(f->store, uuid, "agent-cli", QSIM_STATUS_DONE, TRUE,
+	                                        0, NULL, NULL, &error));
+	ctl(f, &r, "stats");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_nonnull(strstr(r.out, "started warm"));
+	g_assert_nonnull(strstr(r.out, "started cold"));
+	ctl_result_clear(&r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1005,6 +1122,8 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/cli/connection-refused", test_connection_refused);
 	g_test_add_func("/qsim/cli/translation", test_translation);
 	ADD("/qsim/cli/status-vms-config", test_status_vms_config, NULL);
+	ADD("/qsim/cli/prepare", test_prepare, NULL);
+	ADD("/qsim/cli/start-mode", test_start_mode, NULL);
 	ADD("/qsim/cli/submit-list-show", test_submit_list_show, NULL);
 	ADD("/qsim/cli/hold-resume-cancel-delete", test_hold_resume_cancel_delete, NULL);
 	ADD("/qsim/cli/delete-active", test_delete_active, NULL);

@@ -74,6 +74,7 @@ test_config_defaults(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(qsim_config_get_vm_images_dir(f->config), ==, "./vm_images");
 	g_assert_cmpstr(qsim_config_get_vm_config_dir(f->config), ==, "./vm_configs");
 	g_assert_cmpuint(qsim_config_get_max_concurrent_vms(f->config), ==, 10);
+	g_assert_cmpuint(qsim_config_get_warm_pool_size(f->config), ==, 0);
 	g_assert_cmpuint(qsim_config_get_default_timeout(f->config), ==, 300);
 	g_assert_cmpuint(qsim_config_get_max_timeout(f->config), ==, 3600);
 	g_assert_false(qsim_config_get_enable_cors(f->config));
@@ -125,6 +126,7 @@ test_config_keyfile(Fixture *f, gconstpointer data)
 	g_assert_cmpfloat(qsim_config_get_agent_poll_interval(f->config), ==, 0.5);
 	g_assert_cmpstr(qsim_config_get_vm_images_dir(f->config), ==, "/srv/images");
 	g_assert_cmpuint(qsim_config_get_max_concurrent_vms(f->config), ==, 4);
+	g_assert_cmpuint(qsim_config_get_warm_pool_size(f->config), ==, 3);
 	/* case-insensitive, printed normalised */
 	g_assert_cmpint(qsim_config_get_log_level(f->config), ==, QSIM_LOG_LEVEL_DEBUG);
 	g_assert_cmpstr(qsim_config_get_string(f->config, "LOG_LEVEL"), ==, "DEBUG");
@@ -260,6 +262,12 @@ test_config_env_rejections(Fixture *f, gconstpointer data)
 	     "SQLITE_SIM_AGENT_POLL_INTERVAL='nan' (from environment): not a number"},
 	    {"SQLITE_SIM_MAX_CONCURRENT_VMS", "0",
 	     "SQLITE_SIM_MAX_CONCURRENT_VMS='0' (from environment): must be at least 1"},
+	    {"QSIM_WARM_POOL_SIZE", "-1",
+	     "QSIM_WARM_POOL_SIZE='-1' (from environment): must be at least 0"},
+	    {"QSIM_WARM_POOL_SIZE", "1025",
+	     "QSIM_WARM_POOL_SIZE='1025' (from environment): must be at most 1024"},
+	    {"SQLITE_SIM_WARM_POOL_SIZE", "two",
+	     "SQLITE_SIM_WARM_POOL_SIZE='two' (from environment): not an integer"},
 	    {"SQLITE_SIM_DEFAULT_TIMEOUT", "5000",
 	     "SQLITE_SIM_DEFAULT_TIMEOUT='5000' (from environment): must not exceed MAX_TIMEOUT, "
 	     "which is 3600 (from default)"},
@@ -439,7 +447,7 @@ test_config_entries(Fixture *f, gconstpointer data)
 	fixture_load_ok(f, NULL);
 	g_assert_true(qsim_config_set_flag(f->config, "API_PORT", "9000", &error));
 	entries = qsim_config_list_entries(f->config);
-	g_assert_cmpuint(entries->len, ==, 23);
+	g_assert_cmpuint(entries->len, ==, 24);
 	for (guint i = 0; i < entries->len; i++) {
 		const QsimConfigEntry *e = g_ptr_array_index(entries, i);
 

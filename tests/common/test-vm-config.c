@@ -80,10 +80,43 @@ test_vm_config_full(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(c->tb_size_mib, ==, 0);
 	g_assert_cmpstr(c->ready_marker, ==, "QSIM-READY");
 	g_assert_cmpint(c->fast_start, ==, QSIM_VM_FAST_START_SNAPSHOT);
+	g_assert_cmpuint(c->warm_pool_size, ==, 2);
 
 	g_assert_true(g_file_get_contents(conf, &content, &len, NULL));
-	sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)content, len);
+	/* the file ends with its WARM_POOL_SIZE line, which the hash leaves out */
+	g_assert_true(g_str_has_suffix(content, "\nWARM_POOL_SIZE=2\n"));
+	sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)content,
+	                                  len - strlen("WARM_POOL_SIZE=2\n"));
 	g_assert_cmpstr(qsim_vm_config_hash(c), ==, sha);
+}
+
+/* Resizing the warm pool is no change of the template's inputs; any other key is. */
+static void
+test_vm_config_hash_warm_pool(Fixture *f, gconstpointer data)
+{
+	const gchar *texts[] = {"CPU=2\nMEMORY=512M\n", "CPU=2\nWARM_POOL_SIZE=3\nMEMORY=512M\n",
+	                        "CPU=2\nWARM_POOL_SIZE=0\nMEMORY=512M\n",
+	                        "CPU=2\nMEMORY=512M\nWARM_POOL_SIZE=1"};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) base = NULL;
+	g_autoptr(QsimVmConfig) other = NULL;
+	g_autofree gchar *other_path =
+	    qsim_test_write(f->images, "other.conf", "CPU=3\nMEMORY=512M\n");
+
+	for (guint i = 0; i < G_N_ELEMENTS(texts); i++) {
+		g_autofree gchar *path = qsim_test_write(f->images, "warm.conf", texts[i]);
+		g_autoptr(QsimVmConfig) c = qsim_vm_config_parse(f->images, path, "tiny", &error);
+
+		g_assert_no_error(error);
+		if (base == NULL) {
+			base = g_steal_pointer(&c);
+			continue;
+		}
+		g_assert_cmpstr(qsim_vm_config_hash(c), ==, qsim_vm_config_hash(base));
+	}
+	other = qsim_vm_config_parse(f->images, other_path, "tiny", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(qsim_vm_config_hash(other), !=, qsim_vm_config_hash(base));
 }
 
 static void
@@ -114,6 +147,7 @@ test_vm_config_seed(Fixture *f, gconstpointer data)
 	g_assert_null(c->ssh_password);
 	g_assert_null(c->ready_marker);
 	g_assert_cmpint(c->fast_start, ==, QSIM_VM_FAST_START_NONE);
+	g_assert_cmpuint(c->warm_pool_size, ==, 0);
 }
 
 static void
@@ -203,6 +237,10 @@ test_vm_config_bad(Fixture *f, gconstpointer data)
 	    {"bad-kernel-missing", 1, kernel_msg, QSIM_ERROR_NOT_FOUND},
 	    {"bad-format", 1, "FORMAT='vmdk': must be qcow2 or raw", QSIM_ERROR_INVALID},
 	    {"bad-fast-start", 1, "FAST_START='yes': must be none or snapshot", QSIM_ERROR_INVALID},
+	    {"bad-warm-pool", 1, "WARM_POOL_SIZE='-1': not a non-negative integer",
+	     QSIM_ERROR_INVALID},
+	    {"bad-warm-pool-many", 2, "WARM_POOL_SIZE='65': must be between 0 and 64",
+	     QSIM_ERROR_INVALID},
 	    {"bad-duplicate", 3, "CPU is set twice (first on line 1)", QSIM_ERROR_INVALID},
 	    {"bad-syntax", 1, "expected KEY=VALUE", QSIM_ERROR_INVALID},
 	    {"bad-quote", 2, "unterminated double quote", QSIM_ERROR_INVALID},
@@ -321,6 +359,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	ADD("/qsim/common/vm-config/full", test_vm_config_full);
 	ADD("/qsim/common/vm-config/seed", test_vm_config_seed);
+	ADD("/qsim/common/vm-config/hash-warm-pool", test_vm_config_hash_warm_pool);
 	ADD("/qsim/common/vm-config/no-conf", test_vm_config_no_conf);
 	ADD("/qsim/common/vm-config/memory-forms", test_vm_config_memory_forms);
 	ADD("/qsim/common/vm-config/bad", test_vm_config_bad);

@@ -2,6 +2,11 @@
 
 #include "config.h"
 
+#include <gio/gunixfdmessage.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "common/qsim-error.h"
 #include "qmp-test-peer.h"
 #include "qmp/qsim-qmp-stream.h"
@@ -225,10 +230,155 @@ test_unref_while_reading(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(f->n_closed, ==, 0);
 }
 
+/* A line sent with an fd carries it (SCM_RIGHTS) on its first byte, as QEMU's `getfd`
+ * expects; the peer gets a working descriptor and the whole line. */
+static void
+test_send_with_fd(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) ours = NULL;
+	g_autoptr(GSocket) theirs = NULL;
+	g_autoptr(GSocketConnection) conn = NULL;
+	g_autoptr(QsimQmpStream) stream = NULL;
+	g_autoptr(JsonObject) msg = json_object_new();
+	GSocketControlMessage **cmsgs = NULL;
+	gint n_cmsgs = 0;
+	gchar buf[256] = {0};
+	GInputVector vec = {buf, sizeof(buf) - 1};
+	gsize got = 0;
+	gint sv[2];
+	gint pipe_fds[2];
+	gint passed;
+	gchar byte = 0;
+
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+	g_assert_cmpint(pipe(pipe_fds), ==, 0);
+	ours = g_socket_new_from_fd(sv[0], &error);
+	g_assert_no_error(error);
+	theirs = g_socket_new_from_fd(sv[1], &error);
+	g_assert_no_error(error);
+	conn = g_socket_connection_factory_create_connection(ours);
+	stream = qsim_qmp_stream_new(G_IO_STREAM(conn));
+	g_assert_true(qsim_qmp_stream_can_pass_fds(stream));
+
+	json_object_set_string_member(msg, "execute", "getfd");
+	qsim_qmp_stream_send_with_fd(stream, msg, pipe_fds[1]);
+	/* the stream keeps its own copy until it is sent */
+	g_assert_cmpint(close(pipe_fds[1]), ==, 0);
+	qmp_test_iterate_idle();
+	while (got < 2 || buf[got - 1] != '\n') {
+		gssize n;
+
+		vec.buffer = buf + got;
+		vec.size = sizeof(buf) - 1 - got;
+		n = g_socket_receive_message(theirs, NULL, &vec, 1, n_cmsgs == 0 ? &cmsgs : NULL,
+		                             n_cmsgs == 0 ? &n_cmsgs : NULL, NULL, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(n, >, 0);
+		got += (gsize)n;
+	}
+	g_assert_cmpstr(buf, ==, "{\"execute\":\"getfd\"}\r\n");
+	g_assert_cmpint(n_cmsgs, ==, 1);
+	g_assert_true(G_IS_UNIX_FD_MESSAGE(cmsgs[0]));
+	passed = g_unix_fd_list_get(g_unix_fd_message_get_fd_list(G_UNIX_FD_MESSAGE(cmsgs[0])), 0,
+	                            &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(write(passed, "x", 1), ==, 1);
+	g_assert_cmpint(close(passed), ==, 0);
+	g_assert_cmpint(read(pipe_fds[0], &byte, 1), ==, 1);
+	g_assert_cmpint(byte, ==, 'x');
+	g_object_unref(cmsgs[0]);
+	g_free(cmsgs);
+	/* every writer is closed now: the stream did not leak its copy */
+	g_assert_cmpint(read(pipe_fds[0], &byte, 1), ==, 0);
+	g_assert_cmpint(close(pipe_fds[0]), ==, 0);
+	qsim_qmp_stream_close(stream);
+}
+
+/* The socket's buffer is full when the fd line is due: it waits for G_IO_OUT, then goes. */
+static void
+test_send_with_fd_when_full(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) ours = NULL;
+	g_autoptr(GSocket) theirs = NULL;
+	g_autoptr(GSocketConnection) conn = NULL;
+	g_autoptr(QsimQmpStream) stream = NULL;
+	g_autoptr(JsonObject) msg = json_object_new();
+	g_autoptr(GByteArray) got = g_byte_array_new();
+	GSocketControlMessage **cmsgs = NULL;
+	gint n_cmsgs = 0;
+	gchar junk[4096];
+	gsize filled = 0;
+	gint sv[2];
+	gint pipe_fds[2];
+	const gchar *line = "{\"execute\":\"getfd\"}\r\n";
+
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+	g_assert_cmpint(pipe(pipe_fds), ==, 0);
+	ours = g_socket_new_from_fd(sv[0], &error);
+	g_assert_no_error(error);
+	theirs = g_socket_new_from_fd(sv[1], &error);
+	g_assert_no_error(error);
+	g_socket_set_blocking(theirs, FALSE);
+	conn = g_socket_connection_factory_create_connection(ours);
+	stream = qsim_qmp_stream_new(G_IO_STREAM(conn));
+	memset(junk, ' ', sizeof(junk));
+	for (;;) {
+		gssize n = g_socket_send_with_blocking(ours, junk, sizeof(junk), FALSE, NULL, NULL);
+
+		if (n <= 0)
+			break;
+		filled += (gsize)n;
+	}
+	g_assert_cmpuint(filled, >, 0);
+
+	json_object_set_string_member(msg, "execute", "getfd");
+	qsim_qmp_stream_send_with_fd(stream, msg, pipe_fds[1]);
+	g_assert_cmpint(close(pipe_fds[1]), ==, 0);
+	/* drain until the line and its fd are in */
+	for (guint i = 0; i < 10000 && (got->len < filled + strlen(line)); i++) {
+		gchar buf[8192];
+		GInputVector vec = {buf, sizeof(buf)};
+		gssize n;
+
+		g_main_context_iteration(NULL, FALSE);
+		n = g_socket_receive_message(theirs, NULL, &vec, 1, n_cmsgs == 0 ? &cmsgs : NULL,
+		                             n_cmsgs == 0 ? &n_cmsgs : NULL, NULL, NULL, NULL);
+		if (n > 0)
+			g_byte_array_append(got, (const guint8 *)buf, (guint)n);
+		else
+			g_usleep(1000);
+	}
+	g_assert_cmpuint(got->len, ==, filled + strlen(line));
+	g_assert_cmpmem(got->data + filled, strlen(line), line, strlen(line));
+	g_assert_cmpint(n_cmsgs, ==, 1);
+	g_assert_true(G_IS_UNIX_FD_MESSAGE(cmsgs[0]));
+	g_object_unref(cmsgs[0]);
+	g_free(cmsgs);
+	g_assert_cmpint(close(pipe_fds[0]), ==, 0);
+	qsim_qmp_stream_close(stream);
+}
+
+static void
+test_no_fds_without_socket(void)
+{
+	g_autoptr(GInputStream) in = g_memory_input_stream_new();
+	g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable();
+	g_autoptr(GIOStream) io = g_simple_io_stream_new(in, out);
+	g_autoptr(QsimQmpStream) stream = qsim_qmp_stream_new(io);
+
+	g_assert_false(qsim_qmp_stream_can_pass_fds(stream));
+	qsim_qmp_stream_close(stream);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/qsim/qmp/stream/send-with-fd", test_send_with_fd);
+	g_test_add_func("/qsim/qmp/stream/send-with-fd-when-full", test_send_with_fd_when_full);
+	g_test_add_func("/qsim/qmp/stream/no-fds-without-socket", test_no_fds_without_socket);
 	g_test_add("/qsim/qmp/stream/framing", Fixture, NULL, fixture_setup, test_framing,
 	           fixture_teardown);
 	g_test_add("/qsim/qmp/stream/write-order", Fixture, NULL, fixture_setup, test_write_order,

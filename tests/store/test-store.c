@@ -112,7 +112,7 @@ schema_text(const gchar *path)
 	sqlite3_stmt *stmt = NULL;
 	g_autoptr(GString) out = g_string_new(NULL);
 	g_autoptr(GRegex) space = g_regex_new("\\s+", 0, 0, NULL);
-	g_autoptr(GRegex) paren = g_regex_new("\\( | \\)", 0, 0, NULL);
+	g_autoptr(GRegex) paren = g_regex_new("\\( | \\)| ,", 0, 0, NULL);
 
 	g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
 	g_assert_cmpint(sqlite3_prepare_v2(db,
@@ -151,7 +151,12 @@ test_migrate_from_v1_fixture(void)
 
 	g_assert_true(g_file_get_contents(sql_path, &sql, NULL, &error));
 	store_test_raw_exec(path, sql);
-	/* the fixture must be what migration 1 really creates */
+	store = qsim_store_open(path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(qsim_store_get_schema_version(store), ==,
+	                 qsim_store_get_current_schema_version());
+	/* migrated from the fixture, the schema must be exactly what a fresh file gets
+	 * (so the fixture is what migration 1 created, and the later steps apply to it) */
 	{
 		g_autofree gchar *fresh_path = g_build_filename(dir, "fresh.db", NULL);
 		g_autoptr(QsimStore) fresh = qsim_store_open(fresh_path, &error);
@@ -164,12 +169,10 @@ test_migrate_from_v1_fixture(void)
 		got_schema = schema_text(path);
 		g_assert_cmpstr(got_schema, ==, want_schema);
 	}
-	store = qsim_store_open(path, &error);
-	g_assert_no_error(error);
-	g_assert_cmpuint(qsim_store_get_schema_version(store), ==,
-	                 qsim_store_get_current_schema_version());
 	held = qsim_store_get_request(store, "0a1b2c3d-0000-4000-8000-000000000002", 36, &error);
 	g_assert_no_error(error);
+	/* v2 added start_mode: rows from before have none */
+	g_assert_cmpint(held->start_mode, ==, QSIM_START_MODE_NONE);
 	g_assert_cmpint(held->status, ==, QSIM_STATUS_HOLD);
 	g_assert_cmpint(held->held_from, ==, QSIM_STATUS_RUNNING);
 	g_assert_cmpint(held->lease_expires_at, ==, 1764000050000);
@@ -723,6 +726,56 @@ test_data_version(StoreFixture *fx, gconstpointer data)
 	g_free(log.last_uuid);
 }
 
+static void
+on_changed_elsewhere(QsimStore *store, gpointer data)
+{
+	(*(guint *)data)++;
+}
+
+/* Waits (no deadline of its own: meson's test timeout is the bound) for the next
+ * "changed-elsewhere" after @seen of them */
+static void
+wait_changed_elsewhere(const guint *count, guint seen)
+{
+	while (*count == seen)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+/* The watch turns another connection's commit into a signal on this one */
+static void
+test_watch_changes(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimStore) other = qsim_store_open(fx->path, &error);
+	guint count = 0;
+
+	g_assert_no_error(error);
+	g_signal_connect(fx->store, "changed-elsewhere", G_CALLBACK(on_changed_elsewhere), &count);
+	qsim_store_watch_changes(fx->store, 10);
+	/* a second watcher with a longer interval shares the timer */
+	qsim_store_watch_changes(fx->store, 5000);
+	qsim_request_free(create(fx, "tiny"));
+	{
+		g_autoptr(QsimRequest) r =
+		    qsim_store_create_request(other, "tiny", "true", 5, &error);
+
+		g_assert_no_error(error);
+	}
+	wait_changed_elsewhere(&count, 0);
+	g_assert_cmpuint(count, ==, 1);
+	/* one watcher left: still on, at the short interval */
+	qsim_store_unwatch_changes(fx->store);
+	{
+		g_autoptr(QsimTemplateRecord) r =
+		    qsim_store_request_prepare(other, "tiny", "host-a", FALSE, &error);
+
+		g_assert_no_error(error);
+	}
+	wait_changed_elsewhere(&count, 1);
+	g_assert_cmpuint(count, ==, 2);
+	qsim_store_unwatch_changes(fx->store);
+}
+
 /* Reasons from QEMU or the guest are stored as bounded, valid UTF-8 */
 static void
 test_reason_sanitized(StoreFixture *fx, gconstpointer data)
@@ -1222,6 +1275,7 @@ main(int argc, char **argv)
 	ADD("/qsim/store/cancel-race", test_cancel_race);
 	ADD("/qsim/store/delete-active-refused", test_delete_active_refused);
 	ADD("/qsim/store/data-version", test_data_version);
+	ADD("/qsim/store/watch-changes", test_watch_changes);
 	ADD("/qsim/store/reason-sanitized", test_reason_sanitized);
 	ADD("/qsim/store/busy", test_busy);
 	ADD("/qsim/store/claim-capacity", test_claim_capacity);

@@ -8,7 +8,6 @@
 #include <utime.h>
 
 #include "vm-test-util.h"
-#include "vm/qsim-template-migrate.h"
 #include "vm/qsim-template.h"
 
 /* Fast start against the real tiny guest. The template is built once (the first test)
@@ -51,7 +50,8 @@ fixture_init(void)
 	g_autoptr(GFile) from = NULL;
 	g_autoptr(GFile) to = NULL;
 
-	fx.tmp = g_dir_make_tmp("qsim-template-XXXXXX", &error);
+	/* characters a shell would act on: no path goes through one (the save uses getfd) */
+	fx.tmp = g_dir_make_tmp("qsim template $(x);-XXXXXX", &error);
 	g_assert_no_error(error);
 	fx.images = g_build_filename(fx.tmp, "images", NULL);
 	fx.state_dir = g_build_filename(fx.tmp, "state", NULL);
@@ -134,16 +134,20 @@ sha256_of(const gchar *path)
 	return sum;
 }
 
-/* base image, template state, template disk */
+/* base image, template state, template disk, template RAM file (QEMU opens the last
+ * read-write, so only its private mapping keeps it unchanged) */
 static gchar *
 checksums(void)
 {
 	g_autofree gchar *image = g_build_filename(fx.images, "tiny.qcow2", NULL);
+	g_autofree gchar *ram =
+	    g_build_filename(qsim_template_get_dir(fx.tpl), QSIM_TEMPLATE_RAM_FILE, NULL);
 	g_autofree gchar *a = sha256_of(image);
 	g_autofree gchar *b = sha256_of(qsim_template_get_state_path(fx.tpl));
 	g_autofree gchar *c = sha256_of(qsim_template_get_disk_path(fx.tpl));
+	g_autofree gchar *d = sha256_of(ram);
 
-	return g_strjoin(" ", a, b, c, NULL);
+	return g_strjoin(" ", a, b, c, d, NULL);
 }
 
 static QsimVm *
@@ -177,20 +181,78 @@ test_unit(void)
 {
 	g_autofree gchar *cmd = qsim_template_fixup_command(1700000000, "qsim-abc");
 	g_autofree gchar *host = qsim_template_new_hostname("a.b_c");
-	const gchar *argv[] = {"qemu", "-m", "256M", NULL};
-	g_auto(GStrv) incoming = qsim_template_migrate_incoming_argv(argv);
 
-	g_assert_true(qsim_template_migrate_path_is_safe("/var/lib/qsim/templates/tiny/state"));
-	g_assert_false(qsim_template_migrate_path_is_safe("relative/state"));
-	g_assert_false(qsim_template_migrate_path_is_safe("/tmp/a b/state"));
-	g_assert_false(qsim_template_migrate_path_is_safe("/tmp/x;rm -rf ~/state"));
-	g_assert_false(qsim_template_migrate_path_is_safe("/tmp/$(id)"));
 	g_assert_nonnull(strstr(cmd, "date -u -s @1700000000"));
 	g_assert_nonnull(strstr(cmd, "hostname qsim-abc"));
 	g_assert_true(g_regex_match_simple("^qsim-[0-9a-f]{12}$", host, 0, 0));
-	g_assert_cmpuint(g_strv_length(incoming), ==, 5);
-	g_assert_cmpstr(incoming[3], ==, "-incoming");
-	g_assert_cmpstr(incoming[4], ==, "defer");
+}
+
+/* A template of format 1 (RAM inside the state file, a real directory, no format key in
+ * its manifest) is stale, never restored, and the next build replaces it. */
+static void
+test_old_format(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) config = load_config(fx.conf);
+	g_autoptr(QsimTemplateManifest) manifest = NULL;
+	g_autofree gchar *reason = NULL;
+	g_autofree gchar *root = g_build_filename(fx.state_dir, QSIM_TEMPLATE_DIR, NULL);
+	g_autofree gchar *dir = g_build_filename(root, "tiny", NULL);
+	g_autofree gchar *path = g_build_filename(dir, QSIM_TEMPLATE_MANIFEST_FILE, NULL);
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *old_text = NULL;
+	g_autoptr(GRegex) format_line = g_regex_new("^format=.*\n", G_REGEX_MULTILINE, 0, NULL);
+	const gchar *files[] = {QSIM_TEMPLATE_STATE_FILE, QSIM_TEMPLATE_DISK_FILE, NULL};
+
+	g_assert_false(fx.built);
+	g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+	manifest = qsim_template_manifest_new_for_config(config, QSIM_QEMU_BINARY, &error);
+	g_assert_no_error(error);
+	manifest->state_size = 4;
+	manifest->disk_size = 4;
+	for (guint i = 0; files[i] != NULL; i++) {
+		g_autofree gchar *file = g_build_filename(dir, files[i], NULL);
+
+		g_assert_true(g_file_set_contents(file, "old\n", -1, &error));
+		g_assert_no_error(error);
+	}
+	g_assert_true(qsim_template_manifest_save(manifest, path, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_file_get_contents(path, &text, NULL, &error));
+	g_assert_no_error(error);
+	old_text = g_regex_replace_literal(format_line, text, -1, 0, "", 0, &error);
+	g_assert_no_error(error);
+	g_assert_null(strstr(old_text, "format="));
+	g_assert_true(g_file_set_contents(path, old_text, -1, &error));
+	g_assert_no_error(error);
+
+	g_assert_cmpint(qsim_template_check(fx.tpl, config, &reason), ==,
+	                QSIM_TEMPLATE_STATE_STALE);
+	g_test_message("old template: %s", reason);
+	g_assert_nonnull(strstr(reason, "format 1"));
+
+	/* the build moves it aside for a versioned template behind a symlink */
+	ensure_template();
+	g_assert_true(g_file_test(dir, G_FILE_TEST_IS_SYMLINK));
+	g_assert_true(g_file_test(path, G_FILE_TEST_IS_REGULAR));
+	g_clear_pointer(&manifest, qsim_template_manifest_free);
+	manifest = qsim_template_load_manifest(fx.tpl, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(manifest->format, ==, QSIM_TEMPLATE_MANIFEST_FORMAT);
+	g_assert_cmpuint(manifest->ram_size, ==, config->memory_mib * 1024 * 1024);
+}
+
+static guint
+count_versions(void)
+{
+	g_autofree gchar *versions =
+	    g_build_filename(fx.state_dir, QSIM_TEMPLATE_DIR, ".tiny.versions", NULL);
+	g_autoptr(GDir) dir = g_dir_open(versions, 0, NULL);
+	guint n = 0;
+
+	while (dir != NULL && g_dir_read_name(dir) != NULL)
+		n++;
+	return n;
 }
 
 static void
@@ -341,6 +403,9 @@ static void
 test_corrupt(void)
 {
 	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVm) early = NULL;
+	g_autoptr(QsimTemplate) old = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
 	g_autoptr(QsimVm) vm = NULL;
 	g_autoptr(QsimVm) cold = NULL;
 	g_autoptr(QsimVmConfig) config = NULL;
@@ -348,7 +413,38 @@ test_corrupt(void)
 	const gchar *state;
 	GStatBuf st;
 
+	/* a restore that resolved the template before a rebuild keeps the files it resolved
+	 * (the old version stays until the build after next) */
+	early = restored_vm();
+	{
+		g_autoptr(QsimVm) other = qsim_vm_new(load_config(fx.conf), fx.run_root);
+
+		old = qsim_template_new(fx.state_dir, "tiny");
+		g_assert_true(qsim_template_apply(old, other, &error));
+		g_assert_no_error(error);
+		g_assert_true(qsim_template_is_current(old));
+	}
+	g_assert_cmpuint(count_versions(), ==, 1);
 	ensure_template(); /* rebuilt after test_stale touched the image */
+	g_assert_cmpuint(count_versions(), ==, 2);
+	/* a restore of the replaced version that fails condemns that version only */
+	g_assert_false(qsim_template_is_current(old));
+	g_assert_true(qsim_template_mark_stale(old, "restore of the old version failed", &error));
+	g_assert_no_error(error);
+	config = load_config(fx.conf);
+	g_assert_cmpint(qsim_template_check(fx.tpl, config, NULL), ==, QSIM_TEMPLATE_STATE_READY);
+	g_clear_pointer(&config, qsim_vm_config_free);
+	g_assert_true(vm_test_start(early, &error));
+	g_assert_no_error(error);
+	g_assert_true(vm_test_wait_ready(early, &error));
+	g_assert_no_error(error);
+	guest = vm_test_guest_connect(early, &error);
+	g_assert_no_error(error);
+	g_free(exec_ok(guest, "true"));
+	g_clear_object(&guest);
+	g_assert_true(vm_test_shutdown(early, 0, &error));
+	g_assert_no_error(error);
+
 	state = qsim_template_get_state_path(fx.tpl);
 	g_assert_cmpint(g_stat(state, &st), ==, 0);
 	g_assert_cmpint(g_chmod(state, 0644), ==, 0);
@@ -416,6 +512,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	fixture_init();
 	g_test_add_func("/qsim/vm/template/unit", test_unit);
+	g_test_add_func("/qsim/vm/template/old-format", test_old_format);
 	g_test_add_func("/qsim/vm/template/restore", test_restore);
 	g_test_add_func("/qsim/vm/template/two-clones", test_two_clones);
 	g_test_add_func("/qsim/vm/template/stale", test_stale);

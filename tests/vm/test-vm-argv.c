@@ -208,6 +208,77 @@ test_argv_escapes_commas(Fixture *f, gconstpointer data)
 	g_assert_true(g_strv_contains((const gchar *const *)argv, "/tmp/a,if=none/qemu.pid"));
 }
 
+static gint
+index_of(gchar **argv, const gchar *arg)
+{
+	for (gint i = 0; argv[i] != NULL; i++) {
+		if (g_strcmp0(argv[i], arg) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* Fast start: guest RAM in a file (MACHINE unset, bare, or with options), QMP on an
+ * inherited socket, the build's stream without run state, and -incoming for a restore. */
+static void
+test_argv_fast_start(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimVmConfig) bare = parse(f, "IMAGE=disk.qcow2\nMEMORY=1G\n");
+	g_autoptr(QsimVmConfig) q35 = parse(f, "IMAGE=disk.qcow2\nMACHINE=q35\n");
+	g_autoptr(QsimVmConfig) opts = parse(f, "IMAGE=disk.qcow2\nMACHINE=q35\n");
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) build = NULL;
+	g_auto(GStrv) restore = NULL;
+	g_auto(GStrv) with_opts = NULL;
+	QsimVmArgvOptions o = {
+	    .qmp_fd = 3, .ram_path = "/s/t,x/ram", .ram_shared = TRUE, .save_running = TRUE};
+	gint i;
+
+	/* no MACHINE at all: QEMU's default machine, which still needs the backend */
+	g_clear_pointer(&bare->machine, g_free);
+	build = qsim_vm_argv_build_with("qemu", bare, "/r", 7, FALSE, &o, &error);
+	g_assert_no_error(error);
+	i = index_of(build, "-machine");
+	g_assert_cmpint(i, >, 0);
+	g_assert_cmpstr(build[i + 1], ==, "memory-backend=qsim-ram");
+	/* MEMORY's unit is resolved to MiB by the config; a comma in the path is escaped */
+	g_assert_true(g_strv_contains(
+	    (const gchar *const *)build,
+	    "memory-backend-file,id=qsim-ram,size=1024M,mem-path=/s/t,,x/ram,share=on"));
+	g_assert_true(g_strv_contains((const gchar *const *)build, "1024M"));
+	g_assert_true(
+	    g_strv_contains((const gchar *const *)build, "socket,id=qmp0,fd=3,server=off"));
+	g_assert_true(
+	    g_strv_contains((const gchar *const *)build, "migration.store-global-state=off"));
+	g_assert_cmpint(index_of(build, "-incoming"), ==, -1);
+
+	o.ram_shared = FALSE;
+	o.save_running = FALSE;
+	o.incoming = TRUE;
+	restore = qsim_vm_argv_build_with("qemu", q35, "/r", 7, FALSE, &o, &error);
+	g_assert_no_error(error);
+	i = index_of(restore, "-machine");
+	g_assert_cmpstr(restore[i + 1], ==, "q35,memory-backend=qsim-ram");
+	g_assert_cmpint(index_of(restore, "q35"), ==, -1);
+	g_assert_true(g_strv_contains((const gchar *const *)restore,
+	                              "memory-backend-file,id=qsim-ram,size=256M,"
+	                              "mem-path=/s/t,,x/ram,share=off"));
+	g_assert_cmpint(index_of(restore, "migration.store-global-state=off"), ==, -1);
+	g_assert_cmpint(index_of(restore, "migration.announce-rounds=0"), >, 0);
+	g_assert_cmpint(index_of(build, "migration.announce-rounds=0"), ==, -1);
+	i = index_of(restore, "-incoming");
+	g_assert_cmpint(i, >, 0);
+	g_assert_cmpstr(restore[i + 1], ==, "defer");
+
+	/* the config refuses options in MACHINE today; the argv would still be right */
+	g_free(opts->machine);
+	opts->machine = g_strdup("q35,smm=off");
+	with_opts = qsim_vm_argv_build_with("qemu", opts, "/r", 7, FALSE, &o, &error);
+	g_assert_no_error(error);
+	i = index_of(with_opts, "-machine");
+	g_assert_cmpstr(with_opts[i + 1], ==, "q35,smm=off,memory-backend=qsim-ram");
+}
+
 static void
 test_argv_invalid(Fixture *f, gconstpointer data)
 {
@@ -235,6 +306,8 @@ main(int argc, char **argv)
 	g_test_add("/qsim/vm/argv/escapes-commas", Fixture, NULL, fixture_setup,
 	           test_argv_escapes_commas, fixture_teardown);
 	g_test_add("/qsim/vm/argv/invalid", Fixture, NULL, fixture_setup, test_argv_invalid,
+	           fixture_teardown);
+	g_test_add("/qsim/vm/argv/fast-start", Fixture, NULL, fixture_setup, test_argv_fast_start,
 	           fixture_teardown);
 	return g_test_run();
 }

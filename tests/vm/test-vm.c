@@ -481,6 +481,60 @@ test_bad_kernel(Fixture *f, gconstpointer data)
 	g_assert_true(f->exited);
 }
 
+/* A stand-in for QEMU: a shell script that does something to its QMP socket (fd 3). */
+static gchar *
+write_fake_qemu(Fixture *f, const gchar *body)
+{
+	g_autoptr(GError) error = NULL;
+	gchar *path = g_build_filename(f->run_root, "fake-qemu", NULL);
+	g_autofree gchar *script = g_strdup_printf("#!/bin/sh\n%s\n", body);
+
+	g_assert_true(g_file_set_contents(path, script, -1, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(g_chmod(path, 0755), ==, 0);
+	return path;
+}
+
+/* QMP runs over a socket pair handed to QEMU: a QEMU that dies before its greeting fails
+ * the start with QEMU's own words, and one that closes the monitor but lives on is
+ * killed, with no polling for a socket path in either case. */
+static void
+test_qmp_before_greeting(Fixture *f, gconstpointer data)
+{
+	const struct {
+		const gchar *body;
+		const gchar *expect;
+	} cases[] = {
+	    {"echo 'qemu: cannot start: fake failure' >&2; exit 1", "fake failure"},
+	    {"exec 3>&-; exec sleep 60", "QEMU's monitor failed"},
+	    {"echo '{\"not\": \"a greeting\"}' >&3; exec sleep 60", "QEMU's monitor failed"},
+	};
+
+	if (skip_without_image())
+		return;
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(QsimVm) vm = NULL;
+		g_autofree gchar *fake = write_fake_qemu(f, cases[i].body);
+		QsimVmConfig *config = vm_test_load_config("tiny", &error);
+
+		g_assert_no_error(error);
+		vm = qsim_vm_new(config, f->run_root);
+		qsim_vm_set_qemu_binary(vm, fake);
+		f->exited = FALSE;
+		g_clear_pointer(&f->exited_message, g_free);
+		g_signal_connect(vm, "exited", G_CALLBACK(exited_cb), f);
+		g_assert_false(vm_test_start(vm, &error));
+		g_assert_nonnull(error);
+		g_test_message("case %u: %s", i, error->message);
+		g_assert_nonnull(strstr(error->message, cases[i].expect));
+		g_assert_cmpint(qsim_vm_get_state(vm), ==, QSIM_VM_STATE_EXITED);
+		g_assert_cmpint(qsim_vm_get_exit_reason(vm), ==, QSIM_VM_EXIT_START_FAILED);
+		g_assert_true(f->exited);
+		g_assert_cmpint(g_unlink(fake), ==, 0);
+	}
+}
+
 static void
 test_port_taken(Fixture *f, gconstpointer data)
 {
@@ -691,5 +745,7 @@ main(int argc, char **argv)
 	           fixture_teardown);
 	g_test_add("/qsim/vm/orphan-kill", Fixture, NULL, fixture_setup, test_orphan_kill,
 	           fixture_teardown);
+	g_test_add("/qsim/vm/qmp-before-greeting", Fixture, NULL, fixture_setup,
+	           test_qmp_before_greeting, fixture_teardown);
 	return g_test_run();
 }
