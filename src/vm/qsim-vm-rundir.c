@@ -132,10 +132,20 @@ qsim_vm_proc_start_time(GPid pid, GError **error)
 	g_autofree gchar *path = g_strdup_printf("/proc/%d/stat", (gint)pid);
 	g_autofree gchar *contents = NULL;
 	g_auto(GStrv) fields = NULL;
+	g_autoptr(GError) local = NULL;
 	const gchar *p;
 
-	if (!g_file_get_contents(path, &contents, NULL, error)) {
-		qsim_error_convert(error);
+	if (!g_file_get_contents(path, &contents, NULL, &local)) {
+		/* a process that exits between open() and read() makes the read fail with
+		 * ESRCH rather than ENOENT: both mean it is gone */
+		if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ||
+		    (kill(pid, 0) != 0 && errno == ESRCH)) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "process %d is gone",
+			            (gint)pid);
+			return 0;
+		}
+		qsim_error_convert(&local);
+		g_propagate_error(error, g_steal_pointer(&local));
 		return 0;
 	}
 	/* the command name (field 2) may hold spaces and parentheses: skip to the last ')' */
