@@ -12,16 +12,14 @@
 #include "agent/qsim-agent-recovery.h"
 #include "agent/qsim-agent.h"
 #include "agent/qsim-job.h"
+#include "agent/qsim-template-service.h"
 #include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
 #include "vm/qsim-vm-rundir.h"
 
-/* where background template builds (FAST_START=snapshot) run their VM */
-#define QSIM_AGENT_RECOVERY_BUILD_DIR "template-builds"
-
 /* RUN_DIR's roots of VMs that belong to no request: warm VMs, template builds */
 static const gchar *const qsim_agent_recovery_vm_roots[] = {QSIM_WARM_POOL_DIR,
-                                                            QSIM_AGENT_RECOVERY_BUILD_DIR};
+                                                            QSIM_TEMPLATE_SERVICE_BUILD_DIR};
 
 static gboolean
 same_executable(GPid pid)
@@ -241,7 +239,7 @@ sweep_vm_root(const gchar *run_dir, const gchar *sub)
 guint
 qsim_agent_recovery_sweep_build_dirs(const gchar *run_dir)
 {
-	return sweep_vm_root(run_dir, QSIM_AGENT_RECOVERY_BUILD_DIR);
+	return sweep_vm_root(run_dir, QSIM_TEMPLATE_SERVICE_BUILD_DIR);
 }
 
 guint

@@ -10,9 +10,6 @@
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
 
-/* where background and `qsimd prepare` builds run their VMs; recovery sweeps it */
-#define BUILD_ROOT_NAME "template-builds"
-
 struct _QsimTemplateService {
 	GObject parent_instance;
 	QsimConfig *config;
@@ -313,7 +310,8 @@ qsim_template_service_start_build(QsimTemplateService *self, const gchar *vm_nam
 		                                  NULL, 0, 0);
 		return BUILD_NOT_NEEDED;
 	}
-	build_root = g_build_filename(qsim_config_get_run_dir(self->config), BUILD_ROOT_NAME, NULL);
+	build_root = g_build_filename(qsim_config_get_run_dir(self->config),
+	                              QSIM_TEMPLATE_SERVICE_BUILD_DIR, NULL);
 	if (g_mkdir_with_parents(build_root, 0700) != 0) {
 		g_set_error(&local, QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s", build_root,
 		            g_strerror(errno));
