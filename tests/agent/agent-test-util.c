@@ -119,37 +119,13 @@ agent_fixture_config(AgentFixture *fx, ...)
 	g_assert_no_error(error);
 }
 
-static void
-rm_rf(const gchar *path)
-{
-	g_autoptr(GDir) dir = NULL;
-	const gchar *name;
-
-	if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
-		dir = g_dir_open(path, 0, NULL);
-		while (dir != NULL && (name = g_dir_read_name(dir)) != NULL) {
-			g_autofree gchar *p = g_build_filename(path, name, NULL);
-			rm_rf(p);
-		}
-		g_rmdir(path);
-		return;
-	}
-	g_unlink(path);
-}
-
-void
-agent_test_rm_rf(const gchar *path)
-{
-	rm_rf(path);
-}
-
 void
 agent_fixture_clear(AgentFixture *fx)
 {
 	g_clear_object(&fx->config);
 	g_clear_object(&fx->store);
 	if (fx->dir != NULL)
-		rm_rf(fx->dir);
+		qsim_test_rm_rf(fx->dir);
 	g_free(fx->dir);
 	g_free(fx->db_path);
 	g_free(fx->run_dir);

@@ -4,6 +4,7 @@
 
 #include "common/qsim-config.h"
 #include "store/qsim-store.h"
+#include "test-util.h"
 
 G_BEGIN_DECLS
 
@@ -36,7 +37,6 @@ gchar **agent_fixture_environ(AgentFixture *fx, const gchar *const *overrides);
 void agent_fixture_clear(AgentFixture *fx);
 
 /* Removes @path and everything below it (symlinks are removed, not followed). */
-void agent_test_rm_rf(const gchar *path);
 
 /* Returns: TRUE when the tiny guest can run; else the test is skipped (or fails when
  * QSIM_REQUIRE_VM is set) */

@@ -3,7 +3,6 @@
 #include "config.h"
 
 #include <signal.h>
-#include <sys/prctl.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -50,26 +49,6 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	agent_fixture_clear(&f->fx);
 }
 
-/* A failed assertion aborts without teardown: the daemons must not outlive the test. */
-static void
-child_setup(gpointer user_data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
-static const gchar *
-qsimd_path(void)
-{
-	static gchar *path;
-
-	if (path == NULL) {
-		const gchar *root = g_getenv("QSIM_BUILD_ROOT");
-		path = g_build_filename(root != NULL ? root : BUILD_ROOT, "src", "daemon", "qsimd",
-		                        NULL);
-	}
-	return path;
-}
-
 /* Starts `qsimd agents` with the fixture's settings plus "KEY=VALUE" overrides. */
 static GSubprocess *
 spawn_agents(Fixture *f, ...)
@@ -80,7 +59,7 @@ spawn_agents(Fixture *f, ...)
 	g_autofree gchar *log = NULL;
 	g_auto(GStrv) env = NULL;
 	g_autoptr(GError) error = NULL;
-	const gchar *argv[] = {qsimd_path(), "agents", NULL};
+	const gchar *argv[] = {qsim_test_qsimd_path(), "agents", NULL};
 	GSubprocess *proc;
 	const gchar *kv;
 	va_list args;
@@ -93,7 +72,7 @@ spawn_agents(Fixture *f, ...)
 	g_ptr_array_add(overrides, NULL);
 	env = agent_fixture_environ(&f->fx, (const gchar *const *)overrides->pdata);
 	g_subprocess_launcher_set_environ(launcher, env);
-	g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
+	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
 	log = g_strdup_printf("%s/qsimd-%u.log", f->fx.dir, f->n_started++);
 	g_subprocess_launcher_set_stdout_file_path(launcher, log);
 	g_subprocess_launcher_set_stderr_file_path(launcher, log);

@@ -446,12 +446,6 @@ test_stale_drained(void)
 
 /* ---- SIGTERM through `qsimd agents` ---------------------------------------- */
 
-static void
-child_setup(gpointer user_data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
 static gboolean
 file_has(gpointer data)
 {
@@ -485,8 +479,6 @@ test_sigterm(void)
 	g_autoptr(GError) error = NULL;
 	g_auto(GStrv) env = NULL;
 	gboolean exited = FALSE;
-	const gchar *qsimd = g_getenv("QSIM_BUILD_ROOT");
-	g_autofree gchar *qsimd_path = NULL;
 
 	if (!fixture_setup(&f, "QSIM_MAX_CONCURRENT_VMS=2", FALSE)) {
 		fixture_teardown(&f);
@@ -496,16 +488,14 @@ test_sigterm(void)
 	env = agent_fixture_environ(&f.fx, (const gchar *[]){state, "QSIM_WARM_POOL_SIZE=1",
 	                                                     "QSIM_AGENT_COUNT=1",
 	                                                     "QSIM_LOG_LEVEL=INFO", NULL});
-	qsimd_path =
-	    g_build_filename(qsimd != NULL ? qsimd : BUILD_ROOT, "src", "daemon", "qsimd", NULL);
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_NONE);
 	g_subprocess_launcher_set_environ(launcher, env);
-	g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
+	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
 	log = g_build_filename(f.fx.dir, "qsimd.log", NULL);
 	g_subprocess_launcher_set_stdout_file_path(launcher, log);
 	g_subprocess_launcher_set_stderr_file_path(launcher, log);
-	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *[]){qsimd_path, "agents", NULL},
-	                                    &error);
+	proc = g_subprocess_launcher_spawnv(
+	    launcher, (const gchar *[]){qsim_test_qsimd_path(), "agents", NULL}, &error);
 	g_assert_no_error(error);
 	g_assert_true(agent_test_wait(file_has, (const gchar *[]){log, "is parked"}, 120));
 	g_assert_cmpuint(agent_test_count_procs(f.warm_root), ==, 1);
@@ -611,7 +601,7 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/agent/warm-pool/stale-drained", test_stale_drained);
 	rc = g_test_run();
 	/* the template's files are read-only and versioned: remove the whole tree */
-	agent_test_rm_rf(dir);
+	qsim_test_rm_rf(dir);
 	g_free(shared_state_dir);
 	return rc;
 }

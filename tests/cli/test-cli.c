@@ -11,9 +11,9 @@
 #include <json-glib/json-glib.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 
 #include "store/qsim-store.h"
+#include "test-util.h"
 
 #define AGENT "test-agent"
 /* generous bounds for waits on a shared 2-core machine; never asserted on */
@@ -44,41 +44,6 @@ ctl_result_clear(CtlResult *r)
 	g_free(r->out);
 	g_free(r->err);
 	memset(r, 0, sizeof(*r));
-}
-
-/* a failed assertion aborts the test without teardown: qsimd and qsim-ctl must
- * not outlive it */
-static void
-die_with_parent(gpointer user_data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
-static guint16
-free_port(void)
-{
-	g_autoptr(GSocketListener) listener = g_socket_listener_new();
-	g_autoptr(GError) error = NULL;
-	guint16 port = g_socket_listener_add_any_inet_port(listener, NULL, &error);
-
-	g_assert_no_error(error);
-	g_socket_listener_close(listener);
-	return port;
-}
-
-static void
-rm_rf(const gchar *path)
-{
-	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-	const gchar *name;
-
-	if (dir != NULL) {
-		while ((name = g_dir_read_name(dir)) != NULL) {
-			g_autofree gchar *child = g_build_filename(path, name, NULL);
-			rm_rf(child);
-		}
-	}
-	g_remove(path);
 }
 
 /* the environment of qsimd and qsim-ctl: ours minus anything qsim would read */
@@ -130,7 +95,7 @@ daemon_spawn(Fixture *f)
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_INHERIT);
 	g_subprocess_launcher_set_environ(launcher, env);
 	g_subprocess_launcher_set_cwd(launcher, f->tmpdir);
-	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
 	g_subprocess_launcher_set_stdout_file_path(launcher, log);
 	g_subprocess_launcher_set_stderr_file_path(launcher, log);
 	f->daemon = g_subprocess_launcher_spawn(
@@ -186,7 +151,7 @@ fixture_start(Fixture *f, const gchar *tokens)
 	g_file_set_contents(keyfile, "", -1, &error);
 	g_assert_no_error(error);
 	f->db_path = g_build_filename(f->tmpdir, "qsim.db", NULL);
-	f->port = free_port();
+	f->port = qsim_test_free_port();
 	f->url = g_strdup_printf("http://127.0.0.1:%u", f->port);
 	f->tokens = g_strdup(tokens);
 	daemon_spawn(f);
@@ -207,7 +172,7 @@ fixture_teardown(Fixture *f, gconstpointer data)
 
 	g_clear_object(&f->store);
 	daemon_stop(f);
-	rm_rf(f->tmpdir);
+	qsim_test_rm_rf(f->tmpdir);
 	g_free(f->tmpdir);
 	g_free(f->db_path);
 	g_free(f->url);
@@ -228,7 +193,7 @@ ctl_spawn(Fixture *f, gchar **extra_env, const gchar *const *argv)
 	for (guint i = 0; extra_env != NULL && extra_env[i] != NULL; i += 2)
 		env = g_environ_setenv(env, extra_env[i], extra_env[i + 1], TRUE);
 	g_subprocess_launcher_set_environ(launcher, env);
-	g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
+	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
 	g_ptr_array_add(args, (gpointer)QSIM_CTL);
 	for (guint i = 0; argv[i] != NULL; i++)
 		g_ptr_array_add(args, (gpointer)argv[i]);
@@ -447,7 +412,7 @@ static void
 test_connection_refused(void)
 {
 	CtlResult r = {0};
-	g_autofree gchar *url = g_strdup_printf("http://127.0.0.1:%u", free_port());
+	g_autofree gchar *url = g_strdup_printf("http://127.0.0.1:%u", qsim_test_free_port());
 
 	ctl(NULL, &r, "--url", url, "list-requests");
 	assert_error_line(&r, 1, url);

@@ -1,6 +1,9 @@
 #include "config.h"
 
+#include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <signal.h>
+#include <sys/prctl.h>
 
 #include "test-util.h"
 
@@ -54,4 +57,40 @@ qsim_test_fixture(const gchar *subdir, const gchar *name)
 {
 	g_autofree gchar *p = g_test_build_filename(G_TEST_DIST, "data", subdir, name, NULL);
 	return g_canonicalize_filename(p, NULL);
+}
+
+/* Returns: a TCP port on 127.0.0.1 that was free a moment ago */
+guint16
+qsim_test_free_port(void)
+{
+	g_autoptr(GSocketListener) listener = g_socket_listener_new();
+	g_autoptr(GError) error = NULL;
+	guint16 port = g_socket_listener_add_any_inet_port(listener, NULL, &error);
+
+	g_assert_no_error(error);
+	g_socket_listener_close(listener);
+	return port;
+}
+
+/* Returns: (transfer none): the qsimd of this build ($QSIM_BUILD_ROOT, else BUILD_ROOT) */
+const gchar *
+qsim_test_qsimd_path(void)
+{
+	static gchar *path;
+
+	if (path == NULL) {
+		const gchar *root = g_getenv("QSIM_BUILD_ROOT");
+
+		path = g_build_filename(root != NULL ? root : BUILD_ROOT, "src", "daemon", "qsimd",
+		                        NULL);
+	}
+	return path;
+}
+
+/* A GSpawnChildSetupFunc: a failed assertion aborts without teardown, so a daemon the
+ * test started must not outlive it */
+void
+qsim_test_die_with_parent(gpointer user_data)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }

@@ -13,7 +13,6 @@
 
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <utime.h>
 
 #include <gio/gio.h>
@@ -46,25 +45,6 @@ source_root(void)
 	const gchar *root = g_getenv("QSIM_SOURCE_ROOT");
 
 	return root != NULL ? root : SOURCE_ROOT;
-}
-
-static guint16
-free_port(void)
-{
-	g_autoptr(GSocketListener) listener = g_socket_listener_new();
-	g_autoptr(GError) error = NULL;
-	guint16 port = g_socket_listener_add_any_inet_port(listener, NULL, &error);
-
-	g_assert_no_error(error);
-	g_socket_listener_close(listener);
-	return port;
-}
-
-/* A failed assertion aborts without teardown: the daemon must not outlive the test */
-static void
-child_setup(gpointer user_data)
-{
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
 /* The image is copied (the test touches it); the large read-only inputs are linked */
@@ -131,20 +111,6 @@ fixture_teardown(Fixture *f)
 	g_free(f->log);
 }
 
-static const gchar *
-qsimd_path(void)
-{
-	static gchar *path;
-
-	if (path == NULL) {
-		const gchar *root = g_getenv("QSIM_BUILD_ROOT");
-
-		path = g_build_filename(root != NULL ? root : BUILD_ROOT, "src", "daemon", "qsimd",
-		                        NULL);
-	}
-	return path;
-}
-
 /* Returns: (transfer full): a launcher with the fixture's qsimd settings */
 static GSubprocessLauncher *
 qsimd_launcher(Fixture *f, GSubprocessFlags flags)
@@ -165,7 +131,7 @@ qsimd_launcher(Fixture *f, GSubprocessFlags flags)
 	g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", f->dir, TRUE);
 	g_subprocess_launcher_setenv(launcher, "HOME", f->dir, TRUE);
 	g_subprocess_launcher_unsetenv(launcher, "QSIM_API_TOKENS");
-	g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
+	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
 	return launcher;
 }
 
@@ -177,7 +143,7 @@ run_qsimd(Fixture *f, const gchar *arg1, const gchar *arg2, gint *status, gchar 
 	    qsimd_launcher(f, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autoptr(GError) error = NULL;
-	const gchar *argv[] = {qsimd_path(), arg1, arg2, NULL};
+	const gchar *argv[] = {qsim_test_qsimd_path(), arg1, arg2, NULL};
 
 	proc = g_subprocess_launcher_spawnv(launcher, argv, &error);
 	g_assert_no_error(error);
@@ -192,8 +158,8 @@ daemon_start(Fixture *f)
 	g_autoptr(GSubprocessLauncher) launcher = qsimd_launcher(f, G_SUBPROCESS_FLAGS_NONE);
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *port = NULL;
-	const gchar *argv[] = {qsimd_path(), "all", NULL};
-	guint16 p = free_port();
+	const gchar *argv[] = {qsim_test_qsimd_path(), "all", NULL};
+	guint16 p = qsim_test_free_port();
 
 	port = g_strdup_printf("%u", p);
 	f->url = g_strdup_printf("http://127.0.0.1:%u", p);
@@ -453,7 +419,8 @@ test_prepare_restore_stale(void)
 		g_autofree gchar *err = NULL;
 		const gchar *argv[] = {ctl, "--url", f.url, "prepare", "tiny", "--wait", NULL};
 
-		g_subprocess_launcher_set_child_setup(launcher, child_setup, NULL, NULL);
+		g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL,
+		                                      NULL);
 		g_subprocess_launcher_setenv(launcher, "LANG", "C.UTF-8", TRUE);
 		proc = g_subprocess_launcher_spawnv(launcher, argv, &error);
 		g_assert_no_error(error);
