@@ -58,24 +58,34 @@ template_view_clear(TemplateView *v)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TemplateView, template_view_clear)
 
+/* Returns: (transfer full) (nullable): @e's config, NULL when it is invalid; loaded once
+ * per VM and answer, for the template and the warm pool */
+static QsimVmConfig *
+load_vm_config(QsimApiServer *server, const QsimVmCatalogEntry *e)
+{
+	QsimConfig *config = qsim_api_server_get_config(server);
+
+	if (!e->valid)
+		return NULL;
+	return qsim_vm_config_load(qsim_config_get_vm_images_dir(config),
+	                           qsim_config_get_vm_config_dir(config), e->name, NULL);
+}
+
 static void
-template_view_fill(QsimApiServer *server, const QsimVmCatalogEntry *e, TemplateView *v)
+template_view_fill(QsimApiServer *server, const QsimVmCatalogEntry *e, const QsimVmConfig *vmc,
+                   TemplateView *v)
 {
 	QsimConfig *config = qsim_api_server_get_config(server);
 	QsimStore *store = qsim_api_server_get_store(server);
 	g_autoptr(QsimTemplate) tpl = qsim_template_new(qsim_config_get_state_dir(config), e->name);
 	g_autoptr(QsimTemplateRecord) row =
 	    qsim_store_get_template(store, e->name, qsim_store_get_local_host(), NULL);
-	g_autoptr(QsimVmConfig) vmc = NULL;
 	g_autoptr(QsimTemplateManifest) m = NULL;
 	g_autofree gchar *reason = NULL;
 	QsimTemplateState live = QSIM_TEMPLATE_STATE_NONE;
 	gboolean row_building;
 
 	qsim_template_set_qemu_binary(tpl, qsim_config_get_qemu(config));
-	if (e->valid)
-		vmc = qsim_vm_config_load(qsim_config_get_vm_images_dir(config),
-		                          qsim_config_get_vm_config_dir(config), e->name, NULL);
 	if (vmc != NULL)
 		live = qsim_template_check(tpl, vmc, &reason);
 	else if (g_file_test(qsim_template_get_dir(tpl), G_FILE_TEST_IS_DIR)) {
@@ -120,12 +130,13 @@ template_view_fill(QsimApiServer *server, const QsimVmCatalogEntry *e, TemplateV
 }
 
 static void
-add_template(JsonBuilder *b, QsimApiServer *server, const QsimVmCatalogEntry *e)
+add_template(JsonBuilder *b, QsimApiServer *server, const QsimVmCatalogEntry *e,
+             const QsimVmConfig *vmc)
 {
 	g_auto(TemplateView) v = {NULL};
 	gint64 now_ms = g_get_real_time() / 1000;
 
-	template_view_fill(server, e, &v);
+	template_view_fill(server, e, vmc, &v);
 	json_builder_set_member_name(b, "template");
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "state");
@@ -167,17 +178,13 @@ add_count_or_null(JsonBuilder *b, const gchar *name, gboolean known, guint value
 /* size: WARM_POOL_SIZE of the VM's config; parked/starting: null unless this process
  * runs the agents (`qsimd all`), which hold the pool */
 static void
-add_warm_pool(JsonBuilder *b, QsimApiServer *server, const QsimVmCatalogEntry *e)
+add_warm_pool(JsonBuilder *b, QsimApiServer *server, const QsimVmCatalogEntry *e,
+              const QsimVmConfig *vmc)
 {
-	QsimConfig *config = qsim_api_server_get_config(server);
-	g_autoptr(QsimVmConfig) vmc = NULL;
 	guint parked = 0;
 	guint starting = 0;
 	gboolean known;
 
-	if (e->valid)
-		vmc = qsim_vm_config_load(qsim_config_get_vm_images_dir(config),
-		                          qsim_config_get_vm_config_dir(config), e->name, NULL);
 	known = qsim_api_server_get_warm_pool_counts(server, e->name, &parked, &starting);
 	json_builder_set_member_name(b, "warm_pool");
 	json_builder_begin_object(b);
@@ -191,6 +198,8 @@ add_warm_pool(JsonBuilder *b, QsimApiServer *server, const QsimVmCatalogEntry *e
 static void
 add_vm(JsonBuilder *b, QsimApiServer *server, const QsimVmCatalogEntry *e)
 {
+	g_autoptr(QsimVmConfig) vmc = load_vm_config(server, e);
+
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "name");
 	json_builder_add_string_value(b, e->name);
@@ -210,8 +219,8 @@ add_vm(JsonBuilder *b, QsimApiServer *server, const QsimVmCatalogEntry *e)
 		json_builder_add_string_value(b, e->error);
 	else
 		json_builder_add_null_value(b);
-	add_template(b, server, e);
-	add_warm_pool(b, server, e);
+	add_template(b, server, e, vmc);
+	add_warm_pool(b, server, e, vmc);
 	json_builder_end_object(b);
 }
 
@@ -361,7 +370,11 @@ qsim_api_vms_prepare(QsimApiContext *ctx)
 	json_builder_add_string_value(b, e->name);
 	json_builder_set_member_name(b, "force");
 	json_builder_add_boolean_value(b, force);
-	add_template(b, ctx->server, e);
+	{
+		g_autoptr(QsimVmConfig) vmc = load_vm_config(ctx->server, e);
+
+		add_template(b, ctx->server, e, vmc);
+	}
 	json_builder_end_object(b);
 	root = json_builder_get_root(b);
 	qsim_api_json_respond(ctx->msg, SOUP_STATUS_ACCEPTED, root);
