@@ -11,8 +11,8 @@ packages=(
     qemu-system-x86 qemu-utils
     # the tiny guest image (data/guest/build-guest.sh)
     busybox-static dropbear-bin openssh-client openssh-sftp-server e2fsprogs kmod cpio lz4
-    # tests
-    curl python3 locales
+    # tests (clang and its runtime for the libFuzzer harnesses in tests/fuzz)
+    curl python3 locales clang libclang-rt-14-dev
 )
 
 if [ "${1:-}" = "--bench" ]; then

@@ -25,7 +25,10 @@ meson compile -C build guest-image
 
 port=${QSIM_API_PORT:-8000}
 state=$root/build/quickstart
+# qsimd refuses a group- or world-writable database or run directory (another local user
+# could swap files in it): keep ours private whatever the umask
 mkdir -p "$state"
+chmod 700 "$state"
 export QSIM_DB_PATH=$state/qsim.db
 export QSIM_API_PORT=$port
 export QSIM_VM_IMAGES_DIR=$root/vm_images

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and CI run it:
-# dependencies, build, the tiny guest image, every suite, then every suite again under ASan+UBSan.
-# Usage: bash tests/run-tests.sh [--no-asan] [--suite unit|vm|integration]...
+# dependencies, build, the tiny guest image, every suite, then every suite again under ASan+UBSan,
+# then a bounded run of every libFuzzer harness (tests/fuzz, QSIM_FUZZ_SECONDS each, default 60).
+# Usage: bash tests/run-tests.sh [--no-asan] [--no-fuzz] [--suite unit|vm|integration|fuzz]...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 asan=1
+fuzz=1
 suites=()
+only_fuzz=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --no-asan) asan=0 ;;
-    --suite) shift; suites+=(--suite "$1") ;;
+    --no-fuzz) fuzz=0 ;;
+    --suite)
+        shift
+        if [ "$1" = fuzz ]; then only_fuzz=1; else suites+=(--suite "$1"); fi
+        ;;
     *) echo "run-tests: unknown argument '$1'" >&2; exit 2 ;;
     esac
     shift
@@ -64,14 +71,38 @@ run_pass() { # dir, label
     return $rc
 }
 
-setup build
-meson compile -C build guest-image
+# a --suite list without fuzz runs no fuzzer; --suite fuzz alone runs only the fuzzers
+if [ "${#suites[@]}" -gt 0 ]; then
+    fuzz=$only_fuzz
+fi
 rc=0
-run_pass build plain || rc=$?
+if [ "$only_fuzz" = 0 ] || [ "${#suites[@]}" -gt 0 ]; then
+    setup build
+    meson compile -C build guest-image
+    run_pass build plain || rc=$?
 
-if [ "$asan" = 1 ]; then
-    setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
-    run_pass build-asan asan || rc=$?
+    if [ "$asan" = 1 ]; then
+        setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
+        run_pass build-asan asan || rc=$?
+    fi
+fi
+
+if [ "$fuzz" = 1 ]; then
+    # clang's libFuzzer, with ASan+UBSan, over the parsers hostile peers reach
+    if [ -f build-fuzz/build.ninja ]; then
+        meson setup --reconfigure build-fuzz >/dev/null
+    else
+        CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined \
+            -Db_lundef=false -Dvm_tests=disabled >/dev/null
+    fi
+    meson compile -C build-fuzz $(cd tests/fuzz && for f in fuzz-*.c; do echo "tests/fuzz/${f%.c}"; done)
+    fuzz_out=$(bash tests/fuzz/run-fuzzers.sh build-fuzz "${QSIM_FUZZ_SECONDS:-60}") || rc=1
+    printf '%s\n' "$fuzz_out"
+    line=$(printf '%s\n' "$fuzz_out" | tail -1)
+    p=$(echo "$line" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(echo "$line" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    total_pass=$((total_pass + ${p:-0}))
+    total_fail=$((total_fail + ${f:-1}))
 fi
 
 echo "run-tests: finished in $(( $(date +%s) - start )) s"

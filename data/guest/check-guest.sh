@@ -261,6 +261,16 @@ stop_vm
 [ "$qemu_status" = 0 ]
 ok $? "QMP quit ends QEMU"
 
+# --- qsim.probe=1: qsimd's accelerator probe ---------------------------------------
+# The probe boots kernel and initrd alone (no disk, no network) and waits for this line.
+probe_out=$(timeout 60 "$qemu" -machine q35 -m 128M -smp 1 -cpu "$cpu_model" -accel tcg \
+	-nodefaults -no-user-config -display none -no-reboot \
+	-kernel "$images_dir/$kernel" -initrd "$images_dir/$initrd" \
+	-append "console=ttyS0 quiet panic=-1 qsim.probe=1" -serial stdio </dev/null 2>&1)
+probe_status=$?
+printf '%s\n' "$probe_out" | grep -q '^QSIM-PROBE-OK' && [ "$probe_status" = 0 ]
+ok $? "qsim.probe=1 prints QSIM-PROBE-OK and powers off (status $probe_status)"
+
 [ "$(sha256sum "$images_dir/tiny.qcow2" | cut -d' ' -f1)" = "$base_sum" ]
 ok $? "the base image is unchanged"
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "agent/qsim-agent-recovery.h"
+#include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-job.h"
 #include "agent/qsim-template-service.h"
 #include "agent/qsim-warm-pool.h"
@@ -571,6 +572,16 @@ qsim_job_fast_start_prepare(QsimJob *self)
 		                vmc->name);
 }
 
+/* Every start says in the request's system log which accelerator runs it, and why. */
+static void
+qsim_job_apply_accel(QsimJob *self)
+{
+	g_autofree gchar *why = NULL;
+
+	qsim_accel_apply_vm(self->vm, &why);
+	qsim_job_system(self, "accelerator: %s", why);
+}
+
 /* A restore failed before the commands ran: mark the template stale and boot this
  * request cold instead. Returns FALSE when there is nothing to fall back from. */
 static gboolean
@@ -611,6 +622,7 @@ qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
 	qsim_vm_set_qemu_binary(self->vm, qsim_config_get_qemu(self->config));
 	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
 	qsim_vm_set_request_id(self->vm, self->request->uuid);
+	qsim_job_apply_accel(self);
 	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
 	                        0);
 	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
@@ -715,6 +727,8 @@ qsim_job_take_warm(QsimJob *self, const QsimVmConfig *vmc)
 		g_warning("%s: cannot link %s: %s", self->request->uuid, link, g_strerror(errno));
 	qsim_job_system(self, "started from the warm pool (restored from snapshot %s)",
 	                qsim_template_get_dir(self->fast_template));
+	qsim_job_system(self, "accelerator: %s (the warm VM's, as its template was made)",
+	                qsim_vm_get_use_kvm(self->vm) ? "kvm" : "tcg");
 	qsim_job_system(self, "resuming the parked VM (QMP cont): QEMU pid %d",
 	                (gint)qsim_vm_get_pid(self->vm));
 	self->phase = QSIM_JOB_PHASE_BOOTING;
@@ -897,6 +911,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	qsim_vm_set_qemu_binary(self->vm, qsim_config_get_qemu(self->config));
 	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
 	qsim_vm_set_request_id(self->vm, self->request->uuid);
+	qsim_job_apply_accel(self);
 	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
 	                        0);
 	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);

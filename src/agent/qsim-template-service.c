@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 
 #include "agent/qsim-agent-recovery.h"
+#include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-template-service.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
@@ -182,6 +183,8 @@ qsim_template_service_record_cancelled(QsimTemplateService *self, Build *b)
 
 	config = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
 	                             qsim_config_get_vm_config_dir(self->config), b->vm_name, NULL);
+	if (config != NULL)
+		qsim_accel_apply_template(b->tpl, config);
 	ready = config != NULL &&
 	        qsim_template_check(b->tpl, config, NULL) == QSIM_TEMPLATE_STATE_READY;
 	g_info("fast start: build of the template of %s cancelled: the agent shuts down",
@@ -296,6 +299,8 @@ qsim_template_service_start_build(QsimTemplateService *self, const gchar *vm_nam
 		g_propagate_error(error, g_steal_pointer(&local));
 		return BUILD_FAILED;
 	}
+	/* checked and built under the accelerator this host runs the VM under */
+	qsim_accel_apply_template(tpl, config);
 	if (qsim_template_is_building(tpl)) {
 		/* a qsim without the database claim builds it: its files are locked. The row
 		 * must not stay building under our pid, or recovery would take us for dead. */
@@ -358,6 +363,7 @@ qsim_template_service_choose(QsimTemplateService *self, QsimVm *vm, gchar **out_
 	*out_reason = NULL;
 	*out_building = FALSE;
 	tpl = qsim_template_service_new_template(self, vmc->name);
+	qsim_accel_apply_template(tpl, vmc);
 	state = qsim_template_check(tpl, vmc, &reason);
 	if (state == QSIM_TEMPLATE_STATE_READY) {
 		if (qsim_template_apply(tpl, vm, &error))

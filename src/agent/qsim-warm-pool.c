@@ -2,6 +2,7 @@
 
 #include "config.h"
 
+#include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-catalog.h"
@@ -237,6 +238,7 @@ qsim_warm_pool_refill_image(QsimWarmPool *self, QsimVmConfig *vmc_owned)
 		return;
 	qsim_template_set_qemu_binary(tpl, qsim_config_get_qemu(self->config));
 	qsim_template_set_qemu_img_binary(tpl, qsim_config_get_qemu_img(self->config));
+	qsim_accel_apply_template(tpl, vmc);
 	if (qsim_template_check(tpl, vmc, &reason) != QSIM_TEMPLATE_STATE_READY)
 		return;
 	qsim_warm_pool_start_one(self, g_steal_pointer(&vmc), tpl);

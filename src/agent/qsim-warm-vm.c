@@ -4,6 +4,7 @@
 
 #include <glib/gstdio.h>
 
+#include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-warm-vm.h"
 #include "common/qsim-error.h"
 
@@ -202,6 +203,7 @@ qsim_warm_vm_is_current(QsimWarmVm *self, const QsimVmConfig *config)
 	g_autofree gchar *reason = NULL;
 	g_autofree gchar *stamp = NULL;
 
+	qsim_accel_apply_template(self->tpl, config);
 	if (qsim_template_check(self->tpl, config, &reason) != QSIM_TEMPLATE_STATE_READY)
 		return FALSE;
 	stamp = qsim_warm_vm_template_stamp(self->tpl);
@@ -335,6 +337,7 @@ qsim_warm_vm_new(QsimVmConfig *config, QsimTemplate *tpl, const gchar *run_root,
 	self->vm = qsim_vm_new(config, run_root);
 	qsim_vm_set_qemu_binary(self->vm, qemu_binary);
 	qsim_vm_set_qemu_img_binary(self->vm, qemu_img_binary);
+	qsim_accel_apply_vm(self->vm, NULL);
 	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_warm_vm_exited_cb), self, 0);
 	return self;
 }

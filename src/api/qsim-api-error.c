@@ -6,11 +6,19 @@
 
 #include "api/qsim-api-error.h"
 #include "common/qsim-error.h"
+#include "common/qsim-text.h"
 
-/* Every error leaves the server in this one shape, so clients parse a single form. */
+/* room for any message of ours plus a quoted input that was already cut to size */
+#define QSIM_API_ERROR_MAX_CHARS 1024
+
+/* Every error leaves the server in this one shape, so clients parse a single form.
+ * Messages often quote client input (a path, a field name, a VM name): json-glib
+ * copies invalid UTF-8 through, so every message is made safe here, whatever
+ * its caller did. */
 static void
-respond_literal(SoupServerMessage *msg, guint status, const gchar *code, const gchar *message)
+respond_literal(SoupServerMessage *msg, guint status, const gchar *code, const gchar *raw)
 {
+	g_autofree gchar *message = qsim_utf8_safe_dup(raw, -1, QSIM_API_ERROR_MAX_CHARS);
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(JsonGenerator) gen = json_generator_new();
 	g_autoptr(JsonNode) root = NULL;

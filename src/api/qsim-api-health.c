@@ -2,6 +2,7 @@
 
 #include "config.h"
 
+#include "api/qsim-api-accel.h"
 #include "api/qsim-api-error.h"
 #include "api/qsim-api-handlers.h"
 #include "api/qsim-api-json.h"
@@ -30,6 +31,7 @@ qsim_api_health_get(QsimApiContext *ctx)
 	json_builder_add_int_value(b, qsim_store_get_schema_version(store));
 	json_builder_set_member_name(b, "version");
 	json_builder_add_string_value(b, PACKAGE_VERSION);
+	qsim_api_accel_add(b, ctx->server, NULL);
 	json_builder_end_object(b);
 	root = json_builder_get_root(b);
 	qsim_api_json_respond(ctx->msg, SOUP_STATUS_OK, root);

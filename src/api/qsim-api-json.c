@@ -6,6 +6,7 @@
 
 #include "api/qsim-api-error.h"
 #include "api/qsim-api-json.h"
+#include "common/qsim-json-gate.h"
 
 /**
  * qsim_api_json_to_string:
@@ -57,7 +58,8 @@ content_type_is_json(SoupServerMessage *msg)
  * @msg: a POST or PUT message whose body has been read
  *
  * Checks, in this order, the media type (415), the size (413), the syntax
- * (400) and that the root is an object (422). On failure @msg is answered.
+ * (400, strict RFC 8259 through qsim_json_gate_check()) and that the root is
+ * an object (422). On failure @msg is answered.
  *
  * Returns: (transfer full) (nullable): the root object, or %NULL when @msg
  * has been answered with an error
@@ -88,8 +90,15 @@ qsim_api_json_read_object(SoupServerMessage *msg)
 	}
 	bytes = soup_message_body_flatten(body);
 	data = g_bytes_get_data(bytes, &len);
+	/* json-glib recurses per nesting level and accepts (and rewrites) non-JSON:
+	 * only a document that passed the strict gate reaches it */
+	if (!qsim_json_gate_check(data, len, &error)) {
+		qsim_api_error_respond(msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+		                       "The request body is not valid JSON: %s.", error->message);
+		return NULL;
+	}
 	/* the body is not NUL-terminated: always pass its length */
-	if (len == 0 || !json_parser_load_from_data(parser, data, (gssize)len, &error)) {
+	if (!json_parser_load_from_data(parser, data, (gssize)len, &error)) {
 		qsim_api_error_respond(msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
 		                       "The request body is not valid JSON.");
 		return NULL;

@@ -2,6 +2,7 @@
 
 #include "config.h"
 
+#include "api/qsim-api-error.h"
 #include "api/qsim-api-json.h"
 #include "api/qsim-api-log-stream.h"
 #include "api/qsim-api-mapping.h"
@@ -41,6 +42,12 @@ struct _QsimApiLogStream {
 	guint keepalive_ms;
 	guint64 data_version; /* the store's data version at the last poll */
 	gboolean have_version;
+	/* appended minus written is what waits in memory for a client that
+	 * may have stopped reading: bounded, see write_text() */
+	guint64 appended;
+	guint64 written;
+	gsize buffer_max;
+	gboolean backlogged; /* holding back logs until the client drains */
 };
 
 G_DEFINE_TYPE(QsimApiLogStream, qsim_api_log_stream, G_TYPE_OBJECT)
@@ -77,6 +84,26 @@ arm_keepalive(QsimApiLogStream *self)
 	self->keepalive_id = g_timeout_add(self->keepalive_ms, keepalive_cb, self);
 }
 
+/* The client stopped reading: buffering on is how one slow reader eats the
+ * daemon's memory. It can resume later with Last-Event-ID. */
+static void
+cut(QsimApiLogStream *self)
+{
+	g_info("log stream %s: client is not reading, closing the stream", self->uuid);
+	self->ended = TRUE;
+	teardown(self);
+	if (self->server == NULL || !qsim_api_server_abort_message(self->server, self->msg)) {
+		soup_message_body_complete(soup_server_message_get_response_body(self->msg));
+		soup_server_message_unpause(self->msg);
+	}
+}
+
+static gboolean
+pending_over(QsimApiLogStream *self, gsize bound)
+{
+	return self->buffer_max > 0 && self->appended - self->written >= bound;
+}
+
 /* Takes @text. */
 static void
 write_text(QsimApiLogStream *self, GString *text)
@@ -88,10 +115,32 @@ write_text(QsimApiLogStream *self, GString *text)
 		g_string_free(text, TRUE);
 		return;
 	}
+	if (self->buffer_max > 0 && self->appended - self->written >= self->buffer_max) {
+		g_string_free(text, TRUE);
+		cut(self);
+		return;
+	}
+	self->appended += len;
 	body = soup_server_message_get_response_body(self->msg);
 	soup_message_body_append(body, SOUP_MEMORY_TAKE, g_string_free(text, FALSE), len);
 	soup_server_message_unpause(self->msg);
 	arm_keepalive(self);
+}
+
+static void schedule_pump(QsimApiLogStream *self);
+
+/* Flow control: logs are read from the store only as fast as the client
+ * takes them, so a backlog of any size costs at most the bound in memory. */
+static void
+on_wrote_body_data(SoupServerMessage *msg, guint chunk_size, gpointer user_data)
+{
+	QsimApiLogStream *self = user_data;
+
+	self->written += chunk_size;
+	if (self->backlogged && !pending_over(self, self->buffer_max / 2)) {
+		self->backlogged = FALSE;
+		schedule_pump(self);
+	}
 }
 
 static void
@@ -114,6 +163,9 @@ finish(QsimApiLogStream *self, GString *out)
 		return;
 	}
 	write_text(self, out);
+	/* write_text() may have cut a client that stopped reading */
+	if (self->ended)
+		return;
 	self->ended = TRUE;
 	soup_message_body_complete(soup_server_message_get_response_body(self->msg));
 	soup_server_message_unpause(self->msg);
@@ -138,6 +190,11 @@ append_new_logs(QsimApiLogStream *self, GString *out)
 
 			append_event(out, "log", e->seq, node);
 			self->last_seq = e->seq;
+			/* the rest is read again once the client has caught up */
+			if (self->buffer_max > 0 && out->len >= self->buffer_max) {
+				self->backlogged = TRUE;
+				return TRUE;
+			}
 		}
 		if (logs->len < PUMP_BATCH)
 			break;
@@ -157,6 +214,9 @@ pump(QsimApiLogStream *self)
 
 	if (self->gone || self->ended)
 		return;
+	/* on_wrote_body_data() pumps again once the client has caught up */
+	if (self->backlogged)
+		return;
 	r = qsim_store_get_request(self->store, self->uuid, QSIM_STORE_MIN_PREFIX_API, &error);
 	out = g_string_new(NULL);
 	if (r == NULL) {
@@ -171,6 +231,11 @@ pump(QsimApiLogStream *self)
 	}
 	if (!append_new_logs(self, out)) {
 		finish(self, out);
+		return;
+	}
+	/* more logs wait in the store: status and `end` must come after them */
+	if (self->backlogged) {
+		write_text(self, out);
 		return;
 	}
 	if ((gint)r->status != self->last_status) {
@@ -240,6 +305,11 @@ keepalive_cb(gpointer user_data)
 	QsimApiLogStream *self = user_data;
 
 	self->keepalive_id = 0;
+	/* no progress for a whole keep-alive interval */
+	if (self->backlogged && pending_over(self, self->buffer_max / 2)) {
+		cut(self);
+		return G_SOURCE_REMOVE;
+	}
 	write_text(self, g_string_new(": keep-alive\n\n"));
 	return G_SOURCE_REMOVE;
 }
@@ -362,7 +432,18 @@ qsim_api_log_stream_start(QsimApiLogStream *self)
 	SoupMessageHeaders *h = soup_server_message_get_response_headers(self->msg);
 	guint keepalive_ms = 0, poll_ms = 0;
 
+	guint max_streams = qsim_api_server_get_max_streams(self->server);
+
+	if (max_streams > 0 && qsim_api_server_get_stream_count(self->server) >= max_streams) {
+		qsim_api_error_respond(self->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+		                       "too_many_streams",
+		                       "Too many log streams are open, try again later.");
+		self->ended = TRUE;
+		self->server = NULL;
+		return;
+	}
 	qsim_api_server_get_stream_intervals(self->server, &keepalive_ms, &poll_ms);
+	self->buffer_max = qsim_api_server_get_stream_buffer_limit(self->server);
 	soup_server_message_set_status(self->msg, SOUP_STATUS_OK, NULL);
 	soup_message_headers_set_content_type(h, "text/event-stream", NULL);
 	soup_message_headers_set_encoding(h, SOUP_ENCODING_CHUNKED);
@@ -371,6 +452,8 @@ qsim_api_log_stream_start(QsimApiLogStream *self)
 	soup_message_headers_replace(h, "X-Accel-Buffering", "no");
 	g_signal_connect_object(self->msg, "disconnected", G_CALLBACK(on_msg_done), self, 0);
 	g_signal_connect_object(self->msg, "finished", G_CALLBACK(on_msg_done), self, 0);
+	g_signal_connect_object(self->msg, "wrote-body-data", G_CALLBACK(on_wrote_body_data), self,
+	                        0);
 	self->changed_id =
 	    g_signal_connect(self->store, "request-changed", G_CALLBACK(on_request_changed), self);
 	self->appended_id =

@@ -10,6 +10,7 @@
 #include "api/qsim-api-mapping.h"
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
+#include "common/qsim-text.h"
 #include "common/qsim-vm-config.h"
 #include "common/qsim-vm-name.h"
 
@@ -38,10 +39,12 @@ qsim_api_requests_resolve(QsimApiContext *ctx)
 	if (r != NULL)
 		return r;
 	if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_INVALID)) {
+		/* the path segment is raw client bytes (%ff decodes to 0xff): quote it safely */
+		g_autofree gchar *shown = qsim_utf8_safe_dup(ctx->param, -1, 64);
 		qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
 		                       "'%s' is not a request UUID or a prefix of at least %u "
 		                       "hexadecimal characters.",
-		                       ctx->param, QSIM_STORE_MIN_PREFIX_API);
+		                       shown, QSIM_STORE_MIN_PREFIX_API);
 		return NULL;
 	}
 	qsim_api_error_respond_gerror(ctx->msg, error);

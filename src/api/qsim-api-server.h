@@ -1,6 +1,7 @@
 #pragma once
 
 #include <glib-object.h>
+#include <libsoup/soup.h>
 
 #include "common/qsim-config.h"
 #include "store/qsim-store.h"
@@ -9,6 +10,13 @@ G_BEGIN_DECLS
 
 #define QSIM_TYPE_API_SERVER (qsim_api_server_get_type())
 G_DECLARE_FINAL_TYPE(QsimApiServer, qsim_api_server, QSIM, API_SERVER, GObject)
+
+/* Defaults until the settings table carries them (see qsim_api_server_set_limits()). */
+#define QSIM_API_DEFAULT_MAX_CONNECTIONS 512
+#define QSIM_API_DEFAULT_MAX_STREAMS 128
+#define QSIM_API_DEFAULT_HEADER_TIMEOUT_S 30
+#define QSIM_API_DEFAULT_IDLE_TIMEOUT_S 120
+#define QSIM_API_DEFAULT_STREAM_BUFFER (1024 * 1024)
 
 QsimApiServer *qsim_api_server_new(QsimConfig *config, QsimStore *store);
 
@@ -59,5 +67,18 @@ QsimStore *qsim_api_server_get_store(QsimApiServer *self);
 void qsim_api_server_track_stream(QsimApiServer *self, GObject *stream);
 
 void qsim_api_server_untrack_stream(QsimApiServer *self, GObject *stream);
+
+void qsim_api_server_set_limits(QsimApiServer *self, guint max_connections, guint max_streams,
+                                guint header_timeout_s, guint idle_timeout_s);
+
+void qsim_api_server_set_stream_buffer_limit(QsimApiServer *self, gsize bytes);
+
+gsize qsim_api_server_get_stream_buffer_limit(QsimApiServer *self);
+
+guint qsim_api_server_get_max_streams(QsimApiServer *self);
+
+guint qsim_api_server_get_connection_count(QsimApiServer *self);
+
+gboolean qsim_api_server_abort_message(QsimApiServer *self, SoupServerMessage *msg);
 
 G_END_DECLS

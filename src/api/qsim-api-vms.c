@@ -2,10 +2,12 @@
 
 #include "config.h"
 
+#include "api/qsim-api-accel.h"
 #include "api/qsim-api-error.h"
 #include "api/qsim-api-handlers.h"
 #include "api/qsim-api-json.h"
 #include "common/qsim-error.h"
+#include "common/qsim-text.h"
 #include "common/qsim-vm-catalog.h"
 #include "common/qsim-vm-config.h"
 #include "vm/qsim-template.h"
@@ -221,6 +223,7 @@ add_vm(JsonBuilder *b, QsimApiServer *server, const QsimVmCatalogEntry *e)
 		json_builder_add_null_value(b);
 	add_template(b, server, e, vmc);
 	add_warm_pool(b, server, e, vmc);
+	qsim_api_accel_add(b, server, vmc);
 	json_builder_end_object(b);
 }
 
@@ -310,9 +313,10 @@ read_force(QsimApiContext *ctx, gboolean *out)
 		members = json_object_get_members(obj);
 		for (GList *it = members; it != NULL; it = it->next) {
 			if (g_strcmp0(it->data, "force") != 0) {
+				g_autofree gchar *field = qsim_utf8_safe_dup(it->data, -1, 64);
+
 				qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST,
-				                       "bad_request", "Unknown field '%.64s'.",
-				                       (const gchar *)it->data);
+				                       "bad_request", "Unknown field '%s'.", field);
 				return FALSE;
 			}
 		}

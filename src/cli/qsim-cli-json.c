@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/qsim-error.h"
+#include "common/qsim-json-gate.h"
 #include "qsim-cli-json.h"
 
 /* Small, type-checked accessors: json-glib's own getters log criticals or return 0
@@ -27,6 +28,11 @@ qsim_cli_json_parse_bytes(GBytes *bytes, GError **error)
 	const gchar *data = g_bytes_get_data(bytes, &len);
 	g_autoptr(GError) error_local = NULL;
 
+	/* a hostile or broken server must not crash the CLI through json-glib's recursion */
+	if (!qsim_json_gate_check(data, len, error)) {
+		g_prefix_error(error, "invalid JSON from the server: ");
+		return NULL;
+	}
 	if (!json_parser_load_from_data(parser, data != NULL ? data : "", len, &error_local)) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID, error_local->message);
 		return NULL;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/qsim-accel-mode.h"
 #include "common/qsim-config.h"
 #include "common/qsim-dotenv.h"
 #include "common/qsim-error.h"
@@ -23,6 +24,7 @@ typedef enum {
 	SETTING_BOOL,
 	SETTING_LOG_LEVEL,
 	SETTING_LIST,
+	SETTING_ACCEL,
 } SettingType;
 
 typedef struct {
@@ -45,6 +47,11 @@ enum {
 	S_API_WORKERS,
 	S_API_TOKENS,
 	S_INSECURE_NO_AUTH,
+	S_API_MAX_CONNECTIONS,
+	S_API_MAX_STREAMS,
+	S_API_HEADER_TIMEOUT,
+	S_API_IDLE_TIMEOUT,
+	S_API_STREAM_BUFFER_MAX,
 	S_ENABLE_CORS,
 	S_ALLOWED_ORIGINS,
 	S_AGENT_COUNT,
@@ -61,6 +68,11 @@ enum {
 	S_STATE_DIR,
 	S_QEMU,
 	S_QEMU_IMG,
+	S_ACCEL,
+	S_KVM_PROBE_TIMEOUT,
+	S_KVM_CONSOLE_TIMEOUT,
+	S_KVM_PROBE_KERNEL,
+	S_KVM_PROBE_INITRD,
 	S_LOG_LEVEL,
 	S_LOG_FILE,
 	N_SETTINGS,
@@ -77,6 +89,16 @@ static const SettingSpec specs[N_SETTINGS] = {
     [S_API_TOKENS] = {"API_TOKENS", "api", "tokens", NULL, SETTING_LIST, "", 0, 0, TRUE, TRUE},
     [S_INSECURE_NO_AUTH] = {"INSECURE_NO_AUTH", "api", "insecure_no_auth", "--insecure-no-auth",
 			    SETTING_BOOL, "false"},
+    [S_API_MAX_CONNECTIONS] = {"API_MAX_CONNECTIONS", "api", "max_connections", NULL, SETTING_INT,
+			       "512", 1, 1000000},
+    [S_API_MAX_STREAMS] = {"API_MAX_STREAMS", "api", "max_streams", NULL, SETTING_INT, "128", 1,
+			   100000},
+    [S_API_HEADER_TIMEOUT] = {"API_HEADER_TIMEOUT", "api", "header_timeout", NULL, SETTING_INT,
+			      "30", 1, 3600},
+    [S_API_IDLE_TIMEOUT] = {"API_IDLE_TIMEOUT", "api", "idle_timeout", NULL, SETTING_INT, "120", 1,
+			    86400},
+    [S_API_STREAM_BUFFER_MAX] = {"API_STREAM_BUFFER_MAX", "api", "stream_buffer_max", NULL,
+				 SETTING_INT, "1048576", 65536, 268435456},
     [S_ENABLE_CORS] = {"ENABLE_CORS", "api", "enable_cors", NULL, SETTING_BOOL, "false"},
     [S_ALLOWED_ORIGINS] = {"ALLOWED_ORIGINS", "api", "allowed_origins", NULL, SETTING_LIST, "*",
 			   0, 0, FALSE, TRUE},
@@ -103,6 +125,15 @@ static const SettingSpec specs[N_SETTINGS] = {
     [S_STATE_DIR] = {"STATE_DIR", "vm", "state_dir", NULL, SETTING_STRING, NULL},
     [S_QEMU] = {"QEMU", "vm", "qemu", NULL, SETTING_STRING, QSIM_QEMU_BINARY},
     [S_QEMU_IMG] = {"QEMU_IMG", "vm", "qemu_img", NULL, SETTING_STRING, QSIM_QEMU_IMG_BINARY},
+    [S_ACCEL] = {"ACCEL", "vm", "accel", "--accel", SETTING_ACCEL, "auto"},
+    [S_KVM_PROBE_TIMEOUT] = {"KVM_PROBE_TIMEOUT", "vm", "kvm_probe_timeout", NULL, SETTING_DOUBLE,
+			     "5", 0.5, 120},
+    [S_KVM_CONSOLE_TIMEOUT] = {"KVM_CONSOLE_TIMEOUT", "vm", "kvm_console_timeout", NULL,
+			       SETTING_DOUBLE, "10", 0, 3600},
+    [S_KVM_PROBE_KERNEL] = {"KVM_PROBE_KERNEL", "vm", "kvm_probe_kernel", NULL, SETTING_STRING, "",
+			    0, 0, FALSE, TRUE},
+    [S_KVM_PROBE_INITRD] = {"KVM_PROBE_INITRD", "vm", "kvm_probe_initrd", NULL, SETTING_STRING, "",
+			    0, 0, FALSE, TRUE},
     [S_LOG_LEVEL] = {"LOG_LEVEL", "log", "level", "--log-level", SETTING_LOG_LEVEL, "INFO"},
     [S_LOG_FILE] = {"LOG_FILE", "log", "file", NULL, SETTING_STRING, "", 0, 0, FALSE, TRUE},
 };
@@ -263,6 +294,21 @@ config_parse_log_level(const gchar *raw, SettingValue *v, gchar **problem)
 }
 
 static gboolean
+config_parse_accel(const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autofree gchar *s = g_strstrip(g_strdup(raw));
+	QsimAccelMode mode;
+
+	if (!qsim_accel_mode_from_string(s, &mode)) {
+		*problem = g_strdup("not an accelerator (use auto, kvm or tcg)");
+		return FALSE;
+	}
+	v->i = mode;
+	v->text = g_strdup(qsim_accel_mode_to_string(mode));
+	return TRUE;
+}
+
+static gboolean
 config_parse_list(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar **problem)
 {
 	g_auto(GStrv) parts = g_strsplit(raw, ",", -1);
@@ -320,6 +366,8 @@ config_parse(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar *
 		return config_parse_bool(raw, v, problem);
 	case SETTING_LOG_LEVEL:
 		return config_parse_log_level(raw, v, problem);
+	case SETTING_ACCEL:
+		return config_parse_accel(raw, v, problem);
 	case SETTING_LIST:
 		return config_parse_list(spec, raw, v, problem);
 	case SETTING_STRING:
@@ -361,7 +409,15 @@ config_apply(QsimConfig *self, gint idx, const gchar *raw, QsimConfigSource sour
 
 	if (!config_parse(&specs[idx], raw, &v, &problem)) {
 		setting_value_clear(&v);
-		config_set_invalid(error, label, raw, source, origin, problem);
+		/* a secret's value never reaches a message, however wrong it is */
+		if (specs[idx].secret) {
+			g_autofree gchar *from = config_describe_source(source, origin);
+
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			            "%s=<hidden> (from %s): %s", label, from, problem);
+		} else {
+			config_set_invalid(error, label, raw, source, origin, problem);
+		}
 		return FALSE;
 	}
 	if (self->values[idx].source == QSIM_CONFIG_SOURCE_FLAG &&
@@ -815,6 +871,7 @@ config_kind(SettingType type)
 		return QSIM_CONFIG_KIND_LIST;
 	case SETTING_STRING:
 	case SETTING_LOG_LEVEL:
+	case SETTING_ACCEL:
 		return QSIM_CONFIG_KIND_STRING;
 	}
 	return QSIM_CONFIG_KIND_STRING;
@@ -1060,4 +1117,81 @@ gboolean
 qsim_config_get_insecure_no_auth(QsimConfig *self)
 {
 	return self->values[S_INSECURE_NO_AUTH].b;
+}
+
+QsimAccelMode
+qsim_config_get_accel(QsimConfig *self)
+{
+	return (QsimAccelMode)self->values[S_ACCEL].i;
+}
+
+/* Returns: the probe's deadline in milliseconds */
+guint
+qsim_config_get_kvm_probe_timeout_ms(QsimConfig *self)
+{
+	return (guint)(self->values[S_KVM_PROBE_TIMEOUT].d * 1000.0);
+}
+
+/* Returns: how long a KVM guest may stay silent on its console, in ms; 0 = no limit */
+guint
+qsim_config_get_kvm_console_timeout_ms(QsimConfig *self)
+{
+	return (guint)(self->values[S_KVM_CONSOLE_TIMEOUT].d * 1000.0);
+}
+
+/* Returns: (transfer full): the probe's kernel, by default the bundled tiny guest's */
+gchar *
+qsim_config_dup_kvm_probe_kernel(QsimConfig *self)
+{
+	const gchar *v = self->values[S_KVM_PROBE_KERNEL].text;
+
+	if (v[0] != '\0')
+		return g_strdup(v);
+	return g_build_filename(qsim_config_get_vm_images_dir(self), "tiny-vmlinux", NULL);
+}
+
+/* Returns: (transfer full): the probe's initrd, by default the bundled tiny guest's */
+gchar *
+qsim_config_dup_kvm_probe_initrd(QsimConfig *self)
+{
+	const gchar *v = self->values[S_KVM_PROBE_INITRD].text;
+
+	if (v[0] != '\0')
+		return g_strdup(v);
+	return g_build_filename(qsim_config_get_vm_images_dir(self), "tiny-initrd.img", NULL);
+}
+
+/* API_MAX_CONNECTIONS: open HTTP connections; past it a new one gets a 503 and is closed */
+guint
+qsim_config_get_api_max_connections(QsimConfig *self)
+{
+	return (guint)self->values[S_API_MAX_CONNECTIONS].i;
+}
+
+/* API_MAX_STREAMS: concurrent SSE log streams */
+guint
+qsim_config_get_api_max_streams(QsimConfig *self)
+{
+	return (guint)self->values[S_API_MAX_STREAMS].i;
+}
+
+/* API_HEADER_TIMEOUT: seconds a client gets to send a request's headers and body */
+guint
+qsim_config_get_api_header_timeout(QsimConfig *self)
+{
+	return (guint)self->values[S_API_HEADER_TIMEOUT].i;
+}
+
+/* API_IDLE_TIMEOUT: seconds a kept-alive connection may wait for its next request */
+guint
+qsim_config_get_api_idle_timeout(QsimConfig *self)
+{
+	return (guint)self->values[S_API_IDLE_TIMEOUT].i;
+}
+
+/* API_STREAM_BUFFER_MAX: unsent bytes an SSE stream may hold before it is cut */
+gsize
+qsim_config_get_api_stream_buffer_max(QsimConfig *self)
+{
+	return (gsize)self->values[S_API_STREAM_BUFFER_MAX].i;
 }

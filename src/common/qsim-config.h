@@ -2,6 +2,7 @@
 
 #include <glib-object.h>
 
+#include "common/qsim-accel-mode.h"
 #include "common/qsim-config-entry.h"
 
 G_BEGIN_DECLS
@@ -62,5 +63,15 @@ gdouble qsim_config_get_shutdown_grace(QsimConfig *self);
 const gchar *qsim_config_get_qemu(QsimConfig *self);
 const gchar *qsim_config_get_qemu_img(QsimConfig *self);
 gboolean qsim_config_get_insecure_no_auth(QsimConfig *self);
+QsimAccelMode qsim_config_get_accel(QsimConfig *self);
+guint qsim_config_get_api_max_connections(QsimConfig *self);
+guint qsim_config_get_api_max_streams(QsimConfig *self);
+guint qsim_config_get_api_header_timeout(QsimConfig *self);
+guint qsim_config_get_api_idle_timeout(QsimConfig *self);
+gsize qsim_config_get_api_stream_buffer_max(QsimConfig *self);
+guint qsim_config_get_kvm_probe_timeout_ms(QsimConfig *self);
+guint qsim_config_get_kvm_console_timeout_ms(QsimConfig *self);
+gchar *qsim_config_dup_kvm_probe_kernel(QsimConfig *self);
+gchar *qsim_config_dup_kvm_probe_initrd(QsimConfig *self);
 
 G_END_DECLS

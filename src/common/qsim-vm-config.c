@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "common/qsim-accel-mode.h"
 #include "common/qsim-dotenv.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
@@ -19,10 +20,13 @@ typedef enum {
 	VK_ARGV,
 	VK_IMAGE,
 	VK_FORMAT,
-	VK_WORD, /* a short token from `charset` plus letters and digits */
-	VK_TEXT, /* free text, passed as one argv element */
-	VK_PATH, /* a file inside the images dir */
+	VK_WORD,   /* a short token from `charset` plus letters and digits */
+	VK_TEXT,   /* free text, passed as one argv element */
+	VK_SECRET, /* free text never quoted in a message (GET /vms shows config errors) */
+	VK_PATH,   /* a file inside the images dir */
 	VK_FAST_START,
+	VK_ACCEL,
+	VK_NETWORK,
 } VmKeyKind;
 
 typedef struct {
@@ -44,19 +48,23 @@ static const VmKeySpec vm_keys[] = {
     {"IMAGE", VK_IMAGE, F(image_path), NULL},
     {"FORMAT", VK_FORMAT, F(format), NULL},
     {"MACHINE", VK_WORD, F(machine), "q35", 0, 0, "._-"},
-    {"CPU_MODEL", VK_WORD, F(cpu_model), "qemu64,+rdrand", 0, 0, "._-,+="},
+    /* unset: "host" under KVM, "qemu64,+rdrand" under TCG (qsim-vm-argv.c) */
+    {"CPU_MODEL", VK_WORD, F(cpu_model), NULL, 0, 0, "._-,+="},
     {"KERNEL", VK_PATH, F(kernel_path), NULL},
     {"INITRD", VK_PATH, F(initrd_path), NULL},
     {"APPEND", VK_TEXT, F(append), NULL},
     {"SSH_USER", VK_WORD, F(ssh_user), "root", 0, 0, "._-"},
     {"SSH_KEY", VK_PATH, F(ssh_key_path), NULL},
-    {"SSH_PASSWORD", VK_TEXT, F(ssh_password), NULL},
+    {"SSH_PASSWORD", VK_SECRET, F(ssh_password), NULL},
     {"SSH_PORT", VK_UINT, F(ssh_port), "22", 1, 65535},
     {"BOOT_TIMEOUT", VK_UINT, F(boot_timeout), "60", 1, 3600},
     {"TB_SIZE", VK_UINT, F(tb_size_mib), "64", 0, 4096},
     {"READY_MARKER", VK_TEXT, F(ready_marker), NULL},
     {"FAST_START", VK_FAST_START, F(fast_start), "none"},
     {"WARM_POOL_SIZE", VK_UINT, F(warm_pool_size), "0", 0, 64},
+    {"ACCEL", VK_ACCEL, F(accel), NULL},
+    /* none: the guest reaches nothing but its SSH forward (docs/network.md) */
+    {"NETWORK", VK_NETWORK, F(network), "none"},
 };
 /* clang-format on */
 #undef F
@@ -300,6 +308,7 @@ vm_apply(QsimVmConfig *self, const VmKeySpec *spec, const gchar *raw, gchar **pr
 		vm_field_set_str(self, spec, g_strdup(raw));
 		return TRUE;
 	case VK_TEXT:
+	case VK_SECRET:
 		if (!vm_check_text(raw, problem))
 			return FALSE;
 		vm_field_set_str(self, spec, raw[0] != '\0' ? g_strdup(raw) : NULL);
@@ -320,6 +329,27 @@ vm_apply(QsimVmConfig *self, const VmKeySpec *spec, const gchar *raw, gchar **pr
 			self->fast_start = QSIM_VM_FAST_START_SNAPSHOT;
 		} else {
 			*problem = g_strdup("must be none or snapshot");
+			return FALSE;
+		}
+		return TRUE;
+	case VK_ACCEL:
+		if (!qsim_accel_mode_from_string(raw, &self->accel)) {
+			*problem = g_strdup("must be auto, kvm or tcg");
+			return FALSE;
+		}
+		return TRUE;
+	case VK_NETWORK:
+		if (g_strcmp0(raw, "none") == 0) {
+			self->network = QSIM_VM_NETWORK_NONE;
+		} else if (g_strcmp0(raw, "outbound") == 0) {
+			/* slirp cannot give the internet without the host's loopback, and passt
+			 * is not wired up yet: refuse rather than run an open guest */
+			*problem = g_strdup("NETWORK=outbound is not available yet: qsim has no "
+			                    "outbound mode that keeps the host's loopback out of "
+			                    "the guest's reach (see docs/network.md); use none");
+			return FALSE;
+		} else {
+			*problem = g_strdup("must be none or outbound");
 			return FALSE;
 		}
 		return TRUE;
@@ -364,6 +394,11 @@ vm_apply_entries(QsimVmConfig *self, QsimDotenv *env, GHashTable *lines, GError 
 		}
 		g_hash_table_insert(lines, (gpointer)spec->key, GUINT_TO_POINTER(line));
 		if (!vm_apply(self, spec, raw, &problem, &missing)) {
+			if (spec->kind == VK_SECRET) {
+				g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+				            "%s:%u: %s=<hidden>: %s", path, line, key, problem);
+				return FALSE;
+			}
 			esc = vm_escape(raw);
 			g_set_error(error, QSIM_ERROR,
 			            missing ? QSIM_ERROR_NOT_FOUND : QSIM_ERROR_INVALID,
@@ -521,6 +556,24 @@ const gchar *
 qsim_vm_config_hash(QsimVmConfig *self)
 {
 	return self->hash;
+}
+
+/**
+ * qsim_vm_network_to_string:
+ * @network: a NETWORK mode
+ *
+ * Returns: (transfer none): its name in a `.conf` and in template manifests
+ */
+const gchar *
+qsim_vm_network_to_string(QsimVmNetwork network)
+{
+	switch (network) {
+	case QSIM_VM_NETWORK_NONE:
+		return "none";
+	case QSIM_VM_NETWORK_OUTBOUND:
+		return "outbound";
+	}
+	return "unknown";
 }
 
 void

@@ -2,12 +2,20 @@
 
 #include <glib.h>
 
+#include "common/qsim-accel-mode.h"
+
 G_BEGIN_DECLS
 
 typedef enum {
 	QSIM_VM_FAST_START_NONE,
 	QSIM_VM_FAST_START_SNAPSHOT,
 } QsimVmFastStart;
+
+/* NETWORK: what the guest may reach besides its own SSH forward (docs/network.md) */
+typedef enum {
+	QSIM_VM_NETWORK_NONE,     /* slirp with restrict=on: nothing outside the guest */
+	QSIM_VM_NETWORK_OUTBOUND, /* the internet but not the host: refused until it is safe */
+} QsimVmNetwork;
 
 /**
  * QsimVmConfig:
@@ -27,7 +35,7 @@ typedef struct {
 	guint cpus;              /* CPU */
 	gchar **additional_args; /* ADDITIONAL_ARGS split like a shell would, never NULL */
 	gchar *machine;          /* MACHINE, e.g. "q35" */
-	gchar *cpu_model;        /* CPU_MODEL, e.g. "qemu64,+rdrand" */
+	gchar *cpu_model;        /* (nullable) CPU_MODEL, e.g. "qemu64,+rdrand"; NULL: per accel */
 	gchar *kernel_path;      /* (nullable) absolute */
 	gchar *initrd_path;      /* (nullable) absolute */
 	gchar *append;           /* (nullable) kernel command line */
@@ -39,7 +47,9 @@ typedef struct {
 	guint tb_size_mib;       /* TB_SIZE, 0 = QEMU default */
 	gchar *ready_marker;     /* (nullable) serial console text meaning sshd is up */
 	QsimVmFastStart fast_start;
-	guint warm_pool_size; /* WARM_POOL_SIZE: paused restored VMs to keep, 0 = none */
+	guint warm_pool_size;  /* WARM_POOL_SIZE: paused restored VMs to keep, 0 = none */
+	QsimAccelMode accel;   /* ACCEL; %QSIM_ACCEL_MODE_INHERIT when the .conf does not set it */
+	QsimVmNetwork network; /* NETWORK, default none */
 	gchar *hash; /* sha256 hex of the .conf content minus WARM_POOL_SIZE ("" if none) */
 } QsimVmConfig;
 
@@ -48,6 +58,7 @@ QsimVmConfig *qsim_vm_config_load(const gchar *images_dir, const gchar *config_d
 QsimVmConfig *qsim_vm_config_parse(const gchar *images_dir, const gchar *config_path,
                                    const gchar *vm_name, GError **error);
 const gchar *qsim_vm_config_hash(QsimVmConfig *self);
+const gchar *qsim_vm_network_to_string(QsimVmNetwork network);
 void qsim_vm_config_free(QsimVmConfig *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimVmConfig, qsim_vm_config_free)

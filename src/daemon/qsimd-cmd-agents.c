@@ -5,9 +5,11 @@
 #include <glib-unix.h>
 #include <signal.h>
 
+#include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-agent-pool.h"
 #include "agent/qsim-warm-pool.h"
 #include "api/qsim-api-server.h"
+#include "common/qsim-dir-check.h"
 #include "common/qsim-error.h"
 #include "daemon/qsimd-commands.h"
 #include "store/qsim-store.h"
@@ -47,6 +49,25 @@ agents_signal_cb(gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* RUN_DIR and STATE_DIR are created private; the database's directory must be ours */
+static gboolean
+qsimd_agents_check_dirs(QsimConfig *config, GError **error)
+{
+	if (!qsim_dir_check_db_path(qsim_config_get_db_path(config), error)) {
+		g_prefix_error(error, "DB_PATH: ");
+		return FALSE;
+	}
+	if (!qsim_dir_check_private(qsim_config_get_run_dir(config), TRUE, error)) {
+		g_prefix_error(error, "RUN_DIR: ");
+		return FALSE;
+	}
+	if (!qsim_dir_check_private(qsim_config_get_state_dir(config), TRUE, error)) {
+		g_prefix_error(error, "STATE_DIR: ");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* `agents` and `all` share everything but the API server. */
 /* GET /vms and /stats in `qsimd all`: the pool outlives the server (stopped first) */
 static void
@@ -64,15 +85,20 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	g_autoptr(QsimStore) store = NULL;
 	g_autoptr(QsimApiServer) server = NULL;
 	g_autoptr(QsimAgentPool) pool = NULL;
+	g_autoptr(QsimAccelResolver) accel = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	AgentsRun run = {0};
-	guint sigterm_id, sigint_id;
+	guint sigterm_id, sigint_id, sighup_id;
 
 	if (argc > 1) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
 		            "%s takes no arguments (got '%s')", argv[0], argv[1]);
 		return QSIMD_EXIT_USAGE;
 	}
+	/* a client that goes away mid-write is an error to handle, not a reason to die */
+	signal(SIGPIPE, SIG_IGN);
+	if (!qsimd_agents_check_dirs(ctx->config, error))
+		return 1;
 	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
 	if (store == NULL)
 		return 1;
@@ -86,6 +112,13 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 		    !qsim_api_server_listen(server, error))
 			return 1;
 	}
+	/* before any VM starts: KVM only where it runs a guest. The API already answers
+	 * meanwhile (this iterates the main context); requests wait at most the probe's
+	 * deadline, and only when no cached verdict matches. */
+	accel = qsim_accel_resolver_new(ctx->config, store);
+	if (!qsim_accel_resolver_prepare_sync(accel, error))
+		return 1;
+	qsim_accel_resolver_set_default(accel);
 	if (!qsim_agent_pool_start(pool, error))
 		return 1;
 	loop = g_main_loop_new(NULL, FALSE);
@@ -94,19 +127,23 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	run.grace_ms = (guint)(qsim_config_get_shutdown_grace(ctx->config) * 1000);
 	sigterm_id = g_unix_signal_add(SIGTERM, agents_signal_cb, &run);
 	sigint_id = g_unix_signal_add(SIGINT, agents_signal_cb, &run);
+	/* a closed terminal or a reload by habit: stop as gracefully as on SIGTERM */
+	sighup_id = g_unix_signal_add(SIGHUP, agents_signal_cb, &run);
 	g_main_loop_run(loop);
 	g_source_remove(sigterm_id);
 	g_source_remove(sigint_id);
+	g_source_remove(sighup_id);
 	if (server != NULL)
 		qsim_api_server_stop(server);
 	g_info("%s stopped", with_api ? "qsimd all" : "agents");
+	qsim_accel_resolver_set_default(NULL);
 	return 0;
 }
 
 /**
  * qsimd_cmd_agents:
  *
- * `qsimd agents`: runs AGENT_COUNT agents until SIGTERM or SIGINT. Several
+ * `qsimd agents`: runs AGENT_COUNT agents until SIGTERM, SIGINT or SIGHUP. Several
  * such processes may share one database file.
  *
  * Returns: the exit status

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include "api/qsim-api-server.h"
+#include "common/qsim-dir-check.h"
 #include "common/qsim-error.h"
 #include "daemon/qsimd-commands.h"
 #include "store/qsim-store.h"
@@ -23,7 +24,7 @@ on_stop_signal(gpointer user_data)
 /**
  * qsimd_cmd_api:
  *
- * `qsimd api`: serves the REST API until SIGTERM or SIGINT. Agents run
+ * `qsimd api`: serves the REST API until SIGTERM, SIGINT or SIGHUP. Agents run
  * elsewhere (`qsimd agents`); the server sees their changes by polling the
  * shared database.
  *
@@ -35,12 +36,23 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	g_autoptr(QsimStore) store = NULL;
 	g_autoptr(QsimApiServer) server = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
-	guint sigterm_id, sigint_id;
+	guint sigterm_id, sigint_id, sighup_id;
 
 	if (argc > 1) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
 		            "api takes no arguments (got '%s')", argv[1]);
 		return QSIMD_EXIT_USAGE;
+	}
+	/* a client that goes away mid-write is an error to handle, not a reason to die */
+	signal(SIGPIPE, SIG_IGN);
+	if (!qsim_dir_check_db_path(qsim_config_get_db_path(ctx->config), error)) {
+		g_prefix_error(error, "DB_PATH: ");
+		return 1;
+	}
+	/* only read here (templates): checked when present, created by the agents */
+	if (!qsim_dir_check_private(qsim_config_get_state_dir(ctx->config), FALSE, error)) {
+		g_prefix_error(error, "STATE_DIR: ");
+		return 1;
 	}
 	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
 	if (store == NULL)
@@ -51,9 +63,11 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	loop = g_main_loop_new(NULL, FALSE);
 	sigterm_id = g_unix_signal_add(SIGTERM, on_stop_signal, loop);
 	sigint_id = g_unix_signal_add(SIGINT, on_stop_signal, loop);
+	sighup_id = g_unix_signal_add(SIGHUP, on_stop_signal, loop);
 	g_main_loop_run(loop);
 	g_source_remove(sigterm_id);
 	g_source_remove(sigint_id);
+	g_source_remove(sighup_id);
 	qsim_api_server_stop(server);
 	g_info("API server stopped");
 	return 0;

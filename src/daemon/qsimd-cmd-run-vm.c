@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/qsim-accel-resolver.h"
 #include "common/qsim-config.h"
+#include "common/qsim-dir-check.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
 #include "common/qsim-vm-name.h"
@@ -35,6 +37,7 @@ typedef struct {
 	guint timeout_id;
 	guint sigint_id;
 	guint sigterm_id;
+	guint sighup_id;
 	gboolean stopping;
 } RunVm;
 
@@ -224,6 +227,48 @@ run_vm_sigterm_cb(gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+static gboolean
+run_vm_sighup_cb(gpointer user_data)
+{
+	RunVm *r = user_data;
+
+	/* like SIGTERM: the VM is shut down and its overlay removed */
+	r->sighup_id = 0;
+	run_vm_stop(r, 128 + SIGHUP,
+	            g_error_new_literal(QSIM_ERROR, QSIM_ERROR_CANCELLED, "hung up"));
+	return G_SOURCE_REMOVE;
+}
+
+/* The same decision as the agents': the cached verdict when the database exists (opening
+ * one would create it), else a probe of our own. */
+static gboolean
+run_vm_choose_accel(QsimdContext *ctx, QsimVm *vm, GError **error)
+{
+	const gchar *db = qsim_config_get_db_path(ctx->config);
+	g_autoptr(QsimStore) store = NULL;
+	g_autoptr(QsimAccelResolver) accel = NULL;
+	g_autoptr(GError) local = NULL;
+	g_autofree gchar *why = NULL;
+
+	if (g_file_test(db, G_FILE_TEST_IS_REGULAR)) {
+		if (!qsim_dir_check_db_path(db, error)) {
+			g_prefix_error(error, "DB_PATH: ");
+			return FALSE;
+		}
+		store = qsim_store_open(db, &local);
+		if (store == NULL)
+			g_info("not using the accelerator cache in %s: %s", db, local->message);
+	}
+	accel = qsim_accel_resolver_new(ctx->config, store);
+	if (!qsim_accel_resolver_prepare_sync(accel, error))
+		return FALSE;
+	qsim_accel_resolver_set_default(accel);
+	qsim_accel_apply_vm(vm, &why);
+	qsim_accel_resolver_set_default(NULL);
+	g_printerr("qsimd: accelerator: %s\n", why);
+	return TRUE;
+}
+
 /**
  * qsimd_cmd_run_vm:
  *
@@ -293,6 +338,11 @@ qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 		                    "the command is not valid UTF-8");
 		return QSIMD_EXIT_USAGE;
 	}
+	if (!qsim_dir_check_private(qsim_config_get_run_dir(ctx->config), TRUE, error)) {
+		g_prefix_error(error, "RUN_DIR: ");
+		g_free(r.command);
+		return RUN_VM_EXIT_INFRA;
+	}
 	grace = qsim_config_get_shutdown_grace(ctx->config);
 	r.grace_ms = grace > 0 ? (guint)(grace * 1000) : QSIM_VM_DEFAULT_SHUTDOWN_GRACE_MS;
 	r.show_console = !no_console;
@@ -302,9 +352,17 @@ qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	r.vm = qsim_vm_new(g_steal_pointer(&config), qsim_config_get_run_dir(ctx->config));
 	qsim_vm_set_qemu_binary(r.vm, qsim_config_get_qemu(ctx->config));
 	qsim_vm_set_qemu_img_binary(r.vm, qsim_config_get_qemu_img(ctx->config));
+	if (!run_vm_choose_accel(ctx, r.vm, error)) {
+		g_clear_object(&r.vm);
+		g_clear_object(&r.cancellable);
+		g_main_loop_unref(r.loop);
+		g_free(r.command);
+		return RUN_VM_EXIT_INFRA;
+	}
 	g_signal_connect(r.vm, "console-output", G_CALLBACK(run_vm_console_cb), &r);
 	r.sigint_id = g_unix_signal_add(SIGINT, run_vm_sigint_cb, &r);
 	r.sigterm_id = g_unix_signal_add(SIGTERM, run_vm_sigterm_cb, &r);
+	r.sighup_id = g_unix_signal_add(SIGHUP, run_vm_sighup_cb, &r);
 	if (timeout_s > 0)
 		r.timeout_id = g_timeout_add_seconds((guint)timeout_s, run_vm_timeout_cb, &r);
 
@@ -314,6 +372,7 @@ qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	g_clear_handle_id(&r.timeout_id, g_source_remove);
 	g_clear_handle_id(&r.sigint_id, g_source_remove);
 	g_clear_handle_id(&r.sigterm_id, g_source_remove);
+	g_clear_handle_id(&r.sighup_id, g_source_remove);
 	g_signal_handlers_disconnect_by_data(r.vm, &r);
 	if (r.guest != NULL) {
 		/* let the worker finish closing so no callback outlives @r */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/qsim-accel-resolver.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-catalog.h"
 #include "daemon/qsimd-commands.h"
@@ -165,6 +166,32 @@ status_qemu(QsimdContext *ctx, GPtrArray *problems)
 	printf("  %s (%s)\n", version, path);
 }
 
+/* The accelerator the agents would use here, and why: the cached verdict, or a probe. */
+static void
+status_accel(QsimdContext *ctx, GPtrArray *problems)
+{
+	const gchar *db = qsim_config_get_db_path(ctx->config);
+	g_autoptr(QsimStore) store = NULL;
+	g_autoptr(QsimAccelResolver) accel = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *why = NULL;
+	const QsimAccelVerdict *v;
+
+	if (g_file_test(db, G_FILE_TEST_IS_REGULAR))
+		store = qsim_store_open(db, NULL);
+	accel = qsim_accel_resolver_new(ctx->config, store);
+	if (!qsim_accel_resolver_prepare_sync(accel, &error)) {
+		status_problem(problems, "cannot decide the accelerator: %s", error->message);
+		return;
+	}
+	why = qsim_accel_resolver_describe(accel);
+	printf("accelerator: %s\n", why);
+	v = qsim_accel_resolver_get_verdict(accel);
+	if (v != NULL && v->probe_ms > 0)
+		printf("  KVM probe: %s, took %.2f s\n", v->kvm ? "passed" : "failed",
+		       v->probe_ms / 1000.0);
+}
+
 static void
 status_vms(QsimdContext *ctx, GPtrArray *problems)
 {
@@ -219,6 +246,7 @@ qsimd_cmd_status(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	printf("qsimd %s\n", PACKAGE_VERSION);
 	status_database(ctx, problems);
 	status_qemu(ctx, problems);
+	status_accel(ctx, problems);
 	status_vms(ctx, problems);
 	fflush(stdout);
 	if (problems->len == 0) {

@@ -9,6 +9,7 @@
 #include "common/qsim-config.h"
 #include "common/qsim-error.h"
 #include "common/qsim-log.h"
+#include "common/qsim-rlimit.h"
 #include "daemon/qsimd-commands.h"
 
 /* The command table: one row per command, the handler in qsimd-cmd-<name>.c. */
@@ -42,6 +43,7 @@ static gchar *opt_images_dir;
 static gchar *opt_configs_dir;
 static gchar *opt_max_vms;
 static gchar *opt_log_level;
+static gchar *opt_accel;
 static gboolean opt_insecure_no_auth;
 
 static const GOptionEntry global_entries[] = {
@@ -56,6 +58,7 @@ static const GOptionEntry global_entries[] = {
      "DIR"},
     {"max-vms", 0, 0, G_OPTION_ARG_STRING, &opt_max_vms, "Concurrent VM limit (MAX_CONCURRENT_VMS)",
      "N"},
+    {"accel", 0, 0, G_OPTION_ARG_STRING, &opt_accel, "auto, kvm or tcg (ACCEL)", "ACCEL"},
     {"log-level", 0, 0, G_OPTION_ARG_STRING, &opt_log_level,
      "DEBUG, INFO, WARNING or ERROR (LOG_LEVEL)", "LEVEL"},
     {"insecure-no-auth", 0, 0, G_OPTION_ARG_NONE, &opt_insecure_no_auth,
@@ -92,6 +95,7 @@ qsimd_apply_flags(QsimConfig *config, GError **error)
 	    {"VM_CONFIG_DIR", opt_configs_dir},
 	    {"MAX_CONCURRENT_VMS", opt_max_vms},
 	    {"LOG_LEVEL", opt_log_level},
+	    {"ACCEL", opt_accel},
 	    {"INSECURE_NO_AUTH", opt_insecure_no_auth ? "true" : NULL},
 	};
 
@@ -132,6 +136,8 @@ main(int argc, char **argv)
 	gint idx;
 	gint status;
 
+	/* every API client costs a descriptor: do not run out at the soft default */
+	qsim_rlimit_raise_nofile(NULL);
 	setlocale(LC_ALL, "");
 	bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
 	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");

@@ -97,6 +97,17 @@ static const gchar *const migrations[] = {
     "CREATE INDEX templates_by_prepare ON templates (host, prepare_requested_at)"
     "  WHERE prepare_requested_at IS NOT NULL;"
     "PRAGMA user_version = 2;",
+
+    /* one row per host: its KVM probe verdict, shared by every process on it */
+    "CREATE TABLE accel_verdicts ("
+    "  host TEXT PRIMARY KEY CHECK (host <> ''),"
+    "  cache_key TEXT NOT NULL CHECK (cache_key <> ''),"
+    "  kvm INTEGER NOT NULL CHECK (kvm IN (0, 1)),"
+    "  reason TEXT NOT NULL,"
+    "  probe_ms INTEGER NOT NULL CHECK (probe_ms >= 0),"
+    "  probed_at INTEGER NOT NULL"
+    ");"
+    "PRAGMA user_version = 3;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);

@@ -1182,6 +1182,75 @@ sqlite_set_start_mode(QsimStore *store, const gchar *uuid, QsimStartMode mode, G
 	return qsim_sqlite_transaction_commit(tx, error);
 }
 
+/* ---- accelerator verdicts ------------------------------------------------ */
+
+static gboolean
+sqlite_put_accel_verdict(QsimStore *store, const QsimAccelVerdict *v, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimSqliteCachedStmt) stmt = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	stmt = stmt_get(self,
+	                "INSERT INTO accel_verdicts (host, cache_key, kvm, reason, probe_ms,"
+	                " probed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+	                " ON CONFLICT (host) DO UPDATE SET cache_key = excluded.cache_key,"
+	                " kvm = excluded.kvm, reason = excluded.reason,"
+	                " probe_ms = excluded.probe_ms, probed_at = excluded.probed_at",
+	                error);
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_text(stmt, 1, v->host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, v->cache_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int(stmt, 3, v->kvm ? 1 : 0);
+	sqlite3_bind_text(stmt, 4, v->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 5, v->probe_ms);
+	sqlite3_bind_int64(stmt, 6, v->probed_at);
+	if (!stmt_done(self, stmt, "cannot write the accelerator verdict", error))
+		return FALSE;
+	g_clear_pointer(&stmt, qsim_sqlite_cached_stmt_release);
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+static GPtrArray *
+sqlite_list_accel_verdicts(QsimStore *store, const gchar *host, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self,
+	             "SELECT host, cache_key, kvm, reason, probe_ms, probed_at FROM accel_verdicts"
+	             " WHERE (?1 IS NULL OR host = ?1) ORDER BY host",
+	             error);
+	g_autoptr(GPtrArray) out = NULL;
+	gint rc;
+
+	if (stmt == NULL)
+		return NULL;
+	if (host != NULL)
+		sqlite3_bind_text(stmt, 1, host, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(stmt, 1);
+	out = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_accel_verdict_free);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		g_autofree gchar *h = column_dup(stmt, 0);
+		g_autofree gchar *key = column_dup(stmt, 1);
+		g_autofree gchar *reason = column_dup(stmt, 3);
+
+		g_ptr_array_add(out,
+		                qsim_accel_verdict_new(h, key, sqlite3_column_int(stmt, 2) != 0,
+		                                       reason, sqlite3_column_int64(stmt, 4),
+		                                       sqlite3_column_int64(stmt, 5)));
+	}
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot read the accelerator verdicts", error);
+		return NULL;
+	}
+	return g_steal_pointer(&out);
+}
+
 /* ---- templates ------------------------------------------------------------ */
 
 #define TEMPLATE_COLUMNS                                                                           \
@@ -1504,6 +1573,8 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->get_data_version = sqlite_get_data_version;
 	store_class->list_leases = sqlite_list_leases;
 	store_class->set_start_mode = sqlite_set_start_mode;
+	store_class->put_accel_verdict = sqlite_put_accel_verdict;
+	store_class->list_accel_verdicts = sqlite_list_accel_verdicts;
 	store_class->upsert_template = sqlite_upsert_template;
 	store_class->get_template = sqlite_get_template;
 	store_class->list_templates = sqlite_list_templates;

@@ -904,3 +904,71 @@ qsim_store_claim_prepare(QsimStore *self, const gchar *vm_name, const gchar *hos
 		emit_template_changed(self, vm_name, host);
 	return TRUE;
 }
+
+/* ---- accelerator verdicts ------------------------------------------------- */
+
+/**
+ * qsim_store_put_accel_verdict:
+ * @verdict: the KVM probe's verdict of its host (the row key)
+ *
+ * Replaces the host's verdict: a host has one accelerator answer at a time.
+ *
+ * Returns: FALSE with @error on bad fields or a database failure
+ */
+gboolean
+qsim_store_put_accel_verdict(QsimStore *self, const QsimAccelVerdict *verdict, GError **error)
+{
+	g_autofree gchar *reason = NULL;
+	g_autoptr(QsimAccelVerdict) v = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	g_return_val_if_fail(verdict != NULL, FALSE);
+	if (!check_text("host", verdict->host, HOST_MAX, error) ||
+	    !check_text("cache_key", verdict->cache_key, 256, error))
+		return FALSE;
+	if (verdict->probe_ms < 0 || verdict->probed_at < 0) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                    "probe time and date must not be negative");
+		return FALSE;
+	}
+	/* the reason quotes QEMU's stderr: bound it and make it valid UTF-8 */
+	reason = sanitize_reason(verdict->reason != NULL ? verdict->reason : "");
+	v = qsim_accel_verdict_copy(verdict);
+	g_free(v->reason);
+	v->reason = g_steal_pointer(&reason);
+	if (v->reason == NULL)
+		v->reason = g_strdup("");
+	return QSIM_STORE_GET_CLASS(self)->put_accel_verdict(self, v, error);
+}
+
+/**
+ * qsim_store_get_accel_verdict:
+ *
+ * Returns: (transfer full): the verdict of @host, or %NULL with NOT_FOUND or a database error
+ */
+QsimAccelVerdict *
+qsim_store_get_accel_verdict(QsimStore *self, const gchar *host, GError **error)
+{
+	g_autoptr(GPtrArray) rows = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (!check_text("host", host, HOST_MAX, error))
+		return NULL;
+	rows = QSIM_STORE_GET_CLASS(self)->list_accel_verdicts(self, host, error);
+	if (rows == NULL)
+		return NULL;
+	if (rows->len == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND,
+		            "no accelerator verdict for %s", host);
+		return NULL;
+	}
+	return qsim_accel_verdict_copy(g_ptr_array_index(rows, 0));
+}
+
+/* Returns: (transfer container) (element-type QsimAccelVerdict): every host's, by host */
+GPtrArray *
+qsim_store_list_accel_verdicts(QsimStore *self, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	return QSIM_STORE_GET_CLASS(self)->list_accel_verdicts(self, NULL, error);
+}

@@ -9,6 +9,7 @@
 #include "store/qsim-request.h"
 #include "store/qsim-stats.h"
 #include "store/qsim-status.h"
+#include "common/qsim-accel-verdict.h"
 #include "store/qsim-template-record.h"
 
 G_BEGIN_DECLS
@@ -98,7 +99,12 @@ struct _QsimStoreClass {
 	                          const gchar *builder, gboolean *out_claimed, gboolean *out_force,
 	                          GError **error);
 
-	gpointer padding[5];
+	/* accelerator verdicts: schema v3 */
+	gboolean (*put_accel_verdict)(QsimStore *self, const QsimAccelVerdict *verdict,
+	                              GError **error);
+	GPtrArray *(*list_accel_verdicts)(QsimStore *self, const gchar *host, GError **error);
+
+	gpointer padding[3];
 };
 
 /*
@@ -453,5 +459,10 @@ QsimTemplateRecord *qsim_store_request_prepare(QsimStore *self, const gchar *vm_
  */
 gboolean qsim_store_claim_prepare(QsimStore *self, const gchar *vm_name, const gchar *host,
                                   gboolean *out_claimed, gboolean *out_force, GError **error);
+
+gboolean qsim_store_put_accel_verdict(QsimStore *self, const QsimAccelVerdict *verdict,
+                                      GError **error);
+QsimAccelVerdict *qsim_store_get_accel_verdict(QsimStore *self, const gchar *host, GError **error);
+GPtrArray *qsim_store_list_accel_verdicts(QsimStore *self, GError **error);
 
 G_END_DECLS

@@ -25,6 +25,8 @@ qsim_template_manifest_free(QsimTemplateManifest *self)
 	g_free(self->qemu_binary_id);
 	g_free(self->qemu_version);
 	g_free(self->machine);
+	g_free(self->accel);
+	g_free(self->network);
 	g_free(self);
 }
 
@@ -82,6 +84,8 @@ qsim_template_manifest_new_for_config(const QsimVmConfig *config, const gchar *q
 	self->config_hash = g_strdup(config->hash != NULL ? config->hash : "");
 	self->image_path = g_strdup(config->image_path);
 	self->machine = g_strdup(config->machine != NULL ? config->machine : "");
+	/* the effective mode, not the .conf line: a changed default changes it too */
+	self->network = g_strdup(qsim_vm_network_to_string(config->network));
 	if (!stat_file(config->image_path, &self->image_size, &self->image_mtime_us, error))
 		return NULL;
 	self->kernel_id = file_id(config->kernel_path, error);
@@ -173,11 +177,18 @@ qsim_template_manifest_load(const gchar *path, GError **error)
 		            path, local->message);
 		return NULL;
 	}
+	/* a template from before qsim recorded it: unknown, so stale under either */
+	self->accel = g_key_file_get_string(kf, GROUP, "accel", NULL);
+	if (self->accel != NULL && g_strcmp0(self->accel, "kvm") != 0 &&
+	    g_strcmp0(self->accel, "tcg") != 0)
+		g_clear_pointer(&self->accel, g_free);
 	/* templates of format 1 had no key: load them, so qsim_template_check() can say why
 	 * they are stale */
 	self->format = g_key_file_has_key(kf, GROUP, "format", NULL)
 	                   ? (guint)g_key_file_get_uint64(kf, GROUP, "format", NULL)
 	                   : 1;
+	/* NULL when not recorded: matches no current mode */
+	self->network = get_string(kf, "network", TRUE, NULL);
 	self->image_sha256 = get_string(kf, "image_sha256", TRUE, NULL);
 	self->qemu_version = get_string(kf, "qemu_version", TRUE, NULL);
 	self->image_size = g_key_file_get_uint64(kf, GROUP, "image_size", &local);
@@ -228,6 +239,10 @@ qsim_template_manifest_save(const QsimTemplateManifest *self, const gchar *path,
 	g_key_file_set_string(kf, GROUP, "qemu_version",
 	                      self->qemu_version != NULL ? self->qemu_version : "");
 	g_key_file_set_string(kf, GROUP, "machine", self->machine);
+	if (self->accel != NULL)
+		g_key_file_set_string(kf, GROUP, "accel", self->accel);
+	if (self->network != NULL)
+		g_key_file_set_string(kf, GROUP, "network", self->network);
 	g_key_file_set_int64(kf, GROUP, "created_unix", self->created_unix);
 	g_key_file_set_uint64(kf, GROUP, "state_size", self->state_size);
 	g_key_file_set_uint64(kf, GROUP, "disk_size", self->disk_size);
@@ -273,6 +288,24 @@ qsim_template_manifest_matches(const QsimTemplateManifest *recorded,
 		why = "the QEMU binary changed";
 	else if (g_strcmp0(recorded->machine, current->machine) != 0)
 		why = "the machine type changed";
+	if (why == NULL && g_strcmp0(recorded->network, current->network) != 0) {
+		if (reason != NULL)
+			*reason = g_strdup_printf(
+			    "the template was made with NETWORK=%s, and the VM now uses NETWORK=%s",
+			    recorded->network != NULL ? recorded->network : "(unrecorded)",
+			    current->network);
+		return FALSE;
+	}
+	if (why == NULL && current->accel != NULL &&
+	    g_strcmp0(recorded->accel, current->accel) != 0) {
+		if (reason != NULL)
+			*reason = g_strdup_printf(
+			    "the template was made under %s, and this host now runs the VM under "
+			    "%s",
+			    recorded->accel != NULL ? recorded->accel : "an unrecorded accelerator",
+			    current->accel);
+		return FALSE;
+	}
 	if (why != NULL && reason != NULL)
 		*reason = g_strdup(why);
 	return why == NULL;

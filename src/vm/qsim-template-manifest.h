@@ -28,6 +28,11 @@ typedef struct {
 	gchar *qemu_binary_id; /* "path:size:mtime_us" of the resolved binary */
 	gchar *qemu_version;   /* (nullable) as QMP reported it */
 	gchar *machine;        /* MACHINE, "" when QEMU's default */
+	gchar *accel;          /* (nullable) "kvm" or "tcg": a state saved under one cannot be
+	                        * restored under the other; NULL in a current manifest: any */
+	gchar *network;        /* the effective NETWORK ("none"): a warm or restored VM keeps
+	                        * the network it was saved with, so another mode is stale;
+	                        * NULL when not recorded (format 2), stale too */
 	gint64 created_unix;
 	guint64 state_size;
 	guint64 disk_size;
@@ -35,8 +40,10 @@ typedef struct {
 } QsimTemplateManifest;
 
 /* 1: RAM inside the state file (no format key); 2: RAM in its own file, a state of
- * devices only, saved without run state, in a versioned directory */
-#define QSIM_TEMPLATE_MANIFEST_FORMAT 2
+ * devices only, saved without run state, in a versioned directory; 3: the saved machine
+ * has a vmgenid device (a restore gets a new generation ID) and the manifest records
+ * the network mode */
+#define QSIM_TEMPLATE_MANIFEST_FORMAT 3
 
 QsimTemplateManifest *qsim_template_manifest_new_for_config(const QsimVmConfig *config,
                                                             const gchar *qemu_binary,

@@ -65,6 +65,8 @@ QsimTemplateManifest *qsim_template_load_manifest(QsimTemplate *self, GError **e
 guint64 qsim_template_get_size_bytes(QsimTemplate *self);
 gboolean qsim_template_mark_stale(QsimTemplate *self, const gchar *reason, GError **error);
 gboolean qsim_template_remove(QsimTemplate *self, GError **error);
+void qsim_template_set_accel(QsimTemplate *self, gboolean use_kvm, const gchar *why,
+                             guint kvm_console_timeout_ms);
 gboolean qsim_template_apply(QsimTemplate *self, QsimVm *vm, GError **error);
 gboolean qsim_template_is_current(QsimTemplate *self);
 gchar *qsim_template_fixup_command(gint64 unix_time, const gchar *hostname);

@@ -11,15 +11,83 @@
 
 #define QSIM_VM_ARGV_RAM_ID "qsim-ram"
 
+/* The CPU model an unset CPU_MODEL means: what the host has under KVM; under TCG a plain
+ * 64-bit model plus rdrand, which TCG emulates and which seeds the guest's RNG at once. */
+#define QSIM_VM_ARGV_CPU_KVM "host"
+#define QSIM_VM_ARGV_CPU_TCG "qemu64,+rdrand"
+
+static gboolean
+qsim_vm_argv_host_has_rdrand_once(void)
+{
+	g_autofree gchar *cpuinfo = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	if (!g_file_get_contents("/proc/cpuinfo", &cpuinfo, NULL, NULL))
+		return FALSE;
+	lines = g_strsplit(cpuinfo, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		g_auto(GStrv) words = NULL;
+
+		if (!g_str_has_prefix(lines[i], "flags"))
+			continue;
+		words = g_strsplit_set(lines[i], " \t", -1);
+		return g_strv_contains((const gchar *const *)words, "rdrand");
+	}
+	return FALSE;
+}
+
 /**
- * qsim_vm_argv_kvm_usable:
+ * qsim_vm_argv_host_has_rdrand:
  *
- * Returns: %TRUE when /dev/kvm exists and this process may open it read-write
+ * Read once: the CPU flags do not change while the process runs.
+ *
+ * Returns: whether the host CPU offers RDRAND, which KVM can only pass through
  */
 gboolean
-qsim_vm_argv_kvm_usable(void)
+qsim_vm_argv_host_has_rdrand(void)
 {
-	return g_access("/dev/kvm", R_OK | W_OK) == 0;
+	static gsize once = 0;
+	static gboolean has = FALSE;
+
+	if (g_once_init_enter(&once)) {
+		has = qsim_vm_argv_host_has_rdrand_once();
+		g_once_init_leave(&once, 1);
+	}
+	return has;
+}
+
+/**
+ * qsim_vm_argv_cpu_model:
+ * @config: the VM's configuration
+ * @use_kvm: the VM runs under KVM
+ * @host_has_rdrand: the host CPU has RDRAND
+ *
+ * KVM cannot emulate a CPU feature the host lacks (QEMU then warns and drops it, or
+ * refuses with `enforce`), so "+rdrand" is left out under KVM on such a host; TCG
+ * emulates it everywhere.
+ *
+ * Returns: (transfer full): the `-cpu` value for this start
+ */
+gchar *
+qsim_vm_argv_cpu_model(const QsimVmConfig *config, gboolean use_kvm, gboolean host_has_rdrand)
+{
+	g_auto(GStrv) parts = NULL;
+	g_autoptr(GStrvBuilder) kept = NULL;
+	g_auto(GStrv) out = NULL;
+
+	if (config->cpu_model == NULL)
+		return g_strdup(use_kvm ? QSIM_VM_ARGV_CPU_KVM : QSIM_VM_ARGV_CPU_TCG);
+	if (!use_kvm || host_has_rdrand)
+		return g_strdup(config->cpu_model);
+	parts = g_strsplit(config->cpu_model, ",", -1);
+	kept = g_strv_builder_new();
+	for (guint i = 0; parts[i] != NULL; i++) {
+		if (g_strcmp0(parts[i], "+rdrand") == 0 || g_strcmp0(parts[i], "rdrand=on") == 0)
+			continue;
+		g_strv_builder_add(kept, parts[i]);
+	}
+	out = g_strv_builder_end(kept);
+	return g_strjoinv(",", out);
 }
 
 /* QEMU's option parser splits on ',' and reads ",," as a literal comma; paths go into
@@ -47,6 +115,25 @@ static void
 add_take(GPtrArray *argv, gchar *arg)
 {
 	g_ptr_array_add(argv, arg);
+}
+
+/**
+ * qsim_vm_argv_netdev:
+ * @config: the VM's configuration
+ * @ssh_host_port: the 127.0.0.1 port forwarded to the guest's SSH_PORT
+ *
+ * NETWORK=none: slirp with restrict=on. The guest can then open no connection and send
+ * no packet outside itself: not to the internet, and not to 10.0.2.2, which slirp
+ * otherwise maps to the host's 127.0.0.1 (qsimd's API, other VMs' SSH forwards).
+ * The hostfwd is set up from the host side, so SSH into the guest still works.
+ *
+ * Returns: (transfer full): the `-netdev` value
+ */
+gchar *
+qsim_vm_argv_netdev(const QsimVmConfig *config, guint16 ssh_host_port)
+{
+	return g_strdup_printf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%u-:%u",
+	                       (guint)ssh_host_port, config->ssh_port);
 }
 
 /* MACHINE may be unset, a bare type ("q35") or carry options ("q35,accel=tcg"). */
@@ -108,6 +195,7 @@ qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config, co
 	g_autofree gchar *overlay = NULL;
 	g_autofree gchar *qmp = NULL;
 	g_autofree gchar *pidfile = NULL;
+	g_autofree gchar *genid = NULL;
 
 	if (run_dir == NULL || !g_path_is_absolute(run_dir)) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
@@ -121,6 +209,13 @@ qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config, co
 	if (config->ssh_port == 0 || config->ssh_port > 65535) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "SSH_PORT %u is out of range",
 		            config->ssh_port);
+		return NULL;
+	}
+	/* the config parser refuses outbound too; this holds for a config made by hand */
+	if (config->network != QSIM_VM_NETWORK_NONE) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "NETWORK=%s is not available yet (see docs/network.md)",
+		            qsim_vm_network_to_string(config->network));
 		return NULL;
 	}
 	if (config->memory_mib == 0 || config->cpus == 0) {
@@ -162,10 +257,8 @@ qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config, co
 	add_take(argv, g_strdup_printf("%" G_GUINT64_FORMAT "M", config->memory_mib));
 	add(argv, "-smp");
 	add_take(argv, g_strdup_printf("%u", config->cpus));
-	if (config->cpu_model != NULL) {
-		add(argv, "-cpu");
-		add(argv, config->cpu_model);
-	}
+	add(argv, "-cpu");
+	add_take(argv, qsim_vm_argv_cpu_model(config, use_kvm, qsim_vm_argv_host_has_rdrand()));
 	add(argv, "-nodefaults");
 	add(argv, "-no-user-config");
 	add(argv, "-display");
@@ -198,12 +291,17 @@ qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config, co
 	add(argv, "-serial");
 	add(argv, "chardev:ser0");
 	add(argv, "-netdev");
-	add_take(argv, g_strdup_printf("user,id=n0,hostfwd=tcp:127.0.0.1:%u-:%u",
-	                               (guint)ssh_host_port, config->ssh_port));
+	add_take(argv, qsim_vm_argv_netdev(config, ssh_host_port));
 	add(argv, "-device");
 	add(argv, "virtio-net-pci,netdev=n0");
 	add(argv, "-device");
 	add(argv, "virtio-rng-pci");
+	/* a new VM generation ID on every start: QEMU does not migrate the guid, it writes
+	 * the new one into guest memory after an incoming migration and notifies the guest,
+	 * so each restore of a template is told it is a new instance */
+	genid = options->vmgenid != NULL ? g_strdup(options->vmgenid) : g_uuid_string_random();
+	add(argv, "-device");
+	add_take(argv, g_strdup_printf("vmgenid,guid=%s", genid));
 	add(argv, "-pidfile");
 	add(argv, pidfile);
 	if (options->save_running) {

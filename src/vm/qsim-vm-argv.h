@@ -21,6 +21,8 @@ G_BEGIN_DECLS
  * @save_running: the migration stream records no run state, so a restore runs the
  *   guest as soon as it is loaded, without a QMP `cont`
  * @incoming: wait for QMP migrate-incoming (`-incoming defer`) instead of booting
+ * @vmgenid: (nullable): the VM generation ID (a UUID) for `-device vmgenid`; %NULL for
+ *   a fresh random one, which is what every real start wants
  */
 typedef struct {
 	gint qmp_fd;
@@ -28,9 +30,13 @@ typedef struct {
 	gboolean ram_shared;
 	gboolean save_running;
 	gboolean incoming;
+	const gchar *vmgenid;
 } QsimVmArgvOptions;
 
-gboolean qsim_vm_argv_kvm_usable(void);
+gboolean qsim_vm_argv_host_has_rdrand(void);
+gchar *qsim_vm_argv_netdev(const QsimVmConfig *config, guint16 ssh_host_port);
+gchar *qsim_vm_argv_cpu_model(const QsimVmConfig *config, gboolean use_kvm,
+                              gboolean host_has_rdrand);
 gchar **qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config,
                                 const gchar *run_dir, guint16 ssh_host_port, gboolean use_kvm,
                                 const QsimVmArgvOptions *options, GError **error);

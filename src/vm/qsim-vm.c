@@ -107,6 +107,15 @@ struct _QsimVm {
 	/* guest RAM in this file: shared for a template build, private for a restore */
 	gchar *ram_path;
 	gboolean ram_shared;
+
+	/* the accelerator (qsim-accel-resolver.c decides it) and, under KVM, a watchdog on a
+	 * console that stays silent: a KVM that cannot run the guest still says "running" */
+	gboolean use_kvm;
+	gchar *accel_why;
+	guint kvm_console_timeout_ms;
+	guint kvm_watch_id;
+	gboolean console_seen;
+	gchar *kvm_failure;
 };
 
 G_DEFINE_TYPE(QsimVm, qsim_vm, G_TYPE_OBJECT)
@@ -295,6 +304,7 @@ qsim_vm_decide_exit(QsimVm *self, QsimVmExitReason *reason, gchar **message)
 static void
 qsim_vm_clear_timers(QsimVm *self)
 {
+	g_clear_handle_id(&self->kvm_watch_id, g_source_remove);
 	g_clear_handle_id(&self->drain_id, g_source_remove);
 	g_clear_handle_id(&self->qmp_fail_id, g_source_remove);
 	g_clear_handle_id(&self->stop_timer_id, g_source_remove);
@@ -416,12 +426,27 @@ qsim_vm_handle_exit(QsimVm *self)
 			self->start_error = g_steal_pointer(&error);
 		}
 	}
-	if (self->start_task != NULL) {
+	if (self->kvm_failure != NULL) {
+		reason = self->start_task != NULL ? QSIM_VM_EXIT_START_FAILED : QSIM_VM_EXIT_KILLED;
+		message = g_strdup(self->kvm_failure);
+	} else if (self->start_task != NULL) {
 		reason = QSIM_VM_EXIT_START_FAILED;
 		message = g_strdup_printf("%s during start-up%s%s", status,
 		                          tail[0] != '\0' ? ": " : "", tail);
 	} else {
 		qsim_vm_decide_exit(self, &reason, &message);
+	}
+	/* QEMU that dies under KVM before the guest printed a byte (e.g. "failed to set MSR")
+	 * is KVM's failure far more often than the image's: say so */
+	if (self->use_kvm && !self->console_seen && self->kvm_failure == NULL &&
+	    (reason == QSIM_VM_EXIT_START_FAILED || reason == QSIM_VM_EXIT_CRASHED)) {
+		/* first: callers may keep only the first line of QEMU's multi-line stderr */
+		gchar *kvm =
+		    g_strdup_printf("QEMU ran under %s and the guest printed nothing, so KVM "
+		                    "may not work on this host (try ACCEL=tcg): %s",
+		                    self->accel_why, message);
+		g_free(message);
+		message = kvm;
 	}
 	qsim_vm_finish_exit(self, reason, message);
 }
@@ -507,7 +532,32 @@ qsim_vm_read_stderr(QsimVm *self)
 static void
 qsim_vm_serial_data_cb(QsimSerialReader *serial, GBytes *chunk, gpointer user_data)
 {
-	g_signal_emit(QSIM_VM(user_data), signals[SIGNAL_CONSOLE_OUTPUT], 0, chunk);
+	QsimVm *self = QSIM_VM(user_data);
+
+	if (g_bytes_get_size(chunk) > 0) {
+		self->console_seen = TRUE;
+		g_clear_handle_id(&self->kvm_watch_id, g_source_remove);
+	}
+	g_signal_emit(self, signals[SIGNAL_CONSOLE_OUTPUT], 0, chunk);
+}
+
+static gboolean
+qsim_vm_kvm_watch_cb(gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	self->kvm_watch_id = 0;
+	if (self->console_seen || !qsim_vm_proc_alive(self))
+		return G_SOURCE_REMOVE;
+	g_free(self->kvm_failure);
+	self->kvm_failure = g_strdup_printf(
+	    "KVM did not run the guest: no byte on its serial console within %.1f s under %s; "
+	    "KVM on this host cannot run it: set ACCEL=tcg, or ACCEL=auto to let the probe "
+	    "decide (KVM_CONSOLE_TIMEOUT sets this limit)",
+	    self->kvm_console_timeout_ms / 1000.0, self->accel_why);
+	g_warning("%s: %s", self->config->name, self->kvm_failure);
+	g_subprocess_force_exit(self->proc);
+	return G_SOURCE_REMOVE;
 }
 
 static void qsim_vm_marker_cb(QsimSerialReader *serial, gpointer user_data);
@@ -574,9 +624,8 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	options.save_running = self->ram_shared;
 	options.incoming = self->restore_state != NULL;
 	g_strfreev(self->argv);
-	self->argv =
-	    qsim_vm_argv_build_with(self->qemu_binary, self->config, self->run_dir, self->port,
-	                            qsim_vm_argv_kvm_usable(), &options, error);
+	self->argv = qsim_vm_argv_build_with(self->qemu_binary, self->config, self->run_dir,
+	                                     self->port, self->use_kvm, &options, error);
 	if (self->argv == NULL)
 		return FALSE;
 	if (self->restore_state != NULL) {
@@ -638,6 +687,12 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	g_signal_connect(self->serial, "data", G_CALLBACK(qsim_vm_serial_data_cb), self);
 	g_signal_connect(self->serial, "marker", G_CALLBACK(qsim_vm_marker_cb), self);
 	qsim_serial_reader_start(self->serial);
+	/* a restore prints nothing until the guest does something: only a boot is watched */
+	g_clear_handle_id(&self->kvm_watch_id, g_source_remove);
+	self->console_seen = FALSE;
+	if (self->use_kvm && self->kvm_console_timeout_ms > 0 && self->restore_state == NULL)
+		self->kvm_watch_id =
+		    g_timeout_add(self->kvm_console_timeout_ms, qsim_vm_kvm_watch_cb, self);
 	qsim_vm_read_stderr(self);
 	g_subprocess_wait_async(self->proc, self->lifetime, qsim_vm_wait_cb, self);
 	qsim_vm_qmp_handshake(self, qmp_socket);
@@ -1643,6 +1698,43 @@ qsim_vm_set_ram_file(QsimVm *self, const gchar *ram_path, gboolean shared)
 }
 
 /**
+ * qsim_vm_set_accel:
+ * @self: a #QsimVm not yet started
+ * @use_kvm: run under KVM (`-accel kvm`, `-cpu host` unless CPU_MODEL says otherwise)
+ * @why: (nullable): how that was decided, for messages, e.g. "ACCEL=kvm from the VM config"
+ *
+ * Without this call the VM runs under TCG.
+ */
+void
+qsim_vm_set_accel(QsimVm *self, gboolean use_kvm, const gchar *why)
+{
+	g_return_if_fail(QSIM_IS_VM(self));
+	self->use_kvm = use_kvm;
+	g_free(self->accel_why);
+	self->accel_why = g_strdup(why != NULL ? why : (use_kvm ? "ACCEL=kvm" : "ACCEL=tcg"));
+}
+
+/* Returns: whether this VM runs (or would run) under KVM */
+gboolean
+qsim_vm_get_use_kvm(QsimVm *self)
+{
+	g_return_val_if_fail(QSIM_IS_VM(self), FALSE);
+	return self->use_kvm;
+}
+
+/**
+ * qsim_vm_set_kvm_console_timeout:
+ * @self: a #QsimVm not yet started
+ * @timeout_ms: under KVM, stop a booting VM whose console stays silent this long; 0: never
+ */
+void
+qsim_vm_set_kvm_console_timeout(QsimVm *self, guint timeout_ms)
+{
+	g_return_if_fail(QSIM_IS_VM(self));
+	self->kvm_console_timeout_ms = timeout_ms;
+}
+
+/**
  * qsim_vm_set_overlay_template:
  * @self: a #QsimVm not yet started
  * @path: (nullable): an empty qcow2 overlay, backed by the disk this VM boots from
@@ -1711,6 +1803,8 @@ qsim_vm_finalize(GObject *object)
 	g_free(self->restore_state);
 	g_free(self->ram_path);
 	g_free(self->overlay_template);
+	g_free(self->accel_why);
+	g_free(self->kvm_failure);
 	g_clear_error(&self->qmp_fail_error);
 	g_clear_object(&self->lifetime);
 	G_OBJECT_CLASS(qsim_vm_parent_class)->finalize(object);
@@ -1742,6 +1836,7 @@ qsim_vm_init(QsimVm *self)
 	self->stderr_tail = qsim_vm_tail_new(QSIM_VM_STDERR_TAIL);
 	self->qemu_binary = g_strdup(QSIM_QEMU_BINARY);
 	self->qemu_img = g_strdup(QSIM_QEMU_IMG_BINARY);
+	self->accel_why = g_strdup("ACCEL=tcg");
 }
 
 /**

@@ -62,6 +62,9 @@ void qsim_vm_set_ssh_port_hint(QsimVm *self, guint16 port);
 void qsim_vm_set_restore_from(QsimVm *self, const gchar *disk_path, const gchar *state_path);
 void qsim_vm_set_ram_file(QsimVm *self, const gchar *ram_path, gboolean shared);
 void qsim_vm_set_overlay_template(QsimVm *self, const gchar *path);
+void qsim_vm_set_accel(QsimVm *self, gboolean use_kvm, const gchar *why);
+gboolean qsim_vm_get_use_kvm(QsimVm *self);
+void qsim_vm_set_kvm_console_timeout(QsimVm *self, guint timeout_ms);
 gboolean qsim_vm_get_restored(QsimVm *self);
 
 void qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,

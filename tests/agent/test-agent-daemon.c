@@ -189,6 +189,10 @@ test_two_processes(Fixture *f, gconstpointer data)
 		g_assert_true(pid == atoi(g_subprocess_get_identifier(a)) ||
 		              pid == atoi(g_subprocess_get_identifier(b)));
 		g_assert_cmpuint(count_substr(system, "claimed by agent"), ==, 1);
+		/* the start names its accelerator and why (ACCEL from the agents' resolver) */
+		g_assert_cmpuint(count_substr(system, "accelerator: "), ==, 1);
+		g_assert_true(strstr(system, "accelerator: tcg (ACCEL=") != NULL ||
+		              strstr(system, "accelerator: kvm (ACCEL=") != NULL);
 		g_assert_cmpstr(out, ==, want);
 		g_hash_table_add(agents, g_strdup(r->agent_id));
 	}

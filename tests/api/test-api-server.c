@@ -56,6 +56,32 @@ test_health(ApiFixture *fx, gconstpointer data)
 	g_assert_cmpstr(api_response_string(r, "version"), ==, PACKAGE_VERSION);
 	g_assert_cmpint(json_object_get_int_member(obj(r), "schema_version"), ==,
 	                qsim_store_get_current_schema_version());
+	{
+		/* the accelerator: the setting, its source, and each host's stored verdict */
+		JsonObject *accel = json_object_get_object_member(obj(r), "accelerator");
+		g_autoptr(QsimAccelVerdict) v = qsim_accel_verdict_new(
+		    "host-z", "v1:k", FALSE,
+		    "KVM at /dev/kvm did not boot a test kernel within 5.0 s", 5001, 1000);
+		g_autoptr(ApiResponse) again = NULL;
+		g_autoptr(GError) error = NULL;
+		JsonObject *host;
+
+		g_assert_nonnull(accel);
+		g_assert_cmpstr(json_object_get_string_member(accel, "setting"), ==, "auto");
+		g_assert_cmpstr(json_object_get_string_member(accel, "source"), ==, "default");
+		g_assert_cmpuint(
+		    json_array_get_length(json_object_get_array_member(accel, "hosts")), ==, 0);
+		g_assert_true(qsim_store_put_accel_verdict(fx->store, v, &error));
+		g_assert_no_error(error);
+		again = api_request(fx, "GET", "/health", NULL, NULL, NULL);
+		accel = json_object_get_object_member(obj(again), "accelerator");
+		host =
+		    json_array_get_object_element(json_object_get_array_member(accel, "hosts"), 0);
+		g_assert_cmpstr(json_object_get_string_member(host, "host"), ==, "host-z");
+		g_assert_cmpstr(json_object_get_string_member(host, "accel"), ==, "tcg");
+		g_assert_false(json_object_get_boolean_member(host, "kvm_works"));
+		g_assert_cmpstr(json_object_get_string_member(host, "probe"), ==, v->reason);
+	}
 	head = api_request(fx, "HEAD", "/health", NULL, NULL, NULL);
 	g_assert_cmpuint(head->status, ==, 200);
 	g_assert_cmpuint(g_bytes_get_size(head->body), ==, 0);

@@ -197,6 +197,8 @@ main(int argc, char **argv)
 		}
 		current = loop;
 		r.vm = qsim_vm_new(config, run_root);
+		/* the script decides from qsimd's own verdict (qsimd status) */
+		qsim_vm_set_accel(r.vm, g_strcmp0(g_getenv("QSIM_BENCH_ACCEL"), "kvm") == 0, NULL);
 		r.t0 = g_get_monotonic_time();
 		qsim_vm_start_async(r.vm, NULL, start_cb, &r);
 		g_main_loop_run(loop);

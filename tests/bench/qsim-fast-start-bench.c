@@ -70,6 +70,7 @@ one_run(QsimVmConfig *config, const gchar *run_root, QsimTemplate *tpl, gdouble 
 	gboolean ok;
 
 	vm = qsim_vm_new(config, run_root);
+	qsim_vm_set_accel(vm, g_strcmp0(g_getenv("QSIM_BENCH_ACCEL"), "kvm") == 0, NULL);
 	if (g_getenv("QSIM_BENCH_CONSOLE") != NULL)
 		g_signal_connect(vm, "console-output", G_CALLBACK(console_cb), NULL);
 	if (tpl != NULL && !qsim_template_apply(tpl, vm, error))
@@ -194,6 +195,7 @@ main(int argc, char **argv)
 	run_root = g_build_filename(tmp, "run", NULL);
 	g_mkdir(run_root, 0700);
 	tpl = qsim_template_new(state, "tiny");
+	qsim_template_set_accel(tpl, g_strcmp0(g_getenv("QSIM_BENCH_ACCEL"), "kvm") == 0, NULL, 0);
 	t0 = g_get_monotonic_time();
 	qsim_template_build_async(tpl, load(images, conf), run_root, NULL, wait_cb, &w);
 	if (!qsim_template_build_finish(tpl, (res = wait_run(&w)), &error)) {

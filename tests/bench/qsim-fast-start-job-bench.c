@@ -175,6 +175,7 @@ main(int argc, char **argv)
 	agent_fixture_config(&fx, setting, NULL);
 
 	tpl = qsim_template_new(state, "tiny");
+	qsim_template_set_accel(tpl, g_strcmp0(g_getenv("QSIM_BENCH_ACCEL"), "kvm") == 0, NULL, 0);
 	t0 = g_get_monotonic_time();
 	qsim_template_build_async(tpl,
 	                          qsim_vm_config_load(fx.images_dir, fx.config_dir, "tiny", NULL),

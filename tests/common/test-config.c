@@ -90,6 +90,16 @@ test_config_defaults(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(qsim_config_get_qemu(f->config), ==, QSIM_QEMU_BINARY);
 	g_assert_cmpstr(qsim_config_get_qemu_img(f->config), ==, QSIM_QEMU_IMG_BINARY);
 	g_assert_false(qsim_config_get_insecure_no_auth(f->config));
+	g_assert_cmpint(qsim_config_get_accel(f->config), ==, QSIM_ACCEL_MODE_AUTO);
+	g_assert_cmpstr(qsim_config_get_string(f->config, "ACCEL"), ==, "auto");
+	g_assert_cmpuint(qsim_config_get_kvm_probe_timeout_ms(f->config), ==, 5000);
+	g_assert_cmpuint(qsim_config_get_kvm_console_timeout_ms(f->config), ==, 10000);
+	{
+		g_autofree gchar *k = qsim_config_dup_kvm_probe_kernel(f->config);
+		g_autofree gchar *i = qsim_config_dup_kvm_probe_initrd(f->config);
+		g_assert_cmpstr(k, ==, "./vm_images/tiny-vmlinux");
+		g_assert_cmpstr(i, ==, "./vm_images/tiny-initrd.img");
+	}
 	g_assert_cmpint(qsim_config_get_source(f->config, "API_PORT"), ==,
 	                QSIM_CONFIG_SOURCE_DEFAULT);
 	g_assert_null(qsim_config_get_origin(f->config, "API_PORT"));
@@ -289,13 +299,23 @@ test_config_env_rejections(Fixture *f, gconstpointer data)
 	     "SQLITE_SIM_API_HOST='' (from environment): must not be empty"},
 	    {"SQLITE_SIM_DB_PATH", "a\nb",
 	     "SQLITE_SIM_DB_PATH='a\\nb' (from environment): contains a control character"},
+	    /* a secret is never quoted, however wrong */
 	    {"QSIM_API_TOKENS", "good,bad token",
-	     "QSIM_API_TOKENS='good,bad token' (from environment): items must be printable ASCII "
+	     "QSIM_API_TOKENS=<hidden> (from environment): items must be printable ASCII "
 	     "without blanks"},
 	    {"QSIM_LEASE_SECONDS", "0",
 	     "QSIM_LEASE_SECONDS='0' (from environment): must be at least 1"},
 	    {"QSIM_SHUTDOWN_GRACE", "-1",
 	     "QSIM_SHUTDOWN_GRACE='-1' (from environment): must be at least 0"},
+	    {"QSIM_ACCEL", "bogus",
+	     "QSIM_ACCEL='bogus' (from environment): not an accelerator (use auto, kvm or tcg)"},
+	    {"SQLITE_SIM_ACCEL", "inherit",
+	     "SQLITE_SIM_ACCEL='inherit' (from environment): not an accelerator (use auto, kvm or "
+	     "tcg)"},
+	    {"QSIM_KVM_PROBE_TIMEOUT", "0",
+	     "QSIM_KVM_PROBE_TIMEOUT='0' (from environment): must be at least 0.5"},
+	    {"QSIM_KVM_CONSOLE_TIMEOUT", "-1",
+	     "QSIM_KVM_CONSOLE_TIMEOUT='-1' (from environment): must be at least 0"},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -349,6 +369,44 @@ test_config_file_rejections(Fixture *f, gconstpointer data)
 	fixture_load_fails(f, unknown_key, m2);
 	fixture_load_fails(f, unknown_group, m3);
 	fixture_load_fails(f, timeouts, m4);
+}
+
+/* ACCEL from every source, and a bad value named with its source wherever it comes from */
+static void
+test_config_accel(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *kf = qsim_test_write(f->dir, "accel.conf", "[vm]\naccel=KVM\n");
+	g_autofree gchar *bad_kf = qsim_test_write(f->dir, "bad-accel.conf", "[vm]\naccel=hvf\n");
+	g_autofree gchar *bad_msg = g_strdup_printf(
+	    "[vm] accel='hvf' (from keyfile %s:2): not an accelerator (use auto, kvm or tcg)",
+	    bad_kf);
+	g_autoptr(GError) error = NULL;
+
+	/* keyfile, case-insensitive and printed normalised */
+	fixture_load_ok(f, kf);
+	g_assert_cmpint(qsim_config_get_accel(f->config), ==, QSIM_ACCEL_MODE_KVM);
+	g_assert_cmpstr(qsim_config_get_string(f->config, "ACCEL"), ==, "kvm");
+	g_assert_cmpint(qsim_config_get_source(f->config, "ACCEL"), ==, QSIM_CONFIG_SOURCE_KEYFILE);
+
+	/* the environment beats the keyfile; the flag beats both */
+	fixture_setenv(f, "SQLITE_SIM_ACCEL", "tcg");
+	{
+		g_autoptr(QsimConfig) config = qsim_config_new();
+		g_assert_true(qsim_config_load(config, kf, f->envp, f->dir, &error));
+		g_assert_no_error(error);
+		g_assert_cmpint(qsim_config_get_accel(config), ==, QSIM_ACCEL_MODE_TCG);
+		g_assert_true(qsim_config_set_flag(config, "ACCEL", "auto", &error));
+		g_assert_no_error(error);
+		g_assert_cmpint(qsim_config_get_accel(config), ==, QSIM_ACCEL_MODE_AUTO);
+		g_assert_cmpstr(qsim_config_get_origin(config, "ACCEL"), ==, "--accel");
+		g_assert_false(qsim_config_set_flag(config, "ACCEL", "fast", &error));
+		g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+		g_assert_cmpstr(error->message, ==,
+		                "--accel='fast' (from flag): not an accelerator (use auto, "
+		                "kvm or tcg)");
+		g_clear_error(&error);
+	}
+	fixture_load_fails(f, bad_kf, bad_msg);
 }
 
 static void
@@ -447,7 +505,7 @@ test_config_entries(Fixture *f, gconstpointer data)
 	fixture_load_ok(f, NULL);
 	g_assert_true(qsim_config_set_flag(f->config, "API_PORT", "9000", &error));
 	entries = qsim_config_list_entries(f->config);
-	g_assert_cmpuint(entries->len, ==, 24);
+	g_assert_cmpuint(entries->len, ==, 34);
 	for (guint i = 0; i < entries->len; i++) {
 		const QsimConfigEntry *e = g_ptr_array_index(entries, i);
 
@@ -510,6 +568,7 @@ main(int argc, char **argv)
 	ADD("/qsim/common/config/dotenv-prefix-order", test_config_dotenv_prefix_order);
 	ADD("/qsim/common/config/env-rejections", test_config_env_rejections);
 	ADD("/qsim/common/config/bool-forms", test_config_bool_forms);
+	ADD("/qsim/common/config/accel", test_config_accel);
 	ADD("/qsim/common/config/file-rejections", test_config_file_rejections);
 	ADD("/qsim/common/config/keyfile-syntax", test_config_keyfile_syntax);
 	ADD("/qsim/common/config/dotenv-rejections", test_config_dotenv_rejections);

@@ -81,6 +81,7 @@ test_vm_config_full(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(c->ready_marker, ==, "QSIM-READY");
 	g_assert_cmpint(c->fast_start, ==, QSIM_VM_FAST_START_SNAPSHOT);
 	g_assert_cmpuint(c->warm_pool_size, ==, 2);
+	g_assert_cmpint(c->accel, ==, QSIM_ACCEL_MODE_TCG);
 
 	g_assert_true(g_file_get_contents(conf, &content, &len, NULL));
 	/* the file ends with its WARM_POOL_SIZE line, which the hash leaves out */
@@ -135,7 +136,9 @@ test_vm_config_seed(Fixture *f, gconstpointer data)
 	    ((const gchar *[]){"-netdev", "user,id=net0", "-device", "e1000,netdev=net0", NULL}));
 	/* unset keys keep their defaults */
 	g_assert_cmpstr(c->machine, ==, "q35");
-	g_assert_cmpstr(c->cpu_model, ==, "qemu64,+rdrand");
+	/* no CPU_MODEL: the accelerator picks one ("host" or "qemu64,+rdrand") */
+	g_assert_null(c->cpu_model);
+	g_assert_cmpint(c->accel, ==, QSIM_ACCEL_MODE_INHERIT);
 	g_assert_cmpstr(c->ssh_user, ==, "root");
 	g_assert_cmpuint(c->ssh_port, ==, 22);
 	g_assert_cmpuint(c->boot_timeout, ==, 60);
@@ -237,6 +240,7 @@ test_vm_config_bad(Fixture *f, gconstpointer data)
 	    {"bad-kernel-missing", 1, kernel_msg, QSIM_ERROR_NOT_FOUND},
 	    {"bad-format", 1, "FORMAT='vmdk': must be qcow2 or raw", QSIM_ERROR_INVALID},
 	    {"bad-fast-start", 1, "FAST_START='yes': must be none or snapshot", QSIM_ERROR_INVALID},
+	    {"bad-accel", 1, "ACCEL='hvf': must be auto, kvm or tcg", QSIM_ERROR_INVALID},
 	    {"bad-warm-pool", 1, "WARM_POOL_SIZE='-1': not a non-negative integer",
 	     QSIM_ERROR_INVALID},
 	    {"bad-warm-pool-many", 2, "WARM_POOL_SIZE='65': must be between 0 and 64",
@@ -275,6 +279,24 @@ test_vm_config_bad(Fixture *f, gconstpointer data)
 		g_assert_error(error, QSIM_ERROR, cases[i].code);
 		g_assert_cmpstr(error->message, ==, want);
 	}
+}
+
+/* The password never reaches a message: config errors are shown by GET /vms and logged. */
+static void
+test_vm_config_secret_hidden(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) c =
+	    qsim_vm_config_load(f->images, f->confs, "bad-ssh-password", &error);
+	g_autofree gchar *want = g_strdup_printf(
+	    "%s/bad-ssh-password.conf:1: SSH_PASSWORD=<hidden>: contains a control character",
+	    f->confs);
+
+	g_assert_null(c);
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	g_assert_cmpstr(error->message, ==, want);
+	g_assert_null(strstr(error->message, "hunter2"));
+	g_assert_null(strstr(error->message, "secret"));
 }
 
 static void
@@ -363,6 +385,7 @@ main(int argc, char **argv)
 	ADD("/qsim/common/vm-config/no-conf", test_vm_config_no_conf);
 	ADD("/qsim/common/vm-config/memory-forms", test_vm_config_memory_forms);
 	ADD("/qsim/common/vm-config/bad", test_vm_config_bad);
+	ADD("/qsim/common/vm-config/secret-hidden", test_vm_config_secret_hidden);
 	ADD("/qsim/common/vm-config/no-image", test_vm_config_no_image);
 	ADD("/qsim/common/vm-config/bad-name", test_vm_config_bad_name);
 	g_test_add_func("/qsim/common/vm-name", test_vm_name);

@@ -38,7 +38,12 @@ check() { # description, then a command that must succeed
 }
 
 export QSIM_DB_PATH=$tmp/qsim.db QSIM_API_PORT=$port QSIM_VM_IMAGES_DIR=$images
-export QSIM_VM_CONFIG_DIR=$src/vm_configs QSIM_RUN_DIR=$tmp/run QSIM_STATE_DIR=$tmp/state
+# the bundled configs, plus tinykvm: the tiny guest with ACCEL=kvm forced
+mkdir -p "$tmp/configs"
+cp "$src"/vm_configs/*.conf "$tmp/configs/"
+{ cat "$src/vm_configs/tiny.conf"; echo "ACCEL=kvm"; } >"$tmp/configs/tinykvm.conf"
+export QSIM_VM_CONFIG_DIR=$tmp/configs QSIM_RUN_DIR=$tmp/run QSIM_STATE_DIR=$tmp/state
+unset QSIM_ACCEL SQLITE_SIM_ACCEL
 export QSIM_AGENT_COUNT=2 QSIM_MAX_CONCURRENT_VMS=2 QSIM_URL=$url QSIM_LOG_LEVEL=INFO
 unset QSIM_API_TOKENS SQLITE_SIM_API_TOKENS
 
@@ -104,6 +109,53 @@ rc=$?
 check "qsim-ctl stats answers" "$ctl" stats
 check "qsim-ctl vms lists tiny" bash -c "'$ctl' vms | grep -q '^tiny'"
 check "qsimd status finds nothing wrong" "$qsimd" status
+
+# The accelerator: one verdict for this host in the store, shown by /health, /vms, status.
+health_accel=$(curl -s "$url/health" | python3 -c '
+import json, sys
+a = json.load(sys.stdin)["accelerator"]
+assert a["setting"] == "auto" and a["source"] == "default", a
+assert len(a["hosts"]) == 1, a
+h = a["hosts"][0]
+assert h["accel"] in ("kvm", "tcg") and h["probe"], h
+print(h["accel"])') && ok "/health shows the accelerator and its probe ($health_accel)" \
+    || not_ok "/health accelerator" "$(curl -s "$url/health")"
+curl -s "$url/vms" | python3 -c '
+import json, sys
+vms = {v["name"]: v for v in json.load(sys.stdin)}
+assert vms["tinykvm"]["accelerator"]["setting"] == "kvm", vms["tinykvm"]
+assert vms["tinykvm"]["accelerator"]["source"] == "tinykvm.conf", vms["tinykvm"]
+assert vms["tiny"]["accelerator"]["setting"] == "auto", vms["tiny"]' \
+    && ok "/vms shows each VM's accelerator setting" || not_ok "/vms accelerator" "$(curl -s "$url/vms")"
+"$qsimd" status >"$tmp/status" 2>&1
+grep -q "^accelerator: $health_accel (ACCEL=auto from default" "$tmp/status" \
+    && ok "qsimd status says $health_accel and why" || not_ok "status accelerator" "$(cat "$tmp/status")"
+logs=$(curl -s "$url/requests/$uuid/logs?log_type=system")
+printf '%s' "$logs" | grep -q "accelerator: $health_accel (ACCEL=auto" \
+    && ok "the request's system log names its accelerator" || not_ok "system log accelerator" "$(printf '%s' "$logs" | head -c 600)"
+
+# ACCEL=kvm forced: where KVM runs a guest it works; where it does not, the request fails
+# fast with a reason that names KVM, never a generic boot timeout.
+start=$(date +%s)
+"$ctl" run tinykvm --timeout 120 -- 'echo kvm-ok' >"$tmp/out" 2>"$tmp/err"
+rc=$? took=$(( $(date +%s) - start ))
+if [ "$health_accel" = kvm ]; then
+    [ "$rc" = 0 ] && [ "$(cat "$tmp/out")" = kvm-ok ] && ok "forced KVM runs where KVM works" \
+        || not_ok "forced KVM on a KVM host" "rc=$rc" "$(tail -5 "$tmp/err")"
+else
+    reason=$(curl -s "$url/requests?vm_name=tinykvm" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)[0]
+print(r["status"], r["error"])')
+    if [ "$rc" = 0 ]; then
+        not_ok "forced KVM on a host where KVM cannot run a guest" "it succeeded"
+    elif [[ "$reason" == failed* && "$reason" == *KVM* && "$reason" == *"ACCEL=kvm from tinykvm.conf"* ]]; then
+        ok "forced KVM fails in ${took}s, naming KVM and the ACCEL setting"
+    else
+        not_ok "forced KVM failure reason" "rc=$rc" "$reason"
+    fi
+    [ "$took" -le 30 ] && ok "forced KVM fails fast (${took}s)" || not_ok "forced KVM took ${took}s"
+fi
 
 # Graceful stop: qsimd exits 0 and no QEMU of ours is left.
 kill -TERM "$qsimd_pid"

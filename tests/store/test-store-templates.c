@@ -423,6 +423,55 @@ test_stats_start_mode_empty(StoreFixture *fx, gconstpointer data)
 	}
 }
 
+/* One verdict per host, replaced whole, visible to another connection, validated. */
+static void
+test_accel_verdicts(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(QsimAccelVerdict) a =
+	    qsim_accel_verdict_new("host-a", "v1:aaa", FALSE, "no KVM device at /dev/kvm", 0, 1000);
+	g_autoptr(QsimAccelVerdict) a2 = qsim_accel_verdict_new(
+	    "host-a", "v1:bbb", TRUE, "KVM at /dev/kvm booted a test kernel in 0.41 s", 410, 2000);
+	g_autoptr(QsimAccelVerdict) b =
+	    qsim_accel_verdict_new("host-b", "v1:ccc", FALSE, "bad \xff\x01 bytes", 3000, 1500);
+	g_autoptr(QsimAccelVerdict) bad = qsim_accel_verdict_new("", "v1:x", FALSE, "", 0, 0);
+	g_autoptr(QsimAccelVerdict) got = NULL;
+	g_autoptr(QsimAccelVerdict) seen = NULL;
+	g_autoptr(GPtrArray) all = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimStore) other = NULL;
+
+	got = qsim_store_get_accel_verdict(fx->store, "host-a", &error);
+	g_assert_null(got);
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+
+	g_assert_true(qsim_store_put_accel_verdict(fx->store, a, &error));
+	g_assert_true(qsim_store_put_accel_verdict(fx->store, b, &error));
+	g_assert_true(qsim_store_put_accel_verdict(fx->store, a2, &error));
+	g_assert_no_error(error);
+	got = qsim_store_get_accel_verdict(fx->store, "host-a", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(got->cache_key, ==, "v1:bbb");
+	g_assert_true(got->kvm);
+	g_assert_cmpint(got->probe_ms, ==, 410);
+	g_assert_cmpint(got->probed_at, ==, 2000);
+	g_assert_cmpstr(got->reason, ==, a2->reason);
+
+	/* another connection (another process) sees the same rows */
+	other = qsim_store_open(fx->path, &error);
+	g_assert_no_error(error);
+	all = qsim_store_list_accel_verdicts(other, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(all->len, ==, 2);
+	seen = qsim_accel_verdict_copy(g_ptr_array_index(all, 1));
+	g_assert_cmpstr(seen->host, ==, "host-b");
+	/* QEMU's words are stored as valid UTF-8 */
+	g_assert_true(g_utf8_validate(seen->reason, -1, NULL));
+
+	g_assert_false(qsim_store_put_accel_verdict(fx->store, bad, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -433,6 +482,7 @@ main(int argc, char **argv)
 	ADD("/qsim/store/templates/prepare-and-claim", test_prepare_request_and_claim);
 	ADD("/qsim/store/templates/claim-once-two-connections", test_claim_once_two_connections);
 	ADD("/qsim/store/start-mode", test_start_mode);
+	ADD("/qsim/store/accel-verdicts", test_accel_verdicts);
 	ADD("/qsim/store/stats/start-mode", test_stats_by_start_mode);
 	ADD("/qsim/store/stats/start-mode-empty", test_stats_start_mode_empty);
 #undef ADD

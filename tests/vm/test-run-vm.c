@@ -6,12 +6,14 @@
 #include <signal.h>
 #include <string.h>
 
+#include "test-util.h"
 #include "vm-test-util.h"
 
 /* `qsimd run-vm` end to end: the real binary, the real tiny guest, a temp RUN_DIR. */
 
 typedef struct {
 	gchar *run_root;
+	gchar *state_dir;
 	gchar *out;
 	gchar *err;
 	gint status;
@@ -23,6 +25,8 @@ fixture_setup(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 
 	f->run_root = g_dir_make_tmp("qsim-runvm-XXXXXX", &error);
+	g_assert_no_error(error);
+	f->state_dir = g_dir_make_tmp("qsim-runvm-state-XXXXXX", &error);
 	g_assert_no_error(error);
 }
 
@@ -36,6 +40,8 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_assert_null(g_dir_read_name(dir));
 	g_rmdir(f->run_root);
 	g_free(f->run_root);
+	qsim_test_rm_rf(f->state_dir);
+	g_free(f->state_dir);
 	g_free(f->out);
 	g_free(f->err);
 }
@@ -68,6 +74,8 @@ spawn_run_vm(Fixture *f, const gchar *const *args, GError **error)
 	g_subprocess_launcher_setenv(l, "QSIM_VM_IMAGES_DIR", images, TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_VM_CONFIG_DIR", configs, TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_RUN_DIR", f->run_root, TRUE);
+	/* the KVM probe's lock lives there: never in the home of whoever runs the tests */
+	g_subprocess_launcher_setenv(l, "QSIM_STATE_DIR", f->state_dir, TRUE);
 	g_subprocess_launcher_set_cwd(l, f->run_root);
 	g_ptr_array_add(argv, (gpointer)QSIMD_PATH);
 	g_ptr_array_add(argv, (gpointer) "run-vm");

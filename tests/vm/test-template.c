@@ -180,11 +180,67 @@ static void
 test_unit(void)
 {
 	g_autofree gchar *cmd = qsim_template_fixup_command(1700000000, "qsim-abc");
+	g_autofree gchar *cmd2 = qsim_template_fixup_command(1700000000, "qsim-abc");
 	g_autofree gchar *host = qsim_template_new_hostname("a.b_c");
+	g_autoptr(GRegex) id_re = g_regex_new("echo ([0-9a-f]{32}) > /etc/machine-id", 0, 0, NULL);
+	g_autoptr(GMatchInfo) m1 = NULL;
+	g_autoptr(GMatchInfo) m2 = NULL;
+	g_autofree gchar *id1 = NULL;
+	g_autofree gchar *id2 = NULL;
 
 	g_assert_nonnull(strstr(cmd, "date -u -s @1700000000"));
 	g_assert_nonnull(strstr(cmd, "hostname qsim-abc"));
 	g_assert_true(g_regex_match_simple("^qsim-[0-9a-f]{12}$", host, 0, 0));
+	/* a fresh machine id from the host each time, only where the image has one */
+	g_assert_nonnull(strstr(cmd, "if [ -s /etc/machine-id ]"));
+	g_assert_true(g_regex_match(id_re, cmd, 0, &m1));
+	g_assert_true(g_regex_match(id_re, cmd2, 0, &m2));
+	id1 = g_match_info_fetch(m1, 1);
+	id2 = g_match_info_fetch(m2, 1);
+	g_assert_cmpstr(id1, !=, id2);
+	g_assert_nonnull(strstr(cmd, "/var/lib/dbus/machine-id"));
+}
+
+/* The manifest records the effective NETWORK: a template made with another mode, or
+ * with none recorded (an older qsim), is stale. */
+static void
+test_manifest_network(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) config = load_config(fx.conf);
+	g_autoptr(QsimTemplateManifest) current = NULL;
+	g_autoptr(QsimTemplateManifest) recorded = NULL;
+	g_autoptr(QsimTemplateManifest) loaded = NULL;
+	g_autofree gchar *path = g_build_filename(fx.tmp, "manifest-network", NULL);
+	g_autofree gchar *reason = NULL;
+
+	current = qsim_template_manifest_new_for_config(config, QSIM_QEMU_BINARY, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(current->network, ==, "none");
+	g_assert_true(qsim_template_manifest_save(current, path, &error));
+	g_assert_no_error(error);
+	recorded = qsim_template_manifest_load(path, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(recorded->network, ==, "none");
+	g_assert_true(qsim_template_manifest_matches(recorded, current, NULL));
+
+	g_free(recorded->network);
+	recorded->network = g_strdup("outbound");
+	g_assert_false(qsim_template_manifest_matches(recorded, current, &reason));
+	g_test_message("%s", reason);
+	g_assert_nonnull(strstr(reason, "NETWORK=outbound"));
+	g_clear_pointer(&reason, g_free);
+
+	/* saved without the key, as before the mode was recorded */
+	g_clear_pointer(&recorded->network, g_free);
+	g_assert_true(qsim_template_manifest_save(recorded, path, &error));
+	g_assert_no_error(error);
+	loaded = qsim_template_manifest_load(path, &error);
+	g_assert_no_error(error);
+	g_assert_null(loaded->network);
+	g_assert_false(qsim_template_manifest_matches(loaded, current, &reason));
+	g_assert_nonnull(strstr(reason, "unrecorded"));
+	g_unlink(path);
 }
 
 /* A template of format 1 (RAM inside the state file, a real directory, no format key in
@@ -347,6 +403,84 @@ test_two_clones(void)
 	g_assert_no_error(error);
 	after = checksums();
 	g_assert_cmpstr(before, ==, after);
+}
+
+typedef struct {
+	GAsyncResult *res;
+} QmpWait;
+
+static void
+qmp_wait_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	((QmpWait *)user_data)->res = g_object_ref(res);
+}
+
+/* The VM generation ID QEMU gives the guest now (the vmgenid device's guid). */
+static gchar *
+query_vmgenid(QsimVm *vm)
+{
+	g_autoptr(GError) error = NULL;
+	QsimQmpClient *qmp = qsim_vm_get_qmp(vm);
+	QmpWait w = {NULL};
+	g_autoptr(JsonNode) reply = NULL;
+	JsonObject *obj;
+
+	g_assert_nonnull(qmp);
+	qsim_qmp_client_execute_async(qmp, "query-vm-generation-id", NULL, 10000, NULL, qmp_wait_cb,
+	                              &w);
+	while (w.res == NULL)
+		g_main_context_iteration(NULL, TRUE);
+	reply = qsim_qmp_client_execute_finish(qmp, w.res, &error);
+	g_object_unref(w.res);
+	g_assert_no_error(error);
+	obj = json_node_get_object(reply);
+	g_assert_nonnull(obj);
+	return g_strdup(json_object_get_string_member(obj, "guid"));
+}
+
+/* One restore of the template: its generation ID as QEMU reports it, checked against
+ * the argv, after SSH into the clone worked. */
+static gchar *
+restore_and_get_vmgenid(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVm) vm = restored_vm();
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autofree gchar *guid = NULL;
+	g_autofree gchar *in_argv = NULL;
+	const gchar *const *argv;
+
+	g_assert_true(vm_test_start(vm, &error));
+	g_assert_no_error(error);
+	g_assert_true(vm_test_wait_ready(vm, &error));
+	g_assert_no_error(error);
+	guest = vm_test_guest_connect(vm, &error);
+	g_assert_no_error(error);
+	g_free(exec_ok(guest, "true"));
+	guid = query_vmgenid(vm);
+	g_assert_true(g_uuid_string_is_valid(guid));
+	argv = qsim_vm_get_argv(vm);
+	in_argv = g_strdup_printf("vmgenid,guid=%s", guid);
+	g_assert_true(g_strv_contains(argv, in_argv));
+	g_clear_object(&guest);
+	g_assert_true(vm_test_shutdown(vm, 0, &error));
+	g_assert_no_error(error);
+	return g_steal_pointer(&guid);
+}
+
+/* Two restores of the same template each get their own VM generation ID, so a guest
+ * kernel with a vmgenid driver knows it is a new instance (and reseeds its RNG). */
+static void
+test_vmgenid(void)
+{
+	g_autofree gchar *first = NULL;
+	g_autofree gchar *second = NULL;
+
+	ensure_template();
+	first = restore_and_get_vmgenid();
+	second = restore_and_get_vmgenid();
+	g_test_message("vmgenid of the restores: %s, %s", first, second);
+	g_assert_cmpstr(first, !=, second);
 }
 
 static void
@@ -512,9 +646,11 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	fixture_init();
 	g_test_add_func("/qsim/vm/template/unit", test_unit);
+	g_test_add_func("/qsim/vm/template/manifest-network", test_manifest_network);
 	g_test_add_func("/qsim/vm/template/old-format", test_old_format);
 	g_test_add_func("/qsim/vm/template/restore", test_restore);
 	g_test_add_func("/qsim/vm/template/two-clones", test_two_clones);
+	g_test_add_func("/qsim/vm/template/vmgenid", test_vmgenid);
 	g_test_add_func("/qsim/vm/template/stale", test_stale);
 	g_test_add_func("/qsim/vm/template/corrupt", test_corrupt);
 	rc = g_test_run();

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <string.h>
 
 #include "common/qsim-error.h"
 #include "vm/qsim-vm-argv.h"
@@ -61,12 +62,26 @@ parse(Fixture *f, const gchar *content)
 	return config;
 }
 
+/* every start gets a fresh VM generation ID: it is checked for being a UUID, then
+ * compared as "vmgenid,guid=UUID" */
 static void
 assert_argv(gchar **got, const gchar *const *want)
 {
-	g_autofree gchar *got_s = g_strjoinv("\n", got);
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+	g_auto(GStrv) norm = NULL;
+	g_autofree gchar *got_s = NULL;
 	g_autofree gchar *want_s = g_strjoinv("\n", (gchar **)want);
 
+	for (guint i = 0; got[i] != NULL; i++) {
+		if (g_str_has_prefix(got[i], "vmgenid,guid=")) {
+			g_assert_true(g_uuid_string_is_valid(got[i] + strlen("vmgenid,guid=")));
+			g_strv_builder_add(b, "vmgenid,guid=UUID");
+		} else {
+			g_strv_builder_add(b, got[i]);
+		}
+	}
+	norm = g_strv_builder_end(b);
+	got_s = g_strjoinv("\n", norm);
 	g_assert_cmpstr(got_s, ==, want_s);
 }
 
@@ -117,11 +132,13 @@ test_argv_full(Fixture *f, gconstpointer data)
 	    "-serial",
 	    "chardev:ser0",
 	    "-netdev",
-	    "user,id=n0,hostfwd=tcp:127.0.0.1:40022-:2222",
+	    "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:2222",
 	    "-device",
 	    "virtio-net-pci,netdev=n0",
 	    "-device",
 	    "virtio-rng-pci",
+	    "-device",
+	    "vmgenid,guid=UUID",
 	    "-pidfile",
 	    "/run/q/t-abc/qemu.pid",
 	    "-device",
@@ -170,11 +187,13 @@ test_argv_minimal_kvm(Fixture *f, gconstpointer data)
 	                       "-serial",
 	                       "chardev:ser0",
 	                       "-netdev",
-	                       "user,id=n0,hostfwd=tcp:127.0.0.1:1-:22",
+	                       "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:1-:22",
 	                       "-device",
 	                       "virtio-net-pci,netdev=n0",
 	                       "-device",
 	                       "virtio-rng-pci",
+	                       "-device",
+	                       "vmgenid,guid=UUID",
 	                       "-pidfile",
 	                       "/r/qemu.pid",
 	                       NULL};
@@ -187,6 +206,36 @@ test_argv_minimal_kvm(Fixture *f, gconstpointer data)
 	argv_tcg = qsim_vm_argv_build("qemu", config, "/r", 1, FALSE, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(argv_tcg[4], ==, "tcg");
+}
+
+/* An unset CPU_MODEL follows the accelerator; under KVM no TB_SIZE and no rdrand the host
+ * cannot give. */
+static void
+test_argv_cpu_model(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimVmConfig) unset = parse(f, "IMAGE=disk.qcow2\nTB_SIZE=32\n");
+	g_autoptr(QsimVmConfig) set =
+	    parse(f, "IMAGE=disk.qcow2\nCPU_MODEL=qemu64,+rdrand,+sse4.2\n");
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) kvm = NULL;
+	g_autofree gchar *m1 = qsim_vm_argv_cpu_model(unset, TRUE, FALSE);
+	g_autofree gchar *m2 = qsim_vm_argv_cpu_model(unset, FALSE, FALSE);
+	g_autofree gchar *m3 = qsim_vm_argv_cpu_model(set, TRUE, FALSE);
+	g_autofree gchar *m4 = qsim_vm_argv_cpu_model(set, TRUE, TRUE);
+	g_autofree gchar *m5 = qsim_vm_argv_cpu_model(set, FALSE, FALSE);
+
+	g_assert_cmpstr(m1, ==, "host");
+	g_assert_cmpstr(m2, ==, "qemu64,+rdrand");
+	g_assert_cmpstr(m3, ==, "qemu64,+sse4.2");
+	g_assert_cmpstr(m4, ==, "qemu64,+rdrand,+sse4.2");
+	g_assert_cmpstr(m5, ==, "qemu64,+rdrand,+sse4.2");
+
+	kvm = qsim_vm_argv_build("qemu", unset, "/r", 1, TRUE, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(kvm[3], ==, "-accel");
+	g_assert_cmpstr(kvm[4], ==, "kvm");
+	for (guint i = 0; kvm[i] != NULL; i++)
+		g_assert_null(strstr(kvm[i], "tb-size"));
 }
 
 static void
@@ -295,11 +344,112 @@ test_argv_invalid(Fixture *f, gconstpointer data)
 	g_assert_null(argv);
 }
 
+static gchar *
+vmgenid_of(gchar **argv)
+{
+	gint i = index_of(argv, "-device");
+
+	for (; i >= 0 && argv[i] != NULL; i++) {
+		if (g_str_has_prefix(argv[i], "vmgenid,guid="))
+			return g_strdup(argv[i] + strlen("vmgenid,guid="));
+	}
+	return NULL;
+}
+
+/* NETWORK: none (the default) is slirp with restrict=on plus the SSH forward; outbound
+ * is refused with a clear message until it can be offered safely; anything else is a
+ * config error. */
+static void
+test_argv_network(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimVmConfig) def = parse(f, "IMAGE=disk.qcow2\n");
+	g_autoptr(QsimVmConfig) none = parse(f, "IMAGE=disk.qcow2\nNETWORK=none\n");
+	g_autoptr(QsimVmConfig) bad = NULL;
+	g_autofree gchar *conf = g_build_filename(f->dir, "t.conf", NULL);
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) argv = NULL;
+	g_autofree gchar *netdev = NULL;
+	const gchar *refused[] = {"outbound", "user", "", "NONE", NULL};
+	gint i;
+
+	g_assert_cmpint(def->network, ==, QSIM_VM_NETWORK_NONE);
+	g_assert_cmpint(none->network, ==, QSIM_VM_NETWORK_NONE);
+	g_assert_cmpstr(qsim_vm_network_to_string(def->network), ==, "none");
+	/* NETWORK is part of the .conf, so of the hash that makes templates stale */
+	g_assert_cmpstr(def->hash, !=, none->hash);
+	netdev = qsim_vm_argv_netdev(def, 40022);
+	g_assert_cmpstr(netdev, ==, "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22");
+	argv = qsim_vm_argv_build("qemu", none, "/r", 40022, FALSE, &error);
+	g_assert_no_error(error);
+	i = index_of(argv, "-netdev");
+	g_assert_cmpstr(argv[i + 1], ==, netdev);
+	/* exactly one network device, on that netdev */
+	g_assert_cmpint(index_of(argv + i + 2, "-netdev"), ==, -1);
+
+	for (guint k = 0; refused[k] != NULL; k++) {
+		g_autofree gchar *text =
+		    g_strdup_printf("IMAGE=disk.qcow2\nNETWORK=%s\n", refused[k]);
+
+		write_file(f->dir, "t.conf", text);
+		bad = qsim_vm_config_parse(f->dir, conf, "t", &error);
+		g_assert_null(bad);
+		g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+		g_test_message("NETWORK=%s: %s", refused[k], error->message);
+		if (k == 0)
+			g_assert_nonnull(
+			    strstr(error->message, "NETWORK=outbound is not available yet"));
+		else
+			g_assert_nonnull(strstr(error->message, "must be none or outbound"));
+		g_clear_error(&error);
+	}
+
+	/* a config made by hand with outbound gets no argv rather than an open network */
+	g_clear_pointer(&argv, g_strfreev);
+	none->network = QSIM_VM_NETWORK_OUTBOUND;
+	argv = qsim_vm_argv_build("qemu", none, "/r", 40022, FALSE, &error);
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	g_assert_null(argv);
+}
+
+/* Every start, a template build and each restore alike, gets its own VM generation ID;
+ * a given one is passed through. */
+static void
+test_argv_vmgenid(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimVmConfig) config = parse(f, "IMAGE=disk.qcow2\n");
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) a = NULL;
+	g_auto(GStrv) b = NULL;
+	g_auto(GStrv) fixed = NULL;
+	g_autofree gchar *ga = NULL;
+	g_autofree gchar *gb = NULL;
+	g_autofree gchar *gf = NULL;
+	QsimVmArgvOptions o = {.qmp_fd = 3, .ram_path = "/s/ram", .incoming = TRUE};
+
+	a = qsim_vm_argv_build_with("qemu", config, "/r", 7, FALSE, &o, &error);
+	g_assert_no_error(error);
+	b = qsim_vm_argv_build_with("qemu", config, "/r", 7, FALSE, &o, &error);
+	g_assert_no_error(error);
+	ga = vmgenid_of(a);
+	gb = vmgenid_of(b);
+	g_assert_nonnull(ga);
+	g_assert_nonnull(gb);
+	g_assert_true(g_uuid_string_is_valid(ga));
+	g_assert_cmpstr(ga, !=, gb);
+	o.vmgenid = "6b1f5a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+	fixed = qsim_vm_argv_build_with("qemu", config, "/r", 7, FALSE, &o, &error);
+	g_assert_no_error(error);
+	gf = vmgenid_of(fixed);
+	g_assert_cmpstr(gf, ==, o.vmgenid);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/qsim/vm/argv/full", Fixture, NULL, fixture_setup, test_argv_full,
+	           fixture_teardown);
+	g_test_add("/qsim/vm/argv/cpu-model", Fixture, NULL, fixture_setup, test_argv_cpu_model,
 	           fixture_teardown);
 	g_test_add("/qsim/vm/argv/minimal-kvm", Fixture, NULL, fixture_setup, test_argv_minimal_kvm,
 	           fixture_teardown);
@@ -308,6 +458,10 @@ main(int argc, char **argv)
 	g_test_add("/qsim/vm/argv/invalid", Fixture, NULL, fixture_setup, test_argv_invalid,
 	           fixture_teardown);
 	g_test_add("/qsim/vm/argv/fast-start", Fixture, NULL, fixture_setup, test_argv_fast_start,
+	           fixture_teardown);
+	g_test_add("/qsim/vm/argv/network", Fixture, NULL, fixture_setup, test_argv_network,
+	           fixture_teardown);
+	g_test_add("/qsim/vm/argv/vmgenid", Fixture, NULL, fixture_setup, test_argv_vmgenid,
 	           fixture_teardown);
 	return g_test_run();
 }
