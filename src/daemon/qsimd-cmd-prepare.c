@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-template-service.h"
 #include "common/qsim-config.h"
 #include "common/qsim-error.h"
@@ -67,6 +68,7 @@ prepare_one(QsimdContext *ctx, QsimTemplateService *service, const gchar *vm_nam
 	tpl = qsim_template_new(qsim_config_get_state_dir(ctx->config), vm_name);
 	qsim_template_set_qemu_binary(tpl, qsim_config_get_qemu(ctx->config));
 	qsim_template_set_qemu_img_binary(tpl, qsim_config_get_qemu_img(ctx->config));
+	qsim_accel_apply_template(tpl, config);
 	state = qsim_template_check(tpl, config, &reason);
 	if (check_only) {
 		if (qsim_template_is_building(tpl))
@@ -120,6 +122,7 @@ qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	g_autoptr(GOptionContext) octx = g_option_context_new("VM_NAME…");
 	g_auto(GStrv) args = g_strdupv(argv);
 	g_autoptr(QsimStore) store = NULL;
+	g_autoptr(QsimAccelResolver) accel = NULL;
 	g_autoptr(QsimTemplateService) service = NULL;
 	gint status = 0;
 
@@ -139,6 +142,11 @@ qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
 	if (store == NULL)
 		return 1;
+	/* built and checked under the accelerator the agents use on this host */
+	accel = qsim_accel_resolver_new(ctx->config, store);
+	if (!qsim_accel_resolver_prepare_sync(accel, error))
+		return 1;
+	qsim_accel_resolver_set_default(accel);
 	service = qsim_template_service_new(ctx->config, store);
 	for (guint i = 1; args[i] != NULL; i++) {
 		g_autoptr(GError) local = NULL;
@@ -148,5 +156,6 @@ qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 			status = 1;
 		}
 	}
+	qsim_accel_resolver_set_default(NULL);
 	return status;
 }

@@ -21,6 +21,8 @@
 /* What the probe keeps of QEMU's output: enough for the marker and a last error line. */
 #define PROBE_OUTPUT_MAX 8192
 #define PROBE_READ_CHUNK 4096
+/* after QEMU exits, how long its output pipe gets to deliver the last bytes */
+#define PROBE_DRAIN_MS 1000
 
 /* ---- cache key ------------------------------------------------------------ */
 
@@ -205,12 +207,16 @@ typedef struct {
 	GCancellable *io;          /* our reads; cancelled once the verdict is in */
 	QsimAccelVerdict *verdict; /* decided, waiting for QEMU to be reaped */
 	gboolean exited;
+	gboolean output_eof; /* QEMU's last words are in d->output */
+	gboolean decided;    /* d->verdict is handed over once: this stays set */
+	guint drain_id;
 } ProbeData;
 
 static void
 probe_data_free(ProbeData *d)
 {
 	g_clear_handle_id(&d->timeout_id, g_source_remove);
+	g_clear_handle_id(&d->drain_id, g_source_remove);
 	if (d->proc != NULL && !d->exited)
 		g_subprocess_force_exit(d->proc);
 	g_clear_object(&d->proc);
@@ -248,8 +254,9 @@ probe_decide(GTask *task, gboolean kvm, gchar *reason)
 	ProbeData *d = g_task_get_task_data(task);
 	g_autofree gchar *owned = reason;
 
-	if (d->verdict != NULL)
+	if (d->decided)
 		return;
+	d->decided = TRUE;
 	g_clear_handle_id(&d->timeout_id, g_source_remove);
 	g_cancellable_cancel(d->io);
 	d->verdict = qsim_accel_verdict_new(d->host, d->cache_key, kvm, owned, probe_elapsed_ms(d),
@@ -280,6 +287,41 @@ probe_last_line(ProbeData *d)
 	return g_strdup("no output");
 }
 
+/* QEMU exited before the marker: decide once its output is read to the end, so the reason
+ * quotes its last words (the exit is often seen before the pipe's final bytes) */
+static void
+probe_decide_exited(GTask *task)
+{
+	ProbeData *d = g_task_get_task_data(task);
+	g_autofree gchar *last = NULL;
+	g_autofree gchar *status = NULL;
+
+	if (d->decided || !d->exited || !d->output_eof)
+		return;
+	g_clear_handle_id(&d->drain_id, g_source_remove);
+	last = probe_last_line(d);
+	status =
+	    g_subprocess_get_if_signaled(d->proc)
+	        ? g_strdup_printf("was killed by signal %d", g_subprocess_get_term_sig(d->proc))
+	        : g_strdup_printf("exited with status %d", g_subprocess_get_exit_status(d->proc));
+	probe_decide(
+	    task, FALSE,
+	    g_strdup_printf("QEMU under KVM %s before the test kernel booted: %s", status, last));
+}
+
+static gboolean
+probe_drain_timeout_cb(gpointer user_data)
+{
+	GTask *task = G_TASK(user_data);
+	ProbeData *d = g_task_get_task_data(task);
+
+	/* a child of QEMU may hold the pipe open: do not wait for it */
+	d->drain_id = 0;
+	d->output_eof = TRUE;
+	probe_decide_exited(task);
+	return G_SOURCE_REMOVE;
+}
+
 static void
 probe_wait_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -289,21 +331,15 @@ probe_wait_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 
 	g_subprocess_wait_finish(G_SUBPROCESS(source), res, &error);
 	d->exited = TRUE;
-	if (d->verdict == NULL) {
-		g_autofree gchar *last = probe_last_line(d);
-		gchar *status = g_subprocess_get_if_signaled(d->proc)
-		                    ? g_strdup_printf("was killed by signal %d",
-		                                      g_subprocess_get_term_sig(d->proc))
-		                    : g_strdup_printf("exited with status %d",
-		                                      g_subprocess_get_exit_status(d->proc));
-		g_autofree gchar *owned_status = status;
-
-		probe_decide(task, FALSE,
-		             g_strdup_printf("QEMU under KVM %s before the test kernel booted: %s",
-		                             owned_status, last));
+	if (d->decided) {
+		probe_complete_if_done(task);
 		return;
 	}
-	probe_complete_if_done(task);
+	if (!d->output_eof)
+		d->drain_id =
+		    g_timeout_add_full(G_PRIORITY_DEFAULT, PROBE_DRAIN_MS, probe_drain_timeout_cb,
+		                       g_object_ref(task), g_object_unref);
+	probe_decide_exited(task);
 }
 
 static void probe_read(GTask *task);
@@ -319,11 +355,15 @@ probe_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	gsize len = 0;
 	const gchar *data;
 
-	if (bytes == NULL || d->verdict != NULL)
-		return; /* cancelled after the verdict, or a read error: the exit decides */
-	data = g_bytes_get_data(bytes, &len);
-	if (len == 0)
-		return; /* EOF: QEMU is exiting, probe_wait_cb says why */
+	if (d->decided)
+		return; /* cancelled after the verdict */
+	data = bytes != NULL ? g_bytes_get_data(bytes, &len) : NULL;
+	if (len == 0) {
+		/* EOF or a read error: QEMU is exiting, and its exit says why */
+		d->output_eof = TRUE;
+		probe_decide_exited(task);
+		return;
+	}
 	g_string_append_len(d->output, data, (gssize)len);
 	if (strstr(d->output->str, QSIM_KVM_PROBE_MARKER) != NULL) {
 		probe_decide(task, TRUE,
