@@ -5,6 +5,11 @@
 
 G_BEGIN_DECLS
 
+/* A list or log page stops once its JSON passes this many bytes (after at
+ * least one item), with a Link rel="next" to the rest: a page sized by rows
+ * alone reached 126 MB and held the main loop for seconds. */
+#define QSIM_API_RESPONSE_MAX_BYTES ((gsize)4 * 1024 * 1024)
+
 /* One function per route, grouped by resource file (qsim-api-<resource>.c).
  * Each answers ctx->msg before returning, or pauses it and holds a reference. */
 

@@ -151,6 +151,39 @@ qsim_api_mapping_add_log(JsonBuilder *b, const QsimLogEntry *e)
 }
 
 /**
+ * qsim_api_mapping_append_log:
+ * @out: JSON text being built
+ *
+ * Appends the same object as qsim_api_mapping_add_log(), as text: a page of
+ * logs is large, and a JsonNode tree of it cost several times its size.
+ */
+void
+qsim_api_mapping_append_log(GString *out, const QsimLogEntry *e)
+{
+	gsize len = 0;
+	const gchar *data = e->output != NULL ? g_bytes_get_data(e->output, &len) : NULL;
+	gboolean utf8 = data == NULL || g_utf8_validate_len(data, len, NULL);
+
+	g_string_append(out, "{\"seq\":");
+	qsim_api_json_append_int(out, e->seq);
+	g_string_append(out, ",\"timestamp\":");
+	qsim_api_json_append_timestamp(out, e->timestamp_ms);
+	g_string_append(out, ",\"log_type\":\"");
+	g_string_append(out, qsim_log_type_to_string(e->log_type));
+	g_string_append(out, utf8 ? "\",\"encoding\":\"utf-8\",\"output\":"
+	                          : "\",\"encoding\":\"base64\",\"output\":");
+	if (utf8) {
+		/* valid UTF-8 holds no NUL, so the copy is the whole text */
+		g_autofree gchar *text = g_strndup(data != NULL ? data : "", len);
+		qsim_api_json_append_string(out, text);
+	} else {
+		g_autofree gchar *b64 = g_base64_encode((const guchar *)data, len);
+		qsim_api_json_append_string(out, b64);
+	}
+	g_string_append_c(out, '}');
+}
+
+/**
  * qsim_api_mapping_log:
  *
  * Returns: (transfer full): the log entry object

@@ -17,6 +17,8 @@ void qsim_api_mapping_add_log(JsonBuilder *b, const QsimLogEntry *entry);
 
 JsonNode *qsim_api_mapping_log(const QsimLogEntry *entry);
 
+void qsim_api_mapping_append_log(GString *out, const QsimLogEntry *entry);
+
 JsonNode *qsim_api_mapping_end(const QsimRequest *request);
 
 G_END_DECLS

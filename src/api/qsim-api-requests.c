@@ -244,6 +244,8 @@ qsim_api_requests_list(QsimApiContext *ctx)
 	filter.limit = (guint)limit;
 	filter.vm_name = vm_name;
 	filter.before_uuid = before;
+	/* bounds what the store loads; the JSON is cut again below, as escaping grows it */
+	filter.max_bytes = QSIM_API_RESPONSE_MAX_BYTES;
 	rows = qsim_store_list_requests(store, &filter, &has_more, &error);
 	if (rows == NULL) {
 		if (before != NULL && (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND) ||
@@ -256,6 +258,22 @@ qsim_api_requests_list(QsimApiContext *ctx)
 		qsim_api_error_respond_gerror(ctx->msg, error);
 		return;
 	}
+	out = g_string_sized_new(512 * (rows->len + 1));
+	g_string_append_c(out, '[');
+	for (guint i = 0; i < rows->len; i++) {
+		gsize mark = out->len;
+
+		if (i > 0)
+			g_string_append_c(out, ',');
+		qsim_api_mapping_append_request(out, rows->pdata[i]);
+		if (i > 0 && out->len + 1 > QSIM_API_RESPONSE_MAX_BYTES) {
+			g_string_truncate(out, mark);
+			g_ptr_array_set_size(rows, i);
+			has_more = TRUE;
+			break;
+		}
+	}
+	g_string_append_c(out, ']');
 	if (has_more && rows->len > 0) {
 		const QsimRequest *last = rows->pdata[rows->len - 1];
 		g_autoptr(GString) link = g_string_new("</requests?");
@@ -267,14 +285,6 @@ qsim_api_requests_list(QsimApiContext *ctx)
 		soup_message_headers_replace(soup_server_message_get_response_headers(ctx->msg),
 		                             "Link", link->str);
 	}
-	out = g_string_sized_new(512 * (rows->len + 1));
-	g_string_append_c(out, '[');
-	for (guint i = 0; i < rows->len; i++) {
-		if (i > 0)
-			g_string_append_c(out, ',');
-		qsim_api_mapping_append_request(out, rows->pdata[i]);
-	}
-	g_string_append_c(out, ']');
 	qsim_api_json_respond_text(ctx->msg, SOUP_STATUS_OK, out);
 }
 

@@ -120,10 +120,12 @@ qsim_cli_cmd_show_logs(QsimCli *cli, gchar **args, GError **error)
 	if (cli->opt_follow)
 		return qsim_cli_show_logs_follow(cli, uuid, error);
 
-	/* without --limit, all of them: page until a short page */
+	/* without --limit, all of them: page until a short page without a Link (a page
+	 * the server cut at its byte budget is short too, and has one) */
 	for (;;) {
 		g_autoptr(GString) path = g_string_new(NULL);
 		g_autoptr(JsonNode) page = NULL;
+		g_autofree gchar *next = NULL;
 		JsonArray *array;
 		guint64 want = QSIM_CLI_LOGS_PAGE_MAX;
 		guint got;
@@ -135,7 +137,7 @@ qsim_cli_cmd_show_logs(QsimCli *cli, gchar **args, GError **error)
 			g_string_append_printf(path, "&log_type=%s", cli->opt_log_type);
 		if (after_seq >= 0)
 			g_string_append_printf(path, "&after_seq=%" G_GINT64_FORMAT, after_seq);
-		if (!qsim_cli_call(cli, "GET", path->str, NULL, &page, NULL, error))
+		if (!qsim_cli_call(cli, "GET", path->str, NULL, &page, &next, error))
 			return FALSE;
 		if (page == NULL || !JSON_NODE_HOLDS_ARRAY(page)) {
 			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
@@ -156,7 +158,8 @@ qsim_cli_cmd_show_logs(QsimCli *cli, gchar **args, GError **error)
 			after_seq = MAX(after_seq, seq);
 			json_array_add_element(all, json_node_copy(node));
 		}
-		if (got < want || (limit > 0 && json_array_get_length(all) >= limit))
+		if ((got < want && next == NULL) || got == 0 ||
+		    (limit > 0 && json_array_get_length(all) >= limit))
 			break;
 	}
 

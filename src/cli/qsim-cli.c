@@ -276,7 +276,8 @@ qsim_cli_set_transport_error(QsimCli *cli, GError *transport, GError **error)
 	            transport->message);
 }
 
-/* Link: </requests?status=done&limit=50&before=UUID>; rel="next" → UUID */
+/* Link: </requests?status=done&limit=50&before=UUID>; rel="next" → UUID, or for a log
+ * page cut by bytes </requests/UUID/logs?limit=1000&after_seq=N>; rel="next" → N */
 static gchar *
 qsim_cli_parse_link_before(const gchar *link)
 {
@@ -301,6 +302,8 @@ qsim_cli_parse_link_before(const gchar *link)
 		params = g_uri_parse_params(query + 1, -1, "&", G_URI_PARAMS_NONE, NULL);
 		if (params != NULL && g_hash_table_lookup(params, "before") != NULL)
 			return g_strdup(g_hash_table_lookup(params, "before"));
+		if (params != NULL && g_hash_table_lookup(params, "after_seq") != NULL)
+			return g_strdup(g_hash_table_lookup(params, "after_seq"));
 	}
 	return NULL;
 }
@@ -312,8 +315,8 @@ qsim_cli_parse_link_before(const gchar *link)
  * @path_and_query: an absolute, escaped path
  * @body: (nullable): a JSON body to send
  * @reply: (out) (optional) (transfer full) (nullable): the parsed reply, %NULL for 204
- * @next_before: (out) (optional) (transfer full) (nullable): the `before` cursor of a
- *   `Link: rel="next"` header, if any
+ * @next_before: (out) (optional) (transfer full) (nullable): the cursor of a
+ *   `Link: rel="next"` header, if any: its `before` (lists) or `after_seq` (log pages)
  * @error: return location for a #GError
  *
  * Sends one request synchronously and maps any failure to one human line.

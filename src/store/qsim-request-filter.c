@@ -12,4 +12,5 @@ qsim_request_filter_init(QsimRequestFilter *self)
 	self->limit = 0;
 	self->before_uuid = NULL;
 	self->agent_id = NULL;
+	self->max_bytes = 0;
 }

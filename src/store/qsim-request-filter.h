@@ -19,6 +19,10 @@ typedef struct {
 	guint limit;              /* 1..QSIM_REQUEST_FILTER_MAX_LIMIT; 0 = default (50) */
 	const gchar *before_uuid; /* nullable: only requests submitted before this one */
 	const gchar *agent_id;    /* nullable: only requests last claimed by this agent */
+	/* 0 = no cap; else the page stops (with has_more) once the rows' text passes
+	 * this many bytes, always after at least one row: a caller answering over
+	 * HTTP bounds its memory and its response by bytes, not only rows */
+	gsize max_bytes;
 } QsimRequestFilter;
 
 /* Sets all to "no filter", limit 0 (default) */

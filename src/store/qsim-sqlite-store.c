@@ -160,6 +160,49 @@ collect_requests(QsimSqliteStore *self, sqlite3_stmt *stmt, GError **error)
 	                    "cannot read requests", error);
 }
 
+/* The text a request carries, the part that can be large (commands up to 256 KiB) */
+static gsize
+request_text_bytes(const QsimRequest *r)
+{
+	return 256 + strlen(r->commands) + (r->error != NULL ? strlen(r->error) : 0) +
+	       strlen(r->vm_name) + (r->agent_id != NULL ? strlen(r->agent_id) : 0);
+}
+
+/*
+ * collect_requests() that stops once the rows' text passes @max_bytes (0 = no
+ * cap), after at least one row; *out_cut says it stopped early.
+ * Returns: (transfer container)
+ */
+static GPtrArray *
+collect_requests_capped(QsimSqliteStore *self, sqlite3_stmt *stmt, gsize max_bytes,
+                        gboolean *out_cut, GError **error)
+{
+	g_autoptr(GPtrArray) rows =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_request_free);
+	gsize bytes = 0;
+	gint rc;
+
+	*out_cut = FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		QsimRequest *r = row_to_request(stmt, error);
+
+		if (r == NULL)
+			return NULL;
+		bytes += request_text_bytes(r);
+		if (max_bytes > 0 && rows->len > 0 && bytes > max_bytes) {
+			qsim_request_free(r);
+			*out_cut = TRUE;
+			return g_steal_pointer(&rows);
+		}
+		g_ptr_array_add(rows, r);
+	}
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot read requests", error);
+		return NULL;
+	}
+	return g_steal_pointer(&rows);
+}
+
 /* Returns: (transfer full): the full row of @uuid, or NULL with NOT_FOUND */
 static QsimRequest *
 load_request(QsimSqliteStore *self, const gchar *uuid, GError **error)
@@ -407,6 +450,7 @@ sqlite_list_requests(QsimStore *store, const QsimRequestFilter *filter, gboolean
 	g_autoptr(QsimSqliteTransaction) tx = NULL;
 	g_autoptr(GPtrArray) rows = NULL;
 	gint64 before_id = G_MAXINT64;
+	gboolean cut = FALSE;
 
 	/* one snapshot for the cursor lookup and the page */
 	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
@@ -454,14 +498,14 @@ sqlite_list_requests(QsimStore *store, const QsimRequestFilter *filter, gboolean
 		bind_text_or_null(stmt, 3, filter->vm_name);
 		bind_text_or_null(stmt, 4, filter->agent_id);
 		sqlite3_bind_int64(stmt, 5, (gint64)filter->limit + 1);
-		rows = collect_requests(self, stmt, error);
+		rows = collect_requests_capped(self, stmt, filter->max_bytes, &cut, error);
 		if (rows == NULL)
 			return NULL;
 	}
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return NULL;
-	*has_more = rows->len > filter->limit;
-	if (*has_more)
+	*has_more = cut || rows->len > filter->limit;
+	if (rows->len > filter->limit)
 		g_ptr_array_set_size(rows, filter->limit);
 	return g_steal_pointer(&rows);
 }
@@ -924,13 +968,15 @@ sqlite_append_logs(QsimStore *store, const gchar *uuid, GPtrArray *chunks, GErro
 
 static GPtrArray *
 sqlite_read_logs(QsimStore *store, const gchar *uuid, gint64 after_seq, guint limit, gint log_type,
-                 GError **error)
+                 gsize max_bytes, gboolean *out_cut, GError **error)
 {
 	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
 	g_autoptr(QsimSqliteTransaction) tx = NULL;
 	g_autoptr(GPtrArray) entries =
 	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+	gsize bytes = 0;
 
+	*out_cut = FALSE;
 	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
 	if (tx == NULL)
 		return NULL;
@@ -961,6 +1007,12 @@ sqlite_read_logs(QsimStore *store, const gchar *uuid, gint64 after_seq, guint li
 			gsize len = (gsize)sqlite3_column_bytes(stmt, 3);
 			QsimLogEntry *entry;
 
+			if (max_bytes > 0 && entries->len > 0 && bytes + len > max_bytes) {
+				*out_cut = TRUE;
+				break;
+			}
+			bytes += len;
+
 			if (!qsim_log_type_from_string(type_str, &type)) {
 				g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
 				            "log of request %s has unknown type '%s'", uuid,
@@ -971,7 +1023,7 @@ sqlite_read_logs(QsimStore *store, const gchar *uuid, gint64 after_seq, guint li
 			entry->seq = sqlite3_column_int64(stmt, 0);
 			g_ptr_array_add(entries, entry);
 		}
-		if (rc != SQLITE_DONE) {
+		if (!*out_cut && rc != SQLITE_DONE) {
 			qsim_sqlite_set_error(self->db, rc, "cannot read logs", error);
 			return NULL;
 		}
@@ -990,42 +1042,64 @@ compare_int64(gconstpointer a, gconstpointer b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/*
+ * Counts by status and by start mode come from request_counts, kept by
+ * triggers in the writing transaction (schema v4): a GROUP BY over requests
+ * was O(rows) and stalled the main loop at a million rows.
+ */
 static gboolean
 stats_counts(QsimSqliteStore *self, QsimStats *stats, gint64 now, GError **error)
 {
 	g_autoptr(QsimSqliteCachedStmt) stmt =
-	    stmt_get(self, "SELECT status, COUNT(*) FROM requests GROUP BY status", error);
+	    stmt_get(self, "SELECT dimension, value, n FROM request_counts", error);
 	gint rc;
 
 	if (stmt == NULL)
 		return FALSE;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		QsimStatus status;
+		const gchar *dimension = (const gchar *)sqlite3_column_text(stmt, 0);
+		const gchar *value = (const gchar *)sqlite3_column_text(stmt, 1);
+		/* a negative count would be a trigger bug: never show it as 2^64 */
+		guint64 n = (guint64)MAX(sqlite3_column_int64(stmt, 2), 0);
 
-		if (!qsim_status_from_string((const gchar *)sqlite3_column_text(stmt, 0), &status))
-			continue; /* impossible under the CHECK constraint */
-		stats->counts[status] = (guint64)sqlite3_column_int64(stmt, 1);
-		stats->total += stats->counts[status];
+		if (g_strcmp0(dimension, "status") == 0) {
+			QsimStatus status;
+
+			if (!qsim_status_from_string(value, &status))
+				continue; /* seeded from the CHECKed names */
+			stats->counts[status] = n;
+			stats->total += n;
+		} else {
+			QsimStartMode mode = QSIM_START_MODE_NONE;
+
+			/* 'none' is not a mode name and stays NONE */
+			qsim_start_mode_from_string(value, &mode);
+			stats->start_counts[mode] += n;
+		}
 	}
 	if (rc != SQLITE_DONE) {
 		qsim_sqlite_set_error(self->db, rc, "cannot count requests", error);
 		return FALSE;
 	}
 	{
-		g_autoptr(QsimSqliteCachedStmt) oldest = stmt_get(
-		    self, "SELECT MIN(created_at) FROM requests WHERE status = 'pending'", error);
+		/* the lowest pending id is the oldest submit: one step down (status, id)
+		 * where MIN(created_at) visited every pending row */
+		g_autoptr(QsimSqliteCachedStmt) oldest =
+		    stmt_get(self,
+		             "SELECT created_at FROM requests WHERE status = 'pending'"
+		             " ORDER BY id LIMIT 1",
+		             error);
 
 		if (oldest == NULL)
 			return FALSE;
 		rc = sqlite3_step(oldest);
-		if (rc != SQLITE_ROW) {
-			qsim_sqlite_set_error(self->db, rc, "cannot read oldest pending", error);
-			return FALSE;
-		}
-		if (sqlite3_column_type(oldest, 0) != SQLITE_NULL) {
+		if (rc == SQLITE_ROW) {
 			stats->has_oldest_pending = TRUE;
 			stats->oldest_pending_age_ms =
 			    MAX(now - sqlite3_column_int64(oldest, 0), 0);
+		} else if (rc != SQLITE_DONE) {
+			qsim_sqlite_set_error(self->db, rc, "cannot read oldest pending", error);
+			return FALSE;
 		}
 	}
 	return count_live_leases(self, now, &stats->active_vms, &stats->active_agents, error);
@@ -1096,28 +1170,6 @@ stats_latencies(QsimSqliteStore *self, QsimStats *stats, GError **error)
 	return TRUE;
 }
 
-static gboolean
-stats_start_modes(QsimSqliteStore *self, QsimStats *stats, GError **error)
-{
-	g_autoptr(QsimSqliteCachedStmt) stmt =
-	    stmt_get(self, "SELECT start_mode, COUNT(*) FROM requests GROUP BY start_mode", error);
-	gint rc;
-
-	if (stmt == NULL)
-		return FALSE;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		QsimStartMode mode = QSIM_START_MODE_NONE;
-
-		qsim_start_mode_from_string((const gchar *)sqlite3_column_text(stmt, 0), &mode);
-		stats->start_counts[mode] += (guint64)sqlite3_column_int64(stmt, 1);
-	}
-	if (rc != SQLITE_DONE) {
-		qsim_sqlite_set_error(self->db, rc, "cannot count start modes", error);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 static QsimStats *
 sqlite_get_stats(QsimStore *store, GError **error)
 {
@@ -1129,8 +1181,7 @@ sqlite_get_stats(QsimStore *store, GError **error)
 	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
 	if (tx == NULL)
 		return NULL;
-	if (!stats_counts(self, stats, now_ms(self), error) ||
-	    !stats_latencies(self, stats, error) || !stats_start_modes(self, stats, error))
+	if (!stats_counts(self, stats, now_ms(self), error) || !stats_latencies(self, stats, error))
 		return NULL;
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return NULL;

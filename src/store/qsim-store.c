@@ -615,7 +615,21 @@ GPtrArray *
 qsim_store_read_logs(QsimStore *self, const gchar *uuid, gint64 after_seq, guint limit,
                      gint log_type, GError **error)
 {
+	return qsim_store_read_logs_page(self, uuid, after_seq, limit, log_type, 0, NULL, error);
+}
+
+/**
+ * qsim_store_read_logs_page:
+ *
+ * Returns: (transfer container) (element-type QsimLogEntry): chunks in seq order
+ */
+GPtrArray *
+qsim_store_read_logs_page(QsimStore *self, const gchar *uuid, gint64 after_seq, guint limit,
+                          gint log_type, gsize max_bytes, gboolean *out_cut, GError **error)
+{
 	g_autofree gchar *id = NULL;
+	gboolean cut = FALSE;
+	GPtrArray *logs;
 
 	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
 	id = normalize_uuid(uuid, error);
@@ -632,8 +646,11 @@ qsim_store_read_logs(QsimStore *self, const gchar *uuid, gint64 after_seq, guint
 		            QSIM_STORE_LOGS_MAX_LIMIT);
 		return NULL;
 	}
-	return QSIM_STORE_GET_CLASS(self)->read_logs(self, id, MAX(after_seq, 0), limit, log_type,
-	                                             error);
+	logs = QSIM_STORE_GET_CLASS(self)->read_logs(self, id, MAX(after_seq, 0), limit, log_type,
+	                                             max_bytes, &cut, error);
+	if (out_cut != NULL)
+		*out_cut = logs != NULL && cut;
+	return logs;
 }
 
 /**

@@ -69,7 +69,7 @@ struct _QsimStoreClass {
 	gint64 (*append_logs)(QsimStore *self, const gchar *uuid, GPtrArray *chunks,
 	                      GError **error);
 	GPtrArray *(*read_logs)(QsimStore *self, const gchar *uuid, gint64 after_seq, guint limit,
-	                        gint log_type, GError **error);
+	                        gint log_type, gsize max_bytes, gboolean *out_cut, GError **error);
 	QsimStats *(*get_stats)(QsimStore *self, GError **error);
 	gboolean (*count_active_vms)(QsimStore *self, guint *out_count, GError **error);
 
@@ -336,6 +336,20 @@ gint64 qsim_store_append_logs(QsimStore *self, const gchar *uuid, GPtrArray *chu
  */
 GPtrArray *qsim_store_read_logs(QsimStore *self, const gchar *uuid, gint64 after_seq, guint limit,
                                 gint log_type, GError **error);
+
+/**
+ * qsim_store_read_logs_page:
+ * @max_bytes: 0 = no cap; else stop before the chunk whose output would take
+ *   the page past this many bytes (a page holds at least one chunk)
+ * @out_cut: (out) (optional): TRUE when the page stopped at @max_bytes with
+ *   chunks left within @limit: continue with after_seq = the last seq returned
+ *
+ * qsim_store_read_logs() with a byte budget, so one page never loads more than
+ * about @max_bytes of output into memory.
+ */
+GPtrArray *qsim_store_read_logs_page(QsimStore *self, const gchar *uuid, gint64 after_seq,
+                                     guint limit, gint log_type, gsize max_bytes, gboolean *out_cut,
+                                     GError **error);
 
 /* Returns: (transfer full): counts, active VMs, latencies; NULL with @error */
 QsimStats *qsim_store_get_stats(QsimStore *self, GError **error);

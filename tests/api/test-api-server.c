@@ -626,6 +626,130 @@ test_logs(ApiFixture *fx, gconstpointer data)
 	assert_error(bad_after, 400, "bad_request");
 }
 
+/* Returns: (transfer full) (nullable): the target of a Link rel="next" */
+static gchar *
+next_link(ApiResponse *r)
+{
+	const gchar *link = api_response_header(r, "Link");
+	const gchar *start;
+
+	if (link == NULL)
+		return NULL;
+	g_assert_nonnull(strstr(link, "rel=\"next\""));
+	start = strchr(link, '<');
+	g_assert_nonnull(start);
+	return g_strndup(start + 1, strchr(link, '>') - start - 1);
+}
+
+#define BUDGET (4 * 1024 * 1024)
+#define CHUNK (64 * 1024)
+
+/*
+ * 10 MiB of output in 64 KiB chunks: plain text, control bytes (6 bytes of JSON
+ * each, so the raw budget alone would let the JSON grow to 6x) and binary
+ * (base64). Every page stays within the budget and says where to go on; the
+ * pages together hold every chunk once, in order, byte for byte.
+ */
+static void
+test_logs_byte_budget(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = qsim_store_create_request(fx->store, "tiny", "yes", 60, &error);
+	g_autofree gchar *next = NULL;
+	g_autofree gchar *chunk = g_malloc(CHUNK);
+	const guint n_chunks = 160;
+	guint64 want_bytes = 0, got_bytes = 0;
+	gint64 want_seq = 1;
+	guint pages = 0;
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < n_chunks; i++) {
+		g_autoptr(GPtrArray) chunks =
+		    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
+
+		memset(chunk, i % 3 == 0 ? 'y' : i % 3 == 1 ? '\x01' : '\xff', CHUNK);
+		g_ptr_array_add(
+		    chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (const guint8 *)chunk, CHUNK));
+		g_assert_cmpint(qsim_store_append_logs(fx->store, r->uuid, chunks, &error), ==,
+		                i + 1);
+		want_bytes += CHUNK;
+	}
+	next = g_strdup_printf("/requests/%s/logs?limit=10000", r->uuid);
+	while (next != NULL) {
+		g_autoptr(ApiResponse) page = api_request(fx, "GET", next, NULL, NULL, NULL);
+		JsonArray *a;
+
+		g_assert_cmpuint(page->status, ==, 200);
+		g_assert_cmpuint(g_bytes_get_size(page->body), <=, BUDGET);
+		a = arr(page);
+		g_assert_cmpuint(json_array_get_length(a), >, 0);
+		for (guint i = 0; i < json_array_get_length(a); i++) {
+			JsonObject *e = json_array_get_object_element(a, i);
+			const gchar *out = json_object_get_string_member(e, "output");
+
+			g_assert_cmpint(json_object_get_int_member(e, "seq"), ==, want_seq);
+			if (g_strcmp0(json_object_get_string_member(e, "encoding"), "base64") ==
+			    0) {
+				gsize len = 0;
+				g_autofree guchar *bytes = g_base64_decode(out, &len);
+
+				got_bytes += len;
+			} else {
+				got_bytes += strlen(out);
+			}
+			want_seq++;
+		}
+		g_clear_pointer(&next, g_free);
+		next = next_link(page);
+		pages++;
+	}
+	g_assert_cmpint(want_seq, ==, n_chunks + 1);
+	g_assert_cmpuint(got_bytes, ==, want_bytes);
+	/* 10 MiB of output as at least 10 MiB * 4/3 of JSON cannot fit in fewer */
+	g_assert_cmpuint(pages, >=, 4);
+}
+
+/* 40 requests of 200 KiB of commands each: lists are cut by bytes too */
+static void
+test_list_byte_budget(ApiFixture *fx, gconstpointer data)
+{
+	g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autofree gchar *commands = g_malloc(200 * 1024 + 1);
+	g_autofree gchar *next = g_strdup("/requests?limit=1000");
+	guint pages = 0;
+
+	for (guint i = 0; i < 40; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(QsimRequest) r = NULL;
+
+		/* newlines escape to two bytes: the JSON outgrows the rows */
+		memset(commands, i % 2 ? 'x' : '\n', 200 * 1024);
+		commands[200 * 1024] = '\0';
+		r = qsim_store_create_request(fx->store, "tiny", commands, 60, &error);
+		g_assert_no_error(error);
+	}
+	while (next != NULL) {
+		g_autoptr(ApiResponse) page = api_request(fx, "GET", next, NULL, NULL, NULL);
+		JsonArray *a;
+
+		g_assert_cmpuint(page->status, ==, 200);
+		g_assert_cmpuint(g_bytes_get_size(page->body), <=, BUDGET);
+		a = arr(page);
+		g_assert_cmpuint(json_array_get_length(a), >, 0);
+		for (guint i = 0; i < json_array_get_length(a); i++) {
+			const gchar *uuid = json_object_get_string_member(
+			    json_array_get_object_element(a, i), "uuid");
+
+			g_assert_true(g_hash_table_add(seen, g_strdup(uuid)));
+		}
+		g_clear_pointer(&next, g_free);
+		next = next_link(page);
+		pages++;
+	}
+	g_assert_cmpuint(g_hash_table_size(seen), ==, 40);
+	g_assert_cmpuint(pages, >=, 3);
+}
+
 static void
 test_vms(ApiFixture *fx, gconstpointer data)
 {
@@ -1455,6 +1579,8 @@ main(int argc, char **argv)
 	ADD("/qsim/api/requests/delete", test_delete, NULL);
 	ADD("/qsim/api/routing", test_not_found_and_methods, NULL);
 	ADD("/qsim/api/logs", test_logs, NULL);
+	ADD("/qsim/api/logs/byte-budget", test_logs_byte_budget, NULL);
+	ADD("/qsim/api/requests/list-byte-budget", test_list_byte_budget, NULL);
 	ADD("/qsim/api/vms", test_vms, NULL);
 	ADD("/qsim/api/vms/get", test_vm_get, NULL);
 	ADD("/qsim/api/vms/warm-pool", test_vms_warm_pool, NULL);

@@ -651,6 +651,33 @@ test_delete_active(Fixture *f, gconstpointer data)
 	ctl_result_clear(&r);
 }
 
+/* 10 MiB of output: the server cuts its pages at 4 MiB, short of the page size the
+ * CLI asked for, and the CLI must follow the Link rather than stop at a short page */
+static void
+test_show_logs_byte_pages(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autofree gchar *uuid = submit(f, "yes");
+	g_autofree gchar *claimed = agent_claim(f);
+	g_autofree gchar *chunk = g_strnfill(64 * 1024 - 1, 'y');
+	g_autoptr(JsonNode) all = NULL;
+	JsonArray *array;
+
+	for (guint i = 0; i < 160; i++)
+		agent_log(f, uuid, QSIM_LOG_STDOUT, chunk, -1);
+	agent_finish(f, uuid, QSIM_STATUS_DONE, 0, NULL);
+	ctl(f, &r, "--json", "show-logs", uuid);
+	g_assert_cmpint(r.status, ==, 0);
+	all = parse_json(r.out);
+	array = json_node_get_array(all);
+	g_assert_cmpuint(json_array_get_length(array), ==, 160);
+	for (guint i = 0; i < 160; i++)
+		g_assert_cmpint(
+		    json_object_get_int_member(json_array_get_object_element(array, i), "seq"), ==,
+		    i + 1);
+	ctl_result_clear(&r);
+}
+
 static const gchar binary_out[] = "bin\xff\xfe\x00tail\n";
 
 static void
@@ -1093,6 +1120,7 @@ main(int argc, char **argv)
 	ADD("/qsim/cli/hold-resume-cancel-delete", test_hold_resume_cancel_delete, NULL);
 	ADD("/qsim/cli/delete-active", test_delete_active, NULL);
 	ADD("/qsim/cli/show-logs", test_show_logs, NULL);
+	ADD("/qsim/cli/show-logs-byte-pages", test_show_logs_byte_pages, NULL);
 	ADD("/qsim/cli/prefix-and-paging", test_prefix_and_paging, NULL);
 	ADD("/qsim/cli/follow-live", test_follow_live, NULL);
 	ADD("/qsim/cli/follow-resume", test_follow_resume, NULL);

@@ -225,6 +225,105 @@ test_logs_cascade(StoreFixture *fx, gconstpointer data)
 	g_assert_cmpuint(got->len, ==, 1);
 }
 
+/* A byte-capped page: whole chunks only, at least one, and following it loses nothing */
+static void
+test_logs_page_bytes(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *uuid = new_request(fx);
+	g_autoptr(GPtrArray) chunks = chunk_array();
+	gint64 after = 0;
+	guint pages = 0;
+
+	/* 10 chunks of 100 bytes, the 4th one 1000 bytes */
+	for (guint i = 0; i < 10; i++) {
+		gsize len = i == 3 ? 1000 : 100;
+		g_autofree gchar *text = g_strnfill(len, (gchar)('a' + i));
+
+		g_ptr_array_add(chunks,
+		                qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (const guint8 *)text, len));
+	}
+	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, 10);
+	for (;;) {
+		gboolean cut = TRUE;
+		g_autoptr(GPtrArray) page =
+		    qsim_store_read_logs_page(fx->store, uuid, after, 0, -1, 250, &cut, &error);
+		gsize bytes = 0;
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(page->len, >, 0);
+		for (guint i = 0; i < page->len; i++) {
+			const QsimLogEntry *e = page->pdata[i];
+
+			g_assert_cmpint(e->seq, ==, after + 1);
+			after = e->seq;
+			bytes += g_bytes_get_size(e->output);
+		}
+		/* over the budget only when one chunk alone is */
+		g_assert_true(bytes <= 250 || page->len == 1);
+		pages++;
+		if (!cut)
+			break;
+	}
+	g_assert_cmpint(after, ==, 10);
+	/* [1 2] [3] [4: 1000 bytes, alone] [5 6] [7 8] [9 10] */
+	g_assert_cmpuint(pages, ==, 6);
+	{
+		gboolean cut = TRUE;
+		g_autoptr(GPtrArray) all =
+		    qsim_store_read_logs_page(fx->store, uuid, 0, 0, -1, 0, &cut, &error);
+
+		g_assert_cmpuint(all->len, ==, 10);
+		g_assert_false(cut);
+	}
+}
+
+/* A byte-capped list: has_more, and the before cursor goes on from there */
+static void
+test_list_page_bytes(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
+	g_autofree gchar *before = NULL;
+	g_autofree gchar *big = g_strnfill(4000, 'x');
+	guint seen = 0, pages = 0;
+	gboolean has_more = TRUE;
+
+	for (guint i = 0; i < 12; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(QsimRequest) r =
+		    qsim_store_create_request(fx->store, "tiny", big, 60, &error);
+
+		g_assert_no_error(error);
+		g_ptr_array_add(uuids, g_strdup(r->uuid));
+	}
+	while (has_more) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GPtrArray) page = NULL;
+		QsimRequestFilter filter;
+
+		qsim_request_filter_init(&filter);
+		filter.limit = 100;
+		filter.before_uuid = before;
+		filter.max_bytes = 10000;
+		page = qsim_store_list_requests(fx->store, &filter, &has_more, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(page->len, >, 0);
+		g_assert_cmpuint(page->len, <=, 2);
+		for (guint i = 0; i < page->len; i++) {
+			const QsimRequest *r = page->pdata[i];
+
+			/* newest first, each once */
+			g_assert_cmpstr(r->uuid, ==, uuids->pdata[11 - seen]);
+			seen++;
+		}
+		g_free(before);
+		before = g_strdup(((const QsimRequest *)page->pdata[page->len - 1])->uuid);
+		pages++;
+	}
+	g_assert_cmpuint(seen, ==, 12);
+	g_assert_cmpuint(pages, ==, 6);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -235,6 +334,8 @@ main(int argc, char **argv)
 	ADD("/qsim/store/logs/binary", test_logs_binary);
 	ADD("/qsim/store/logs/batch-atomic", test_logs_batch_atomic);
 	ADD("/qsim/store/logs/cascade", test_logs_cascade);
+	ADD("/qsim/store/logs/page-bytes", test_logs_page_bytes);
+	ADD("/qsim/store/list/page-bytes", test_list_page_bytes);
 #undef ADD
 	return g_test_run();
 }
