@@ -44,9 +44,8 @@ qsim_duration_parse(const gchar *text, gint64 *out_ms, GError **error)
 		for (guint i = 0; i < G_N_ELEMENTS(units); i++) {
 			if (unit != units[i].unit)
 				continue;
-			if (!g_ascii_string_to_unsigned(digits, 10, 0,
-			                                QSIM_DURATION_MAX_MS / units[i].ms, &n,
-			                                NULL))
+			if (!g_ascii_string_to_unsigned(
+			        digits, 10, 0, QSIM_DURATION_MAX_MS / units[i].ms, &n, NULL))
 				break;
 			*out_ms = (gint64)n * units[i].ms;
 			return TRUE;
@@ -85,8 +84,7 @@ qsim_size_parse(const gchar *text, guint64 *out_bytes, GError **error)
 		end -= 1;
 	}
 	*end = '\0';
-	if (s[0] == '\0' ||
-	    !g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT64 >> shift, &n, NULL)) {
+	if (s[0] == '\0' || !g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT64 >> shift, &n, NULL)) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
 		                    "not a size (use bytes or a whole number with K, M, G or T, "
 		                    "e.g. 512M)");

@@ -45,8 +45,8 @@ qsim_retention_end_pass(QsimRetention *self)
 	self->n_passes++;
 	self->reclaiming = FALSE;
 	if (self->pass_purged > 0)
-		g_info("retention: purged %" G_GUINT64_FORMAT " finished requests older than %"
-		       G_GINT64_FORMAT " s",
+		g_info("retention: purged %" G_GUINT64_FORMAT
+		       " finished requests older than %" G_GINT64_FORMAT " s",
 		       self->pass_purged, self->retention_ms / 1000);
 	self->pass_purged = 0;
 	qsim_retention_schedule(self, self->interval_ms);

@@ -16,8 +16,7 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(QsimRetention, qsim_retention, QSIM, RETENTION, GObject)
 
 QsimRetention *qsim_retention_new(QsimStore *store, gint64 retention_ms);
-void qsim_retention_set_timing(QsimRetention *self, guint interval_ms, guint pause_ms,
-                               guint batch);
+void qsim_retention_set_timing(QsimRetention *self, guint interval_ms, guint pause_ms, guint batch);
 void qsim_retention_start(QsimRetention *self);
 void qsim_retention_stop(QsimRetention *self);
 guint qsim_retention_get_n_passes(QsimRetention *self);

@@ -1551,11 +1551,12 @@ sqlite_purge_requests(QsimStore *store, gint status, gint64 before_ms, guint lim
 
 		{
 			/* logs first, bounded, so a huge log cannot make this transaction long */
-			g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
-			    self,
-			    "DELETE FROM request_logs WHERE rowid IN (SELECT rowid FROM request_logs"
-			    " WHERE request_uuid = ?1 LIMIT ?2)",
-			    error);
+			g_autoptr(QsimSqliteCachedStmt) stmt =
+			    stmt_get(self,
+			             "DELETE FROM request_logs WHERE rowid IN (SELECT rowid FROM "
+			             "request_logs"
+			             " WHERE request_uuid = ?1 LIMIT ?2)",
+			             error);
 
 			if (stmt == NULL)
 				return NULL;

@@ -174,7 +174,7 @@ qsim_store_purge_requests(QsimStore *self, gint status, gint64 before_ms, guint 
 		return FALSE;
 	}
 	uuids = QSIM_STORE_GET_CLASS(self)->purge_requests(self, status, before_ms, limit, &more,
-	                                                  error);
+	                                                   error);
 	if (uuids == NULL)
 		return FALSE;
 	for (guint i = 0; i < uuids->len; i++)

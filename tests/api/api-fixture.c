@@ -84,6 +84,8 @@ api_fixture_setup(ApiFixture *fx, gconstpointer user_data)
 		g_strv_builder_add(env, "QSIM_ENABLE_CORS=true");
 		add_printf(env, "QSIM_ALLOWED_ORIGINS=%s", opts->origins);
 	}
+	if (opts != NULL && opts->env != NULL)
+		g_strv_builder_addv(env, (const gchar **)opts->env);
 	extra = g_strv_builder_end(env);
 	fx->config = api_fixture_make_config(fx->tmpdir, (const gchar *const *)extra);
 	db = g_build_filename(fx->tmpdir, "qsim.db", NULL);

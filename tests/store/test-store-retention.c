@@ -109,12 +109,12 @@ test_purge_batches(StoreFixture *fx, gconstpointer data)
 	                                         &deleted, NULL, &error));
 	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
 	g_clear_error(&error);
-	g_assert_false(qsim_store_purge_requests(fx->store, -1, fx->now, 0, &deleted, NULL,
-	                                         &error));
+	g_assert_false(
+	    qsim_store_purge_requests(fx->store, -1, fx->now, 0, &deleted, NULL, &error));
 	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
 	g_clear_error(&error);
-	g_assert_false(qsim_store_purge_requests(fx->store, -1, fx->now, 1001, &deleted, NULL,
-	                                         &error));
+	g_assert_false(
+	    qsim_store_purge_requests(fx->store, -1, fx->now, 1001, &deleted, NULL, &error));
 	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
 	g_clear_error(&error);
 
