@@ -21,6 +21,8 @@
 /* the final flush and status write may meet a locked database: retry this often */
 #define QSIM_JOB_FINAL_RETRY_MS 200
 #define QSIM_JOB_FINAL_MAX_RETRIES 50
+/* the final status itself is retried until it is recorded, backing off to this */
+#define QSIM_JOB_FINISH_RETRY_MAX_MS 5000
 
 struct _QsimJob {
 	GObject parent_instance;
@@ -62,6 +64,7 @@ struct _QsimJob {
 	gchar *reason;
 	gboolean lease_lost;
 	guint final_retries;
+	guint finish_retries;
 
 	/* fast start: the template this start restores, until commands run (fallback) */
 	QsimTemplate *fast_template;
@@ -203,6 +206,38 @@ qsim_job_remove_run_root(QsimJob *self)
 
 static gboolean qsim_job_complete_cb(gpointer user_data);
 
+/* CONFLICT (recovered by another agent, or the table says no), NOT_FOUND (deleted)
+ * and INVALID never get better; anything else (a locked, full or failing
+ * database) may, and a request must never stay running because a write failed */
+static gboolean
+qsim_job_finish_error_is_transient(const GError *error)
+{
+	return !g_error_matches(error, QSIM_ERROR, QSIM_ERROR_CONFLICT) &&
+	       !g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND) &&
+	       !g_error_matches(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+}
+
+/* Keeps the lease renewed meanwhile (renew_id stays), so no other agent recovers
+ * the request while this one still knows how it ended. */
+static void
+qsim_job_retry_finish(QsimJob *self, const GError *error)
+{
+	guint delay = QSIM_JOB_FINAL_RETRY_MS << MIN(self->finish_retries, 5);
+
+	delay = MIN(delay, QSIM_JOB_FINISH_RETRY_MAX_MS);
+	/* BUSY is ordinary contention; say so only when it lasts */
+	if ((!g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY) && self->finish_retries == 0) ||
+	    (self->finish_retries > 0 && self->finish_retries % 60 == 0))
+		g_warning("%s: cannot store the final status yet (retrying until it is "
+		          "recorded): %s",
+		          self->request->uuid, error->message);
+	else
+		g_debug("%s: final status not stored yet: %s", self->request->uuid, error->message);
+	self->finish_retries++;
+	g_timeout_add_full(G_PRIORITY_DEFAULT, delay, qsim_job_complete_cb, g_object_ref(self),
+	                   g_object_unref);
+}
+
 /* Flush, write the final status, clean up, report. Retried while the store is busy. */
 static void
 qsim_job_complete(QsimJob *self)
@@ -226,15 +261,16 @@ qsim_job_complete(QsimJob *self)
 	    !qsim_store_finish_request(self->store, self->request->uuid, self->agent_id,
 	                               self->final_status, self->has_exit_code, self->exit_code,
 	                               self->reason, &stored, &error)) {
-		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY) &&
-		    ++self->final_retries < QSIM_JOB_FINAL_MAX_RETRIES) {
-			g_timeout_add_full(G_PRIORITY_DEFAULT, QSIM_JOB_FINAL_RETRY_MS,
-			                   qsim_job_complete_cb, g_object_ref(self),
-			                   g_object_unref);
+		if (qsim_job_finish_error_is_transient(error)) {
+			qsim_job_retry_finish(self, error);
 			return;
 		}
+		/* the request is gone, or no longer ours: nothing left to record */
 		g_warning("%s: cannot store the final status: %s", self->request->uuid,
 		          error->message);
+	} else if (self->finish_retries > 0) {
+		g_message("%s: final status recorded after %u retries", self->request->uuid,
+		          self->finish_retries);
 	}
 	g_clear_handle_id(&self->renew_id, g_source_remove);
 	qsim_job_remove_run_root(self);

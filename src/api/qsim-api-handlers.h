@@ -20,6 +20,7 @@ void qsim_api_requests_list(QsimApiContext *ctx);
 void qsim_api_requests_get(QsimApiContext *ctx);
 void qsim_api_requests_set_status(QsimApiContext *ctx);
 void qsim_api_requests_delete(QsimApiContext *ctx);
+void qsim_api_requests_purge(QsimApiContext *ctx);
 
 /* qsim-api-logs.c */
 void qsim_api_logs_get(QsimApiContext *ctx);

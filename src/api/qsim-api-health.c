@@ -14,6 +14,10 @@ qsim_api_health_get(QsimApiContext *ctx)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonBuilder) b = NULL;
 	g_autoptr(JsonNode) root = NULL;
+	g_autofree gchar *disk_reason = NULL;
+	QsimDiskReserve *disk = qsim_api_server_get_disk_reserve(ctx->server);
+	guint64 free_bytes = 0;
+	gboolean disk_ok;
 
 	if (!qsim_store_ping(store, &error)) {
 		g_warning("health check: database unreachable: %s", error->message);
@@ -21,10 +25,27 @@ qsim_api_health_get(QsimApiContext *ctx)
 		                       "The database cannot be read.");
 		return;
 	}
+	/* degraded, not down: still 200, because this server is exactly what an
+	 * operator needs to free space (deletes and purges keep working) */
+	disk_ok = qsim_disk_reserve_check(disk, &free_bytes, &disk_reason);
 	b = json_builder_new_immutable();
 	json_builder_begin_object(b);
 	json_builder_set_member_name(b, "status");
-	json_builder_add_string_value(b, "ok");
+	json_builder_add_string_value(b, disk_ok ? "ok" : "degraded");
+	json_builder_set_member_name(b, "reasons");
+	json_builder_begin_array(b);
+	if (!disk_ok)
+		json_builder_add_string_value(b, disk_reason);
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "disk");
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "status");
+	json_builder_add_string_value(b, disk_ok ? "ok" : "low");
+	json_builder_set_member_name(b, "free_bytes");
+	json_builder_add_int_value(b, (gint64)free_bytes);
+	json_builder_set_member_name(b, "min_free_bytes");
+	json_builder_add_int_value(b, (gint64)qsim_disk_reserve_get_min_free(disk));
+	json_builder_end_object(b);
 	json_builder_set_member_name(b, "database");
 	json_builder_add_string_value(b, "ok");
 	json_builder_set_member_name(b, "schema_version");

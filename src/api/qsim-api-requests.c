@@ -11,6 +11,7 @@
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "common/qsim-text.h"
+#include "common/qsim-units.h"
 #include "common/qsim-vm-config.h"
 #include "common/qsim-vm-name.h"
 
@@ -83,6 +84,23 @@ validate_vm(QsimApiContext *ctx, const gchar *vm_name)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* New work is refused below MIN_FREE_DISK, so that the space left serves the
+ * deletes, cancels and purges that free more (they are never refused here). */
+static gboolean
+check_disk_reserve(QsimApiContext *ctx)
+{
+	g_autofree gchar *reason = NULL;
+
+	if (qsim_disk_reserve_check(qsim_api_server_get_disk_reserve(ctx->server), NULL, &reason))
+		return TRUE;
+	qsim_api_error_respond(ctx->msg, SOUP_STATUS_INSUFFICIENT_STORAGE, "insufficient_storage",
+	                       "New requests are refused: %s. Free space, e.g. delete finished "
+	                       "requests (DELETE /requests?before=7d, qsim-ctl purge).",
+	                       reason);
+	g_debug("submit refused: %s", reason);
+	return FALSE;
 }
 
 static void
@@ -182,6 +200,8 @@ qsim_api_requests_create(QsimApiContext *ctx)
 		return;
 	}
 	if (!validate_vm(ctx, vm_name))
+		return;
+	if (!check_disk_reserve(ctx))
 		return;
 	if (writer != NULL) {
 		PendingCreate *p = g_new0(PendingCreate, 1);
@@ -358,4 +378,92 @@ qsim_api_requests_delete(QsimApiContext *ctx)
 		return;
 	}
 	respond_request(ctx->msg, cancelled);
+}
+
+/* `before` is an age (7d: finished more than 7 days ago; 0: before now) or a time */
+static gboolean
+parse_before(QsimStore *store, const gchar *text, gint64 *out_ms)
+{
+	g_autoptr(GDateTime) dt = NULL;
+	g_autoptr(GTimeZone) utc = NULL;
+	gint64 age = 0;
+
+	if (qsim_duration_parse(text, &age, NULL)) {
+		*out_ms = qsim_store_now_ms(store) - age;
+		return TRUE;
+	}
+	utc = g_time_zone_new_utc();
+	dt = g_date_time_new_from_iso8601(text, utc);
+	if (dt == NULL)
+		return FALSE;
+	*out_ms = g_date_time_to_unix(dt) * 1000 + g_date_time_get_microsecond(dt) / 1000;
+	return TRUE;
+}
+
+/**
+ * qsim_api_requests_purge:
+ *
+ * `DELETE /requests?before=&status=&limit=`: deletes finished requests and
+ * their logs, at most `limit` (1000) per call in one short transaction, and
+ * says whether more remain. Every parameter is checked and an unknown one is
+ * refused: a typo must never widen a bulk delete.
+ */
+void
+qsim_api_requests_purge(QsimApiContext *ctx)
+{
+	static const gchar *const known[] = {"before", "status", "limit", NULL};
+	QsimStore *store = qsim_api_server_get_store(ctx->server);
+	const gchar *status = qsim_api_context_get_query(ctx, "status");
+	const gchar *before = qsim_api_context_get_query(ctx, "before");
+	g_autoptr(GError) error = NULL;
+	GHashTableIter iter;
+	gpointer key = NULL;
+	QsimStatus st = QSIM_STATUS_DONE;
+	gint64 before_ms = 0;
+	guint64 limit = 0;
+	guint deleted = 0;
+	gboolean more = FALSE;
+	GString *out;
+
+	g_hash_table_iter_init(&iter, ctx->query);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		if (!g_strv_contains(known, key)) {
+			g_autofree gchar *shown = qsim_utf8_safe_dup(key, -1, 64);
+
+			qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+			                       "Unknown query parameter '%s' (use before, status "
+			                       "and limit).",
+			                       shown);
+			return;
+		}
+	}
+	if (before == NULL || !parse_before(store, before, &before_ms)) {
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+		                       "Query parameter 'before' is required: an age such as 7d, "
+		                       "12h or 0 (everything finished until now), or an ISO-8601 "
+		                       "time.");
+		return;
+	}
+	if (status != NULL &&
+	    (!qsim_status_from_string(status, &st) || !qsim_status_is_final(st))) {
+		qsim_api_error_respond(
+		    ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+		    "Query parameter 'status' must be done, failed or cancelled: "
+		    "only finished requests can be deleted.");
+		return;
+	}
+	if (!qsim_api_context_query_uint(ctx, "limit", 1, QSIM_STORE_PURGE_MAX_BATCH,
+	                                 QSIM_STORE_PURGE_MAX_BATCH, &limit))
+		return;
+	if (!qsim_store_purge_requests(store, status != NULL ? (gint)st : -1, before_ms,
+	                               (guint)limit, &deleted, &more, &error)) {
+		qsim_api_error_respond_gerror(ctx->msg, error);
+		return;
+	}
+	out = g_string_sized_new(128);
+	g_string_append_printf(out, "{\"deleted\":%u,\"more\":%s,\"before\":", deleted,
+	                       more ? "true" : "false");
+	qsim_api_json_append_timestamp(out, before_ms);
+	g_string_append_c(out, '}');
+	qsim_api_json_respond_text(ctx->msg, SOUP_STATUS_OK, out);
 }

@@ -11,6 +11,7 @@
 static const QsimApiRoute routes[] = {
     {"GET", "/requests", qsim_api_requests_list, TRUE},
     {"POST", "/requests", qsim_api_requests_create, TRUE},
+    {"DELETE", "/requests", qsim_api_requests_purge, TRUE},
     {"GET", "/requests/{uuid}", qsim_api_requests_get, TRUE},
     {"DELETE", "/requests/{uuid}", qsim_api_requests_delete, TRUE},
     {"GET", "/requests/{uuid}/logs", qsim_api_logs_get, TRUE},

@@ -64,6 +64,7 @@ struct _QsimApiServer {
 	guint header_timeout_s;
 	guint idle_timeout_s;
 	gsize stream_buffer_max;
+	QsimDiskReserve *disk; /* MIN_FREE_DISK on the database's file system */
 };
 
 /* One accepted client connection; libsoup owns the HTTP side, we own the
@@ -665,6 +666,7 @@ qsim_api_server_dispose(GObject *object)
 	g_clear_object(&self->soup);
 	g_clear_object(&self->store);
 	g_clear_object(&self->config);
+	g_clear_object(&self->disk);
 	G_OBJECT_CLASS(qsim_api_server_parent_class)->dispose(object);
 }
 
@@ -727,6 +729,8 @@ qsim_api_server_new(QsimConfig *config, QsimStore *store)
 			self->origins = g_new0(gchar *, 1);
 	}
 	self->insecure_no_auth = qsim_config_get_insecure_no_auth(config);
+	self->disk = qsim_disk_reserve_new(qsim_config_get_db_path(config),
+	                                   qsim_config_get_min_free_disk(config));
 	/* a trailing space makes libsoup append its own product token */
 	self->soup = soup_server_new("server-header", server_header, NULL);
 	soup_server_add_early_handler(self->soup, NULL, early_handler, self, NULL);
@@ -1102,6 +1106,17 @@ QsimConfig *
 qsim_api_server_get_config(QsimApiServer *self)
 {
 	return self->config;
+}
+
+/**
+ * qsim_api_server_get_disk_reserve:
+ *
+ * Returns: (transfer none): MIN_FREE_DISK on the database's file system
+ */
+QsimDiskReserve *
+qsim_api_server_get_disk_reserve(QsimApiServer *self)
+{
+	return self->disk;
 }
 
 /**

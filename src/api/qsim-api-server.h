@@ -4,6 +4,7 @@
 #include <libsoup/soup.h>
 
 #include "common/qsim-config.h"
+#include "common/qsim-disk-reserve.h"
 #include "store/qsim-store.h"
 
 G_BEGIN_DECLS
@@ -63,6 +64,8 @@ void qsim_api_server_get_stream_intervals(QsimApiServer *self, guint *keepalive_
 QsimConfig *qsim_api_server_get_config(QsimApiServer *self);
 
 QsimStore *qsim_api_server_get_store(QsimApiServer *self);
+
+QsimDiskReserve *qsim_api_server_get_disk_reserve(QsimApiServer *self);
 
 void qsim_api_server_track_stream(QsimApiServer *self, GObject *stream);
 

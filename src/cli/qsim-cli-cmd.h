@@ -27,6 +27,7 @@ typedef enum {
 	QSIM_CLI_OPT_TIMEOUT = 1 << 4,
 	QSIM_CLI_OPT_FORCE = 1 << 5,
 	QSIM_CLI_OPT_WAIT = 1 << 6,
+	QSIM_CLI_OPT_BEFORE = 1 << 7,
 } QsimCliOpt;
 
 /**

@@ -410,11 +410,68 @@ qsim_cli_cmd_resume(QsimCli *cli, gchar **args, GError **error)
 	return qsim_cli_report_status(cli, reply, uuid);
 }
 
+/* qsim-ctl purge: DELETE /requests in bounded calls until nothing more matches */
+static gboolean
+qsim_cli_cmd_purge(QsimCli *cli, gchar **args, GError **error)
+{
+	g_autoptr(GString) query = g_string_new("/requests?before=");
+	g_autofree gchar *before = NULL;
+	guint64 total = 0;
+	guint calls = 0;
+	gboolean more = TRUE;
+
+	if (!qsim_cli_check_nargs(cli, args, 0, 0, error))
+		return FALSE;
+	if (cli->opt_before == NULL)
+		/* TRANSLATORS: usage error of purge */
+		return qsim_cli_usage_error(cli, error, _("purge needs --before AGE, e.g. 7d"));
+	if (cli->opt_status != NULL && g_strcmp0(cli->opt_status, "done") != 0 &&
+	    g_strcmp0(cli->opt_status, "failed") != 0 &&
+	    g_strcmp0(cli->opt_status, "cancelled") != 0)
+		/* TRANSLATORS: %s is the status typed; keep the status names */
+		return qsim_cli_usage_error(
+		    cli, error,
+		    _("purge deletes finished requests only: “%s” is not done, failed or "
+		      "cancelled"),
+		    cli->opt_status);
+	before = g_uri_escape_string(cli->opt_before, NULL, FALSE);
+	g_string_append(query, before);
+	if (cli->opt_status != NULL)
+		g_string_append_printf(query, "&status=%s", cli->opt_status);
+	/* the server resolves an age once per call; a later call's cut-off is a little
+	 * later, which only takes requests that were already old enough */
+	while (more) {
+		g_autoptr(JsonNode) reply = NULL;
+		JsonObject *o;
+
+		if (!qsim_cli_call(cli, "DELETE", query->str, NULL, &reply, NULL, error))
+			return FALSE;
+		if (reply == NULL || !JSON_NODE_HOLDS_OBJECT(reply)) {
+			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			                    _("the server sent an invalid reply"));
+			return FALSE;
+		}
+		o = json_node_get_object(reply);
+		total += (guint64)MAX(json_object_get_int_member_with_default(o, "deleted", 0), 0);
+		more = json_object_get_boolean_member_with_default(o, "more", FALSE);
+		calls++;
+	}
+	if (cli->json) {
+		g_print("{\"deleted\":%" G_GUINT64_FORMAT ",\"calls\":%u}\n", total, calls);
+	} else {
+		g_autofree gchar *n = g_strdup_printf("%" G_GUINT64_FORMAT, total);
+
+		/* TRANSLATORS: %s is a number of requests */
+		g_print(_("deleted %s finished requests\n"), n);
+	}
+	return TRUE;
+}
+
 /**
  * qsim_cli_requests_register:
  * @cmds: (element-type QsimCliCmd): the command table, which takes ownership
  *
- * Adds list-requests, show-request, delete-request, submit, cancel, hold and resume.
+ * Adds list-requests, show-request, delete-request, submit, cancel, hold, resume and purge.
  */
 void
 qsim_cli_requests_register(GPtrArray *cmds)
@@ -451,4 +508,9 @@ qsim_cli_requests_register(GPtrArray *cmds)
 	                                       /* TRANSLATORS: command description */
 	                                       _("Resume a held request"), QSIM_CLI_OPT_NONE,
 	                                       qsim_cli_cmd_resume));
+	g_ptr_array_add(
+	    cmds, qsim_cli_cmd_new("purge", "--before AGE [--status STATUS]",
+	                           /* TRANSLATORS: command description */
+	                           _("Delete finished requests older than AGE, and their logs"),
+	                           QSIM_CLI_OPT_BEFORE | QSIM_CLI_OPT_STATUS, qsim_cli_cmd_purge));
 }

@@ -34,6 +34,7 @@ struct _QsimCli {
 	gchar *opt_limit;
 	gchar *opt_log_type;
 	gchar *opt_timeout;
+	gchar *opt_before;
 	gboolean opt_follow;
 	gboolean opt_force;
 	gboolean opt_wait;

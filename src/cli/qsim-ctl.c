@@ -63,6 +63,7 @@ qsim_ctl_check_options(QsimCli *cli, GError **error)
 	    {QSIM_CLI_OPT_TIMEOUT, cli->opt_timeout != NULL, "--timeout"},
 	    {QSIM_CLI_OPT_FORCE, cli->opt_force, "--force"},
 	    {QSIM_CLI_OPT_WAIT, cli->opt_wait, "--wait"},
+	    {QSIM_CLI_OPT_BEFORE, cli->opt_before != NULL, "--before"},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(opts); i++) {
@@ -105,7 +106,7 @@ qsim_ctl_run(int argc, char **argv)
 	     N_("Print the version and exit"), NULL},
 	    {"status", 's', 0, G_OPTION_ARG_STRING, &cli->opt_status,
 	     /* TRANSLATORS: --status option of list-requests */
-	     N_("list-requests: only requests with this status"), N_("STATUS")},
+	     N_("list-requests, purge: only requests with this status"), N_("STATUS")},
 	    {"limit", 'n', 0, G_OPTION_ARG_STRING, &cli->opt_limit,
 	     /* TRANSLATORS: --limit option */
 	     N_("list-requests, show-logs: at most N entries"), N_("N")},
@@ -126,6 +127,11 @@ qsim_ctl_run(int argc, char **argv)
 	    {"wait", 'w', 0, G_OPTION_ARG_NONE, &cli->opt_wait,
 	     /* TRANSLATORS: --wait option */
 	     N_("prepare: wait until the template is ready or its build failed"), NULL},
+	    {"before", 0, 0, G_OPTION_ARG_STRING, &cli->opt_before,
+	     /* TRANSLATORS: --before option; keep 7d, 12h and 0 as they are */
+	     N_("purge: requests that finished longer ago than this (7d, 12h, 0 = until now) or "
+	        "before this ISO-8601 time"),
+	     N_("AGE")},
 	    {NULL},
 	};
 

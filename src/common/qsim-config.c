@@ -10,6 +10,7 @@
 #include "common/qsim-config.h"
 #include "common/qsim-dotenv.h"
 #include "common/qsim-error.h"
+#include "common/qsim-units.h"
 
 /*
  * One table describes every setting: its name, keyfile group and key,
@@ -25,6 +26,8 @@ typedef enum {
 	SETTING_LOG_LEVEL,
 	SETTING_LIST,
 	SETTING_ACCEL,
+	SETTING_DURATION, /* i = milliseconds; text as written, e.g. 30d */
+	SETTING_SIZE,     /* i = bytes; text as written, e.g. 512M */
 } SettingType;
 
 typedef struct {
@@ -42,6 +45,8 @@ typedef struct {
 
 enum {
 	S_DB_PATH,
+	S_RETENTION,
+	S_MIN_FREE_DISK,
 	S_API_HOST,
 	S_API_PORT,
 	S_API_WORKERS,
@@ -83,6 +88,9 @@ enum {
 /* clang-format off */
 static const SettingSpec specs[N_SETTINGS] = {
     [S_DB_PATH] = {"DB_PATH", "database", "path", "--db", SETTING_STRING, "./simulation.db"},
+    [S_RETENTION] = {"RETENTION", "database", "retention", NULL, SETTING_DURATION, "0"},
+    [S_MIN_FREE_DISK] = {"MIN_FREE_DISK", "database", "min_free_disk", NULL, SETTING_SIZE,
+			 "512M"},
     [S_API_HOST] = {"API_HOST", "api", "host", "--host", SETTING_STRING, "127.0.0.1"},
     [S_API_PORT] = {"API_PORT", "api", "port", "--port", SETTING_PORT, "8000", 1, 65535},
     [S_API_WORKERS] = {"API_WORKERS", "api", "workers", NULL, SETTING_INT, "1", 1, 64},
@@ -309,6 +317,34 @@ config_parse_accel(const gchar *raw, SettingValue *v, gchar **problem)
 }
 
 static gboolean
+config_parse_duration(const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_duration_parse(raw, &v->i, &error)) {
+		*problem = g_strdup(error->message);
+		return FALSE;
+	}
+	v->text = g_strstrip(g_strdup(raw));
+	return TRUE;
+}
+
+static gboolean
+config_parse_size(const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autoptr(GError) error = NULL;
+	guint64 bytes = 0;
+
+	if (!qsim_size_parse(raw, &bytes, &error) || bytes > G_MAXINT64) {
+		*problem = g_strdup(error != NULL ? error->message : "too large");
+		return FALSE;
+	}
+	v->i = (gint64)bytes;
+	v->text = g_strstrip(g_strdup(raw));
+	return TRUE;
+}
+
+static gboolean
 config_parse_list(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar **problem)
 {
 	g_auto(GStrv) parts = g_strsplit(raw, ",", -1);
@@ -372,6 +408,10 @@ config_parse(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar *
 		return config_parse_list(spec, raw, v, problem);
 	case SETTING_STRING:
 		return config_parse_string(spec, raw, v, problem);
+	case SETTING_DURATION:
+		return config_parse_duration(raw, v, problem);
+	case SETTING_SIZE:
+		return config_parse_size(raw, v, problem);
 	}
 	g_assert_not_reached();
 }
@@ -872,6 +912,8 @@ config_kind(SettingType type)
 	case SETTING_STRING:
 	case SETTING_LOG_LEVEL:
 	case SETTING_ACCEL:
+	case SETTING_DURATION:
+	case SETTING_SIZE:
 		return QSIM_CONFIG_KIND_STRING;
 	}
 	return QSIM_CONFIG_KIND_STRING;
@@ -983,6 +1025,20 @@ const gchar *
 qsim_config_get_api_host(QsimConfig *self)
 {
 	return self->values[S_API_HOST].text;
+}
+
+/* Returns: RETENTION in ms: finished requests older than this are purged; 0 = never */
+gint64
+qsim_config_get_retention_ms(QsimConfig *self)
+{
+	return self->values[S_RETENTION].i;
+}
+
+/* Returns: MIN_FREE_DISK in bytes: below it, submits are refused; 0 = no reserve */
+guint64
+qsim_config_get_min_free_disk(QsimConfig *self)
+{
+	return (guint64)self->values[S_MIN_FREE_DISK].i;
 }
 
 guint16

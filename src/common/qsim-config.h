@@ -40,6 +40,8 @@ const gchar *const *qsim_config_get_list(QsimConfig *self, const gchar *name);
 
 const gchar *qsim_config_get_db_path(QsimConfig *self);
 const gchar *qsim_config_get_api_host(QsimConfig *self);
+gint64 qsim_config_get_retention_ms(QsimConfig *self);
+guint64 qsim_config_get_min_free_disk(QsimConfig *self);
 guint16 qsim_config_get_api_port(QsimConfig *self);
 guint qsim_config_get_api_workers(QsimConfig *self);
 guint qsim_config_get_agent_count(QsimConfig *self);

@@ -12,6 +12,7 @@
 #include "common/qsim-dir-check.h"
 #include "common/qsim-error.h"
 #include "daemon/qsimd-commands.h"
+#include "store/qsim-retention.h"
 #include "store/qsim-store.h"
 
 typedef struct {
@@ -87,6 +88,7 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	g_autoptr(QsimAgentPool) pool = NULL;
 	g_autoptr(QsimAccelResolver) accel = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
+	g_autoptr(QsimRetention) retention = NULL;
 	AgentsRun run = {0};
 	guint sigterm_id, sigint_id, sighup_id;
 
@@ -121,6 +123,11 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	qsim_accel_resolver_set_default(accel);
 	if (!qsim_agent_pool_start(pool, error))
 		return 1;
+	/* every process that writes purges: concurrent purges only share the work */
+	if (qsim_config_get_retention_ms(ctx->config) > 0) {
+		retention = qsim_retention_new(store, qsim_config_get_retention_ms(ctx->config));
+		qsim_retention_start(retention);
+	}
 	loop = g_main_loop_new(NULL, FALSE);
 	run.loop = loop;
 	run.pool = pool;

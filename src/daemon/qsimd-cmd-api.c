@@ -9,6 +9,7 @@
 #include "common/qsim-dir-check.h"
 #include "common/qsim-error.h"
 #include "daemon/qsimd-commands.h"
+#include "store/qsim-retention.h"
 #include "store/qsim-store.h"
 
 static gboolean
@@ -36,6 +37,7 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	g_autoptr(QsimStore) store = NULL;
 	g_autoptr(QsimApiServer) server = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
+	g_autoptr(QsimRetention) retention = NULL;
 	guint sigterm_id, sigint_id, sighup_id;
 
 	if (argc > 1) {
@@ -60,6 +62,11 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	server = qsim_api_server_new(ctx->config, store);
 	if (!qsim_api_server_enable_writer(server, error) || !qsim_api_server_listen(server, error))
 		return 1;
+	/* every process that writes purges: concurrent purges only share the work */
+	if (qsim_config_get_retention_ms(ctx->config) > 0) {
+		retention = qsim_retention_new(store, qsim_config_get_retention_ms(ctx->config));
+		qsim_retention_start(retention);
+	}
 	loop = g_main_loop_new(NULL, FALSE);
 	sigterm_id = g_unix_signal_add(SIGTERM, on_stop_signal, loop);
 	sigint_id = g_unix_signal_add(SIGINT, on_stop_signal, loop);

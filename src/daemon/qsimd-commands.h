@@ -42,4 +42,6 @@ gint qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error
 
 gint qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
+gint qsimd_cmd_vacuum(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+
 G_END_DECLS

@@ -31,6 +31,8 @@ static const struct {
      qsimd_cmd_run_vm},
     {"status", "", "Check the database, QEMU and the VMs; exit non-zero naming any problem",
      qsimd_cmd_status},
+    {"vacuum", "", "Rewrite the database once so purged space goes back to the disk",
+     qsimd_cmd_vacuum},
 };
 
 /* global flags: strings, so values are validated by QsimConfig with its messages */

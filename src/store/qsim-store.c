@@ -151,6 +151,65 @@ qsim_store_get_current_schema_version(void)
 	return QSIM_SQLITE_SCHEMA_VERSION;
 }
 
+gboolean
+qsim_store_purge_requests(QsimStore *self, gint status, gint64 before_ms, guint limit,
+                          guint *out_deleted, gboolean *out_more, GError **error)
+{
+	g_autoptr(GPtrArray) uuids = NULL;
+	gboolean more = FALSE;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	g_return_val_if_fail(out_deleted != NULL, FALSE);
+	*out_deleted = 0;
+	if (status >= 0 && !qsim_status_is_final((QsimStatus)status)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "only done, failed or cancelled requests can be purged, not %s",
+		            qsim_status_to_string((QsimStatus)status));
+		return FALSE;
+	}
+	if (limit < 1 || limit > QSIM_STORE_PURGE_MAX_BATCH) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "a purge takes 1 to %u requests at a time, not %u",
+		            (guint)QSIM_STORE_PURGE_MAX_BATCH, limit);
+		return FALSE;
+	}
+	uuids = QSIM_STORE_GET_CLASS(self)->purge_requests(self, status, before_ms, limit, &more,
+	                                                   error);
+	if (uuids == NULL)
+		return FALSE;
+	for (guint i = 0; i < uuids->len; i++)
+		g_signal_emit(self, signals[SIGNAL_REQUEST_DELETED], 0, uuids->pdata[i]);
+	*out_deleted = uuids->len;
+	if (out_more != NULL)
+		*out_more = more;
+	return TRUE;
+}
+
+gboolean
+qsim_store_reclaim_space(QsimStore *self, guint max_pages, guint64 *out_free_pages,
+                         gboolean *out_incremental, GError **error)
+{
+	guint64 free_pages = 0;
+	gboolean incremental = FALSE;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	if (!QSIM_STORE_GET_CLASS(self)->reclaim_space(self, max_pages, &free_pages, &incremental,
+	                                               error))
+		return FALSE;
+	if (out_free_pages != NULL)
+		*out_free_pages = free_pages;
+	if (out_incremental != NULL)
+		*out_incremental = incremental;
+	return TRUE;
+}
+
+gboolean
+qsim_store_vacuum(QsimStore *self, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	return QSIM_STORE_GET_CLASS(self)->vacuum(self, error);
+}
+
 guint
 qsim_store_get_schema_version(QsimStore *self)
 {

@@ -25,6 +25,13 @@ G_BEGIN_DECLS
  * another claim may then build. Far above a real build (seconds to a few minutes). */
 #define QSIM_STORE_TEMPLATE_BUILD_STALE_MS (30 * 60 * 1000)
 
+/* Purges: requests per transaction by default (the retention timer), and per REST call */
+#define QSIM_STORE_PURGE_BATCH 500
+#define QSIM_STORE_PURGE_MAX_BATCH 1000
+/* A batch also stops after this many log chunks per request it may delete, so one
+ * request with a huge log never makes a long transaction: it is purged over several */
+#define QSIM_STORE_PURGE_LOG_ROWS_PER_REQUEST 10
+
 /* The clock of a store, unix ms; replaceable so tests can move time */
 typedef gint64 (*QsimStoreClockFunc)(gpointer user_data);
 
@@ -104,7 +111,13 @@ struct _QsimStoreClass {
 	                              GError **error);
 	GPtrArray *(*list_accel_verdicts)(QsimStore *self, const gchar *host, GError **error);
 
-	gpointer padding[3];
+	/* retention and space: see qsim_store_purge_requests() and below. @status is a
+	 * final QsimStatus or -1 for all three; returns the deleted UUIDs (gchar *) */
+	GPtrArray *(*purge_requests)(QsimStore *self, gint status, gint64 before_ms, guint limit,
+	                             gboolean *out_more, GError **error);
+	gboolean (*reclaim_space)(QsimStore *self, guint max_pages, guint64 *out_free_pages,
+	                          gboolean *out_incremental, GError **error);
+	gboolean (*vacuum)(QsimStore *self, GError **error);
 };
 
 /*
@@ -473,6 +486,51 @@ QsimTemplateRecord *qsim_store_request_prepare(QsimStore *self, const gchar *vm_
  */
 gboolean qsim_store_claim_prepare(QsimStore *self, const gchar *vm_name, const gchar *host,
                                   gboolean *out_claimed, gboolean *out_force, GError **error);
+
+/**
+ * qsim_store_purge_requests:
+ * @status: QSIM_STATUS_DONE, _FAILED or _CANCELLED, or -1 for any of them
+ * @before_ms: only requests that finished before this time (unix ms)
+ * @limit: at most this many requests, 1..QSIM_STORE_PURGE_MAX_BATCH
+ * @out_deleted: (out): how many requests were deleted
+ * @out_more: (out) (optional): TRUE when more requests match (call again)
+ *
+ * Deletes finished requests and their logs in ONE short IMMEDIATE transaction,
+ * oldest finish first. Requests an agent still holds a VM for (a cancel not yet
+ * finished by its agent) are left for a later call. The transaction also stops
+ * after about @limit * QSIM_STORE_PURGE_LOG_ROWS_PER_REQUEST log chunks: a
+ * request with a long log may lose its logs over several calls before its row
+ * goes. "request-deleted" is emitted per deleted request. Purges running at
+ * once (other processes) are harmless: each deletes what is still there.
+ *
+ * Returns: FALSE with @error on failure (nothing of this call was deleted)
+ */
+gboolean qsim_store_purge_requests(QsimStore *self, gint status, gint64 before_ms, guint limit,
+                                   guint *out_deleted, gboolean *out_more, GError **error);
+
+/**
+ * qsim_store_reclaim_space:
+ * @max_pages: at most this many free pages go back to the file system
+ * @out_free_pages: (out) (optional): free pages left in the file afterwards
+ * @out_incremental: (out) (optional): whether the file is in incremental mode
+ *
+ * One step of SQLite's incremental vacuum (its own short write transaction).
+ * A database not in auto_vacuum=INCREMENTAL mode (created before qsim had
+ * retention, see qsim_store_vacuum()) gives nothing back: @out_incremental
+ * says so, and @out_free_pages how much a vacuum could reclaim.
+ */
+gboolean qsim_store_reclaim_space(QsimStore *self, guint max_pages, guint64 *out_free_pages,
+                                  gboolean *out_incremental, GError **error);
+
+/**
+ * qsim_store_vacuum:
+ *
+ * Rewrites the whole database with auto_vacuum=INCREMENTAL (`qsimd vacuum`):
+ * needed once for files created before incremental vacuum, and it takes an
+ * exclusive lock for as long as copying the file takes. Needs free space about
+ * the size of the database.
+ */
+gboolean qsim_store_vacuum(QsimStore *self, GError **error);
 
 gboolean qsim_store_put_accel_verdict(QsimStore *self, const QsimAccelVerdict *verdict,
                                       GError **error);

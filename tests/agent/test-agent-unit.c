@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -250,6 +251,83 @@ final_cb(gpointer user_data)
 	return qsim_status_is_final(r->status) && r->lease_expires_at == 0;
 }
 
+static gboolean pool_idle_cb(gpointer user_data);
+
+static void
+raw_exec(const gchar *path, const gchar *sql)
+{
+	sqlite3 *db = NULL;
+	gchar *msg = NULL;
+
+	g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		g_error("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+/* the job's warning about the failed write is expected here, and counted; any
+ * other warning still fails the test */
+static void
+finish_warning_cb(const gchar *log_domain, GLogLevelFlags log_level, const gchar *message,
+                  gpointer user_data)
+{
+	if (strstr(message, "cannot store the final status") == NULL ||
+	    strstr(message, "injected write failure") == NULL)
+		g_error("unexpected warning: %s", message);
+	(*(guint *)user_data)++;
+}
+
+static gboolean
+heal_database_cb(gpointer user_data)
+{
+	raw_exec(user_data, "DELETE FROM fail_once");
+	return G_SOURCE_REMOVE;
+}
+
+/* The final status write fails with a non-BUSY error (injected by a trigger,
+ * as a full disk or an I/O error would) until the database heals: the job
+ * keeps retrying, and the request does not stay acknowledged/running. */
+static void
+test_pool_finish_retried(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimAgentPool) pool = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(QsimRequest) after = NULL;
+	guint warnings = 0;
+	guint handler;
+	GLogLevelFlags old_fatal;
+	gpointer args[2];
+
+	raw_exec(f->fx.db_path,
+	         "CREATE TABLE fail_once (x); INSERT INTO fail_once VALUES (1);"
+	         "CREATE TRIGGER fail_finish BEFORE UPDATE OF status ON requests"
+	         " WHEN NEW.status IN ('done', 'failed') AND EXISTS (SELECT 1 FROM fail_once)"
+	         " BEGIN SELECT RAISE(ABORT, 'injected write failure'); END;");
+	old_fatal = g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+	handler =
+	    g_log_set_handler("qsim-agent", G_LOG_LEVEL_WARNING, finish_warning_cb, &warnings);
+	pool = qsim_agent_pool_new(f->fx.config, f->fx.store);
+	g_assert_true(qsim_agent_pool_start(pool, &error));
+	g_assert_no_error(error);
+	r = qsim_store_create_request(f->fx.store, "vanished", "echo hi", 30, &error);
+	g_assert_no_error(error);
+	/* the job fails at once (no such VM); its first finish attempts meet the fault */
+	g_timeout_add(1500, heal_database_cb, f->fx.db_path);
+	args[0] = f;
+	args[1] = r->uuid;
+	g_assert_true(agent_test_wait(final_cb, args, 30));
+	g_log_remove_handler("qsim-agent", handler);
+	g_log_set_always_fatal(old_fatal);
+	/* warned once, not once per attempt */
+	g_assert_cmpuint(warnings, ==, 1);
+	after = agent_test_get(&f->fx, r->uuid);
+	g_assert_cmpint(after->status, ==, QSIM_STATUS_FAILED);
+	g_assert_true(g_str_has_prefix(after->error, "VM vanished cannot be used: "));
+	g_assert_true(agent_test_wait(pool_idle_cb, pool, 30));
+}
+
 static gboolean
 pool_idle_cb(gpointer user_data)
 {
@@ -370,6 +448,8 @@ main(int argc, char **argv)
 	           fixture_teardown);
 	g_test_add("/qsim/agent/pool/missing-vm", Fixture, NULL, fixture_setup,
 	           test_pool_missing_vm, fixture_teardown);
+	g_test_add("/qsim/agent/pool/finish-retried", Fixture, NULL, fixture_setup,
+	           test_pool_finish_retried, fixture_teardown);
 	g_test_add("/qsim/agent/pool/cancelled-and-held", Fixture, NULL, fixture_setup,
 	           test_pool_cancelled_and_held, fixture_teardown);
 	return g_test_run();

@@ -49,6 +49,8 @@ api_fixture_make_config(const gchar *tmpdir, const gchar *const *extra_env)
 	g_strv_builder_add(b, "QSIM_API_HOST=127.0.0.1");
 	g_strv_builder_add(b, "QSIM_MAX_TIMEOUT=3600");
 	g_strv_builder_add(b, "QSIM_DEFAULT_TIMEOUT=300");
+	/* the host's free space must not decide the tests; the disk tests set their own */
+	g_strv_builder_add(b, "QSIM_MIN_FREE_DISK=0");
 	for (guint i = 0; extra_env != NULL && extra_env[i] != NULL; i++)
 		g_strv_builder_add(b, extra_env[i]);
 	envp = g_strv_builder_end(b);
@@ -84,6 +86,8 @@ api_fixture_setup(ApiFixture *fx, gconstpointer user_data)
 		g_strv_builder_add(env, "QSIM_ENABLE_CORS=true");
 		add_printf(env, "QSIM_ALLOWED_ORIGINS=%s", opts->origins);
 	}
+	if (opts != NULL && opts->env != NULL)
+		g_strv_builder_addv(env, (const gchar **)opts->env);
 	extra = g_strv_builder_end(env);
 	fx->config = api_fixture_make_config(fx->tmpdir, (const gchar *const *)extra);
 	db = g_build_filename(fx->tmpdir, "qsim.db", NULL);

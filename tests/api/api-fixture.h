@@ -9,10 +9,11 @@ G_BEGIN_DECLS
 
 /* What a test wants from its server; NULL fields mean the defaults. */
 typedef struct {
-	const gchar *tokens;  /* QSIM_API_TOKENS */
-	const gchar *origins; /* enables CORS with these ALLOWED_ORIGINS */
-	GType store_type;     /* 0: the real SQLite store */
-	gboolean no_writer;   /* insert on the main loop instead of the writer thread */
+	const gchar *tokens;     /* QSIM_API_TOKENS */
+	const gchar *origins;    /* enables CORS with these ALLOWED_ORIGINS */
+	GType store_type;        /* 0: the real SQLite store */
+	gboolean no_writer;      /* insert on the main loop instead of the writer thread */
+	const gchar *const *env; /* more NAME=value settings, NULL-terminated */
 } ApiFixtureOptions;
 
 typedef struct {

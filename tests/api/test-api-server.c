@@ -459,11 +459,13 @@ test_not_found_and_methods(ApiFixture *fx, gconstpointer data)
 	assert_error(shortid, 400, "bad_request");
 	assert_error(notid, 400, "bad_request");
 	assert_error(patch, 405, "method_not_allowed");
-	g_assert_cmpstr(api_response_header(patch, "Allow"), ==, "GET, HEAD, POST, OPTIONS");
+	g_assert_cmpstr(api_response_header(patch, "Allow"), ==,
+	                "GET, HEAD, POST, DELETE, OPTIONS");
 	assert_error(posth, 405, "method_not_allowed");
 	g_assert_cmpstr(api_response_header(posth, "Allow"), ==, "GET, HEAD, OPTIONS");
 	g_assert_cmpuint(options->status, ==, 204);
-	g_assert_cmpstr(api_response_header(options, "Allow"), ==, "GET, HEAD, POST, OPTIONS");
+	g_assert_cmpstr(api_response_header(options, "Allow"), ==,
+	                "GET, HEAD, POST, DELETE, OPTIONS");
 	g_assert_cmpuint(slash->status, ==, 200);
 }
 

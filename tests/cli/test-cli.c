@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "store/qsim-store.h"
@@ -62,6 +63,8 @@ clean_environ(void)
 		    g_str_has_prefix(keys[i], "LC_"))
 			env = g_environ_unsetenv(env, keys[i]);
 	}
+	/* the host's free space must not decide the tests */
+	env = g_environ_setenv(env, "QSIM_MIN_FREE_DISK", "0", TRUE);
 	return g_environ_setenv(env, "LANG", "C.UTF-8", TRUE);
 }
 
@@ -678,6 +681,94 @@ test_show_logs_byte_pages(Fixture *f, gconstpointer data)
 	ctl_result_clear(&r);
 }
 
+static gint64
+count_rows(Fixture *f, const gchar *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+	gint64 n;
+
+	g_assert_cmpint(sqlite3_open(f->db_path, &db), ==, SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
+	n = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return n;
+}
+
+static void
+raw_exec(Fixture *f, const gchar *sql)
+{
+	sqlite3 *db = NULL;
+
+	g_assert_cmpint(sqlite3_open(f->db_path, &db), ==, SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	g_assert_cmpint(sqlite3_exec(db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void
+create_many(Fixture *f, const gchar *commands, guint n)
+{
+	g_autoptr(GPtrArray) drafts =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_request_draft_free);
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < n; i++)
+		g_ptr_array_add(drafts, qsim_request_draft_new("tiny", commands, 30));
+	g_assert_true(qsim_store_create_requests(f->store, drafts, &error));
+	g_assert_no_error(error);
+}
+
+/* purge: bounded DELETE /requests calls until nothing more matches */
+static void
+test_purge(Fixture *f, gconstpointer data)
+{
+	CtlResult r = {0};
+	g_autoptr(JsonNode) reply = NULL;
+
+	/* 1,200 done long ago (more than one call's 1,000), 5 failed, 3 recent, 1 waiting */
+	create_many(f, "old-done", 1200);
+	create_many(f, "old-failed", 5);
+	create_many(f, "recent", 3);
+	create_many(f, "waiting", 1);
+	raw_exec(f, "UPDATE requests SET status = 'done', finished_at = 1000000000000"
+	            " WHERE commands = 'old-done';"
+	            "UPDATE requests SET status = 'failed', finished_at = 1000000000000"
+	            " WHERE commands = 'old-failed';"
+	            "UPDATE requests SET status = 'done', finished_at = updated_at"
+	            " WHERE commands = 'recent';");
+
+	ctl(f, &r, "purge");
+	assert_error_line(&r, 2, "--before");
+	ctl(f, &r, "purge", "--before", "7d", "--status", "running");
+	assert_error_line(&r, 2, "running");
+	ctl(f, &r, "purge", "--before", "7d", "extra");
+	g_assert_cmpint(r.status, ==, 2);
+	ctl(f, &r, "list-requests", "--before", "7d");
+	assert_error_line(&r, 2, "--before");
+	/* the server checks the age: a 400 names the parameter */
+	ctl(f, &r, "purge", "--before", "7x");
+	assert_error_line(&r, 1, "before");
+	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM requests"), ==, 1209);
+
+	ctl(f, &r, "purge", "--before", "7d", "--status", "failed");
+	g_assert_cmpint(r.status, ==, 0);
+	g_assert_cmpstr(r.out, ==, "deleted 5 finished requests\n");
+	ctl(f, &r, "--json", "purge", "--before", "7d");
+	g_assert_cmpint(r.status, ==, 0);
+	reply = parse_json(r.out);
+	g_assert_cmpint(json_object_get_int_member(json_node_get_object(reply), "deleted"), ==,
+	                1200);
+	g_assert_cmpint(json_object_get_int_member(json_node_get_object(reply), "calls"), ==, 2);
+	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM requests"), ==, 4);
+	g_assert_cmpint(count_rows(f, "SELECT count(*) FROM requests WHERE commands = 'recent'"),
+	                ==, 3);
+	ctl_result_clear(&r);
+}
+
 static const gchar binary_out[] = "bin\xff\xfe\x00tail\n";
 
 static void
@@ -1119,6 +1210,7 @@ main(int argc, char **argv)
 	ADD("/qsim/cli/submit-list-show", test_submit_list_show, NULL);
 	ADD("/qsim/cli/hold-resume-cancel-delete", test_hold_resume_cancel_delete, NULL);
 	ADD("/qsim/cli/delete-active", test_delete_active, NULL);
+	ADD("/qsim/cli/purge", test_purge, NULL);
 	ADD("/qsim/cli/show-logs", test_show_logs, NULL);
 	ADD("/qsim/cli/show-logs-byte-pages", test_show_logs_byte_pages, NULL);
 	ADD("/qsim/cli/prefix-and-paging", test_prefix_and_paging, NULL);

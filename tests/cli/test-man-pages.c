@@ -121,7 +121,7 @@ test_qsim_ctl_page(void)
 {
 	g_autofree gchar *man = read_man("qsim-ctl.1");
 
-	check_binary(QSIM_CTL, "qsim-ctl.1", 13);
+	check_binary(QSIM_CTL, "qsim-ctl.1", 14);
 	/* every exit status of run is explained */
 	for (guint i = 0; i < 4; i++) {
 		const gchar *codes[] = {"124", "125", "130", "QSIM_URL"};
@@ -133,7 +133,7 @@ test_qsim_ctl_page(void)
 static void
 test_qsimd_page(void)
 {
-	check_binary(QSIMD, "qsimd.8", 2);
+	check_binary(QSIMD, "qsimd.8", 8);
 }
 #endif
 

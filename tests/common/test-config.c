@@ -505,7 +505,7 @@ test_config_entries(Fixture *f, gconstpointer data)
 	fixture_load_ok(f, NULL);
 	g_assert_true(qsim_config_set_flag(f->config, "API_PORT", "9000", &error));
 	entries = qsim_config_list_entries(f->config);
-	g_assert_cmpuint(entries->len, ==, 34);
+	g_assert_cmpuint(entries->len, ==, 36);
 	for (guint i = 0; i < entries->len; i++) {
 		const QsimConfigEntry *e = g_ptr_array_index(entries, i);
 
@@ -553,6 +553,36 @@ test_config_generic_getters(Fixture *f, gconstpointer data)
 	                 ((const gchar *[]){"*", NULL}));
 }
 
+/* RETENTION and MIN_FREE_DISK: durations and sizes with units, and the safe defaults */
+static void
+test_config_retention_disk(Fixture *f, gconstpointer data)
+{
+	fixture_load_ok(f, NULL);
+	g_assert_cmpint(qsim_config_get_retention_ms(f->config), ==, 0);
+	g_assert_cmpuint(qsim_config_get_min_free_disk(f->config), ==, 512 * 1024 * 1024);
+	fixture_setenv(f, "QSIM_RETENTION", "30d");
+	fixture_setenv(f, "QSIM_MIN_FREE_DISK", "1GiB");
+	fixture_load_ok(f, NULL);
+	g_assert_cmpint(qsim_config_get_retention_ms(f->config), ==, 30LL * 24 * 3600 * 1000);
+	g_assert_cmpstr(qsim_config_get_string(f->config, "RETENTION"), ==, "30d");
+	g_assert_cmpuint(qsim_config_get_min_free_disk(f->config), ==, 1024 * 1024 * 1024);
+	fixture_setenv(f, "QSIM_RETENTION", "12h");
+	fixture_setenv(f, "QSIM_MIN_FREE_DISK", "0");
+	fixture_load_ok(f, NULL);
+	g_assert_cmpint(qsim_config_get_retention_ms(f->config), ==, 12LL * 3600 * 1000);
+	g_assert_cmpuint(qsim_config_get_min_free_disk(f->config), ==, 0);
+	/* a bare number is ambiguous (seconds? days?) and refused */
+	fixture_setenv(f, "QSIM_RETENTION", "30");
+	fixture_load_fails(f, NULL,
+	                   "QSIM_RETENTION='30' (from environment): not a duration (use a whole "
+	                   "number with s, m, h, d or w, e.g. 30d, or 0)");
+	fixture_setenv(f, "QSIM_RETENTION", "0");
+	fixture_setenv(f, "QSIM_MIN_FREE_DISK", "lots");
+	fixture_load_fails(f, NULL,
+	                   "QSIM_MIN_FREE_DISK='lots' (from environment): not a size (use bytes "
+	                   "or a whole number with K, M, G or T, e.g. 512M)");
+}
+
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int
@@ -576,5 +606,6 @@ main(int argc, char **argv)
 	ADD("/qsim/common/config/flags", test_config_flags);
 	ADD("/qsim/common/config/entries", test_config_entries);
 	ADD("/qsim/common/config/generic-getters", test_config_generic_getters);
+	ADD("/qsim/common/config/retention-disk", test_config_retention_disk);
 	return g_test_run();
 }
