@@ -25,6 +25,8 @@ typedef enum {
 	SETTING_LOG_LEVEL,
 	SETTING_LIST,
 	SETTING_ACCEL,
+	SETTING_SIZE,          /* bytes, with an optional K, M, G or T (binary) suffix */
+	SETTING_OUTPUT_ACTION, /* truncate or fail */
 } SettingType;
 
 typedef struct {
@@ -58,6 +60,8 @@ enum {
 	S_AGENT_POLL_INTERVAL,
 	S_LEASE_SECONDS,
 	S_SHUTDOWN_GRACE,
+	S_OUTPUT_LIMIT,
+	S_OUTPUT_LIMIT_ACTION,
 	S_DEFAULT_TIMEOUT,
 	S_MAX_TIMEOUT,
 	S_VM_IMAGES_DIR,
@@ -78,7 +82,8 @@ enum {
 	N_SETTINGS,
 };
 
-#define MAX_TIMEOUT_LIMIT 2592000.0 /* 30 days */
+#define MAX_TIMEOUT_LIMIT 2592000.0      /* 30 days */
+#define OUTPUT_LIMIT_MAX 1099511627776.0 /* 1 TiB: far past any disk a request may fill */
 
 /* clang-format off */
 static const SettingSpec specs[N_SETTINGS] = {
@@ -109,6 +114,10 @@ static const SettingSpec specs[N_SETTINGS] = {
 			 86400},
     [S_SHUTDOWN_GRACE] = {"SHUTDOWN_GRACE", "agent", "shutdown_grace", NULL, SETTING_DOUBLE, "10",
 			  0, 3600},
+    [S_OUTPUT_LIMIT] = {"OUTPUT_LIMIT", "agent", "output_limit", NULL, SETTING_SIZE, "64M", 0,
+			OUTPUT_LIMIT_MAX},
+    [S_OUTPUT_LIMIT_ACTION] = {"OUTPUT_LIMIT_ACTION", "agent", "output_limit_action", NULL,
+			       SETTING_OUTPUT_ACTION, "truncate"},
     [S_DEFAULT_TIMEOUT] = {"DEFAULT_TIMEOUT", "agent", "default_timeout", NULL, SETTING_INT, "300",
 			   1, MAX_TIMEOUT_LIMIT},
     [S_MAX_TIMEOUT] = {"MAX_TIMEOUT", "agent", "max_timeout", NULL, SETTING_INT, "3600", 1,
@@ -309,6 +318,41 @@ config_parse_accel(const gchar *raw, SettingValue *v, gchar **problem)
 }
 
 static gboolean
+config_parse_size(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autofree gchar *s = g_strstrip(g_strdup(raw));
+
+	if (!qsim_config_parse_size(s, &v->i)) {
+		*problem = g_strdup("not a size (use e.g. 1048576, 512K, 64M or 1G)");
+		return FALSE;
+	}
+	if (v->i < spec->min || v->i > spec->max) {
+		*problem =
+		    g_strdup_printf("must be between %.0f and %.0f bytes", spec->min, spec->max);
+		return FALSE;
+	}
+	v->text = qsim_config_format_size(v->i);
+	return TRUE;
+}
+
+static gboolean
+config_parse_output_action(const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autofree gchar *s = g_strstrip(g_strdup(raw));
+
+	if (g_ascii_strcasecmp(s, "truncate") == 0) {
+		v->i = QSIM_OUTPUT_LIMIT_ACTION_TRUNCATE;
+	} else if (g_ascii_strcasecmp(s, "fail") == 0) {
+		v->i = QSIM_OUTPUT_LIMIT_ACTION_FAIL;
+	} else {
+		*problem = g_strdup("not an action (use truncate or fail)");
+		return FALSE;
+	}
+	v->text = g_ascii_strdown(s, -1);
+	return TRUE;
+}
+
+static gboolean
 config_parse_list(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar **problem)
 {
 	g_auto(GStrv) parts = g_strsplit(raw, ",", -1);
@@ -370,6 +414,10 @@ config_parse(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar *
 		return config_parse_accel(raw, v, problem);
 	case SETTING_LIST:
 		return config_parse_list(spec, raw, v, problem);
+	case SETTING_SIZE:
+		return config_parse_size(spec, raw, v, problem);
+	case SETTING_OUTPUT_ACTION:
+		return config_parse_output_action(raw, v, problem);
 	case SETTING_STRING:
 		return config_parse_string(spec, raw, v, problem);
 	}
@@ -872,6 +920,8 @@ config_kind(SettingType type)
 	case SETTING_STRING:
 	case SETTING_LOG_LEVEL:
 	case SETTING_ACCEL:
+	case SETTING_SIZE: /* "64M" reads better than 67108864 */
+	case SETTING_OUTPUT_ACTION:
 		return QSIM_CONFIG_KIND_STRING;
 	}
 	return QSIM_CONFIG_KIND_STRING;
@@ -1194,4 +1244,70 @@ gsize
 qsim_config_get_api_stream_buffer_max(QsimConfig *self)
 {
 	return (gsize)self->values[S_API_STREAM_BUFFER_MAX].i;
+}
+
+/**
+ * qsim_config_parse_size:
+ * @text: digits with an optional K, M, G or T suffix (powers of 1024), no blanks
+ * @out: (out): the size in bytes
+ *
+ * Shared by OUTPUT_LIMIT here and in a VM's .conf, so both read the same.
+ *
+ * Returns: %TRUE when @text is such a size and fits in a gint64
+ */
+gboolean
+qsim_config_parse_size(const gchar *text, gint64 *out)
+{
+	g_autofree gchar *num = g_strdup(text);
+	gsize len = strlen(num);
+	guint shift = 0;
+	guint64 n = 0;
+
+	if (len > 0) {
+		const gchar *suffixes = "KMGT";
+		const gchar *at = strchr(suffixes, g_ascii_toupper(num[len - 1]));
+
+		if (at != NULL && *at != '\0') {
+			shift = 10 * (guint)(at - suffixes + 1);
+			num[--len] = '\0';
+		}
+	}
+	if (len == 0 || !g_ascii_string_to_unsigned(num, 10, 0, G_MAXINT64 >> shift, &n, NULL))
+		return FALSE;
+	*out = (gint64)(n << shift);
+	return TRUE;
+}
+
+/**
+ * qsim_config_format_size:
+ * @bytes: a size
+ *
+ * Returns: (transfer full): @bytes in the shortest form qsim_config_parse_size() reads
+ * back exactly, e.g. "64M" or "1500"
+ */
+gchar *
+qsim_config_format_size(gint64 bytes)
+{
+	static const gchar suffixes[] = "TGMK";
+
+	for (guint i = 0; i < 4; i++) {
+		gint64 unit = (gint64)1 << (10 * (4 - i));
+
+		if (bytes > 0 && bytes % unit == 0)
+			return g_strdup_printf("%" G_GINT64_FORMAT "%c", bytes / unit, suffixes[i]);
+	}
+	return g_strdup_printf("%" G_GINT64_FORMAT, bytes);
+}
+
+/* Returns: OUTPUT_LIMIT in bytes, 0 = no limit */
+guint64
+qsim_config_get_output_limit(QsimConfig *self)
+{
+	return (guint64)self->values[S_OUTPUT_LIMIT].i;
+}
+
+QsimOutputLimitAction
+qsim_config_get_output_limit_action(QsimConfig *self)
+{
+	return (QsimOutputLimitAction)self->values[S_OUTPUT_LIMIT_ACTION].i;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/qsim-accel-mode.h"
+#include "common/qsim-config.h"
 #include "common/qsim-dotenv.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
@@ -27,6 +28,7 @@ typedef enum {
 	VK_FAST_START,
 	VK_ACCEL,
 	VK_NETWORK,
+	VK_SIZE, /* bytes as OUTPUT_LIMIT reads them (64M); the field is a gint64 */
 } VmKeyKind;
 
 typedef struct {
@@ -65,6 +67,8 @@ static const VmKeySpec vm_keys[] = {
     {"ACCEL", VK_ACCEL, F(accel), NULL},
     /* none: the guest reaches nothing but its SSH forward (docs/network.md) */
     {"NETWORK", VK_NETWORK, F(network), "none"},
+    /* unset (-1): the global OUTPUT_LIMIT; 0: no limit */
+    {"OUTPUT_LIMIT", VK_SIZE, F(output_limit), NULL, 0, G_GUINT64_CONSTANT(1) << 40},
 };
 /* clang-format on */
 #undef F
@@ -353,6 +357,22 @@ vm_apply(QsimVmConfig *self, const VmKeySpec *spec, const gchar *raw, gchar **pr
 			return FALSE;
 		}
 		return TRUE;
+	case VK_SIZE: {
+		gint64 bytes = 0;
+
+		if (!qsim_config_parse_size(raw, &bytes)) {
+			*problem = g_strdup("not a size (use e.g. 1048576, 512K, 64M or 1G)");
+			return FALSE;
+		}
+		if ((guint64)bytes < spec->min || (guint64)bytes > spec->max) {
+			*problem = g_strdup_printf("must be between %" G_GUINT64_FORMAT
+			                           " and %" G_GUINT64_FORMAT " bytes",
+			                           spec->min, spec->max);
+			return FALSE;
+		}
+		G_STRUCT_MEMBER(gint64, self, spec->offset) = bytes;
+		return TRUE;
+	}
 	}
 	g_assert_not_reached();
 }
@@ -493,6 +513,7 @@ qsim_vm_config_parse(const gchar *images_dir, const gchar *config_path, const gc
 	self = g_new0(QsimVmConfig, 1);
 	self->name = g_strdup(vm_name);
 	self->images_dir = g_canonicalize_filename(images_dir, NULL);
+	self->output_limit = -1;
 	for (guint i = 0; i < G_N_ELEMENTS(vm_keys); i++) {
 		g_autofree gchar *problem = NULL;
 		gboolean missing = FALSE;

@@ -25,6 +25,8 @@
  *     later many hosts share one database. State, the inputs the template was
  *     made from, the last build, and a prepare request (requested_at, force)
  *     that the agents on that host pick up and claim, so one process builds.
+ * v3: accel_verdicts, one KVM probe verdict per host.
+ * v4: requests.output_truncated: 1 once OUTPUT_LIMIT cut the stored output.
  */
 static const gchar *const migrations[] = {
     "CREATE TABLE requests ("
@@ -108,6 +110,11 @@ static const gchar *const migrations[] = {
     "  probed_at INTEGER NOT NULL"
     ");"
     "PRAGMA user_version = 3;",
+
+    /* self-contained: only this column, so the step can be renumbered at a merge */
+    "ALTER TABLE requests ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (output_truncated IN (0, 1));"
+    "PRAGMA user_version = 4;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);
