@@ -178,7 +178,6 @@ static void
 qsim_job_congested_cb(GObject *object, GParamSpec *pspec, gpointer user_data)
 {
 	QsimJob *self = QSIM_JOB(user_data);
-
 	gboolean congested = qsim_log_batcher_get_congested(self->batcher);
 
 	/* backpressure: the guest's writes block on the SSH window, and the serial console
@@ -497,6 +496,8 @@ qsim_job_start_commands(QsimJob *self)
 	}
 	self->phase = QSIM_JOB_PHASE_RUNNING;
 	qsim_log_batcher_append_line(self->batcher, QSIM_LOG_COMMAND, self->request->commands);
+	/* the store may already be behind (console output): start held back then */
+	qsim_guest_set_flow_paused(self->guest, qsim_log_batcher_get_congested(self->batcher));
 	qsim_guest_exec_async(self->guest, self->request->commands, qsim_job_output_cb, self,
 	                      self->cancellable, qsim_job_exec_cb, g_object_ref(self));
 }

@@ -484,6 +484,10 @@ test_big_output(Fixture *f, gconstpointer data)
 
 	if (!agent_test_require_vm(&f->fx))
 		return;
+	/* past the default OUTPUT_LIMIT (64M): this test wants every byte */
+	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=2", "QSIM_MAX_CONCURRENT_VMS=2",
+	                     "QSIM_LEASE_SECONDS=10", "QSIM_SHUTDOWN_GRACE=1",
+	                     "QSIM_OUTPUT_LIMIT=0", NULL);
 	start_pool(f);
 	uuid = agent_test_submit(&f->fx, "tiny", cmd, 1800);
 	r = agent_test_wait_final(&f->fx, uuid, BIG_TIMEOUT_S);
