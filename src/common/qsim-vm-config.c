@@ -467,10 +467,12 @@ vm_check_kernel(QsimVmConfig *self, GHashTable *lines, GError **error)
 	return TRUE;
 }
 
-/* sha256 of @data without its line @skip_line (1-based, 0 = none): the warm pool's size is
- * no input of the VM's template, so resizing the pool must not make the template stale */
+/* keys that are no input of the VM's template: changing them must not make it stale */
+static const gchar *const hash_skip_keys[] = {"WARM_POOL_SIZE", "OUTPUT_LIMIT"};
+
+/* sha256 of @data without the lines that set hash_skip_keys (@lines: key -> 1-based line) */
 static gchar *
-vm_config_hash(const gchar *data, gsize len, guint skip_line)
+vm_config_hash(const gchar *data, gsize len, GHashTable *lines)
 {
 	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
 	const gchar *p = data;
@@ -480,7 +482,12 @@ vm_config_hash(const gchar *data, gsize len, guint skip_line)
 		const gchar *nl = memchr(p, '\n', end - p);
 		const gchar *next = nl != NULL ? nl + 1 : end;
 
-		if (line != skip_line)
+		gboolean skip = FALSE;
+
+		for (guint i = 0; i < G_N_ELEMENTS(hash_skip_keys); i++)
+			skip |=
+			    GPOINTER_TO_UINT(g_hash_table_lookup(lines, hash_skip_keys[i])) == line;
+		if (!skip)
 			g_checksum_update(sum, (const guchar *)p, next - p);
 		p = next;
 	}
@@ -533,8 +540,7 @@ qsim_vm_config_parse(const gchar *images_dir, const gchar *config_path, const gc
 		if (!vm_check_kernel(self, lines, error))
 			return NULL;
 	}
-	self->hash = vm_config_hash(data, len,
-	                            GPOINTER_TO_UINT(g_hash_table_lookup(lines, "WARM_POOL_SIZE")));
+	self->hash = vm_config_hash(data, len, lines);
 	if (self->image_path == NULL && !vm_find_default_image(self, error))
 		return NULL;
 	if (self->format == NULL)
@@ -570,7 +576,7 @@ qsim_vm_config_load(const gchar *images_dir, const gchar *config_dir, const gcha
  * qsim_vm_config_hash:
  *
  * Returns: (transfer none): the sha256 of the `.conf` content as hex, without
- * its WARM_POOL_SIZE line (the hash of empty content when there is no file);
+ * its WARM_POOL_SIZE and OUTPUT_LIMIT lines (the hash of empty content when there is no file);
  * templates built from an older hash are stale
  */
 const gchar *

@@ -97,7 +97,8 @@ test_vm_config_hash_warm_pool(Fixture *f, gconstpointer data)
 {
 	const gchar *texts[] = {"CPU=2\nMEMORY=512M\n", "CPU=2\nWARM_POOL_SIZE=3\nMEMORY=512M\n",
 	                        "CPU=2\nWARM_POOL_SIZE=0\nMEMORY=512M\n",
-	                        "CPU=2\nMEMORY=512M\nWARM_POOL_SIZE=1"};
+	                        "CPU=2\nMEMORY=512M\nWARM_POOL_SIZE=1",
+	                        "OUTPUT_LIMIT=1M\nCPU=2\nWARM_POOL_SIZE=2\nMEMORY=512M\n"};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimVmConfig) base = NULL;
 	g_autoptr(QsimVmConfig) other = NULL;
