@@ -36,6 +36,8 @@ struct _QsimJob {
 	GTask *task;
 	GCancellable *cancellable; /* start, readiness, connect, exec */
 	QsimLogBatcher *batcher;
+	guint64 output_limit; /* bytes, 0: none */
+	QsimOutputLimitAction output_action;
 	QsimVm *vm;
 	QsimGuest *guest;
 	gulong store_handler;
@@ -76,6 +78,10 @@ struct _QsimJob {
 	/* fast start's choice, background builds and the database record */
 	QsimTemplateService *template_service;
 	gboolean warm;
+
+	/* output cap: the store has not recorded output_truncated yet (retried at the end) */
+	gboolean truncation_unrecorded;
+	guint output_fail_id;
 };
 
 G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
@@ -83,6 +89,8 @@ G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
 static void qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code,
                                   gint exit_code, const gchar *reason);
 static void qsim_job_reconcile_pause(QsimJob *self);
+static void qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message,
+                                  gpointer user_data);
 
 const gchar *
 qsim_job_phase_to_string(QsimJobPhase phase)
@@ -173,11 +181,54 @@ static void
 qsim_job_congested_cb(GObject *object, GParamSpec *pspec, gpointer user_data)
 {
 	QsimJob *self = QSIM_JOB(user_data);
+	gboolean congested = qsim_log_batcher_get_congested(self->batcher);
 
-	/* backpressure: the guest's writes block on the SSH window, nothing piles up here */
+	/* backpressure: the guest's writes block on the SSH window, and the serial console
+	 * on QEMU's stdout pipe: nothing piles up here */
 	if (self->guest != NULL)
-		qsim_guest_set_flow_paused(self->guest,
-		                           qsim_log_batcher_get_congested(self->batcher));
+		qsim_guest_set_flow_paused(self->guest, congested);
+	if (self->vm != NULL)
+		qsim_vm_set_console_paused(self->vm, congested);
+}
+
+static gboolean
+qsim_job_output_fail_cb(gpointer user_data)
+{
+	QsimJob *self = QSIM_JOB(user_data);
+	g_autofree gchar *limit = qsim_config_format_size((gint64)self->output_limit);
+	g_autofree gchar *reason =
+	    g_strdup_printf("output exceeded OUTPUT_LIMIT=%s (OUTPUT_LIMIT_ACTION=fail)", limit);
+
+	self->output_fail_id = 0;
+	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+qsim_job_output_truncated_cb(QsimLogBatcher *batcher, gpointer user_data)
+{
+	QsimJob *self = QSIM_JOB(user_data);
+	g_autoptr(GError) error = NULL;
+
+	/* right away, so readers of a running request see it */
+	if (!qsim_store_set_output_truncated(self->store, self->request->uuid, &error)) {
+		g_debug("%s: output_truncated not stored yet: %s", self->request->uuid,
+		        error->message);
+		self->truncation_unrecorded = TRUE;
+	}
+	/* not from inside a producer's callback (the SSH reader, the console): from idle */
+	if (self->output_action == QSIM_OUTPUT_LIMIT_ACTION_FAIL && self->output_fail_id == 0)
+		self->output_fail_id = g_idle_add(qsim_job_output_fail_cb, self);
+}
+
+/* Every VM this job runs (cold, restored, warm, a fallback) is wired the same way. */
+static void
+qsim_job_attach_vm(QsimJob *self)
+{
+	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
+	                        0);
+	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
+	qsim_vm_set_console_paused(self->vm, qsim_log_batcher_get_congested(self->batcher));
 }
 
 /* ---- the end ---------------------------------------------------------------- */
@@ -257,6 +308,20 @@ qsim_job_complete(QsimJob *self)
 		          error->message);
 		g_clear_error(&error);
 	}
+	if (self->truncation_unrecorded &&
+	    !qsim_store_set_output_truncated(self->store, self->request->uuid, &error)) {
+		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY) &&
+		    ++self->final_retries < QSIM_JOB_FINAL_MAX_RETRIES) {
+			g_timeout_add_full(G_PRIORITY_DEFAULT, QSIM_JOB_FINAL_RETRY_MS,
+			                   qsim_job_complete_cb, g_object_ref(self),
+			                   g_object_unref);
+			return;
+		}
+		g_warning("%s: cannot record the output truncation: %s", self->request->uuid,
+		          error->message);
+		g_clear_error(&error);
+	}
+	self->truncation_unrecorded = FALSE;
 	if (!self->lease_lost &&
 	    !qsim_store_finish_request(self->store, self->request->uuid, self->agent_id,
 	                               self->final_status, self->has_exit_code, self->exit_code,
@@ -342,6 +407,7 @@ qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code, 
 		g_debug("%s: logs not stored yet, retried after the shutdown", self->request->uuid);
 	g_clear_handle_id(&self->deadline_id, g_source_remove);
 	g_clear_handle_id(&self->exit_wait_id, g_source_remove);
+	g_clear_handle_id(&self->output_fail_id, g_source_remove);
 	g_cancellable_cancel(self->cancellable);
 	if (self->guest != NULL)
 		qsim_guest_close(self->guest);
@@ -466,8 +532,8 @@ qsim_job_start_commands(QsimJob *self)
 	}
 	self->phase = QSIM_JOB_PHASE_RUNNING;
 	qsim_log_batcher_append_line(self->batcher, QSIM_LOG_COMMAND, self->request->commands);
-	g_signal_connect_object(self->batcher, "notify::congested",
-	                        G_CALLBACK(qsim_job_congested_cb), self, 0);
+	/* the store may already be behind (console output): start held back then */
+	qsim_guest_set_flow_paused(self->guest, qsim_log_batcher_get_congested(self->batcher));
 	qsim_guest_exec_async(self->guest, self->request->commands, qsim_job_output_cb, self,
 	                      self->cancellable, qsim_job_exec_cb, g_object_ref(self));
 }
@@ -659,9 +725,7 @@ qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
 	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
 	qsim_vm_set_request_id(self->vm, self->request->uuid);
 	qsim_job_apply_accel(self);
-	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
-	                        0);
-	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
+	qsim_job_attach_vm(self);
 	self->phase = QSIM_JOB_PHASE_STARTING;
 	self->boot_deadline_us =
 	    g_get_monotonic_time() + (gint64)self->boot_timeout_s * G_USEC_PER_SEC;
@@ -752,9 +816,7 @@ qsim_job_take_warm(QsimJob *self, const QsimVmConfig *vmc)
 		return FALSE;
 	self->fast_template = g_steal_pointer(&tpl);
 	self->warm = TRUE;
-	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
-	                        0);
-	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
+	qsim_job_attach_vm(self);
 	/* recovery looks for a request's QEMU under RUN_DIR/<uuid>; the warm VM's run dir
 	 * stays where its QEMU's argv names it, so a link points there */
 	base = g_path_get_basename(qsim_vm_get_run_dir(self->vm));
@@ -931,6 +993,10 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 		return;
 	}
 	self->boot_timeout_s = vmc->boot_timeout;
+	self->output_limit = vmc->output_limit >= 0 ? (guint64)vmc->output_limit
+	                                            : qsim_config_get_output_limit(self->config);
+	self->output_action = qsim_config_get_output_limit_action(self->config);
+	qsim_log_batcher_set_output_limit(self->batcher, self->output_limit);
 	self->run_root = qsim_job_dup_run_root(run_dir, self->request->uuid);
 	if (g_mkdir_with_parents(self->run_root, 0700) != 0) {
 		g_autofree gchar *reason = g_strdup_printf("cannot create run dir %s: %s",
@@ -948,9 +1014,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
 	qsim_vm_set_request_id(self->vm, self->request->uuid);
 	qsim_job_apply_accel(self);
-	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
-	                        0);
-	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
+	qsim_job_attach_vm(self);
 	qsim_job_fast_start_prepare(self);
 
 	qsim_job_system(self, "starting VM %s", self->request->vm_name);
@@ -1024,6 +1088,7 @@ qsim_job_dispose(GObject *object)
 	g_clear_handle_id(&self->deadline_id, g_source_remove);
 	g_clear_handle_id(&self->renew_id, g_source_remove);
 	g_clear_handle_id(&self->exit_wait_id, g_source_remove);
+	g_clear_handle_id(&self->output_fail_id, g_source_remove);
 	if (self->store_handler != 0) {
 		g_signal_handler_disconnect(self->store, self->store_handler);
 		self->store_handler = 0;
@@ -1087,5 +1152,10 @@ qsim_job_new(QsimConfig *config, QsimStore *store, const gchar *agent_id,
 	/* live output: the first byte is stored within milliseconds, not a second */
 	qsim_log_batcher_set_low_latency(self->batcher, QSIM_LOG_BATCHER_LINGER_MS,
 	                                 QSIM_LOG_BATCHER_INTERVAL_MS);
+	/* from the first console byte on, not only once the commands run */
+	g_signal_connect_object(self->batcher, "notify::congested",
+	                        G_CALLBACK(qsim_job_congested_cb), self, 0);
+	g_signal_connect_object(self->batcher, "output-truncated",
+	                        G_CALLBACK(qsim_job_output_truncated_cb), self, 0);
 	return self;
 }

@@ -37,12 +37,19 @@ struct _QsimLogBatcher {
 	guint linger_ms;
 	guint interval_ms;
 	gint64 last_flush_us;
+	/* output cap (qsim_log_batcher_set_output_limit); 0: none */
+	guint64 output_limit;
+	guint64 output_counted;
+	gboolean output_truncated;
 };
 
 G_DEFINE_TYPE(QsimLogBatcher, qsim_log_batcher, G_TYPE_OBJECT)
 
 enum { PROP_0, PROP_CONGESTED, N_PROPS };
 static GParamSpec *props[N_PROPS];
+
+enum { SIGNAL_OUTPUT_TRUNCATED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST];
 
 static void
 qsim_log_batcher_set_congested(QsimLogBatcher *self, gboolean congested)
@@ -99,14 +106,11 @@ qsim_log_batcher_mergeable(QsimLogType log_type)
 	       log_type == QSIM_LOG_STDERR;
 }
 
-void
-qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data, gsize len)
+static void
+qsim_log_batcher_buffer(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data, gsize len)
 {
 	Pending *last = NULL;
 
-	g_return_if_fail(QSIM_IS_LOG_BATCHER(self));
-	if (len == 0)
-		return;
 	if (self->pending->len > 0)
 		last = g_ptr_array_index(self->pending, self->pending->len - 1);
 	if (last == NULL || last->log_type != log_type || !qsim_log_batcher_mergeable(log_type)) {
@@ -129,6 +133,76 @@ qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8
 		return;
 	}
 	qsim_log_batcher_arm(self, qsim_log_batcher_delay_ms(self));
+}
+
+/* "64 MiB" for the system line: users set the limit in such units */
+static gchar *
+qsim_log_batcher_format_limit(guint64 bytes)
+{
+	static const gchar *const units[] = {"GiB", "MiB", "KiB"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(units); i++) {
+		guint64 unit = G_GUINT64_CONSTANT(1) << (10 * (3 - i));
+
+		if (bytes % unit == 0)
+			return g_strdup_printf("%" G_GUINT64_FORMAT " %s", bytes / unit, units[i]);
+	}
+	return g_strdup_printf("%" G_GUINT64_FORMAT " bytes", bytes);
+}
+
+void
+qsim_log_batcher_append(QsimLogBatcher *self, QsimLogType log_type, const guint8 *data, gsize len)
+{
+	g_autofree gchar *limit = NULL;
+	g_autofree gchar *line = NULL;
+	guint64 room;
+
+	g_return_if_fail(QSIM_IS_LOG_BATCHER(self));
+	if (len == 0)
+		return;
+	if (self->output_limit == 0 || !qsim_log_batcher_mergeable(log_type)) {
+		qsim_log_batcher_buffer(self, log_type, data, len);
+		return;
+	}
+	/* past the cap the producer keeps reading (drained, so the guest never blocks on a
+	 * full pipe) but nothing more is kept */
+	if (self->output_truncated)
+		return;
+	room = self->output_limit - self->output_counted;
+	if (len <= room) {
+		self->output_counted += len;
+		qsim_log_batcher_buffer(self, log_type, data, len);
+		return;
+	}
+	if (room > 0)
+		qsim_log_batcher_buffer(self, log_type, data, (gsize)room);
+	self->output_counted = self->output_limit;
+	self->output_truncated = TRUE;
+	limit = qsim_log_batcher_format_limit(self->output_limit);
+	line = g_strdup_printf("output truncated at %s\n", limit);
+	qsim_log_batcher_buffer(self, QSIM_LOG_SYSTEM, (const guint8 *)line, strlen(line));
+	g_signal_emit(self, signals[SIGNAL_OUTPUT_TRUNCATED], 0);
+}
+
+/**
+ * qsim_log_batcher_set_output_limit:
+ * @self: a #QsimLogBatcher
+ * @limit: the most boot, stdout and stderr bytes to store together; 0: no limit
+ *
+ * The bytes that cross @limit are cut off at it; then one system line says so,
+ * "output-truncated" is emitted once, and further raw output is dropped.
+ */
+void
+qsim_log_batcher_set_output_limit(QsimLogBatcher *self, guint64 limit)
+{
+	g_return_if_fail(QSIM_IS_LOG_BATCHER(self));
+	self->output_limit = limit;
+}
+
+gboolean
+qsim_log_batcher_get_output_truncated(QsimLogBatcher *self)
+{
+	return self->output_truncated;
 }
 
 void
@@ -280,6 +354,9 @@ qsim_log_batcher_class_init(QsimLogBatcherClass *klass)
 	                                             G_PARAM_READABLE | G_PARAM_STATIC_STRINGS |
 	                                                 G_PARAM_EXPLICIT_NOTIFY);
 	g_object_class_install_properties(object_class, N_PROPS, props);
+	signals[SIGNAL_OUTPUT_TRUNCATED] =
+	    g_signal_new("output-truncated", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+	                 NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void

@@ -32,6 +32,9 @@ G_DECLARE_FINAL_TYPE(QsimLogBatcher, qsim_log_batcher, QSIM, LOG_BATCHER, GObjec
  * producer must then stop reading its source (QsimGuest flow control) until
  * it is FALSE again. Memory stays bounded by max_bytes plus what the
  * producer already had in flight.
+ *
+ * Signal "output-truncated" (): the output limit was reached (once); see
+ * qsim_log_batcher_set_output_limit().
  */
 
 /**
@@ -67,6 +70,11 @@ void qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, co
 gboolean qsim_log_batcher_flush(QsimLogBatcher *self, GError **error);
 
 void qsim_log_batcher_set_low_latency(QsimLogBatcher *self, guint linger_ms, guint interval_ms);
+
+void qsim_log_batcher_set_output_limit(QsimLogBatcher *self, guint64 limit);
+
+/* Returns: whether the output limit cut the stored output */
+gboolean qsim_log_batcher_get_output_truncated(QsimLogBatcher *self);
 
 /* Returns: bytes buffered and not yet written */
 gsize qsim_log_batcher_get_buffered(QsimLogBatcher *self);

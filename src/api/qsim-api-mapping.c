@@ -56,6 +56,8 @@ qsim_api_mapping_add_request(JsonBuilder *b, const QsimRequest *r)
 	json_builder_add_int_value(b, r->attempts);
 	add_nullable_string(b, "agent_id", r->agent_id);
 	add_nullable_string(b, "start_mode", qsim_start_mode_to_string(r->start_mode));
+	json_builder_set_member_name(b, "output_truncated");
+	json_builder_add_boolean_value(b, r->output_truncated);
 	json_builder_end_object(b);
 }
 
@@ -100,6 +102,8 @@ qsim_api_mapping_append_request(GString *out, const QsimRequest *r)
 	qsim_api_json_append_string(out, r->agent_id);
 	g_string_append(out, ",\"start_mode\":");
 	qsim_api_json_append_string(out, qsim_start_mode_to_string(r->start_mode));
+	g_string_append(out, ",\"output_truncated\":");
+	g_string_append(out, r->output_truncated ? "true" : "false");
 	g_string_append_c(out, '}');
 }
 

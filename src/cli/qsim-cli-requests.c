@@ -131,6 +131,7 @@ qsim_cli_print_request(JsonObject *obj)
 	    {N_("Attempts"), "attempts"},
 	    {N_("Agent"), "agent_id"},
 	    {N_("Start mode"), "start_mode"},
+	    {N_("Output truncated"), "output_truncated"},
 	};
 	guint width = qsim_cli_text_width(_("Commands"));
 	g_autofree gchar *commands = NULL;

@@ -26,8 +26,9 @@ typedef enum {
 	SETTING_LOG_LEVEL,
 	SETTING_LIST,
 	SETTING_ACCEL,
-	SETTING_DURATION, /* i = milliseconds; text as written, e.g. 30d */
-	SETTING_SIZE,     /* i = bytes; text as written, e.g. 512M */
+	SETTING_DURATION,      /* i = milliseconds; text as written, e.g. 30d */
+	SETTING_SIZE,          /* i = bytes, K, M, G or T (binary) suffix; printed short */
+	SETTING_OUTPUT_ACTION, /* truncate or fail */
 } SettingType;
 
 typedef struct {
@@ -63,6 +64,8 @@ enum {
 	S_AGENT_POLL_INTERVAL,
 	S_LEASE_SECONDS,
 	S_SHUTDOWN_GRACE,
+	S_OUTPUT_LIMIT,
+	S_OUTPUT_LIMIT_ACTION,
 	S_DEFAULT_TIMEOUT,
 	S_MAX_TIMEOUT,
 	S_VM_IMAGES_DIR,
@@ -83,7 +86,8 @@ enum {
 	N_SETTINGS,
 };
 
-#define MAX_TIMEOUT_LIMIT 2592000.0 /* 30 days */
+#define MAX_TIMEOUT_LIMIT 2592000.0      /* 30 days */
+#define OUTPUT_LIMIT_MAX 1099511627776.0 /* 1 TiB: far past any disk a request may fill */
 
 /* clang-format off */
 static const SettingSpec specs[N_SETTINGS] = {
@@ -117,6 +121,10 @@ static const SettingSpec specs[N_SETTINGS] = {
 			 86400},
     [S_SHUTDOWN_GRACE] = {"SHUTDOWN_GRACE", "agent", "shutdown_grace", NULL, SETTING_DOUBLE, "10",
 			  0, 3600},
+    [S_OUTPUT_LIMIT] = {"OUTPUT_LIMIT", "agent", "output_limit", NULL, SETTING_SIZE, "64M", 0,
+			OUTPUT_LIMIT_MAX},
+    [S_OUTPUT_LIMIT_ACTION] = {"OUTPUT_LIMIT_ACTION", "agent", "output_limit_action", NULL,
+			       SETTING_OUTPUT_ACTION, "truncate"},
     [S_DEFAULT_TIMEOUT] = {"DEFAULT_TIMEOUT", "agent", "default_timeout", NULL, SETTING_INT, "300",
 			   1, MAX_TIMEOUT_LIMIT},
     [S_MAX_TIMEOUT] = {"MAX_TIMEOUT", "agent", "max_timeout", NULL, SETTING_INT, "3600", 1,
@@ -330,17 +338,40 @@ config_parse_duration(const gchar *raw, SettingValue *v, gchar **problem)
 }
 
 static gboolean
-config_parse_size(const gchar *raw, SettingValue *v, gchar **problem)
+config_parse_size(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar **problem)
 {
 	g_autoptr(GError) error = NULL;
 	guint64 bytes = 0;
+	/* a row without a range takes any size that fits */
+	gdouble max = spec->max > 0 ? spec->max : (gdouble)G_MAXINT64;
 
-	if (!qsim_size_parse(raw, &bytes, &error) || bytes > G_MAXINT64) {
-		*problem = g_strdup(error != NULL ? error->message : "too large");
+	if (!qsim_size_parse(raw, &bytes, &error)) {
+		*problem = g_strdup(error->message);
+		return FALSE;
+	}
+	if ((gdouble)bytes < spec->min || (gdouble)bytes > max) {
+		*problem = g_strdup_printf("must be between %.0f and %.0f bytes", spec->min, max);
 		return FALSE;
 	}
 	v->i = (gint64)bytes;
-	v->text = g_strstrip(g_strdup(raw));
+	v->text = qsim_config_format_size(v->i);
+	return TRUE;
+}
+
+static gboolean
+config_parse_output_action(const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autofree gchar *s = g_strstrip(g_strdup(raw));
+
+	if (g_ascii_strcasecmp(s, "truncate") == 0) {
+		v->i = QSIM_OUTPUT_LIMIT_ACTION_TRUNCATE;
+	} else if (g_ascii_strcasecmp(s, "fail") == 0) {
+		v->i = QSIM_OUTPUT_LIMIT_ACTION_FAIL;
+	} else {
+		*problem = g_strdup("not an action (use truncate or fail)");
+		return FALSE;
+	}
+	v->text = g_ascii_strdown(s, -1);
 	return TRUE;
 }
 
@@ -406,12 +437,14 @@ config_parse(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar *
 		return config_parse_accel(raw, v, problem);
 	case SETTING_LIST:
 		return config_parse_list(spec, raw, v, problem);
+	case SETTING_SIZE:
+		return config_parse_size(spec, raw, v, problem);
+	case SETTING_OUTPUT_ACTION:
+		return config_parse_output_action(raw, v, problem);
 	case SETTING_STRING:
 		return config_parse_string(spec, raw, v, problem);
 	case SETTING_DURATION:
 		return config_parse_duration(raw, v, problem);
-	case SETTING_SIZE:
-		return config_parse_size(raw, v, problem);
 	}
 	g_assert_not_reached();
 }
@@ -913,7 +946,8 @@ config_kind(SettingType type)
 	case SETTING_LOG_LEVEL:
 	case SETTING_ACCEL:
 	case SETTING_DURATION:
-	case SETTING_SIZE:
+	case SETTING_SIZE: /* "64M" reads better than 67108864 */
+	case SETTING_OUTPUT_ACTION:
 		return QSIM_CONFIG_KIND_STRING;
 	}
 	return QSIM_CONFIG_KIND_STRING;
@@ -1250,4 +1284,58 @@ gsize
 qsim_config_get_api_stream_buffer_max(QsimConfig *self)
 {
 	return (gsize)self->values[S_API_STREAM_BUFFER_MAX].i;
+}
+
+/**
+ * qsim_config_parse_size:
+ * @text: digits with an optional K, M, G or T suffix (powers of 1024), as qsim_size_parse()
+ * @out: (out): the size in bytes
+ *
+ * Shared by OUTPUT_LIMIT here and in a VM's .conf, so both read the same.
+ *
+ * Returns: %TRUE when @text is such a size and fits in a gint64
+ */
+gboolean
+qsim_config_parse_size(const gchar *text, gint64 *out)
+{
+	guint64 bytes = 0;
+
+	if (!qsim_size_parse(text, &bytes, NULL) || bytes > G_MAXINT64)
+		return FALSE;
+	*out = (gint64)bytes;
+	return TRUE;
+}
+
+/**
+ * qsim_config_format_size:
+ * @bytes: a size
+ *
+ * Returns: (transfer full): @bytes in the shortest form qsim_config_parse_size() reads
+ * back exactly, e.g. "64M" or "1500"
+ */
+gchar *
+qsim_config_format_size(gint64 bytes)
+{
+	static const gchar suffixes[] = "TGMK";
+
+	for (guint i = 0; i < 4; i++) {
+		gint64 unit = (gint64)1 << (10 * (4 - i));
+
+		if (bytes > 0 && bytes % unit == 0)
+			return g_strdup_printf("%" G_GINT64_FORMAT "%c", bytes / unit, suffixes[i]);
+	}
+	return g_strdup_printf("%" G_GINT64_FORMAT, bytes);
+}
+
+/* Returns: OUTPUT_LIMIT in bytes, 0 = no limit */
+guint64
+qsim_config_get_output_limit(QsimConfig *self)
+{
+	return (guint64)self->values[S_OUTPUT_LIMIT].i;
+}
+
+QsimOutputLimitAction
+qsim_config_get_output_limit_action(QsimConfig *self)
+{
+	return (QsimOutputLimitAction)self->values[S_OUTPUT_LIMIT_ACTION].i;
 }

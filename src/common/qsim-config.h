@@ -18,6 +18,12 @@ typedef enum {
 	QSIM_LOG_LEVEL_ERROR,
 } QsimLogLevel;
 
+/* OUTPUT_LIMIT_ACTION: what happens to a request whose output reaches OUTPUT_LIMIT */
+typedef enum {
+	QSIM_OUTPUT_LIMIT_ACTION_TRUNCATE, /* keep running, drain the rest unstored */
+	QSIM_OUTPUT_LIMIT_ACTION_FAIL,     /* stop it as failed */
+} QsimOutputLimitAction;
+
 QsimConfig *qsim_config_new(void);
 gboolean qsim_config_load(QsimConfig *self, const gchar *keyfile_path, gchar **envp,
                           const gchar *dotenv_dir, GError **error);
@@ -75,5 +81,10 @@ guint qsim_config_get_kvm_probe_timeout_ms(QsimConfig *self);
 guint qsim_config_get_kvm_console_timeout_ms(QsimConfig *self);
 gchar *qsim_config_dup_kvm_probe_kernel(QsimConfig *self);
 gchar *qsim_config_dup_kvm_probe_initrd(QsimConfig *self);
+guint64 qsim_config_get_output_limit(QsimConfig *self);
+QsimOutputLimitAction qsim_config_get_output_limit_action(QsimConfig *self);
+
+gboolean qsim_config_parse_size(const gchar *text, gint64 *out);
+gchar *qsim_config_format_size(gint64 bytes);
 
 G_END_DECLS

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/qsim-accel-mode.h"
+#include "common/qsim-config.h"
 #include "common/qsim-dotenv.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
@@ -27,6 +28,7 @@ typedef enum {
 	VK_FAST_START,
 	VK_ACCEL,
 	VK_NETWORK,
+	VK_SIZE, /* bytes as OUTPUT_LIMIT reads them (64M); the field is a gint64 */
 } VmKeyKind;
 
 typedef struct {
@@ -65,6 +67,8 @@ static const VmKeySpec vm_keys[] = {
     {"ACCEL", VK_ACCEL, F(accel), NULL},
     /* none: the guest reaches nothing but its SSH forward (docs/network.md) */
     {"NETWORK", VK_NETWORK, F(network), "none"},
+    /* unset (-1): the global OUTPUT_LIMIT; 0: no limit */
+    {"OUTPUT_LIMIT", VK_SIZE, F(output_limit), NULL, 0, G_GUINT64_CONSTANT(1) << 40},
 };
 /* clang-format on */
 #undef F
@@ -353,6 +357,22 @@ vm_apply(QsimVmConfig *self, const VmKeySpec *spec, const gchar *raw, gchar **pr
 			return FALSE;
 		}
 		return TRUE;
+	case VK_SIZE: {
+		gint64 bytes = 0;
+
+		if (!qsim_config_parse_size(raw, &bytes)) {
+			*problem = g_strdup("not a size (use e.g. 1048576, 512K, 64M or 1G)");
+			return FALSE;
+		}
+		if ((guint64)bytes < spec->min || (guint64)bytes > spec->max) {
+			*problem = g_strdup_printf("must be between %" G_GUINT64_FORMAT
+			                           " and %" G_GUINT64_FORMAT " bytes",
+			                           spec->min, spec->max);
+			return FALSE;
+		}
+		G_STRUCT_MEMBER(gint64, self, spec->offset) = bytes;
+		return TRUE;
+	}
 	}
 	g_assert_not_reached();
 }
@@ -447,10 +467,12 @@ vm_check_kernel(QsimVmConfig *self, GHashTable *lines, GError **error)
 	return TRUE;
 }
 
-/* sha256 of @data without its line @skip_line (1-based, 0 = none): the warm pool's size is
- * no input of the VM's template, so resizing the pool must not make the template stale */
+/* keys that are no input of the VM's template: changing them must not make it stale */
+static const gchar *const hash_skip_keys[] = {"WARM_POOL_SIZE", "OUTPUT_LIMIT"};
+
+/* sha256 of @data without the lines that set hash_skip_keys (@lines: key -> 1-based line) */
 static gchar *
-vm_config_hash(const gchar *data, gsize len, guint skip_line)
+vm_config_hash(const gchar *data, gsize len, GHashTable *lines)
 {
 	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
 	const gchar *p = data;
@@ -460,7 +482,12 @@ vm_config_hash(const gchar *data, gsize len, guint skip_line)
 		const gchar *nl = memchr(p, '\n', end - p);
 		const gchar *next = nl != NULL ? nl + 1 : end;
 
-		if (line != skip_line)
+		gboolean skip = FALSE;
+
+		for (guint i = 0; i < G_N_ELEMENTS(hash_skip_keys); i++)
+			skip |=
+			    GPOINTER_TO_UINT(g_hash_table_lookup(lines, hash_skip_keys[i])) == line;
+		if (!skip)
 			g_checksum_update(sum, (const guchar *)p, next - p);
 		p = next;
 	}
@@ -493,6 +520,7 @@ qsim_vm_config_parse(const gchar *images_dir, const gchar *config_path, const gc
 	self = g_new0(QsimVmConfig, 1);
 	self->name = g_strdup(vm_name);
 	self->images_dir = g_canonicalize_filename(images_dir, NULL);
+	self->output_limit = -1;
 	for (guint i = 0; i < G_N_ELEMENTS(vm_keys); i++) {
 		g_autofree gchar *problem = NULL;
 		gboolean missing = FALSE;
@@ -512,8 +540,7 @@ qsim_vm_config_parse(const gchar *images_dir, const gchar *config_path, const gc
 		if (!vm_check_kernel(self, lines, error))
 			return NULL;
 	}
-	self->hash = vm_config_hash(data, len,
-	                            GPOINTER_TO_UINT(g_hash_table_lookup(lines, "WARM_POOL_SIZE")));
+	self->hash = vm_config_hash(data, len, lines);
 	if (self->image_path == NULL && !vm_find_default_image(self, error))
 		return NULL;
 	if (self->format == NULL)
@@ -549,7 +576,7 @@ qsim_vm_config_load(const gchar *images_dir, const gchar *config_dir, const gcha
  * qsim_vm_config_hash:
  *
  * Returns: (transfer none): the sha256 of the `.conf` content as hex, without
- * its WARM_POOL_SIZE line (the hash of empty content when there is no file);
+ * its WARM_POOL_SIZE and OUTPUT_LIMIT lines (the hash of empty content when there is no file);
  * templates built from an older hash are stale
  */
 const gchar *

@@ -50,6 +50,7 @@ typedef struct {
 	guint warm_pool_size;  /* WARM_POOL_SIZE: paused restored VMs to keep, 0 = none */
 	QsimAccelMode accel;   /* ACCEL; %QSIM_ACCEL_MODE_INHERIT when the .conf does not set it */
 	QsimVmNetwork network; /* NETWORK, default none */
+	gint64 output_limit;   /* OUTPUT_LIMIT in bytes; -1 unset (the global one), 0 none */
 	gchar *hash; /* sha256 hex of the .conf content minus WARM_POOL_SIZE ("" if none) */
 } QsimVmConfig;
 

@@ -25,12 +25,13 @@ typedef struct {
 	gint64 finished_at;
 	gboolean has_exit_code;
 	gint exit_code;
-	gchar *error;             /* nullable: why it failed or was cancelled */
-	gchar *agent_id;          /* nullable: the agent that claimed it last */
-	gint64 lease_expires_at;  /* 0 = no lease: no agent holds a VM for it */
-	guint attempts;           /* number of claims */
-	QsimStatus held_from;     /* status before hold; only meaningful while status is hold */
-	QsimStartMode start_mode; /* none until the VM started */
+	gchar *error;              /* nullable: why it failed or was cancelled */
+	gchar *agent_id;           /* nullable: the agent that claimed it last */
+	gint64 lease_expires_at;   /* 0 = no lease: no agent holds a VM for it */
+	guint attempts;            /* number of claims */
+	QsimStatus held_from;      /* status before hold; only meaningful while status is hold */
+	QsimStartMode start_mode;  /* none until the VM started */
+	gboolean output_truncated; /* OUTPUT_LIMIT cut its stored output */
 } QsimRequest;
 
 /* Returns: (transfer full): a zeroed request with status pending */

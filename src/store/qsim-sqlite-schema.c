@@ -36,6 +36,7 @@
  *   - the WHEN clauses matter: the store's one UPDATE sets status and
  *     start_mode on every change, even to the same value.
  *   - initialised from the existing rows in the same step.
+ * v5: requests.output_truncated: 1 once OUTPUT_LIMIT cut the stored output.
  */
 static const gchar *const migrations[] = {
     "CREATE TABLE requests ("
@@ -162,6 +163,11 @@ static const gchar *const migrations[] = {
     "    WHERE dimension = 'start_mode' AND value = COALESCE(OLD.start_mode, 'none');"
     "END;"
     "PRAGMA user_version = 4;",
+
+    /* self-contained: only this column, so the step can be renumbered at a merge */
+    "ALTER TABLE requests ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (output_truncated IN (0, 1));"
+    "PRAGMA user_version = 5;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);

@@ -27,7 +27,7 @@ G_DEFINE_FINAL_TYPE(QsimSqliteStore, qsim_sqlite_store, QSIM_TYPE_STORE)
 #define REQUEST_COLUMNS                                                                            \
 	"uuid, vm_name, commands, timeout, status, held_from, created_at, updated_at,"             \
 	" started_at, finished_at, exit_code, error, agent_id, lease_expires_at, attempts,"        \
-	" start_mode"
+	" start_mode, output_truncated"
 
 #define SQL_SELECT_REQUEST "SELECT " REQUEST_COLUMNS " FROM requests WHERE uuid = ?1"
 
@@ -124,6 +124,7 @@ row_to_request(sqlite3_stmt *stmt, GError **error)
 	/* NULL (not started yet) leaves none */
 	qsim_start_mode_from_string((const gchar *)sqlite3_column_text(stmt, 15),
 	                            &request->start_mode);
+	request->output_truncated = sqlite3_column_int(stmt, 16) != 0;
 	return g_steal_pointer(&request);
 }
 
@@ -1233,6 +1234,27 @@ sqlite_set_start_mode(QsimStore *store, const gchar *uuid, QsimStartMode mode, G
 	return qsim_sqlite_transaction_commit(tx, error);
 }
 
+static gboolean
+sqlite_set_output_truncated(QsimStore *store, const gchar *uuid, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+	    self, "UPDATE requests SET output_truncated = 1, updated_at = ?2 WHERE uuid = ?1",
+	    error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(stmt, 2, now_ms(self));
+	if (!stmt_done(self, stmt, "cannot record the output truncation", error))
+		return FALSE;
+	if (sqlite3_changes(self->db) == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "request %s not found", uuid);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* ---- accelerator verdicts ------------------------------------------------ */
 
 static gboolean
@@ -1752,6 +1774,7 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->get_data_version = sqlite_get_data_version;
 	store_class->list_leases = sqlite_list_leases;
 	store_class->set_start_mode = sqlite_set_start_mode;
+	store_class->set_output_truncated = sqlite_set_output_truncated;
 	store_class->put_accel_verdict = sqlite_put_accel_verdict;
 	store_class->list_accel_verdicts = sqlite_list_accel_verdicts;
 	store_class->upsert_template = sqlite_upsert_template;

@@ -829,6 +829,23 @@ qsim_store_set_start_mode(QsimStore *self, const gchar *uuid, const gchar *mode,
 	return QSIM_STORE_GET_CLASS(self)->set_start_mode(self, id, m, error);
 }
 
+gboolean
+qsim_store_set_output_truncated(QsimStore *self, const gchar *uuid, GError **error)
+{
+	g_autofree gchar *id = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	id = normalize_uuid(uuid, error);
+	if (id == NULL)
+		return FALSE;
+	if (QSIM_STORE_GET_CLASS(self)->set_output_truncated == NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INTERNAL,
+		            "this store cannot record an output truncation");
+		return FALSE;
+	}
+	return QSIM_STORE_GET_CLASS(self)->set_output_truncated(self, id, error);
+}
+
 /**
  * qsim_store_get_local_host:
  *

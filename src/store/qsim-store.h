@@ -118,6 +118,11 @@ struct _QsimStoreClass {
 	gboolean (*reclaim_space)(QsimStore *self, guint max_pages, guint64 *out_free_pages,
 	                          gboolean *out_incremental, GError **error);
 	gboolean (*vacuum)(QsimStore *self, GError **error);
+
+	/* output cap: schema v4 */
+	gboolean (*set_output_truncated)(QsimStore *self, const gchar *uuid, GError **error);
+
+	gpointer padding[2];
 };
 
 /*
@@ -411,6 +416,17 @@ void qsim_store_watch_changes(QsimStore *self, guint interval_ms);
 
 /* Undoes one qsim_store_watch_changes(); the last one stops the timer */
 void qsim_store_unwatch_changes(QsimStore *self);
+
+/**
+ * qsim_store_set_output_truncated:
+ * @uuid: a full request UUID
+ *
+ * Records that OUTPUT_LIMIT cut the request's stored output (output_truncated).
+ * Idempotent; no signal (neither the status nor the lease changed).
+ *
+ * Returns: %TRUE on success; NOT_FOUND when the request is gone
+ */
+gboolean qsim_store_set_output_truncated(QsimStore *self, const gchar *uuid, GError **error);
 
 /**
  * qsim_store_set_start_mode:

@@ -22,6 +22,8 @@ struct _QsimSerialReader {
 	gboolean marker_seen;
 	gboolean eof;
 	gboolean started;
+	gboolean paused;
+	gboolean reading; /* a read is in flight: never start a second one */
 };
 
 G_DEFINE_TYPE(QsimSerialReader, qsim_serial_reader, G_TYPE_OBJECT)
@@ -79,6 +81,7 @@ qsim_serial_reader_read_cb(GObject *source, GAsyncResult *res, gpointer user_dat
 	gsize len = 0;
 	const guint8 *data;
 
+	self->reading = FALSE;
 	bytes = g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), res, &error);
 	if (bytes == NULL) {
 		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -95,13 +98,15 @@ qsim_serial_reader_read_cb(GObject *source, GAsyncResult *res, gpointer user_dat
 	qsim_vm_tail_append(self->tail, data, len);
 	g_signal_emit(self, signals[SIGNAL_DATA], 0, bytes);
 	qsim_serial_reader_scan_marker(self, data, len);
-	if (!g_cancellable_is_cancelled(self->cancellable))
+	/* paused: the bytes stay in the pipe and QEMU's chardev waits for room */
+	if (!g_cancellable_is_cancelled(self->cancellable) && !self->paused)
 		qsim_serial_reader_read_next(self);
 }
 
 static void
 qsim_serial_reader_read_next(QsimSerialReader *self)
 {
+	self->reading = TRUE;
 	g_input_stream_read_bytes_async(self->stream, QSIM_SERIAL_READ_SIZE, G_PRIORITY_DEFAULT,
 	                                self->cancellable, qsim_serial_reader_read_cb,
 	                                g_object_ref(self));
@@ -119,7 +124,8 @@ qsim_serial_reader_start(QsimSerialReader *self)
 {
 	g_return_if_fail(!self->started);
 	self->started = TRUE;
-	qsim_serial_reader_read_next(self);
+	if (!self->paused)
+		qsim_serial_reader_read_next(self);
 }
 
 /**
@@ -132,6 +138,33 @@ void
 qsim_serial_reader_stop(QsimSerialReader *self)
 {
 	g_cancellable_cancel(self->cancellable);
+}
+
+/**
+ * qsim_serial_reader_set_paused:
+ * @self: a #QsimSerialReader
+ * @paused: whether to stop reading
+ *
+ * Backpressure: while paused no new read starts, so at most the one read already in
+ * flight (QSIM_SERIAL_READ_SIZE bytes) still arrives as "data"; the rest waits in the
+ * stream. Unpausing reads on where it stopped.
+ */
+void
+qsim_serial_reader_set_paused(QsimSerialReader *self, gboolean paused)
+{
+	g_return_if_fail(QSIM_IS_SERIAL_READER(self));
+	if (self->paused == paused)
+		return;
+	self->paused = paused;
+	if (!paused && self->started && !self->reading && !self->eof &&
+	    !g_cancellable_is_cancelled(self->cancellable))
+		qsim_serial_reader_read_next(self);
+}
+
+gboolean
+qsim_serial_reader_get_paused(QsimSerialReader *self)
+{
+	return self->paused;
 }
 
 gboolean

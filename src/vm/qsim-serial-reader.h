@@ -16,11 +16,15 @@ G_DECLARE_FINAL_TYPE(QsimSerialReader, qsim_serial_reader, QSIM, SERIAL_READER, 
  *   "data"   (GBytes *chunk): bytes read, transfer none.
  *   "marker" ():              the ready marker was seen (once); it may span chunks.
  *   "eof"    ():              the stream ended or failed; emitted once.
+ *
+ * qsim_serial_reader_set_paused() stops reading (backpressure) without losing bytes.
  */
 
 QsimSerialReader *qsim_serial_reader_new(GInputStream *stream, const gchar *marker);
 void qsim_serial_reader_start(QsimSerialReader *self);
 void qsim_serial_reader_stop(QsimSerialReader *self);
+void qsim_serial_reader_set_paused(QsimSerialReader *self, gboolean paused);
+gboolean qsim_serial_reader_get_paused(QsimSerialReader *self);
 gboolean qsim_serial_reader_get_marker_seen(QsimSerialReader *self);
 gboolean qsim_serial_reader_get_eof(QsimSerialReader *self);
 gchar *qsim_serial_reader_get_tail(QsimSerialReader *self);

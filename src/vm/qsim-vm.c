@@ -115,6 +115,8 @@ struct _QsimVm {
 	guint kvm_console_timeout_ms;
 	guint kvm_watch_id;
 	gboolean console_seen;
+	/* backpressure from the consumer of "console-output"; survives a respawn */
+	gboolean console_paused;
 	gchar *kvm_failure;
 };
 
@@ -686,6 +688,7 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	                                      self->config->ready_marker);
 	g_signal_connect(self->serial, "data", G_CALLBACK(qsim_vm_serial_data_cb), self);
 	g_signal_connect(self->serial, "marker", G_CALLBACK(qsim_vm_marker_cb), self);
+	qsim_serial_reader_set_paused(self->serial, self->console_paused);
 	qsim_serial_reader_start(self->serial);
 	/* a restore prints nothing until the guest does something: only a boot is watched */
 	g_clear_handle_id(&self->kvm_watch_id, g_source_remove);
@@ -1720,6 +1723,23 @@ qsim_vm_get_use_kvm(QsimVm *self)
 {
 	g_return_val_if_fail(QSIM_IS_VM(self), FALSE);
 	return self->use_kvm;
+}
+
+/**
+ * qsim_vm_set_console_paused:
+ * @self: a #QsimVm
+ * @paused: whether the consumer of "console-output" wants no more for now
+ *
+ * While paused the serial console is not read: QEMU's chardev then waits for room in
+ * its stdout pipe instead of qsim buffering what the guest prints.
+ */
+void
+qsim_vm_set_console_paused(QsimVm *self, gboolean paused)
+{
+	g_return_if_fail(QSIM_IS_VM(self));
+	self->console_paused = paused;
+	if (self->serial != NULL)
+		qsim_serial_reader_set_paused(self->serial, paused);
 }
 
 /**

@@ -65,6 +65,7 @@ void qsim_vm_set_overlay_template(QsimVm *self, const gchar *path);
 void qsim_vm_set_accel(QsimVm *self, gboolean use_kvm, const gchar *why);
 gboolean qsim_vm_get_use_kvm(QsimVm *self);
 void qsim_vm_set_kvm_console_timeout(QsimVm *self, guint timeout_ms);
+void qsim_vm_set_console_paused(QsimVm *self, gboolean paused);
 gboolean qsim_vm_get_restored(QsimVm *self);
 
 void qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback callback,

@@ -484,6 +484,10 @@ test_big_output(Fixture *f, gconstpointer data)
 
 	if (!agent_test_require_vm(&f->fx))
 		return;
+	/* past the default OUTPUT_LIMIT (64M): this test wants every byte */
+	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=2", "QSIM_MAX_CONCURRENT_VMS=2",
+	                     "QSIM_LEASE_SECONDS=10", "QSIM_SHUTDOWN_GRACE=1",
+	                     "QSIM_OUTPUT_LIMIT=0", NULL);
 	start_pool(f);
 	uuid = agent_test_submit(&f->fx, "tiny", cmd, 1800);
 	r = agent_test_wait_final(&f->fx, uuid, BIG_TIMEOUT_S);
@@ -512,6 +516,99 @@ test_big_output(Fixture *f, gconstpointer data)
 	                 QSIM_LOG_BATCHER_DEFAULT_MAX_BYTES + QSIM_GUEST_DEFAULT_FLOW_BUDGET);
 	g_test_message("100 MB stored in %u batches (%u log rows)",
 	               qsim_log_batcher_get_n_flushes(qsim_job_get_batcher(job)), logs->len);
+	assert_nothing_left(f, uuid);
+}
+
+/* tiny with its own OUTPUT_LIMIT: the per-VM key overrides the 64M default */
+static void
+write_capped_vm(Fixture *f, const gchar *limit)
+{
+	g_autofree gchar *src = g_build_filename(f->fx.config_dir, "tiny.conf", NULL);
+	g_autofree gchar *dst = g_build_filename(f->fx.config_dir, "tiny-cap.conf", NULL);
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *capped = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(g_file_get_contents(src, &text, NULL, &error));
+	capped = g_strdup_printf("%sOUTPUT_LIMIT=%s\n", text, limit);
+	g_assert_true(g_file_set_contents(dst, capped, -1, &error));
+}
+
+/* Returns: boot, stdout and stderr bytes stored for @uuid */
+static gsize
+stored_output(Fixture *f, const gchar *uuid)
+{
+	const QsimLogType types[] = {QSIM_LOG_BOOT, QSIM_LOG_STDOUT, QSIM_LOG_STDERR};
+	gsize total = 0;
+
+	for (guint i = 0; i < G_N_ELEMENTS(types); i++) {
+		g_autoptr(GByteArray) b = agent_test_log_bytes(&f->fx, uuid, types[i]);
+		total += b->len;
+	}
+	return total;
+}
+
+/* OUTPUT_LIMIT_ACTION=truncate: the command runs to its end (exit 0 after writing 5 MB),
+ * only the first 1 MiB of output is kept, and the request says it was cut. */
+static void
+test_output_truncate(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) logs = NULL;
+	gint cut;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	write_capped_vm(f, "1M");
+	start_pool(f);
+	uuid = agent_test_submit(&f->fx, "tiny-cap",
+	                         "yes | head -c 5000000; echo after-the-cap >&2; exit 0", 600);
+	r = agent_test_wait_final(&f->fx, uuid, BIG_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	g_assert_true(r->has_exit_code);
+	g_assert_cmpint(r->exit_code, ==, 0);
+	g_assert_true(r->output_truncated);
+	g_assert_cmpuint(stored_output(f, uuid), ==, 1024 * 1024);
+	logs = agent_test_logs(&f->fx, uuid);
+	cut = find_entry(logs, QSIM_LOG_SYSTEM, "output truncated at 1 MiB");
+	g_assert_cmpint(cut, >, 0);
+	/* drained, not stored: nothing of stdout or stderr after the notice */
+	g_assert_cmpint(find_entry(logs, QSIM_LOG_STDERR, "after-the-cap"), ==, -1);
+	for (guint i = (guint)cut + 1; i < logs->len; i++) {
+		QsimLogEntry *e = g_ptr_array_index(logs, i);
+
+		g_assert_cmpint(e->log_type, !=, QSIM_LOG_STDOUT);
+		g_assert_cmpint(e->log_type, !=, QSIM_LOG_STDERR);
+	}
+	g_assert_cmpint(find_entry(logs, QSIM_LOG_SYSTEM, "exit code 0"), >, cut);
+	assert_nothing_left(f, uuid);
+}
+
+/* OUTPUT_LIMIT_ACTION=fail: an endless writer is stopped at the cap, not at its timeout */
+static void
+test_output_fail(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) logs = NULL;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=1", "QSIM_MAX_CONCURRENT_VMS=1",
+	                     "QSIM_LEASE_SECONDS=10", "QSIM_SHUTDOWN_GRACE=1",
+	                     "QSIM_OUTPUT_LIMIT_ACTION=fail", NULL);
+	write_capped_vm(f, "1M");
+	start_pool(f);
+	uuid = agent_test_submit(&f->fx, "tiny-cap", "yes", 3000);
+	r = agent_test_wait_final(&f->fx, uuid, BIG_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
+	g_assert_false(r->has_exit_code);
+	g_assert_cmpstr(r->error, ==, "output exceeded OUTPUT_LIMIT=1M (OUTPUT_LIMIT_ACTION=fail)");
+	g_assert_true(r->output_truncated);
+	g_assert_cmpuint(stored_output(f, uuid), ==, 1024 * 1024);
+	logs = agent_test_logs(&f->fx, uuid);
+	g_assert_cmpint(find_entry(logs, QSIM_LOG_SYSTEM, "output truncated at 1 MiB"), >, 0);
 	assert_nothing_left(f, uuid);
 }
 
@@ -597,6 +694,10 @@ main(int argc, char **argv)
 	g_test_add("/qsim/agent/vm/kill-qemu", Fixture, NULL, fixture_setup, test_kill_qemu,
 	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/capacity", Fixture, NULL, fixture_setup, test_capacity,
+	           fixture_teardown);
+	g_test_add("/qsim/agent/vm/output-truncate", Fixture, NULL, fixture_setup,
+	           test_output_truncate, fixture_teardown);
+	g_test_add("/qsim/agent/vm/output-fail", Fixture, NULL, fixture_setup, test_output_fail,
 	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/big-output", Fixture, NULL, fixture_setup, test_big_output,
 	           fixture_teardown);

@@ -2,11 +2,17 @@
 
 #include "config.h"
 
+#include <gio/gunixinputstream.h>
+#include <glib-unix.h>
+#include <sqlite3.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "agent-test-util.h"
 #include "agent/qsim-log-batcher.h"
 #include "common/qsim-error.h"
+#include "vm/qsim-serial-reader.h"
 
 typedef struct {
 	AgentFixture fx;
@@ -226,6 +232,198 @@ test_congestion(Fixture *f, gconstpointer data)
 	g_test_assert_expected_messages();
 }
 
+static void
+count_cb(QsimLogBatcher *b, gpointer user_data)
+{
+	(*(guint *)user_data)++;
+}
+
+/* The cap counts boot, stdout and stderr together, cuts at the byte, says so once, and
+ * lets system lines through afterwards. */
+static void
+test_output_limit(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, 0, 600000);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GByteArray) boot = NULL;
+	g_autoptr(GByteArray) out = NULL;
+	g_autoptr(GByteArray) err = NULL;
+	g_autofree gchar *system = NULL;
+	guint8 buf[600];
+	guint signalled = 0;
+
+	memset(buf, 'z', sizeof(buf));
+	qsim_log_batcher_set_output_limit(b, 1500);
+	g_signal_connect(b, "output-truncated", G_CALLBACK(count_cb), &signalled);
+	qsim_log_batcher_append(b, QSIM_LOG_BOOT, buf, 500);
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, buf, sizeof(buf));
+	g_assert_false(qsim_log_batcher_get_output_truncated(b));
+	g_assert_cmpuint(signalled, ==, 0);
+	qsim_log_batcher_append(b, QSIM_LOG_STDERR, buf, sizeof(buf));
+	g_assert_true(qsim_log_batcher_get_output_truncated(b));
+	g_assert_cmpuint(signalled, ==, 1);
+	/* drained: nothing more is kept, and no second notice */
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, buf, sizeof(buf));
+	qsim_log_batcher_append(b, QSIM_LOG_BOOT, buf, sizeof(buf));
+	qsim_log_batcher_append_line(b, QSIM_LOG_SYSTEM, "exit code 0");
+	g_assert_cmpuint(signalled, ==, 1);
+	g_assert_true(qsim_log_batcher_flush(b, &error));
+	g_assert_no_error(error);
+
+	boot = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_BOOT);
+	out = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_STDOUT);
+	err = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_STDERR);
+	g_assert_cmpuint(boot->len, ==, 500);
+	g_assert_cmpuint(out->len, ==, 600);
+	g_assert_cmpuint(err->len, ==, 400);
+	system = agent_test_log_text(&f->fx, f->uuid, QSIM_LOG_SYSTEM);
+	g_assert_cmpstr(system, ==, "output truncated at 1500 bytes\nexit code 0\n");
+}
+
+/* the wiring a job makes between a VM's console and its batcher */
+typedef struct {
+	QsimLogBatcher *batcher;
+	QsimSerialReader *reader;
+} ConsoleWire;
+
+static void
+wire_data_cb(QsimSerialReader *reader, GBytes *chunk, gpointer user_data)
+{
+	ConsoleWire *w = user_data;
+
+	qsim_log_batcher_append_bytes(w->batcher, QSIM_LOG_BOOT, chunk);
+}
+
+static void
+wire_congested_cb(GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+	ConsoleWire *w = user_data;
+
+	qsim_serial_reader_set_paused(w->reader, qsim_log_batcher_get_congested(w->batcher));
+}
+
+static gboolean
+batcher_congested_cb(gpointer user_data)
+{
+	return qsim_log_batcher_get_congested(QSIM_LOG_BATCHER(user_data));
+}
+
+typedef struct {
+	Fixture *f;
+	gsize want;
+} StoredWait;
+
+static gboolean
+boot_stored_cb(gpointer user_data)
+{
+	StoredWait *w = user_data;
+	g_autoptr(GByteArray) boot = agent_test_log_bytes(&w->f->fx, w->f->uuid, QSIM_LOG_BOOT);
+
+	return boot->len >= w->want;
+}
+
+static gboolean
+set_flag_cb(gpointer user_data)
+{
+	*(gboolean *)user_data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+flag_set_cb(gpointer user_data)
+{
+	return *(gboolean *)user_data;
+}
+
+/* runs the main loop for @ms, whatever is due in it */
+static void
+spin_ms(guint ms)
+{
+	gboolean done = FALSE;
+
+	g_timeout_add(ms, set_flag_cb, &done);
+	g_assert_true(agent_test_wait(flag_set_cb, &done, 60));
+}
+
+static gsize
+pipe_pending(gint fd)
+{
+	gint n = 0;
+
+	g_assert_cmpint(ioctl(fd, FIONREAD, &n), ==, 0);
+	return (gsize)n;
+}
+
+/* A store that cannot write (another connection holds the write lock) pauses the
+ * console reader: the bytes stay in the pipe, as they would in QEMU's stdout, and are
+ * all stored once the lock is gone. */
+static void
+test_console_backpressure(Fixture *f, gconstpointer data)
+{
+	const gsize max_bytes = 8192;
+	const gsize total = 48 * 1024;
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, max_bytes, 50);
+	g_autoptr(QsimSerialReader) reader = NULL;
+	g_autoptr(GInputStream) stream = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GByteArray) boot = NULL;
+	g_autofree guint8 *buf = g_malloc(total);
+	ConsoleWire wire;
+	StoredWait stored = {f, total};
+	sqlite3 *locker = NULL;
+	gint fds[2];
+	gsize in_pipe;
+
+	/* each failed flush warns, and how many fail depends on timing: not fatal here */
+	GLogLevelFlags fatal = g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+	for (gsize i = 0; i < total; i++)
+		buf[i] = (guint8)('a' + i % 26);
+	g_assert_true(g_unix_open_pipe(fds, FD_CLOEXEC, &error));
+	g_assert_no_error(error);
+	/* fits the pipe's 64 KiB buffer: written at once, then EOF after it */
+	g_assert_cmpint(write(fds[1], buf, total), ==, (gssize)total);
+	close(fds[1]);
+
+	g_assert_cmpint(sqlite3_open(f->fx.db_path, &locker), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+
+	stream = g_unix_input_stream_new(fds[0], TRUE);
+	reader = qsim_serial_reader_new(stream, NULL);
+	wire.batcher = b;
+	wire.reader = reader;
+	g_signal_connect(reader, "data", G_CALLBACK(wire_data_cb), &wire);
+	g_signal_connect(b, "notify::congested", G_CALLBACK(wire_congested_cb), &wire);
+	qsim_serial_reader_start(reader);
+
+	g_assert_true(agent_test_wait(batcher_congested_cb, b, 40));
+	g_assert_true(qsim_serial_reader_get_paused(reader));
+	/* a flush retry comes and fails meanwhile: the reader must stay put */
+	spin_ms(600);
+	g_assert_true(qsim_log_batcher_get_congested(b));
+	g_assert_cmpuint(qsim_serial_reader_get_n_bytes(reader), <=, max_bytes + 4096);
+	g_assert_cmpuint(qsim_log_batcher_get_max_buffered(b), <=, max_bytes + 4096);
+	in_pipe = pipe_pending(fds[0]);
+	g_assert_cmpuint(in_pipe, ==, total - qsim_serial_reader_get_n_bytes(reader));
+	g_assert_cmpuint(in_pipe, >=, total - max_bytes - 4096);
+	boot = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_BOOT);
+	g_assert_cmpuint(boot->len, ==, 0);
+	g_clear_pointer(&boot, g_byte_array_unref);
+
+	/* the store recovers: reading resumes where it stopped, nothing lost or reordered */
+	g_assert_cmpint(sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(locker);
+	g_assert_true(agent_test_wait(boot_stored_cb, &stored, 40));
+	g_assert_false(qsim_log_batcher_get_congested(b));
+	g_assert_false(qsim_serial_reader_get_paused(reader));
+	boot = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_BOOT);
+	g_assert_cmpuint(boot->len, ==, total);
+	g_assert_cmpmem(boot->data, boot->len, buf, total);
+	g_assert_cmpuint(qsim_log_batcher_get_max_buffered(b), <=, max_bytes + 4096);
+	qsim_serial_reader_stop(reader);
+	g_log_set_always_fatal(fatal);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -242,5 +440,9 @@ main(int argc, char **argv)
 	           test_bytes_exact, fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/congestion", Fixture, NULL, fixture_setup,
 	           test_congestion, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/output-limit", Fixture, NULL, fixture_setup,
+	           test_output_limit, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/console-backpressure", Fixture, NULL, fixture_setup,
+	           test_console_backpressure, fixture_teardown);
 	return g_test_run();
 }

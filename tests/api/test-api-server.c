@@ -137,7 +137,8 @@ test_create_and_get(ApiFixture *fx, gconstpointer data)
 	g_assert_true(json_object_get_null_member(o, "agent_id"));
 	g_assert_cmpint(json_object_get_int_member(o, "attempts"), ==, 0);
 	g_assert_true(json_object_get_null_member(o, "start_mode"));
-	g_assert_cmpuint(json_object_get_size(o), ==, 14);
+	g_assert_false(json_object_get_boolean_member(o, "output_truncated"));
+	g_assert_cmpuint(json_object_get_size(o), ==, 15);
 
 	/* a unique 8-character prefix resolves, in upper case too */
 	prefix_path = g_strdup_printf("/requests/%.8s", uuid);
@@ -1049,6 +1050,37 @@ test_vm_prepare(ApiFixture *fx, gconstpointer data)
 	}
 }
 
+/* output_truncated: false until the agent records that OUTPUT_LIMIT cut the output,
+ * the same in a single request and in a list */
+static void
+test_output_truncated(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *uuid = api_submit(fx, "yes");
+	g_autofree gchar *path = g_strdup_printf("/requests/%s", uuid);
+	g_autoptr(GError) error = NULL;
+
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/requests", NULL, NULL, NULL);
+
+		g_assert_false(json_object_get_boolean_member(
+		    json_array_get_object_element(arr(r), 0), "output_truncated"));
+	}
+	g_assert_true(qsim_store_set_output_truncated(fx->store, uuid, &error));
+	g_assert_no_error(error);
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", path, NULL, NULL, NULL);
+
+		g_assert_cmpuint(r->status, ==, 200);
+		g_assert_true(json_object_get_boolean_member(obj(r), "output_truncated"));
+	}
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/requests", NULL, NULL, NULL);
+
+		g_assert_true(json_object_get_boolean_member(
+		    json_array_get_object_element(arr(r), 0), "output_truncated"));
+	}
+}
+
 /* start_mode: null until the VM started, then as the agent recorded it */
 static void
 test_start_mode(ApiFixture *fx, gconstpointer data)
@@ -1588,6 +1620,7 @@ main(int argc, char **argv)
 	ADD("/qsim/api/vms/warm-pool", test_vms_warm_pool, NULL);
 	ADD("/qsim/api/vms/prepare", test_vm_prepare, NULL);
 	ADD("/qsim/api/start-mode", test_start_mode, NULL);
+	ADD("/qsim/api/output-truncated", test_output_truncated, NULL);
 	ADD("/qsim/api/stats", test_stats, NULL);
 	ADD("/qsim/api/config", test_config, &auth_opts);
 	ADD("/qsim/api/openapi", test_openapi, NULL);

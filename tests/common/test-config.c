@@ -505,7 +505,7 @@ test_config_entries(Fixture *f, gconstpointer data)
 	fixture_load_ok(f, NULL);
 	g_assert_true(qsim_config_set_flag(f->config, "API_PORT", "9000", &error));
 	entries = qsim_config_list_entries(f->config);
-	g_assert_cmpuint(entries->len, ==, 36);
+	g_assert_cmpuint(entries->len, ==, 38);
 	for (guint i = 0; i < entries->len; i++) {
 		const QsimConfigEntry *e = g_ptr_array_index(entries, i);
 
@@ -583,6 +583,44 @@ test_config_retention_disk(Fixture *f, gconstpointer data)
 	                   "or a whole number with K, M, G or T, e.g. 512M)");
 }
 
+/* OUTPUT_LIMIT reads sizes with 1024-based suffixes and prints them back short */
+static void
+test_config_output_limit(Fixture *f, gconstpointer data)
+{
+	fixture_load_ok(f, NULL);
+	g_assert_cmpuint(qsim_config_get_output_limit(f->config), ==, 64 * 1024 * 1024);
+	g_assert_cmpstr(qsim_config_get_string(f->config, "OUTPUT_LIMIT"), ==, "64M");
+	g_assert_cmpint(qsim_config_get_output_limit_action(f->config), ==,
+	                QSIM_OUTPUT_LIMIT_ACTION_TRUNCATE);
+
+	fixture_setenv(f, "QSIM_OUTPUT_LIMIT", "1536k");
+	fixture_setenv(f, "QSIM_OUTPUT_LIMIT_ACTION", "fail");
+	fixture_load_ok(f, NULL);
+	g_assert_cmpuint(qsim_config_get_output_limit(f->config), ==, 1536 * 1024);
+	g_assert_cmpstr(qsim_config_get_string(f->config, "OUTPUT_LIMIT"), ==, "1536K");
+	g_assert_cmpint(qsim_config_get_output_limit_action(f->config), ==,
+	                QSIM_OUTPUT_LIMIT_ACTION_FAIL);
+
+	fixture_setenv(f, "QSIM_OUTPUT_LIMIT", "0");
+	fixture_setenv(f, "QSIM_OUTPUT_LIMIT_ACTION", "truncate");
+	fixture_load_ok(f, NULL);
+	g_assert_cmpuint(qsim_config_get_output_limit(f->config), ==, 0);
+
+	fixture_setenv(f, "QSIM_OUTPUT_LIMIT", "12Q");
+	fixture_load_fails(f, NULL,
+	                   "QSIM_OUTPUT_LIMIT='12Q' (from environment): not a size (use bytes or "
+	                   "a whole number with K, M, G or T, e.g. 512M)");
+	fixture_setenv(f, "QSIM_OUTPUT_LIMIT", "2T");
+	fixture_load_fails(f, NULL,
+	                   "QSIM_OUTPUT_LIMIT='2T' (from environment): must be between 0 and "
+	                   "1099511627776 bytes");
+	fixture_setenv(f, "QSIM_OUTPUT_LIMIT", "1M");
+	fixture_setenv(f, "QSIM_OUTPUT_LIMIT_ACTION", "drop");
+	fixture_load_fails(f, NULL,
+	                   "QSIM_OUTPUT_LIMIT_ACTION='drop' (from environment): not an action "
+	                   "(use truncate or fail)");
+}
+
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int
@@ -607,5 +645,6 @@ main(int argc, char **argv)
 	ADD("/qsim/common/config/entries", test_config_entries);
 	ADD("/qsim/common/config/generic-getters", test_config_generic_getters);
 	ADD("/qsim/common/config/retention-disk", test_config_retention_disk);
+	ADD("/qsim/common/config/output-limit", test_config_output_limit);
 	return g_test_run();
 }

@@ -97,7 +97,8 @@ test_vm_config_hash_warm_pool(Fixture *f, gconstpointer data)
 {
 	const gchar *texts[] = {"CPU=2\nMEMORY=512M\n", "CPU=2\nWARM_POOL_SIZE=3\nMEMORY=512M\n",
 	                        "CPU=2\nWARM_POOL_SIZE=0\nMEMORY=512M\n",
-	                        "CPU=2\nMEMORY=512M\nWARM_POOL_SIZE=1"};
+	                        "CPU=2\nMEMORY=512M\nWARM_POOL_SIZE=1",
+	                        "OUTPUT_LIMIT=1M\nCPU=2\nWARM_POOL_SIZE=2\nMEMORY=512M\n"};
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimVmConfig) base = NULL;
 	g_autoptr(QsimVmConfig) other = NULL;
@@ -199,6 +200,37 @@ test_vm_config_memory_forms(Fixture *f, gconstpointer data)
 		g_assert_no_error(error);
 		g_assert_cmpuint(c->memory_mib, ==, cases[i].mib);
 	}
+}
+
+/* OUTPUT_LIMIT: unset means the global setting (-1), 0 means no limit */
+static void
+test_vm_config_output_limit(Fixture *f, gconstpointer data)
+{
+	const struct {
+		const gchar *text;
+		gint64 bytes;
+	} cases[] = {{"", -1},
+	             {"OUTPUT_LIMIT=1M\n", 1048576},
+	             {"OUTPUT_LIMIT=0\n", 0},
+	             {"OUTPUT_LIMIT=4096\n", 4096},
+	             {"OUTPUT_LIMIT=2g\n", 2147483648}};
+	g_autofree gchar *bad = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) none = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *conf = qsim_test_write(f->images, "tiny.conf", cases[i].text);
+		g_autoptr(GError) local = NULL;
+		g_autoptr(QsimVmConfig) c = qsim_vm_config_parse(f->images, conf, "tiny", &local);
+
+		g_assert_no_error(local);
+		g_assert_cmpint(c->output_limit, ==, cases[i].bytes);
+	}
+	bad = qsim_test_write(f->images, "tiny.conf", "OUTPUT_LIMIT=lots\n");
+	none = qsim_vm_config_parse(f->images, bad, "tiny", &error);
+	g_assert_null(none);
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	g_assert_nonnull(strstr(error->message, "OUTPUT_LIMIT='lots': not a size"));
 }
 
 static void
@@ -385,6 +417,7 @@ main(int argc, char **argv)
 	ADD("/qsim/common/vm-config/no-conf", test_vm_config_no_conf);
 	ADD("/qsim/common/vm-config/memory-forms", test_vm_config_memory_forms);
 	ADD("/qsim/common/vm-config/bad", test_vm_config_bad);
+	ADD("/qsim/common/vm-config/output-limit", test_vm_config_output_limit);
 	ADD("/qsim/common/vm-config/secret-hidden", test_vm_config_secret_hidden);
 	ADD("/qsim/common/vm-config/no-image", test_vm_config_no_image);
 	ADD("/qsim/common/vm-config/bad-name", test_vm_config_bad_name);

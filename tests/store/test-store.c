@@ -173,6 +173,8 @@ test_migrate_from_v1_fixture(void)
 	g_assert_no_error(error);
 	/* v2 added start_mode: rows from before have none */
 	g_assert_cmpint(held->start_mode, ==, QSIM_START_MODE_NONE);
+	/* v4 added output_truncated: rows from before were never cut */
+	g_assert_false(held->output_truncated);
 	g_assert_cmpint(held->status, ==, QSIM_STATUS_HOLD);
 	g_assert_cmpint(held->held_from, ==, QSIM_STATUS_RUNNING);
 	g_assert_cmpint(held->lease_expires_at, ==, 1764000050000);
@@ -232,6 +234,26 @@ test_open_errors(void)
 	store = qsim_store_open("", &error);
 	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
 	store_test_rmdir(dir);
+}
+
+/* output_truncated: off for a new request, on once recorded (again is harmless) */
+static void
+test_output_truncated(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = create(fx, "tiny");
+	g_autoptr(QsimRequest) got = NULL;
+
+	g_assert_false(r->output_truncated);
+	g_assert_true(qsim_store_set_output_truncated(fx->store, r->uuid, &error));
+	g_assert_true(qsim_store_set_output_truncated(fx->store, r->uuid, &error));
+	g_assert_no_error(error);
+	got = qsim_store_get_request(fx->store, r->uuid, 36, &error);
+	g_assert_no_error(error);
+	g_assert_true(got->output_truncated);
+	g_assert_false(qsim_store_set_output_truncated(
+	    fx->store, "0a1b2c3d-0000-4000-8000-00000000ffff", &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND);
 }
 
 static void
@@ -1269,6 +1291,7 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/store/migrate/from-v1-fixture", test_migrate_from_v1_fixture);
 	g_test_add_func("/qsim/store/open-errors", test_open_errors);
 	ADD("/qsim/store/create-get", test_create_get);
+	ADD("/qsim/store/output-truncated", test_output_truncated);
 	ADD("/qsim/store/partial-uuid", test_partial_uuid);
 	ADD("/qsim/store/list", test_list);
 	ADD("/qsim/store/lifecycle", test_lifecycle);

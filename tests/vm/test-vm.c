@@ -312,6 +312,55 @@ test_pause_resume(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(qsim_vm_get_exit_message(vm), "paused"));
 }
 
+static gsize
+count_byte(GByteArray *a, gsize from, guint8 c)
+{
+	gsize n = 0;
+
+	for (gsize i = from; i < a->len; i++)
+		n += a->data[i] == c;
+	return n;
+}
+
+/* A paused console is not read: QEMU's stdout pipe fills, its serial chardev waits and so
+ * does the guest writing to ttyS0. Unpaused, every byte arrives. */
+static void
+test_console_paused(Fixture *f, gconstpointer data)
+{
+	const gsize total = 300000;
+	g_autoptr(QsimVm) vm = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *cmd = g_strdup_printf(
+	    "head -c %" G_GSIZE_FORMAT " /dev/zero | tr '\\0' x >/dev/ttyS0; echo wrote", total);
+	BgExec b = {g_byte_array_new(), FALSE, -1, NULL};
+	gboolean never = FALSE;
+	gsize before;
+
+	if (skip_without_image())
+		return;
+	vm = boot_vm(f, "tiny", &guest);
+	qsim_vm_set_console_paused(vm, TRUE);
+	before = f->console->len;
+	qsim_guest_exec_async(guest, cmd, bg_output_cb, &b, NULL, bg_exec_cb, &b);
+	vm_test_iterate_until(&never, 5);
+	/* more than a pipe's 64 KiB: the writer cannot be done, and at most the one read in
+	 * flight arrived */
+	g_assert_false(b.done);
+	g_assert_cmpuint(f->console->len - before, <=, 4096);
+
+	qsim_vm_set_console_paused(vm, FALSE);
+	vm_test_iterate_until(&b.done, 120);
+	g_assert_true(b.done);
+	g_assert_no_error(b.error);
+	g_assert_cmpint(b.status, ==, 0);
+	g_assert_cmpmem(b.out->data, b.out->len, "wrote\n", 6);
+	g_byte_array_unref(b.out);
+	g_assert_cmpuint(count_byte(f->console, before, 'x'), >=, total);
+	g_assert_true(vm_test_shutdown(vm, 0, &error));
+	g_assert_no_error(error);
+}
+
 static void
 test_powerdown_escalation(Fixture *f, gconstpointer data)
 {
@@ -728,6 +777,8 @@ main(int argc, char **argv)
 	g_test_add("/qsim/vm/big-output", Fixture, NULL, fixture_setup, test_big_output,
 	           fixture_teardown);
 	g_test_add("/qsim/vm/pause-resume", Fixture, NULL, fixture_setup, test_pause_resume,
+	           fixture_teardown);
+	g_test_add("/qsim/vm/console-paused", Fixture, NULL, fixture_setup, test_console_paused,
 	           fixture_teardown);
 	g_test_add("/qsim/vm/powerdown-escalation", Fixture, NULL, fixture_setup,
 	           test_powerdown_escalation, fixture_teardown);
