@@ -400,6 +400,74 @@ parse_before(QsimStore *store, const gchar *text, gint64 *out_ms)
 	return TRUE;
 }
 
+static void
+respond_purged(SoupServerMessage *msg, guint deleted, gboolean more, gint64 before_ms)
+{
+	GString *out = g_string_sized_new(128);
+
+	g_string_append_printf(out, "{\"deleted\":%u,\"more\":%s,\"before\":", deleted,
+	                       more ? "true" : "false");
+	qsim_api_json_append_timestamp(out, before_ms);
+	g_string_append_c(out, '}');
+	qsim_api_json_respond_text(msg, SOUP_STATUS_OK, out);
+}
+
+/* A bulk DELETE running in a worker thread on its own connection; the message is paused. */
+typedef struct {
+	SoupServerMessage *msg;
+	gchar *db_path;
+	gint status;
+	gint64 before_ms;
+	guint limit;
+	guint deleted;
+	gboolean more;
+	gboolean gone;
+} PendingPurge;
+
+static void
+on_purge_client_gone(SoupServerMessage *msg, gpointer user_data)
+{
+	((PendingPurge *)user_data)->gone = TRUE;
+}
+
+static void
+purge_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+	PendingPurge *p = g_task_get_task_data(task);
+	g_autoptr(QsimStore) store = NULL;
+	g_autoptr(GError) error = NULL;
+
+	/* a connection of its own: a store is used by one thread at a time */
+	store = qsim_store_open(p->db_path, &error);
+	if (store == NULL || !qsim_store_purge_requests(store, p->status, p->before_ms, p->limit,
+	                                                &p->deleted, &p->more, &error)) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+purge_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	PendingPurge *p = user_data;
+	g_autoptr(GError) error = NULL;
+	gboolean ok = g_task_propagate_boolean(G_TASK(res), &error);
+
+	/* a message whose client is gone is finished: touching it would be a bug */
+	if (!p->gone) {
+		if (ok)
+			respond_purged(p->msg, p->deleted, p->more, p->before_ms);
+		else
+			qsim_api_error_respond_gerror(p->msg, error);
+		soup_server_message_unpause(p->msg);
+	}
+	g_signal_handlers_disconnect_by_data(p->msg, p);
+	g_object_unref(p->msg);
+	g_free(p->db_path);
+	g_free(p);
+}
+
 /**
  * qsim_api_requests_purge:
  *
@@ -423,7 +491,6 @@ qsim_api_requests_purge(QsimApiContext *ctx)
 	guint64 limit = 0;
 	guint deleted = 0;
 	gboolean more = FALSE;
-	GString *out;
 
 	g_hash_table_iter_init(&iter, ctx->query);
 	while (g_hash_table_iter_next(&iter, &key, NULL)) {
@@ -455,15 +522,30 @@ qsim_api_requests_purge(QsimApiContext *ctx)
 	if (!qsim_api_context_query_uint(ctx, "limit", 1, QSIM_STORE_PURGE_MAX_BATCH,
 	                                 QSIM_STORE_PURGE_MAX_BATCH, &limit))
 		return;
+	if (qsim_api_server_get_writer(ctx->server) != NULL) {
+		/* a batch deletes up to 1000 requests and their logs: tens of ms of write
+		 * transaction that must not stall every other call on the main loop */
+		PendingPurge *p = g_new0(PendingPurge, 1);
+		g_autoptr(GTask) task = NULL;
+
+		p->msg = g_object_ref(ctx->msg);
+		p->db_path =
+		    g_strdup(qsim_config_get_db_path(qsim_api_server_get_config(ctx->server)));
+		p->status = status != NULL ? (gint)st : -1;
+		p->before_ms = before_ms;
+		p->limit = (guint)limit;
+		g_signal_connect(p->msg, "disconnected", G_CALLBACK(on_purge_client_gone), p);
+		g_signal_connect(p->msg, "finished", G_CALLBACK(on_purge_client_gone), p);
+		soup_server_message_pause(ctx->msg);
+		task = g_task_new(NULL, NULL, purge_done_cb, p);
+		g_task_set_task_data(task, p, NULL);
+		g_task_run_in_thread(task, purge_thread);
+		return;
+	}
 	if (!qsim_store_purge_requests(store, status != NULL ? (gint)st : -1, before_ms,
 	                               (guint)limit, &deleted, &more, &error)) {
 		qsim_api_error_respond_gerror(ctx->msg, error);
 		return;
 	}
-	out = g_string_sized_new(128);
-	g_string_append_printf(out, "{\"deleted\":%u,\"more\":%s,\"before\":", deleted,
-	                       more ? "true" : "false");
-	qsim_api_json_append_timestamp(out, before_ms);
-	g_string_append_c(out, '}');
-	qsim_api_json_respond_text(ctx->msg, SOUP_STATUS_OK, out);
+	respond_purged(ctx->msg, deleted, more, before_ms);
 }

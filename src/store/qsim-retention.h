@@ -8,7 +8,7 @@ G_BEGIN_DECLS
 
 /* A pass every minute; between its batches a short pause lets the main loop serve others */
 #define QSIM_RETENTION_DEFAULT_INTERVAL_MS 60000
-#define QSIM_RETENTION_DEFAULT_PAUSE_MS 20
+#define QSIM_RETENTION_DEFAULT_PAUSE_MS 50
 /* pages (4 KiB) given back to the file system per incremental vacuum step */
 #define QSIM_RETENTION_RECLAIM_PAGES 1024
 

@@ -26,7 +26,7 @@ G_BEGIN_DECLS
 #define QSIM_STORE_TEMPLATE_BUILD_STALE_MS (30 * 60 * 1000)
 
 /* Purges: requests per transaction by default (the retention timer), and per REST call */
-#define QSIM_STORE_PURGE_BATCH 500
+#define QSIM_STORE_PURGE_BATCH 100
 #define QSIM_STORE_PURGE_MAX_BATCH 1000
 /* A batch also stops after this many log chunks per request it may delete, so one
  * request with a huge log never makes a long transaction: it is purged over several */
