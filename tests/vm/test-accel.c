@@ -78,21 +78,6 @@ boot(const QsimKvmProbeParams *p, gboolean with_device_check)
 	return r.verdict;
 }
 
-static gboolean
-have_image(void)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimVmConfig) config = vm_test_load_config("tiny", &error);
-
-	if (config != NULL)
-		return TRUE;
-	if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-		g_error("QSIM_REQUIRE_VM is set but the tiny guest is unusable: %s",
-		        error->message);
-	g_test_skip("tiny guest image missing: run 'meson compile -C build guest-image'");
-	return FALSE;
-}
-
 static void
 params_for_tiny(QsimKvmProbeParams *p, gchar **kernel, gchar **initrd)
 {
@@ -226,7 +211,7 @@ test_boots_marker(Fixture *f, gconstpointer data)
 	g_autoptr(QsimAccelVerdict) v = NULL;
 	QsimKvmProbeParams p;
 
-	if (!have_image())
+	if (vm_test_skip_without_image())
 		return;
 	params_for_tiny(&p, &kernel, &initrd);
 	p.qemu = qemu;
@@ -368,7 +353,7 @@ test_tcg_works(Fixture *f, gconstpointer data)
 	const gchar *args[] = {"--accel", "tcg", "run-vm", "tiny", "--", "echo", "ok", NULL};
 	g_auto(RunVm) r = {0};
 
-	if (!have_image())
+	if (vm_test_skip_without_image())
 		return;
 	write_conf(f, "tiny", "");
 	run_vm(f, NULL, args, &r);
@@ -385,7 +370,7 @@ test_auto_without_kvm(Fixture *f, gconstpointer data)
 	const gchar *args[] = {"run-vm", "tiny", "--", "echo", "ok", NULL};
 	g_auto(RunVm) r = {0};
 
-	if (!have_image())
+	if (vm_test_skip_without_image())
 		return;
 	write_conf(f, "tiny", "");
 	run_vm(f, env, args, &r);
@@ -410,7 +395,7 @@ test_auto_hidden_kvm(Fixture *f, gconstpointer data)
 	                       script,    qsim_test_qsimd_path(), NULL};
 	g_auto(RunVm) r = {0};
 
-	if (!have_image())
+	if (vm_test_skip_without_image())
 		return;
 	if (getuid() != 0 || unshare == NULL) {
 		g_test_skip("needs root and unshare(1) for a private /dev");
@@ -438,7 +423,7 @@ test_auto_with_hanging_kvm(Fixture *f, gconstpointer data)
 	const gchar *args[] = {"run-vm", "tiny", "--", "echo", "ok", NULL};
 	g_auto(RunVm) r = {0};
 
-	if (!have_image())
+	if (vm_test_skip_without_image())
 		return;
 	if (!qsim_kvm_probe_check_device("/dev/kvm", NULL)) {
 		g_test_skip("no usable /dev/kvm here: the device check decides before any QEMU "
@@ -466,7 +451,7 @@ test_real_host(Fixture *f, gconstpointer data)
 	g_auto(RunVm) s = {0};
 	gboolean kvm_works;
 
-	if (!have_image())
+	if (vm_test_skip_without_image())
 		return;
 	write_conf(f, "tiny", "");
 	run_vm(f, NULL, auto_args, &a);

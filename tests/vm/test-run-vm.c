@@ -46,22 +46,6 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	g_free(f->err);
 }
 
-static gboolean
-skip_without_image(void)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimVmConfig) config = vm_test_load_config("tiny", &error);
-
-	if (config != NULL)
-		return FALSE;
-	/* CI sets QSIM_REQUIRE_VM: there a missing guest fails instead of skipping */
-	if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-		g_error("QSIM_REQUIRE_VM is set but the tiny guest is unusable: %s",
-		        error->message);
-	g_test_skip("tiny guest image missing: run 'meson compile -C build guest-image'");
-	return TRUE;
-}
-
 static GSubprocess *
 spawn_run_vm(Fixture *f, const gchar *const *args, GError **error)
 {
@@ -123,7 +107,7 @@ test_status_and_streams(Fixture *f, gconstpointer data)
 	g_autoptr(GSubprocess) proc = NULL;
 	Comm c = {FALSE};
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	proc = spawn_run_vm(f, args, &error);
 	g_assert_no_error(error);
@@ -146,7 +130,7 @@ test_sigterm_cleans_up(Fixture *f, gconstpointer data)
 	g_autofree gchar *line = NULL;
 	g_autofree gchar *rest = NULL;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	proc = spawn_run_vm(f, args, &error);
 	g_assert_no_error(error);
@@ -170,7 +154,7 @@ test_timeout(Fixture *f, gconstpointer data)
 	g_autoptr(GSubprocess) proc = NULL;
 	Comm c = {FALSE};
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	proc = spawn_run_vm(f, args, &error);
 	g_assert_no_error(error);

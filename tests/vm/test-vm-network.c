@@ -15,21 +15,6 @@ typedef struct {
 	gchar *run_root;
 } Fixture;
 
-static gboolean
-skip_without_image(void)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimVmConfig) config = vm_test_load_config("tiny", &error);
-
-	if (config != NULL)
-		return FALSE;
-	if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-		g_error("QSIM_REQUIRE_VM is set but the tiny guest is unusable: %s",
-		        error->message);
-	g_test_skip("tiny guest image missing: run 'meson compile -C build guest-image'");
-	return TRUE;
-}
-
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
@@ -120,7 +105,7 @@ test_no_host(Fixture *f, gconstpointer data)
 	guint16 targets[3];
 	GSocket *listeners[2];
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	plain = listen_loopback(&plain_port);
 	api = listen_loopback(&api_port);

@@ -23,22 +23,6 @@ typedef struct {
 	gboolean exited;
 } Fixture;
 
-static gboolean
-skip_without_image(void)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimVmConfig) config = vm_test_load_config("tiny", &error);
-
-	if (config != NULL)
-		return FALSE;
-	/* CI sets QSIM_REQUIRE_VM: there a missing guest fails instead of skipping */
-	if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-		g_error("QSIM_REQUIRE_VM is set but the tiny guest is unusable: %s",
-		        error->message);
-	g_test_skip("tiny guest image missing: run 'meson compile -C build guest-image'");
-	return TRUE;
-}
-
 static void
 fixture_setup(Fixture *f, gconstpointer data)
 {
@@ -154,7 +138,7 @@ test_exec_status(Fixture *f, gconstpointer data)
 	g_autofree gchar *state = NULL;
 	gint status = -1;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	vm = boot_vm(f, "tiny", &guest);
 	run_dir = g_strdup(qsim_vm_get_run_dir(vm));
@@ -190,7 +174,7 @@ test_big_output(Fixture *f, gconstpointer data)
 	g_autofree gchar *want = NULL;
 	gint status = -1;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	vm = boot_vm(f, "tiny", &guest);
 	g_assert_true(vm_test_exec(guest,
@@ -274,7 +258,7 @@ test_pause_resume(Fixture *f, gconstpointer data)
 	BgExec b = {g_byte_array_new(), FALSE, -1, NULL};
 	gboolean never = FALSE;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	vm = boot_vm(f, "tiny", &guest);
 	qsim_guest_exec_async(guest, "echo start; sleep 1; echo end", bg_output_cb, &b, NULL,
@@ -337,7 +321,7 @@ test_console_paused(Fixture *f, gconstpointer data)
 	gboolean never = FALSE;
 	gsize before;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	vm = boot_vm(f, "tiny", &guest);
 	qsim_vm_set_console_paused(vm, TRUE);
@@ -368,7 +352,7 @@ test_powerdown_escalation(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *run_dir = NULL;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	vm = boot_vm(f, "tiny-noacpi", NULL);
 	run_dir = g_strdup(qsim_vm_get_run_dir(vm));
@@ -386,7 +370,7 @@ test_kill_mid_command(Fixture *f, gconstpointer data)
 	g_autofree gchar *run_dir = NULL;
 	BgExec b = {g_byte_array_new(), FALSE, -1, NULL};
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	vm = boot_vm(f, "tiny", &guest);
 	run_dir = g_strdup(qsim_vm_get_run_dir(vm));
@@ -417,7 +401,7 @@ test_base_unchanged(Fixture *f, gconstpointer data)
 	g_autofree gchar *base = NULL;
 	gint status = -1;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	vm = boot_vm(f, "tiny", &guest);
 	base = g_strdup(qsim_vm_get_config(vm)->image_path);
@@ -465,7 +449,7 @@ test_two_at_once(Fixture *f, gconstpointer data)
 	StartBoth both = {0, FALSE, NULL};
 	gint sa = -1, sb = -1;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	a = new_vm(f, "tiny");
 	b = new_vm(f, "tiny");
@@ -507,7 +491,7 @@ test_bad_kernel(Fixture *f, gconstpointer data)
 	g_autoptr(QsimVmConfig) bad = NULL;
 	QsimVmConfig *config;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	/* the config layer already refuses a kernel that does not exist ... */
 	bad = vm_test_load_config("tiny-badkernel", &error);
@@ -559,7 +543,7 @@ test_qmp_before_greeting(Fixture *f, gconstpointer data)
 	    {"echo '{\"not\": \"a greeting\"}' >&3; exec sleep 60", "QEMU's monitor failed"},
 	};
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autoptr(GError) error = NULL;
@@ -598,7 +582,7 @@ test_port_taken(Fixture *f, gconstpointer data)
 	guint16 taken;
 	gint status = -1;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	/* another process holds the port qsim tries first: QEMU fails to forward it and
 	 * the start must go on with another port instead of failing */
@@ -659,7 +643,7 @@ test_ready_timeout(Fixture *f, gconstpointer data)
 	ReadyWait w = {FALSE, NULL};
 	g_autofree gchar *run_dir = NULL;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	/* the guest boots but never starts sshd nor prints the marker */
 	vm = new_vm(f, "tiny-nossh");
@@ -730,7 +714,7 @@ test_orphan_kill(Fixture *f, gconstpointer data)
 	guint16 port;
 	GPid pid;
 
-	if (skip_without_image())
+	if (vm_test_skip_without_image())
 		return;
 	/* what a daemon that died leaves behind: a real QEMU in a run dir with pidfiles */
 	config = vm_test_load_config("tiny", &error);

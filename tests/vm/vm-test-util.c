@@ -180,3 +180,24 @@ vm_test_exec(QsimGuest *guest, const gchar *command, GByteArray *out, GByteArray
 	res = w.res;
 	return qsim_guest_exec_finish(guest, res, status, NULL, error);
 }
+
+/**
+ * vm_test_skip_without_image:
+ *
+ * Returns: %TRUE (the test is marked skipped) when the tiny guest is not built; CI sets
+ *   QSIM_REQUIRE_VM, and there a missing guest fails instead of skipping
+ */
+gboolean
+vm_test_skip_without_image(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) config = vm_test_load_config("tiny", &error);
+
+	if (config != NULL)
+		return FALSE;
+	if (g_getenv("QSIM_REQUIRE_VM") != NULL)
+		g_error("QSIM_REQUIRE_VM is set but the tiny guest is unusable: %s",
+		        error->message);
+	g_test_skip("tiny guest image missing: run 'meson compile -C build guest-image'");
+	return TRUE;
+}

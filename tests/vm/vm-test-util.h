@@ -20,5 +20,6 @@ QsimGuest *vm_test_guest_connect(QsimVm *vm, GError **error);
 gboolean vm_test_exec(QsimGuest *guest, const gchar *command, GByteArray *out, GByteArray *err,
                       gint *status, GError **error);
 void vm_test_iterate_until(gboolean *flag, guint timeout_s);
+gboolean vm_test_skip_without_image(void);
 
 G_END_DECLS
