@@ -8,6 +8,7 @@
 #include "api/qsim-api-handlers.h"
 #include "api/qsim-api-json.h"
 #include "api/qsim-api-mapping.h"
+#include "api/qsim-api-offload.h"
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "common/qsim-text.h"
@@ -318,16 +319,71 @@ qsim_api_requests_get(QsimApiContext *ctx)
 	respond_request(ctx->msg, r);
 }
 
+/* PUT .../status and DELETE: a transition, a cancel or a removal, off the main loop */
+typedef struct {
+	gchar *uuid;
+	QsimStatus to;
+	gboolean remove;     /* DELETE of a finished request */
+	gboolean cancel;     /* DELETE of an unfinished one (the seed's cancel) */
+	QsimRequest *result; /* the request after the transition */
+} StatusJob;
+
+static void
+status_job_free(StatusJob *j)
+{
+	g_free(j->uuid);
+	if (j->result != NULL)
+		qsim_request_free(j->result);
+	g_free(j);
+}
+
+static gboolean
+status_write(QsimStore *store, gpointer data, GError **error)
+{
+	StatusJob *j = data;
+
+	if (j->remove)
+		return qsim_store_delete_request(store, j->uuid, error);
+	if (j->cancel)
+		j->result = qsim_store_cancel_request(store, j->uuid, error);
+	else
+		j->result = qsim_store_set_status(store, j->uuid, j->to, error);
+	return j->result != NULL;
+}
+
+static void
+status_done(SoupServerMessage *msg, QsimStore *server_store, gboolean offloaded, gpointer data,
+            const GError *error)
+{
+	StatusJob *j = data;
+
+	/* through another connection, nobody in this process heard it: the agents of
+	 * `qsimd all` and the log streams act on these signals at once */
+	if (offloaded && error == NULL) {
+		if (j->remove)
+			g_signal_emit_by_name(server_store, "request-deleted", j->uuid);
+		else
+			g_signal_emit_by_name(server_store, "request-changed", j->uuid,
+			                      (gint)j->result->status);
+	}
+	if (msg == NULL)
+		return;
+	if (error != NULL)
+		qsim_api_error_respond_gerror(msg, error);
+	else if (j->remove)
+		soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, NULL);
+	else
+		respond_request(msg, j->result);
+}
+
 void
 qsim_api_requests_set_status(QsimApiContext *ctx)
 {
-	QsimStore *store = qsim_api_server_get_store(ctx->server);
 	g_autoptr(JsonObject) body = qsim_api_json_read_object(ctx->msg);
 	g_autoptr(QsimRequest) r = NULL;
-	g_autoptr(QsimRequest) updated = NULL;
-	g_autoptr(GError) error = NULL;
 	const gchar *status = NULL;
 	QsimStatus to = QSIM_STATUS_PENDING;
+	StatusJob *j;
 
 	if (body == NULL)
 		return;
@@ -344,40 +400,27 @@ qsim_api_requests_set_status(QsimApiContext *ctx)
 	r = qsim_api_requests_resolve(ctx);
 	if (r == NULL)
 		return;
-	updated = qsim_store_set_status(store, r->uuid, to, &error);
-	if (updated == NULL) {
-		qsim_api_error_respond_gerror(ctx->msg, error);
-		return;
-	}
-	respond_request(ctx->msg, updated);
+	j = g_new0(StatusJob, 1);
+	j->uuid = g_strdup(r->uuid);
+	j->to = to;
+	qsim_api_offload_write(ctx, status_write, status_done, j, (GDestroyNotify)status_job_free);
 }
 
 void
 qsim_api_requests_delete(QsimApiContext *ctx)
 {
-	QsimStore *store = qsim_api_server_get_store(ctx->server);
 	g_autoptr(QsimRequest) r = qsim_api_requests_resolve(ctx);
-	g_autoptr(QsimRequest) cancelled = NULL;
-	g_autoptr(GError) error = NULL;
+	StatusJob *j;
 
 	if (r == NULL)
 		return;
+	j = g_new0(StatusJob, 1);
+	j->uuid = g_strdup(r->uuid);
 	/* the seed's DELETE cancelled; on a finished request there is nothing to
 	 * cancel, so it removes the request and its logs instead */
-	if (qsim_status_is_final(r->status)) {
-		if (!qsim_store_delete_request(store, r->uuid, &error)) {
-			qsim_api_error_respond_gerror(ctx->msg, error);
-			return;
-		}
-		soup_server_message_set_status(ctx->msg, SOUP_STATUS_NO_CONTENT, NULL);
-		return;
-	}
-	cancelled = qsim_store_cancel_request(store, r->uuid, &error);
-	if (cancelled == NULL) {
-		qsim_api_error_respond_gerror(ctx->msg, error);
-		return;
-	}
-	respond_request(ctx->msg, cancelled);
+	j->remove = qsim_status_is_final(r->status);
+	j->cancel = !j->remove;
+	qsim_api_offload_write(ctx, status_write, status_done, j, (GDestroyNotify)status_job_free);
 }
 
 /* `before` is an age (7d: finished more than 7 days ago; 0: before now) or a time */
@@ -412,60 +455,35 @@ respond_purged(SoupServerMessage *msg, guint deleted, gboolean more, gint64 befo
 	qsim_api_json_respond_text(msg, SOUP_STATUS_OK, out);
 }
 
-/* A bulk DELETE running in a worker thread on its own connection; the message is paused. */
 typedef struct {
-	SoupServerMessage *msg;
-	gchar *db_path;
 	gint status;
 	gint64 before_ms;
 	guint limit;
 	guint deleted;
 	gboolean more;
-	gboolean gone;
-} PendingPurge;
+} PurgeJob;
 
-static void
-on_purge_client_gone(SoupServerMessage *msg, gpointer user_data)
+static gboolean
+purge_write(QsimStore *store, gpointer data, GError **error)
 {
-	((PendingPurge *)user_data)->gone = TRUE;
+	PurgeJob *j = data;
+
+	return qsim_store_purge_requests(store, j->status, j->before_ms, j->limit, &j->deleted,
+	                                 &j->more, error);
 }
 
 static void
-purge_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+purge_done(SoupServerMessage *msg, QsimStore *server_store, gboolean offloaded, gpointer data,
+           const GError *error)
 {
-	PendingPurge *p = g_task_get_task_data(task);
-	g_autoptr(QsimStore) store = NULL;
-	g_autoptr(GError) error = NULL;
+	PurgeJob *j = data;
 
-	/* a connection of its own: a store is used by one thread at a time */
-	store = qsim_store_open(p->db_path, &error);
-	if (store == NULL || !qsim_store_purge_requests(store, p->status, p->before_ms, p->limit,
-	                                                &p->deleted, &p->more, &error)) {
-		g_task_return_error(task, g_steal_pointer(&error));
+	if (msg == NULL)
 		return;
-	}
-	g_task_return_boolean(task, TRUE);
-}
-
-static void
-purge_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	PendingPurge *p = user_data;
-	g_autoptr(GError) error = NULL;
-	gboolean ok = g_task_propagate_boolean(G_TASK(res), &error);
-
-	/* a message whose client is gone is finished: touching it would be a bug */
-	if (!p->gone) {
-		if (ok)
-			respond_purged(p->msg, p->deleted, p->more, p->before_ms);
-		else
-			qsim_api_error_respond_gerror(p->msg, error);
-		soup_server_message_unpause(p->msg);
-	}
-	g_signal_handlers_disconnect_by_data(p->msg, p);
-	g_object_unref(p->msg);
-	g_free(p->db_path);
-	g_free(p);
+	if (error != NULL)
+		qsim_api_error_respond_gerror(msg, error);
+	else
+		respond_purged(msg, j->deleted, j->more, j->before_ms);
 }
 
 /**
@@ -489,8 +507,6 @@ qsim_api_requests_purge(QsimApiContext *ctx)
 	QsimStatus st = QSIM_STATUS_DONE;
 	gint64 before_ms = 0;
 	guint64 limit = 0;
-	guint deleted = 0;
-	gboolean more = FALSE;
 
 	g_hash_table_iter_init(&iter, ctx->query);
 	while (g_hash_table_iter_next(&iter, &key, NULL)) {
@@ -522,30 +538,14 @@ qsim_api_requests_purge(QsimApiContext *ctx)
 	if (!qsim_api_context_query_uint(ctx, "limit", 1, QSIM_STORE_PURGE_MAX_BATCH,
 	                                 QSIM_STORE_PURGE_MAX_BATCH, &limit))
 		return;
-	if (qsim_api_server_get_writer(ctx->server) != NULL) {
+	{
 		/* a batch deletes up to 1000 requests and their logs: tens of ms of write
 		 * transaction that must not stall every other call on the main loop */
-		PendingPurge *p = g_new0(PendingPurge, 1);
-		g_autoptr(GTask) task = NULL;
+		PurgeJob *j = g_new0(PurgeJob, 1);
 
-		p->msg = g_object_ref(ctx->msg);
-		p->db_path =
-		    g_strdup(qsim_config_get_db_path(qsim_api_server_get_config(ctx->server)));
-		p->status = status != NULL ? (gint)st : -1;
-		p->before_ms = before_ms;
-		p->limit = (guint)limit;
-		g_signal_connect(p->msg, "disconnected", G_CALLBACK(on_purge_client_gone), p);
-		g_signal_connect(p->msg, "finished", G_CALLBACK(on_purge_client_gone), p);
-		soup_server_message_pause(ctx->msg);
-		task = g_task_new(NULL, NULL, purge_done_cb, p);
-		g_task_set_task_data(task, p, NULL);
-		g_task_run_in_thread(task, purge_thread);
-		return;
+		j->status = status != NULL ? (gint)st : -1;
+		j->before_ms = before_ms;
+		j->limit = (guint)limit;
+		qsim_api_offload_write(ctx, purge_write, purge_done, j, g_free);
 	}
-	if (!qsim_store_purge_requests(store, status != NULL ? (gint)st : -1, before_ms,
-	                               (guint)limit, &deleted, &more, &error)) {
-		qsim_api_error_respond_gerror(ctx->msg, error);
-		return;
-	}
-	respond_purged(ctx->msg, deleted, more, before_ms);
 }

@@ -21,6 +21,10 @@
  * durable.
  */
 #define QSIM_API_WRITER_MAX_BATCH 512
+/* Submissions waiting for the writer while the database is locked: each holds a paused
+ * message and its body. Past this a submit gets 503 at once instead of queueing without
+ * bound (4 full batches: far above what a healthy database leaves waiting). */
+#define QSIM_API_WRITER_MAX_QUEUE (4 * QSIM_API_WRITER_MAX_BATCH)
 
 struct _QsimApiWriter {
 	GObject parent_instance;
@@ -29,6 +33,8 @@ struct _QsimApiWriter {
 	GThread *thread;
 	gint batches;  /* atomic: transactions run */
 	gint requests; /* atomic: jobs handled, created or not */
+	gint max_queue;
+	gint pending; /* atomic: accepted and not yet reported, the batch in progress included */
 };
 
 G_DEFINE_TYPE(QsimApiWriter, qsim_api_writer, G_TYPE_OBJECT)
@@ -165,6 +171,7 @@ writer_thread(gpointer data)
 		if (jobs->len == 0)
 			continue;
 		run_batch(self, jobs);
+		g_atomic_int_add(&self->pending, -(gint)jobs->len);
 		report_jobs(jobs);
 	}
 	return NULL;
@@ -202,6 +209,20 @@ static void
 qsim_api_writer_init(QsimApiWriter *self)
 {
 	self->queue = g_async_queue_new();
+	self->max_queue = QSIM_API_WRITER_MAX_QUEUE;
+}
+
+/**
+ * qsim_api_writer_set_max_queue:
+ * @max_queue: submissions that may wait for the database at once, at least 1
+ *
+ * Past it, a submission is reported at once with %QSIM_ERROR_BUSY (the API's 503).
+ */
+void
+qsim_api_writer_set_max_queue(QsimApiWriter *self, guint max_queue)
+{
+	g_return_if_fail(QSIM_IS_API_WRITER(self));
+	self->max_queue = (gint)CLAMP(max_queue, 1, G_MAXINT);
 }
 
 /**
@@ -246,16 +267,20 @@ qsim_api_writer_create_request(QsimApiWriter *self, const gchar *vm_name, const 
 	job->func = func;
 	job->user_data = user_data;
 	job->context = g_main_context_ref_thread_default();
-	if (self->thread == NULL) {
+	if (self->thread == NULL || g_atomic_int_get(&self->pending) >= self->max_queue) {
 		g_autoptr(GPtrArray) jobs =
 		    g_ptr_array_new_with_free_func((GDestroyNotify)writer_job_free);
 
 		g_set_error_literal(&job->draft->error, QSIM_ERROR, QSIM_ERROR_BUSY,
-		                    "the request writer is stopped");
+		                    self->thread == NULL
+		                        ? "the request writer is stopped"
+		                        : "too many submissions are waiting for the database; "
+		                          "retry shortly");
 		g_ptr_array_add(jobs, g_steal_pointer(&job));
 		report_jobs(jobs);
 		return;
 	}
+	g_atomic_int_inc(&self->pending);
 	g_async_queue_push(self->queue, g_steal_pointer(&job));
 }
 

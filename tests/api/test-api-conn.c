@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 
 #include "api-fixture.h"
@@ -621,6 +622,42 @@ test_backlog_reader(ApiFixture *fx, gconstpointer user_data)
 	assert_healthy(fx);
 }
 
+/* A PUT that must wait for the write lock (another process holds it) waits in a worker
+ * thread: the main loop keeps answering meanwhile, and the PUT completes once the lock goes.
+ * On the main loop it would stall every call for the busy timeout and then fail. */
+static void
+test_write_off_loop(ApiFixture *fx, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = qsim_store_create_request(fx->store, "tiny", "true", 30, &error);
+	g_autofree gchar *db = g_build_filename(fx->tmpdir, "qsim.db", NULL);
+	g_autofree gchar *body = g_strdup("{\"status\":\"hold\"}");
+	g_autofree gchar *put = NULL;
+	g_autofree gchar *resp = NULL;
+	g_autoptr(GSocket) sock = NULL;
+	sqlite3 *blocker = NULL;
+	gboolean closed = FALSE;
+
+	g_assert_no_error(error);
+	put = g_strdup_printf("PUT /requests/%s/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+	                      "Connection: close\r\n\r\n%s",
+	                      r->uuid, strlen(body), body);
+	g_assert_cmpint(sqlite3_open(db, &blocker), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+	sock = raw_connect(fx_port(fx), 0);
+	raw_send(sock, put);
+	/* served while the PUT waits for the lock */
+	assert_healthy(fx);
+	assert_healthy(fx);
+	g_assert_cmpint(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(blocker);
+	resp = raw_read_all(sock, &closed);
+	g_assert_cmpuint(response_status(resp), ==, 200);
+	g_assert_nonnull(strstr(resp, "\"status\":\"hold\""));
+	assert_healthy(fx);
+}
+
 #define ADD(path, func, opts)                                                                      \
 	g_test_add(path, ApiFixture, opts, api_fixture_setup, func, api_fixture_teardown)
 
@@ -640,5 +677,6 @@ main(int argc, char **argv)
 	ADD("/qsim/api/conn/unauthenticated-probe", test_unauthenticated_probe, &token_opts);
 	ADD("/qsim/api/conn/slow-reader", test_slow_reader, NULL);
 	ADD("/qsim/api/conn/backlog-reader", test_backlog_reader, NULL);
+	ADD("/qsim/api/conn/write-off-loop", test_write_off_loop, NULL);
 	return g_test_run();
 }

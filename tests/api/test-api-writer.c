@@ -231,6 +231,50 @@ test_batch_failure(WriterFixture *fx, gconstpointer data)
 	outcomes_clear(outcomes, N);
 }
 
+/* While the database is locked, only a bounded number of submissions may wait: the rest
+ * are refused at once with BUSY (the API's 503), every one is reported exactly once, and
+ * every accepted one is committed once the lock goes. */
+static void
+test_queue_bound(WriterFixture *fx, gconstpointer data)
+{
+	enum { N = 20, MAX = 4 };
+	Outcome outcomes[N] = {0};
+	sqlite3 *blocker = NULL;
+	guint refused = 0, created = 0;
+
+	qsim_api_writer_set_max_queue(fx->writer, MAX);
+	g_assert_cmpint(sqlite3_open(fx->path, &blocker), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+	for (guint i = 0; i < N; i++) {
+		outcomes[i].fx = fx;
+		qsim_api_writer_create_request(fx->writer, "tiny", "true", 5, on_report,
+		                               &outcomes[i]);
+	}
+	/* the refusals need no database: they are reported while the lock is still held */
+	while (g_main_context_iteration(NULL, FALSE))
+		;
+	for (guint i = 0; i < N; i++) {
+		if (!outcomes[i].reported)
+			continue;
+		g_assert_error(outcomes[i].error, QSIM_ERROR, QSIM_ERROR_BUSY);
+		g_assert_nonnull(strstr(outcomes[i].error->message, "too many submissions"));
+		refused++;
+	}
+	/* exactly MAX accepted: the batch the writer took and is blocked in counts too */
+	g_assert_cmpuint(refused, ==, N - MAX);
+	g_assert_cmpint(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(blocker);
+	wait_all(outcomes, N);
+	for (guint i = 0; i < N; i++) {
+		g_assert_cmpuint(outcomes[i].reports, ==, 1);
+		if (outcomes[i].uuid != NULL)
+			created++;
+	}
+	g_assert_cmpuint(created + refused, ==, N);
+	g_assert_cmpint(raw_count(fx->path), ==, created);
+	outcomes_clear(outcomes, N);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -238,6 +282,7 @@ main(int argc, char **argv)
 #define ADD(path, fn) g_test_add(path, WriterFixture, NULL, fixture_setup, fn, fixture_teardown)
 	ADD("/qsim/api/writer/group-commit", test_group_commit);
 	ADD("/qsim/api/writer/stop", test_stop);
+	ADD("/qsim/api/writer/queue-bound", test_queue_bound);
 	ADD("/qsim/api/writer/batch-failure", test_batch_failure);
 	return g_test_run();
 }
