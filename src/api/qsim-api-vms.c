@@ -6,6 +6,7 @@
 #include "api/qsim-api-error.h"
 #include "api/qsim-api-handlers.h"
 #include "api/qsim-api-json.h"
+#include "api/qsim-api-offload.h"
 #include "common/qsim-error.h"
 #include "common/qsim-text.h"
 #include "common/qsim-vm-catalog.h"
@@ -342,15 +343,70 @@ read_force(QsimApiContext *ctx, gboolean *out)
 	return TRUE;
 }
 
+typedef struct {
+	QsimApiServer *server;
+	QsimVmCatalogEntry *entry;
+	gchar *host;
+	gboolean force;
+	QsimTemplateRecord *row;
+} PrepareJob;
+
+static void
+prepare_job_free(PrepareJob *j)
+{
+	g_object_unref(j->server);
+	qsim_vm_catalog_entry_free(j->entry);
+	g_free(j->host);
+	if (j->row != NULL)
+		qsim_template_record_free(j->row);
+	g_free(j);
+}
+
+static gboolean
+prepare_write(QsimStore *store, gpointer data, GError **error)
+{
+	PrepareJob *j = data;
+
+	j->row = qsim_store_request_prepare(store, j->entry->name, j->host, j->force, error);
+	return j->row != NULL;
+}
+
+static void
+prepare_done(SoupServerMessage *msg, QsimStore *server_store, gboolean offloaded, gpointer data,
+             const GError *error)
+{
+	PrepareJob *j = data;
+	g_autoptr(JsonBuilder) b = NULL;
+	g_autoptr(JsonNode) root = NULL;
+	g_autoptr(QsimVmConfig) vmc = NULL;
+
+	/* the agents of `qsimd all` pick the request up from this signal at once */
+	if (offloaded && error == NULL)
+		g_signal_emit_by_name(server_store, "template-changed", j->entry->name, j->host);
+	if (msg == NULL)
+		return;
+	if (error != NULL) {
+		qsim_api_error_respond_gerror(msg, error);
+		return;
+	}
+	b = json_builder_new_immutable();
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "name");
+	json_builder_add_string_value(b, j->entry->name);
+	json_builder_set_member_name(b, "force");
+	json_builder_add_boolean_value(b, j->force);
+	vmc = load_vm_config(j->server, j->entry);
+	add_template(b, j->server, j->entry, vmc);
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	qsim_api_json_respond(msg, SOUP_STATUS_ACCEPTED, root);
+}
+
 void
 qsim_api_vms_prepare(QsimApiContext *ctx)
 {
-	QsimStore *store = qsim_api_server_get_store(ctx->server);
 	g_autoptr(QsimVmCatalogEntry) e = resolve_vm(ctx);
-	g_autoptr(QsimTemplateRecord) row = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonBuilder) b = NULL;
-	g_autoptr(JsonNode) root = NULL;
+	PrepareJob *j;
 	gboolean force = FALSE;
 
 	if (e == NULL || !read_force(ctx, &force))
@@ -362,24 +418,12 @@ qsim_api_vms_prepare(QsimApiContext *ctx)
 		                       e->name, e->error != NULL ? e->error : "unknown error");
 		return;
 	}
-	row =
-	    qsim_store_request_prepare(store, e->name, qsim_store_get_local_host(), force, &error);
-	if (row == NULL) {
-		qsim_api_error_respond_gerror(ctx->msg, error);
-		return;
-	}
-	b = json_builder_new_immutable();
-	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "name");
-	json_builder_add_string_value(b, e->name);
-	json_builder_set_member_name(b, "force");
-	json_builder_add_boolean_value(b, force);
-	{
-		g_autoptr(QsimVmConfig) vmc = load_vm_config(ctx->server, e);
-
-		add_template(b, ctx->server, e, vmc);
-	}
-	json_builder_end_object(b);
-	root = json_builder_get_root(b);
-	qsim_api_json_respond(ctx->msg, SOUP_STATUS_ACCEPTED, root);
+	j = g_new0(PrepareJob, 1);
+	j->server = g_object_ref(ctx->server);
+	j->entry = g_steal_pointer(&e);
+	j->host = g_strdup(qsim_store_get_local_host());
+	j->force = force;
+	/* BEGIN IMMEDIATE may wait for the write lock: never on the main loop */
+	qsim_api_offload_write(ctx, prepare_write, prepare_done, j,
+	                       (GDestroyNotify)prepare_job_free);
 }
