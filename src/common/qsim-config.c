@@ -10,6 +10,7 @@
 #include "common/qsim-config.h"
 #include "common/qsim-dotenv.h"
 #include "common/qsim-error.h"
+#include "common/qsim-text.h"
 #include "common/qsim-units.h"
 
 /*
@@ -806,6 +807,20 @@ config_find_keyfile(gchar **envp)
 	return NULL;
 }
 
+/* A message quotes whatever the file or variable held, key names included: whatever bytes
+ * they were, it goes out as valid UTF-8 (found by tests/fuzz/fuzz-config.c). Returns FALSE. */
+static gboolean
+config_fail_safe(GError **error)
+{
+	if (error != NULL && *error != NULL && !g_utf8_validate((*error)->message, -1, NULL)) {
+		gchar *safe = qsim_utf8_safe_dup((*error)->message, -1, 1024);
+
+		g_free((*error)->message);
+		(*error)->message = safe;
+	}
+	return FALSE;
+}
+
 /**
  * qsim_config_load:
  * @keyfile_path: (nullable): `--config FILE`, which must exist; %NULL to
@@ -840,18 +855,18 @@ qsim_config_load(QsimConfig *self, const gchar *keyfile_path, gchar **envp, cons
 	g_free(self->keyfile_path);
 	self->keyfile_path = g_strdup(kf);
 	if (kf != NULL && !config_load_keyfile(self, kf, error))
-		return FALSE;
+		return config_fail_safe(error);
 	if (dotenv_dir == NULL) {
 		cwd = g_get_current_dir();
 		dotenv_dir = cwd;
 	}
 	dotenv = g_build_filename(dotenv_dir, ".env", NULL);
 	if (g_file_test(dotenv, G_FILE_TEST_EXISTS) && !config_load_dotenv(self, dotenv, error))
-		return FALSE;
+		return config_fail_safe(error);
 	if (!config_load_environment(self, envp, error))
-		return FALSE;
+		return config_fail_safe(error);
 	self->loaded = TRUE;
-	return qsim_config_validate(self, error);
+	return qsim_config_validate(self, error) || config_fail_safe(error);
 }
 
 /**

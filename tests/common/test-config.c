@@ -409,6 +409,21 @@ test_config_accel(Fixture *f, gconstpointer data)
 	fixture_load_fails(f, bad_kf, bad_msg);
 }
 
+/* Whatever bytes a key held, the message that quotes it is valid UTF-8 (a fuzzer found a
+ * keyfile key of 0xff bytes echoed raw) */
+static void
+test_config_invalid_utf8_message(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *kf =
+	    qsim_test_write(f->dir, "bad-bytes.conf", "[agent]\npoll_\xff\xfe=1\n");
+	g_autoptr(GError) error = NULL;
+
+	g_assert_false(qsim_config_load(f->config, kf, f->envp, f->dir, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	g_assert_true(g_utf8_validate(error->message, -1, NULL));
+	g_assert_nonnull(strstr(error->message, "unknown key"));
+}
+
 static void
 test_config_dotenv_rejections(Fixture *f, gconstpointer data)
 {
@@ -637,6 +652,7 @@ main(int argc, char **argv)
 	ADD("/qsim/common/config/env-rejections", test_config_env_rejections);
 	ADD("/qsim/common/config/bool-forms", test_config_bool_forms);
 	ADD("/qsim/common/config/accel", test_config_accel);
+	ADD("/qsim/common/config/invalid-utf8-message", test_config_invalid_utf8_message);
 	ADD("/qsim/common/config/file-rejections", test_config_file_rejections);
 	ADD("/qsim/common/config/keyfile-syntax", test_config_keyfile_syntax);
 	ADD("/qsim/common/config/dotenv-rejections", test_config_dotenv_rejections);
