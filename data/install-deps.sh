@@ -9,6 +9,8 @@ packages=(
     libglib2.0-dev libjson-glib-dev libsoup-3.0-dev libsqlite3-dev libssh-dev
     # run
     qemu-system-x86 qemu-utils
+    # NETWORK=outbound: pasta gives each VM's namespace the host's outbound path
+    passt iproute2
     # the tiny guest image (data/guest/build-guest.sh)
     busybox-static dropbear-bin openssh-client openssh-sftp-server e2fsprogs kmod cpio lz4
     # tests (clang and its runtime for the libFuzzer harnesses in tests/fuzz)

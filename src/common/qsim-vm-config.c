@@ -346,12 +346,7 @@ vm_apply(QsimVmConfig *self, const VmKeySpec *spec, const gchar *raw, gchar **pr
 		if (g_strcmp0(raw, "none") == 0) {
 			self->network = QSIM_VM_NETWORK_NONE;
 		} else if (g_strcmp0(raw, "outbound") == 0) {
-			/* slirp cannot give the internet without the host's loopback, and passt
-			 * is not wired up yet: refuse rather than run an open guest */
-			*problem = g_strdup("NETWORK=outbound is not available yet: qsim has no "
-			                    "outbound mode that keeps the host's loopback out of "
-			                    "the guest's reach (see docs/network.md); use none");
-			return FALSE;
+			self->network = QSIM_VM_NETWORK_OUTBOUND;
 		} else {
 			*problem = g_strdup("must be none or outbound");
 			return FALSE;

@@ -14,7 +14,8 @@ typedef enum {
 /* NETWORK: what the guest may reach besides its own SSH forward (docs/network.md) */
 typedef enum {
 	QSIM_VM_NETWORK_NONE,     /* slirp with restrict=on: nothing outside the guest */
-	QSIM_VM_NETWORK_OUTBOUND, /* the internet but not the host: refused until it is safe */
+	QSIM_VM_NETWORK_OUTBOUND, /* the internet but not the host: slirp in a namespace of its own
+	                           */
 } QsimVmNetwork;
 
 /**

@@ -127,12 +127,17 @@ add_take(GPtrArray *argv, gchar *arg)
  * otherwise maps to the host's 127.0.0.1 (qsimd's API, other VMs' SSH forwards).
  * The hostfwd is set up from the host side, so SSH into the guest still works.
  *
+ * NETWORK=outbound: slirp unrestricted, which is only safe because QEMU then runs in a
+ * network namespace of its own (qsim-net-outbound.c): 10.0.2.2 and the forward's
+ * 127.0.0.1 are that namespace's loopback, not the host's.
+ *
  * Returns: (transfer full): the `-netdev` value
  */
 gchar *
 qsim_vm_argv_netdev(const QsimVmConfig *config, guint16 ssh_host_port)
 {
-	return g_strdup_printf("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:%u-:%u",
+	return g_strdup_printf("user,id=n0,%shostfwd=tcp:127.0.0.1:%u-:%u",
+	                       config->network == QSIM_VM_NETWORK_OUTBOUND ? "" : "restrict=on,",
 	                       (guint)ssh_host_port, config->ssh_port);
 }
 
@@ -209,13 +214,6 @@ qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config, co
 	if (config->ssh_port == 0 || config->ssh_port > 65535) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "SSH_PORT %u is out of range",
 		            config->ssh_port);
-		return NULL;
-	}
-	/* the config parser refuses outbound too; this holds for a config made by hand */
-	if (config->network != QSIM_VM_NETWORK_NONE) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-		            "NETWORK=%s is not available yet (see docs/network.md)",
-		            qsim_vm_network_to_string(config->network));
 		return NULL;
 	}
 	if (config->memory_mib == 0 || config->cpus == 0) {

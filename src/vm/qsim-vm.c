@@ -12,6 +12,8 @@
 
 #include "common/qsim-error.h"
 #include "qmp/qsim-qmp-commands.h"
+#include "qsim-net-outbound.h"
+#include "qsim-netns.h"
 #include "qsim-serial-reader.h"
 #include "qsim-template-migrate.h"
 #include "qsim-vm-argv.h"
@@ -118,6 +120,9 @@ struct _QsimVm {
 	/* backpressure from the consumer of "console-output"; survives a respawn */
 	gboolean console_paused;
 	gchar *kvm_failure;
+	/* NETWORK=outbound: pasta and the namespace QEMU runs in (docs/network.md) */
+	QsimNetOutbound *outbound;
+	gchar *net_failure;
 };
 
 G_DEFINE_TYPE(QsimVm, qsim_vm, G_TYPE_OBJECT)
@@ -350,8 +355,18 @@ qsim_vm_ready_complete(QsimVm *self, GError *error)
 	g_task_return_boolean(task, TRUE);
 }
 
+static void
+qsim_vm_outbound_drop(QsimVm *self)
+{
+	if (self->outbound == NULL)
+		return;
+	g_signal_handlers_disconnect_by_data(self->outbound, self);
+	qsim_net_outbound_stop(self->outbound);
+	g_clear_object(&self->outbound);
+}
+
 /* Everything that must go whichever way the VM ends: the process's pipes, the QMP
- * connection, the port reservation and the run directory. */
+ * connection, the network helper, the port reservation and the run directory. */
 static void
 qsim_vm_release_resources(QsimVm *self)
 {
@@ -363,6 +378,7 @@ qsim_vm_release_resources(QsimVm *self)
 		qsim_serial_reader_stop(self->serial);
 	}
 	qsim_vm_qmp_drop(self);
+	qsim_vm_outbound_drop(self);
 	qsim_vm_port_release(self->port);
 	self->port = 0;
 	if (self->run_dir != NULL && !qsim_vm_rundir_remove(self->run_dir, &error))
@@ -417,8 +433,14 @@ qsim_vm_handle_exit(QsimVm *self)
 	if (self->start_task != NULL && self->start_error == NULL) {
 		g_autoptr(GError) error = NULL;
 
-		if (strstr(tail, "Could not set up host forwarding rule") != NULL &&
-		    self->start_attempts < QSIM_VM_MAX_PORT_ATTEMPTS) {
+		/* QEMU's forward, or pasta's for NETWORK=outbound, found the port taken by
+		 * another process after qsim picked it */
+		gboolean port_taken =
+		    strstr(tail, "Could not set up host forwarding rule") != NULL ||
+		    (self->net_failure != NULL &&
+		     strstr(self->net_failure, "Failed to bind any port") != NULL);
+
+		if (port_taken && self->start_attempts < QSIM_VM_MAX_PORT_ATTEMPTS) {
 			g_info("%s: host port %u was taken, retrying with another",
 			       self->config->name, (guint)self->port);
 			qsim_vm_port_release(self->port);
@@ -428,9 +450,10 @@ qsim_vm_handle_exit(QsimVm *self)
 			self->start_error = g_steal_pointer(&error);
 		}
 	}
-	if (self->kvm_failure != NULL) {
+	if (self->kvm_failure != NULL || self->net_failure != NULL) {
 		reason = self->start_task != NULL ? QSIM_VM_EXIT_START_FAILED : QSIM_VM_EXIT_KILLED;
-		message = g_strdup(self->kvm_failure);
+		message =
+		    g_strdup(self->kvm_failure != NULL ? self->kvm_failure : self->net_failure);
 	} else if (self->start_task != NULL) {
 		reason = QSIM_VM_EXIT_START_FAILED;
 		message = g_strdup_printf("%s during start-up%s%s", status,
@@ -566,12 +589,57 @@ static void qsim_vm_marker_cb(QsimSerialReader *serial, gpointer user_data);
 
 /* Runs in the child between fork and exec, so only async-signal-safe calls. Its own
  * process group keeps a terminal's Ctrl-C away from QEMU (qsim shuts it down in order),
- * and the parent-death signal stops a QEMU whose daemon was killed outright. */
+ * and the parent-death signal stops a QEMU whose daemon was killed outright.
+ * @user_data is the network namespace's fd + 1 for NETWORK=outbound, else 0: an
+ * unrestricted slirp outside its namespace would hand the guest the host's loopback, so
+ * QEMU never runs if it cannot enter it. */
 static void
 qsim_vm_child_setup(gpointer user_data)
 {
+	gint netns_fd = GPOINTER_TO_INT(user_data) - 1;
+
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (netns_fd >= 0 && !qsim_netns_enter(netns_fd)) {
+		static const char msg[] = "qsim: cannot enter the VM's network namespace\n";
+
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+			/* nothing left to tell */
+		}
+		_exit(127);
+	}
+}
+
+/* pasta ended under a VM that needs it: without it the guest has no network and the
+ * host no SSH forward, so the VM goes, with pasta's last words as the reason. */
+static void
+qsim_vm_outbound_exited_cb(QsimNetOutbound *outbound, gpointer user_data)
+{
+	QsimVm *self = QSIM_VM(user_data);
+
+	g_free(self->net_failure);
+	self->net_failure = qsim_net_outbound_describe_exit(outbound);
+	g_warning("%s: %s", self->config->name, self->net_failure);
+	if (qsim_vm_proc_alive(self))
+		g_subprocess_force_exit(self->proc);
+}
+
+static gboolean
+qsim_vm_outbound_start(QsimVm *self, GError **error)
+{
+	qsim_vm_outbound_drop(self); /* a respawn gets a namespace of its own */
+	g_clear_pointer(&self->net_failure, g_free);
+	if (self->config->network != QSIM_VM_NETWORK_OUTBOUND)
+		return TRUE;
+	self->outbound = qsim_net_outbound_new(self->run_dir, self->port);
+	if (!qsim_net_outbound_start(self->outbound, error)) {
+		g_clear_object(&self->outbound);
+		return FALSE;
+	}
+	g_signal_connect(self->outbound, "exited", G_CALLBACK(qsim_vm_outbound_exited_cb), self);
+	g_info("%s: NETWORK=outbound, pasta pid %d", self->config->name,
+	       (gint)qsim_net_outbound_get_pid(self->outbound));
+	return TRUE;
 }
 
 /* Our end of QMP: a connected socket pair, so the greeting comes as soon as QEMU's
@@ -638,6 +706,11 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 			return FALSE;
 		}
 	}
+	if (!qsim_vm_outbound_start(self, error)) {
+		if (state_fd >= 0)
+			close(state_fd);
+		return FALSE;
+	}
 	qmp_socket = qsim_vm_qmp_socketpair(&qmp_qemu_end, error);
 	if (qmp_socket == NULL) {
 		if (state_fd >= 0)
@@ -660,7 +733,11 @@ qsim_vm_spawn(QsimVm *self, GError **error)
 	                                     G_SUBPROCESS_FLAGS_STDOUT_PIPE |
 	                                     G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	g_subprocess_launcher_set_cwd(launcher, self->run_dir);
-	g_subprocess_launcher_set_child_setup(launcher, qsim_vm_child_setup, NULL, NULL);
+	g_subprocess_launcher_set_child_setup(
+	    launcher, qsim_vm_child_setup,
+	    GINT_TO_POINTER(
+	        self->outbound != NULL ? qsim_net_outbound_get_netns_fd(self->outbound) + 1 : 0),
+	    NULL);
 	/* the launcher owns them now, and closes its copies once QEMU has them */
 	g_subprocess_launcher_take_fd(launcher, qmp_qemu_end, QSIM_VM_ARGV_QMP_FD);
 	if (state_fd >= 0)
@@ -1796,6 +1873,7 @@ qsim_vm_dispose(GObject *object)
 	}
 	if (self->state != QSIM_VM_STATE_EXITED && self->state != QSIM_VM_STATE_CREATED)
 		qsim_vm_release_resources(self);
+	qsim_vm_outbound_drop(self);
 	g_clear_object(&self->serial);
 	g_clear_object(&self->proc);
 	G_OBJECT_CLASS(qsim_vm_parent_class)->dispose(object);
@@ -1825,6 +1903,7 @@ qsim_vm_finalize(GObject *object)
 	g_free(self->overlay_template);
 	g_free(self->accel_why);
 	g_free(self->kvm_failure);
+	g_free(self->net_failure);
 	g_clear_error(&self->qmp_fail_error);
 	g_clear_object(&self->lifetime);
 	G_OBJECT_CLASS(qsim_vm_parent_class)->finalize(object);
