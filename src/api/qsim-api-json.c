@@ -6,7 +6,7 @@
 
 #include "api/qsim-api-error.h"
 #include "api/qsim-api-json.h"
-#include "common/qsim-json-gate.h"
+#include "api/qsim-api-submit.h"
 
 /**
  * qsim_api_json_to_string:
@@ -69,9 +69,9 @@ qsim_api_json_read_object(SoupServerMessage *msg)
 {
 	SoupMessageBody *body = soup_server_message_get_request_body(msg);
 	g_autoptr(GBytes) bytes = NULL;
-	g_autoptr(JsonParser) parser = json_parser_new_immutable();
 	g_autoptr(GError) error = NULL;
-	JsonNode *root;
+	QsimApiBodyFault fault = QSIM_API_BODY_FAULT_SYNTAX;
+	JsonObject *obj;
 	gconstpointer data;
 	gsize len = 0;
 
@@ -90,34 +90,23 @@ qsim_api_json_read_object(SoupServerMessage *msg)
 	}
 	bytes = soup_message_body_flatten(body);
 	data = g_bytes_get_data(bytes, &len);
-	/* json-glib recurses per nesting level and accepts (and rewrites) non-JSON:
-	 * only a document that passed the strict gate reaches it */
-	if (!qsim_json_gate_check(data, len, &error)) {
-		qsim_api_error_respond(msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-		                       "The request body is not valid JSON: %s.", error->message);
-		return NULL;
+	obj = qsim_api_body_parse_object(data, len, &fault, &error);
+	if (obj == NULL) {
+		if (fault == QSIM_API_BODY_FAULT_SYNTAX)
+			qsim_api_error_respond(msg, SOUP_STATUS_BAD_REQUEST, "bad_request", "%s",
+			                       error->message);
+		else
+			qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+			                       "validation_error", "%s", error->message);
 	}
-	/* the body is not NUL-terminated: always pass its length */
-	if (!json_parser_load_from_data(parser, data, (gssize)len, &error)) {
-		qsim_api_error_respond(msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-		                       "The request body is not valid JSON.");
-		return NULL;
-	}
-	root = json_parser_get_root(parser);
-	if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
-		qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-		                       "The request body must be a JSON object.");
-		return NULL;
-	}
-	return json_object_ref(json_node_get_object(root));
+	return obj;
 }
 
 /**
  * qsim_api_json_get_string:
  * @out: (out) (transfer none): the string, or %NULL when absent and optional
  *
- * Reads @field only after checking that it holds a string: json-glib would
- * otherwise log a critical on a mismatch. Answers 422 naming @field.
+ * Like qsim_api_body_get_string(), answering 422 naming @field.
  *
  * Returns: %FALSE when @msg has been answered with an error
  */
@@ -125,23 +114,13 @@ gboolean
 qsim_api_json_get_string(SoupServerMessage *msg, JsonObject *obj, const gchar *field,
                          gboolean required, const gchar **out)
 {
-	JsonNode *node = json_object_get_member(obj, field);
+	g_autoptr(GError) error = NULL;
 
-	*out = NULL;
-	if (node == NULL || JSON_NODE_HOLDS_NULL(node)) {
-		if (!required)
-			return TRUE;
-		qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-		                       "Field '%s' is required.", field);
-		return FALSE;
-	}
-	if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING) {
-		qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-		                       "Field '%s' must be a string.", field);
-		return FALSE;
-	}
-	*out = json_node_get_string(node);
-	return TRUE;
+	if (qsim_api_body_get_string(obj, field, required, out, &error))
+		return TRUE;
+	qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error", "%s",
+	                       error->message);
+	return FALSE;
 }
 
 /**
@@ -149,8 +128,7 @@ qsim_api_json_get_string(SoupServerMessage *msg, JsonObject *obj, const gchar *f
  * @present: (out): whether @field was given (a JSON null counts as absent)
  * @out: (out): its value
  *
- * Accepts only JSON integers: `json_object_get_int_member` would turn a
- * string or a float into a silent 0. Answers 422 naming @field.
+ * Like qsim_api_body_get_int(), answering 422 naming @field.
  *
  * Returns: %FALSE when @msg has been answered with an error
  */
@@ -158,20 +136,13 @@ gboolean
 qsim_api_json_get_int(SoupServerMessage *msg, JsonObject *obj, const gchar *field,
                       gboolean *present, gint64 *out)
 {
-	JsonNode *node = json_object_get_member(obj, field);
+	g_autoptr(GError) error = NULL;
 
-	*present = FALSE;
-	*out = 0;
-	if (node == NULL || JSON_NODE_HOLDS_NULL(node))
+	if (qsim_api_body_get_int(obj, field, present, out, &error))
 		return TRUE;
-	if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64) {
-		qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-		                       "Field '%s' must be an integer.", field);
-		return FALSE;
-	}
-	*present = TRUE;
-	*out = json_node_get_int(node);
-	return TRUE;
+	qsim_api_error_respond(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error", "%s",
+	                       error->message);
+	return FALSE;
 }
 
 /* 9999-12-31T23:59:59Z: GDateTime's (and ISO-8601's four-digit) limit */

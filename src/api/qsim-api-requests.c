@@ -9,6 +9,7 @@
 #include "api/qsim-api-json.h"
 #include "api/qsim-api-mapping.h"
 #include "api/qsim-api-offload.h"
+#include "api/qsim-api-submit.h"
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "common/qsim-text.h"
@@ -16,7 +17,6 @@
 #include "common/qsim-vm-config.h"
 #include "common/qsim-vm-name.h"
 
-#define QSIM_API_MAX_COMMANDS (256 * 1024)
 #define QSIM_API_LIST_DEFAULT 50
 #define QSIM_API_LIST_MAX 1000
 
@@ -175,31 +175,22 @@ qsim_api_requests_create(QsimApiContext *ctx)
 	g_autoptr(JsonObject) body = qsim_api_json_read_object(ctx->msg);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) r = NULL;
-	const gchar *vm_name = NULL;
-	const gchar *commands = NULL;
-	gboolean has_timeout = FALSE;
-	gint64 timeout = 0;
+	g_auto(QsimApiSubmit) submit = {0};
+	const gchar *vm_name;
+	const gchar *commands;
+	gint64 timeout;
 
 	if (body == NULL)
 		return;
-	if (!qsim_api_json_get_string(ctx->msg, body, "vm_name", TRUE, &vm_name) ||
-	    !qsim_api_json_get_string(ctx->msg, body, "commands", TRUE, &commands) ||
-	    !qsim_api_json_get_int(ctx->msg, body, "timeout", &has_timeout, &timeout))
-		return;
-	if (commands[0] == '\0' || strlen(commands) > QSIM_API_MAX_COMMANDS) {
-		qsim_api_error_respond(
-		    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-		    "Field 'commands' must be a non-empty string of at most 256 KiB.");
+	if (!qsim_api_submit_parse(body, qsim_config_get_default_timeout(config), max_timeout,
+	                           &submit, &error)) {
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+		                       "validation_error", "%s", error->message);
 		return;
 	}
-	if (!has_timeout)
-		timeout = qsim_config_get_default_timeout(config);
-	if (timeout < 1 || timeout > max_timeout) {
-		qsim_api_error_respond(
-		    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-		    "Field 'timeout' must be from 1 to %u seconds.", max_timeout);
-		return;
-	}
+	vm_name = submit.vm_name;
+	commands = submit.commands;
+	timeout = submit.timeout;
 	if (!validate_vm(ctx, vm_name))
 		return;
 	if (!check_disk_reserve(ctx))
