@@ -1028,6 +1028,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 gboolean
 qsim_job_run_finish(QsimJob *self, GAsyncResult *result, QsimStatus *out_status, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	if (!g_task_propagate_boolean(G_TASK(result), error))
 		return FALSE;
 	if (out_status != NULL)

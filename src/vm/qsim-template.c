@@ -1115,6 +1115,7 @@ qsim_template_build_async(QsimTemplate *self, QsimVmConfig *config, const gchar 
 gboolean
 qsim_template_build_finish(QsimTemplate *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 

@@ -109,6 +109,7 @@ qsim_vm_pause_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback
 gboolean
 qsim_vm_pause_finish(QsimVm *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 
@@ -131,5 +132,6 @@ qsim_vm_resume_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallbac
 gboolean
 qsim_vm_resume_finish(QsimVm *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }

@@ -281,5 +281,6 @@ qsim_vm_wait_ready_async(QsimVm *self, gint64 deadline_us, GCancellable *cancell
 gboolean
 qsim_vm_wait_ready_finish(QsimVm *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }

@@ -432,5 +432,6 @@ qsim_vm_start_async(QsimVm *self, GCancellable *cancellable, GAsyncReadyCallback
 gboolean
 qsim_vm_start_finish(QsimVm *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }

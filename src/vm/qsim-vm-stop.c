@@ -348,6 +348,7 @@ qsim_vm_shutdown_async(QsimVm *self, guint grace_ms, GCancellable *cancellable,
 gboolean
 qsim_vm_shutdown_finish(QsimVm *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 
