@@ -339,6 +339,7 @@ qsim_agent_pool_stop_async(QsimAgentPool *self, guint grace_ms, GCancellable *ca
 gboolean
 qsim_agent_pool_stop_finish(QsimAgentPool *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 

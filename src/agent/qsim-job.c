@@ -4,19 +4,13 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <unistd.h>
 
 #include "agent/qsim-agent-recovery.h"
-#include "agent/qsim-accel-resolver.h"
+#include "agent/qsim-job-starter.h"
 #include "agent/qsim-job.h"
-#include "agent/qsim-template-service.h"
-#include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
 #include "guest/qsim-guest.h"
-#include "qmp/qsim-qmp-client.h"
-#include "vm/qsim-template.h"
-#include "vm/qsim-vm-rundir.h"
 
 /* the final flush and status write may meet a locked database: retry this often */
 #define QSIM_JOB_FINAL_RETRY_MS 200
@@ -38,11 +32,12 @@ struct _QsimJob {
 	QsimLogBatcher *batcher;
 	guint64 output_limit; /* bytes, 0: none */
 	QsimOutputLimitAction output_action;
+	/* the start (warm, snapshot or cold, with its fallback) until the guest answers */
+	QsimJobStarter *starter;
+	/* then the VM and its guest session, the job's own */
 	QsimVm *vm;
 	QsimGuest *guest;
 	gulong store_handler;
-	guint boot_timeout_s;
-	gint64 boot_deadline_us;
 
 	/* the request timeout: runs from VM start, stands still while paused */
 	guint deadline_id;
@@ -68,16 +63,11 @@ struct _QsimJob {
 	guint final_retries;
 	guint finish_retries;
 
-	/* fast start: the template this start restores, until commands run (fallback) */
-	QsimTemplate *fast_template;
-	gchar *fast_hostname;
-
-	/* warm pool: where a parked VM may come from, and whether this start took one */
+	/* what the starter needs: where a parked VM may come from (optional), and the
+	 * template service (required) for fast start's choice, background builds and the
+	 * database record */
 	QsimWarmPool *warm_pool;
-
-	/* fast start's choice, background builds and the database record */
 	QsimTemplateService *template_service;
-	gboolean warm;
 
 	/* output cap: the store has not recorded output_truncated yet (retried at the end) */
 	gboolean truncation_unrecorded;
@@ -91,6 +81,23 @@ static void qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has
 static void qsim_job_reconcile_pause(QsimJob *self);
 static void qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message,
                                   gpointer user_data);
+
+/* The VM and guest session of now: the starter's while it starts, then the job's. */
+static QsimVm *
+qsim_job_current_vm(QsimJob *self)
+{
+	if (self->vm == NULL && self->starter != NULL)
+		return qsim_job_starter_get_vm(self->starter);
+	return self->vm;
+}
+
+static QsimGuest *
+qsim_job_current_guest(QsimJob *self)
+{
+	if (self->guest == NULL && self->starter != NULL)
+		return qsim_job_starter_get_guest(self->starter);
+	return self->guest;
+}
 
 const gchar *
 qsim_job_phase_to_string(QsimJobPhase phase)
@@ -182,13 +189,15 @@ qsim_job_congested_cb(GObject *object, GParamSpec *pspec, gpointer user_data)
 {
 	QsimJob *self = QSIM_JOB(user_data);
 	gboolean congested = qsim_log_batcher_get_congested(self->batcher);
+	QsimGuest *guest = qsim_job_current_guest(self);
+	QsimVm *vm = qsim_job_current_vm(self);
 
 	/* backpressure: the guest's writes block on the SSH window, and the serial console
 	 * on QEMU's stdout pipe: nothing piles up here */
-	if (self->guest != NULL)
-		qsim_guest_set_flow_paused(self->guest, congested);
-	if (self->vm != NULL)
-		qsim_vm_set_console_paused(self->vm, congested);
+	if (guest != NULL)
+		qsim_guest_set_flow_paused(guest, congested);
+	if (vm != NULL)
+		qsim_vm_set_console_paused(vm, congested);
 }
 
 static gboolean
@@ -221,7 +230,7 @@ qsim_job_output_truncated_cb(QsimLogBatcher *batcher, gpointer user_data)
 		self->output_fail_id = g_idle_add(qsim_job_output_fail_cb, self);
 }
 
-/* Every VM this job runs (cold, restored, warm, a fallback) is wired the same way. */
+/* The VM the starter handed over: from now on its console and its exit are the job's. */
 static void
 qsim_job_attach_vm(QsimJob *self)
 {
@@ -376,12 +385,14 @@ qsim_job_shutdown_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
 	g_autoptr(GError) error = NULL;
 
-	if (!qsim_vm_shutdown_finish(QSIM_VM(source), res, &error))
+	QsimVm *vm = QSIM_VM(source);
+
+	if (!qsim_vm_shutdown_finish(vm, res, &error))
 		g_warning("%s: %s", self->request->uuid, error->message);
 	qsim_job_system(self, "VM shut down: %s",
-	                qsim_vm_get_exit_message(self->vm) != NULL
-	                    ? qsim_vm_get_exit_message(self->vm)
-	                    : qsim_vm_state_to_string(qsim_vm_get_state(self->vm)));
+	                qsim_vm_get_exit_message(vm) != NULL
+	                    ? qsim_vm_get_exit_message(vm)
+	                    : qsim_vm_state_to_string(qsim_vm_get_state(vm)));
 	qsim_job_complete(self);
 }
 
@@ -390,6 +401,9 @@ static void
 qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code, gint exit_code,
                       const gchar *reason)
 {
+	QsimGuest *guest;
+	QsimVm *vm;
+
 	if (self->finishing)
 		return;
 	self->finishing = TRUE;
@@ -409,22 +423,23 @@ qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code, 
 	g_clear_handle_id(&self->exit_wait_id, g_source_remove);
 	g_clear_handle_id(&self->output_fail_id, g_source_remove);
 	g_cancellable_cancel(self->cancellable);
-	if (self->guest != NULL)
-		qsim_guest_close(self->guest);
-	if (self->vm == NULL || qsim_vm_get_state(self->vm) == QSIM_VM_STATE_EXITED ||
-	    qsim_vm_get_state(self->vm) == QSIM_VM_STATE_CREATED) {
+	if (self->starter != NULL)
+		qsim_job_starter_stop(self->starter);
+	guest = qsim_job_current_guest(self);
+	vm = qsim_job_current_vm(self);
+	if (guest != NULL)
+		qsim_guest_close(guest);
+	if (vm == NULL || qsim_vm_get_state(vm) == QSIM_VM_STATE_EXITED ||
+	    qsim_vm_get_state(vm) == QSIM_VM_STATE_CREATED) {
 		qsim_job_complete(self);
 		return;
 	}
 	qsim_job_system(self, "shutting down VM");
 	/* the overlay is thrown away: no ACPI grace, QMP quit then signals */
-	qsim_vm_shutdown_async(self->vm, 0, NULL, qsim_job_shutdown_cb, g_object_ref(self));
+	qsim_vm_shutdown_async(vm, 0, NULL, qsim_job_shutdown_cb, g_object_ref(self));
 }
 
 /* ---- QEMU died ------------------------------------------------------------- */
-
-static gboolean qsim_job_fast_start_fallback(QsimJob *self, const gchar *why);
-static void qsim_job_fast_start_fixup(QsimJob *self);
 
 static void
 qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message, gpointer user_data)
@@ -432,14 +447,10 @@ qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message, gpointer u
 	QsimJob *self = QSIM_JOB(user_data);
 	g_autofree gchar *text = NULL;
 
+	/* while it starts, the starter watches it (and may fall back) */
 	if (self->finishing)
 		return;
-	if (qsim_job_fast_start_fallback(self, message))
-		return;
-	if (self->phase == QSIM_JOB_PHASE_STARTING)
-		text = g_strdup_printf("qemu failed to start: %s", message);
-	else
-		text = g_strdup_printf("qemu exited: %s", message);
+	text = g_strdup_printf("qemu exited: %s", message);
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, text);
 }
 
@@ -510,7 +521,7 @@ static void
 qsim_job_start_commands(QsimJob *self)
 {
 	g_autoptr(GError) error = NULL;
-	const gchar *mode = self->warm ? "warm" : self->fast_template != NULL ? "snapshot" : "cold";
+	const gchar *mode = qsim_job_starter_get_mode(self->starter);
 
 	/* only now: a failed restore fell back to a cold boot before this point */
 	if (!qsim_store_set_start_mode(self->store, self->request->uuid, mode, &error)) {
@@ -539,303 +550,23 @@ qsim_job_start_commands(QsimJob *self)
 }
 
 static void
-qsim_job_boot_failed(QsimJob *self, GError *error)
-{
-	g_autofree gchar *reason = NULL;
-
-	if (self->finishing)
-		return;
-	if (qsim_job_fast_start_fallback(self, error->message))
-		return;
-	if (qsim_vm_get_state(self->vm) == QSIM_VM_STATE_EXITED)
-		reason = g_strdup_printf("qemu exited: %s", qsim_vm_get_exit_message(self->vm));
-	else if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT))
-		reason =
-		    g_strdup_printf("guest did not become ready within %u s", self->boot_timeout_s);
-	else
-		reason = g_strdup_printf("guest did not become ready: %s", error->message);
-	g_debug("%s: boot failed: %s", self->request->uuid, error->message);
-	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
-}
-
-static void
-qsim_job_connect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+qsim_job_started_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
 	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVm) vm = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
 
-	if (QSIM_GUEST(source) != self->guest)
-		return; /* a restore given up for a cold boot */
-	if (!qsim_guest_connect_finish(QSIM_GUEST(source), res, &error)) {
-		qsim_job_boot_failed(self, error);
+	if (!qsim_job_starter_run_finish(self->starter, res, &vm, &guest, &error)) {
+		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, error->message);
 		return;
 	}
-	if (self->finishing)
-		return;
-	qsim_job_system(self, "SSH ready, host key %s",
-	                qsim_guest_get_host_key_fingerprint(self->guest));
-	if (self->fast_template != NULL) {
-		qsim_job_fast_start_fixup(self);
-		return;
-	}
-	qsim_job_start_commands(self);
-}
-
-static void
-qsim_job_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
-	g_autoptr(GError) error = NULL;
-	const QsimVmConfig *vmc = qsim_vm_get_config(self->vm);
-
-	if (QSIM_VM(source) != self->vm)
-		return; /* a restore given up for a cold boot */
-	if (!qsim_vm_wait_ready_finish(self->vm, res, &error)) {
-		qsim_job_boot_failed(self, error);
-		return;
-	}
-	if (self->finishing)
-		return;
-	self->guest = qsim_guest_new(qsim_vm_get_ssh_host(self->vm), qsim_vm_get_ssh_port(self->vm),
-	                             vmc->ssh_user, vmc->ssh_key_path, vmc->ssh_password);
-	qsim_guest_connect_async(self->guest, self->boot_deadline_us, self->cancellable,
-	                         qsim_job_connect_cb, g_object_ref(self));
-}
-
-static void
-qsim_job_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
-	g_autoptr(GError) error = NULL;
-	QsimQmpClient *qmp;
-
-	if (QSIM_VM(source) != self->vm)
-		return; /* a restore given up for a cold boot */
-	if (!qsim_vm_start_finish(self->vm, res, &error)) {
-		g_autofree gchar *reason = NULL;
-
-		if (self->finishing)
-			return;
-		if (qsim_job_fast_start_fallback(self, error->message))
-			return;
-		reason = g_strdup_printf("qemu failed to start: %s", error->message);
-		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
-		return;
-	}
-	if (self->finishing)
-		return;
-	qmp = qsim_vm_get_qmp(self->vm);
-	qsim_job_system(self, "VM started: QEMU pid %d", (gint)qsim_vm_get_pid(self->vm));
-	qsim_job_system(self, "QMP up: QEMU %s",
-	                qmp != NULL ? qsim_qmp_client_get_version(qmp) : "(unknown version)");
-	self->phase = QSIM_JOB_PHASE_BOOTING;
-	if (self->fast_template != NULL) {
-		qsim_job_system(self, "restored from snapshot");
-		/* a restored guest answers at once or not at all: fall back soon */
-		self->boot_deadline_us =
-		    MIN(self->boot_deadline_us,
-		        g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC);
-	}
-	qsim_vm_wait_ready_async(self->vm, self->boot_deadline_us, self->cancellable,
-	                         qsim_job_ready_cb, g_object_ref(self));
-}
-
-/* ---- fast start (docs/fast-start.md; the parts in vm/qsim-template.c) --------- */
-
-/* The template service decides (a ready template, else cold, and with
- * FAST_START=snapshot a background build for the next requests). A job run
- * on its own (tests, benchmarks) gets a private service. */
-static QsimTemplateService *
-qsim_job_get_template_service(QsimJob *self)
-{
-	if (self->template_service == NULL)
-		self->template_service = qsim_template_service_new(self->config, self->store);
-	return self->template_service;
-}
-
-/* Chooses how this start boots, through the template service */
-static void
-qsim_job_fast_start_prepare(QsimJob *self)
-{
-	const QsimVmConfig *vmc = qsim_vm_get_config(self->vm);
-	g_autofree gchar *reason = NULL;
-	gboolean building = FALSE;
-
-	self->fast_template = qsim_template_service_choose(qsim_job_get_template_service(self),
-	                                                   self->vm, &reason, &building);
-	if (self->fast_template != NULL) {
-		qsim_job_system(self, "fast start: restoring from snapshot %s",
-		                qsim_template_get_dir(self->fast_template));
-		return;
-	}
-	qsim_job_system(self, "cold boot (fast start: %s)", reason);
-	if (building)
-		qsim_job_system(self, "fast start: building the template of %s in the background",
-		                vmc->name);
-}
-
-/* Every start says in the request's system log which accelerator runs it, and why. */
-static void
-qsim_job_apply_accel(QsimJob *self)
-{
-	g_autofree gchar *why = NULL;
-
-	qsim_accel_apply_vm(self->vm, &why);
-	qsim_job_system(self, "accelerator: %s", why);
-}
-
-/* A restore failed before the commands ran: mark the template stale and boot this
- * request cold instead. Returns FALSE when there is nothing to fall back from. */
-static gboolean
-qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
-{
-	g_autoptr(QsimTemplate) tpl = NULL;
-	g_autoptr(QsimVm) old = NULL;
-	g_autoptr(QsimVmConfig) vmc = NULL;
-	g_autoptr(GError) error = NULL;
-	gboolean was_warm = self->warm;
-
-	if (self->fast_template == NULL || self->finishing || self->phase >= QSIM_JOB_PHASE_RUNNING)
-		return FALSE;
-	vmc = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
-	                          qsim_config_get_vm_config_dir(self->config),
-	                          self->request->vm_name, &error);
-	if (vmc == NULL)
-		return FALSE;
-	tpl = g_steal_pointer(&self->fast_template);
-	if (was_warm) {
-		/* a warm VM failing says nothing about its template */
-		qsim_job_system(self, "warm VM failed: %s; starting the VM the normal way", why);
-	} else {
-		qsim_job_system(self, "fast start failed: %s; falling back to a cold boot", why);
-		qsim_template_service_mark_stale(qsim_job_get_template_service(self), tpl, why);
-	}
-	self->warm = FALSE;
-	if (self->guest != NULL) {
-		qsim_guest_close(self->guest);
-		g_clear_object(&self->guest);
-	}
-	old = g_steal_pointer(&self->vm);
-	g_signal_handlers_disconnect_by_data(old, self);
-	/* the shutdown task keeps the old VM alive until QEMU is gone */
-	qsim_vm_shutdown_async(old, 0, NULL, NULL, NULL);
-
-	self->vm = qsim_vm_new(g_steal_pointer(&vmc), self->run_root);
-	qsim_vm_set_qemu_binary(self->vm, qsim_config_get_qemu(self->config));
-	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
-	qsim_vm_set_request_id(self->vm, self->request->uuid);
-	qsim_job_apply_accel(self);
+	self->vm = g_steal_pointer(&vm);
+	self->guest = g_steal_pointer(&guest);
 	qsim_job_attach_vm(self);
-	self->phase = QSIM_JOB_PHASE_STARTING;
-	self->boot_deadline_us =
-	    g_get_monotonic_time() + (gint64)self->boot_timeout_s * G_USEC_PER_SEC;
-	if (was_warm)
-		qsim_job_fast_start_prepare(self);
-	else
-		qsim_job_system(self, "cold boot");
-	qsim_vm_start_async(self->vm, self->cancellable, qsim_job_start_cb, g_object_ref(self));
-	return TRUE;
-}
-
-static void
-qsim_job_fixup_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *out = NULL;
-	g_autofree gchar *why = NULL;
-	g_autoptr(GDateTime) when = NULL;
-	g_autofree gchar *when_text = NULL;
-
-	if (QSIM_GUEST(source) != self->guest || self->finishing)
+	if (self->finishing)
 		return;
-	if (!qsim_guest_run_simple_finish(self->guest, res, &out, NULL, &error)) {
-		why = g_strdup_printf("the restored guest could not be set up: %s", error->message);
-		if (!qsim_job_fast_start_fallback(self, why))
-			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, why);
-		return;
-	}
-	when = g_date_time_new_from_unix_utc(g_ascii_strtoll(out, NULL, 10));
-	when_text = when != NULL ? g_date_time_format_iso8601(when) : g_strdup(g_strstrip(out));
-	qsim_job_system(self, "guest clock set from the host: %s", when_text);
-	qsim_job_system(self, "guest RNG reseeded with 64 bytes from the host");
-	qsim_job_system(self, "guest hostname set to %s", self->fast_hostname);
 	qsim_job_start_commands(self);
-}
-
-/* Makes the restored guest correct and unique before the user's commands: every
- * restore of a template starts with the same clock, RNG pool and hostname. */
-static void
-qsim_job_fast_start_fixup(QsimJob *self)
-{
-	g_autofree gchar *command = NULL;
-
-	g_free(self->fast_hostname);
-	self->fast_hostname = qsim_template_new_hostname(self->request->vm_name);
-	command =
-	    qsim_template_fixup_command(g_get_real_time() / G_USEC_PER_SEC, self->fast_hostname);
-	qsim_guest_run_simple_async(self->guest, command, QSIM_TEMPLATE_READY_TIMEOUT_S * 1000,
-	                            self->cancellable, qsim_job_fixup_cb, g_object_ref(self));
-}
-
-/* ---- warm pool (docs/fast-start.md, "Warm pool") -------------------------- */
-
-static void
-qsim_job_warm_cont_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *why = NULL;
-
-	if (QSIM_VM(source) != self->vm || self->finishing)
-		return;
-	if (!qsim_vm_resume_finish(self->vm, res, &error)) {
-		why = g_strdup_printf("cannot resume it: %s", error->message);
-		if (!qsim_job_fast_start_fallback(self, why))
-			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, why);
-		return;
-	}
-	/* the clock stood still while parked: the fix-up sets it from the host */
-	qsim_job_fast_start_fixup(self);
-}
-
-/* Takes a parked VM of this request's VM from the warm pool, resumes it and goes on
- * with the fix-up over its open SSH session. Returns FALSE when the pool has none. */
-static gboolean
-qsim_job_take_warm(QsimJob *self, const QsimVmConfig *vmc)
-{
-	g_autoptr(QsimWarmVm) w = NULL;
-	g_autoptr(QsimTemplate) tpl = NULL;
-	g_autofree gchar *base = NULL;
-	g_autofree gchar *link = NULL;
-
-	if (self->warm_pool == NULL)
-		return FALSE;
-	w = qsim_warm_pool_take(self->warm_pool, vmc);
-	if (w == NULL || !qsim_warm_vm_hand_over(w, &self->vm, &self->guest, &tpl))
-		return FALSE;
-	self->fast_template = g_steal_pointer(&tpl);
-	self->warm = TRUE;
-	qsim_job_attach_vm(self);
-	/* recovery looks for a request's QEMU under RUN_DIR/<uuid>; the warm VM's run dir
-	 * stays where its QEMU's argv names it, so a link points there */
-	base = g_path_get_basename(qsim_vm_get_run_dir(self->vm));
-	link = g_build_filename(self->run_root, base, NULL);
-	if (symlink(qsim_vm_get_run_dir(self->vm), link) != 0)
-		g_warning("%s: cannot link %s: %s", self->request->uuid, link, g_strerror(errno));
-	qsim_job_system(self, "started from the warm pool (restored from snapshot %s)",
-	                qsim_template_get_dir(self->fast_template));
-	qsim_job_system(self, "accelerator: %s (the warm VM's, as its template was made)",
-	                qsim_vm_get_use_kvm(self->vm) ? "kvm" : "tcg");
-	qsim_job_system(self, "resuming the parked VM (QMP cont): QEMU pid %d",
-	                (gint)qsim_vm_get_pid(self->vm));
-	self->phase = QSIM_JOB_PHASE_BOOTING;
-	self->boot_deadline_us =
-	    g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC;
-	qsim_job_deadline_arm(self, self->request->timeout_s * G_USEC_PER_SEC);
-	qsim_vm_resume_async(self->vm, self->cancellable, qsim_job_warm_cont_cb,
-	                     g_object_ref(self));
-	return TRUE;
 }
 
 void
@@ -848,7 +579,8 @@ qsim_job_set_warm_pool(QsimJob *self, QsimWarmPool *pool)
 void
 qsim_job_set_template_service(QsimJob *self, QsimTemplateService *service)
 {
-	g_return_if_fail(QSIM_IS_JOB(self));
+	g_return_if_fail(QSIM_IS_JOB(self) && self->phase == QSIM_JOB_PHASE_CREATED);
+	g_return_if_fail(QSIM_IS_TEMPLATE_SERVICE(service));
 	g_set_object(&self->template_service, service);
 }
 
@@ -974,6 +706,8 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 
 	g_task_set_source_tag(task, qsim_job_run_async);
 	g_return_if_fail(self->phase == QSIM_JOB_PHASE_CREATED);
+	/* explicit, so that every build and stale mark is counted and recorded in one place */
+	g_return_if_fail(self->template_service != NULL);
 	self->task = g_steal_pointer(&task);
 	self->phase = QSIM_JOB_PHASE_STARTING;
 	self->store_handler = g_signal_connect(self->store, "request-changed",
@@ -992,7 +726,6 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
-	self->boot_timeout_s = vmc->boot_timeout;
 	self->output_limit = vmc->output_limit >= 0 ? (guint64)vmc->output_limit
 	                                            : qsim_config_get_output_limit(self->config);
 	self->output_action = qsim_config_get_output_limit_action(self->config);
@@ -1004,30 +737,19 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
-	if (qsim_job_take_warm(self, vmc))
-		return;
-	/* this job's QEMU needs a slot: warm VMs of other images give theirs up first */
-	if (self->warm_pool != NULL)
-		qsim_warm_pool_trim(self->warm_pool);
-	self->vm = qsim_vm_new(g_steal_pointer(&vmc), self->run_root);
-	qsim_vm_set_qemu_binary(self->vm, qsim_config_get_qemu(self->config));
-	qsim_vm_set_qemu_img_binary(self->vm, qsim_config_get_qemu_img(self->config));
-	qsim_vm_set_request_id(self->vm, self->request->uuid);
-	qsim_job_apply_accel(self);
-	qsim_job_attach_vm(self);
-	qsim_job_fast_start_prepare(self);
-
-	qsim_job_system(self, "starting VM %s", self->request->vm_name);
-	/* both clocks start with the VM */
-	self->boot_deadline_us =
-	    g_get_monotonic_time() + (gint64)self->boot_timeout_s * G_USEC_PER_SEC;
+	self->starter =
+	    qsim_job_starter_new(self->config, self->request, self->run_root, self->batcher,
+	                         self->template_service, self->warm_pool);
+	/* the request timeout runs from the VM's start (the boot's clock is the starter's) */
 	qsim_job_deadline_arm(self, self->request->timeout_s * G_USEC_PER_SEC);
-	qsim_vm_start_async(self->vm, self->cancellable, qsim_job_start_cb, g_object_ref(self));
+	qsim_job_starter_run_async(self->starter, g_steal_pointer(&vmc), self->cancellable,
+	                           qsim_job_started_cb, g_object_ref(self));
 }
 
 gboolean
 qsim_job_run_finish(QsimJob *self, GAsyncResult *result, QsimStatus *out_status, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	if (!g_task_propagate_boolean(G_TASK(result), error))
 		return FALSE;
 	if (out_status != NULL)
@@ -1059,6 +781,9 @@ qsim_job_get_agent_id(QsimJob *self)
 QsimJobPhase
 qsim_job_get_phase(QsimJob *self)
 {
+	if (self->phase == QSIM_JOB_PHASE_STARTING && self->starter != NULL &&
+	    qsim_job_starter_get_booting(self->starter))
+		return QSIM_JOB_PHASE_BOOTING;
 	return self->phase;
 }
 
@@ -1071,7 +796,7 @@ qsim_job_get_paused(QsimJob *self)
 QsimVm *
 qsim_job_get_vm(QsimJob *self)
 {
-	return self->vm;
+	return qsim_job_current_vm(self);
 }
 
 QsimLogBatcher *
@@ -1099,6 +824,7 @@ qsim_job_dispose(GObject *object)
 	if (self->vm != NULL)
 		g_signal_handlers_disconnect_by_data(self->vm, self);
 	g_clear_object(&self->vm);
+	g_clear_object(&self->starter);
 	G_OBJECT_CLASS(qsim_job_parent_class)->dispose(object);
 }
 
@@ -1115,8 +841,6 @@ qsim_job_finalize(GObject *object)
 	g_free(self->run_root);
 	g_free(self->reason);
 	g_free(self->exit_wait_reason);
-	g_clear_object(&self->fast_template);
-	g_free(self->fast_hostname);
 	g_clear_object(&self->warm_pool);
 	g_clear_object(&self->template_service);
 	qsim_request_free(self->request);

@@ -37,12 +37,14 @@ typedef enum {
 G_DECLARE_FINAL_TYPE(QsimJob, qsim_job, QSIM, JOB, GObject)
 
 /*
- * QsimJob: one claimed request run end to end on the main context: VM start on
- * an overlay under RUN_DIR/<uuid>/, boot log, readiness, `running`, the
- * commands over SSH with their output batched into the store, the deadlines
- * (request timeout from VM start, paused while on hold; BOOT_TIMEOUT for the
- * boot), cancel and hold, lease renewal, then VM shutdown, a final flush, the
- * final status and the run directory removed.
+ * QsimJob: one claimed request run end to end on the main context. A
+ * QsimJobStarter (qsim-job-starter.h) starts the VM under RUN_DIR/<uuid>/ (warm,
+ * snapshot or cold, with its fallback) until its guest answers over SSH; the job
+ * then marks the request `running`, runs the commands over SSH with their output
+ * batched into the store, and owns the deadlines (request timeout from VM start,
+ * paused while on hold), cancel and hold, lease renewal, then VM shutdown, a final
+ * flush, the final status and the run directory removed. docs/agents.md has the
+ * states as a diagram.
  */
 
 /**
@@ -69,8 +71,7 @@ void qsim_job_set_warm_pool(QsimJob *self, QsimWarmPool *pool);
 /**
  * qsim_job_set_template_service:
  * @service: (transfer none): referenced; the pool's, so background builds are
- *   counted and recorded in one place. Without one the job makes its own.
- *   Before qsim_job_run_async() only.
+ *   counted and recorded in one place. Required: set it before qsim_job_run_async().
  */
 void qsim_job_set_template_service(QsimJob *self, QsimTemplateService *service);
 

@@ -405,6 +405,7 @@ qsim_warm_pool_stop_async(QsimWarmPool *self, GAsyncReadyCallback callback, gpoi
 gboolean
 qsim_warm_pool_stop_finish(QsimWarmPool *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 

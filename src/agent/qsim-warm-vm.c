@@ -194,6 +194,7 @@ qsim_warm_vm_start_async(QsimWarmVm *self, GAsyncReadyCallback callback, gpointe
 gboolean
 qsim_warm_vm_start_finish(QsimWarmVm *self, GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 
@@ -259,6 +260,7 @@ qsim_warm_vm_destroy_async(QsimWarmVm *self, GAsyncReadyCallback callback, gpoin
 void
 qsim_warm_vm_destroy_finish(QsimWarmVm *self, GAsyncResult *result)
 {
+	g_return_if_fail(g_task_is_valid(result, self));
 	g_task_propagate_boolean(G_TASK(result), NULL);
 }
 

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "common/qsim-error.h"
+#include "qmp/qsim-qmp-commands-private.h"
 #include "qmp/qsim-qmp-commands.h"
 #include "qmp/qsim-qmp-json.h"
 
@@ -29,8 +30,8 @@ typedef struct {
 	guint major, minor, micro;
 } VersionResult;
 
-static GError *
-unexpected_reply(const gchar *command, const gchar *why)
+GError *
+qsim_qmp_commands_unexpected_reply(const gchar *command, const gchar *why)
 {
 	return g_error_new(QSIM_ERROR, QSIM_ERROR_QMP,
 	                   "QMP command '%s' failed: unexpected reply: %s", command, why);
@@ -65,17 +66,19 @@ empty_reply_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	if (JSON_NODE_TYPE(ret) != JSON_NODE_OBJECT) {
-		g_task_return_error(
-		    task, unexpected_reply(g_task_get_task_data(task), "return is not an object"));
+		g_task_return_error(task,
+		                    qsim_qmp_commands_unexpected_reply(g_task_get_task_data(task),
+		                                                       "return is not an object"));
 		return;
 	}
 	g_task_return_boolean(task, TRUE);
 }
 
-static void
-run_empty_command(QsimQmpClient *self, const gchar *command, guint timeout_ms,
-                  GCancellable *cancellable, gpointer source_tag, GAsyncReadyCallback callback,
-                  gpointer user_data)
+/* Runs @command (with @fd passed along unless it is -1) and expects an empty object. */
+void
+qsim_qmp_commands_run_empty(QsimQmpClient *self, const gchar *command, JsonObject *arguments,
+                            gint fd, guint timeout_ms, GCancellable *cancellable,
+                            gpointer source_tag, GAsyncReadyCallback callback, gpointer user_data)
 {
 	g_autoptr(GTask) task = NULL;
 
@@ -86,12 +89,27 @@ run_empty_command(QsimQmpClient *self, const gchar *command, guint timeout_ms,
 	g_task_set_source_tag(task, source_tag);
 	/* the command name names the command in "unexpected reply" errors */
 	g_task_set_task_data(task, g_strdup(command), g_free);
-	qsim_qmp_client_execute_async(self, command, NULL, timeout_ms, cancellable, empty_reply_cb,
-	                              g_steal_pointer(&task));
+	if (fd >= 0)
+		qsim_qmp_client_execute_with_fd_async(self, command, arguments, fd, timeout_ms,
+		                                      cancellable, empty_reply_cb,
+		                                      g_steal_pointer(&task));
+	else
+		qsim_qmp_client_execute_async(self, command, arguments, timeout_ms, cancellable,
+		                              empty_reply_cb, g_steal_pointer(&task));
 }
 
-static gboolean
-finish_boolean(QsimQmpClient *self, GAsyncResult *result, gpointer source_tag, GError **error)
+static void
+run_empty_command(QsimQmpClient *self, const gchar *command, guint timeout_ms,
+                  GCancellable *cancellable, gpointer source_tag, GAsyncReadyCallback callback,
+                  gpointer user_data)
+{
+	qsim_qmp_commands_run_empty(self, command, NULL, -1, timeout_ms, cancellable, source_tag,
+	                            callback, user_data);
+}
+
+gboolean
+qsim_qmp_commands_finish_boolean(QsimQmpClient *self, GAsyncResult *result, gpointer source_tag,
+                                 GError **error)
 {
 	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
 	g_return_val_if_fail(g_async_result_is_tagged(result, source_tag), FALSE);
@@ -123,7 +141,7 @@ qsim_qmp_client_stop_async(QsimQmpClient *self, guint timeout_ms, GCancellable *
 gboolean
 qsim_qmp_client_stop_finish(QsimQmpClient *self, GAsyncResult *result, GError **error)
 {
-	return finish_boolean(self, result, qsim_qmp_client_stop_async, error);
+	return qsim_qmp_commands_finish_boolean(self, result, qsim_qmp_client_stop_async, error);
 }
 
 /**
@@ -151,7 +169,7 @@ qsim_qmp_client_cont_async(QsimQmpClient *self, guint timeout_ms, GCancellable *
 gboolean
 qsim_qmp_client_cont_finish(QsimQmpClient *self, GAsyncResult *result, GError **error)
 {
-	return finish_boolean(self, result, qsim_qmp_client_cont_async, error);
+	return qsim_qmp_commands_finish_boolean(self, result, qsim_qmp_client_cont_async, error);
 }
 
 /**
@@ -180,7 +198,8 @@ qsim_qmp_client_system_powerdown_async(QsimQmpClient *self, guint timeout_ms,
 gboolean
 qsim_qmp_client_system_powerdown_finish(QsimQmpClient *self, GAsyncResult *result, GError **error)
 {
-	return finish_boolean(self, result, qsim_qmp_client_system_powerdown_async, error);
+	return qsim_qmp_commands_finish_boolean(self, result,
+	                                        qsim_qmp_client_system_powerdown_async, error);
 }
 
 /**
@@ -208,7 +227,8 @@ qsim_qmp_client_system_reset_async(QsimQmpClient *self, guint timeout_ms, GCance
 gboolean
 qsim_qmp_client_system_reset_finish(QsimQmpClient *self, GAsyncResult *result, GError **error)
 {
-	return finish_boolean(self, result, qsim_qmp_client_system_reset_async, error);
+	return qsim_qmp_commands_finish_boolean(self, result, qsim_qmp_client_system_reset_async,
+	                                        error);
 }
 
 static void
@@ -259,7 +279,7 @@ qsim_qmp_client_quit_async(QsimQmpClient *self, guint timeout_ms, GCancellable *
 gboolean
 qsim_qmp_client_quit_finish(QsimQmpClient *self, GAsyncResult *result, GError **error)
 {
-	return finish_boolean(self, result, qsim_qmp_client_quit_async, error);
+	return qsim_qmp_commands_finish_boolean(self, result, qsim_qmp_client_quit_async, error);
 }
 
 static void
@@ -279,19 +299,21 @@ query_status_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	if (JSON_NODE_TYPE(ret) != JSON_NODE_OBJECT) {
-		g_task_return_error(task,
-		                    unexpected_reply("query-status", "return is not an object"));
+		g_task_return_error(task, qsim_qmp_commands_unexpected_reply(
+		                              "query-status", "return is not an object"));
 		return;
 	}
 	obj = json_node_get_object(ret);
 	status = qsim_qmp_json_get_string(obj, "status");
 	running = json_object_get_member(obj, "running");
 	if (status == NULL || status[0] == '\0') {
-		g_task_return_error(task, unexpected_reply("query-status", "no string 'status'"));
+		g_task_return_error(
+		    task, qsim_qmp_commands_unexpected_reply("query-status", "no string 'status'"));
 		return;
 	}
 	if (!qsim_qmp_json_is_bool(running)) {
-		g_task_return_error(task, unexpected_reply("query-status", "no boolean 'running'"));
+		g_task_return_error(task, qsim_qmp_commands_unexpected_reply(
+		                              "query-status", "no boolean 'running'"));
 		return;
 	}
 	result = g_new0(StatusResult, 1);
@@ -362,8 +384,8 @@ human_monitor_command_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	if (!qsim_qmp_json_is_string(ret)) {
-		g_task_return_error(
-		    task, unexpected_reply("human-monitor-command", "return is not a string"));
+		g_task_return_error(task, qsim_qmp_commands_unexpected_reply(
+		                              "human-monitor-command", "return is not a string"));
 		return;
 	}
 	g_task_return_pointer(task, g_strdup(json_node_get_string(ret)), g_free);
@@ -455,7 +477,8 @@ query_version_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	    !version_member(qemu, "minor", &v->minor) ||
 	    !version_member(qemu, "micro", &v->micro)) {
 		g_task_return_error(
-		    task, unexpected_reply("query-version", "no integer qemu.major/minor/micro"));
+		    task, qsim_qmp_commands_unexpected_reply("query-version",
+		                                             "no integer qemu.major/minor/micro"));
 		return;
 	}
 	g_task_return_pointer(task, g_steal_pointer(&v), g_free);

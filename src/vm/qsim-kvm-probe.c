@@ -6,10 +6,8 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <linux/kvm.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
@@ -17,10 +15,10 @@
 
 #include "common/qsim-error.h"
 #include "qsim-kvm-probe.h"
+#include "qsim-proc-watch.h"
 
 /* What the probe keeps of QEMU's output: enough for the marker and a last error line. */
 #define PROBE_OUTPUT_MAX 8192
-#define PROBE_READ_CHUNK 4096
 /* after QEMU exits, how long its output pipe gets to deliver the last bytes */
 #define PROBE_DRAIN_MS 1000
 
@@ -204,19 +202,17 @@ typedef struct {
 	guint timeout_ms;
 	gint64 started_us;
 	guint timeout_id;
-	GCancellable *io;          /* our reads; cancelled once the verdict is in */
+	QsimProcWatch *watch;      /* QEMU and its console, until QEMU is reaped */
 	QsimAccelVerdict *verdict; /* decided, waiting for QEMU to be reaped */
 	gboolean exited;
-	gboolean output_eof; /* QEMU's last words are in d->output */
-	gboolean decided;    /* d->verdict is handed over once: this stays set */
-	guint drain_id;
+	gboolean decided; /* d->verdict is handed over once: this stays set */
 } ProbeData;
 
 static void
 probe_data_free(ProbeData *d)
 {
 	g_clear_handle_id(&d->timeout_id, g_source_remove);
-	g_clear_handle_id(&d->drain_id, g_source_remove);
+	g_clear_pointer(&d->watch, qsim_proc_watch_free);
 	if (d->proc != NULL && !d->exited)
 		g_subprocess_force_exit(d->proc);
 	g_clear_object(&d->proc);
@@ -225,7 +221,6 @@ probe_data_free(ProbeData *d)
 	g_free(d->device);
 	g_free(d->host);
 	g_free(d->cache_key);
-	g_clear_object(&d->io);
 	qsim_accel_verdict_free(d->verdict);
 	g_free(d);
 }
@@ -258,7 +253,8 @@ probe_decide(GTask *task, gboolean kvm, gchar *reason)
 		return;
 	d->decided = TRUE;
 	g_clear_handle_id(&d->timeout_id, g_source_remove);
-	g_cancellable_cancel(d->io);
+	if (d->watch != NULL)
+		qsim_proc_watch_stop_output(d->watch);
 	d->verdict = qsim_accel_verdict_new(d->host, d->cache_key, kvm, owned, probe_elapsed_ms(d),
 	                                    g_get_real_time() / 1000);
 	if (!d->exited)
@@ -287,18 +283,18 @@ probe_last_line(ProbeData *d)
 	return g_strdup("no output");
 }
 
-/* QEMU exited before the marker: decide once its output is read to the end, so the reason
- * quotes its last words (the exit is often seen before the pipe's final bytes) */
+/* QEMU exited before the marker: decided once its output is read to the end, so the
+ * reason quotes its last words (the exit is often seen before the pipe's final bytes) */
 static void
-probe_decide_exited(GTask *task)
+probe_done_cb(gpointer user_data)
 {
+	GTask *task = G_TASK(user_data);
 	ProbeData *d = g_task_get_task_data(task);
 	g_autofree gchar *last = NULL;
 	g_autofree gchar *status = NULL;
 
-	if (d->decided || !d->exited || !d->output_eof)
+	if (d->decided)
 		return;
-	g_clear_handle_id(&d->drain_id, g_source_remove);
 	last = probe_last_line(d);
 	status =
 	    g_subprocess_get_if_signaled(d->proc)
@@ -309,62 +305,25 @@ probe_decide_exited(GTask *task)
 	    g_strdup_printf("QEMU under KVM %s before the test kernel booted: %s", status, last));
 }
 
-static gboolean
-probe_drain_timeout_cb(gpointer user_data)
+static void
+probe_exited_cb(gpointer user_data)
 {
 	GTask *task = G_TASK(user_data);
 	ProbeData *d = g_task_get_task_data(task);
 
-	/* a child of QEMU may hold the pipe open: do not wait for it */
-	d->drain_id = 0;
-	d->output_eof = TRUE;
-	probe_decide_exited(task);
-	return G_SOURCE_REMOVE;
-}
-
-static void
-probe_wait_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(GTask) task = G_TASK(user_data);
-	ProbeData *d = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-
-	g_subprocess_wait_finish(G_SUBPROCESS(source), res, &error);
 	d->exited = TRUE;
-	if (d->decided) {
-		probe_complete_if_done(task);
-		return;
-	}
-	if (!d->output_eof)
-		d->drain_id =
-		    g_timeout_add_full(G_PRIORITY_DEFAULT, PROBE_DRAIN_MS, probe_drain_timeout_cb,
-		                       g_object_ref(task), g_object_unref);
-	probe_decide_exited(task);
+	probe_complete_if_done(task);
 }
 
-static void probe_read(GTask *task);
-
 static void
-probe_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+probe_output_cb(const guint8 *data, gsize len, gpointer user_data)
 {
-	g_autoptr(GTask) task = G_TASK(user_data);
+	GTask *task = G_TASK(user_data);
 	ProbeData *d = g_task_get_task_data(task);
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GBytes) bytes =
-	    g_input_stream_read_bytes_finish(G_INPUT_STREAM(source), res, &error);
-	gsize len = 0;
-	const gchar *data;
 
 	if (d->decided)
-		return; /* cancelled after the verdict */
-	data = bytes != NULL ? g_bytes_get_data(bytes, &len) : NULL;
-	if (len == 0) {
-		/* EOF or a read error: QEMU is exiting, and its exit says why */
-		d->output_eof = TRUE;
-		probe_decide_exited(task);
 		return;
-	}
-	g_string_append_len(d->output, data, (gssize)len);
+	g_string_append_len(d->output, (const gchar *)data, (gssize)len);
 	if (strstr(d->output->str, QSIM_KVM_PROBE_MARKER) != NULL) {
 		probe_decide(task, TRUE,
 		             g_strdup_printf("KVM at %s booted a test kernel in %.2f s", d->device,
@@ -374,17 +333,6 @@ probe_read_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	/* keep the tail: the marker is one short line and errors come last */
 	if (d->output->len > PROBE_OUTPUT_MAX)
 		g_string_erase(d->output, 0, (gssize)(d->output->len - PROBE_OUTPUT_MAX / 2));
-	probe_read(task);
-}
-
-static void
-probe_read(GTask *task)
-{
-	ProbeData *d = g_task_get_task_data(task);
-
-	g_input_stream_read_bytes_async(g_subprocess_get_stdout_pipe(d->proc), PROBE_READ_CHUNK,
-	                                G_PRIORITY_DEFAULT, d->io, probe_read_cb,
-	                                g_object_ref(task));
 }
 
 static gboolean
@@ -398,14 +346,6 @@ probe_timeout_cb(gpointer user_data)
 	             g_strdup_printf("KVM at %s did not boot a test kernel within %.1f s",
 	                             d->device, d->timeout_ms / 1000.0));
 	return G_SOURCE_REMOVE;
-}
-
-/* between fork and exec: async-signal-safe only. The probe dies with its parent. */
-static void
-probe_child_setup(gpointer user_data)
-{
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 static GTask *
@@ -422,7 +362,6 @@ probe_task_new(const QsimKvmProbeParams *params, GCancellable *cancellable,
 	d->cache_key = qsim_kvm_probe_cache_key(params);
 	d->timeout_ms = params->timeout_ms;
 	d->output = g_string_new(NULL);
-	d->io = g_cancellable_new();
 	d->started_us = g_get_monotonic_time();
 	return task;
 }
@@ -450,7 +389,8 @@ probe_boot(GTask *task, const QsimKvmProbeParams *params)
 	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE |
 	                                     G_SUBPROCESS_FLAGS_STDOUT_PIPE |
 	                                     G_SUBPROCESS_FLAGS_STDERR_MERGE);
-	g_subprocess_launcher_set_child_setup(launcher, probe_child_setup, NULL, NULL);
+	/* the probe dies with its parent, like a VM's QEMU */
+	g_subprocess_launcher_set_child_setup(launcher, qsim_proc_child_setup, NULL, NULL);
 	d->proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv, &error);
 	if (d->proc == NULL) {
 		d->exited = TRUE;
@@ -461,8 +401,10 @@ probe_boot(GTask *task, const QsimKvmProbeParams *params)
 	}
 	g_debug("KVM probe: QEMU pid %s", g_subprocess_get_identifier(d->proc));
 	d->timeout_id = g_timeout_add(params->timeout_ms, probe_timeout_cb, task);
-	g_subprocess_wait_async(d->proc, NULL, probe_wait_cb, g_object_ref(task));
-	probe_read(task);
+	/* the watch keeps the task until QEMU is reaped: the verdict waits for that */
+	d->watch = qsim_proc_watch_new(d->proc, g_subprocess_get_stdout_pipe(d->proc),
+	                               PROBE_DRAIN_MS, probe_output_cb, probe_exited_cb,
+	                               probe_done_cb, g_object_ref(task), g_object_unref);
 }
 
 /**

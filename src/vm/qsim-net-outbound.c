@@ -6,13 +6,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/qsim-error.h"
 #include "common/qsim-text.h"
 #include "qsim-net-outbound.h"
 #include "qsim-netns.h"
+#include "qsim-proc-watch.h"
 
 /* NETWORK=outbound (docs/network.md): QEMU runs in a network namespace of its own, with
  * slirp unrestricted. slirp's 10.0.2.2 then maps to the namespace's loopback, where
@@ -109,15 +109,6 @@ qsim_net_outbound_new(const gchar *run_dir, guint16 host_port)
 	return self;
 }
 
-/* Between fork and exec: async-signal-safe calls only. Own process group, so a stop
- * reaches whatever pasta forks; killed with the daemon, like QEMU. */
-static void
-qsim_net_outbound_child_setup(gpointer user_data)
-{
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
 static void
 qsim_net_outbound_wait_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -178,7 +169,8 @@ qsim_net_outbound_start(QsimNetOutbound *self, GError **error)
 	                                     G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
 	g_subprocess_launcher_set_stderr_file_path(launcher, log);
 	g_subprocess_launcher_set_cwd(launcher, self->run_dir);
-	g_subprocess_launcher_set_child_setup(launcher, qsim_net_outbound_child_setup, NULL, NULL);
+	/* own process group (a stop reaches whatever pasta forks), killed with the daemon */
+	g_subprocess_launcher_set_child_setup(launcher, qsim_proc_child_setup, NULL, NULL);
 	g_subprocess_launcher_take_fd(launcher, child_fd, NETNS_CHILD_FD);
 	/* --runas 0: this pasta drops to "nobody" before it opens the namespace, and then
 	 * may not; it still gives up every capability it does not need.

@@ -7,6 +7,7 @@
 
 #include "common/qsim-error.h"
 #include "qmp/qsim-qmp-commands.h"
+#include "qmp/qsim-qmp-migrate.h"
 #include "qsim-template-migrate.h"
 
 /* a load without RAM takes some tens of ms: poll it finely; a save is not on the
@@ -19,7 +20,6 @@
 
 typedef struct {
 	QsimQmpClient *qmp;
-	gchar *command;
 	gchar *uri;
 	gint fd; /* the state file for `getfd` (a save), or -1 */
 	gboolean incoming;
@@ -33,7 +33,6 @@ migrate_data_free(MigrateData *d)
 {
 	g_clear_handle_id(&d->poll_id, g_source_remove);
 	g_clear_object(&d->qmp);
-	g_free(d->command);
 	g_free(d->uri);
 	if (d->fd >= 0)
 		close(d->fd);
@@ -126,18 +125,15 @@ query_migrate_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = G_TASK(user_data);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonNode) node =
-	    qsim_qmp_client_execute_finish(QSIM_QMP_CLIENT(source), res, &error);
-	JsonObject *obj;
-	const gchar *status;
+	g_autofree gchar *status = NULL;
+	g_autofree gchar *error_desc = NULL;
 
-	if (node == NULL) {
+	if (!qsim_qmp_client_query_migrate_finish(QSIM_QMP_CLIENT(source), res, &status,
+	                                          &error_desc, &error)) {
 		g_prefix_error(&error, "saving the state file failed: ");
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
 	}
-	obj = JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : NULL;
-	status = obj != NULL ? json_object_get_string_member_with_default(obj, "status", "") : "";
 	if (g_strcmp0(status, "completed") == 0) {
 		g_task_return_boolean(task, TRUE);
 		return;
@@ -145,8 +141,7 @@ query_migrate_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (g_strcmp0(status, "failed") == 0 || g_strcmp0(status, "cancelled") == 0) {
 		g_task_return_new_error(task, QSIM_ERROR, QSIM_ERROR_VM,
 		                        "saving the state file %s: %s", status,
-		                        json_object_get_string_member_with_default(
-		                            obj, "error-desc", "no reason given"));
+		                        error_desc != NULL ? error_desc : "no reason given");
 		return;
 	}
 	migrate_poll_later(task);
@@ -162,22 +157,18 @@ migrate_poll(GTask *task)
 		                                   g_task_get_cancellable(task), query_status_cb,
 		                                   g_object_ref(task));
 	else
-		qsim_qmp_client_execute_async(d->qmp, "query-migrate", NULL, COMMAND_TIMEOUT_MS,
-		                              g_task_get_cancellable(task), query_migrate_cb,
-		                              g_object_ref(task));
+		qsim_qmp_client_query_migrate_async(d->qmp, COMMAND_TIMEOUT_MS,
+		                                    g_task_get_cancellable(task), query_migrate_cb,
+		                                    g_object_ref(task));
 }
 
-/* Ends one QMP step of the chain: on an error reply, @task fails with @what first. */
+/* Ends one QMP step of the chain: on failure, @task fails with @what first. */
 static gboolean
-step_finish(GAsyncResult *res, GTask *task, const gchar *what)
+step_finish(GTask *task, gboolean ok, GError *error, const gchar *what)
 {
-	g_autoptr(GError) error = NULL;
-	MigrateData *d = g_task_get_task_data(task);
-	g_autoptr(JsonNode) node = qsim_qmp_client_execute_finish(d->qmp, res, &error);
-
-	if (node == NULL && error != NULL) {
+	if (!ok) {
 		g_prefix_error(&error, "%s: ", what);
-		g_task_return_error(task, g_steal_pointer(&error));
+		g_task_return_error(task, error);
 		return FALSE;
 	}
 	return TRUE;
@@ -188,8 +179,13 @@ migrate_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = G_TASK(user_data);
 	MigrateData *d = g_task_get_task_data(task);
+	GError *error = NULL;
+	gboolean ok =
+	    d->incoming
+	        ? qsim_qmp_client_migrate_incoming_finish(QSIM_QMP_CLIENT(source), res, &error)
+	        : qsim_qmp_client_migrate_finish(QSIM_QMP_CLIENT(source), res, &error);
 
-	if (step_finish(res, task,
+	if (step_finish(task, ok, error,
 	                d->incoming ? "cannot load the state file" : "cannot save the state file"))
 		migrate_poll(task);
 }
@@ -198,12 +194,14 @@ static void
 migrate_command(GTask *task)
 {
 	MigrateData *d = g_task_get_task_data(task);
-	g_autoptr(JsonObject) args = json_object_new();
 	GCancellable *cancellable = g_task_get_cancellable(task);
 
-	json_object_set_string_member(args, "uri", d->uri);
-	qsim_qmp_client_execute_async(d->qmp, d->command, args, COMMAND_TIMEOUT_MS, cancellable,
-	                              migrate_cb, task);
+	if (d->incoming)
+		qsim_qmp_client_migrate_incoming_async(d->qmp, d->uri, COMMAND_TIMEOUT_MS,
+		                                       cancellable, migrate_cb, task);
+	else
+		qsim_qmp_client_migrate_async(d->qmp, d->uri, COMMAND_TIMEOUT_MS, cancellable,
+		                              migrate_cb, task);
 }
 
 static void
@@ -211,11 +209,13 @@ getfd_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = G_TASK(user_data);
 	MigrateData *d = g_task_get_task_data(task);
+	GError *error = NULL;
+	gboolean ok = qsim_qmp_client_getfd_finish(QSIM_QMP_CLIENT(source), res, &error);
 
 	/* QEMU has its own copy now */
 	close(d->fd);
 	d->fd = -1;
-	if (step_finish(res, task, "cannot hand the state file to QEMU"))
+	if (step_finish(task, ok, error, "cannot hand the state file to QEMU"))
 		migrate_command(g_steal_pointer(&task));
 }
 
@@ -224,49 +224,42 @@ capabilities_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = G_TASK(user_data);
 	MigrateData *d = g_task_get_task_data(task);
-	g_autoptr(JsonObject) args = NULL;
 	GCancellable *cancellable = g_task_get_cancellable(task);
+	GError *error = NULL;
+	gboolean ok =
+	    qsim_qmp_client_migrate_set_capability_finish(QSIM_QMP_CLIENT(source), res, &error);
 
-	if (!step_finish(res, task, "cannot leave the RAM file out of the migration"))
+	if (!step_finish(task, ok, error, "cannot leave the RAM file out of the migration"))
 		return;
 	if (d->fd < 0) {
 		migrate_command(g_steal_pointer(&task));
 		return;
 	}
-	args = json_object_new();
-	json_object_set_string_member(args, "fdname", STATE_FD_NAME);
-	qsim_qmp_client_execute_with_fd_async(d->qmp, "getfd", args, d->fd, COMMAND_TIMEOUT_MS,
-	                                      cancellable, getfd_cb, g_steal_pointer(&task));
+	qsim_qmp_client_getfd_async(d->qmp, STATE_FD_NAME, d->fd, COMMAND_TIMEOUT_MS, cancellable,
+	                            getfd_cb, g_steal_pointer(&task));
 }
 
 /* Both sides need x-ignore-shared before the stream starts: the guest RAM lives in the
  * template's RAM file (memory-backend-file), so the stream carries only device state. */
 static void
-migrate_start(QsimQmpClient *qmp, const gchar *command, const gchar *uri, gint fd,
-              gboolean incoming, guint timeout_ms, GCancellable *cancellable,
-              GAsyncReadyCallback callback, gpointer user_data, gpointer tag)
+migrate_start(QsimQmpClient *qmp, const gchar *uri, gint fd, gboolean incoming, guint timeout_ms,
+              GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data,
+              gpointer tag)
 {
 	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
-	g_autoptr(JsonObject) args = json_object_new();
-	g_autoptr(JsonObject) cap = json_object_new();
-	g_autoptr(JsonArray) caps = json_array_new();
 	MigrateData *d = g_new0(MigrateData, 1);
 
 	g_task_set_source_tag(task, tag);
 	d->qmp = g_object_ref(qmp);
-	d->command = g_strdup(command);
 	d->uri = g_strdup(uri);
 	d->fd = fd;
 	d->incoming = incoming;
 	d->timeout_ms = timeout_ms;
 	d->deadline_us = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 	g_task_set_task_data(task, d, (GDestroyNotify)migrate_data_free);
-	json_object_set_string_member(cap, "capability", "x-ignore-shared");
-	json_object_set_boolean_member(cap, "state", TRUE);
-	json_array_add_object_element(caps, g_steal_pointer(&cap));
-	json_object_set_array_member(args, "capabilities", g_steal_pointer(&caps));
-	qsim_qmp_client_execute_async(qmp, "migrate-set-capabilities", args, COMMAND_TIMEOUT_MS,
-	                              cancellable, capabilities_cb, g_steal_pointer(&task));
+	qsim_qmp_client_migrate_set_capability_async(qmp, "x-ignore-shared", TRUE,
+	                                             COMMAND_TIMEOUT_MS, cancellable,
+	                                             capabilities_cb, g_steal_pointer(&task));
 }
 
 /**
@@ -297,13 +290,14 @@ qsim_template_migrate_save_async(QsimQmpClient *qmp, gint state_fd, guint timeou
 		    QSIM_ERROR_IO, "cannot duplicate the state file's fd: %s", g_strerror(errno));
 		return;
 	}
-	migrate_start(qmp, "migrate", "fd:" STATE_FD_NAME, fd, FALSE, timeout_ms, cancellable,
-	              callback, user_data, qsim_template_migrate_save_async);
+	migrate_start(qmp, "fd:" STATE_FD_NAME, fd, FALSE, timeout_ms, cancellable, callback,
+	              user_data, qsim_template_migrate_save_async);
 }
 
 gboolean
 qsim_template_migrate_save_finish(GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, NULL), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 
@@ -328,12 +322,13 @@ qsim_template_migrate_load_async(QsimQmpClient *qmp, gint qemu_fd, guint timeout
 {
 	g_autofree gchar *uri = g_strdup_printf("fd:%d", qemu_fd);
 
-	migrate_start(qmp, "migrate-incoming", uri, -1, TRUE, timeout_ms, cancellable, callback,
-	              user_data, qsim_template_migrate_load_async);
+	migrate_start(qmp, uri, -1, TRUE, timeout_ms, cancellable, callback, user_data,
+	              qsim_template_migrate_load_async);
 }
 
 gboolean
 qsim_template_migrate_load_finish(GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, NULL), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }

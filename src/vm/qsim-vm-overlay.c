@@ -125,6 +125,7 @@ qsim_vm_overlay_create_async(const gchar *qemu_img, const gchar *base, const gch
 gboolean
 qsim_vm_overlay_create_finish(GAsyncResult *result, GError **error)
 {
+	g_return_val_if_fail(g_task_is_valid(result, NULL), FALSE);
 	return g_task_propagate_boolean(G_TASK(result), error);
 }
 

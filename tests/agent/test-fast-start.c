@@ -87,6 +87,7 @@ run_request(Fixture *f, const gchar *commands)
 	g_autoptr(QsimRequest) created =
 	    qsim_store_create_request(f->fx.store, "tiny", commands, 120, &error);
 	g_autoptr(QsimRequest) claimed = NULL;
+	g_autoptr(QsimTemplateService) service = NULL;
 	g_autoptr(QsimJob) job = NULL;
 	g_autoptr(GAsyncResult) res = NULL;
 	QsimStatus status;
@@ -96,6 +97,8 @@ run_request(Fixture *f, const gchar *commands)
 	g_assert_no_error(error);
 	g_assert_nonnull(claimed);
 	job = qsim_job_new(f->fx.config, f->fx.store, "agent-fast", claimed);
+	service = qsim_template_service_new(f->fx.config, f->fx.store);
+	qsim_job_set_template_service(job, service);
 	qsim_job_run_async(job, wait_cb, &res);
 	g_assert_true(agent_test_wait(have_result, &res, 300));
 	g_assert_true(qsim_job_run_finish(job, res, &status, &error));

@@ -331,6 +331,7 @@ test_dead_at_hand_off(void)
 	g_autoptr(QsimRequest) created = NULL;
 	g_autoptr(QsimRequest) claimed = NULL;
 	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(QsimTemplateService) service = NULL;
 	g_autoptr(QsimJob) job = NULL;
 	g_autoptr(GAsyncResult) res = NULL;
 	QsimStatus status;
@@ -345,6 +346,8 @@ test_dead_at_hand_off(void)
 		claimed = qsim_store_claim_next(f.fx.store, "agent-warm", 60000, 0, &error);
 		g_assert_no_error(error);
 		job = qsim_job_new(f.fx.config, f.fx.store, "agent-warm", claimed);
+		service = qsim_template_service_new(f.fx.config, f.fx.store);
+		qsim_job_set_template_service(job, service);
 		qsim_job_set_warm_pool(job, pool);
 		/* no main loop turn between the kill and the take: the pool cannot know */
 		g_assert_cmpint(kill(warm_qemu_pid(&f), SIGKILL), ==, 0);

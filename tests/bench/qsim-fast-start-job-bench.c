@@ -44,6 +44,7 @@ one_request(AgentFixture *fx, QsimConfig *config, QsimWarmPool *pool, Mode *star
 	g_autoptr(QsimRequest) created =
 	    qsim_store_create_request(fx->store, "tiny", "echo hi", 120, &error);
 	g_autoptr(QsimRequest) claimed = NULL;
+	g_autoptr(QsimTemplateService) service = NULL;
 	g_autoptr(QsimJob) job = NULL;
 	g_autoptr(GAsyncResult) res = NULL;
 	g_autoptr(GPtrArray) logs = NULL;
@@ -56,6 +57,8 @@ one_request(AgentFixture *fx, QsimConfig *config, QsimWarmPool *pool, Mode *star
 	if (claimed == NULL)
 		return -1;
 	job = qsim_job_new(config, fx->store, "bench", claimed);
+	service = qsim_template_service_new(config, fx->store);
+	qsim_job_set_template_service(job, service);
 	qsim_job_set_warm_pool(job, pool);
 	qsim_job_run_async(job, wait_cb, &res);
 	if (!agent_test_wait(have_result, &res, 300) ||
