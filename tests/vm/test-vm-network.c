@@ -99,11 +99,62 @@ guest_run(QsimGuest *guest, const gchar *command, gchar **out)
 	return status;
 }
 
+/* Boots the tiny guest with @network and waits until its SSH forward answers. */
+static QsimVm *
+boot_tiny(Fixture *f, QsimVmNetwork network)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimVmConfig) config = vm_test_load_config("tiny", &error);
+	QsimVm *vm;
+
+	g_assert_no_error(error);
+	config->network = network;
+	vm = qsim_vm_new(g_steal_pointer(&config), f->run_root);
+	g_assert_true(vm_test_start(vm, &error));
+	g_assert_no_error(error);
+	g_assert_true(vm_test_wait_ready(vm, &error));
+	g_assert_no_error(error);
+	return vm;
+}
+
+/* From the guest, 10.0.2.2 at each port, spoken to in HTTP like qsimd's API: refused,
+ * nothing comes back (no SSH banner of a forward, no HTTP answer), and none of
+ * @listeners (one per port, or NULL) sees a connection. */
+static void
+assert_gateway_refused(QsimGuest *guest, const guint16 *ports, GSocket *const *listeners, guint n)
+{
+	for (guint i = 0; i < n; i++) {
+		g_autofree gchar *cmd = g_strdup_printf(
+		    "printf 'GET /requests HTTP/1.0\\r\\n\\r\\n' | timeout 10 nc 10.0.2.2 %u",
+		    (guint)ports[i]);
+		g_autofree gchar *out = NULL;
+
+		g_assert_cmpint(guest_run(guest, cmd, &out), !=, 0);
+		g_assert_cmpstr(out, ==, "");
+		if (listeners[i] != NULL)
+			g_assert_cmpuint(connection_count(listeners[i]), ==, 0);
+	}
+}
+
+/* The forward still answers after the attempts; then the VM goes. */
+static void
+reconnect_and_stop(QsimVm *vm)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimGuest) guest = vm_test_guest_connect(vm, &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpint(guest_run(guest, "true", NULL), ==, 0);
+	g_clear_object(&guest);
+	g_assert_true(vm_test_shutdown(vm, 0, &error));
+	g_assert_no_error(error);
+}
+
 static void
 test_no_host(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimVmConfig) config = NULL;
+	g_autoptr(QsimVmConfig) def = NULL;
 	g_autoptr(QsimVm) vm = NULL;
 	g_autoptr(QsimGuest) guest = NULL;
 	g_autoptr(GSocket) plain = NULL;
@@ -112,21 +163,17 @@ test_no_host(Fixture *f, gconstpointer data)
 	guint16 plain_port = 0;
 	guint16 api_port = 0;
 	guint16 targets[3];
-	GSocket *listeners[2];
+	GSocket *listeners[3];
 
 	if (vm_test_skip_without_image())
 		return;
 	plain = listen_loopback(&plain_port);
 	api = listen_loopback(&api_port);
-	config = vm_test_load_config("tiny", &error);
-	g_assert_no_error(error);
 	/* the default, with no NETWORK line in the .conf */
-	g_assert_cmpint(config->network, ==, QSIM_VM_NETWORK_NONE);
-	vm = qsim_vm_new(g_steal_pointer(&config), f->run_root);
-	g_assert_true(vm_test_start(vm, &error));
+	def = vm_test_load_config("tiny", &error);
 	g_assert_no_error(error);
-	g_assert_true(vm_test_wait_ready(vm, &error));
-	g_assert_no_error(error);
+	g_assert_cmpint(def->network, ==, QSIM_VM_NETWORK_NONE);
+	vm = boot_tiny(f, QSIM_VM_NETWORK_NONE);
 
 	/* SSH through the forward works in this mode */
 	guest = vm_test_guest_connect(vm, &error);
@@ -134,40 +181,22 @@ test_no_host(Fixture *f, gconstpointer data)
 	g_assert_cmpint(guest_run(guest, "hostname", &hostname), ==, 0);
 	g_assert_cmpstr(hostname, !=, "");
 
-	/* a plain listener, an API-like one spoken to in HTTP, and the VM's own SSH
-	 * forward on the host, which stands for every other VM's */
+	/* a plain listener, an API-like one, and the VM's own SSH forward on the host,
+	 * which stands for every other VM's */
 	targets[0] = plain_port;
 	targets[1] = api_port;
 	targets[2] = qsim_vm_get_ssh_port(vm);
 	listeners[0] = plain;
 	listeners[1] = api;
-	for (guint i = 0; i < G_N_ELEMENTS(targets); i++) {
-		g_autofree gchar *cmd = g_strdup_printf(
-		    "printf 'GET /requests HTTP/1.0\\r\\n\\r\\n' | timeout 10 nc 10.0.2.2 %u",
-		    (guint)targets[i]);
-		g_autofree gchar *out = NULL;
-
-		g_assert_cmpint(guest_run(guest, cmd, &out), !=, 0);
-		/* nothing came back: not the SSH banner of the forward, no HTTP answer */
-		g_assert_cmpstr(out, ==, "");
-		/* and the listener saw no connection */
-		if (i < G_N_ELEMENTS(listeners))
-			g_assert_cmpuint(connection_count(listeners[i]), ==, 0);
-	}
+	listeners[2] = NULL;
+	assert_gateway_refused(guest, targets, listeners, G_N_ELEMENTS(targets));
 	/* nothing else from 10.0.2.x either: slirp's DNS and the outside are cut too */
 	g_assert_cmpint(guest_run(guest, "timeout 10 nc 10.0.2.3 53 </dev/null", NULL), !=, 0);
 
 	g_assert_cmpuint(connection_count(plain), ==, 0);
 	g_assert_cmpuint(connection_count(api), ==, 0);
-
-	/* the forward still answers after the attempts */
 	g_clear_object(&guest);
-	guest = vm_test_guest_connect(vm, &error);
-	g_assert_no_error(error);
-	g_assert_cmpint(guest_run(guest, "true", NULL), ==, 0);
-	g_clear_object(&guest);
-	g_assert_true(vm_test_shutdown(vm, 0, &error));
-	g_assert_no_error(error);
+	reconnect_and_stop(vm);
 }
 
 /* ---- NETWORK=outbound ---------------------------------------------------- */
@@ -391,7 +420,6 @@ static void
 test_outbound(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimVmConfig) config = NULL;
 	g_autoptr(QsimVm) vm = NULL;
 	g_autoptr(QsimGuest) guest = NULL;
 	g_autoptr(GSocket) plain = NULL;
@@ -406,6 +434,7 @@ test_outbound(Fixture *f, gconstpointer data)
 	g_autofree gchar *out = NULL;
 	guint16 plain_port = 0, api_port = 0, any_port = 0, far_port = 0, ssh_port;
 	guint16 targets[2];
+	GSocket *listeners[2];
 
 	if (outbound_skip())
 		return;
@@ -419,14 +448,7 @@ test_outbound(Fixture *f, gconstpointer data)
 	addrs = host_addresses(up, iface, TRUE);
 	g_assert_cmpuint(addrs->len, >, 0);
 	others = host_addresses(up, iface, FALSE);
-	config = vm_test_load_config("tiny", &error);
-	g_assert_no_error(error);
-	config->network = QSIM_VM_NETWORK_OUTBOUND;
-	vm = qsim_vm_new(g_steal_pointer(&config), f->run_root);
-	g_assert_true(vm_test_start(vm, &error));
-	g_assert_no_error(error);
-	g_assert_true(vm_test_wait_ready(vm, &error));
-	g_assert_no_error(error);
+	vm = boot_tiny(f, QSIM_VM_NETWORK_OUTBOUND);
 	ssh_port = qsim_vm_get_ssh_port(vm);
 
 	guest = vm_test_guest_connect(vm, &error);
@@ -457,15 +479,9 @@ test_outbound(Fixture *f, gconstpointer data)
 	 * listener is QEMU's own forward back to this guest's sshd. */
 	targets[0] = plain_port;
 	targets[1] = api_port;
-	for (guint i = 0; i < G_N_ELEMENTS(targets); i++) {
-		g_autofree gchar *c = g_strdup_printf(
-		    "printf 'GET /requests HTTP/1.0\\r\\n\\r\\n' | timeout 10 nc 10.0.2.2 %u",
-		    (guint)targets[i]);
-		g_autofree gchar *o = NULL;
-
-		g_assert_cmpint(guest_run(guest, c, &o), !=, 0);
-		g_assert_cmpstr(o, ==, "");
-	}
+	listeners[0] = plain;
+	listeners[1] = api;
+	assert_gateway_refused(guest, targets, listeners, G_N_ELEMENTS(targets));
 	/* nor the host's own address on its outbound interface: the namespace holds a copy
 	 * of it, so the connection ends there */
 	for (guint i = 0; i < addrs->len; i++) {
@@ -504,14 +520,8 @@ test_outbound(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(connection_count(plain), ==, 0);
 	g_assert_cmpuint(connection_count(api), ==, 0);
 
-	/* the forward still answers after the attempts */
 	g_clear_object(&guest);
-	guest = vm_test_guest_connect(vm, &error);
-	g_assert_no_error(error);
-	g_assert_cmpint(guest_run(guest, "true", NULL), ==, 0);
-	g_clear_object(&guest);
-	g_assert_true(vm_test_shutdown(vm, 0, &error));
-	g_assert_no_error(error);
+	reconnect_and_stop(vm);
 
 	/* pasta went with QEMU: its port on the host is free again */
 	{
