@@ -15,6 +15,7 @@
 #include "common/qsim-vm-config.h"
 #include "guest/qsim-guest.h"
 #include "qmp/qsim-qmp-client.h"
+#include "store/qsim-end-reason.h"
 #include "vm/qsim-template.h"
 #include "vm/qsim-vm-rundir.h"
 
@@ -140,8 +141,8 @@ static gboolean
 qsim_job_deadline_cb(gpointer user_data)
 {
 	QsimJob *self = QSIM_JOB(user_data);
-	g_autofree gchar *reason =
-	    g_strdup_printf("timed out after %" G_GINT64_FORMAT " s", self->request->timeout_s);
+	g_autofree gchar *reason = g_strdup_printf(QSIM_END_TEXT_TIMEOUT " %" G_GINT64_FORMAT " s",
+	                                           self->request->timeout_s);
 
 	self->deadline_id = 0;
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
@@ -197,7 +198,7 @@ qsim_job_output_fail_cb(gpointer user_data)
 	QsimJob *self = QSIM_JOB(user_data);
 	g_autofree gchar *limit = qsim_config_format_size((gint64)self->output_limit);
 	g_autofree gchar *reason =
-	    g_strdup_printf("output exceeded OUTPUT_LIMIT=%s (OUTPUT_LIMIT_ACTION=fail)", limit);
+	    g_strdup_printf(QSIM_END_TEXT_OUTPUT_LIMIT "=%s (OUTPUT_LIMIT_ACTION=fail)", limit);
 
 	self->output_fail_id = 0;
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
@@ -437,9 +438,9 @@ qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message, gpointer u
 	if (qsim_job_fast_start_fallback(self, message))
 		return;
 	if (self->phase == QSIM_JOB_PHASE_STARTING)
-		text = g_strdup_printf("qemu failed to start: %s", message);
+		text = g_strdup_printf(QSIM_END_TEXT_QEMU_START ": %s", message);
 	else
-		text = g_strdup_printf("qemu exited: %s", message);
+		text = g_strdup_printf(QSIM_END_TEXT_QEMU_EXIT ": %s", message);
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, text);
 }
 
@@ -461,8 +462,8 @@ qsim_job_fail_soon(QsimJob *self, const gchar *reason)
 	if (self->finishing || self->exit_wait_id != 0)
 		return;
 	if (qsim_vm_get_state(self->vm) == QSIM_VM_STATE_EXITED) {
-		g_autofree gchar *text =
-		    g_strdup_printf("qemu exited: %s", qsim_vm_get_exit_message(self->vm));
+		g_autofree gchar *text = g_strdup_printf(QSIM_END_TEXT_QEMU_EXIT ": %s",
+		                                         qsim_vm_get_exit_message(self->vm));
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, text);
 		return;
 	}
@@ -486,14 +487,14 @@ qsim_job_exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 
 		if (self->finishing)
 			return;
-		reason = g_strdup_printf("lost the guest: %s", error->message);
+		reason = g_strdup_printf(QSIM_END_TEXT_GUEST_LOST ": %s", error->message);
 		qsim_job_fail_soon(self, reason);
 		return;
 	}
 	if (self->finishing)
 		return;
 	if (sig != NULL) {
-		g_autofree gchar *reason = g_strdup_printf("command killed by SIG%s", sig);
+		g_autofree gchar *reason = g_strdup_printf(QSIM_END_TEXT_SIGNAL "%s", sig);
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
@@ -548,12 +549,12 @@ qsim_job_boot_failed(QsimJob *self, GError *error)
 	if (qsim_job_fast_start_fallback(self, error->message))
 		return;
 	if (qsim_vm_get_state(self->vm) == QSIM_VM_STATE_EXITED)
-		reason = g_strdup_printf("qemu exited: %s", qsim_vm_get_exit_message(self->vm));
+		reason = g_strdup_printf(QSIM_END_TEXT_QEMU_EXIT ": %s",
+		                         qsim_vm_get_exit_message(self->vm));
 	else if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT))
-		reason =
-		    g_strdup_printf("guest did not become ready within %u s", self->boot_timeout_s);
+		reason = g_strdup_printf(QSIM_END_TEXT_BOOT_TIMEOUT " %u s", self->boot_timeout_s);
 	else
-		reason = g_strdup_printf("guest did not become ready: %s", error->message);
+		reason = g_strdup_printf(QSIM_END_TEXT_BOOT_FAILED ": %s", error->message);
 	g_debug("%s: boot failed: %s", self->request->uuid, error->message);
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 }
@@ -618,7 +619,7 @@ qsim_job_start_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 			return;
 		if (qsim_job_fast_start_fallback(self, error->message))
 			return;
-		reason = g_strdup_printf("qemu failed to start: %s", error->message);
+		reason = g_strdup_printf(QSIM_END_TEXT_QEMU_START ": %s", error->message);
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
@@ -951,7 +952,8 @@ qsim_job_renew_cb(gpointer user_data)
 			/* another agent recovered it: stop the VM, write nothing more */
 			g_warning("%s: lease lost: %s", self->request->uuid, error->message);
 			self->lease_lost = TRUE;
-			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, "lease lost");
+			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0,
+			                      QSIM_END_TEXT_LEASE_LOST);
 			return G_SOURCE_CONTINUE;
 		}
 		g_warning("%s: cannot renew the lease (will retry): %s", self->request->uuid,
@@ -987,7 +989,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	                          qsim_config_get_vm_config_dir(self->config),
 	                          self->request->vm_name, &error);
 	if (vmc == NULL) {
-		g_autofree gchar *reason = g_strdup_printf("VM %s cannot be used: %s",
+		g_autofree gchar *reason = g_strdup_printf("VM %s" QSIM_END_TEXT_VM_UNUSABLE "%s",
 		                                           self->request->vm_name, error->message);
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
