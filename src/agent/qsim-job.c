@@ -12,6 +12,7 @@
 #include "agent/qsim-template-service.h"
 #include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
+#include "common/qsim-metrics.h"
 #include "common/qsim-vm-config.h"
 #include "guest/qsim-guest.h"
 #include "qmp/qsim-qmp-client.h"
@@ -83,6 +84,10 @@ struct _QsimJob {
 	/* output cap: the store has not recorded output_truncated yet (retried at the end) */
 	gboolean truncation_unrecorded;
 	guint output_fail_id;
+
+	/* metrics: when the VM in use started (boot, restore or resume), first stdout seen */
+	gint64 vm_started_us;
+	gboolean first_byte_seen;
 };
 
 G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
@@ -160,6 +165,13 @@ qsim_job_deadline_arm(QsimJob *self, gint64 left_us)
 
 /* ---- output --------------------------------------------------------------- */
 
+/* How the VM in use started, as the store records it and metrics label it */
+static const gchar *
+qsim_job_start_mode_name(QsimJob *self)
+{
+	return self->warm ? "warm" : self->fast_template != NULL ? "snapshot" : "cold";
+}
+
 static void
 qsim_job_console_cb(QsimVm *vm, GBytes *chunk, gpointer user_data)
 {
@@ -172,6 +184,15 @@ static void
 qsim_job_output_cb(QsimGuestStream stream, GBytes *chunk, gpointer user_data)
 {
 	QsimJob *self = QSIM_JOB(user_data);
+
+	if (stream == QSIM_GUEST_STREAM_STDOUT && !self->first_byte_seen &&
+	    g_bytes_get_size(chunk) > 0) {
+		self->first_byte_seen = TRUE;
+		qsim_metrics_observe(QSIM_METRIC_FIRST_BYTE,
+		                     (qsim_store_now_ms(self->store) - self->request->created_at) /
+		                         1000.0,
+		                     qsim_job_start_mode_name(self), NULL, NULL);
+	}
 
 	qsim_log_batcher_append_bytes(
 	    self->batcher, stream == QSIM_GUEST_STREAM_STDOUT ? QSIM_LOG_STDOUT : QSIM_LOG_STDERR,
@@ -338,6 +359,11 @@ qsim_job_complete(QsimJob *self)
 		g_message("%s: final status recorded after %u retries", self->request->uuid,
 		          self->finish_retries);
 	}
+	if (error == NULL && !self->lease_lost)
+		qsim_metrics_observe(QSIM_METRIC_REQUEST_DURATION,
+		                     (qsim_store_now_ms(self->store) - self->request->created_at) /
+		                         1000.0,
+		                     qsim_status_to_string(stored), NULL, NULL);
 	g_clear_handle_id(&self->renew_id, g_source_remove);
 	qsim_job_remove_run_root(self);
 	if (self->store_handler != 0) {
@@ -511,7 +537,12 @@ static void
 qsim_job_start_commands(QsimJob *self)
 {
 	g_autoptr(GError) error = NULL;
-	const gchar *mode = self->warm ? "warm" : self->fast_template != NULL ? "snapshot" : "cold";
+	const gchar *mode = qsim_job_start_mode_name(self);
+
+	qsim_metrics_observe(QSIM_METRIC_READY,
+	                     (g_get_monotonic_time() - self->vm_started_us) /
+	                         (gdouble)G_USEC_PER_SEC,
+	                     mode, NULL, NULL);
 
 	/* only now: a failed restore fell back to a cold boot before this point */
 	if (!qsim_store_set_start_mode(self->store, self->request->uuid, mode, &error)) {
@@ -734,6 +765,7 @@ qsim_job_fast_start_fallback(QsimJob *self, const gchar *why)
 		qsim_job_fast_start_prepare(self);
 	else
 		qsim_job_system(self, "cold boot");
+	self->vm_started_us = g_get_monotonic_time();
 	qsim_vm_start_async(self->vm, self->cancellable, qsim_job_start_cb, g_object_ref(self));
 	return TRUE;
 }
@@ -834,6 +866,7 @@ qsim_job_take_warm(QsimJob *self, const QsimVmConfig *vmc)
 	self->boot_deadline_us =
 	    g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC;
 	qsim_job_deadline_arm(self, self->request->timeout_s * G_USEC_PER_SEC);
+	self->vm_started_us = g_get_monotonic_time();
 	qsim_vm_resume_async(self->vm, self->cancellable, qsim_job_warm_cont_cb,
 	                     g_object_ref(self));
 	return TRUE;
@@ -1024,6 +1057,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	self->boot_deadline_us =
 	    g_get_monotonic_time() + (gint64)self->boot_timeout_s * G_USEC_PER_SEC;
 	qsim_job_deadline_arm(self, self->request->timeout_s * G_USEC_PER_SEC);
+	self->vm_started_us = g_get_monotonic_time();
 	qsim_vm_start_async(self->vm, self->cancellable, qsim_job_start_cb, g_object_ref(self));
 }
 

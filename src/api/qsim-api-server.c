@@ -21,6 +21,7 @@
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "common/qsim-log.h"
+#include "common/qsim-metrics.h"
 #include "common/qsim-text.h"
 
 #define QSIM_API_KEEPALIVE_MS 15000
@@ -46,6 +47,13 @@ struct _QsimApiServer {
 	/* the warm pool lives in the agents: known only when they share this process */
 	QsimApiWarmPoolFunc warm_pool_func;
 	gpointer warm_pool_data;
+	QsimApiAgentsFunc agents_func;
+	gpointer agents_data;
+	/* `qsimd agents`' METRICS_LISTEN: only /metrics, on its own address */
+	gboolean metrics_only;
+	gchar *host_override;
+	gboolean metrics_loopback; /* METRICS_LOOPBACK_NO_AUTH */
+	gchar *qemu_version;       /* for qsim_build_info; NULL until probed */
 	guint keepalive_ms;
 	guint poll_ms;
 	guint16 port;
@@ -65,6 +73,7 @@ struct _QsimApiServer {
 	guint idle_timeout_s;
 	gsize stream_buffer_max;
 	QsimDiskReserve *disk; /* MIN_FREE_DISK on the database's file system */
+	gboolean access_log;   /* LOG_LEVEL lets INFO through */
 };
 
 /* One accepted client connection; libsoup owns the HTTP side, we own the
@@ -488,6 +497,16 @@ host_name_of(const gchar *host)
 	return name[0] != '\0' ? g_ascii_strdown(name, -1) : NULL;
 }
 
+static gboolean
+remote_is_loopback(SoupServerMessage *msg)
+{
+	GSocketAddress *remote = soup_server_message_get_remote_address(msg);
+
+	return remote != NULL && G_IS_INET_SOCKET_ADDRESS(remote) &&
+	       g_inet_address_get_is_loopback(
+	           g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
+}
+
 /*
  * DNS rebinding: a page from evil.example re-points its own name at
  * 127.0.0.1 and then calls this API as same-origin, so the browser sends
@@ -500,16 +519,14 @@ host_allowed(QsimApiServer *self, SoupServerMessage *msg)
 {
 	const gchar *host =
 	    soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Host");
-	const gchar *api_host = qsim_config_get_api_host(self->config);
+	const gchar *api_host = self->host_override != NULL
+	                            ? self->host_override
+	                            : qsim_config_get_api_host(self->config);
 	g_autofree gchar *name = NULL;
 
 	if (host == NULL || host[0] == '\0') {
 		/* HTTP/1.0 may omit it; then only a local client can be trusted */
-		GSocketAddress *remote = soup_server_message_get_remote_address(msg);
-
-		return remote != NULL && G_IS_INET_SOCKET_ADDRESS(remote) &&
-		       g_inet_address_get_is_loopback(
-		           g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
+		return remote_is_loopback(msg);
 	}
 	name = host_name_of(host);
 	if (name == NULL)
@@ -530,14 +547,21 @@ respond_unauthorized(SoupServerMessage *msg)
 }
 
 /* Only what monitors probe: any other method on /health is answered like an
- * unknown path, so a 405 cannot tell a stranger that the path exists. */
+ * unknown path, so a 405 cannot tell a stranger that the path exists. With
+ * METRICS_LOOPBACK_NO_AUTH, a scraper on this machine needs no token for
+ * /metrics; a remote one still does (and a proxy on this machine makes every
+ * client look local: see docs/metrics.md). */
 static gboolean
-is_public(SoupServerMessage *msg, const gchar *npath)
+is_public(QsimApiServer *self, SoupServerMessage *msg, const gchar *npath)
 {
 	const gchar *method = soup_server_message_get_method(msg);
 
-	return g_strcmp0(npath, "/health") == 0 &&
-	       (g_strcmp0(method, "GET") == 0 || g_strcmp0(method, "HEAD") == 0);
+	if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0)
+		return FALSE;
+	if (g_strcmp0(npath, "/health") == 0)
+		return TRUE;
+	return self->metrics_loopback && g_strcmp0(npath, "/metrics") == 0 &&
+	       remote_is_loopback(msg);
 }
 
 /* Runs once the headers are in and before the body is read: refusing here
@@ -558,7 +582,7 @@ early_handler(SoupServer *soup, SoupServerMessage *msg, const char *path, GHashT
 		 * request to follow. Answered here, the same for every path and
 		 * without `Allow`, it tells a stranger nothing about the routes. */
 		soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, NULL);
-	} else if (self->tokens != NULL && !is_public(msg, npath) &&
+	} else if (self->tokens != NULL && !is_public(self, msg, npath) &&
 	           !qsim_api_auth_check((const gchar *const *)self->tokens,
 	                                soup_message_headers_get_one(h, "Authorization"))) {
 		respond_unauthorized(msg);
@@ -594,6 +618,11 @@ server_handler(SoupServer *soup, SoupServerMessage *msg, const char *path, GHash
 
 	if (self->origins != NULL)
 		qsim_api_cors_apply(msg, (const gchar *const *)self->origins);
+	if (self->metrics_only && g_strcmp0(npath, "/metrics") != 0) {
+		qsim_api_error_respond(msg, SOUP_STATUS_NOT_FOUND, "not_found",
+		                       "There is no resource at this path.");
+		return;
+	}
 	route = qsim_api_routes_match(method, npath, &param, &allow);
 	if (g_strcmp0(method, "OPTIONS") == 0 && allow != NULL) {
 		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow",
@@ -628,6 +657,57 @@ on_request_started(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 	g_object_set_data_full(G_OBJECT(msg), start_key, start, g_free);
 }
 
+/* Label values from a fixed set: a client's method or path is never one */
+static const gchar *
+method_label(const gchar *method)
+{
+	static const gchar *const known[] = {"GET",    "HEAD",  "POST",   "PUT",
+	                                     "DELETE", "PATCH", "OPTIONS"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(known); i++) {
+		if (g_strcmp0(method, known[i]) == 0)
+			return known[i];
+	}
+	return "other";
+}
+
+static const gchar *
+code_label(guint status, gboolean aborted)
+{
+	static const gchar *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+	if (aborted || status < 100 || status >= 600)
+		return "aborted";
+	return classes[status / 100 - 1];
+}
+
+/* The route template of the path, whatever the method (a 405 or an OPTIONS
+ * still names a real route), or "unmatched": never the path itself */
+static const gchar *
+route_label(SoupServerMessage *msg)
+{
+	GUri *uri = soup_server_message_get_uri(msg);
+	g_autofree gchar *npath = normalize_path(uri != NULL ? g_uri_get_path(uri) : "/");
+	const gchar *pattern = qsim_api_routes_template(npath);
+
+	return pattern != NULL ? pattern : "unmatched";
+}
+
+static void
+observe_request(SoupServerMessage *msg, gboolean aborted)
+{
+	const gint64 *start = g_object_get_data(G_OBJECT(msg), start_key);
+	const gchar *route = route_label(msg);
+
+	qsim_metrics_observe(QSIM_METRIC_HTTP_REQUESTS, 1, route,
+	                     method_label(soup_server_message_get_method(msg)),
+	                     code_label(soup_server_message_get_status(msg), aborted));
+	if (start != NULL)
+		qsim_metrics_observe(QSIM_METRIC_HTTP_DURATION,
+		                     (g_get_monotonic_time() - *start) / (gdouble)G_USEC_PER_SEC,
+		                     route, NULL, NULL);
+}
+
 static void
 log_access(SoupServerMessage *msg, const gchar *outcome)
 {
@@ -647,13 +727,21 @@ log_access(SoupServerMessage *msg, const gchar *outcome)
 static void
 on_request_finished(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 {
-	log_access(msg, "");
+	QsimApiServer *self = user_data;
+
+	observe_request(msg, FALSE);
+	if (self->access_log)
+		log_access(msg, "");
 }
 
 static void
 on_request_aborted(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 {
-	log_access(msg, " (aborted)");
+	QsimApiServer *self = user_data;
+
+	observe_request(msg, TRUE);
+	if (self->access_log)
+		log_access(msg, " (aborted)");
 }
 
 static void
@@ -677,6 +765,8 @@ qsim_api_server_finalize(GObject *object)
 
 	g_strfreev(self->tokens);
 	g_strfreev(self->origins);
+	g_free(self->host_override);
+	g_free(self->qemu_version);
 	g_ptr_array_unref(self->streams);
 	g_hash_table_unref(self->conns);
 	G_OBJECT_CLASS(qsim_api_server_parent_class)->finalize(object);
@@ -736,16 +826,14 @@ qsim_api_server_new(QsimConfig *config, QsimStore *store)
 	soup_server_add_early_handler(self->soup, NULL, early_handler, self, NULL);
 	soup_server_add_handler(self->soup, NULL, server_handler, self, NULL);
 	g_signal_connect(self->soup, "request-started", G_CALLBACK(on_conn_request_started), self);
-	/* the access log costs a timestamp and a formatted line per request: only
-	 * pay for it when LOG_LEVEL lets it through */
-	if (qsim_log_level_enabled(qsim_config_get_log_level(config), G_LOG_LEVEL_INFO)) {
-		g_signal_connect(self->soup, "request-started", G_CALLBACK(on_request_started),
-		                 self);
-		g_signal_connect(self->soup, "request-finished", G_CALLBACK(on_request_finished),
-		                 self);
-		g_signal_connect(self->soup, "request-aborted", G_CALLBACK(on_request_aborted),
-		                 self);
-	}
+	/* the access log's formatted line is only paid for when LOG_LEVEL lets it
+	 * through; the timestamp and route lookup serve the HTTP metrics too */
+	self->access_log =
+	    qsim_log_level_enabled(qsim_config_get_log_level(config), G_LOG_LEVEL_INFO);
+	self->metrics_loopback = qsim_config_get_metrics_loopback_no_auth(config);
+	g_signal_connect(self->soup, "request-started", G_CALLBACK(on_request_started), self);
+	g_signal_connect(self->soup, "request-finished", G_CALLBACK(on_request_finished), self);
+	g_signal_connect(self->soup, "request-aborted", G_CALLBACK(on_request_aborted), self);
 	qsim_api_server_set_limits(self, qsim_config_get_api_max_connections(config),
 	                           qsim_config_get_api_max_streams(config),
 	                           qsim_config_get_api_header_timeout(config),
@@ -876,7 +964,8 @@ unlisten(QsimApiServer *self)
 gboolean
 qsim_api_server_listen(QsimApiServer *self, GError **error)
 {
-	const gchar *host = qsim_config_get_api_host(self->config);
+	const gchar *host = self->host_override != NULL ? self->host_override
+	                                                : qsim_config_get_api_host(self->config);
 	guint16 port = self->port_override >= 0 ? (guint16)self->port_override
 	                                        : qsim_config_get_api_port(self->config);
 	g_autoptr(GSocketAddress) local = NULL;
@@ -1044,6 +1133,88 @@ qsim_api_server_get_warm_pool_counts(QsimApiServer *self, const gchar *vm_name, 
 		return FALSE;
 	self->warm_pool_func(vm_name, n_parked, n_starting, self->warm_pool_data);
 	return TRUE;
+}
+
+/**
+ * qsim_api_server_set_agents_func:
+ * @func: (nullable): reports the agents of this process
+ * @user_data: (nullable): data for @func; must outlive the server or the next call
+ *
+ * Set where agents share the process (`qsimd all`, `qsimd agents`): /metrics then
+ * exports their number, how many are busy and the VMs this process runs.
+ */
+void
+qsim_api_server_set_agents_func(QsimApiServer *self, QsimApiAgentsFunc func, gpointer user_data)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	self->agents_func = func;
+	self->agents_data = user_data;
+}
+
+/**
+ * qsim_api_server_get_agents:
+ * @n_agents: (out): agents of this process
+ * @n_busy: (out): of which running a request
+ *
+ * Returns: %FALSE (and zeros) when this process runs no agents
+ */
+gboolean
+qsim_api_server_get_agents(QsimApiServer *self, guint *n_agents, guint *n_busy)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), FALSE);
+	*n_agents = 0;
+	*n_busy = 0;
+	if (self->agents_func == NULL)
+		return FALSE;
+	self->agents_func(n_agents, n_busy, self->agents_data);
+	return TRUE;
+}
+
+/**
+ * qsim_api_server_set_metrics_only:
+ * @host: the address to listen on instead of API_HOST
+ * @port: the port instead of API_PORT
+ *
+ * Makes this server `qsimd agents`' METRICS_LISTEN endpoint: it answers
+ * /metrics only (every other path is a 404) with this process's own metrics,
+ * under the same auth rules as the API. Call before qsim_api_server_listen().
+ */
+void
+qsim_api_server_set_metrics_only(QsimApiServer *self, const gchar *host, guint16 port)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	self->metrics_only = TRUE;
+	g_free(self->host_override);
+	self->host_override = g_strdup(host);
+	self->port_override = port;
+}
+
+/* Returns: whether this is a METRICS_LISTEN endpoint */
+gboolean
+qsim_api_server_get_metrics_only(QsimApiServer *self)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), FALSE);
+	return self->metrics_only;
+}
+
+/**
+ * qsim_api_server_set_qemu_version:
+ * @version: (nullable): QEMU's version for qsim_build_info, e.g. "7.2.0"
+ */
+void
+qsim_api_server_set_qemu_version(QsimApiServer *self, const gchar *version)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	g_free(self->qemu_version);
+	self->qemu_version = g_strdup(version);
+}
+
+/* Returns: (nullable): the version set by qsim_api_server_set_qemu_version() */
+const gchar *
+qsim_api_server_get_qemu_version(QsimApiServer *self)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), NULL);
+	return self->qemu_version;
 }
 
 /**
