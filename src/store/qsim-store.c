@@ -728,6 +728,12 @@ QsimStoreMetrics *
 qsim_store_get_metrics(QsimStore *self, GError **error)
 {
 	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	/* optional for a backend: /metrics then reports the database as down */
+	if (QSIM_STORE_GET_CLASS(self)->get_metrics == NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "this store backend exports no metrics");
+		return NULL;
+	}
 	return QSIM_STORE_GET_CLASS(self)->get_metrics(self, error);
 }
 
