@@ -102,6 +102,7 @@ test_format_and_store_counters(ApiFixture *fx, gconstpointer data)
 		g_autoptr(QsimRequest) q =
 		    qsim_store_create_request(other, "tiny", "x", 60, &error);
 		g_assert_no_error(error);
+		g_assert_nonnull(q);
 	}
 	finish_one(other, "b", QSIM_STATUS_FAILED, FALSE, 0, "timed out after 60 s");
 	finish_one(other, "b", QSIM_STATUS_FAILED, FALSE, 0,
