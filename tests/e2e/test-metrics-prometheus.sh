@@ -127,10 +127,14 @@ ok "a private Prometheus runs on 127.0.0.1:$prom_port"
 
 # query EXPR: prints Prometheus's JSON answer
 query() { curl -s --data-urlencode "query=$1" "$prom/api/v1/query"; }
-# wait_query EXPR PYTHON-CONDITION-ON-RESULT: polls until it holds (hang guard 180 s)
+# wait_query EXPR PYTHON-CONDITION-ON-RESULT: polls until it holds. The limit is a hang
+# guard (a scrape a second makes it true within seconds of the event); after one check has
+# failed the later ones wait less, so a broken build fails every check it breaks within
+# meson's timeout instead of timing out as a whole.
+wait_limit=90
 wait_query() {
-    local expr=$1 cond=$2
-    for _ in $(seq 1 360); do
+    local expr=$1 cond=$2 until=$((SECONDS + wait_limit))
+    while [ "$SECONDS" -lt "$until" ]; do
         if query "$expr" | python3 -c "
 import json, sys
 d = json.load(sys.stdin)
@@ -141,12 +145,17 @@ sys.exit(0 if ($cond) else 1)" 2>/dev/null; then
         fi
         sleep 0.5
     done
+    wait_limit=15
     return 1
 }
 
-wait_query 'up{job="qsim"}' 'len(r) == 1 and r[0]["value"][1] == "1"' \
-    && ok "Prometheus scrapes qsimd all with the bearer token (up == 1)" \
-    || not_ok "Prometheus scrape" "$(query 'up')" "$(curl -s "$prom/api/v1/targets")"
+if wait_query 'up{job="qsim"}' 'len(r) == 1 and r[0]["value"][1] == "1"'; then
+    ok "Prometheus scrapes qsimd all with the bearer token (up == 1)"
+    wait_limit=90
+else
+    echo "Bail out! Prometheus does not scrape qsimd: $(query 'up') $(curl -s "$prom/api/v1/targets" | head -c 1000)"
+    exit 1
+fi
 
 submit() { # commands: prints the uuid
     curl -s "${auth[@]}" -X POST "$url/requests" -H "Content-Type: application/json" \
@@ -158,7 +167,8 @@ bad=$(submit 'echo about to fail; exit 3')
 if [ -n "$good" ] && [ -n "$bad" ]; then ok "two requests submitted"; else not_ok "submit" "$good" "$bad"; fi
 
 final() { curl -s "${auth[@]}" "$url/requests/$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["status"])'; }
-for _ in $(seq 1 600); do
+until=$((SECONDS + 240))
+while [ "$SECONDS" -lt "$until" ]; do
     g=$(final "$good") b=$(final "$bad")
     case "$g $b" in *pending*|*acknowledged*|*running*) sleep 0.5 ;; *) break ;; esac
 done
