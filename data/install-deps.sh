@@ -15,6 +15,8 @@ packages=(
     busybox-static dropbear-bin openssh-client openssh-sftp-server e2fsprogs kmod cpio lz4
     # tests (clang and its runtime for the libFuzzer harnesses in tests/fuzz)
     curl python3 locales clang libclang-rt-14-dev
+    # tests/e2e/test-metrics-*.sh: a real Prometheus server and promtool (issue 15)
+    prometheus
 )
 
 if [ "${1:-}" = "--bench" ]; then

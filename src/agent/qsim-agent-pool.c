@@ -5,6 +5,7 @@
 #include "agent/qsim-agent-pool.h"
 #include "agent/qsim-agent-recovery.h"
 #include "common/qsim-error.h"
+#include "common/qsim-metrics.h"
 
 struct _QsimAgentPool {
 	GObject parent_instance;
@@ -244,6 +245,13 @@ qsim_agent_pool_start(QsimAgentPool *self, GError **error)
 	g_info("%u agents started (max %u VMs in the database, poll every %.2f s, %u recovered)",
 	       self->agents->len, qsim_config_get_max_concurrent_vms(self->config), poll_s, n);
 	self->started = TRUE;
+	/* exported at 0 before the first request: a rate() over them is then 0, not absent */
+	for (guint m = QSIM_START_MODE_COLD; m < QSIM_START_MODE_COUNT; m++) {
+		const gchar *mode = qsim_start_mode_to_string((QsimStartMode)m);
+
+		qsim_metrics_touch(QSIM_METRIC_FIRST_BYTE, mode, NULL, NULL);
+		qsim_metrics_touch(QSIM_METRIC_READY, mode, NULL, NULL);
+	}
 	self->store_handler = g_signal_connect(
 	    self->store, "request-changed", G_CALLBACK(qsim_agent_pool_request_changed_cb), self);
 	self->elsewhere_handler =

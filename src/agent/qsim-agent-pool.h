@@ -13,7 +13,7 @@ G_BEGIN_DECLS
 /* How often any agent process looks for expired leases (at most; less with short leases). */
 #define QSIM_AGENT_POOL_RECOVERY_INTERVAL_MS 5000
 /* The error of a request still running when the shutdown grace ran out. */
-#define QSIM_AGENT_POOL_SHUTDOWN_REASON "agent shut down"
+#define QSIM_AGENT_POOL_SHUTDOWN_REASON QSIM_END_TEXT_SHUTDOWN
 /* How soon an agent process notices another process's commit (a submit in `qsimd api`):
  * one PRAGMA data_version per tick, microseconds */
 #define QSIM_AGENT_POOL_WATCH_INTERVAL_MS 50

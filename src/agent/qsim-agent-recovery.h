@@ -7,7 +7,7 @@
 G_BEGIN_DECLS
 
 /* The error stored on a request whose agent died after its commands started. */
-#define QSIM_AGENT_RECOVERY_REASON "agent lost"
+#define QSIM_AGENT_RECOVERY_REASON QSIM_END_TEXT_AGENT_LOST
 
 /*
  * Crash recovery, shared by every agent process (functions, no type). A

@@ -6,6 +6,7 @@
 
 #include "agent/qsim-agent.h"
 #include "common/qsim-error.h"
+#include "common/qsim-metrics.h"
 
 struct _QsimAgent {
 	GObject parent_instance;
@@ -106,6 +107,10 @@ qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error)
 		return FALSE;
 	g_info("agent %s claimed %s (%s, attempt %u)", self->id, request->uuid, request->vm_name,
 	       request->attempts);
+	/* a retried claim waited again: each claim is one wait */
+	qsim_metrics_observe(QSIM_METRIC_QUEUE_WAIT,
+	                     (qsim_store_now_ms(self->store) - request->created_at) / 1000.0, NULL,
+	                     NULL, NULL);
 	self->job = qsim_job_new(self->config, self->store, self->id, request);
 	qsim_job_set_warm_pool(self->job, self->warm_pool);
 	if (self->template_service != NULL)

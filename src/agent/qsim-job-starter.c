@@ -8,6 +8,7 @@
 #include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-job-starter.h"
 #include "common/qsim-error.h"
+#include "store/qsim-end-reason.h"
 #include "qmp/qsim-qmp-client.h"
 #include "vm/qsim-template.h"
 
@@ -32,6 +33,8 @@ struct _QsimJobStarter {
 	QsimTemplate *fast_template;
 	gchar *fast_hostname;
 	gboolean warm;
+	/* metrics: when the VM in use started (boot, restore or resume) */
+	gint64 vm_started_us;
 };
 
 G_DEFINE_TYPE(QsimJobStarter, qsim_job_starter, G_TYPE_OBJECT)
@@ -106,9 +109,9 @@ qsim_job_starter_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message, gp
 	if (qsim_job_starter_fallback(self, message))
 		return;
 	if (!self->booting)
-		text = g_strdup_printf("qemu failed to start: %s", message);
+		text = g_strdup_printf(QSIM_END_TEXT_QEMU_START ": %s", message);
 	else
-		text = g_strdup_printf("qemu exited: %s", message);
+		text = g_strdup_printf(QSIM_END_TEXT_QEMU_EXIT ": %s", message);
 	qsim_job_starter_fail(self, text);
 }
 
@@ -156,12 +159,12 @@ qsim_job_starter_boot_failed(QsimJobStarter *self, GError *error)
 	if (qsim_job_starter_fallback(self, error->message))
 		return;
 	if (qsim_vm_get_state(self->vm) == QSIM_VM_STATE_EXITED)
-		reason = g_strdup_printf("qemu exited: %s", qsim_vm_get_exit_message(self->vm));
+		reason = g_strdup_printf(QSIM_END_TEXT_QEMU_EXIT ": %s",
+		                         qsim_vm_get_exit_message(self->vm));
 	else if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT))
-		reason =
-		    g_strdup_printf("guest did not become ready within %u s", self->boot_timeout_s);
+		reason = g_strdup_printf(QSIM_END_TEXT_BOOT_TIMEOUT " %u s", self->boot_timeout_s);
 	else
-		reason = g_strdup_printf("guest did not become ready: %s", error->message);
+		reason = g_strdup_printf(QSIM_END_TEXT_BOOT_FAILED ": %s", error->message);
 	g_debug("%s: boot failed: %s", self->request->uuid, error->message);
 	qsim_job_starter_fail(self, reason);
 }
@@ -226,7 +229,7 @@ qsim_job_starter_start_cb(GObject *source, GAsyncResult *res, gpointer user_data
 			return;
 		if (qsim_job_starter_fallback(self, error->message))
 			return;
-		reason = g_strdup_printf("qemu failed to start: %s", error->message);
+		reason = g_strdup_printf(QSIM_END_TEXT_QEMU_START ": %s", error->message);
 		qsim_job_starter_fail(self, reason);
 		return;
 	}
@@ -252,6 +255,7 @@ qsim_job_starter_start_cb(GObject *source, GAsyncResult *res, gpointer user_data
 static void
 qsim_job_starter_start_vm(QsimJobStarter *self)
 {
+	self->vm_started_us = g_get_monotonic_time();
 	qsim_vm_start_async(self->vm, self->cancellable, qsim_job_starter_start_cb,
 	                    g_object_ref(self));
 }
@@ -427,6 +431,7 @@ qsim_job_starter_take_warm(QsimJobStarter *self, const QsimVmConfig *vmc)
 	self->booting = TRUE;
 	self->boot_deadline_us =
 	    g_get_monotonic_time() + QSIM_TEMPLATE_READY_TIMEOUT_S * G_USEC_PER_SEC;
+	self->vm_started_us = g_get_monotonic_time();
 	qsim_vm_resume_async(self->vm, self->cancellable, qsim_job_starter_warm_cont_cb,
 	                     g_object_ref(self));
 	return TRUE;
@@ -540,6 +545,19 @@ const gchar *
 qsim_job_starter_get_mode(QsimJobStarter *self)
 {
 	return self->warm ? "warm" : self->fast_template != NULL ? "snapshot" : "cold";
+}
+
+/**
+ * qsim_job_starter_get_vm_started_us:
+ *
+ * Returns: the monotonic time the VM in use was started, restored or resumed (after a
+ *   fallback, the cold boot's)
+ */
+gint64
+qsim_job_starter_get_vm_started_us(QsimJobStarter *self)
+{
+	g_return_val_if_fail(QSIM_IS_JOB_STARTER(self), 0);
+	return self->vm_started_us;
 }
 
 static void

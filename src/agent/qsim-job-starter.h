@@ -45,5 +45,6 @@ QsimVm *qsim_job_starter_get_vm(QsimJobStarter *self);
 QsimGuest *qsim_job_starter_get_guest(QsimJobStarter *self);
 gboolean qsim_job_starter_get_booting(QsimJobStarter *self);
 const gchar *qsim_job_starter_get_mode(QsimJobStarter *self);
+gint64 qsim_job_starter_get_vm_started_us(QsimJobStarter *self);
 
 G_END_DECLS

@@ -9,7 +9,9 @@
 #include "agent/qsim-job-starter.h"
 #include "agent/qsim-job.h"
 #include "common/qsim-error.h"
+#include "common/qsim-metrics.h"
 #include "common/qsim-vm-config.h"
+#include "store/qsim-end-reason.h"
 #include "guest/qsim-guest.h"
 
 /* the final flush and status write may meet a locked database: retry this often */
@@ -72,6 +74,9 @@ struct _QsimJob {
 	/* output cap: the store has not recorded output_truncated yet (retried at the end) */
 	gboolean truncation_unrecorded;
 	guint output_fail_id;
+
+	/* metrics: the first stdout byte was seen */
+	gboolean first_byte_seen;
 };
 
 G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
@@ -147,8 +152,8 @@ static gboolean
 qsim_job_deadline_cb(gpointer user_data)
 {
 	QsimJob *self = QSIM_JOB(user_data);
-	g_autofree gchar *reason =
-	    g_strdup_printf("timed out after %" G_GINT64_FORMAT " s", self->request->timeout_s);
+	g_autofree gchar *reason = g_strdup_printf(QSIM_END_TEXT_TIMEOUT " %" G_GINT64_FORMAT " s",
+	                                           self->request->timeout_s);
 
 	self->deadline_id = 0;
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
@@ -179,6 +184,14 @@ qsim_job_output_cb(QsimGuestStream stream, GBytes *chunk, gpointer user_data)
 {
 	QsimJob *self = QSIM_JOB(user_data);
 
+	if (stream == QSIM_GUEST_STREAM_STDOUT && !self->first_byte_seen &&
+	    g_bytes_get_size(chunk) > 0) {
+		self->first_byte_seen = TRUE;
+		qsim_metrics_observe(QSIM_METRIC_FIRST_BYTE,
+		                     (qsim_store_now_ms(self->store) - self->request->created_at) /
+		                         1000.0,
+		                     qsim_job_starter_get_mode(self->starter), NULL, NULL);
+	}
 	qsim_log_batcher_append_bytes(
 	    self->batcher, stream == QSIM_GUEST_STREAM_STDOUT ? QSIM_LOG_STDOUT : QSIM_LOG_STDERR,
 	    chunk);
@@ -206,7 +219,7 @@ qsim_job_output_fail_cb(gpointer user_data)
 	QsimJob *self = QSIM_JOB(user_data);
 	g_autofree gchar *limit = qsim_config_format_size((gint64)self->output_limit);
 	g_autofree gchar *reason =
-	    g_strdup_printf("output exceeded OUTPUT_LIMIT=%s (OUTPUT_LIMIT_ACTION=fail)", limit);
+	    g_strdup_printf(QSIM_END_TEXT_OUTPUT_LIMIT "=%s (OUTPUT_LIMIT_ACTION=fail)", limit);
 
 	self->output_fail_id = 0;
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
@@ -346,6 +359,11 @@ qsim_job_complete(QsimJob *self)
 		g_message("%s: final status recorded after %u retries", self->request->uuid,
 		          self->finish_retries);
 	}
+	if (error == NULL && !self->lease_lost)
+		qsim_metrics_observe(QSIM_METRIC_REQUEST_DURATION,
+		                     (qsim_store_now_ms(self->store) - self->request->created_at) /
+		                         1000.0,
+		                     qsim_status_to_string(stored), NULL, NULL);
 	g_clear_handle_id(&self->renew_id, g_source_remove);
 	qsim_job_remove_run_root(self);
 	if (self->store_handler != 0) {
@@ -450,7 +468,7 @@ qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message, gpointer u
 	/* while it starts, the starter watches it (and may fall back) */
 	if (self->finishing)
 		return;
-	text = g_strdup_printf("qemu exited: %s", message);
+	text = g_strdup_printf(QSIM_END_TEXT_QEMU_EXIT ": %s", message);
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, text);
 }
 
@@ -472,8 +490,8 @@ qsim_job_fail_soon(QsimJob *self, const gchar *reason)
 	if (self->finishing || self->exit_wait_id != 0)
 		return;
 	if (qsim_vm_get_state(self->vm) == QSIM_VM_STATE_EXITED) {
-		g_autofree gchar *text =
-		    g_strdup_printf("qemu exited: %s", qsim_vm_get_exit_message(self->vm));
+		g_autofree gchar *text = g_strdup_printf(QSIM_END_TEXT_QEMU_EXIT ": %s",
+		                                         qsim_vm_get_exit_message(self->vm));
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, text);
 		return;
 	}
@@ -497,14 +515,14 @@ qsim_job_exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 
 		if (self->finishing)
 			return;
-		reason = g_strdup_printf("lost the guest: %s", error->message);
+		reason = g_strdup_printf(QSIM_END_TEXT_GUEST_LOST ": %s", error->message);
 		qsim_job_fail_soon(self, reason);
 		return;
 	}
 	if (self->finishing)
 		return;
 	if (sig != NULL) {
-		g_autofree gchar *reason = g_strdup_printf("command killed by SIG%s", sig);
+		g_autofree gchar *reason = g_strdup_printf(QSIM_END_TEXT_SIGNAL "%s", sig);
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
@@ -522,6 +540,12 @@ qsim_job_start_commands(QsimJob *self)
 {
 	g_autoptr(GError) error = NULL;
 	const gchar *mode = qsim_job_starter_get_mode(self->starter);
+
+	qsim_metrics_observe(
+	    QSIM_METRIC_READY,
+	    (g_get_monotonic_time() - qsim_job_starter_get_vm_started_us(self->starter)) /
+	        (gdouble)G_USEC_PER_SEC,
+	    mode, NULL, NULL);
 
 	/* only now: a failed restore fell back to a cold boot before this point */
 	if (!qsim_store_set_start_mode(self->store, self->request->uuid, mode, &error)) {
@@ -683,7 +707,8 @@ qsim_job_renew_cb(gpointer user_data)
 			/* another agent recovered it: stop the VM, write nothing more */
 			g_warning("%s: lease lost: %s", self->request->uuid, error->message);
 			self->lease_lost = TRUE;
-			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, "lease lost");
+			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0,
+			                      QSIM_END_TEXT_LEASE_LOST);
 			return G_SOURCE_CONTINUE;
 		}
 		g_warning("%s: cannot renew the lease (will retry): %s", self->request->uuid,
@@ -721,7 +746,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	                          qsim_config_get_vm_config_dir(self->config),
 	                          self->request->vm_name, &error);
 	if (vmc == NULL) {
-		g_autofree gchar *reason = g_strdup_printf("VM %s cannot be used: %s",
+		g_autofree gchar *reason = g_strdup_printf("VM %s" QSIM_END_TEXT_VM_UNUSABLE "%s",
 		                                           self->request->vm_name, error->message);
 		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;

@@ -36,6 +36,9 @@ void qsim_api_stats_get(QsimApiContext *ctx);
 /* qsim-api-health.c */
 void qsim_api_health_get(QsimApiContext *ctx);
 
+/* qsim-api-metrics.c */
+void qsim_api_metrics_get(QsimApiContext *ctx);
+
 /* qsim-api-config.c */
 void qsim_api_config_get(QsimApiContext *ctx);
 

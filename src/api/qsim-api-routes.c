@@ -21,6 +21,7 @@ static const QsimApiRoute routes[] = {
     {"POST", "/vms/{name}/prepare", qsim_api_vms_prepare, TRUE},
     {"GET", "/stats", qsim_api_stats_get, TRUE},
     {"GET", "/health", qsim_api_health_get, FALSE},
+    {"GET", "/metrics", qsim_api_metrics_get, TRUE},
     {"GET", "/config", qsim_api_config_get, TRUE},
     {"GET", "/openapi.json", qsim_api_openapi_get, TRUE},
     {"GET", "/docs", qsim_api_docs_get, TRUE},
@@ -109,6 +110,28 @@ qsim_api_routes_match(const gchar *method, const gchar *path, gchar **param, gch
 	if (methods != NULL) {
 		g_string_append(methods, ", OPTIONS");
 		*allow = g_string_free(g_steal_pointer(&methods), FALSE);
+	}
+	return NULL;
+}
+
+/**
+ * qsim_api_routes_template:
+ * @path: the normalised path
+ *
+ * The route template a path falls under, whatever the method: the bounded
+ * `route` label of the HTTP metrics.
+ *
+ * Returns: (transfer none) (nullable): the pattern, or %NULL for no route
+ */
+const gchar *
+qsim_api_routes_template(const gchar *path)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(routes); i++) {
+		const gchar *seg = NULL;
+		gsize seg_len = 0;
+
+		if (pattern_matches(routes[i].pattern, path, &seg, &seg_len))
+			return routes[i].pattern;
 	}
 	return NULL;
 }

@@ -25,4 +25,6 @@ const QsimApiRoute *qsim_api_routes_get(guint *n_routes);
 const QsimApiRoute *qsim_api_routes_match(const gchar *method, const gchar *path, gchar **param,
                                           gchar **allow);
 
+const gchar *qsim_api_routes_template(const gchar *path);
+
 G_END_DECLS

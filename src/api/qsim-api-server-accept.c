@@ -477,7 +477,8 @@ qsim_api_server_unlisten(QsimApiServer *self)
 gboolean
 qsim_api_server_listen(QsimApiServer *self, GError **error)
 {
-	const gchar *host = qsim_config_get_api_host(self->config);
+	const gchar *host = self->host_override != NULL ? self->host_override
+	                                                : qsim_config_get_api_host(self->config);
 	guint16 port = self->port_override >= 0 ? (guint16)self->port_override
 	                                        : qsim_config_get_api_port(self->config);
 	g_autoptr(GSocketAddress) local = NULL;

@@ -36,6 +36,13 @@ struct _QsimApiServer {
 	/* the warm pool lives in the agents: known only when they share this process */
 	QsimApiWarmPoolFunc warm_pool_func;
 	gpointer warm_pool_data;
+	QsimApiAgentsFunc agents_func;
+	gpointer agents_data;
+	/* `qsimd agents`' METRICS_LISTEN: only /metrics, on its own address */
+	gboolean metrics_only;
+	gchar *host_override;
+	gboolean metrics_loopback; /* METRICS_LOOPBACK_NO_AUTH */
+	gchar *qemu_version;       /* for qsim_build_info; NULL until probed */
 	guint keepalive_ms;
 	guint poll_ms;
 	guint16 port;
@@ -55,6 +62,7 @@ struct _QsimApiServer {
 	guint idle_timeout_s;
 	gsize stream_buffer_max;
 	QsimDiskReserve *disk; /* MIN_FREE_DISK on the database's file system */
+	gboolean access_log;   /* LOG_LEVEL lets INFO through */
 };
 
 /* qsim-api-server-accept.c */

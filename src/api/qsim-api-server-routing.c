@@ -13,6 +13,7 @@
 #include "api/qsim-api-json.h"
 #include "api/qsim-api-routes.h"
 #include "api/qsim-api-server-private.h"
+#include "common/qsim-metrics.h"
 #include "common/qsim-text.h"
 
 static const gchar *const start_key = "qsim-api-start";
@@ -75,6 +76,16 @@ host_name_of(const gchar *host)
 	return name[0] != '\0' ? g_ascii_strdown(name, -1) : NULL;
 }
 
+static gboolean
+remote_is_loopback(SoupServerMessage *msg)
+{
+	GSocketAddress *remote = soup_server_message_get_remote_address(msg);
+
+	return remote != NULL && G_IS_INET_SOCKET_ADDRESS(remote) &&
+	       g_inet_address_get_is_loopback(
+	           g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
+}
+
 /*
  * DNS rebinding: a page from evil.example re-points its own name at
  * 127.0.0.1 and then calls this API as same-origin, so the browser sends
@@ -87,16 +98,14 @@ host_allowed(QsimApiServer *self, SoupServerMessage *msg)
 {
 	const gchar *host =
 	    soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Host");
-	const gchar *api_host = qsim_config_get_api_host(self->config);
+	const gchar *api_host = self->host_override != NULL
+	                            ? self->host_override
+	                            : qsim_config_get_api_host(self->config);
 	g_autofree gchar *name = NULL;
 
 	if (host == NULL || host[0] == '\0') {
 		/* HTTP/1.0 may omit it; then only a local client can be trusted */
-		GSocketAddress *remote = soup_server_message_get_remote_address(msg);
-
-		return remote != NULL && G_IS_INET_SOCKET_ADDRESS(remote) &&
-		       g_inet_address_get_is_loopback(
-		           g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote)));
+		return remote_is_loopback(msg);
 	}
 	name = host_name_of(host);
 	if (name == NULL)
@@ -117,14 +126,21 @@ respond_unauthorized(SoupServerMessage *msg)
 }
 
 /* Only what monitors probe: any other method on /health is answered like an
- * unknown path, so a 405 cannot tell a stranger that the path exists. */
+ * unknown path, so a 405 cannot tell a stranger that the path exists. With
+ * METRICS_LOOPBACK_NO_AUTH, a scraper on this machine needs no token for
+ * /metrics; a remote one still does (and a proxy on this machine makes every
+ * client look local: see docs/metrics.md). */
 static gboolean
-is_public(SoupServerMessage *msg, const gchar *npath)
+is_public(QsimApiServer *self, SoupServerMessage *msg, const gchar *npath)
 {
 	const gchar *method = soup_server_message_get_method(msg);
 
-	return g_strcmp0(npath, "/health") == 0 &&
-	       (g_strcmp0(method, "GET") == 0 || g_strcmp0(method, "HEAD") == 0);
+	if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0)
+		return FALSE;
+	if (g_strcmp0(npath, "/health") == 0)
+		return TRUE;
+	return self->metrics_loopback && g_strcmp0(npath, "/metrics") == 0 &&
+	       remote_is_loopback(msg);
 }
 
 /* Runs once the headers are in and before the body is read: refusing here
@@ -145,7 +161,7 @@ qsim_api_server_early_handler(SoupServer *soup, SoupServerMessage *msg, const ch
 		 * request to follow. Answered here, the same for every path and
 		 * without `Allow`, it tells a stranger nothing about the routes. */
 		soup_server_message_set_status(msg, SOUP_STATUS_NO_CONTENT, NULL);
-	} else if (self->tokens != NULL && !is_public(msg, npath) &&
+	} else if (self->tokens != NULL && !is_public(self, msg, npath) &&
 	           !qsim_api_auth_check((const gchar *const *)self->tokens,
 	                                soup_message_headers_get_one(h, "Authorization"))) {
 		respond_unauthorized(msg);
@@ -181,6 +197,11 @@ qsim_api_server_handler(SoupServer *soup, SoupServerMessage *msg, const char *pa
 
 	if (self->origins != NULL)
 		qsim_api_cors_apply(msg, (const gchar *const *)self->origins);
+	if (self->metrics_only && g_strcmp0(npath, "/metrics") != 0) {
+		qsim_api_error_respond(msg, SOUP_STATUS_NOT_FOUND, "not_found",
+		                       "There is no resource at this path.");
+		return;
+	}
 	route = qsim_api_routes_match(method, npath, &param, &allow);
 	if (g_strcmp0(method, "OPTIONS") == 0 && allow != NULL) {
 		soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow",
@@ -215,6 +236,57 @@ qsim_api_server_log_started(SoupServer *soup, SoupServerMessage *msg, gpointer u
 	g_object_set_data_full(G_OBJECT(msg), start_key, start, g_free);
 }
 
+/* Label values from a fixed set: a client's method or path is never one */
+static const gchar *
+method_label(const gchar *method)
+{
+	static const gchar *const known[] = {"GET",    "HEAD",  "POST",   "PUT",
+	                                     "DELETE", "PATCH", "OPTIONS"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(known); i++) {
+		if (g_strcmp0(method, known[i]) == 0)
+			return known[i];
+	}
+	return "other";
+}
+
+static const gchar *
+code_label(guint status, gboolean aborted)
+{
+	static const gchar *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+	if (aborted || status < 100 || status >= 600)
+		return "aborted";
+	return classes[status / 100 - 1];
+}
+
+/* The route template of the path, whatever the method (a 405 or an OPTIONS
+ * still names a real route), or "unmatched": never the path itself */
+static const gchar *
+route_label(SoupServerMessage *msg)
+{
+	GUri *uri = soup_server_message_get_uri(msg);
+	g_autofree gchar *npath = normalize_path(uri != NULL ? g_uri_get_path(uri) : "/");
+	const gchar *pattern = qsim_api_routes_template(npath);
+
+	return pattern != NULL ? pattern : "unmatched";
+}
+
+static void
+observe_request(SoupServerMessage *msg, gboolean aborted)
+{
+	const gint64 *start = g_object_get_data(G_OBJECT(msg), start_key);
+	const gchar *route = route_label(msg);
+
+	qsim_metrics_observe(QSIM_METRIC_HTTP_REQUESTS, 1, route,
+	                     method_label(soup_server_message_get_method(msg)),
+	                     code_label(soup_server_message_get_status(msg), aborted));
+	if (start != NULL)
+		qsim_metrics_observe(QSIM_METRIC_HTTP_DURATION,
+		                     (g_get_monotonic_time() - *start) / (gdouble)G_USEC_PER_SEC,
+		                     route, NULL, NULL);
+}
+
 static void
 log_access(SoupServerMessage *msg, const gchar *outcome)
 {
@@ -234,11 +306,19 @@ log_access(SoupServerMessage *msg, const gchar *outcome)
 void
 qsim_api_server_log_finished(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 {
-	log_access(msg, "");
+	QsimApiServer *self = user_data;
+
+	observe_request(msg, FALSE);
+	if (self->access_log)
+		log_access(msg, "");
 }
 
 void
 qsim_api_server_log_aborted(SoupServer *soup, SoupServerMessage *msg, gpointer user_data)
 {
-	log_access(msg, " (aborted)");
+	QsimApiServer *self = user_data;
+
+	observe_request(msg, TRUE);
+	if (self->access_log)
+		log_access(msg, " (aborted)");
 }

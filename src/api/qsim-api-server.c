@@ -47,6 +47,8 @@ qsim_api_server_finalize(GObject *object)
 
 	g_strfreev(self->tokens);
 	g_strfreev(self->origins);
+	g_free(self->host_override);
+	g_free(self->qemu_version);
 	g_ptr_array_unref(self->streams);
 	g_hash_table_unref(self->conns);
 	G_OBJECT_CLASS(qsim_api_server_parent_class)->finalize(object);
@@ -108,16 +110,17 @@ qsim_api_server_new(QsimConfig *config, QsimStore *store)
 	soup_server_add_handler(self->soup, NULL, qsim_api_server_handler, self, NULL);
 	g_signal_connect(self->soup, "request-started",
 	                 G_CALLBACK(qsim_api_server_conn_request_started), self);
-	/* the access log costs a timestamp and a formatted line per request: only
-	 * pay for it when LOG_LEVEL lets it through */
-	if (qsim_log_level_enabled(qsim_config_get_log_level(config), G_LOG_LEVEL_INFO)) {
-		g_signal_connect(self->soup, "request-started",
-		                 G_CALLBACK(qsim_api_server_log_started), self);
-		g_signal_connect(self->soup, "request-finished",
-		                 G_CALLBACK(qsim_api_server_log_finished), self);
-		g_signal_connect(self->soup, "request-aborted",
-		                 G_CALLBACK(qsim_api_server_log_aborted), self);
-	}
+	/* the access log's formatted line is only paid for when LOG_LEVEL lets it
+	 * through; the timestamp and route lookup serve the HTTP metrics too */
+	self->access_log =
+	    qsim_log_level_enabled(qsim_config_get_log_level(config), G_LOG_LEVEL_INFO);
+	self->metrics_loopback = qsim_config_get_metrics_loopback_no_auth(config);
+	g_signal_connect(self->soup, "request-started", G_CALLBACK(qsim_api_server_log_started),
+	                 self);
+	g_signal_connect(self->soup, "request-finished", G_CALLBACK(qsim_api_server_log_finished),
+	                 self);
+	g_signal_connect(self->soup, "request-aborted", G_CALLBACK(qsim_api_server_log_aborted),
+	                 self);
 	qsim_api_server_set_limits(self, qsim_config_get_api_max_connections(config),
 	                           qsim_config_get_api_max_streams(config),
 	                           qsim_config_get_api_header_timeout(config),
@@ -263,6 +266,88 @@ qsim_api_server_get_warm_pool_counts(QsimApiServer *self, const gchar *vm_name, 
 		return FALSE;
 	self->warm_pool_func(vm_name, n_parked, n_starting, self->warm_pool_data);
 	return TRUE;
+}
+
+/**
+ * qsim_api_server_set_agents_func:
+ * @func: (nullable): reports the agents of this process
+ * @user_data: (nullable): data for @func; must outlive the server or the next call
+ *
+ * Set where agents share the process (`qsimd all`, `qsimd agents`): /metrics then
+ * exports their number, how many are busy and the VMs this process runs.
+ */
+void
+qsim_api_server_set_agents_func(QsimApiServer *self, QsimApiAgentsFunc func, gpointer user_data)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	self->agents_func = func;
+	self->agents_data = user_data;
+}
+
+/**
+ * qsim_api_server_get_agents:
+ * @n_agents: (out): agents of this process
+ * @n_busy: (out): of which running a request
+ *
+ * Returns: %FALSE (and zeros) when this process runs no agents
+ */
+gboolean
+qsim_api_server_get_agents(QsimApiServer *self, guint *n_agents, guint *n_busy)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), FALSE);
+	*n_agents = 0;
+	*n_busy = 0;
+	if (self->agents_func == NULL)
+		return FALSE;
+	self->agents_func(n_agents, n_busy, self->agents_data);
+	return TRUE;
+}
+
+/**
+ * qsim_api_server_set_metrics_only:
+ * @host: the address to listen on instead of API_HOST
+ * @port: the port instead of API_PORT
+ *
+ * Makes this server `qsimd agents`' METRICS_LISTEN endpoint: it answers
+ * /metrics only (every other path is a 404) with this process's own metrics,
+ * under the same auth rules as the API. Call before qsim_api_server_listen().
+ */
+void
+qsim_api_server_set_metrics_only(QsimApiServer *self, const gchar *host, guint16 port)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	self->metrics_only = TRUE;
+	g_free(self->host_override);
+	self->host_override = g_strdup(host);
+	self->port_override = port;
+}
+
+/* Returns: whether this is a METRICS_LISTEN endpoint */
+gboolean
+qsim_api_server_get_metrics_only(QsimApiServer *self)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), FALSE);
+	return self->metrics_only;
+}
+
+/**
+ * qsim_api_server_set_qemu_version:
+ * @version: (nullable): QEMU's version for qsim_build_info, e.g. "7.2.0"
+ */
+void
+qsim_api_server_set_qemu_version(QsimApiServer *self, const gchar *version)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	g_free(self->qemu_version);
+	self->qemu_version = g_strdup(version);
+}
+
+/* Returns: (nullable): the version set by qsim_api_server_set_qemu_version() */
+const gchar *
+qsim_api_server_get_qemu_version(QsimApiServer *self)
+{
+	g_return_val_if_fail(QSIM_IS_API_SERVER(self), NULL);
+	return self->qemu_version;
 }
 
 /**

@@ -55,6 +55,27 @@ void qsim_api_server_set_warm_pool_func(QsimApiServer *self, QsimApiWarmPoolFunc
 gboolean qsim_api_server_get_warm_pool_counts(QsimApiServer *self, const gchar *vm_name,
                                               guint *n_parked, guint *n_starting);
 
+/**
+ * QsimApiAgentsFunc:
+ * @n_agents: (out): agents this process runs
+ * @n_busy: (out): of which running a request
+ * @user_data: data given to qsim_api_server_set_agents_func()
+ */
+typedef void (*QsimApiAgentsFunc)(guint *n_agents, guint *n_busy, gpointer user_data);
+
+void qsim_api_server_set_agents_func(QsimApiServer *self, QsimApiAgentsFunc func,
+                                     gpointer user_data);
+
+gboolean qsim_api_server_get_agents(QsimApiServer *self, guint *n_agents, guint *n_busy);
+
+void qsim_api_server_set_metrics_only(QsimApiServer *self, const gchar *host, guint16 port);
+
+gboolean qsim_api_server_get_metrics_only(QsimApiServer *self);
+
+void qsim_api_server_set_qemu_version(QsimApiServer *self, const gchar *version);
+
+const gchar *qsim_api_server_get_qemu_version(QsimApiServer *self);
+
 void qsim_api_server_set_insecure_no_auth(QsimApiServer *self, gboolean insecure);
 
 void qsim_api_server_set_stream_intervals(QsimApiServer *self, guint keepalive_ms, guint poll_ms);

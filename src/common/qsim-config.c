@@ -30,6 +30,7 @@ typedef enum {
 	SETTING_DURATION,      /* i = milliseconds; text as written, e.g. 30d */
 	SETTING_SIZE,          /* i = bytes, K, M, G or T (binary) suffix; printed short */
 	SETTING_OUTPUT_ACTION, /* truncate or fail */
+	SETTING_LISTEN,        /* "" (off) or host:port; i = the port */
 } SettingType;
 
 typedef struct {
@@ -61,6 +62,8 @@ enum {
 	S_API_STREAM_BUFFER_MAX,
 	S_ENABLE_CORS,
 	S_ALLOWED_ORIGINS,
+	S_METRICS_LISTEN,
+	S_METRICS_LOOPBACK_NO_AUTH,
 	S_AGENT_COUNT,
 	S_AGENT_POLL_INTERVAL,
 	S_LEASE_SECONDS,
@@ -115,6 +118,10 @@ static const SettingSpec specs[N_SETTINGS] = {
     [S_ENABLE_CORS] = {"ENABLE_CORS", "api", "enable_cors", NULL, SETTING_BOOL, "false"},
     [S_ALLOWED_ORIGINS] = {"ALLOWED_ORIGINS", "api", "allowed_origins", NULL, SETTING_LIST, "*",
 			   0, 0, FALSE, TRUE},
+    [S_METRICS_LISTEN] = {"METRICS_LISTEN", "metrics", "listen", NULL, SETTING_LISTEN, "", 0, 0,
+			  FALSE, TRUE},
+    [S_METRICS_LOOPBACK_NO_AUTH] = {"METRICS_LOOPBACK_NO_AUTH", "metrics", "loopback_no_auth",
+				    NULL, SETTING_BOOL, "false"},
     [S_AGENT_COUNT] = {"AGENT_COUNT", "agent", "count", "--agents", SETTING_INT, "2", 1, 256},
     [S_AGENT_POLL_INTERVAL] = {"AGENT_POLL_INTERVAL", "agent", "poll_interval", NULL,
 			       SETTING_DOUBLE, "5", 0.01, 3600},
@@ -156,7 +163,7 @@ static const SettingSpec specs[N_SETTINGS] = {
 };
 /* clang-format on */
 
-static const gchar *const known_groups[] = {"database", "api", "agent", "vm", "log"};
+static const gchar *const known_groups[] = {"database", "api", "metrics", "agent", "vm", "log"};
 static const gchar *const env_prefixes[] = {"SQLITE_SIM_", "QSIM_"}; /* later wins */
 static const gchar *const log_level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
@@ -422,6 +429,22 @@ config_parse_string(const SettingSpec *spec, const gchar *raw, SettingValue *v, 
 }
 
 static gboolean
+config_parse_listen(const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autofree gchar *host = NULL;
+	g_autoptr(GError) local = NULL;
+	guint16 port = 0;
+
+	if (raw[0] != '\0' && !qsim_config_split_listen(raw, &host, &port, &local)) {
+		*problem = g_strdup(local->message);
+		return FALSE;
+	}
+	v->i = port;
+	v->text = g_strdup(raw);
+	return TRUE;
+}
+
+static gboolean
 config_parse(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar **problem)
 {
 	switch (spec->type) {
@@ -446,6 +469,8 @@ config_parse(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar *
 		return config_parse_string(spec, raw, v, problem);
 	case SETTING_DURATION:
 		return config_parse_duration(raw, v, problem);
+	case SETTING_LISTEN:
+		return config_parse_listen(raw, v, problem);
 	}
 	g_assert_not_reached();
 }
@@ -963,6 +988,7 @@ config_kind(SettingType type)
 	case SETTING_DURATION:
 	case SETTING_SIZE: /* "64M" reads better than 67108864 */
 	case SETTING_OUTPUT_ACTION:
+	case SETTING_LISTEN:
 		return QSIM_CONFIG_KIND_STRING;
 	}
 	return QSIM_CONFIG_KIND_STRING;
@@ -1216,6 +1242,68 @@ const gchar *
 qsim_config_get_qemu_img(QsimConfig *self)
 {
 	return self->values[S_QEMU_IMG].text;
+}
+
+/* Returns: (transfer none): METRICS_LISTEN, "" when `qsimd agents` serves no /metrics */
+const gchar *
+qsim_config_get_metrics_listen(QsimConfig *self)
+{
+	return self->values[S_METRICS_LISTEN].text;
+}
+
+/* Returns: METRICS_LOOPBACK_NO_AUTH: /metrics needs no token from a loopback peer */
+gboolean
+qsim_config_get_metrics_loopback_no_auth(QsimConfig *self)
+{
+	return self->values[S_METRICS_LOOPBACK_NO_AUTH].b;
+}
+
+/**
+ * qsim_config_split_listen:
+ * @text: "host:port" or "[v6]:port"; the port is required and not 0
+ * @host: (out) (transfer full): the host, without brackets
+ * @port: (out): the port
+ *
+ * Returns: %FALSE with %QSIM_ERROR_INVALID when @text is not of that form
+ */
+gboolean
+qsim_config_split_listen(const gchar *text, gchar **host, guint16 *port, GError **error)
+{
+	const gchar *colon;
+	g_autofree gchar *name = NULL;
+	guint64 n = 0;
+
+	if (text[0] == '[') {
+		const gchar *end = strchr(text, ']');
+
+		if (end == NULL || end[1] != ':') {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			            "must be [address]:port");
+			return FALSE;
+		}
+		name = g_strndup(text + 1, (gsize)(end - text - 1));
+		colon = end + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (colon == NULL || strchr(text, ':') != colon) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			            "must be host:port (an IPv6 address in brackets)");
+			return FALSE;
+		}
+		name = g_strndup(text, (gsize)(colon - text));
+	}
+	if (name[0] == '\0' || strpbrk(name, " /\t") != NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "names no host");
+		return FALSE;
+	}
+	if (!g_ascii_string_to_unsigned(colon + 1, 10, 1, 65535, &n, NULL)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "must end in a port from 1 to 65535");
+		return FALSE;
+	}
+	*host = g_steal_pointer(&name);
+	*port = (guint16)n;
+	return TRUE;
 }
 
 gboolean

@@ -8,6 +8,7 @@
 #include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-agent-pool.h"
 #include "agent/qsim-warm-pool.h"
+#include "api/qsim-api-metrics.h"
 #include "api/qsim-api-server.h"
 #include "common/qsim-dir-check.h"
 #include "common/qsim-error.h"
@@ -80,6 +81,44 @@ qsimd_warm_pool_counts(const gchar *vm_name, guint *n_parked, guint *n_starting,
 		qsim_warm_pool_get_counts(warm, vm_name, n_parked, n_starting);
 }
 
+static void
+qsimd_agents_counts(guint *n_agents, guint *n_busy, gpointer user_data)
+{
+	QsimAgentPool *pool = QSIM_AGENT_POOL(user_data);
+
+	*n_agents = qsim_agent_pool_get_n_agents(pool);
+	*n_busy = qsim_agent_pool_get_n_busy(pool);
+}
+
+/* METRICS_LISTEN: `qsimd agents` has no API, so each such process gets a
+ * /metrics of its own (its agents, VMs and histograms) to be scraped */
+static QsimApiServer *
+qsimd_agents_metrics_server(QsimdContext *ctx, QsimStore *store, QsimAgentPool *pool,
+                            GError **error)
+{
+	const gchar *listen = qsim_config_get_metrics_listen(ctx->config);
+	g_autofree gchar *host = NULL;
+	g_autoptr(QsimApiServer) server = NULL;
+	guint16 port = 0;
+
+	if (listen == NULL || listen[0] == '\0')
+		return NULL;
+	if (!qsim_config_split_listen(listen, &host, &port, error)) {
+		g_prefix_error(error, "METRICS_LISTEN=%s: ", listen);
+		return NULL;
+	}
+	server = qsim_api_server_new(ctx->config, store);
+	qsim_api_server_set_metrics_only(server, host, port);
+	qsim_api_server_set_agents_func(server, qsimd_agents_counts, pool);
+	qsim_api_server_set_warm_pool_func(server, qsimd_warm_pool_counts, pool);
+	if (!qsim_api_server_listen(server, error)) {
+		g_prefix_error(error, "METRICS_LISTEN: ");
+		return NULL;
+	}
+	qsim_api_metrics_probe_qemu(server);
+	return g_steal_pointer(&server);
+}
+
 static gint
 qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, GError **error)
 {
@@ -110,8 +149,14 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 		server = qsim_api_server_new(ctx->config, store);
 		qsim_api_server_set_agent_count(server, qsim_agent_pool_get_n_agents(pool));
 		qsim_api_server_set_warm_pool_func(server, qsimd_warm_pool_counts, pool);
+		qsim_api_server_set_agents_func(server, qsimd_agents_counts, pool);
 		if (!qsim_api_server_enable_writer(server, error) ||
 		    !qsim_api_server_listen(server, error))
+			return 1;
+		qsim_api_metrics_probe_qemu(server);
+	} else {
+		server = qsimd_agents_metrics_server(ctx, store, pool, error);
+		if (server == NULL && *error != NULL)
 			return 1;
 	}
 	/* before any VM starts: KVM only where it runs a guest. The API already answers

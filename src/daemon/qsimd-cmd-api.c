@@ -5,6 +5,7 @@
 #include <glib-unix.h>
 #include <signal.h>
 
+#include "api/qsim-api-metrics.h"
 #include "api/qsim-api-server.h"
 #include "common/qsim-dir-check.h"
 #include "common/qsim-error.h"
@@ -62,6 +63,7 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	server = qsim_api_server_new(ctx->config, store);
 	if (!qsim_api_server_enable_writer(server, error) || !qsim_api_server_listen(server, error))
 		return 1;
+	qsim_api_metrics_probe_qemu(server);
 	/* every process that writes purges: concurrent purges only share the work */
 	if (qsim_config_get_retention_ms(ctx->config) > 0) {
 		retention = qsim_retention_new(store, qsim_config_get_retention_ms(ctx->config));

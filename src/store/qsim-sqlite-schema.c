@@ -37,6 +37,21 @@
  *     start_mode on every change, even to the same value.
  *   - initialised from the existing rows in the same step.
  * v5: requests.output_truncated: 1 once OUTPUT_LIMIT cut the stored output.
+ * v6: metrics (issue 15).
+ *   - requests.end_reason: the class of how a request ended
+ *     (qsim_end_reason_classify()), written with its final status.
+ *   - request_totals: monotonic counters for Prometheus, one row per
+ *     (event, label1, label2): submitted, finished (status, reason), started
+ *     (start mode), template_build (result) and output_bytes (log type). Kept
+ *     by triggers in the writing transaction like request_counts, so every
+ *     process reads the same totals in O(1); unlike request_counts nothing
+ *     ever decrements them (deleting or purging a request is not an event),
+ *     and rows are created on first use (upserts), so a new reason needs no
+ *     migration.
+ *   - a final status is counted once, on the change into it: final statuses
+ *     are never left (qsim-status.c's table).
+ *   - initialised from the existing rows, except output_bytes, which starts
+ *     at 0: summing every stored log would read the whole file at upgrade.
  */
 static const gchar *const migrations[] = {
     "CREATE TABLE requests ("
@@ -168,6 +183,60 @@ static const gchar *const migrations[] = {
     "ALTER TABLE requests ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0"
     "  CHECK (output_truncated IN (0, 1));"
     "PRAGMA user_version = 5;",
+
+    "ALTER TABLE requests ADD COLUMN end_reason TEXT;"
+    "CREATE TABLE request_totals ("
+    "  event TEXT NOT NULL CHECK (event IN ('submitted', 'finished', 'started',"
+    "                                       'template_build', 'output_bytes')),"
+    "  label1 TEXT NOT NULL DEFAULT '',"
+    "  label2 TEXT NOT NULL DEFAULT '',"
+    "  n INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (event, label1, label2)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO request_totals (event, n) SELECT 'submitted', COUNT(*) FROM requests;"
+    "INSERT INTO request_totals (event, label1, label2, n)"
+    "  SELECT 'finished', status, CASE status WHEN 'done' THEN 'success'"
+    "    WHEN 'cancelled' THEN 'cancelled' ELSE 'other' END, COUNT(*) FROM requests"
+    "  WHERE status IN ('done', 'failed', 'cancelled') GROUP BY status;"
+    "INSERT INTO request_totals (event, label1, n)"
+    "  SELECT 'started', start_mode, COUNT(*) FROM requests"
+    "  WHERE start_mode IS NOT NULL GROUP BY start_mode;"
+    "CREATE TRIGGER request_totals_insert AFTER INSERT ON requests BEGIN"
+    "  INSERT INTO request_totals (event, n) VALUES ('submitted', 1)"
+    "    ON CONFLICT DO UPDATE SET n = n + 1;"
+    /* rows written already started or finished: imports and tests */
+    "  INSERT INTO request_totals (event, label1, n)"
+    "    SELECT 'started', NEW.start_mode, 1 WHERE NEW.start_mode IS NOT NULL"
+    "    ON CONFLICT DO UPDATE SET n = n + 1;"
+    "  INSERT INTO request_totals (event, label1, label2, n)"
+    "    SELECT 'finished', NEW.status, COALESCE(NEW.end_reason, 'other'), 1"
+    "    WHERE NEW.status IN ('done', 'failed', 'cancelled')"
+    "    ON CONFLICT DO UPDATE SET n = n + 1;"
+    "END;"
+    "CREATE TRIGGER request_totals_finished AFTER UPDATE OF status ON requests"
+    "  WHEN NEW.status IN ('done', 'failed', 'cancelled')"
+    "   AND OLD.status NOT IN ('done', 'failed', 'cancelled') BEGIN"
+    "  INSERT INTO request_totals (event, label1, label2, n)"
+    "    VALUES ('finished', NEW.status, COALESCE(NEW.end_reason, 'other'), 1)"
+    "    ON CONFLICT DO UPDATE SET n = n + 1;"
+    "END;"
+    "CREATE TRIGGER request_totals_started AFTER UPDATE OF start_mode ON requests"
+    "  WHEN NEW.start_mode IS NOT NULL AND OLD.start_mode IS NOT NEW.start_mode BEGIN"
+    "  INSERT INTO request_totals (event, label1, n) VALUES ('started', NEW.start_mode, 1)"
+    "    ON CONFLICT DO UPDATE SET n = n + 1;"
+    "END;"
+    "CREATE TRIGGER request_totals_output AFTER INSERT ON request_logs BEGIN"
+    "  INSERT INTO request_totals (event, label1, n)"
+    "    VALUES ('output_bytes', NEW.log_type, length(NEW.output))"
+    "    ON CONFLICT DO UPDATE SET n = n + excluded.n;"
+    "END;"
+    /* a build ends when its row leaves building, whatever it became */
+    "CREATE TRIGGER request_totals_template AFTER UPDATE OF state ON templates"
+    "  WHEN OLD.state = 'building' AND NEW.state <> 'building' BEGIN"
+    "  INSERT INTO request_totals (event, label1, n) VALUES ('template_build', NEW.state, 1)"
+    "    ON CONFLICT DO UPDATE SET n = n + 1;"
+    "END;"
+    "PRAGMA user_version = 6;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);

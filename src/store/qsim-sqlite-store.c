@@ -12,7 +12,7 @@
 
 #define BUSY_TIMEOUT_MS 5000
 #define AMBIGUOUS_SHOWN 10
-#define CANCEL_REASON "cancelled by user"
+#define CANCEL_REASON QSIM_END_TEXT_CANCELLED
 
 struct _QsimSqliteStore {
 	QsimStore parent_instance;
@@ -249,7 +249,7 @@ store_request(QsimSqliteStore *self, const QsimRequest *r, GError **error)
 	    self,
 	    "UPDATE requests SET status = ?2, held_from = ?3, updated_at = ?4, started_at = ?5,"
 	    " finished_at = ?6, exit_code = ?7, error = ?8, agent_id = ?9,"
-	    " lease_expires_at = ?10, attempts = ?11 WHERE uuid = ?1",
+	    " lease_expires_at = ?10, attempts = ?11, end_reason = ?12 WHERE uuid = ?1",
 	    error);
 
 	if (stmt == NULL)
@@ -271,6 +271,14 @@ store_request(QsimSqliteStore *self, const QsimRequest *r, GError **error)
 	bind_text_or_null(stmt, 9, r->agent_id);
 	bind_time_or_null(stmt, 10, r->lease_expires_at);
 	sqlite3_bind_int64(stmt, 11, r->attempts);
+	/* in the same statement as the status: the finished trigger reads it */
+	if (qsim_status_is_final(r->status))
+		sqlite3_bind_text(stmt, 12,
+		                  qsim_end_reason_to_string(qsim_end_reason_classify(
+		                      r->status, r->has_exit_code, r->exit_code, r->error)),
+		                  -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 12);
 	return stmt_done(self, stmt, "cannot update request", error);
 }
 
@@ -1190,6 +1198,82 @@ sqlite_get_stats(QsimStore *store, GError **error)
 }
 
 static gboolean
+metrics_totals(QsimSqliteStore *self, QsimStoreMetrics *m, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt = stmt_get(
+	    self, "SELECT event, label1, label2, n FROM request_totals ORDER BY 1, 2, 3", error);
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		qsim_store_metrics_add_total(m, (const gchar *)sqlite3_column_text(stmt, 0),
+		                             (const gchar *)sqlite3_column_text(stmt, 1),
+		                             (const gchar *)sqlite3_column_text(stmt, 2),
+		                             (guint64)MAX(sqlite3_column_int64(stmt, 3), 0));
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot read totals", error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* the templates table has a row per VM and host: small whatever the traffic */
+static gboolean
+metrics_templates(QsimSqliteStore *self, QsimStoreMetrics *m, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt =
+	    stmt_get(self, "SELECT state, COUNT(*) FROM templates GROUP BY state", error);
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		QsimTemplateRecordState state;
+
+		if (qsim_template_record_state_from_string(
+		        (const gchar *)sqlite3_column_text(stmt, 0), &state))
+			m->templates[state] = (guint64)sqlite3_column_int64(stmt, 1);
+	}
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot count templates", error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static QsimStoreMetrics *
+sqlite_get_metrics(QsimStore *store, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimStoreMetrics) m = qsim_store_metrics_new();
+	g_autoptr(QsimStats) stats = qsim_stats_new();
+	gint64 pages = 0, free_pages = 0, page_size = 0;
+
+	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
+	if (tx == NULL)
+		return NULL;
+	/* the request_counts half of /stats: no latency sample, that one reads rows */
+	if (!stats_counts(self, stats, now_ms(self), error) || !metrics_totals(self, m, error) ||
+	    !metrics_templates(self, m, error) ||
+	    !qsim_sqlite_query_int64(self->db, "PRAGMA page_count", &pages, error) ||
+	    !qsim_sqlite_query_int64(self->db, "PRAGMA freelist_count", &free_pages, error) ||
+	    !qsim_sqlite_query_int64(self->db, "PRAGMA page_size", &page_size, error))
+		return NULL;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	memcpy(m->status_counts, stats->counts, sizeof m->status_counts);
+	m->active_vms = stats->active_vms;
+	m->active_agents = stats->active_agents;
+	m->has_oldest_pending = stats->has_oldest_pending;
+	m->oldest_pending_age_ms = stats->oldest_pending_age_ms;
+	m->db_bytes = (guint64)MAX(pages, 0) * (guint64)MAX(page_size, 0);
+	m->db_free_bytes = (guint64)MAX(free_pages, 0) * (guint64)MAX(page_size, 0);
+	return g_steal_pointer(&m);
+}
+
+static gboolean
 sqlite_count_active_vms(QsimStore *store, guint *out_count, GError **error)
 {
 	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
@@ -1785,6 +1869,7 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->purge_requests = sqlite_purge_requests;
 	store_class->reclaim_space = sqlite_reclaim_space;
 	store_class->vacuum = sqlite_vacuum;
+	store_class->get_metrics = sqlite_get_metrics;
 }
 
 static gboolean

@@ -724,6 +724,19 @@ qsim_store_get_stats(QsimStore *self, GError **error)
 	return QSIM_STORE_GET_CLASS(self)->get_stats(self, error);
 }
 
+QsimStoreMetrics *
+qsim_store_get_metrics(QsimStore *self, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	/* optional for a backend: /metrics then reports the database as down */
+	if (QSIM_STORE_GET_CLASS(self)->get_metrics == NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "this store backend exports no metrics");
+		return NULL;
+	}
+	return QSIM_STORE_GET_CLASS(self)->get_metrics(self, error);
+}
+
 gboolean
 qsim_store_count_active_vms(QsimStore *self, guint *out_count, GError **error)
 {

@@ -2,12 +2,14 @@
 
 #include <glib-object.h>
 
+#include "store/qsim-end-reason.h"
 #include "store/qsim-log-entry.h"
 #include "store/qsim-log-type.h"
 #include "store/qsim-request-draft.h"
 #include "store/qsim-request-filter.h"
 #include "store/qsim-request.h"
 #include "store/qsim-stats.h"
+#include "store/qsim-store-metrics.h"
 #include "store/qsim-status.h"
 #include "common/qsim-accel-verdict.h"
 #include "store/qsim-template-record.h"
@@ -121,6 +123,9 @@ struct _QsimStoreClass {
 
 	/* output cap: schema v4 */
 	gboolean (*set_output_truncated)(QsimStore *self, const gchar *uuid, GError **error);
+
+	/* metrics: schema v6 */
+	QsimStoreMetrics *(*get_metrics)(QsimStore *self, GError **error);
 
 	gpointer padding[2];
 };
@@ -374,6 +379,18 @@ QsimStats *qsim_store_get_stats(QsimStore *self, GError **error);
 
 /* Requests holding a live lease, i.e. VM slots in use across all processes */
 gboolean qsim_store_count_active_vms(QsimStore *self, guint *out_count, GError **error);
+
+/**
+ * qsim_store_get_metrics:
+ *
+ * The shared state /metrics exports: counts by status, the monotonic totals
+ * (submitted, finished by status and end reason, starts, template builds,
+ * output bytes), live leases, templates by state and the database's size. One
+ * read snapshot whose cost does not grow with the number of requests.
+ *
+ * Returns: (transfer full): the metrics, or NULL with @error
+ */
+QsimStoreMetrics *qsim_store_get_metrics(QsimStore *self, GError **error);
 
 /**
  * qsim_store_list_leases:

@@ -520,7 +520,7 @@ test_config_entries(Fixture *f, gconstpointer data)
 	fixture_load_ok(f, NULL);
 	g_assert_true(qsim_config_set_flag(f->config, "API_PORT", "9000", &error));
 	entries = qsim_config_list_entries(f->config);
-	g_assert_cmpuint(entries->len, ==, 38);
+	g_assert_cmpuint(entries->len, ==, 40);
 	for (guint i = 0; i < entries->len; i++) {
 		const QsimConfigEntry *e = g_ptr_array_index(entries, i);
 
@@ -636,6 +636,42 @@ test_config_output_limit(Fixture *f, gconstpointer data)
 	                   "(use truncate or fail)");
 }
 
+/* METRICS_LISTEN: off by default, host:port or [v6]:port, refused otherwise at load */
+static void
+test_config_metrics(Fixture *f, gconstpointer data)
+{
+	const gchar *bad[] = {"9464",     "127.0.0.1:", ":9464", "127.0.0.1:0", "127.0.0.1:70000",
+	                      "::1:9464", "[::1]9464",  "a b:1"};
+	g_autofree gchar *host = NULL;
+	guint16 port = 0;
+
+	fixture_load_ok(f, NULL);
+	g_assert_cmpstr(qsim_config_get_metrics_listen(f->config), ==, "");
+	g_assert_false(qsim_config_get_metrics_loopback_no_auth(f->config));
+
+	fixture_setenv(f, "QSIM_METRICS_LISTEN", "[::1]:9464");
+	fixture_setenv(f, "QSIM_METRICS_LOOPBACK_NO_AUTH", "yes");
+	fixture_load_ok(f, NULL);
+	g_assert_cmpstr(qsim_config_get_metrics_listen(f->config), ==, "[::1]:9464");
+	g_assert_true(qsim_config_get_metrics_loopback_no_auth(f->config));
+	g_assert_true(qsim_config_split_listen(qsim_config_get_metrics_listen(f->config), &host,
+	                                       &port, NULL));
+	g_assert_cmpstr(host, ==, "::1");
+	g_assert_cmpuint(port, ==, 9464);
+
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autofree gchar *h = NULL;
+		g_autoptr(GError) error = NULL;
+
+		g_assert_false(qsim_config_split_listen(bad[i], &h, &port, &error));
+		g_assert_error(error, QSIM_ERROR, QSIM_ERROR_INVALID);
+	}
+	fixture_setenv(f, "QSIM_METRICS_LISTEN", "9464");
+	fixture_load_fails(f, NULL,
+	                   "QSIM_METRICS_LISTEN='9464' (from environment): must be host:port (an "
+	                   "IPv6 address in brackets)");
+}
+
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int
@@ -662,5 +698,6 @@ main(int argc, char **argv)
 	ADD("/qsim/common/config/generic-getters", test_config_generic_getters);
 	ADD("/qsim/common/config/retention-disk", test_config_retention_disk);
 	ADD("/qsim/common/config/output-limit", test_config_output_limit);
+	ADD("/qsim/common/config/metrics", test_config_metrics);
 	return g_test_run();
 }

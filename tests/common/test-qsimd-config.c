@@ -136,8 +136,8 @@ test_qsimd_table(Fixture *f, gconstpointer data)
 	lines = g_strsplit(f->out, "\n", -1);
 	kf_line = g_strdup_printf("# keyfile: %s", kf);
 	g_assert_cmpstr(lines[0], ==, kf_line);
-	/* 36 settings, a header and the final newline */
-	g_assert_cmpuint(g_strv_length(lines), ==, 40);
+	/* 40 settings, a header and the final newline */
+	g_assert_cmpuint(g_strv_length(lines), ==, 42);
 	/* aligned columns: name, quoted value, source (origin) */
 	g_assert_true(
 	    g_regex_match_simple("^API_PORT +'9001' +flag \\(--port\\)$", lines[5], 0, 0));
@@ -147,7 +147,7 @@ test_qsimd_table(Fixture *f, gconstpointer data)
 	    g_regex_match_simple("^DB_PATH +'./simulation.db' +default$", lines[1], 0, 0));
 	escaped = g_regex_escape_string(kf, -1);
 	agent_line = g_strdup_printf("^AGENT_COUNT +'4' +keyfile \\(%s:2\\)$", escaped);
-	g_assert_true(g_regex_match_simple(agent_line, lines[16], 0, 0));
+	g_assert_true(g_regex_match_simple(agent_line, lines[18], 0, 0));
 	/* the source column starts at the same offset on every line */
 	g_assert_cmpint(strstr(lines[1], "default") - lines[1], ==,
 	                strstr(lines[5], "flag") - lines[5]);

@@ -299,6 +299,13 @@ test_counts_migrate_from_v3(StoreFixture *fx, gconstpointer data)
 	                              "DROP TABLE request_counts;"
 	                              /* and what later versions added */
 	                              "ALTER TABLE requests DROP COLUMN output_truncated;"
+	                              "DROP TRIGGER request_totals_insert;"
+	                              "DROP TRIGGER request_totals_finished;"
+	                              "DROP TRIGGER request_totals_started;"
+	                              "DROP TRIGGER request_totals_output;"
+	                              "DROP TRIGGER request_totals_template;"
+	                              "DROP TABLE request_totals;"
+	                              "ALTER TABLE requests DROP COLUMN end_reason;"
 	                              "PRAGMA user_version = 3;");
 	/* rows written by a v3 qsim, that no trigger saw */
 	store_test_raw_exec(fx->path, "UPDATE requests SET status = 'hold', held_from = 'pending'"
@@ -323,6 +330,8 @@ test_stats_plans(StoreFixture *fx, gconstpointer data)
 {
 	const gchar *queries[] = {
 	    "SELECT dimension, value, n FROM request_counts",
+	    /* /metrics (schema v6) */
+	    "SELECT event, label1, label2, n FROM request_totals ORDER BY 1, 2, 3",
 	    "SELECT created_at FROM requests WHERE status = 'pending' ORDER BY id LIMIT 1",
 	    "SELECT created_at, started_at, finished_at, start_mode FROM requests"
 	    " WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1000",
