@@ -5,6 +5,7 @@
 #include "agent/qsim-agent-pool.h"
 #include "agent/qsim-agent-recovery.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 
 struct _QsimAgentPool {
 	GObject parent_instance;
@@ -454,7 +455,7 @@ qsim_agent_pool_new(QsimConfig *config, QsimStore *store)
 	                 G_CALLBACK(qsim_agent_pool_build_finished_cb), self);
 	self->warm_pool = qsim_warm_pool_new(config, qsim_agent_pool_slots_in_use, self);
 	for (guint i = 0; i < n; i++) {
-		g_autofree gchar *id = qsim_agent_make_id(i);
+		g_autofree gchar *id = qsim_agent_id_make(i);
 		QsimAgent *agent = qsim_agent_new(config, store, id);
 
 		g_signal_connect(agent, "job-finished", G_CALLBACK(qsim_agent_pool_job_finished_cb),

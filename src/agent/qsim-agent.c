@@ -2,8 +2,6 @@
 
 #include "config.h"
 
-#include <unistd.h>
-
 #include "agent/qsim-agent.h"
 #include "common/qsim-error.h"
 
@@ -21,40 +19,6 @@ G_DEFINE_TYPE(QsimAgent, qsim_agent, G_TYPE_OBJECT)
 
 enum { SIGNAL_JOB_FINISHED, SIGNAL_LAST };
 static guint signals[SIGNAL_LAST];
-
-gchar *
-qsim_agent_make_id(guint index)
-{
-	return g_strdup_printf("%s:%d:%u", g_get_host_name(), (gint)getpid(), index);
-}
-
-gboolean
-qsim_agent_parse_id(const gchar *agent_id, gchar **host, GPid *pid)
-{
-	g_auto(GStrv) parts = NULL;
-	guint n;
-	guint64 v = 0;
-
-	if (agent_id == NULL)
-		return FALSE;
-	/* the host name may not hold ':' but be safe: the last two fields are numbers */
-	parts = g_strsplit(agent_id, ":", -1);
-	n = g_strv_length(parts);
-	if (n < 3 || parts[0][0] == '\0')
-		return FALSE;
-	if (!g_ascii_string_to_unsigned(parts[n - 2], 10, 1, G_MAXINT, &v, NULL) ||
-	    !g_ascii_string_to_unsigned(parts[n - 1], 10, 0, G_MAXUINT, NULL, NULL))
-		return FALSE;
-	if (pid != NULL)
-		*pid = (GPid)v;
-	if (host != NULL) {
-		/* cut the two numbers off; the GStrv cleanup stops at the first NULL */
-		g_clear_pointer(&parts[n - 1], g_free);
-		g_clear_pointer(&parts[n - 2], g_free);
-		*host = g_strjoinv(":", parts);
-	}
-	return TRUE;
-}
 
 const gchar *
 qsim_agent_get_id(QsimAgent *self)

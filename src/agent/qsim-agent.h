@@ -22,29 +22,11 @@ G_DECLARE_FINAL_TYPE(QsimAgent, qsim_agent, QSIM, AGENT, GObject)
 /**
  * qsim_agent_new:
  * @agent_id: unique across every process sharing the database, see
- *   qsim_agent_make_id()
+ *   qsim_agent_id_make()
  *
  * Returns: (transfer full): an idle agent
  */
 QsimAgent *qsim_agent_new(QsimConfig *config, QsimStore *store, const gchar *agent_id);
-
-/**
- * qsim_agent_make_id:
- * @index: the agent's number in its process
- *
- * Returns: (transfer full): "<hostname>:<pid>:<index>"; recovery parses it
- * back with qsim_agent_parse_id() to find claims of dead local processes
- */
-gchar *qsim_agent_make_id(guint index);
-
-/**
- * qsim_agent_parse_id:
- * @host: (out) (transfer full) (optional): the host name part
- * @pid: (out) (optional): the process id part
- *
- * Returns: %TRUE when @agent_id has the qsim_agent_make_id() shape
- */
-gboolean qsim_agent_parse_id(const gchar *agent_id, gchar **host, GPid *pid);
 
 /* Returns: (transfer none): the agent id */
 const gchar *qsim_agent_get_id(QsimAgent *self);

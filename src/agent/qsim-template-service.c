@@ -9,6 +9,7 @@
 #include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-template-service.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "common/qsim-vm-config.h"
 
 struct _QsimTemplateService {
@@ -315,8 +316,7 @@ qsim_template_service_start_build(QsimTemplateService *self, const gchar *vm_nam
 		                                  NULL, 0, 0);
 		return BUILD_NOT_NEEDED;
 	}
-	build_root = g_build_filename(qsim_config_get_run_dir(self->config),
-	                              QSIM_TEMPLATE_SERVICE_BUILD_DIR, NULL);
+	build_root = qsim_layout_dup_build_root(qsim_config_get_run_dir(self->config));
 	if (g_mkdir_with_parents(build_root, 0700) != 0) {
 		g_set_error(&local, QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s", build_root,
 		            g_strerror(errno));
@@ -688,6 +688,6 @@ qsim_template_service_new(QsimConfig *config, QsimStore *store)
 
 	self->config = g_object_ref(config);
 	self->store = g_object_ref(store);
-	self->host = g_strdup(qsim_store_get_local_host());
+	self->host = g_strdup(qsim_host_id_get());
 	return self;
 }

@@ -11,9 +11,6 @@ G_BEGIN_DECLS
 
 /* the reason a build cancelled by the stop leaves in its row (state failed) */
 #define QSIM_TEMPLATE_SERVICE_SHUTDOWN_REASON "agent shut down"
-/* RUN_DIR/<this>: where background and `qsimd prepare` builds run their VMs; recovery
- * sweeps it */
-#define QSIM_TEMPLATE_SERVICE_BUILD_DIR "template-builds"
 
 #define QSIM_TYPE_TEMPLATE_SERVICE (qsim_template_service_get_type())
 G_DECLARE_FINAL_TYPE(QsimTemplateService, qsim_template_service, QSIM, TEMPLATE_SERVICE, GObject)

@@ -5,6 +5,7 @@
 #include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "common/qsim-vm-catalog.h"
 
 /* After a hand-off the refill waits this long: the restore would compete for the CPU
@@ -469,7 +470,6 @@ qsim_warm_pool_new(QsimConfig *config, QsimWarmPoolSlotsFunc slots_in_use, gpoin
 	self->config = g_object_ref(config);
 	self->slots_in_use = slots_in_use;
 	self->slots_data = user_data;
-	self->run_root =
-	    g_build_filename(qsim_config_get_run_dir(config), QSIM_WARM_POOL_DIR, NULL);
+	self->run_root = qsim_layout_dup_warm_root(qsim_config_get_run_dir(config));
 	return self;
 }

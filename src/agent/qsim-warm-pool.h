@@ -7,8 +7,6 @@
 
 G_BEGIN_DECLS
 
-/* Name of the warm VMs' run root inside RUN_DIR. */
-#define QSIM_WARM_POOL_DIR "warm"
 /* How often the pool looks at the VM configs and templates (refill, drain). */
 #define QSIM_WARM_POOL_TICK_MS 2000
 /* Back-off after a failed warm start of one VM: doubles from this, up to the max. */

@@ -14,6 +14,7 @@
 #include "daemon/qsimd-commands.h"
 #include "store/qsim-retention.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 typedef struct {
 	GMainLoop *loop;

@@ -6,8 +6,7 @@
 #include <unistd.h>
 
 #include "common/qsim-error.h"
-#include "store/qsim-sqlite-schema.h"
-#include "store/qsim-sqlite-store.h"
+#include "common/qsim-layout.h"
 #include "store/qsim-store.h"
 
 #define VM_NAME_MAX 64
@@ -132,23 +131,6 @@ sanitize_reason(const gchar *reason)
 	/* cut on a character boundary so the stored text stays valid UTF-8 */
 	end = g_utf8_find_prev_char(valid, valid + REASON_MAX + 1);
 	return g_strndup(valid, end - valid);
-}
-
-/**
- * qsim_store_open:
- *
- * Returns: (transfer full): the SQLite-backed store, or NULL with @error set
- */
-QsimStore *
-qsim_store_open(const gchar *path, GError **error)
-{
-	return qsim_sqlite_store_new(path, error);
-}
-
-guint
-qsim_store_get_current_schema_version(void)
-{
-	return QSIM_SQLITE_SCHEMA_VERSION;
 }
 
 gboolean
@@ -846,23 +828,17 @@ qsim_store_set_output_truncated(QsimStore *self, const gchar *uuid, GError **err
 	return QSIM_STORE_GET_CLASS(self)->set_output_truncated(self, id, error);
 }
 
-/**
- * qsim_store_get_local_host:
- *
- * Templates are files on one host: their rows are keyed by this name.
- *
- * Returns: (transfer none): the host name
- */
+/* Returns: (transfer none): this process's HOST_ID, see qsim_host_id_get() */
 const gchar *
 qsim_store_get_local_host(void)
 {
-	return g_get_host_name();
+	return qsim_host_id_get();
 }
 
 gchar *
 qsim_store_dup_builder_id(void)
 {
-	return g_strdup_printf("%s:%d:0", qsim_store_get_local_host(), (gint)getpid());
+	return qsim_layout_dup_builder_id();
 }
 
 static gboolean

@@ -149,21 +149,6 @@ struct _QsimStoreClass {
  * BUSY (database locked past the busy timeout), STORE (anything else).
  */
 
-/**
- * qsim_store_open:
- * @path: a SQLite database file; created, and migrated to the current schema
- *
- * Opens the SQLite backend in WAL mode (synchronous=NORMAL, foreign keys,
- * 5 s busy timeout). A database with a schema newer than this binary is
- * refused; a failed migration is rolled back and reported, never deleted.
- *
- * Returns: (transfer full): a new store, or NULL with @error set
- */
-QsimStore *qsim_store_open(const gchar *path, GError **error);
-
-/* The schema version (PRAGMA user_version) the binary writes */
-guint qsim_store_get_current_schema_version(void);
-
 /* Returns: the schema version of the open database */
 guint qsim_store_get_schema_version(QsimStore *self);
 

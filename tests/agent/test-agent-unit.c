@@ -17,6 +17,7 @@
 #include "agent/qsim-job.h"
 #include "common/qsim-error.h"
 #include "vm/qsim-vm-rundir.h"
+#include "common/qsim-layout.h"
 
 typedef struct {
 	AgentFixture fx;
@@ -67,24 +68,24 @@ claim_as(Fixture *f, const gchar *agent_id, const gchar *vm_name)
 static void
 test_agent_id(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *id = qsim_agent_make_id(3);
+	g_autofree gchar *id = qsim_agent_id_make(3);
 	g_autofree gchar *host = NULL;
 	GPid pid = 0;
 
-	g_assert_true(qsim_agent_parse_id(id, &host, &pid));
-	g_assert_cmpstr(host, ==, g_get_host_name());
+	g_assert_true(qsim_agent_id_parse(id, &host, &pid));
+	g_assert_cmpstr(host, ==, qsim_host_id_get());
 	g_assert_cmpint(pid, ==, getpid());
-	g_assert_false(qsim_agent_parse_id("nohost", NULL, NULL));
-	g_assert_false(qsim_agent_parse_id("h:x:1", NULL, NULL));
-	g_assert_false(qsim_agent_parse_id(":12:1", NULL, NULL));
-	g_assert_false(qsim_agent_parse_id(NULL, NULL, NULL));
+	g_assert_false(qsim_agent_id_parse("nohost", NULL, NULL));
+	g_assert_false(qsim_agent_id_parse("h:x:1", NULL, NULL));
+	g_assert_false(qsim_agent_id_parse(":12:1", NULL, NULL));
+	g_assert_false(qsim_agent_id_parse(NULL, NULL, NULL));
 }
 
 static void
 test_dead_local(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)dead_pid());
-	g_autofree gchar *parent = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)getppid());
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", qsim_host_id_get(), (gint)dead_pid());
+	g_autofree gchar *parent = g_strdup_printf("%s:%d:0", qsim_host_id_get(), (gint)getppid());
 	g_autofree gchar *remote = g_strdup_printf("elsewhere.invalid:%d:0", (gint)dead_pid());
 
 	g_assert_true(qsim_agent_recovery_agent_is_dead_local(dead));
@@ -126,11 +127,11 @@ spawn_fake_qemu(const gchar *run_dir, const gchar *uuid)
 static void
 test_recover_acknowledged(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)dead_pid());
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", qsim_host_id_get(), (gint)dead_pid());
 	g_autoptr(QsimRequest) r = claim_as(f, dead, "tiny");
 	g_autoptr(QsimRequest) after = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *root = qsim_job_dup_run_root(f->fx.run_dir, r->uuid);
+	g_autofree gchar *root = qsim_layout_dup_request_root(f->fx.run_dir, r->uuid);
 	g_autofree gchar *vmdir = g_build_filename(root, "tiny-abcdef", NULL);
 	GPid qemu;
 	guint n = 0;
@@ -160,7 +161,7 @@ test_recover_acknowledged(Fixture *f, gconstpointer data)
 static void
 test_recover_running(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *dead = g_strdup_printf("%s:%d:1", g_get_host_name(), (gint)dead_pid());
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:1", qsim_host_id_get(), (gint)dead_pid());
 	g_autoptr(QsimRequest) r = claim_as(f, dead, "tiny");
 	g_autoptr(QsimRequest) after = NULL;
 	g_autoptr(GError) error = NULL;
@@ -218,10 +219,10 @@ test_sweep(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) done =
 	    qsim_store_create_request(f->fx.store, "tiny", "true", 5, &error);
-	g_autofree gchar *stale = qsim_job_dup_run_root(f->fx.run_dir, done->uuid);
+	g_autofree gchar *stale = qsim_layout_dup_request_root(f->fx.run_dir, done->uuid);
 	g_autofree gchar *stale_vm = g_build_filename(stale, "tiny-zzzzzz", NULL);
 	g_autofree gchar *unknown =
-	    qsim_job_dup_run_root(f->fx.run_dir, "0b6e8a4c-2c1c-4c1e-9d1a-6f0d1c2b3a4f");
+	    qsim_layout_dup_request_root(f->fx.run_dir, "0b6e8a4c-2c1c-4c1e-9d1a-6f0d1c2b3a4f");
 	g_autofree gchar *other = g_build_filename(f->fx.run_dir, "tiny-run-vm", NULL);
 	g_autofree gchar *stale_file = g_build_filename(stale_vm, QSIM_VM_RUNDIR_STATE, NULL);
 	GPid qemu;

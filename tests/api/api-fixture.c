@@ -5,6 +5,7 @@
 
 #include "api-fixture.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 static void add_printf(GStrvBuilder *b, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 

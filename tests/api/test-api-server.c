@@ -8,6 +8,7 @@
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 #define JSON "application/json"
 

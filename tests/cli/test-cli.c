@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 #include "test-util.h"
 
 #define AGENT "test-agent"
