@@ -498,6 +498,13 @@ QsimRequest *
 qsim_store_claim_next(QsimStore *self, const gchar *agent_id, gint64 lease_ms, guint max_active_vms,
                       GError **error)
 {
+	return qsim_store_claim_next_capped(self, agent_id, lease_ms, max_active_vms, 0, error);
+}
+
+QsimRequest *
+qsim_store_claim_next_capped(QsimStore *self, const gchar *agent_id, gint64 lease_ms,
+                             guint max_active_vms, guint max_host_vms, GError **error)
+{
 	QsimRequest *request;
 
 	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
@@ -508,8 +515,8 @@ qsim_store_claim_next(QsimStore *self, const gchar *agent_id, gint64 lease_ms, g
 		                    "lease must be positive");
 		return NULL;
 	}
-	request =
-	    QSIM_STORE_GET_CLASS(self)->claim_next(self, agent_id, lease_ms, max_active_vms, error);
+	request = QSIM_STORE_GET_CLASS(self)->claim_next(self, agent_id, lease_ms, max_active_vms,
+	                                                 max_host_vms, error);
 	if (request != NULL)
 		emit_changed(self, request->uuid, request->status);
 	return request;

@@ -300,6 +300,10 @@ test_counts_migrate_from_v3(StoreFixture *fx, gconstpointer data)
 	                              "DROP TABLE request_counts;"
 	                              /* and what later versions added */
 	                              "ALTER TABLE requests DROP COLUMN output_truncated;"
+	                              "DROP TABLE vm_slots;"
+	                              "DROP TABLE host_vms;"
+	                              "DROP TABLE host_agents;"
+	                              "DROP TABLE hosts;"
 	                              "PRAGMA user_version = 3;");
 	/* rows written by a v3 qsim, that no trigger saw */
 	store_test_raw_exec(fx->path, "UPDATE requests SET status = 'hold', held_from = 'pending'"
