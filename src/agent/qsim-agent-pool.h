@@ -56,6 +56,17 @@ QsimAgentPool *qsim_agent_pool_new(QsimConfig *config, QsimStore *store);
 gboolean qsim_agent_pool_start(QsimAgentPool *self, GError **error);
 
 /**
+ * qsim_agent_pool_publish_now:
+ *
+ * Publishes this host (heartbeat, agents, VM catalogue, warm counts, template
+ * states) to the store at once; the started pool repeats it on a timer. The
+ * daemon calls it before its API answers, so a submit finds the catalogue.
+ *
+ * Returns: FALSE (with a warning logged) when the store refused it
+ */
+gboolean qsim_agent_pool_publish_now(QsimAgentPool *self);
+
+/**
  * qsim_agent_pool_stop_async:
  * @grace_ms: how long running jobs may still finish; then they are stopped
  *   and failed with "agent shut down"

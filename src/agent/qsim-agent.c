@@ -58,14 +58,15 @@ qsim_agent_job_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 gboolean
-qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error)
+qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, guint max_host_vms, GError **error)
 {
 	g_autoptr(QsimRequest) request = NULL;
 	gint64 lease_ms = (gint64)qsim_config_get_lease_seconds(self->config) * 1000;
 
 	if (self->job != NULL)
 		return FALSE;
-	request = qsim_store_claim_next(self->store, self->id, lease_ms, max_active_vms, error);
+	request = qsim_store_claim_next_capped(self->store, self->id, lease_ms, max_active_vms,
+	                                       max_host_vms, error);
 	if (request == NULL)
 		return FALSE;
 	g_info("agent %s claimed %s (%s, attempt %u)", self->id, request->uuid, request->vm_name,

@@ -39,15 +39,18 @@ gboolean qsim_agent_is_idle(QsimAgent *self);
 /**
  * qsim_agent_try_claim:
  * @max_active_vms: the database-wide VM cap (MAX_CONCURRENT_VMS)
+ * @max_host_vms: the cap on this host (MAX_VMS_PER_HOST), 0 = none
  *
- * Claims the oldest pending request, if there is one and a VM slot is free,
- * and starts running it.
+ * Claims the oldest pending request, if there is one and a VM slot is free
+ * (the slot table counts every QEMU: requests', warm VMs', builds'), and
+ * starts running it.
  *
  * Returns: %TRUE when a request was claimed; %FALSE when there was nothing
  * to claim, the cap was reached, the agent is busy, or with @error on a
  * store failure
  */
-gboolean qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error);
+gboolean qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, guint max_host_vms,
+                              GError **error);
 
 /* Fails the running job with @reason (see qsim_job_abort()); no-op when idle. */
 void qsim_agent_abort(QsimAgent *self, const gchar *reason);

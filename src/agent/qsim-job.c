@@ -806,7 +806,7 @@ qsim_job_take_warm(QsimJob *self, const QsimVmConfig *vmc)
 
 	if (self->warm_pool == NULL)
 		return FALSE;
-	w = qsim_warm_pool_take(self->warm_pool, vmc);
+	w = qsim_warm_pool_take_for(self->warm_pool, vmc, self->request->uuid, self->agent_id);
 	if (w == NULL || !qsim_warm_vm_hand_over(w, &self->vm, &self->guest, &tpl))
 		return FALSE;
 	self->fast_template = g_steal_pointer(&tpl);

@@ -125,18 +125,6 @@ gboolean qsim_template_service_stop_finish(QsimTemplateService *self, GAsyncResu
  */
 guint qsim_template_service_recover(QsimTemplateService *self);
 
-/* VM slots this process holds without a lease in the database (warm VMs) */
-typedef guint (*QsimTemplateServiceSlotsFunc)(gpointer user_data);
-
-/**
- * qsim_template_service_set_unleased_slots_func:
- * @func: (nullable): counted with the live leases and the builds before a
- *   background build starts; the owner keeps @user_data alive while set
- */
-void qsim_template_service_set_unleased_slots_func(QsimTemplateService *self,
-                                                   QsimTemplateServiceSlotsFunc func,
-                                                   gpointer user_data);
-
 /* Returns: the background builds of this process running now (each holds a VM slot) */
 guint qsim_template_service_get_n_builds(QsimTemplateService *self);
 

@@ -46,6 +46,8 @@ struct _QsimApiServer {
 	/* the warm pool lives in the agents: known only when they share this process */
 	QsimApiWarmPoolFunc warm_pool_func;
 	gpointer warm_pool_data;
+	GSourceFunc catalogue_func;
+	gpointer catalogue_data;
 	guint keepalive_ms;
 	guint poll_ms;
 	guint16 port;
@@ -1023,6 +1025,30 @@ qsim_api_server_set_warm_pool_func(QsimApiServer *self, QsimApiWarmPoolFunc func
 	g_return_if_fail(QSIM_IS_API_SERVER(self));
 	self->warm_pool_func = func;
 	self->warm_pool_data = user_data;
+}
+
+/**
+ * qsim_api_server_set_catalogue_func:
+ * @func: (nullable): publishes this host's catalogue to the store now
+ *
+ * In `qsimd all` the host's agents share the process: GET /vms has them
+ * publish first, so a change on this host's disk shows at once. The answer
+ * still comes from the store alone.
+ */
+void
+qsim_api_server_set_catalogue_func(QsimApiServer *self, GSourceFunc func, gpointer user_data)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	self->catalogue_func = func;
+	self->catalogue_data = user_data;
+}
+
+void
+qsim_api_server_refresh_catalogue(QsimApiServer *self)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	if (self->catalogue_func != NULL)
+		self->catalogue_func(self->catalogue_data);
 }
 
 /**
