@@ -90,14 +90,14 @@ qsim_agent_pool_make_room(QsimAgentPool *self)
 	QsimRequestFilter filter;
 	g_autoptr(GPtrArray) pending = NULL;
 
-	if (qsim_warm_pool_get_counts(self->warm_pool, NULL, NULL, NULL) == 0)
-		return;
 	qsim_request_filter_init(&filter);
 	filter.status = QSIM_STATUS_PENDING;
 	filter.limit = 1;
 	pending = qsim_store_list_requests(self->store, &filter, NULL, NULL);
-	if (pending == NULL || pending->len == 0)
+	if (pending == NULL || pending->len == 0) {
+		qsim_warm_pool_unyield(self->warm_pool);
 		return;
+	}
 	qsim_warm_pool_yield(self->warm_pool,
 	                     ((const QsimRequest *)g_ptr_array_index(pending, 0))->vm_name);
 }
@@ -126,6 +126,7 @@ qsim_agent_pool_claim_now(QsimAgentPool *self)
 				qsim_agent_pool_make_room(self);
 			return;
 		}
+		qsim_warm_pool_unyield(self->warm_pool);
 		g_signal_emit(self, signals[SIGNAL_JOB_STARTED], 0, qsim_agent_get_job(agent));
 	}
 }

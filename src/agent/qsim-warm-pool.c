@@ -36,8 +36,9 @@ struct _QsimWarmPool {
 	gboolean stopping;
 	GTask *stop_task;
 	gchar *described;
-	QsimStore *store; /* (nullable): the slot table; without it only local counts */
-	gchar *owner;     /* the slots' owner: this process's builder id */
+	QsimStore *store;  /* (nullable): the slot table; without it only local counts */
+	gchar *owner;      /* the slots' owner: this process's builder id */
+	gboolean yielding; /* a request waits for a slot: no refill takes one meanwhile */
 };
 
 G_DEFINE_TYPE(QsimWarmPool, qsim_warm_pool, G_TYPE_OBJECT)
@@ -309,6 +310,9 @@ qsim_warm_pool_refill(QsimWarmPool *self)
 
 	if (!self->started || self->stopping || qsim_config_get_warm_pool_size(self->config) == 0)
 		return;
+	/* a freed slot goes to the waiting request first, or the two would take turns */
+	if (self->yielding)
+		return;
 	entries = qsim_vm_catalog_list(qsim_config_get_vm_images_dir(self->config),
 	                               qsim_config_get_vm_config_dir(self->config), &error);
 	if (entries == NULL) {
@@ -476,6 +480,10 @@ qsim_warm_pool_yield(QsimWarmPool *self, const gchar *keep_vm_name)
 {
 	QsimWarmVm *victim = NULL;
 
+	self->yielding = TRUE;
+	/* one slot on its way back is enough: the claim retries once it is free */
+	if (self->n_dying > 0)
+		return TRUE;
 	for (guint i = 0; i < self->vms->len; i++) {
 		QsimWarmVm *w = g_ptr_array_index(self->vms, i);
 
@@ -493,6 +501,16 @@ qsim_warm_pool_yield(QsimWarmPool *self, const gchar *keep_vm_name)
 		return FALSE;
 	qsim_warm_pool_evict(self, victim, "a request needs its slot (MAX_CONCURRENT_VMS)");
 	return TRUE;
+}
+
+void
+qsim_warm_pool_unyield(QsimWarmPool *self)
+{
+	g_return_if_fail(QSIM_IS_WARM_POOL(self));
+	if (!self->yielding)
+		return;
+	self->yielding = FALSE;
+	qsim_warm_pool_refill_soon(self);
 }
 
 void

@@ -70,11 +70,18 @@ QsimWarmVm *qsim_warm_pool_take_for(QsimWarmPool *self, const QsimVmConfig *conf
  * @keep_vm_name: (nullable): the VM a waiting request wants: its warm VMs go last
  *
  * Destroys one warm VM (a starting one first) because a request is waiting for
- * a slot; the slot is free once its QEMU is gone ("slot-freed").
+ * a slot; the slot is free once its QEMU is gone ("slot-freed"). Nothing more
+ * while an earlier one is still on its way out.
  *
- * Returns: FALSE when the pool holds no VM
+ * Until qsim_warm_pool_unyield() the pool starts no VM: the freed slot is for
+ * the waiting request.
+ *
+ * Returns: FALSE when the pool holds no VM and none is dying
  */
 gboolean qsim_warm_pool_yield(QsimWarmPool *self, const gchar *keep_vm_name);
+
+/* The waiting request got its slot, or none waits any more: refill again */
+void qsim_warm_pool_unyield(QsimWarmPool *self);
 
 /* Destroys warm VMs (starting ones first) until they fit in the free slots; called by
  * a job about to start its own QEMU. Returns: how many were evicted */

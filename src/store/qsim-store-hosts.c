@@ -11,6 +11,18 @@
 
 #define OWNER_MAX 128
 
+/* A backend without hosts (a test double) says so instead of crashing */
+#define CHECK_VFUNC(self, name, error, ret)                                                        \
+	G_STMT_START                                                                               \
+	{                                                                                          \
+		if (QSIM_STORE_GET_CLASS(self)->name == NULL) {                                    \
+			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_STORE,                   \
+			                    "this store has no " #name);                           \
+			return ret;                                                                \
+		}                                                                                  \
+	}                                                                                          \
+	G_STMT_END
+
 static gboolean
 check_host(const gchar *host, GError **error)
 {
@@ -61,6 +73,7 @@ qsim_store_publish_host(QsimStore *self, const QsimHostRecord *host, GPtrArray *
 			return FALSE;
 		}
 	}
+	CHECK_VFUNC(self, publish_host, error, FALSE);
 	return QSIM_STORE_GET_CLASS(self)->publish_host(self, host, vms, error);
 }
 
@@ -68,6 +81,7 @@ GPtrArray *
 qsim_store_list_hosts(QsimStore *self, GError **error)
 {
 	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	CHECK_VFUNC(self, list_hosts, error, NULL);
 	return QSIM_STORE_GET_CLASS(self)->list_hosts(self, error);
 }
 
@@ -79,6 +93,7 @@ qsim_store_list_host_vms(QsimStore *self, const gchar *vm_name, const gchar *hos
 		return NULL;
 	if (host != NULL && !check_host(host, error))
 		return NULL;
+	CHECK_VFUNC(self, list_host_vms, error, NULL);
 	return QSIM_STORE_GET_CLASS(self)->list_host_vms(self, vm_name, host, error);
 }
 
@@ -101,6 +116,7 @@ qsim_store_claim_slot(QsimStore *self, const gchar *owner, QsimVmSlotKind kind, 
 	}
 	if (!qsim_vm_name_validate(ref, error))
 		return FALSE;
+	CHECK_VFUNC(self, claim_slot, error, FALSE);
 	return QSIM_STORE_GET_CLASS(self)->claim_slot(self, host, owner, kind, ref, max_total,
 	                                              max_host, out_id, error);
 }
@@ -116,6 +132,7 @@ qsim_store_release_slot(QsimStore *self, gint64 id, gint kind, gboolean *out_rel
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID, "no such VM slot");
 		return FALSE;
 	}
+	CHECK_VFUNC(self, release_slot, error, FALSE);
 	return QSIM_STORE_GET_CLASS(self)->release_slot(self, id, kind, out_released, error);
 }
 
@@ -132,6 +149,7 @@ qsim_store_adopt_slot(QsimStore *self, gint64 warm_id, const gchar *uuid, const 
 		                    "a slot hand-over needs a slot, a request UUID and an agent");
 		return FALSE;
 	}
+	CHECK_VFUNC(self, adopt_slot, error, FALSE);
 	return QSIM_STORE_GET_CLASS(self)->adopt_slot(self, warm_id, uuid, agent_id, out_adopted,
 	                                              error);
 }
@@ -154,6 +172,7 @@ qsim_store_release_process_slots(QsimStore *self, const gchar *agent_id, guint *
 	}
 	/* every id of that process: its agents' and its builder's */
 	prefix = g_strdup_printf("%s:%d:", host, (gint)pid);
+	CHECK_VFUNC(self, release_owner_slots, error, FALSE);
 	return QSIM_STORE_GET_CLASS(self)->release_owner_slots(self, prefix, out_n, error);
 }
 
@@ -163,6 +182,7 @@ qsim_store_release_stale_host_slots(QsimStore *self, guint *out_n, GError **erro
 	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
 	if (out_n != NULL)
 		*out_n = 0;
+	CHECK_VFUNC(self, release_stale_host_slots, error, FALSE);
 	return QSIM_STORE_GET_CLASS(self)->release_stale_host_slots(self, out_n, error);
 }
 
@@ -172,5 +192,6 @@ qsim_store_list_slots(QsimStore *self, const gchar *host, GError **error)
 	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
 	if (host != NULL && !check_host(host, error))
 		return NULL;
+	CHECK_VFUNC(self, list_slots, error, NULL);
 	return QSIM_STORE_GET_CLASS(self)->list_slots(self, host, error);
 }
