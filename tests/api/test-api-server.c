@@ -809,6 +809,72 @@ test_vms(ApiFixture *fx, gconstpointer data)
 	}
 }
 
+/* POST /requests checks vm_name against the catalogues in the store, not this
+ * process's disk: a VM only another host has is accepted, one no host can run is not */
+static void
+test_submit_catalogue(ApiFixture *fx, gconstpointer data)
+{
+	static const gchar *const agents[] = {NULL};
+	g_autoptr(QsimHostRecord) b = qsim_host_record_new("node-b");
+	g_autoptr(GPtrArray) vms =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_host_vm_free);
+	g_autoptr(GError) error = NULL;
+	QsimHostVm *remote = qsim_host_vm_new("node-b", "remote-only");
+	QsimHostVm *broken = qsim_host_vm_new("node-b", "broken-there");
+
+	b->version = g_strdup("test");
+	b->stale_after_ms = 60000;
+	g_strfreev(b->agent_ids);
+	b->agent_ids = g_strdupv((gchar **)agents);
+	remote->valid = TRUE;
+	broken->valid = FALSE;
+	broken->error = g_strdup("MEMORY: not a size");
+	g_ptr_array_add(vms, remote);
+	g_ptr_array_add(vms, broken);
+	g_assert_true(qsim_store_publish_host(fx->store, b, vms, &error));
+	g_assert_no_error(error);
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/requests", "application/json",
+		                "{\"vm_name\":\"remote-only\",\"commands\":\"true\"}", NULL);
+
+		g_assert_cmpuint(r->status, ==, 201);
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/requests", "application/json",
+		                "{\"vm_name\":\"broken-there\",\"commands\":\"true\"}", NULL);
+
+		assert_error(r, 422, "validation_error");
+		g_assert_nonnull(
+		    strstr(json_object_get_string_member(
+		               json_object_get_object_member(obj(r), "error"), "message"),
+		           "invalid configuration"));
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/requests", "application/json",
+		                "{\"vm_name\":\"nowhere\",\"commands\":\"true\"}", NULL);
+
+		assert_error(r, 422, "validation_error");
+		g_assert_nonnull(
+		    strstr(json_object_get_string_member(
+		               json_object_get_object_member(obj(r), "error"), "message"),
+		           "no VM named"));
+	}
+	/* an image on this process's disk that no agent published is no VM either */
+	{
+		g_autofree gchar *image =
+		    g_build_filename(fx->tmpdir, "images", "local-only.qcow2", NULL);
+		g_autoptr(ApiResponse) r = NULL;
+
+		g_assert_true(g_file_set_contents(image, "QFI\xfb", 4, &error));
+		r = api_request(fx, "POST", "/requests", "application/json",
+		                "{\"vm_name\":\"local-only\",\"commands\":\"true\"}", NULL);
+		assert_error(r, 422, "validation_error");
+	}
+}
+
 /* GET /vms shows every host's row, a stale host as stale, warm counts per host */
 static void
 test_vms_hosts(ApiFixture *fx, gconstpointer data)
@@ -1742,6 +1808,7 @@ main(int argc, char **argv)
 	ADD("/qsim/api/vms", test_vms, NULL);
 	ADD("/qsim/api/vms/get", test_vm_get, NULL);
 	ADD("/qsim/api/vms/hosts", test_vms_hosts, NULL);
+	ADD("/qsim/api/requests/catalogue", test_submit_catalogue, NULL);
 	ADD("/qsim/api/vms/warm-pool", test_vms_warm_pool, NULL);
 	ADD("/qsim/api/vms/prepare", test_vm_prepare, NULL);
 	ADD("/qsim/api/start-mode", test_start_mode, NULL);
