@@ -350,6 +350,13 @@ qsim_agent_pool_start(QsimAgentPool *self, GError **error)
 }
 
 gboolean
+qsim_agent_pool_refresh_templates(QsimAgentPool *self)
+{
+	qsim_host_publisher_refresh_templates(self->publisher);
+	return TRUE;
+}
+
+gboolean
 qsim_agent_pool_publish_now(QsimAgentPool *self)
 {
 	g_autoptr(GError) error = NULL;

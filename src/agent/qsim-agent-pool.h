@@ -66,6 +66,10 @@ gboolean qsim_agent_pool_start(QsimAgentPool *self, GError **error);
  */
 gboolean qsim_agent_pool_publish_now(QsimAgentPool *self);
 
+/* The template rows of this host brought in line with its files at once (what
+ * GET /vms asks of the agents of `qsimd all`); a write only when one changed */
+gboolean qsim_agent_pool_refresh_templates(QsimAgentPool *self);
+
 /**
  * qsim_agent_pool_stop_async:
  * @grace_ms: how long running jobs may still finish; then they are stopped

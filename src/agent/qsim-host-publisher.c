@@ -184,6 +184,26 @@ qsim_host_publisher_publish(QsimHostPublisher *self, GError **error)
 	return qsim_store_publish_host(self->store, host, vms, error);
 }
 
+void
+qsim_host_publisher_refresh_templates(QsimHostPublisher *self)
+{
+	g_autoptr(GPtrArray) entries = NULL;
+
+	g_return_if_fail(QSIM_IS_HOST_PUBLISHER(self));
+	entries = qsim_vm_catalog_list(qsim_config_get_vm_images_dir(self->config),
+	                               qsim_config_get_vm_config_dir(self->config), NULL);
+	for (guint i = 0; entries != NULL && i < entries->len; i++) {
+		const QsimVmCatalogEntry *e = g_ptr_array_index(entries, i);
+		g_autoptr(QsimVmConfig) vmc = NULL;
+
+		if (e->valid)
+			vmc = qsim_vm_config_load(qsim_config_get_vm_images_dir(self->config),
+			                          qsim_config_get_vm_config_dir(self->config),
+			                          e->name, NULL);
+		refresh_template(self, e, vmc);
+	}
+}
+
 static gboolean
 qsim_host_publisher_tick_cb(gpointer user_data)
 {

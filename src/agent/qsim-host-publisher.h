@@ -36,6 +36,10 @@ QsimHostPublisher *qsim_host_publisher_new(QsimConfig *config, QsimStore *store,
 /* Publishes once, now (the daemon does it before the API answers) */
 gboolean qsim_host_publisher_publish(QsimHostPublisher *self, GError **error);
 
+/* Brings this host's template rows in line with the files now; writes only rows
+ * whose state changed (no heartbeat, no catalogue write) */
+void qsim_host_publisher_refresh_templates(QsimHostPublisher *self);
+
 /* Publishes on a timer until qsim_host_publisher_stop() */
 void qsim_host_publisher_start(QsimHostPublisher *self);
 

@@ -1031,9 +1031,9 @@ qsim_api_server_set_warm_pool_func(QsimApiServer *self, QsimApiWarmPoolFunc func
  * qsim_api_server_set_catalogue_func:
  * @func: (nullable): publishes this host's catalogue to the store now
  *
- * In `qsimd all` the host's agents share the process: GET /vms has them
- * publish first, so a change on this host's disk shows at once. The answer
- * still comes from the store alone.
+ * In `qsimd all` the host's agents share the process: GET /vms has them bring
+ * their template rows in line with the files first, so a touched image shows
+ * stale at once. The answer still comes from the store alone.
  */
 void
 qsim_api_server_set_catalogue_func(QsimApiServer *self, GSourceFunc func, gpointer user_data)

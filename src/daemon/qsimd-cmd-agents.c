@@ -113,8 +113,8 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 		server = qsim_api_server_new(ctx->config, store);
 		qsim_api_server_set_agent_count(server, qsim_agent_pool_get_n_agents(pool));
 		qsim_api_server_set_warm_pool_func(server, qsimd_warm_pool_counts, pool);
-		qsim_api_server_set_catalogue_func(server, (GSourceFunc)qsim_agent_pool_publish_now,
-		                                   pool);
+		qsim_api_server_set_catalogue_func(
+		    server, (GSourceFunc)qsim_agent_pool_refresh_templates, pool);
 		if (!qsim_api_server_enable_writer(server, error) ||
 		    !qsim_api_server_listen(server, error))
 			return 1;
