@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "qsim-accel-resolver.h"
 #include "vm/qsim-kvm-probe.h"
 
@@ -50,7 +51,7 @@ resolver_lookup(QsimAccelResolver *self, const gchar *key)
 
 	if (self->store == NULL)
 		return NULL;
-	v = qsim_store_get_accel_verdict(self->store, qsim_store_get_local_host(), &error);
+	v = qsim_store_get_accel_verdict(self->store, qsim_host_id_get(), &error);
 	if (v == NULL) {
 		if (!g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND))
 			g_warning("cannot read the KVM probe's cached verdict: %s", error->message);
@@ -166,7 +167,7 @@ prepare_poll_cb(gpointer user_data)
 		d->poll_id = 0;
 		/* not stored: the prober is alive (it holds the lock) and will record its own */
 		resolver_adopt(self,
-		               qsim_accel_verdict_new(qsim_store_get_local_host(), d->key, FALSE,
+		               qsim_accel_verdict_new(qsim_host_id_get(), d->key, FALSE,
 		                                      "another process's KVM probe did not finish "
 		                                      "in time",
 		                                      0, g_get_real_time() / 1000),

@@ -2,10 +2,15 @@
 
 #include "config.h"
 
+#include <unistd.h>
+
 #include "agent/qsim-agent-pool.h"
 #include "agent/qsim-agent-recovery.h"
+#include "agent/qsim-host-publisher.h"
 #include "common/qsim-error.h"
 #include "common/qsim-metrics.h"
+#include "common/qsim-layout.h"
+#include "store/qsim-store-hosts.h"
 
 struct _QsimAgentPool {
 	GObject parent_instance;
@@ -25,6 +30,7 @@ struct _QsimAgentPool {
 	gboolean warm_stopped;
 	gboolean templates_stopped;
 	QsimTemplateService *template_service;
+	QsimHostPublisher *publisher;
 };
 
 G_DEFINE_TYPE(QsimAgentPool, qsim_agent_pool, G_TYPE_OBJECT)
@@ -76,31 +82,52 @@ qsim_agent_pool_lookup_job(QsimAgentPool *self, const gchar *uuid)
 	return NULL;
 }
 
+/* Every slot is taken and a request waits: a warm VM of ours gives its slot up
+ * (free once its QEMU is gone, "slot-freed" then claims again). A request never
+ * waits behind VMs that only wait for requests. */
+static void
+qsim_agent_pool_make_room(QsimAgentPool *self)
+{
+	QsimRequestFilter filter;
+	g_autoptr(GPtrArray) pending = NULL;
+
+	qsim_request_filter_init(&filter);
+	filter.status = QSIM_STATUS_PENDING;
+	filter.limit = 1;
+	pending = qsim_store_list_requests(self->store, &filter, NULL, NULL);
+	if (pending == NULL || pending->len == 0) {
+		qsim_warm_pool_unyield(self->warm_pool);
+		return;
+	}
+	qsim_warm_pool_yield(self->warm_pool,
+	                     ((const QsimRequest *)g_ptr_array_index(pending, 0))->vm_name);
+}
+
 void
 qsim_agent_pool_claim_now(QsimAgentPool *self)
 {
 	guint max_vms = qsim_config_get_max_concurrent_vms(self->config);
-	guint builds = qsim_template_service_get_n_builds(self->template_service);
+	guint max_host = qsim_config_get_max_vms_per_host(self->config);
 
 	if (!self->started || self->stopping)
 		return;
-	/* background template builds hold VM slots the database does not see */
-	if (builds >= max_vms)
-		return;
-	max_vms -= builds;
 	for (guint i = 0; i < self->agents->len; i++) {
 		QsimAgent *agent = g_ptr_array_index(self->agents, i);
 		g_autoptr(GError) error = NULL;
 
 		if (!qsim_agent_is_idle(agent))
 			continue;
-		if (!qsim_agent_try_claim(agent, max_vms, &error)) {
-			/* nothing pending, or the database-wide cap is reached */
+		/* the slot table counts builds and warm VMs too, of every process */
+		if (!qsim_agent_try_claim(agent, max_vms, max_host, &error)) {
+			/* nothing pending, or a cap is reached */
 			if (error != NULL)
 				g_warning("agent %s cannot claim: %s", qsim_agent_get_id(agent),
 				          error->message);
+			else
+				qsim_agent_pool_make_room(self);
 			return;
 		}
+		qsim_warm_pool_unyield(self->warm_pool);
 		g_signal_emit(self, signals[SIGNAL_JOB_STARTED], 0, qsim_agent_get_job(agent));
 	}
 }
@@ -172,6 +199,52 @@ qsim_agent_pool_build_finished_cb(QsimTemplateService *service, const gchar *vm_
 	qsim_agent_pool_schedule_claim(QSIM_AGENT_POOL(user_data));
 }
 
+/* The warm and build slots of dead processes on this host, and of hosts whose
+ * heartbeat is stale (their QEMUs died with their agents). Returns: how many */
+static guint
+qsim_agent_pool_recover_slots(QsimAgentPool *self)
+{
+	g_autoptr(GPtrArray) slots = NULL;
+	g_autoptr(GHashTable) done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GError) error = NULL;
+	guint total = 0;
+	guint n = 0;
+
+	if (!qsim_store_release_stale_host_slots(self->store, &total, &error)) {
+		g_warning("cannot free the VM slots of stale hosts: %s", error->message);
+		g_clear_error(&error);
+	}
+	slots = qsim_store_list_slots(self->store, qsim_host_id_get(), &error);
+	if (slots == NULL) {
+		g_warning("cannot read the VM slots: %s", error->message);
+		return total;
+	}
+	for (guint i = 0; i < slots->len; i++) {
+		const QsimVmSlot *s = g_ptr_array_index(slots, i);
+		g_autofree gchar *host = NULL;
+		GPid pid = 0;
+		gchar *process;
+
+		/* a request's slot goes with its lease, through the request's recovery */
+		if (s->kind == QSIM_VM_SLOT_REQUEST || !qsim_agent_id_parse(s->owner, &host, &pid))
+			continue;
+		process = g_strdup_printf("%s:%d", host, (gint)pid);
+		if (!g_hash_table_add(done, process))
+			continue;
+		if (pid == getpid() || !qsim_agent_recovery_agent_is_dead_local(s->owner))
+			continue;
+		if (!qsim_store_release_process_slots(self->store, s->owner, &n, &error)) {
+			g_warning("cannot free the VM slots of %s: %s", process, error->message);
+			g_clear_error(&error);
+			continue;
+		}
+		if (n > 0)
+			g_info("freed %u VM slots of process %s, which is gone", n, process);
+		total += n;
+	}
+	return total;
+}
+
 guint
 qsim_agent_pool_recover_now(QsimAgentPool *self)
 {
@@ -182,6 +255,8 @@ qsim_agent_pool_recover_now(QsimAgentPool *self)
 	if (!qsim_agent_recovery_run(self->store, qsim_config_get_run_dir(self->config), skip, &n,
 	                             &error))
 		g_warning("recovery failed: %s", error->message);
+	if (qsim_agent_pool_recover_slots(self) > 0)
+		qsim_agent_pool_schedule_claim(self);
 	/* template builds of dead processes: their prepare is queued again */
 	if (qsim_template_service_recover(self->template_service) > 0)
 		qsim_template_service_poll(self->template_service);
@@ -241,6 +316,16 @@ qsim_agent_pool_start(QsimAgentPool *self, GError **error)
 		return FALSE;
 	}
 	qsim_template_service_recover(self->template_service);
+	{
+		g_autofree gchar *me = qsim_layout_dup_builder_id();
+
+		/* nothing of ours runs yet: slots under our pid are an earlier process's */
+		if (!qsim_store_release_process_slots(self->store, me, NULL, error)) {
+			g_prefix_error(error, "recovery at start failed: ");
+			return FALSE;
+		}
+	}
+	qsim_agent_pool_recover_slots(self);
 	qsim_agent_recovery_sweep_run_dir(self->store, run_dir, NULL);
 	g_info("%u agents started (max %u VMs in the database, poll every %.2f s, %u recovered)",
 	       self->agents->len, qsim_config_get_max_concurrent_vms(self->config), poll_s, n);
@@ -267,7 +352,27 @@ qsim_agent_pool_start(QsimAgentPool *self, GError **error)
 	qsim_agent_pool_schedule_claim(self);
 	qsim_warm_pool_start(self->warm_pool);
 	qsim_template_service_start(self->template_service);
+	qsim_agent_pool_publish_now(self);
+	qsim_host_publisher_start(self->publisher);
 	return TRUE;
+}
+
+gboolean
+qsim_agent_pool_refresh_templates(QsimAgentPool *self)
+{
+	qsim_host_publisher_refresh_templates(self->publisher);
+	return TRUE;
+}
+
+gboolean
+qsim_agent_pool_publish_now(QsimAgentPool *self)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (qsim_host_publisher_publish(self->publisher, &error))
+		return TRUE;
+	g_warning("cannot publish this host: %s", error->message);
+	return FALSE;
 }
 
 void
@@ -328,6 +433,7 @@ qsim_agent_pool_stop_async(QsimAgentPool *self, guint grace_ms, GCancellable *ca
 	}
 	self->stopping = TRUE;
 	qsim_agent_pool_unwatch(self);
+	qsim_host_publisher_stop(self->publisher);
 	g_clear_handle_id(&self->claim_idle_id, g_source_remove);
 	g_clear_handle_id(&self->poll_id, g_source_remove);
 	g_clear_handle_id(&self->recovery_id, g_source_remove);
@@ -371,12 +477,17 @@ qsim_agent_pool_dispose(GObject *object)
 			                                     self);
 		g_clear_pointer(&self->agents, g_ptr_array_unref);
 	}
-	if (self->warm_pool != NULL)
+	if (self->publisher != NULL)
+		qsim_host_publisher_stop(self->publisher);
+	g_clear_object(&self->publisher);
+	if (self->warm_pool != NULL) {
+		/* its slot-freed signal must not reach a pool going away */
+		g_signal_handlers_disconnect_by_data(self->warm_pool, self);
 		qsim_warm_pool_clear(self->warm_pool);
+	}
 	g_clear_object(&self->warm_pool);
 	if (self->template_service != NULL) {
 		/* a build still running keeps the service alive: drop our callbacks */
-		qsim_template_service_set_unleased_slots_func(self->template_service, NULL, NULL);
 		g_signal_handlers_disconnect_by_data(self->template_service, self);
 		g_clear_object(&self->template_service);
 	}
@@ -424,17 +535,6 @@ qsim_agent_pool_slots_in_use(gpointer user_data)
 	       qsim_template_service_get_n_builds(self->template_service);
 }
 
-/* the warm VMs: slots without a lease, for the template service's count */
-static guint
-qsim_agent_pool_warm_slots(gpointer user_data)
-{
-	QsimAgentPool *self = QSIM_AGENT_POOL(user_data);
-
-	return self->warm_pool != NULL
-	           ? qsim_warm_pool_get_counts(self->warm_pool, NULL, NULL, NULL)
-	           : 0;
-}
-
 QsimTemplateService *
 qsim_agent_pool_get_template_service(QsimAgentPool *self)
 {
@@ -457,13 +557,18 @@ qsim_agent_pool_new(QsimConfig *config, QsimStore *store)
 	self->store = g_object_ref(store);
 	/* the pool's callback never outlives it: dispose drops the warm pool first */
 	self->template_service = qsim_template_service_new(config, store);
-	qsim_template_service_set_unleased_slots_func(self->template_service,
-	                                              qsim_agent_pool_warm_slots, self);
 	g_signal_connect(self->template_service, "build-finished",
 	                 G_CALLBACK(qsim_agent_pool_build_finished_cb), self);
 	self->warm_pool = qsim_warm_pool_new(config, qsim_agent_pool_slots_in_use, self);
+	{
+		g_autofree gchar *owner = qsim_layout_dup_builder_id();
+
+		qsim_warm_pool_set_store(self->warm_pool, store, owner);
+	}
+	g_signal_connect_swapped(self->warm_pool, "slot-freed",
+	                         G_CALLBACK(qsim_agent_pool_schedule_claim), self);
 	for (guint i = 0; i < n; i++) {
-		g_autofree gchar *id = qsim_agent_make_id(i);
+		g_autofree gchar *id = qsim_agent_id_make(i);
 		QsimAgent *agent = qsim_agent_new(config, store, id);
 
 		g_signal_connect(agent, "job-finished", G_CALLBACK(qsim_agent_pool_job_finished_cb),
@@ -471,6 +576,18 @@ qsim_agent_pool_new(QsimConfig *config, QsimStore *store)
 		qsim_agent_set_warm_pool(agent, self->warm_pool);
 		qsim_agent_set_template_service(agent, self->template_service);
 		g_ptr_array_add(self->agents, agent);
+	}
+	{
+		g_autoptr(GStrvBuilder) ids = g_strv_builder_new();
+		g_auto(GStrv) strv = NULL;
+
+		for (guint i = 0; i < self->agents->len; i++)
+			g_strv_builder_add(ids,
+			                   qsim_agent_get_id(g_ptr_array_index(self->agents, i)));
+		strv = g_strv_builder_end(ids);
+		self->publisher =
+		    qsim_host_publisher_new(config, store, self->template_service, self->warm_pool,
+		                            (const gchar *const *)strv);
 	}
 	return self;
 }

@@ -56,6 +56,21 @@ QsimAgentPool *qsim_agent_pool_new(QsimConfig *config, QsimStore *store);
 gboolean qsim_agent_pool_start(QsimAgentPool *self, GError **error);
 
 /**
+ * qsim_agent_pool_publish_now:
+ *
+ * Publishes this host (heartbeat, agents, VM catalogue, warm counts, template
+ * states) to the store at once; the started pool repeats it on a timer. The
+ * daemon calls it before its API answers, so a submit finds the catalogue.
+ *
+ * Returns: FALSE (with a warning logged) when the store refused it
+ */
+gboolean qsim_agent_pool_publish_now(QsimAgentPool *self);
+
+/* The template rows of this host brought in line with its files at once (what
+ * GET /vms asks of the agents of `qsimd all`); a write only when one changed */
+gboolean qsim_agent_pool_refresh_templates(QsimAgentPool *self);
+
+/**
  * qsim_agent_pool_stop_async:
  * @grace_ms: how long running jobs may still finish; then they are stopped
  *   and failed with "agent shut down"

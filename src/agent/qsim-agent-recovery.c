@@ -10,16 +10,13 @@
 #include <unistd.h>
 
 #include "agent/qsim-agent-recovery.h"
-#include "agent/qsim-agent.h"
-#include "agent/qsim-job.h"
-#include "agent/qsim-template-service.h"
-#include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "vm/qsim-vm-rundir.h"
 
 /* RUN_DIR's roots of VMs that belong to no request: warm VMs, template builds */
-static const gchar *const qsim_agent_recovery_vm_roots[] = {QSIM_WARM_POOL_DIR,
-                                                            QSIM_TEMPLATE_SERVICE_BUILD_DIR};
+static const gchar *const qsim_agent_recovery_vm_roots[] = {QSIM_LAYOUT_WARM_DIR,
+                                                            QSIM_LAYOUT_BUILD_DIR};
 
 static gboolean
 same_executable(GPid pid)
@@ -40,9 +37,9 @@ qsim_agent_recovery_agent_is_dead_local(const gchar *agent_id)
 	g_autofree gchar *host = NULL;
 	GPid pid = 0;
 
-	if (!qsim_agent_parse_id(agent_id, &host, &pid))
+	if (!qsim_agent_id_parse(agent_id, &host, &pid))
 		return FALSE;
-	if (g_strcmp0(host, g_get_host_name()) != 0)
+	if (g_strcmp0(host, qsim_host_id_get()) != 0)
 		return FALSE;
 	if (pid == getpid())
 		return TRUE; /* an earlier process with our pid: we run nothing we do not know */
@@ -74,7 +71,7 @@ qsim_agent_recovery_kill_vm_dir(const gchar *path, GError **error)
 gboolean
 qsim_agent_recovery_clean_request(const gchar *run_dir, const gchar *uuid, GError **error)
 {
-	g_autofree gchar *root = qsim_job_dup_run_root(run_dir, uuid);
+	g_autofree gchar *root = qsim_layout_dup_request_root(run_dir, uuid);
 	g_autoptr(GDir) dir = NULL;
 	const gchar *name;
 
@@ -114,8 +111,8 @@ recover_one(QsimStore *store, const gchar *run_dir, const QsimRequest *r, const 
 	gboolean retry = r->status == QSIM_STATUS_ACKNOWLEDGED;
 
 	/* only this host's run dirs can be cleaned; another host's QEMU is its business */
-	if (!qsim_agent_parse_id(r->agent_id, &host, NULL) ||
-	    g_strcmp0(host, g_get_host_name()) == 0) {
+	if (!qsim_agent_id_parse(r->agent_id, &host, NULL) ||
+	    g_strcmp0(host, qsim_host_id_get()) == 0) {
 		if (!qsim_agent_recovery_clean_request(run_dir, r->uuid, &error)) {
 			g_warning("recovery of %s: %s", r->uuid, error->message);
 			g_clear_error(&error);
@@ -239,7 +236,7 @@ sweep_vm_root(const gchar *run_dir, const gchar *sub)
 guint
 qsim_agent_recovery_sweep_build_dirs(const gchar *run_dir)
 {
-	return sweep_vm_root(run_dir, QSIM_TEMPLATE_SERVICE_BUILD_DIR);
+	return sweep_vm_root(run_dir, QSIM_LAYOUT_BUILD_DIR);
 }
 
 guint

@@ -2,8 +2,6 @@
 
 #include "config.h"
 
-#include <unistd.h>
-
 #include "agent/qsim-agent.h"
 #include "common/qsim-error.h"
 #include "common/qsim-metrics.h"
@@ -22,40 +20,6 @@ G_DEFINE_TYPE(QsimAgent, qsim_agent, G_TYPE_OBJECT)
 
 enum { SIGNAL_JOB_FINISHED, SIGNAL_LAST };
 static guint signals[SIGNAL_LAST];
-
-gchar *
-qsim_agent_make_id(guint index)
-{
-	return g_strdup_printf("%s:%d:%u", g_get_host_name(), (gint)getpid(), index);
-}
-
-gboolean
-qsim_agent_parse_id(const gchar *agent_id, gchar **host, GPid *pid)
-{
-	g_auto(GStrv) parts = NULL;
-	guint n;
-	guint64 v = 0;
-
-	if (agent_id == NULL)
-		return FALSE;
-	/* the host name may not hold ':' but be safe: the last two fields are numbers */
-	parts = g_strsplit(agent_id, ":", -1);
-	n = g_strv_length(parts);
-	if (n < 3 || parts[0][0] == '\0')
-		return FALSE;
-	if (!g_ascii_string_to_unsigned(parts[n - 2], 10, 1, G_MAXINT, &v, NULL) ||
-	    !g_ascii_string_to_unsigned(parts[n - 1], 10, 0, G_MAXUINT, NULL, NULL))
-		return FALSE;
-	if (pid != NULL)
-		*pid = (GPid)v;
-	if (host != NULL) {
-		/* cut the two numbers off; the GStrv cleanup stops at the first NULL */
-		g_clear_pointer(&parts[n - 1], g_free);
-		g_clear_pointer(&parts[n - 2], g_free);
-		*host = g_strjoinv(":", parts);
-	}
-	return TRUE;
-}
 
 const gchar *
 qsim_agent_get_id(QsimAgent *self)
@@ -95,14 +59,15 @@ qsim_agent_job_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 gboolean
-qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error)
+qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, guint max_host_vms, GError **error)
 {
 	g_autoptr(QsimRequest) request = NULL;
 	gint64 lease_ms = (gint64)qsim_config_get_lease_seconds(self->config) * 1000;
 
 	if (self->job != NULL)
 		return FALSE;
-	request = qsim_store_claim_next(self->store, self->id, lease_ms, max_active_vms, error);
+	request = qsim_store_claim_next_capped(self->store, self->id, lease_ms, max_active_vms,
+	                                       max_host_vms, error);
 	if (request == NULL)
 		return FALSE;
 	g_info("agent %s claimed %s (%s, attempt %u)", self->id, request->uuid, request->vm_name,

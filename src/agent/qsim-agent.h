@@ -22,29 +22,11 @@ G_DECLARE_FINAL_TYPE(QsimAgent, qsim_agent, QSIM, AGENT, GObject)
 /**
  * qsim_agent_new:
  * @agent_id: unique across every process sharing the database, see
- *   qsim_agent_make_id()
+ *   qsim_agent_id_make()
  *
  * Returns: (transfer full): an idle agent
  */
 QsimAgent *qsim_agent_new(QsimConfig *config, QsimStore *store, const gchar *agent_id);
-
-/**
- * qsim_agent_make_id:
- * @index: the agent's number in its process
- *
- * Returns: (transfer full): "<hostname>:<pid>:<index>"; recovery parses it
- * back with qsim_agent_parse_id() to find claims of dead local processes
- */
-gchar *qsim_agent_make_id(guint index);
-
-/**
- * qsim_agent_parse_id:
- * @host: (out) (transfer full) (optional): the host name part
- * @pid: (out) (optional): the process id part
- *
- * Returns: %TRUE when @agent_id has the qsim_agent_make_id() shape
- */
-gboolean qsim_agent_parse_id(const gchar *agent_id, gchar **host, GPid *pid);
 
 /* Returns: (transfer none): the agent id */
 const gchar *qsim_agent_get_id(QsimAgent *self);
@@ -57,15 +39,18 @@ gboolean qsim_agent_is_idle(QsimAgent *self);
 /**
  * qsim_agent_try_claim:
  * @max_active_vms: the database-wide VM cap (MAX_CONCURRENT_VMS)
+ * @max_host_vms: the cap on this host (MAX_VMS_PER_HOST), 0 = none
  *
- * Claims the oldest pending request, if there is one and a VM slot is free,
- * and starts running it.
+ * Claims the oldest pending request, if there is one and a VM slot is free
+ * (the slot table counts every QEMU: requests', warm VMs', builds'), and
+ * starts running it.
  *
  * Returns: %TRUE when a request was claimed; %FALSE when there was nothing
  * to claim, the cap was reached, the agent is busy, or with @error on a
  * store failure
  */
-gboolean qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, GError **error);
+gboolean qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, guint max_host_vms,
+                              GError **error);
 
 /* Fails the running job with @reason (see qsim_job_abort()); no-op when idle. */
 void qsim_agent_abort(QsimAgent *self, const gchar *reason);

@@ -16,6 +16,7 @@ struct _QsimJobStarter {
 	GObject parent_instance;
 	QsimConfig *config;
 	QsimRequest *request;
+	gchar *agent_id; /* the job's: a warm VM's slot becomes the request's */
 	gchar *run_root;
 	QsimLogBatcher *batcher;
 	QsimTemplateService *template_service;
@@ -410,7 +411,7 @@ qsim_job_starter_take_warm(QsimJobStarter *self, const QsimVmConfig *vmc)
 
 	if (self->warm_pool == NULL)
 		return FALSE;
-	w = qsim_warm_pool_take(self->warm_pool, vmc);
+	w = qsim_warm_pool_take_for(self->warm_pool, vmc, self->request->uuid, self->agent_id);
 	if (w == NULL || !qsim_warm_vm_hand_over(w, &self->vm, &self->guest, &tpl))
 		return FALSE;
 	self->fast_template = g_steal_pointer(&tpl);
@@ -581,6 +582,7 @@ qsim_job_starter_finalize(GObject *object)
 
 	g_clear_object(&self->config);
 	qsim_request_free(self->request);
+	g_free(self->agent_id);
 	g_free(self->run_root);
 	g_clear_object(&self->batcher);
 	g_clear_object(&self->template_service);
@@ -609,6 +611,7 @@ qsim_job_starter_init(QsimJobStarter *self)
  * qsim_job_starter_new:
  * @config: (transfer none): referenced
  * @request: (transfer none): the claimed request; copied
+ * @agent_id: the agent that holds the request's lease
  * @run_root: RUN_DIR/<uuid>, existing: the VM makes its run directory in it
  * @batcher: (transfer none): the request's logs; referenced
  * @template_service: (transfer none): chooses a snapshot start and is told of a bad
@@ -618,9 +621,9 @@ qsim_job_starter_init(QsimJobStarter *self)
  * Returns: (transfer full): a starter, not yet run
  */
 QsimJobStarter *
-qsim_job_starter_new(QsimConfig *config, const QsimRequest *request, const gchar *run_root,
-                     QsimLogBatcher *batcher, QsimTemplateService *template_service,
-                     QsimWarmPool *warm_pool)
+qsim_job_starter_new(QsimConfig *config, const QsimRequest *request, const gchar *agent_id,
+                     const gchar *run_root, QsimLogBatcher *batcher,
+                     QsimTemplateService *template_service, QsimWarmPool *warm_pool)
 {
 	QsimJobStarter *self;
 
@@ -628,6 +631,7 @@ qsim_job_starter_new(QsimConfig *config, const QsimRequest *request, const gchar
 	self = g_object_new(QSIM_TYPE_JOB_STARTER, NULL);
 	self->config = g_object_ref(config);
 	self->request = qsim_request_copy(request);
+	self->agent_id = g_strdup(agent_id);
 	self->run_root = g_strdup(run_root);
 	self->batcher = g_object_ref(batcher);
 	self->template_service = g_object_ref(template_service);

@@ -29,8 +29,8 @@ G_DECLARE_FINAL_TYPE(QsimJobStarter, qsim_job_starter, QSIM, JOB_STARTER, GObjec
  */
 
 QsimJobStarter *qsim_job_starter_new(QsimConfig *config, const QsimRequest *request,
-                                     const gchar *run_root, QsimLogBatcher *batcher,
-                                     QsimTemplateService *template_service,
+                                     const gchar *agent_id, const gchar *run_root,
+                                     QsimLogBatcher *batcher, QsimTemplateService *template_service,
                                      QsimWarmPool *warm_pool);
 
 void qsim_job_starter_run_async(QsimJobStarter *self, QsimVmConfig *vm_config,

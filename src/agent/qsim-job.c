@@ -9,6 +9,7 @@
 #include "agent/qsim-job-starter.h"
 #include "agent/qsim-job.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "common/qsim-metrics.h"
 #include "common/qsim-vm-config.h"
 #include "store/qsim-end-reason.h"
@@ -122,12 +123,6 @@ qsim_job_phase_to_string(QsimJobPhase phase)
 		return "finished";
 	}
 	return "unknown";
-}
-
-gchar *
-qsim_job_dup_run_root(const gchar *run_dir, const gchar *uuid)
-{
-	return g_build_filename(run_dir, uuid, NULL);
 }
 
 static void qsim_job_system(QsimJob *self, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
@@ -755,7 +750,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	                                            : qsim_config_get_output_limit(self->config);
 	self->output_action = qsim_config_get_output_limit_action(self->config);
 	qsim_log_batcher_set_output_limit(self->batcher, self->output_limit);
-	self->run_root = qsim_job_dup_run_root(run_dir, self->request->uuid);
+	self->run_root = qsim_layout_dup_request_root(run_dir, self->request->uuid);
 	if (g_mkdir_with_parents(self->run_root, 0700) != 0) {
 		g_autofree gchar *reason = g_strdup_printf("cannot create run dir %s: %s",
 		                                           self->run_root, g_strerror(errno));
@@ -763,8 +758,8 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 		return;
 	}
 	self->starter =
-	    qsim_job_starter_new(self->config, self->request, self->run_root, self->batcher,
-	                         self->template_service, self->warm_pool);
+	    qsim_job_starter_new(self->config, self->request, self->agent_id, self->run_root,
+	                         self->batcher, self->template_service, self->warm_pool);
 	/* the request timeout runs from the VM's start (the boot's clock is the starter's) */
 	qsim_job_deadline_arm(self, self->request->timeout_s * G_USEC_PER_SEC);
 	qsim_job_starter_run_async(self->starter, g_steal_pointer(&vmc), self->cancellable,

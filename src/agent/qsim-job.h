@@ -133,14 +133,4 @@ QsimVm *qsim_job_get_vm(QsimJob *self);
 /* Returns: (transfer none): the job's log writer */
 QsimLogBatcher *qsim_job_get_batcher(QsimJob *self);
 
-/**
- * qsim_job_dup_run_root:
- * @run_dir: RUN_DIR
- * @uuid: a request UUID
- *
- * Returns: (transfer full): `<run_dir>/<uuid>`, the directory under which a
- * request's VM makes its run directory; recovery finds orphans there
- */
-gchar *qsim_job_dup_run_root(const gchar *run_dir, const gchar *uuid);
-
 G_END_DECLS

@@ -9,7 +9,9 @@
 #include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-template-service.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "common/qsim-vm-config.h"
+#include "store/qsim-store-hosts.h"
 
 struct _QsimTemplateService {
 	GObject parent_instance;
@@ -18,8 +20,6 @@ struct _QsimTemplateService {
 	gchar *host;
 	GHashTable *building; /* vm_name -> GINT_TO_POINTER(1 if it holds a VM slot) */
 	guint n_slot_builds;
-	QsimTemplateServiceSlotsFunc unleased_func;
-	gpointer unleased_data;
 	gulong store_handler;
 	gulong elsewhere_handler;
 	guint poll_idle_id;
@@ -45,7 +45,7 @@ typedef struct {
 	QsimTemplate *tpl;         /* owned */
 	gchar *vm_name;
 	gint64 started_ms;
-	gboolean holds_slot;
+	gint64 slot;            /* its VM slot in the store; 0 for `qsimd prepare` */
 	GTask *waiter;          /* (nullable) owned: qsimd prepare */
 	gboolean was_requested; /* the claim took a prepare request */
 	gboolean force;
@@ -142,32 +142,33 @@ qsim_template_service_warn_record(QsimTemplateService *self, const gchar *vm_nam
 		          qsim_template_record_state_to_string(state), error->message);
 }
 
-/* A free VM slot for a background build: live leases + our builds below the cap */
-static gboolean
-qsim_template_service_slot_free(QsimTemplateService *self)
+/* A VM slot for a background build, claimed in the store against MAX_CONCURRENT_VMS
+ * and MAX_VMS_PER_HOST like every QEMU's. Returns: its id, 0 when none is free */
+static gint64
+qsim_template_service_claim_slot(QsimTemplateService *self, const gchar *vm_name)
 {
-	guint max_vms = qsim_config_get_max_concurrent_vms(self->config);
-	guint active = 0;
+	g_autofree gchar *owner = qsim_layout_dup_builder_id();
 	g_autoptr(GError) error = NULL;
+	gint64 slot = 0;
 
-	if (max_vms == 0)
-		return TRUE;
-	if (!qsim_store_count_active_vms(self->store, &active, &error)) {
-		g_warning("fast start: cannot count VM slots: %s", error->message);
-		return FALSE;
+	if (!qsim_store_claim_slot(self->store, owner, QSIM_VM_SLOT_BUILD, vm_name,
+	                           qsim_config_get_max_concurrent_vms(self->config),
+	                           qsim_config_get_max_vms_per_host(self->config), &slot, &error)) {
+		g_warning("fast start: cannot claim a VM slot: %s", error->message);
+		return 0;
 	}
-	if (self->unleased_func != NULL)
-		active += self->unleased_func(self->unleased_data);
-	return active + self->n_slot_builds < max_vms;
+	return slot;
 }
 
-void
-qsim_template_service_set_unleased_slots_func(QsimTemplateService *self,
-                                              QsimTemplateServiceSlotsFunc func, gpointer user_data)
+/* Frees a build's slot: its QEMU is gone, or never started */
+static void
+qsim_template_service_release_slot(QsimTemplateService *self, gint64 slot)
 {
-	g_return_if_fail(QSIM_IS_TEMPLATE_SERVICE(self));
-	self->unleased_func = func;
-	self->unleased_data = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (slot != 0 &&
+	    !qsim_store_release_slot(self->store, slot, QSIM_VM_SLOT_BUILD, NULL, &error))
+		g_warning("fast start: cannot free a build's VM slot: %s", error->message);
 }
 
 static void qsim_template_service_schedule_poll(QsimTemplateService *self);
@@ -224,8 +225,10 @@ qsim_template_service_build_cb(GObject *source, GAsyncResult *res, gpointer user
 	gint64 now = qsim_store_now_ms(self->store);
 
 	g_hash_table_remove(self->building, b->vm_name);
-	if (b->holds_slot)
+	if (b->slot != 0)
 		self->n_slot_builds--;
+	/* the build's QEMU is gone by now */
+	qsim_template_service_release_slot(self, b->slot);
 	if (!ok && g_cancellable_is_cancelled(self->cancellable)) {
 		qsim_template_service_record_cancelled(self, b);
 	} else if (ok) {
@@ -253,13 +256,14 @@ qsim_template_service_build_cb(GObject *source, GAsyncResult *res, gpointer user
 }
 
 /*
- * Claims the build of @vm_name in the database and starts it. @holds_slot: a
- * background build, counted against MAX_CONCURRENT_VMS. @waiter (nullable) gets
+ * Claims the build of @vm_name in the database and starts it. @slot: the VM slot
+ * of a background build, which the build frees when its QEMU is gone; on any
+ * other result than BUILD_STARTED the caller frees it. @waiter (nullable) gets
  * the result when BUILD_STARTED is returned.
  */
 static BuildStart
 qsim_template_service_start_build(QsimTemplateService *self, const gchar *vm_name, gboolean force,
-                                  gboolean holds_slot, GTask *waiter, GError **error)
+                                  gint64 slot, GTask *waiter, GError **error)
 {
 	g_autoptr(QsimVmConfig) config = NULL;
 	g_autoptr(QsimTemplate) tpl = NULL;
@@ -315,8 +319,7 @@ qsim_template_service_start_build(QsimTemplateService *self, const gchar *vm_nam
 		                                  NULL, 0, 0);
 		return BUILD_NOT_NEEDED;
 	}
-	build_root = g_build_filename(qsim_config_get_run_dir(self->config),
-	                              QSIM_TEMPLATE_SERVICE_BUILD_DIR, NULL);
+	build_root = qsim_layout_dup_build_root(qsim_config_get_run_dir(self->config));
 	if (g_mkdir_with_parents(build_root, 0700) != 0) {
 		g_set_error(&local, QSIM_ERROR, QSIM_ERROR_IO, "cannot create %s: %s", build_root,
 		            g_strerror(errno));
@@ -330,12 +333,12 @@ qsim_template_service_start_build(QsimTemplateService *self, const gchar *vm_nam
 	b->tpl = g_object_ref(tpl);
 	b->vm_name = g_strdup(vm_name);
 	b->started_ms = qsim_store_now_ms(self->store);
-	b->holds_slot = holds_slot;
+	b->slot = slot;
 	b->waiter = waiter != NULL ? g_object_ref(waiter) : NULL;
 	b->was_requested = was_requested;
 	b->force = force || asked_force;
-	g_hash_table_insert(self->building, g_strdup(vm_name), GINT_TO_POINTER(holds_slot));
-	if (holds_slot)
+	g_hash_table_insert(self->building, g_strdup(vm_name), GINT_TO_POINTER(slot != 0));
+	if (slot != 0)
 		self->n_slot_builds++;
 	g_info("fast start: building the template of %s%s", vm_name,
 	       force || asked_force ? " (forced)" : "");
@@ -358,6 +361,8 @@ qsim_template_service_choose(QsimTemplateService *self, QsimVm *vm, gchar **out_
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *reason = NULL;
 	QsimTemplateState state;
+	BuildStart started;
+	gint64 slot;
 
 	g_return_val_if_fail(QSIM_IS_TEMPLATE_SERVICE(self), NULL);
 	*out_reason = NULL;
@@ -383,7 +388,8 @@ qsim_template_service_choose(QsimTemplateService *self, QsimVm *vm, gchar **out_
 	if (vmc->fast_start != QSIM_VM_FAST_START_SNAPSHOT || state == QSIM_TEMPLATE_STATE_READY ||
 	    self->stopping || qsim_template_is_building(tpl))
 		return NULL;
-	if (!qsim_template_service_slot_free(self)) {
+	slot = qsim_template_service_claim_slot(self, vmc->name);
+	if (slot == 0) {
 		g_autoptr(QsimTemplateRecord) row =
 		    qsim_store_request_prepare(self->store, vmc->name, self->host, FALSE, &error);
 
@@ -394,7 +400,10 @@ qsim_template_service_choose(QsimTemplateService *self, QsimVm *vm, gchar **out_
 		*out_building = row != NULL;
 		return NULL;
 	}
-	switch (qsim_template_service_start_build(self, vmc->name, FALSE, TRUE, NULL, &error)) {
+	started = qsim_template_service_start_build(self, vmc->name, FALSE, slot, NULL, &error);
+	if (started != BUILD_STARTED)
+		qsim_template_service_release_slot(self, slot);
+	switch (started) {
 	case BUILD_STARTED:
 		*out_building = TRUE;
 		break;
@@ -443,13 +452,19 @@ qsim_template_service_poll(QsimTemplateService *self)
 	for (guint i = 0; i < rows->len; i++) {
 		const QsimTemplateRecord *r = g_ptr_array_index(rows, i);
 		g_autoptr(GError) local = NULL;
+		BuildStart started;
+		gint64 slot;
 
 		if (g_hash_table_contains(self->building, r->vm_name))
 			continue; /* picked up when our build ends */
-		if (!qsim_template_service_slot_free(self))
-			return;
-		if (qsim_template_service_start_build(self, r->vm_name, FALSE, TRUE, NULL,
-		                                      &local) == BUILD_FAILED)
+		slot = qsim_template_service_claim_slot(self, r->vm_name);
+		if (slot == 0)
+			return; /* a freed slot or a new request polls again */
+		started =
+		    qsim_template_service_start_build(self, r->vm_name, FALSE, slot, NULL, &local);
+		if (started != BUILD_STARTED)
+			qsim_template_service_release_slot(self, slot);
+		if (started == BUILD_FAILED)
 			g_warning("fast start: cannot build the template of %s: %s", r->vm_name,
 			          local->message);
 	}
@@ -604,7 +619,7 @@ qsim_template_service_prepare_async(QsimTemplateService *self, const gchar *vm_n
 	g_autoptr(GError) error = NULL;
 
 	g_task_set_source_tag(task, qsim_template_service_prepare_async);
-	switch (qsim_template_service_start_build(self, vm_name, force, FALSE, task, &error)) {
+	switch (qsim_template_service_start_build(self, vm_name, force, 0, task, &error)) {
 	case BUILD_STARTED:
 		g_task_set_task_data(task, GINT_TO_POINTER(TRUE), NULL);
 		return; /* the build returns the task */
@@ -688,6 +703,6 @@ qsim_template_service_new(QsimConfig *config, QsimStore *store)
 
 	self->config = g_object_ref(config);
 	self->store = g_object_ref(store);
-	self->host = g_strdup(qsim_store_get_local_host());
+	self->host = g_strdup(qsim_host_id_get());
 	return self;
 }

@@ -11,9 +11,6 @@ G_BEGIN_DECLS
 
 /* the reason a build cancelled by the stop leaves in its row (state failed) */
 #define QSIM_TEMPLATE_SERVICE_SHUTDOWN_REASON "agent shut down"
-/* RUN_DIR/<this>: where background and `qsimd prepare` builds run their VMs; recovery
- * sweeps it */
-#define QSIM_TEMPLATE_SERVICE_BUILD_DIR "template-builds"
 
 #define QSIM_TYPE_TEMPLATE_SERVICE (qsim_template_service_get_type())
 G_DECLARE_FINAL_TYPE(QsimTemplateService, qsim_template_service, QSIM, TEMPLATE_SERVICE, GObject)
@@ -127,18 +124,6 @@ gboolean qsim_template_service_stop_finish(QsimTemplateService *self, GAsyncResu
  * Returns: how many rows were reset
  */
 guint qsim_template_service_recover(QsimTemplateService *self);
-
-/* VM slots this process holds without a lease in the database (warm VMs) */
-typedef guint (*QsimTemplateServiceSlotsFunc)(gpointer user_data);
-
-/**
- * qsim_template_service_set_unleased_slots_func:
- * @func: (nullable): counted with the live leases and the builds before a
- *   background build starts; the owner keeps @user_data alive while set
- */
-void qsim_template_service_set_unleased_slots_func(QsimTemplateService *self,
-                                                   QsimTemplateServiceSlotsFunc func,
-                                                   gpointer user_data);
 
 /* Returns: the background builds of this process running now (each holds a VM slot) */
 guint qsim_template_service_get_n_builds(QsimTemplateService *self);

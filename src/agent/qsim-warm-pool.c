@@ -5,11 +5,15 @@
 #include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-warm-pool.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "common/qsim-vm-catalog.h"
+#include "store/qsim-store-hosts.h"
 
 /* After a hand-off the refill waits this long: the restore would compete for the CPU
  * with the job's fix-up and first command, the moment the pool exists to make fast. */
 #define QSIM_WARM_POOL_REFILL_DELAY_MS 500
+/* object data on a QsimWarmVm: its slot in the store (gint64 *) */
+#define SLOT_KEY "qsim-warm-pool-slot"
 
 typedef struct {
 	guint wanted; /* WARM_POOL_SIZE of its .conf, as last seen */
@@ -32,9 +36,44 @@ struct _QsimWarmPool {
 	gboolean stopping;
 	GTask *stop_task;
 	gchar *described;
+	QsimStore *store;  /* (nullable): the slot table; without it only local counts */
+	gchar *owner;      /* the slots' owner: this process's builder id */
+	gboolean yielding; /* a request waits for a slot: no refill takes one meanwhile */
 };
 
 G_DEFINE_TYPE(QsimWarmPool, qsim_warm_pool, G_TYPE_OBJECT)
+
+enum { SIGNAL_SLOT_FREED, SIGNAL_LAST };
+static guint signals[SIGNAL_LAST];
+
+/* Frees @w's slot in the store, if it holds one and it is still a warm VM's (a
+ * request that took the VM over owns it now). Only once its QEMU is gone. */
+static void
+qsim_warm_pool_release_slot(QsimWarmPool *self, QsimWarmVm *w)
+{
+	gint64 *id = g_object_steal_data(G_OBJECT(w), SLOT_KEY);
+	g_autoptr(GError) error = NULL;
+	gboolean released = FALSE;
+
+	if (id == NULL)
+		return;
+	if (self->store != NULL &&
+	    !qsim_store_release_slot(self->store, *id, QSIM_VM_SLOT_WARM, &released, &error))
+		g_warning("warm pool: cannot free the VM slot of a %s warm VM: %s",
+		          qsim_warm_vm_get_vm_name(w), error->message);
+	g_free(id);
+	if (released)
+		g_signal_emit(self, signals[SIGNAL_SLOT_FREED], 0);
+}
+
+void
+qsim_warm_pool_set_store(QsimWarmPool *self, QsimStore *store, const gchar *owner)
+{
+	g_return_if_fail(QSIM_IS_WARM_POOL(self));
+	g_set_object(&self->store, store);
+	g_free(self->owner);
+	self->owner = g_strdup(owner);
+}
 
 static void qsim_warm_pool_refill(QsimWarmPool *self);
 
@@ -125,6 +164,7 @@ qsim_warm_pool_destroyed_cb(GObject *source, GAsyncResult *res, gpointer user_da
 	g_autoptr(QsimWarmPool) self = QSIM_WARM_POOL(user_data);
 
 	qsim_warm_vm_destroy_finish(QSIM_WARM_VM(source), res);
+	qsim_warm_pool_release_slot(self, QSIM_WARM_VM(source));
 	self->n_dying--;
 	qsim_warm_pool_maybe_stopped(self);
 	qsim_warm_pool_refill_soon(self);
@@ -195,10 +235,27 @@ qsim_warm_pool_start_one(QsimWarmPool *self, QsimVmConfig *vmc, QsimTemplate *tp
 {
 	g_autoptr(QsimWarmVm) w = NULL;
 	g_autoptr(QsimVmConfig) copy = vmc;
+	g_autoptr(GError) error = NULL;
+	gint64 slot = 0;
 
+	/* the slot first, in the transaction that decides: no free slot, no QEMU */
+	if (self->store != NULL) {
+		if (!qsim_store_claim_slot(self->store, self->owner, QSIM_VM_SLOT_WARM, vmc->name,
+		                           qsim_config_get_max_concurrent_vms(self->config),
+		                           qsim_config_get_max_vms_per_host(self->config), &slot,
+		                           &error)) {
+			g_warning("warm pool: cannot claim a VM slot: %s", error->message);
+			return;
+		}
+		if (slot == 0)
+			return; /* every slot is taken, by this or another process */
+	}
 	w = qsim_warm_vm_new(g_steal_pointer(&copy), tpl, self->run_root,
 	                     qsim_config_get_qemu(self->config),
 	                     qsim_config_get_qemu_img(self->config));
+	if (slot != 0)
+		g_object_set_data_full(G_OBJECT(w), SLOT_KEY, g_memdup2(&slot, sizeof(slot)),
+		                       g_free);
 	g_signal_connect_object(w, "died", G_CALLBACK(qsim_warm_pool_died_cb), self, 0);
 	g_ptr_array_add(self->vms, g_object_ref(w));
 	g_debug("warm pool: restoring a VM of %s from %s", qsim_warm_vm_get_vm_name(w),
@@ -252,6 +309,9 @@ qsim_warm_pool_refill(QsimWarmPool *self)
 	g_autoptr(GError) error = NULL;
 
 	if (!self->started || self->stopping || qsim_config_get_warm_pool_size(self->config) == 0)
+		return;
+	/* a freed slot goes to the waiting request first, or the two would take turns */
+	if (self->yielding)
 		return;
 	entries = qsim_vm_catalog_list(qsim_config_get_vm_images_dir(self->config),
 	                               qsim_config_get_vm_config_dir(self->config), &error);
@@ -328,8 +388,40 @@ qsim_warm_pool_start(QsimWarmPool *self)
 	qsim_warm_pool_refill_soon(self);
 }
 
+/* A VM handed to request @uuid is that request's QEMU: its slot becomes the
+ * request's (the request's own is freed), so one QEMU holds one slot. */
+static void
+qsim_warm_pool_hand_over_slot(QsimWarmPool *self, QsimWarmVm *w, const gchar *uuid,
+                              const gchar *agent_id)
+{
+	g_autofree gint64 *id = NULL;
+	g_autoptr(GError) error = NULL;
+	gboolean adopted = FALSE;
+
+	if (uuid == NULL || self->store == NULL)
+		return; /* stays with the VM: freed when its QEMU is gone */
+	id = g_object_steal_data(G_OBJECT(w), SLOT_KEY);
+	if (id == NULL)
+		return;
+	if (!qsim_store_adopt_slot(self->store, *id, uuid, agent_id, &adopted, &error))
+		g_warning("warm pool: cannot hand the VM slot over to %s: %s", uuid,
+		          error->message);
+	if (adopted)
+		return;
+	/* the request keeps its own slot; the warm one must not leak */
+	g_object_set_data_full(G_OBJECT(w), SLOT_KEY, g_memdup2(id, sizeof(*id)), g_free);
+	qsim_warm_pool_release_slot(self, w);
+}
+
 QsimWarmVm *
 qsim_warm_pool_take(QsimWarmPool *self, const QsimVmConfig *config)
+{
+	return qsim_warm_pool_take_for(self, config, NULL, NULL);
+}
+
+QsimWarmVm *
+qsim_warm_pool_take_for(QsimWarmPool *self, const QsimVmConfig *config, const gchar *uuid,
+                        const gchar *agent_id)
 {
 	guint i = 0;
 
@@ -349,6 +441,7 @@ qsim_warm_pool_take(QsimWarmPool *self, const QsimVmConfig *config)
 		g_signal_handlers_disconnect_by_data(w, self);
 		/* the array's reference goes to the caller */
 		w = g_ptr_array_steal_index(self->vms, i);
+		qsim_warm_pool_hand_over_slot(self, w, uuid, agent_id);
 		qsim_warm_pool_log(self);
 		/* a refill due now would compete with this hand-off: later instead */
 		g_clear_handle_id(&self->refill_id, g_source_remove);
@@ -380,6 +473,44 @@ qsim_warm_pool_trim(QsimWarmPool *self)
 		n++;
 	}
 	return n;
+}
+
+gboolean
+qsim_warm_pool_yield(QsimWarmPool *self, const gchar *keep_vm_name)
+{
+	QsimWarmVm *victim = NULL;
+
+	self->yielding = TRUE;
+	/* one slot on its way back is enough: the claim retries once it is free */
+	if (self->n_dying > 0)
+		return TRUE;
+	for (guint i = 0; i < self->vms->len; i++) {
+		QsimWarmVm *w = g_ptr_array_index(self->vms, i);
+
+		/* a restore in progress is worth less than a parked VM, and a VM the
+		 * waiting request could take is worth the most */
+		if (qsim_warm_vm_get_state(w) != QSIM_WARM_VM_PARKED) {
+			victim = w;
+			break;
+		}
+		if (victim == NULL ||
+		    g_strcmp0(qsim_warm_vm_get_vm_name(victim), keep_vm_name) == 0)
+			victim = w;
+	}
+	if (victim == NULL)
+		return FALSE;
+	qsim_warm_pool_evict(self, victim, "a request needs its slot (MAX_CONCURRENT_VMS)");
+	return TRUE;
+}
+
+void
+qsim_warm_pool_unyield(QsimWarmPool *self)
+{
+	g_return_if_fail(QSIM_IS_WARM_POOL(self));
+	if (!self->yielding)
+		return;
+	self->yielding = FALSE;
+	qsim_warm_pool_refill_soon(self);
 }
 
 void
@@ -418,8 +549,13 @@ qsim_warm_pool_clear(QsimWarmPool *self)
 	g_clear_handle_id(&self->refill_id, g_source_remove);
 	for (guint i = 0; i < self->vms->len; i++)
 		g_signal_handlers_disconnect_by_data(g_ptr_array_index(self->vms, i), self);
-	/* each warm VM's dispose kills its QEMU */
-	g_ptr_array_set_size(self->vms, 0);
+	/* each warm VM's dispose kills its QEMU; then its slot is free */
+	while (self->vms->len > 0) {
+		g_autoptr(QsimWarmVm) w = g_ptr_array_steal_index(self->vms, self->vms->len - 1);
+
+		g_object_run_dispose(G_OBJECT(w));
+		qsim_warm_pool_release_slot(self, w);
+	}
 }
 
 static void
@@ -441,6 +577,8 @@ qsim_warm_pool_finalize(GObject *object)
 
 	g_clear_pointer(&self->images, g_hash_table_unref);
 	g_clear_object(&self->config);
+	g_clear_object(&self->store);
+	g_free(self->owner);
 	g_free(self->run_root);
 	g_free(self->described);
 	G_OBJECT_CLASS(qsim_warm_pool_parent_class)->finalize(object);
@@ -453,6 +591,10 @@ qsim_warm_pool_class_init(QsimWarmPoolClass *klass)
 
 	object_class->dispose = qsim_warm_pool_dispose;
 	object_class->finalize = qsim_warm_pool_finalize;
+	/* a warm VM's QEMU is gone and its slot free: a claim may succeed now */
+	signals[SIGNAL_SLOT_FREED] =
+	    g_signal_new("slot-freed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+	                 NULL, G_TYPE_NONE, 0);
 }
 
 static void
@@ -470,7 +612,6 @@ qsim_warm_pool_new(QsimConfig *config, QsimWarmPoolSlotsFunc slots_in_use, gpoin
 	self->config = g_object_ref(config);
 	self->slots_in_use = slots_in_use;
 	self->slots_data = user_data;
-	self->run_root =
-	    g_build_filename(qsim_config_get_run_dir(config), QSIM_WARM_POOL_DIR, NULL);
+	self->run_root = qsim_layout_dup_warm_root(qsim_config_get_run_dir(config));
 	return self;
 }

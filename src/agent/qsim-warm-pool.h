@@ -4,11 +4,10 @@
 
 #include "agent/qsim-warm-vm.h"
 #include "common/qsim-config.h"
+#include "store/qsim-store.h"
 
 G_BEGIN_DECLS
 
-/* Name of the warm VMs' run root inside RUN_DIR. */
-#define QSIM_WARM_POOL_DIR "warm"
 /* How often the pool looks at the VM configs and templates (refill, drain). */
 #define QSIM_WARM_POOL_TICK_MS 2000
 /* Back-off after a failed warm start of one VM: doubles from this, up to the max. */
@@ -34,6 +33,16 @@ typedef guint (*QsimWarmPoolSlotsFunc)(gpointer user_data);
 QsimWarmPool *qsim_warm_pool_new(QsimConfig *config, QsimWarmPoolSlotsFunc slots_in_use,
                                  gpointer user_data);
 
+/**
+ * qsim_warm_pool_set_store:
+ * @owner: the slots' owner id (this process's builder id)
+ *
+ * Every warm VM then claims a slot in the store's slot table before its QEMU
+ * starts (against MAX_CONCURRENT_VMS and MAX_VMS_PER_HOST across processes)
+ * and frees it once that QEMU is gone; "slot-freed" is emitted then.
+ */
+void qsim_warm_pool_set_store(QsimWarmPool *self, QsimStore *store, const gchar *owner);
+
 /* Starts refilling (a tick every QSIM_WARM_POOL_TICK_MS, and on demand). */
 void qsim_warm_pool_start(QsimWarmPool *self);
 
@@ -45,6 +54,34 @@ void qsim_warm_pool_start(QsimWarmPool *self);
  *   is still current, removed from the pool (a refill is scheduled); %NULL if none
  */
 QsimWarmVm *qsim_warm_pool_take(QsimWarmPool *self, const QsimVmConfig *config);
+
+/**
+ * qsim_warm_pool_take_for:
+ * @uuid: (nullable): the request that takes the VM: the VM's slot becomes its slot
+ * @agent_id: (nullable): the agent running @uuid
+ *
+ * qsim_warm_pool_take() for a request, handing the VM's slot over with it.
+ */
+QsimWarmVm *qsim_warm_pool_take_for(QsimWarmPool *self, const QsimVmConfig *config,
+                                    const gchar *uuid, const gchar *agent_id);
+
+/**
+ * qsim_warm_pool_yield:
+ * @keep_vm_name: (nullable): the VM a waiting request wants: its warm VMs go last
+ *
+ * Destroys one warm VM (a starting one first) because a request is waiting for
+ * a slot; the slot is free once its QEMU is gone ("slot-freed"). Nothing more
+ * while an earlier one is still on its way out.
+ *
+ * Until qsim_warm_pool_unyield() the pool starts no VM: the freed slot is for
+ * the waiting request.
+ *
+ * Returns: FALSE when the pool holds no VM and none is dying
+ */
+gboolean qsim_warm_pool_yield(QsimWarmPool *self, const gchar *keep_vm_name);
+
+/* The waiting request got its slot, or none waits any more: refill again */
+void qsim_warm_pool_unyield(QsimWarmPool *self);
 
 /* Destroys warm VMs (starting ones first) until they fit in the free slots; called by
  * a job about to start its own QEMU. Returns: how many were evicted */

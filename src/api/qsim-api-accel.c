@@ -10,14 +10,15 @@
  * qsim_api_accel_add:
  * @b: a builder inside an object
  * @server: the API server (its config and store)
- * @vm: (nullable): a VM whose own ACCEL may override the global one; %NULL for the global
+ * @vm: (nullable): a VM of a host's catalogue, whose ACCEL (its own or that host's) is
+ *   shown; %NULL for this process's ACCEL setting
  *
  * Adds "accelerator": the ACCEL setting in force and where it came from, and for each host
  * whose agents recorded a KVM probe verdict in the store, the accelerator VMs get there and
  * why. The store is the source: a `qsimd api` on another host shows the agents' hosts.
  */
 void
-qsim_api_accel_add(JsonBuilder *b, QsimApiServer *server, const QsimVmConfig *vm)
+qsim_api_accel_add(JsonBuilder *b, QsimApiServer *server, const QsimHostVm *vm)
 {
 	QsimConfig *config = qsim_api_server_get_config(server);
 	QsimStore *store = qsim_api_server_get_store(server);
@@ -26,9 +27,9 @@ qsim_api_accel_add(JsonBuilder *b, QsimApiServer *server, const QsimVmConfig *vm
 	g_autoptr(GPtrArray) verdicts = NULL;
 	g_autoptr(GError) error = NULL;
 
-	if (vm != NULL && vm->accel != QSIM_ACCEL_MODE_INHERIT) {
-		mode = vm->accel;
-		source = g_strdup_printf("%s.conf", vm->name);
+	if (vm != NULL && vm->accel_mode != NULL &&
+	    qsim_accel_mode_from_string(vm->accel_mode, &mode)) {
+		source = g_strdup(vm->accel_source != NULL ? vm->accel_source : "unknown");
 	} else {
 		source =
 		    g_strdup(qsim_config_source_to_string(qsim_config_get_source(config, "ACCEL")));

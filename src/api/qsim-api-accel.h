@@ -3,10 +3,10 @@
 #include <json-glib/json-glib.h>
 
 #include "api/qsim-api-server.h"
-#include "common/qsim-vm-config.h"
+#include "store/qsim-host-vm.h"
 
 G_BEGIN_DECLS
 
-void qsim_api_accel_add(JsonBuilder *b, QsimApiServer *server, const QsimVmConfig *vm);
+void qsim_api_accel_add(JsonBuilder *b, QsimApiServer *server, const QsimHostVm *vm);
 
 G_END_DECLS

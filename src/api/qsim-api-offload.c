@@ -4,6 +4,7 @@
 
 #include "api/qsim-api-offload.h"
 #include "api/qsim-api-server.h"
+#include "store/qsim-store-factory.h"
 
 /*
  * Store writes that may wait for the write lock (a BEGIN IMMEDIATE waits up to the busy

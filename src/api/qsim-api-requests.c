@@ -14,8 +14,8 @@
 #include "common/qsim-error.h"
 #include "common/qsim-text.h"
 #include "common/qsim-units.h"
-#include "common/qsim-vm-config.h"
 #include "common/qsim-vm-name.h"
+#include "store/qsim-store-hosts.h"
 
 #define QSIM_API_LIST_DEFAULT 50
 #define QSIM_API_LIST_MAX 1000
@@ -53,14 +53,15 @@ qsim_api_requests_resolve(QsimApiContext *ctx)
 	return NULL;
 }
 
-/* Submit-time VM check: a request for a VM that cannot boot would only fail
- * later in an agent, so refuse it while the client is still listening. */
+/* Submit-time VM check against the catalogues the agents published: a request
+ * for a VM no host can boot would only fail later in an agent, so refuse it
+ * while the client is still listening. The API's own disk plays no part. */
 static gboolean
 validate_vm(QsimApiContext *ctx, const gchar *vm_name)
 {
-	QsimConfig *config = qsim_api_server_get_config(ctx->server);
+	QsimStore *store = qsim_api_server_get_store(ctx->server);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimVmConfig) vm = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
 
 	if (!qsim_vm_name_validate(vm_name, &error)) {
 		qsim_api_error_respond(
@@ -68,23 +69,26 @@ validate_vm(QsimApiContext *ctx, const gchar *vm_name)
 		    "Field 'vm_name' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$.");
 		return FALSE;
 	}
-	vm = qsim_vm_config_load(qsim_config_get_vm_images_dir(config),
-	                         qsim_config_get_vm_config_dir(config), vm_name, &error);
-	if (vm == NULL) {
-		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND))
-			qsim_api_error_respond(
-			    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-			    "Field 'vm_name': no VM named '%s' (see GET /vms).", vm_name);
-		else
-			qsim_api_error_respond(
-			    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
-			    "Field 'vm_name': VM '%s' has an invalid configuration "
-			    "(see GET /vms).",
-			    vm_name);
-		g_debug("VM %s rejected: %s", vm_name, error->message);
+	rows = qsim_store_list_host_vms(store, vm_name, NULL, &error);
+	if (rows == NULL) {
+		qsim_api_error_respond_gerror(ctx->msg, error);
 		return FALSE;
 	}
-	return TRUE;
+	for (guint i = 0; i < rows->len; i++) {
+		if (((const QsimHostVm *)g_ptr_array_index(rows, i))->valid)
+			return TRUE;
+	}
+	if (rows->len == 0)
+		qsim_api_error_respond(
+		    ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, "validation_error",
+		    "Field 'vm_name': no VM named '%s' (see GET /vms).", vm_name);
+	else
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+		                       "validation_error",
+		                       "Field 'vm_name': VM '%s' has an invalid configuration "
+		                       "(see GET /vms).",
+		                       vm_name);
+	return FALSE;
 }
 
 /* New work is refused below MIN_FREE_DISK, so that the space left serves the

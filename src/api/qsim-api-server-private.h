@@ -36,6 +36,8 @@ struct _QsimApiServer {
 	/* the warm pool lives in the agents: known only when they share this process */
 	QsimApiWarmPoolFunc warm_pool_func;
 	gpointer warm_pool_data;
+	GSourceFunc catalogue_func;
+	gpointer catalogue_data;
 	QsimApiAgentsFunc agents_func;
 	gpointer agents_data;
 	/* `qsimd agents`' METRICS_LISTEN: only /metrics, on its own address */

@@ -248,6 +248,30 @@ qsim_api_server_set_warm_pool_func(QsimApiServer *self, QsimApiWarmPoolFunc func
 }
 
 /**
+ * qsim_api_server_set_catalogue_func:
+ * @func: (nullable): publishes this host's catalogue to the store now
+ *
+ * In `qsimd all` the host's agents share the process: GET /vms has them bring
+ * their template rows in line with the files first, so a touched image shows
+ * stale at once. The answer still comes from the store alone.
+ */
+void
+qsim_api_server_set_catalogue_func(QsimApiServer *self, GSourceFunc func, gpointer user_data)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	self->catalogue_func = func;
+	self->catalogue_data = user_data;
+}
+
+void
+qsim_api_server_refresh_catalogue(QsimApiServer *self)
+{
+	g_return_if_fail(QSIM_IS_API_SERVER(self));
+	if (self->catalogue_func != NULL)
+		self->catalogue_func(self->catalogue_data);
+}
+
+/**
  * qsim_api_server_get_warm_pool_counts:
  * @vm_name: (nullable): one VM, or %NULL for all
  * @n_parked: (out): warm VMs ready to hand out

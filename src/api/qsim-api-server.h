@@ -49,6 +49,10 @@ guint qsim_api_server_get_agent_count(QsimApiServer *self);
 typedef void (*QsimApiWarmPoolFunc)(const gchar *vm_name, guint *n_parked, guint *n_starting,
                                     gpointer user_data);
 
+/* In-process agents bring their template rows up to date before GET /vms (`qsimd all`) */
+void qsim_api_server_set_catalogue_func(QsimApiServer *self, GSourceFunc func, gpointer user_data);
+void qsim_api_server_refresh_catalogue(QsimApiServer *self);
+
 void qsim_api_server_set_warm_pool_func(QsimApiServer *self, QsimApiWarmPoolFunc func,
                                         gpointer user_data);
 

@@ -4,6 +4,7 @@
 
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
+#include "store/qsim-store-factory.h"
 
 /*
  * Inserts submitted requests in a thread of its own, on a database connection

@@ -10,6 +10,7 @@
 #include "common/qsim-config.h"
 #include "common/qsim-dotenv.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "common/qsim-text.h"
 #include "common/qsim-units.h"
 
@@ -31,6 +32,7 @@ typedef enum {
 	SETTING_SIZE,          /* i = bytes, K, M, G or T (binary) suffix; printed short */
 	SETTING_OUTPUT_ACTION, /* truncate or fail */
 	SETTING_LISTEN,        /* "" (off) or host:port; i = the port */
+	SETTING_HOST_ID,       /* see qsim_host_id_validate() */
 } SettingType;
 
 typedef struct {
@@ -65,6 +67,7 @@ enum {
 	S_METRICS_LISTEN,
 	S_METRICS_LOOPBACK_NO_AUTH,
 	S_AGENT_COUNT,
+	S_HOST_ID,
 	S_AGENT_POLL_INTERVAL,
 	S_LEASE_SECONDS,
 	S_SHUTDOWN_GRACE,
@@ -75,6 +78,7 @@ enum {
 	S_VM_IMAGES_DIR,
 	S_VM_CONFIG_DIR,
 	S_MAX_CONCURRENT_VMS,
+	S_MAX_VMS_PER_HOST,
 	S_WARM_POOL_SIZE,
 	S_RUN_DIR,
 	S_STATE_DIR,
@@ -122,6 +126,7 @@ static const SettingSpec specs[N_SETTINGS] = {
 			  FALSE, TRUE},
     [S_METRICS_LOOPBACK_NO_AUTH] = {"METRICS_LOOPBACK_NO_AUTH", "metrics", "loopback_no_auth",
 				    NULL, SETTING_BOOL, "false"},
+    [S_HOST_ID] = {"HOST_ID", "agent", "host_id", NULL, SETTING_HOST_ID, NULL},
     [S_AGENT_COUNT] = {"AGENT_COUNT", "agent", "count", "--agents", SETTING_INT, "2", 1, 256},
     [S_AGENT_POLL_INTERVAL] = {"AGENT_POLL_INTERVAL", "agent", "poll_interval", NULL,
 			       SETTING_DOUBLE, "5", 0.01, 3600},
@@ -143,6 +148,8 @@ static const SettingSpec specs[N_SETTINGS] = {
 			 "./vm_configs"},
     [S_MAX_CONCURRENT_VMS] = {"MAX_CONCURRENT_VMS", "vm", "max_concurrent", "--max-vms",
 			      SETTING_INT, "10", 1, 1024},
+    [S_MAX_VMS_PER_HOST] = {"MAX_VMS_PER_HOST", "vm", "max_per_host", NULL, SETTING_INT, "0", 0,
+			    1024},
     [S_WARM_POOL_SIZE] = {"WARM_POOL_SIZE", "vm", "warm_pool_size", NULL, SETTING_INT, "0", 0,
 			  1024},
     [S_RUN_DIR] = {"RUN_DIR", "vm", "run_dir", NULL, SETTING_STRING, NULL},
@@ -445,6 +452,19 @@ config_parse_listen(const gchar *raw, SettingValue *v, gchar **problem)
 }
 
 static gboolean
+config_parse_host_id(const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_host_id_validate(raw, &error)) {
+		*problem = g_strdup(error->message);
+		return FALSE;
+	}
+	v->text = g_strdup(raw);
+	return TRUE;
+}
+
+static gboolean
 config_parse(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar **problem)
 {
 	switch (spec->type) {
@@ -465,6 +485,8 @@ config_parse(const SettingSpec *spec, const gchar *raw, SettingValue *v, gchar *
 		return config_parse_size(spec, raw, v, problem);
 	case SETTING_OUTPUT_ACTION:
 		return config_parse_output_action(raw, v, problem);
+	case SETTING_HOST_ID:
+		return config_parse_host_id(raw, v, problem);
 	case SETTING_STRING:
 		return config_parse_string(spec, raw, v, problem);
 	case SETTING_DURATION:
@@ -554,6 +576,8 @@ config_default_for(gint idx, gchar **envp)
 
 	if (specs[idx].def != NULL)
 		return g_strdup(specs[idx].def);
+	if (idx == S_HOST_ID)
+		return qsim_host_id_dup_default();
 	if (idx == S_RUN_DIR) {
 		xdg = config_getenv(envp, "XDG_RUNTIME_DIR");
 		if (xdg != NULL && g_path_is_absolute(xdg))
@@ -989,6 +1013,7 @@ config_kind(SettingType type)
 	case SETTING_SIZE: /* "64M" reads better than 67108864 */
 	case SETTING_OUTPUT_ACTION:
 	case SETTING_LISTEN:
+	case SETTING_HOST_ID:
 		return QSIM_CONFIG_KIND_STRING;
 	}
 	return QSIM_CONFIG_KIND_STRING;
@@ -1156,6 +1181,18 @@ guint
 qsim_config_get_max_concurrent_vms(QsimConfig *self)
 {
 	return (guint)self->values[S_MAX_CONCURRENT_VMS].i;
+}
+
+guint
+qsim_config_get_max_vms_per_host(QsimConfig *self)
+{
+	return (guint)self->values[S_MAX_VMS_PER_HOST].i;
+}
+
+const gchar *
+qsim_config_get_host_id(QsimConfig *self)
+{
+	return self->values[S_HOST_ID].text;
 }
 
 guint

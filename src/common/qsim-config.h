@@ -55,6 +55,10 @@ gdouble qsim_config_get_agent_poll_interval(QsimConfig *self);
 const gchar *qsim_config_get_vm_images_dir(QsimConfig *self);
 const gchar *qsim_config_get_vm_config_dir(QsimConfig *self);
 guint qsim_config_get_max_concurrent_vms(QsimConfig *self);
+/* MAX_VMS_PER_HOST: QEMUs at once on one HOST_ID, over all its processes; 0 = no cap */
+guint qsim_config_get_max_vms_per_host(QsimConfig *self);
+/* HOST_ID: this host's name in the shared database; default the host name */
+const gchar *qsim_config_get_host_id(QsimConfig *self);
 /* WARM_POOL_SIZE: paused restored VMs kept by this process over all VMs, 0 = none */
 guint qsim_config_get_warm_pool_size(QsimConfig *self);
 guint qsim_config_get_default_timeout(QsimConfig *self);

@@ -15,6 +15,7 @@
 #include "daemon/qsimd-commands.h"
 #include "store/qsim-retention.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 typedef struct {
 	GMainLoop *loop;
@@ -144,12 +145,16 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	if (store == NULL)
 		return 1;
 	pool = qsim_agent_pool_new(ctx->config, store);
+	/* the catalogue is in the store before anyone may ask for it */
+	qsim_agent_pool_publish_now(pool);
 	if (with_api) {
 		/* one store object: the API's submit signals the pool directly */
 		server = qsim_api_server_new(ctx->config, store);
 		qsim_api_server_set_agent_count(server, qsim_agent_pool_get_n_agents(pool));
 		qsim_api_server_set_warm_pool_func(server, qsimd_warm_pool_counts, pool);
 		qsim_api_server_set_agents_func(server, qsimd_agents_counts, pool);
+		qsim_api_server_set_catalogue_func(
+		    server, (GSourceFunc)qsim_agent_pool_refresh_templates, pool);
 		if (!qsim_api_server_enable_writer(server, error) ||
 		    !qsim_api_server_listen(server, error))
 			return 1;

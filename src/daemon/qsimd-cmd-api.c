@@ -12,6 +12,7 @@
 #include "daemon/qsimd-commands.h"
 #include "store/qsim-retention.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 static gboolean
 on_stop_signal(gpointer user_data)

@@ -12,6 +12,7 @@
 #include "common/qsim-vm-name.h"
 #include "daemon/qsimd-commands.h"
 #include "vm/qsim-template.h"
+#include "store/qsim-store-factory.h"
 
 typedef struct {
 	GMainLoop *loop;

@@ -17,6 +17,7 @@
 #include "daemon/qsimd-commands.h"
 #include "guest/qsim-guest.h"
 #include "vm/qsim-vm.h"
+#include "store/qsim-store-factory.h"
 
 /* the conventions of timeout(1) and env(1): 124 timed out, 125 the tool itself failed */
 #define RUN_VM_EXIT_TIMEOUT 124

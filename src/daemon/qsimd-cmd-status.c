@@ -11,6 +11,7 @@
 #include "common/qsim-vm-catalog.h"
 #include "daemon/qsimd-commands.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 /* `qemu-system-x86_64 --version` answers at once; this only bounds a broken binary */
 #define STATUS_QEMU_TIMEOUT_S 10

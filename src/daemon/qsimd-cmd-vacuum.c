@@ -6,6 +6,7 @@
 #include "common/qsim-error.h"
 #include "daemon/qsimd-commands.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 /**
  * qsimd_cmd_vacuum:

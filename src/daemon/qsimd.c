@@ -8,6 +8,7 @@
 
 #include "common/qsim-config.h"
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "common/qsim-log.h"
 #include "common/qsim-rlimit.h"
 #include "daemon/qsimd-commands.h"
@@ -174,6 +175,8 @@ main(int argc, char **argv)
 	if (!qsim_log_setup(qsim_config_get_log_level(config), qsim_config_get_log_file(config),
 	                    &error))
 		return qsimd_fail(1, error);
+	/* every row this process writes for its host, and every agent id, names it */
+	qsim_host_id_set(qsim_config_get_host_id(config));
 
 	ctx.config = config;
 	status = commands[idx].handler(&ctx, (gint)g_strv_length(args) - 1, args + 1, &error);

@@ -52,6 +52,18 @@
  *     are never left (qsim-status.c's table).
  *   - initialised from the existing rows, except output_bytes, which starts
  *     at 0: summing every stored log would read the whole file at upgrade.
+ * v7: one source of truth for what lives on hosts (issue 13).
+ *   - hosts: one row per HOST_ID, written by its agents with every heartbeat;
+ *     readers call a host stale once heartbeat_at + stale_after_ms passed.
+ *   - host_agents: the agent ids of each host, each with its own heartbeat, so
+ *     a dead process drops out while its host's other processes keep it alive.
+ *   - host_vms: each host's VM catalogue (what `GET /vms` shows and
+ *     `POST /requests` checks) with its warm pool counts.
+ *   - vm_slots: one row per QEMU qsim runs or is about to start (a request's,
+ *     a warm VM's, a build's), inserted in the transaction that decides to
+ *     start it: MAX_CONCURRENT_VMS and MAX_VMS_PER_HOST count these rows. A
+ *     request's slot lives as long as its lease; requests leased at upgrade
+ *     time get theirs here.
  */
 static const gchar *const migrations[] = {
     "CREATE TABLE requests ("
@@ -237,6 +249,59 @@ static const gchar *const migrations[] = {
     "    ON CONFLICT DO UPDATE SET n = n + 1;"
     "END;"
     "PRAGMA user_version = 6;",
+
+    "CREATE TABLE hosts ("
+    "  host TEXT PRIMARY KEY CHECK (host <> ''),"
+    "  version TEXT NOT NULL,"
+    "  accel TEXT CHECK (accel IN ('kvm', 'tcg')),"
+    "  max_vms INTEGER NOT NULL DEFAULT 0 CHECK (max_vms >= 0),"
+    "  max_total INTEGER NOT NULL DEFAULT 0 CHECK (max_total >= 0),"
+    "  heartbeat_at INTEGER NOT NULL,"
+    "  stale_after_ms INTEGER NOT NULL CHECK (stale_after_ms > 0)"
+    ");"
+    "CREATE TABLE host_agents ("
+    "  agent_id TEXT PRIMARY KEY CHECK (agent_id <> ''),"
+    "  host TEXT NOT NULL REFERENCES hosts (host) ON DELETE CASCADE,"
+    "  heartbeat_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX host_agents_by_host ON host_agents (host);"
+    "CREATE TABLE host_vms ("
+    "  host TEXT NOT NULL REFERENCES hosts (host) ON DELETE CASCADE,"
+    "  vm_name TEXT NOT NULL CHECK (vm_name <> ''),"
+    "  valid INTEGER NOT NULL CHECK (valid IN (0, 1)),"
+    "  error TEXT,"
+    "  image TEXT,"
+    "  format TEXT,"
+    "  size_bytes INTEGER NOT NULL DEFAULT 0 CHECK (size_bytes >= 0),"
+    "  config TEXT,"
+    "  config_hash TEXT,"
+    "  image_id TEXT,"
+    "  accel_mode TEXT,"
+    "  accel_source TEXT,"
+    "  warm_size INTEGER NOT NULL DEFAULT 0 CHECK (warm_size >= 0),"
+    "  warm_parked INTEGER NOT NULL DEFAULT 0 CHECK (warm_parked >= 0),"
+    "  warm_starting INTEGER NOT NULL DEFAULT 0 CHECK (warm_starting >= 0),"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (vm_name, host)"
+    ");"
+    "CREATE TABLE vm_slots ("
+    "  id INTEGER PRIMARY KEY,"
+    "  host TEXT NOT NULL CHECK (host <> ''),"
+    "  owner TEXT NOT NULL CHECK (owner <> ''),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('request', 'warm', 'build')),"
+    "  ref TEXT NOT NULL,"
+    "  claimed_at INTEGER NOT NULL"
+    ");"
+    /* a request has at most one QEMU, hence one slot */
+    "CREATE UNIQUE INDEX vm_slots_by_request ON vm_slots (ref) WHERE kind = 'request';"
+    "CREATE INDEX vm_slots_by_host ON vm_slots (host);"
+    "CREATE INDEX vm_slots_by_owner ON vm_slots (owner);"
+    "INSERT INTO vm_slots (host, owner, kind, ref, claimed_at)"
+    "  SELECT CASE WHEN instr(agent_id, ':') > 0"
+    "    THEN substr(agent_id, 1, instr(agent_id, ':') - 1) ELSE agent_id END,"
+    "    agent_id, 'request', uuid, updated_at FROM requests"
+    "  WHERE lease_expires_at IS NOT NULL AND agent_id IS NOT NULL AND agent_id <> '';"
+    "PRAGMA user_version = 7;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
+#include "store/qsim-sqlite-hosts.h"
 #include "store/qsim-sqlite-schema.h"
 #include "store/qsim-sqlite-store.h"
 #include "store/qsim-sqlite-transaction.h"
@@ -635,8 +637,10 @@ any_pending(QsimSqliteStore *self, GError **error)
 
 static QsimRequest *
 sqlite_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms, guint max_active_vms,
-                  GError **error)
+                  guint max_host_vms, GError **error)
 {
+	g_autofree gchar *host = NULL;
+	gint64 slot_id = 0;
 	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
 	g_autoptr(QsimSqliteTransaction) tx = NULL;
 	g_autoptr(QsimRequest) r = NULL;
@@ -651,14 +655,6 @@ sqlite_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms, guin
 	if (tx == NULL) {
 		g_prefix_error(error, "cannot claim: ");
 		return NULL;
-	}
-	if (max_active_vms > 0) {
-		guint active = 0;
-
-		if (!count_live_leases(self, now, &active, NULL, error))
-			return NULL;
-		if (active >= max_active_vms)
-			return NULL; /* at capacity; the guard rolls back the empty transaction */
 	}
 	{
 		g_autoptr(QsimSqliteCachedStmt) stmt =
@@ -684,6 +680,15 @@ sqlite_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms, guin
 	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_ACKNOWLEDGED,
 	                                  QSIM_STATUS_ACTOR_AGENT, error))
 		return NULL;
+	/* the request's QEMU gets its slot in the transaction that decides to run it */
+	if (!qsim_agent_id_parse(agent_id, &host, NULL))
+		host = g_strdup(agent_id);
+	if (!qsim_sqlite_slots_insert_capped(self->db, now, host, agent_id, QSIM_VM_SLOT_REQUEST,
+	                                     r->uuid, max_active_vms, max_host_vms, &slot_id,
+	                                     error))
+		return NULL;
+	if (slot_id == 0)
+		return NULL; /* at capacity; the guard rolls back the empty transaction */
 	r->status = QSIM_STATUS_ACKNOWLEDGED;
 	g_free(r->agent_id);
 	r->agent_id = g_strdup(agent_id);
@@ -801,7 +806,9 @@ sqlite_finish_request(QsimStore *store, const gchar *uuid, const gchar *agent_id
 		r->finished_at = now;
 	r->lease_expires_at = 0;
 	r->updated_at = now;
-	if (!store_request(self, r, error))
+	/* the agent finishes once its QEMU is gone */
+	if (!store_request(self, r, error) ||
+	    !qsim_sqlite_slots_drop_request(self->db, uuid, error))
 		return FALSE;
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return FALSE;
@@ -888,7 +895,9 @@ sqlite_recover_request(QsimStore *store, const gchar *uuid, const gchar *expecte
 	}
 	r->lease_expires_at = 0;
 	r->updated_at = now;
-	if (!store_request(self, r, error))
+	/* its agent is gone, and its QEMU died with it */
+	if (!store_request(self, r, error) ||
+	    !qsim_sqlite_slots_drop_request(self->db, uuid, error))
 		return FALSE;
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return FALSE;
@@ -1787,6 +1796,79 @@ sqlite_vacuum(QsimStore *store, GError **error)
 	return TRUE;
 }
 
+/* ---- hosts, catalogues, VM slots: the SQL is in qsim-sqlite-hosts.c ---------- */
+
+static gboolean
+sqlite_publish_host(QsimStore *store, const QsimHostRecord *host, GPtrArray *vms, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+
+	return qsim_sqlite_hosts_publish(self->db, now_ms(self), host, vms, error);
+}
+
+static GPtrArray *
+sqlite_list_hosts(QsimStore *store, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+
+	return qsim_sqlite_hosts_list(self->db, now_ms(self), error);
+}
+
+static GPtrArray *
+sqlite_list_host_vms(QsimStore *store, const gchar *vm_name, const gchar *host, GError **error)
+{
+	return qsim_sqlite_hosts_list_vms(QSIM_SQLITE_STORE(store)->db, vm_name, host, error);
+}
+
+static gboolean
+sqlite_claim_slot(QsimStore *store, const gchar *host, const gchar *owner, QsimVmSlotKind kind,
+                  const gchar *ref, guint max_total, guint max_host, gint64 *out_id, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+
+	return qsim_sqlite_slots_claim(self->db, now_ms(self), host, owner, kind, ref, max_total,
+	                               max_host, out_id, error);
+}
+
+static gboolean
+sqlite_release_slot(QsimStore *store, gint64 id, gint kind, gboolean *out_released, GError **error)
+{
+	return qsim_sqlite_slots_release(QSIM_SQLITE_STORE(store)->db, id, kind, out_released,
+	                                 error);
+}
+
+static gboolean
+sqlite_adopt_slot(QsimStore *store, gint64 warm_id, const gchar *uuid, const gchar *agent_id,
+                  gboolean *out_adopted, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+
+	return qsim_sqlite_slots_adopt(self->db, now_ms(self), warm_id, uuid, agent_id, out_adopted,
+	                               error);
+}
+
+static gboolean
+sqlite_release_owner_slots(QsimStore *store, const gchar *owner_prefix, guint *out_n,
+                           GError **error)
+{
+	return qsim_sqlite_slots_release_owner(QSIM_SQLITE_STORE(store)->db, owner_prefix, out_n,
+	                                       error);
+}
+
+static gboolean
+sqlite_release_stale_host_slots(QsimStore *store, guint *out_n, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+
+	return qsim_sqlite_slots_release_stale_hosts(self->db, now_ms(self), out_n, error);
+}
+
+static GPtrArray *
+sqlite_list_slots(QsimStore *store, const gchar *host, GError **error)
+{
+	return qsim_sqlite_slots_list(QSIM_SQLITE_STORE(store)->db, host, error);
+}
+
 static void
 qsim_sqlite_store_finalize(GObject *object)
 {
@@ -1870,6 +1952,15 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->reclaim_space = sqlite_reclaim_space;
 	store_class->vacuum = sqlite_vacuum;
 	store_class->get_metrics = sqlite_get_metrics;
+	store_class->publish_host = sqlite_publish_host;
+	store_class->list_hosts = sqlite_list_hosts;
+	store_class->list_host_vms = sqlite_list_host_vms;
+	store_class->claim_slot = sqlite_claim_slot;
+	store_class->release_slot = sqlite_release_slot;
+	store_class->adopt_slot = sqlite_adopt_slot;
+	store_class->release_owner_slots = sqlite_release_owner_slots;
+	store_class->release_stale_host_slots = sqlite_release_stale_host_slots;
+	store_class->list_slots = sqlite_list_slots;
 }
 
 static gboolean

@@ -6,8 +6,7 @@
 #include <unistd.h>
 
 #include "common/qsim-error.h"
-#include "store/qsim-sqlite-schema.h"
-#include "store/qsim-sqlite-store.h"
+#include "common/qsim-layout.h"
 #include "store/qsim-store.h"
 
 #define VM_NAME_MAX 64
@@ -132,23 +131,6 @@ sanitize_reason(const gchar *reason)
 	/* cut on a character boundary so the stored text stays valid UTF-8 */
 	end = g_utf8_find_prev_char(valid, valid + REASON_MAX + 1);
 	return g_strndup(valid, end - valid);
-}
-
-/**
- * qsim_store_open:
- *
- * Returns: (transfer full): the SQLite-backed store, or NULL with @error set
- */
-QsimStore *
-qsim_store_open(const gchar *path, GError **error)
-{
-	return qsim_sqlite_store_new(path, error);
-}
-
-guint
-qsim_store_get_current_schema_version(void)
-{
-	return QSIM_SQLITE_SCHEMA_VERSION;
 }
 
 gboolean
@@ -516,6 +498,13 @@ QsimRequest *
 qsim_store_claim_next(QsimStore *self, const gchar *agent_id, gint64 lease_ms, guint max_active_vms,
                       GError **error)
 {
+	return qsim_store_claim_next_capped(self, agent_id, lease_ms, max_active_vms, 0, error);
+}
+
+QsimRequest *
+qsim_store_claim_next_capped(QsimStore *self, const gchar *agent_id, gint64 lease_ms,
+                             guint max_active_vms, guint max_host_vms, GError **error)
+{
 	QsimRequest *request;
 
 	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
@@ -526,8 +515,8 @@ qsim_store_claim_next(QsimStore *self, const gchar *agent_id, gint64 lease_ms, g
 		                    "lease must be positive");
 		return NULL;
 	}
-	request =
-	    QSIM_STORE_GET_CLASS(self)->claim_next(self, agent_id, lease_ms, max_active_vms, error);
+	request = QSIM_STORE_GET_CLASS(self)->claim_next(self, agent_id, lease_ms, max_active_vms,
+	                                                 max_host_vms, error);
 	if (request != NULL)
 		emit_changed(self, request->uuid, request->status);
 	return request;
@@ -859,23 +848,17 @@ qsim_store_set_output_truncated(QsimStore *self, const gchar *uuid, GError **err
 	return QSIM_STORE_GET_CLASS(self)->set_output_truncated(self, id, error);
 }
 
-/**
- * qsim_store_get_local_host:
- *
- * Templates are files on one host: their rows are keyed by this name.
- *
- * Returns: (transfer none): the host name
- */
+/* Returns: (transfer none): this process's HOST_ID, see qsim_host_id_get() */
 const gchar *
 qsim_store_get_local_host(void)
 {
-	return g_get_host_name();
+	return qsim_host_id_get();
 }
 
 gchar *
 qsim_store_dup_builder_id(void)
 {
-	return g_strdup_printf("%s:%d:0", qsim_store_get_local_host(), (gint)getpid());
+	return qsim_layout_dup_builder_id();
 }
 
 static gboolean

@@ -12,7 +12,10 @@
 #include "store/qsim-store-metrics.h"
 #include "store/qsim-status.h"
 #include "common/qsim-accel-verdict.h"
+#include "store/qsim-host-record.h"
+#include "store/qsim-host-vm.h"
 #include "store/qsim-template-record.h"
+#include "store/qsim-vm-slot.h"
 
 G_BEGIN_DECLS
 
@@ -63,7 +66,7 @@ struct _QsimStoreClass {
 	                           GError **error);
 	gboolean (*delete_request)(QsimStore *self, const gchar *uuid, GError **error);
 	QsimRequest *(*claim_next)(QsimStore *self, const gchar *agent_id, gint64 lease_ms,
-	                           guint max_active_vms, GError **error);
+	                           guint max_active_vms, guint max_host_vms, GError **error);
 	gboolean (*mark_running)(QsimStore *self, const gchar *uuid, const gchar *agent_id,
 	                         GError **error);
 	gboolean (*renew_lease)(QsimStore *self, const gchar *uuid, const gchar *agent_id,
@@ -126,6 +129,23 @@ struct _QsimStoreClass {
 
 	/* metrics: schema v6 */
 	QsimStoreMetrics *(*get_metrics)(QsimStore *self, GError **error);
+	/* hosts, catalogues and VM slots: schema v7, see store/qsim-store-hosts.h */
+	gboolean (*publish_host)(QsimStore *self, const QsimHostRecord *host, GPtrArray *vms,
+	                         GError **error);
+	GPtrArray *(*list_hosts)(QsimStore *self, GError **error);
+	GPtrArray *(*list_host_vms)(QsimStore *self, const gchar *vm_name, const gchar *host,
+	                            GError **error);
+	gboolean (*claim_slot)(QsimStore *self, const gchar *host, const gchar *owner,
+	                       QsimVmSlotKind kind, const gchar *ref, guint max_total,
+	                       guint max_host, gint64 *out_id, GError **error);
+	gboolean (*release_slot)(QsimStore *self, gint64 id, gint kind, gboolean *out_released,
+	                         GError **error);
+	gboolean (*adopt_slot)(QsimStore *self, gint64 warm_id, const gchar *uuid,
+	                       const gchar *agent_id, gboolean *out_adopted, GError **error);
+	gboolean (*release_owner_slots)(QsimStore *self, const gchar *owner_prefix, guint *out_n,
+	                                GError **error);
+	gboolean (*release_stale_host_slots)(QsimStore *self, guint *out_n, GError **error);
+	GPtrArray *(*list_slots)(QsimStore *self, const gchar *host, GError **error);
 
 	gpointer padding[2];
 };
@@ -153,21 +173,6 @@ struct _QsimStoreClass {
  * CONFLICT (the transition table said no; names the current status),
  * BUSY (database locked past the busy timeout), STORE (anything else).
  */
-
-/**
- * qsim_store_open:
- * @path: a SQLite database file; created, and migrated to the current schema
- *
- * Opens the SQLite backend in WAL mode (synchronous=NORMAL, foreign keys,
- * 5 s busy timeout). A database with a schema newer than this binary is
- * refused; a failed migration is rolled back and reported, never deleted.
- *
- * Returns: (transfer full): a new store, or NULL with @error set
- */
-QsimStore *qsim_store_open(const gchar *path, GError **error);
-
-/* The schema version (PRAGMA user_version) the binary writes */
-guint qsim_store_get_current_schema_version(void);
 
 /* Returns: the schema version of the open database */
 guint qsim_store_get_schema_version(QsimStore *self);
@@ -275,6 +280,19 @@ gboolean qsim_store_delete_request(QsimStore *self, const gchar *uuid, GError **
  */
 QsimRequest *qsim_store_claim_next(QsimStore *self, const gchar *agent_id, gint64 lease_ms,
                                    guint max_active_vms, GError **error);
+
+/**
+ * qsim_store_claim_next_capped:
+ * @max_active_vms: VM slots in the whole database (MAX_CONCURRENT_VMS); 0 = no cap
+ * @max_host_vms: VM slots on the agent's host (MAX_VMS_PER_HOST); 0 = no cap
+ *
+ * qsim_store_claim_next() that counts every VM slot (requests' with a live
+ * lease, warm VMs', builds') against both caps and, in the same transaction,
+ * gives the claimed request its slot on the host named by @agent_id. The slot
+ * goes with the lease (qsim_store_finish_request(), qsim_store_recover_request()).
+ */
+QsimRequest *qsim_store_claim_next_capped(QsimStore *self, const gchar *agent_id, gint64 lease_ms,
+                                          guint max_active_vms, guint max_host_vms, GError **error);
 
 /* acknowledged -> running, sets started_at; CONFLICT if cancelled meanwhile or not ours */
 gboolean qsim_store_mark_running(QsimStore *self, const gchar *uuid, const gchar *agent_id,

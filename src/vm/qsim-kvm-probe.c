@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "qsim-kvm-probe.h"
 #include "qsim-proc-watch.h"
 
@@ -358,7 +359,7 @@ probe_task_new(const QsimKvmProbeParams *params, GCancellable *cancellable,
 	g_task_set_source_tag(task, qsim_kvm_probe_run_async);
 	g_task_set_task_data(task, d, (GDestroyNotify)probe_data_free);
 	d->device = g_strdup(params->device);
-	d->host = g_strdup(g_get_host_name());
+	d->host = g_strdup(qsim_host_id_get());
 	d->cache_key = qsim_kvm_probe_cache_key(params);
 	d->timeout_ms = params->timeout_ms;
 	d->output = g_string_new(NULL);

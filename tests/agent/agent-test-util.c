@@ -7,6 +7,7 @@
 
 #include "agent-test-util.h"
 #include "common/qsim-vm-config.h"
+#include "store/qsim-store-factory.h"
 
 static const gchar *
 source_root(void)

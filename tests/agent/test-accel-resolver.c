@@ -8,6 +8,7 @@
 #include "agent/qsim-accel-resolver.h"
 #include "common/qsim-error.h"
 #include "test-util.h"
+#include "store/qsim-store-factory.h"
 
 /*
  * The resolver's promises with a real SQLite file: a verdict probed once is stored under

@@ -9,6 +9,7 @@
 #include "agent-test-util.h"
 #include "agent/qsim-agent.h"
 #include "agent/qsim-agent-recovery.h"
+#include "common/qsim-layout.h"
 
 /* hang guards only, far above a healthy run on a loaded 2-core TCG host */
 #define RUN_TIMEOUT_S 300
@@ -185,7 +186,7 @@ test_two_processes(Fixture *f, gconstpointer data)
 		/* exactly once: one claim, one run, one output */
 		g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
 		g_assert_cmpuint(r->attempts, ==, 1);
-		g_assert_true(qsim_agent_parse_id(r->agent_id, &host, &pid));
+		g_assert_true(qsim_agent_id_parse(r->agent_id, &host, &pid));
 		g_assert_true(pid == atoi(g_subprocess_get_identifier(a)) ||
 		              pid == atoi(g_subprocess_get_identifier(b)));
 		g_assert_cmpuint(count_substr(system, "claimed by agent"), ==, 1);

@@ -17,6 +17,10 @@
 #include "agent/qsim-job.h"
 #include "common/qsim-error.h"
 #include "vm/qsim-vm-rundir.h"
+#include "common/qsim-layout.h"
+#include "agent/qsim-host-publisher.h"
+#include "agent/qsim-template-service.h"
+#include "store/qsim-store-hosts.h"
 
 typedef struct {
 	AgentFixture fx;
@@ -67,24 +71,24 @@ claim_as(Fixture *f, const gchar *agent_id, const gchar *vm_name)
 static void
 test_agent_id(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *id = qsim_agent_make_id(3);
+	g_autofree gchar *id = qsim_agent_id_make(3);
 	g_autofree gchar *host = NULL;
 	GPid pid = 0;
 
-	g_assert_true(qsim_agent_parse_id(id, &host, &pid));
-	g_assert_cmpstr(host, ==, g_get_host_name());
+	g_assert_true(qsim_agent_id_parse(id, &host, &pid));
+	g_assert_cmpstr(host, ==, qsim_host_id_get());
 	g_assert_cmpint(pid, ==, getpid());
-	g_assert_false(qsim_agent_parse_id("nohost", NULL, NULL));
-	g_assert_false(qsim_agent_parse_id("h:x:1", NULL, NULL));
-	g_assert_false(qsim_agent_parse_id(":12:1", NULL, NULL));
-	g_assert_false(qsim_agent_parse_id(NULL, NULL, NULL));
+	g_assert_false(qsim_agent_id_parse("nohost", NULL, NULL));
+	g_assert_false(qsim_agent_id_parse("h:x:1", NULL, NULL));
+	g_assert_false(qsim_agent_id_parse(":12:1", NULL, NULL));
+	g_assert_false(qsim_agent_id_parse(NULL, NULL, NULL));
 }
 
 static void
 test_dead_local(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)dead_pid());
-	g_autofree gchar *parent = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)getppid());
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", qsim_host_id_get(), (gint)dead_pid());
+	g_autofree gchar *parent = g_strdup_printf("%s:%d:0", qsim_host_id_get(), (gint)getppid());
 	g_autofree gchar *remote = g_strdup_printf("elsewhere.invalid:%d:0", (gint)dead_pid());
 
 	g_assert_true(qsim_agent_recovery_agent_is_dead_local(dead));
@@ -126,11 +130,11 @@ spawn_fake_qemu(const gchar *run_dir, const gchar *uuid)
 static void
 test_recover_acknowledged(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", g_get_host_name(), (gint)dead_pid());
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", qsim_host_id_get(), (gint)dead_pid());
 	g_autoptr(QsimRequest) r = claim_as(f, dead, "tiny");
 	g_autoptr(QsimRequest) after = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *root = qsim_job_dup_run_root(f->fx.run_dir, r->uuid);
+	g_autofree gchar *root = qsim_layout_dup_request_root(f->fx.run_dir, r->uuid);
 	g_autofree gchar *vmdir = g_build_filename(root, "tiny-abcdef", NULL);
 	GPid qemu;
 	guint n = 0;
@@ -160,7 +164,7 @@ test_recover_acknowledged(Fixture *f, gconstpointer data)
 static void
 test_recover_running(Fixture *f, gconstpointer data)
 {
-	g_autofree gchar *dead = g_strdup_printf("%s:%d:1", g_get_host_name(), (gint)dead_pid());
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:1", qsim_host_id_get(), (gint)dead_pid());
 	g_autoptr(QsimRequest) r = claim_as(f, dead, "tiny");
 	g_autoptr(QsimRequest) after = NULL;
 	g_autoptr(GError) error = NULL;
@@ -218,10 +222,10 @@ test_sweep(Fixture *f, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) done =
 	    qsim_store_create_request(f->fx.store, "tiny", "true", 5, &error);
-	g_autofree gchar *stale = qsim_job_dup_run_root(f->fx.run_dir, done->uuid);
+	g_autofree gchar *stale = qsim_layout_dup_request_root(f->fx.run_dir, done->uuid);
 	g_autofree gchar *stale_vm = g_build_filename(stale, "tiny-zzzzzz", NULL);
 	g_autofree gchar *unknown =
-	    qsim_job_dup_run_root(f->fx.run_dir, "0b6e8a4c-2c1c-4c1e-9d1a-6f0d1c2b3a4f");
+	    qsim_layout_dup_request_root(f->fx.run_dir, "0b6e8a4c-2c1c-4c1e-9d1a-6f0d1c2b3a4f");
 	g_autofree gchar *other = g_build_filename(f->fx.run_dir, "tiny-run-vm", NULL);
 	g_autofree gchar *stale_file = g_build_filename(stale_vm, QSIM_VM_RUNDIR_STATE, NULL);
 	GPid qemu;
@@ -431,6 +435,98 @@ test_pool_cancelled_and_held(Fixture *f, gconstpointer data)
 	g_assert_true(agent_test_wait(flag_cb, &stopped, 30));
 }
 
+/* The host publisher: the host row, its agents, the catalogue from this host's disk, and
+ * template rows brought in line with the files (ready without files: none). */
+static void
+test_publisher(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimTemplateService) templates =
+	    qsim_template_service_new(f->fx.config, f->fx.store);
+	g_autoptr(QsimHostPublisher) pub = NULL;
+	g_autoptr(GPtrArray) hosts = NULL;
+	g_autoptr(GPtrArray) vms = NULL;
+	g_autoptr(QsimTemplateRecord) row = qsim_template_record_new("tiny", qsim_host_id_get());
+	g_autoptr(QsimTemplateRecord) after = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *me = qsim_agent_id_make(0);
+	g_autofree gchar *broken = g_build_filename(f->fx.config_dir, "broken.conf", NULL);
+	const gchar *ids[] = {me, NULL};
+	const QsimHostVm *tiny = NULL;
+	const QsimHostVm *bad = NULL;
+
+	g_assert_true(g_file_set_contents(broken, "MEMORY=lots\n", -1, &error));
+	row->state = QSIM_TEMPLATE_RECORD_READY;
+	row->build_finished_at = 1;
+	g_assert_true(qsim_store_upsert_template(f->fx.store, row, &error));
+	pub = qsim_host_publisher_new(f->fx.config, f->fx.store, templates, NULL, ids);
+	g_assert_true(qsim_host_publisher_publish(pub, &error));
+	g_assert_no_error(error);
+
+	hosts = qsim_store_list_hosts(f->fx.store, &error);
+	g_assert_cmpuint(hosts->len, ==, 1);
+	g_assert_cmpstr(((QsimHostRecord *)hosts->pdata[0])->host, ==, qsim_host_id_get());
+	g_assert_cmpstr(((QsimHostRecord *)hosts->pdata[0])->agent_ids[0], ==, me);
+	vms = qsim_store_list_host_vms(f->fx.store, NULL, qsim_host_id_get(), &error);
+	for (guint i = 0; i < vms->len; i++) {
+		const QsimHostVm *v = vms->pdata[i];
+
+		if (g_strcmp0(v->vm_name, "tiny") == 0)
+			tiny = v;
+		if (g_strcmp0(v->vm_name, "broken") == 0)
+			bad = v;
+	}
+	g_assert_nonnull(tiny);
+	g_assert_true(tiny->valid);
+	g_assert_cmpstr(tiny->image, ==, "tiny.qcow2");
+	g_assert_nonnull(tiny->config_hash);
+	g_assert_cmpuint(strlen(tiny->config_hash), ==, 64);
+	g_assert_nonnull(tiny->image_id);
+	g_assert_nonnull(bad);
+	g_assert_false(bad->valid);
+	g_assert_nonnull(bad->error);
+	/* the row said ready, the files are not there: the publisher says none */
+	after = qsim_store_get_template(f->fx.store, "tiny", qsim_host_id_get(), &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(after->state, ==, QSIM_TEMPLATE_RECORD_NONE);
+	g_unlink(broken);
+}
+
+/* Recovery frees the warm and build slots of a dead local process, not a live one's */
+static void
+test_recover_slots(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimAgentPool) pool = qsim_agent_pool_new(f->fx.config, f->fx.store);
+	g_autoptr(GPtrArray) slots = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *dead = g_strdup_printf("%s:%d:0", qsim_host_id_get(), (gint)dead_pid());
+	pid_t live_pid = fork();
+	g_autofree gchar *live = NULL;
+	gint64 id = 0;
+
+	/* a live process of this very program: its slots stay */
+	if (live_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		pause();
+		_exit(0);
+	}
+	g_assert_cmpint(live_pid, >, 0);
+	live = g_strdup_printf("%s:%d:0", qsim_host_id_get(), (gint)live_pid);
+
+	g_assert_true(
+	    qsim_store_claim_slot(f->fx.store, dead, QSIM_VM_SLOT_WARM, "tiny", 0, 0, &id, &error));
+	g_assert_true(qsim_store_claim_slot(f->fx.store, dead, QSIM_VM_SLOT_BUILD, "tiny", 0, 0,
+	                                    &id, &error));
+	g_assert_true(
+	    qsim_store_claim_slot(f->fx.store, live, QSIM_VM_SLOT_WARM, "tiny", 0, 0, &id, &error));
+	g_assert_no_error(error);
+	qsim_agent_pool_recover_now(pool);
+	slots = qsim_store_list_slots(f->fx.store, NULL, &error);
+	g_assert_cmpuint(slots->len, ==, 1);
+	g_assert_cmpstr(((QsimVmSlot *)slots->pdata[0])->owner, ==, live);
+	kill(live_pid, SIGKILL);
+	waitpid(live_pid, NULL, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -444,6 +540,10 @@ main(int argc, char **argv)
 	           test_recover_running, fixture_teardown);
 	g_test_add("/qsim/agent/recovery/expired-lease", Fixture, NULL, fixture_setup,
 	           test_recover_expired, fixture_teardown);
+	g_test_add("/qsim/agent/publisher", Fixture, NULL, fixture_setup, test_publisher,
+	           fixture_teardown);
+	g_test_add("/qsim/agent/recovery/slots", Fixture, NULL, fixture_setup, test_recover_slots,
+	           fixture_teardown);
 	g_test_add("/qsim/agent/recovery/sweep", Fixture, NULL, fixture_setup, test_sweep,
 	           fixture_teardown);
 	g_test_add("/qsim/agent/pool/missing-vm", Fixture, NULL, fixture_setup,

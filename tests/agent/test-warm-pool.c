@@ -18,6 +18,7 @@
 #include "store/qsim-log-entry.h"
 #include "vm/qsim-template.h"
 #include "vm/qsim-vm-rundir.h"
+#include "common/qsim-layout.h"
 
 /*
  * The warm pool end to end: a real QsimAgentPool (and `qsimd agents` for SIGTERM) on a
@@ -71,7 +72,7 @@ fixture_init(Fixture *f)
 	g_assert_true(g_file_get_contents(tiny, &text, NULL, NULL));
 	g_assert_true(g_file_set_contents(other, text, -1, NULL));
 	append_line(tiny, "WARM_POOL_SIZE=1");
-	f->warm_root = g_build_filename(f->fx.run_dir, QSIM_WARM_POOL_DIR, NULL);
+	f->warm_root = g_build_filename(f->fx.run_dir, QSIM_LAYOUT_WARM_DIR, NULL);
 }
 
 static QsimTemplate *
@@ -228,7 +229,7 @@ test_hand_off(void)
 		g_assert_false(system_log_has(&f, uuid1, "cold boot"));
 		assert_clock_right(&f, uuid1);
 		/* the request's run dir is gone, and with it the link to the warm VM's */
-		root1 = qsim_job_dup_run_root(f.fx.run_dir, uuid1);
+		root1 = qsim_layout_dup_request_root(f.fx.run_dir, uuid1);
 		g_assert_false(g_file_test(root1, G_FILE_TEST_EXISTS));
 
 		/* refilled; the next warm VM is another restore, on its own disk */
@@ -571,7 +572,7 @@ test_recovery(void)
 	handed = g_build_filename(f.warm_root, "tiny-cccccc", NULL);
 	fake_qemu(handed);
 	uuid = g_uuid_string_random();
-	root = qsim_job_dup_run_root(f.fx.run_dir, uuid);
+	root = qsim_layout_dup_request_root(f.fx.run_dir, uuid);
 	g_assert_cmpint(g_mkdir_with_parents(root, 0700), ==, 0);
 	link = g_build_filename(root, "tiny-cccccc", NULL);
 	g_assert_cmpint(symlink(handed, link), ==, 0);

@@ -5,6 +5,11 @@
 
 #include "api-fixture.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
+#include "common/qsim-layout.h"
+#include "common/qsim-vm-catalog.h"
+#include "common/qsim-vm-config.h"
+#include "store/qsim-store-hosts.h"
 
 static void add_printf(GStrvBuilder *b, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
@@ -60,6 +65,47 @@ api_fixture_make_config(const gchar *tmpdir, const gchar *const *extra_env)
 }
 
 void
+api_fixture_publish(ApiFixture *fx)
+{
+	static const gchar *const no_agents[] = {NULL};
+	g_autoptr(QsimHostRecord) host = qsim_host_record_new(qsim_host_id_get());
+	g_autoptr(GPtrArray) entries = NULL;
+	g_autoptr(GPtrArray) vms =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_host_vm_free);
+	g_autoptr(GError) error = NULL;
+
+	host->version = g_strdup("test");
+	/* an agent that beats at least once a minute, as far as these tests go */
+	host->stale_after_ms = 3600 * 1000;
+	g_strfreev(host->agent_ids);
+	host->agent_ids = g_strdupv((gchar **)no_agents);
+	entries = qsim_vm_catalog_list(qsim_config_get_vm_images_dir(fx->config),
+	                               qsim_config_get_vm_config_dir(fx->config), &error);
+	g_assert_no_error(error);
+	for (guint i = 0; i < entries->len; i++) {
+		const QsimVmCatalogEntry *e = g_ptr_array_index(entries, i);
+		QsimHostVm *v = qsim_host_vm_new(host->host, e->name);
+		g_autoptr(QsimVmConfig) vmc = NULL;
+
+		v->valid = e->valid;
+		v->error = g_strdup(e->error);
+		v->image = e->image_path != NULL ? g_path_get_basename(e->image_path) : NULL;
+		v->format = g_strdup(e->format);
+		v->size_bytes = e->size_bytes;
+		v->config = e->config_path != NULL ? g_path_get_basename(e->config_path) : NULL;
+		if (e->valid)
+			vmc = qsim_vm_config_load(qsim_config_get_vm_images_dir(fx->config),
+			                          qsim_config_get_vm_config_dir(fx->config),
+			                          e->name, NULL);
+		if (vmc != NULL)
+			v->warm_size = vmc->warm_pool_size;
+		g_ptr_array_add(vms, v);
+	}
+	g_assert_true(qsim_store_publish_host(fx->store, host, vms, &error));
+	g_assert_no_error(error);
+}
+
+void
 api_fixture_setup(ApiFixture *fx, gconstpointer user_data)
 {
 	const ApiFixtureOptions *opts = user_data;
@@ -96,6 +142,9 @@ api_fixture_setup(ApiFixture *fx, gconstpointer user_data)
 	else
 		fx->store = qsim_store_open(db, &error);
 	g_assert_no_error(error);
+	/* what an agent on this host would have published: the API reads only the store */
+	if (opts == NULL || opts->store_type == 0)
+		api_fixture_publish(fx);
 	fx->server = qsim_api_server_new(fx->config, fx->store);
 	/* POST goes through the writer thread, as in qsimd, whenever the store is real */
 	if (opts == NULL || (opts->store_type == 0 && !opts->no_writer))

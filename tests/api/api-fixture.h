@@ -33,6 +33,8 @@ typedef struct {
 } ApiResponse;
 
 void api_fixture_setup(ApiFixture *fx, gconstpointer user_data);
+/* Publishes the fixture's VM dirs as this host's catalogue, as an agent would */
+void api_fixture_publish(ApiFixture *fx);
 void api_fixture_teardown(ApiFixture *fx, gconstpointer user_data);
 QsimConfig *api_fixture_make_config(const gchar *tmpdir, const gchar *const *extra_env);
 

@@ -8,6 +8,9 @@
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
+#include "store/qsim-store-hosts.h"
+#include "common/qsim-layout.h"
 
 #define JSON "application/json"
 
@@ -781,14 +784,195 @@ test_vms(ApiFixture *fx, gconstpointer data)
 		g_assert_true(json_object_get_null_member(tpl, "reason"));
 		g_assert_false(json_object_get_boolean_member(tpl, "prepare_requested"));
 	}
-	/* no agents in this process: the warm pool's counts are unknown, not zero */
+	/* no agents in this process: the warm pool's counts come from the store */
 	{
 		JsonObject *warm = json_object_get_object_member(vm, "warm_pool");
 
 		g_assert_nonnull(warm);
 		g_assert_cmpint(json_object_get_int_member(warm, "size"), ==, 0);
-		g_assert_true(json_object_get_null_member(warm, "parked"));
-		g_assert_true(json_object_get_null_member(warm, "starting"));
+		g_assert_cmpint(json_object_get_int_member(warm, "parked"), ==, 0);
+		g_assert_cmpint(json_object_get_int_member(warm, "starting"), ==, 0);
+	}
+	/* one row per host that published the VM */
+	{
+		JsonArray *hosts = json_object_get_array_member(vm, "hosts");
+		JsonObject *h;
+
+		g_assert_cmpuint(json_array_get_length(hosts), ==, 1);
+		h = json_array_get_object_element(hosts, 0);
+		g_assert_cmpstr(json_object_get_string_member(h, "host"), ==, qsim_host_id_get());
+		g_assert_false(json_object_get_boolean_member(h, "stale"));
+		g_assert_true(json_object_get_boolean_member(h, "valid"));
+		g_assert_cmpstr(json_object_get_string_member(
+		                    json_object_get_object_member(h, "template"), "state"),
+		                ==, "none");
+	}
+}
+
+/* POST /requests checks vm_name against the catalogues in the store, not this
+ * process's disk: a VM only another host has is accepted, one no host can run is not */
+static void
+test_submit_catalogue(ApiFixture *fx, gconstpointer data)
+{
+	static const gchar *const agents[] = {NULL};
+	g_autoptr(QsimHostRecord) b = qsim_host_record_new("node-b");
+	g_autoptr(GPtrArray) vms =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_host_vm_free);
+	g_autoptr(GError) error = NULL;
+	QsimHostVm *remote = qsim_host_vm_new("node-b", "remote-only");
+	QsimHostVm *broken = qsim_host_vm_new("node-b", "broken-there");
+
+	b->version = g_strdup("test");
+	b->stale_after_ms = 60000;
+	g_strfreev(b->agent_ids);
+	b->agent_ids = g_strdupv((gchar **)agents);
+	remote->valid = TRUE;
+	broken->valid = FALSE;
+	broken->error = g_strdup("MEMORY: not a size");
+	g_ptr_array_add(vms, remote);
+	g_ptr_array_add(vms, broken);
+	g_assert_true(qsim_store_publish_host(fx->store, b, vms, &error));
+	g_assert_no_error(error);
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/requests", "application/json",
+		                "{\"vm_name\":\"remote-only\",\"commands\":\"true\"}", NULL);
+
+		g_assert_cmpuint(r->status, ==, 201);
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/requests", "application/json",
+		                "{\"vm_name\":\"broken-there\",\"commands\":\"true\"}", NULL);
+
+		assert_error(r, 422, "validation_error");
+		g_assert_nonnull(
+		    strstr(json_object_get_string_member(
+		               json_object_get_object_member(obj(r), "error"), "message"),
+		           "invalid configuration"));
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/requests", "application/json",
+		                "{\"vm_name\":\"nowhere\",\"commands\":\"true\"}", NULL);
+
+		assert_error(r, 422, "validation_error");
+		g_assert_nonnull(
+		    strstr(json_object_get_string_member(
+		               json_object_get_object_member(obj(r), "error"), "message"),
+		           "no VM named"));
+	}
+	/* an image on this process's disk that no agent published is no VM either */
+	{
+		g_autofree gchar *image =
+		    g_build_filename(fx->tmpdir, "images", "local-only.qcow2", NULL);
+		g_autoptr(ApiResponse) r = NULL;
+
+		g_assert_true(g_file_set_contents(image, "QFI\xfb", 4, &error));
+		r = api_request(fx, "POST", "/requests", "application/json",
+		                "{\"vm_name\":\"local-only\",\"commands\":\"true\"}", NULL);
+		assert_error(r, 422, "validation_error");
+	}
+}
+
+/* GET /vms shows every host's row, a stale host as stale, warm counts per host */
+static void
+test_vms_hosts(ApiFixture *fx, gconstpointer data)
+{
+	static const gchar *const agents[] = {"node-b:42:0", NULL};
+	g_autoptr(QsimHostRecord) b = qsim_host_record_new("node-b");
+	g_autoptr(GPtrArray) vms =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_host_vm_free);
+	g_autoptr(GError) error = NULL;
+	QsimHostVm *v = qsim_host_vm_new("node-b", "tiny");
+	JsonArray *hosts;
+	JsonObject *vm;
+
+	b->version = g_strdup("test");
+	b->accel = g_strdup("kvm");
+	b->stale_after_ms = 1000;
+	g_strfreev(b->agent_ids);
+	b->agent_ids = g_strdupv((gchar **)agents);
+	v->valid = TRUE;
+	v->image = g_strdup("tiny.qcow2");
+	v->accel_mode = g_strdup("auto");
+	v->warm_size = 3;
+	v->warm_parked = 2;
+	v->warm_starting = 1;
+	g_ptr_array_add(vms, v);
+	g_assert_true(qsim_store_publish_host(fx->store, b, vms, &error));
+	g_assert_no_error(error);
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms", NULL, NULL, NULL);
+		JsonObject *warm;
+		JsonObject *nb;
+
+		g_assert_cmpuint(r->status, ==, 200);
+		g_assert_cmpuint(json_array_get_length(arr(r)), ==, 1);
+		vm = json_array_get_object_element(arr(r), 0);
+		hosts = json_object_get_array_member(vm, "hosts");
+		g_assert_cmpuint(json_array_get_length(hosts), ==, 2);
+		nb = json_array_get_object_element(hosts, 0);
+		g_assert_cmpstr(json_object_get_string_member(nb, "host"), ==, "node-b");
+		g_assert_false(json_object_get_boolean_member(nb, "stale"));
+		g_assert_cmpstr(json_object_get_string_member(nb, "accel"), ==, "kvm");
+		warm = json_object_get_object_member(nb, "warm_pool");
+		g_assert_cmpint(json_object_get_int_member(warm, "size"), ==, 3);
+		g_assert_cmpint(json_object_get_int_member(warm, "parked"), ==, 2);
+		/* the VM's totals: the live hosts' counts */
+		warm = json_object_get_object_member(vm, "warm_pool");
+		g_assert_cmpint(json_object_get_int_member(warm, "parked"), ==, 2);
+		g_assert_cmpint(json_object_get_int_member(warm, "starting"), ==, 1);
+	}
+	/* node-b stops beating: stale, and its warm VMs no longer count */
+	g_usleep(1100 * 1000);
+	{
+		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
+		JsonObject *nb;
+
+		g_assert_cmpuint(r->status, ==, 200);
+		hosts = json_object_get_array_member(obj(r), "hosts");
+		nb = json_array_get_object_element(hosts, 0);
+		g_assert_true(json_object_get_boolean_member(nb, "stale"));
+		g_assert_cmpint(json_object_get_int_member(
+		                    json_object_get_object_member(obj(r), "warm_pool"), "parked"),
+		                ==, 0);
+	}
+	/* a prepare without a host asks every live host that can run it: not node-b */
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/tiny/prepare", NULL, NULL, NULL);
+		g_autoptr(QsimTemplateRecord) row = NULL;
+
+		g_assert_cmpuint(r->status, ==, 202);
+		g_assert_cmpuint(
+		    json_array_get_length(json_object_get_array_member(obj(r), "hosts")), ==, 1);
+		row = qsim_store_get_template(fx->store, "tiny", "node-b", NULL);
+		g_assert_null(row);
+	}
+	/* ... and with a host, that host */
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/tiny/prepare", "application/json",
+		                "{\"host\":\"node-b\"}", NULL);
+		g_autoptr(QsimTemplateRecord) row = NULL;
+
+		g_assert_cmpuint(r->status, ==, 202);
+		row = qsim_store_get_template(fx->store, "tiny", "node-b", &error);
+		g_assert_no_error(error);
+		g_assert_cmpint(row->prepare_requested_at, !=, 0);
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/tiny/prepare?host=node-c", NULL, NULL, NULL);
+
+		assert_error(r, 404, "not_found");
+	}
+	{
+		g_autoptr(ApiResponse) r =
+		    api_request(fx, "POST", "/vms/tiny/prepare?host=a:b", NULL, NULL, NULL);
+
+		assert_error(r, 400, "bad_request");
 	}
 }
 
@@ -811,14 +995,15 @@ test_vms_warm_pool(ApiFixture *fx, gconstpointer data)
 	guint calls = 0;
 
 	qsim_api_server_set_warm_pool_func(fx->server, fake_warm_pool, &calls);
+	/* GET /vms reads the counts the agents published, not this process's pool */
 	{
 		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
 		JsonObject *warm;
 
 		g_assert_cmpuint(r->status, ==, 200);
 		warm = json_object_get_object_member(obj(r), "warm_pool");
-		g_assert_cmpint(json_object_get_int_member(warm, "parked"), ==, 2);
-		g_assert_cmpint(json_object_get_int_member(warm, "starting"), ==, 1);
+		g_assert_cmpint(json_object_get_int_member(warm, "parked"), ==, 0);
+		g_assert_cmpint(json_object_get_int_member(warm, "starting"), ==, 0);
 	}
 	{
 		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/stats", NULL, NULL, NULL);
@@ -830,7 +1015,7 @@ test_vms_warm_pool(ApiFixture *fx, gconstpointer data)
 		g_assert_cmpint(json_object_get_int_member(warm, "parked"), ==, 2);
 		g_assert_cmpint(json_object_get_int_member(warm, "starting"), ==, 1);
 	}
-	g_assert_cmpuint(calls, ==, 2);
+	g_assert_cmpuint(calls, ==, 1);
 	qsim_api_server_set_warm_pool_func(fx->server, NULL, NULL);
 	{
 		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/stats", NULL, NULL, NULL);
@@ -846,15 +1031,12 @@ vm_template(ApiResponse *r)
 	return json_object_get_object_member(obj(r), "template");
 }
 
-/* GET /vms/{name}: the template state comes from the database row combined with
- * the files, so a change on disk shows at once */
+/* GET /vms/{name}: the template state is the row the template service (and the
+ * host's publisher, from the files) wrote for this host; the API reads no file */
 static void
 test_vm_get(ApiFixture *fx, gconstpointer data)
 {
 	const gchar *host = qsim_store_get_local_host();
-	g_autofree gchar *dir =
-	    g_build_filename(qsim_config_get_state_dir(fx->config), "templates", "tiny", NULL);
-	g_autofree gchar *stale = g_build_filename(dir, "stale", NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimTemplateRecord) row = qsim_template_record_new("tiny", host);
 	JsonObject *tpl;
@@ -887,21 +1069,27 @@ test_vm_get(ApiFixture *fx, gconstpointer data)
 		g_assert_cmpstr(json_object_get_string_member(vm_template(r), "state"), ==,
 		                "building");
 	}
-	/* the database says ready, but the files are gone: none */
+	/* ready, with its facts */
 	row->state = QSIM_TEMPLATE_RECORD_READY;
 	row->build_finished_at = row->build_started_at + 4000;
 	row->build_ms = 4000;
+	row->size_bytes = 1234;
+	row->qemu_version = g_strdup("7.2.0");
 	g_assert_true(qsim_store_upsert_template(fx->store, row, &error));
 	{
 		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
 
 		tpl = vm_template(r);
-		g_assert_cmpstr(json_object_get_string_member(tpl, "state"), ==, "none");
+		g_assert_cmpstr(json_object_get_string_member(tpl, "state"), ==, "ready");
 		g_assert_cmpfloat(json_object_get_double_member(tpl, "build_s"), ==, 4.0);
+		g_assert_cmpint(json_object_get_int_member(tpl, "size_bytes"), ==, 1234);
+		g_assert_cmpstr(json_object_get_string_member(tpl, "qemu_version"), ==, "7.2.0");
+		g_assert_true(json_object_get_null_member(tpl, "reason"));
 	}
-	/* files marked stale on disk: stale with the reason, whatever the row says */
-	g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
-	g_assert_true(g_file_set_contents(stale, "restore failed: boom\n", -1, &error));
+	/* stale with the reason */
+	row->state = QSIM_TEMPLATE_RECORD_STALE;
+	row->reason = g_strdup("restore failed: boom");
+	g_assert_true(qsim_store_upsert_template(fx->store, row, &error));
 	{
 		g_autoptr(ApiResponse) r = api_request(fx, "GET", "/vms/tiny", NULL, NULL, NULL);
 
@@ -912,6 +1100,7 @@ test_vm_get(ApiFixture *fx, gconstpointer data)
 	}
 	/* the last build failed: failed with its error */
 	row->state = QSIM_TEMPLATE_RECORD_FAILED;
+	g_free(row->reason);
 	row->reason = g_strdup("guest did not answer SSH");
 	g_assert_true(qsim_store_upsert_template(fx->store, row, &error));
 	{
@@ -924,8 +1113,6 @@ test_vm_get(ApiFixture *fx, gconstpointer data)
 		g_assert_cmpstr(json_object_get_string_member(tpl, "reason"), ==,
 		                "guest did not answer SSH");
 	}
-	g_assert_cmpint(g_unlink(stale), ==, 0);
-	g_assert_cmpint(g_rmdir(dir), ==, 0);
 }
 
 /* POST /vms/{name}/prepare: 202 with the template, a prepare request in the database */
@@ -1040,6 +1227,8 @@ test_vm_prepare(ApiFixture *fx, gconstpointer data)
 		const gchar *message;
 
 		g_assert_true(g_file_set_contents(conf, "MEMORY=lots\n", -1, &error));
+		/* the host's agents publish it as it is: invalid, and why */
+		api_fixture_publish(fx);
 		r = api_request(fx, "POST", "/vms/broken/prepare", NULL, NULL, NULL);
 		assert_error(r, 409, "conflict");
 		message = json_object_get_string_member(
@@ -1469,6 +1658,7 @@ test_seed_curl(ApiFixture *fx, gconstpointer data)
 	const gchar *uuid;
 
 	g_assert_true(g_file_set_contents(image, "QFI\xfb", 4, &error));
+	api_fixture_publish(fx);
 	created = run_curl(post);
 	g_assert_true(json_parser_load_from_data(parser, created, -1, &error));
 	o = json_node_get_object(json_parser_get_root(parser));
@@ -1617,6 +1807,8 @@ main(int argc, char **argv)
 	ADD("/qsim/api/requests/list-byte-budget", test_list_byte_budget, NULL);
 	ADD("/qsim/api/vms", test_vms, NULL);
 	ADD("/qsim/api/vms/get", test_vm_get, NULL);
+	ADD("/qsim/api/vms/hosts", test_vms_hosts, NULL);
+	ADD("/qsim/api/requests/catalogue", test_submit_catalogue, NULL);
 	ADD("/qsim/api/vms/warm-pool", test_vms_warm_pool, NULL);
 	ADD("/qsim/api/vms/prepare", test_vm_prepare, NULL);
 	ADD("/qsim/api/start-mode", test_start_mode, NULL);

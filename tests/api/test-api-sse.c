@@ -4,6 +4,7 @@
 
 #include "api-fixture.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 /* One Server-Sent Event as read off the wire; a comment has event ":". */
 typedef struct {

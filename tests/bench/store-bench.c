@@ -9,6 +9,7 @@
 #include <glib/gstdio.h>
 
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 /* CPU seconds of this process: the machine is shared, so wall time alone misleads */
 static gdouble

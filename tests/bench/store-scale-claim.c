@@ -11,6 +11,7 @@
 
 #include "store/qsim-stats.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 static gint
 compare_int64(gconstpointer a, gconstpointer b)

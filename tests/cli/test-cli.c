@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
+#include "store/qsim-store-hosts.h"
+#include "common/qsim-layout.h"
 #include "test-util.h"
 
 #define AGENT "test-agent"
@@ -127,6 +130,30 @@ daemon_stop(Fixture *f)
 	g_clear_object(&f->daemon);
 }
 
+/* what the agents of this host would have published: `qsimd api` reads only the store */
+static void
+publish_dummy(QsimStore *store)
+{
+	static const gchar *const no_agents[] = {NULL};
+	g_autoptr(QsimHostRecord) host = qsim_host_record_new(qsim_host_id_get());
+	g_autoptr(GPtrArray) vms =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_host_vm_free);
+	g_autoptr(GError) error = NULL;
+	QsimHostVm *v = qsim_host_vm_new(host->host, "dummy");
+
+	host->version = g_strdup("test");
+	host->stale_after_ms = 3600 * 1000;
+	g_strfreev(host->agent_ids);
+	host->agent_ids = g_strdupv((gchar **)no_agents);
+	v->valid = TRUE;
+	v->image = g_strdup("dummy.qcow2");
+	v->size_bytes = 17;
+	v->config = g_strdup("dummy.conf");
+	g_ptr_array_add(vms, v);
+	g_assert_true(qsim_store_publish_host(store, host, vms, &error));
+	g_assert_no_error(error);
+}
+
 static void
 fixture_start(Fixture *f, const gchar *tokens)
 {
@@ -160,6 +187,7 @@ fixture_start(Fixture *f, const gchar *tokens)
 	daemon_spawn(f);
 	f->store = qsim_store_open(f->db_path, &error);
 	g_assert_no_error(error);
+	publish_dummy(f->store);
 }
 
 static void

@@ -22,6 +22,7 @@
 
 #include "agent/qsim-template-service.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 #include "test-util.h"
 #include "vm/qsim-vm-rundir.h"
 

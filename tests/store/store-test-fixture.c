@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include "store-test-fixture.h"
+#include "store/qsim-store-factory.h"
 
 static gint64
 fake_clock(gpointer user_data)

@@ -11,6 +11,7 @@
 #include "common/qsim-error.h"
 #include "store-test-fixture.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 /*
  * Several PROCESSES, each with its own connection to one database file, claim

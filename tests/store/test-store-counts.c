@@ -12,6 +12,7 @@
 #include "common/qsim-error.h"
 #include "store-test-fixture.h"
 #include "store/qsim-store.h"
+#include "store/qsim-store-factory.h"
 
 #define LEASE_MS 30000
 
@@ -306,6 +307,10 @@ test_counts_migrate_from_v3(StoreFixture *fx, gconstpointer data)
 	                              "DROP TRIGGER request_totals_template;"
 	                              "DROP TABLE request_totals;"
 	                              "ALTER TABLE requests DROP COLUMN end_reason;"
+	                              "DROP TABLE vm_slots;"
+	                              "DROP TABLE host_vms;"
+	                              "DROP TABLE host_agents;"
+	                              "DROP TABLE hosts;"
 	                              "PRAGMA user_version = 3;");
 	/* rows written by a v3 qsim, that no trigger saw */
 	store_test_raw_exec(fx->path, "UPDATE requests SET status = 'hold', held_from = 'pending'"

@@ -7,6 +7,7 @@
 #include "common/qsim-error.h"
 #include "store-test-fixture.h"
 #include "store/qsim-retention.h"
+#include "store/qsim-store-factory.h"
 
 /* @n requests of @vm_name in one transaction (the vm name tags them for raw SQL) */
 static void

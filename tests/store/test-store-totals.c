@@ -263,6 +263,11 @@ test_migrate_from_v5(StoreFixture *fx, gconstpointer data)
 	                              "DROP TRIGGER request_totals_template;"
 	                              "DROP TABLE request_totals;"
 	                              "ALTER TABLE requests DROP COLUMN end_reason;"
+	                              /* and what v7 added */
+	                              "DROP TABLE vm_slots;"
+	                              "DROP TABLE host_vms;"
+	                              "DROP TABLE host_agents;"
+	                              "DROP TABLE hosts;"
 	                              "PRAGMA user_version = 5;");
 	again = qsim_store_open(fx->path, &error);
 	g_assert_no_error(error);
