@@ -254,8 +254,9 @@ qsim_net_outbound_describe_exit(QsimNetOutbound *self)
  * qsim_net_outbound_stop:
  * @self: a #QsimNetOutbound
  *
- * Kills pasta's process group; the reaping happens on the main loop. Safe to call more
- * than once. Call it once QEMU is gone: the namespace goes with the last of them.
+ * Kills pasta (one process: it forks nothing in this mode); the reaping happens on the
+ * main loop. Safe to call more than once. Call it once QEMU is gone: the namespace goes
+ * with the last of them.
  */
 void
 qsim_net_outbound_stop(QsimNetOutbound *self)
@@ -264,6 +265,8 @@ qsim_net_outbound_stop(QsimNetOutbound *self)
 	if (self->stopping)
 		return;
 	self->stopping = TRUE;
-	if (self->pid > 0 && !self->exited)
-		kill(-self->pid, SIGKILL);
+	/* GSubprocess signals only a child it has not reaped yet: a kill() by pid could hit
+	 * a process that reused the number after GLib's worker reaped pasta */
+	if (self->proc != NULL && !self->exited)
+		g_subprocess_send_signal(self->proc, SIGKILL);
 }

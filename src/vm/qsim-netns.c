@@ -85,6 +85,8 @@ qsim_netns_new(GError **error)
 {
 	NetnsResult result = {.fd = -1};
 	GThread *thread;
+	gint high;
+	gint saved_errno;
 
 	if (geteuid() != 0) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
@@ -103,7 +105,17 @@ qsim_netns_new(GError **error)
 		            g_strerror(result.saved_errno));
 		return -1;
 	}
-	return result.fd;
+	/* above the fds a spawn puts in place before the child setup runs (stdio, QMP, the
+	 * incoming state): setns on one of those would fail, and the child with it */
+	high = fcntl(result.fd, F_DUPFD_CLOEXEC, QSIM_NETNS_MIN_FD);
+	saved_errno = errno;
+	close(result.fd);
+	if (high < 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_IO, "cannot keep a network namespace: %s",
+		            g_strerror(saved_errno));
+		return -1;
+	}
+	return high;
 }
 
 /**

@@ -10,6 +10,7 @@
 
 #include "common/qsim-error.h"
 #include "qsim-template-migrate.h"
+#include "qsim-netns.h"
 #include "qsim-vm-argv.h"
 #include "qsim-vm-overlay.h"
 #include "qsim-vm-port.h"
@@ -98,6 +99,9 @@ qsim_vm_qmp_socketpair(gint *qemu_end, GError **error)
 	*qemu_end = fds[1];
 	return socket;
 }
+
+/* the namespace's fd must survive the renumbering a spawn does before its child setup */
+G_STATIC_ASSERT(QSIM_NETNS_MIN_FD > QSIM_VM_ARGV_INCOMING_FD);
 
 void
 qsim_vm_outbound_drop(QsimVm *self)
