@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "common/qsim-error.h"
+#include "common/qsim-layout.h"
 #include "qsim-cli-commands.h"
 #include "qsim-cli-json.h"
 #include "qsim-cli-table.h"
@@ -317,6 +318,29 @@ qsim_cli_template_settled(JsonObject *tpl)
 	return g_strcmp0(state, "building") != 0;
 }
 
+/* The template to wait for: the VM's, or with --host that host's row of it */
+static JsonObject *
+prepare_template(QsimCli *cli, JsonNode *reply)
+{
+	JsonObject *vm = json_node_get_object(reply);
+	JsonNode *hosts;
+
+	if (cli->opt_host == NULL)
+		return qsim_cli_json_get_object(vm, "template");
+	hosts = json_object_get_member(vm, "hosts");
+	if (hosts == NULL || !JSON_NODE_HOLDS_ARRAY(hosts))
+		return NULL;
+	for (guint i = 0; i < json_array_get_length(json_node_get_array(hosts)); i++) {
+		JsonNode *row = json_array_get_element(json_node_get_array(hosts), i);
+
+		if (JSON_NODE_HOLDS_OBJECT(row) &&
+		    g_strcmp0(qsim_cli_json_get_string(json_node_get_object(row), "host"),
+		              cli->opt_host) == 0)
+			return qsim_cli_json_get_object(json_node_get_object(row), "template");
+	}
+	return NULL;
+}
+
 static gboolean
 qsim_cli_cmd_prepare(QsimCli *cli, gchar **args, GError **error)
 {
@@ -333,6 +357,8 @@ qsim_cli_cmd_prepare(QsimCli *cli, gchar **args, GError **error)
 	if (!qsim_cli_check_nargs(cli, args, 1, 1, error) ||
 	    !qsim_cli_check_vm_name(cli, args[0], error))
 		return FALSE;
+	if (cli->opt_host != NULL && !qsim_host_id_validate(cli->opt_host, NULL))
+		return qsim_cli_usage_error(cli, error, _("%s: not a host id"), "--host");
 	if (cli->opt_timeout != NULL && !cli->opt_wait)
 		return qsim_cli_usage_error(cli, error, _("%s needs %s"), "--timeout", "--wait");
 	if (cli->opt_timeout != NULL && !qsim_cli_parse_positive(cli, "--timeout", cli->opt_timeout,
@@ -340,7 +366,9 @@ qsim_cli_cmd_prepare(QsimCli *cli, gchar **args, GError **error)
 		return FALSE;
 	deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
 	escaped = g_uri_escape_string(args[0], NULL, FALSE);
-	path = g_strdup_printf("/vms/%s/prepare%s", escaped, cli->opt_force ? "?force=true" : "");
+	path = g_strdup_printf(
+	    "/vms/%s/prepare?force=%s%s%s", escaped, cli->opt_force ? "true" : "false",
+	    cli->opt_host != NULL ? "&host=" : "", cli->opt_host != NULL ? cli->opt_host : "");
 	if (!qsim_cli_call(cli, "POST", path, NULL, &reply, NULL, error))
 		return FALSE;
 	if (reply == NULL || !JSON_NODE_HOLDS_OBJECT(reply)) {
@@ -349,7 +377,7 @@ qsim_cli_cmd_prepare(QsimCli *cli, gchar **args, GError **error)
 		return FALSE;
 	}
 	vm_path = g_strdup_printf("/vms/%s", escaped);
-	tpl = qsim_cli_json_get_object(json_node_get_object(reply), "template");
+	tpl = prepare_template(cli, reply);
 	while (cli->opt_wait && (tpl == NULL || !qsim_cli_template_settled(tpl))) {
 		gint64 left = deadline - g_get_monotonic_time();
 
@@ -365,7 +393,7 @@ qsim_cli_cmd_prepare(QsimCli *cli, gchar **args, GError **error)
 		g_clear_pointer(&reply, json_node_unref);
 		if (!qsim_cli_get_object(cli, vm_path, &reply, error))
 			return FALSE;
-		tpl = qsim_cli_json_get_object(json_node_get_object(reply), "template");
+		tpl = prepare_template(cli, reply);
 	}
 	if (cli->json)
 		qsim_cli_json_print(reply, TRUE);
@@ -425,7 +453,7 @@ qsim_cli_system_register(GPtrArray *cmds)
 	                                       QSIM_CLI_OPT_NONE, qsim_cli_cmd_vms));
 	g_ptr_array_add(
 	    cmds,
-	    qsim_cli_cmd_new("prepare", _("VM [--force] [--wait [--timeout S]]"),
+	    qsim_cli_cmd_new("prepare", _("VM [--force] [--host HOST] [--wait [--timeout S]]"),
 	                     /* TRANSLATORS: command description */
 	                     _("Build the VM's fast-start template (restored instead of booted)"),
 	                     QSIM_CLI_OPT_FORCE | QSIM_CLI_OPT_WAIT | QSIM_CLI_OPT_TIMEOUT,

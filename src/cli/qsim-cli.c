@@ -52,6 +52,7 @@ qsim_cli_free(QsimCli *cli)
 	g_free(cli->opt_log_type);
 	g_free(cli->opt_timeout);
 	g_free(cli->opt_before);
+	g_free(cli->opt_host);
 	g_free(cli);
 }
 

@@ -35,6 +35,7 @@ struct _QsimCli {
 	gchar *opt_log_type;
 	gchar *opt_timeout;
 	gchar *opt_before;
+	gchar *opt_host;
 	gboolean opt_follow;
 	gboolean opt_force;
 	gboolean opt_wait;

@@ -127,6 +127,10 @@ qsim_ctl_run(int argc, char **argv)
 	    {"wait", 'w', 0, G_OPTION_ARG_NONE, &cli->opt_wait,
 	     /* TRANSLATORS: --wait option */
 	     N_("prepare: wait until the template is ready or its build failed"), NULL},
+	    {"host", 0, 0, G_OPTION_ARG_STRING, &cli->opt_host,
+	     /* TRANSLATORS: --host option of prepare; HOST_ID stays as it is */
+	     N_("prepare: only on this host (its HOST_ID); default: every host that has the VM"),
+	     N_("HOST")},
 	    {"before", 0, 0, G_OPTION_ARG_STRING, &cli->opt_before,
 	     /* TRANSLATORS: --before option; keep 7d, 12h and 0 as they are */
 	     N_("purge: requests that finished longer ago than this (7d, 12h, 0 = until now) or "

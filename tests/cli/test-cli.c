@@ -1194,6 +1194,23 @@ test_prepare(Fixture *f, gconstpointer data)
 	assert_error_line(&r, 2, "-bad");
 	ctl(f, &r, "prepare", "nope");
 	assert_error_line(&r, 1, "nope");
+
+	/* --host: only that host's row is asked; a bad host id never leaves the CLI, and a
+	 * host that does not publish the VM is the server's 4xx, in one line */
+	ctl(f, &r, "--json", "prepare", "dummy", "--host", host);
+	g_assert_cmpint(r.status, ==, 0);
+	{
+		g_autoptr(JsonNode) reply = parse_json(r.out);
+		JsonArray *hosts =
+		    json_object_get_array_member(json_node_get_object(reply), "hosts");
+
+		g_assert_cmpuint(json_array_get_length(hosts), ==, 1);
+	}
+	ctl(f, &r, "prepare", "dummy", "--host", "../etc");
+	assert_error_line(&r, 2, "--host");
+	ctl(f, &r, "prepare", "dummy", "--host", "no-such-host");
+	g_assert_cmpint(r.status, !=, 0);
+	g_assert_cmpint(r.status, !=, 2);
 	ctl_result_clear(&r);
 }
 
