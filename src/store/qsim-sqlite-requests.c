@@ -1,0 +1,634 @@
+#define G_LOG_DOMAIN "qsim-store"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "common/qsim-error.h"
+#include "common/qsim-layout.h"
+#include "store/qsim-sqlite-hosts.h"
+#include "store/qsim-sqlite-store-private.h"
+#include "store/qsim-sqlite-transaction.h"
+
+#define AMBIGUOUS_SHOWN 10
+#define CANCEL_REASON QSIM_END_TEXT_CANCELLED
+
+/*
+ * Inserts one new row inside the caller's IMMEDIATE transaction (MAX(id) + 1
+ * must be computed under the write lock). @out_rc gets SQLite's result code so
+ * a batch can tell a refused row from a failed transaction.
+ */
+static gboolean
+insert_row(QsimSqliteStore *self, const QsimRequest *r, gint *out_rc, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+	    self,
+	    "INSERT INTO requests (uuid, id, vm_name, commands, timeout, status,"
+	    " created_at, updated_at, attempts)"
+	    " VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM requests), ?2, ?3, ?4,"
+	    " ?5, ?6, ?6, 0)",
+	    error);
+	gint rc;
+
+	*out_rc = SQLITE_ERROR;
+	if (stmt == NULL)
+		return FALSE;
+	/* STATIC: the strings outlive the step, and the guard clears the bindings */
+	sqlite3_bind_text(stmt, 1, r->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, r->vm_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, r->commands, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, r->timeout_s);
+	sqlite3_bind_text(stmt, 5, qsim_status_to_string(r->status), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 6, r->created_at);
+	rc = sqlite3_step(stmt);
+	*out_rc = rc;
+	if (rc != SQLITE_DONE) {
+		qsim_sqlite_set_error(self->db, rc, "cannot insert request", error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+qsim_sqlite_insert_request(QsimStore *store, const QsimRequest *r, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	gint rc;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	if (!insert_row(self, r, &rc, error))
+		return FALSE;
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+gboolean
+qsim_sqlite_insert_requests(QsimStore *store, GPtrArray *requests, GError **row_errors,
+                            GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	for (guint i = 0; i < requests->len; i++) {
+		g_autoptr(GError) row_error = NULL;
+		gint rc;
+
+		if (insert_row(self, requests->pdata[i], &rc, &row_error))
+			continue;
+		/* a constraint (a CHECK, a trigger's RAISE(ABORT)) undoes this one
+		 * statement and leaves the transaction open: the other rows still
+		 * commit. Anything else (I/O, a full disk, RAISE(ROLLBACK)) may have
+		 * ended the transaction, so the whole batch fails. */
+		if ((rc & 0xff) == SQLITE_CONSTRAINT && !sqlite3_get_autocommit(self->db)) {
+			row_errors[i] = g_steal_pointer(&row_error);
+			continue;
+		}
+		g_propagate_error(error, g_steal_pointer(&row_error));
+		return FALSE;
+	}
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+static QsimRequest *
+get_by_prefix(QsimSqliteStore *self, const gchar *prefix, GError **error)
+{
+	/* all UUID characters sort below 'g', so [prefix, prefix + "g") is exactly the
+	 * set of UUIDs starting with prefix, and the primary key index serves it */
+	g_autofree gchar *upper = g_strconcat(prefix, "g", NULL);
+	g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+	    self,
+	    "SELECT " REQUEST_COLUMNS " FROM requests WHERE uuid >= ?1 AND uuid < ?2"
+	    " ORDER BY uuid LIMIT ?3",
+	    error);
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GString) names = NULL;
+
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_text(stmt, 1, prefix, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(stmt, 2, upper, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(stmt, 3, AMBIGUOUS_SHOWN + 1);
+	rows = qsim_sqlite_store_collect_requests(self, stmt, error);
+	if (rows == NULL)
+		return NULL;
+	if (rows->len == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "no request matches '%s'",
+		            prefix);
+		return NULL;
+	}
+	if (rows->len == 1)
+		return qsim_request_copy(g_ptr_array_index(rows, 0));
+	names = g_string_new(NULL);
+	for (guint i = 0; i < MIN(rows->len, AMBIGUOUS_SHOWN); i++) {
+		const QsimRequest *r = g_ptr_array_index(rows, i);
+
+		g_string_append_printf(names, "%s%s", i > 0 ? ", " : "", r->uuid);
+	}
+	if (rows->len > AMBIGUOUS_SHOWN)
+		g_string_append(names, ", ...");
+	g_set_error(error, QSIM_ERROR, QSIM_ERROR_AMBIGUOUS,
+	            "request ID prefix '%s' is ambiguous: it matches %s", prefix, names->str);
+	return NULL;
+}
+
+QsimRequest *
+qsim_sqlite_get_request(QsimStore *store, const gchar *uuid_or_prefix, guint min_prefix_len,
+                        GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+
+	if (strlen(uuid_or_prefix) == 36)
+		return qsim_sqlite_store_load_request(self, uuid_or_prefix, error);
+	return get_by_prefix(self, uuid_or_prefix, error);
+}
+
+GPtrArray *
+qsim_sqlite_list_requests(QsimStore *store, const QsimRequestFilter *filter, gboolean *has_more,
+                          GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	gint64 before_id = G_MAXINT64;
+	gboolean cut = FALSE;
+
+	/* one snapshot for the cursor lookup and the page */
+	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
+	if (tx == NULL)
+		return NULL;
+	if (filter->before_uuid != NULL) {
+		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+		    self, "SELECT id FROM requests WHERE uuid = ?1", error);
+		gint rc;
+
+		if (stmt == NULL)
+			return NULL;
+		sqlite3_bind_text(stmt, 1, filter->before_uuid, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_DONE) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND,
+			            "no request %s to list before", filter->before_uuid);
+			return NULL;
+		}
+		if (rc != SQLITE_ROW) {
+			qsim_sqlite_set_error(self->db, rc, "cannot read cursor", error);
+			return NULL;
+		}
+		before_id = sqlite3_column_int64(stmt, 0);
+	}
+	{
+		/* two fixed texts rather than one with "?1 IS NULL OR": the planner
+		 * then uses (status, id) when a status is given, (id) otherwise */
+		const gchar *sql =
+		    filter->status >= 0
+		        ? "SELECT " REQUEST_COLUMNS " FROM requests WHERE status = ?1 AND id < ?2"
+		          " AND (?3 IS NULL OR vm_name = ?3) AND (?4 IS NULL OR agent_id = ?4)"
+		          " ORDER BY id DESC LIMIT ?5"
+		        : "SELECT " REQUEST_COLUMNS " FROM requests WHERE id < ?2"
+		          " AND (?3 IS NULL OR vm_name = ?3) AND (?4 IS NULL OR agent_id = ?4)"
+		          " ORDER BY id DESC LIMIT ?5";
+		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(self, sql, error);
+
+		if (stmt == NULL)
+			return NULL;
+		if (filter->status >= 0)
+			sqlite3_bind_text(stmt, 1, qsim_status_to_string(filter->status), -1,
+			                  SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 2, before_id);
+		qsim_sqlite_bind_text_or_null(stmt, 3, filter->vm_name);
+		qsim_sqlite_bind_text_or_null(stmt, 4, filter->agent_id);
+		sqlite3_bind_int64(stmt, 5, (gint64)filter->limit + 1);
+		rows = qsim_sqlite_store_collect_requests_capped(self, stmt, filter->max_bytes,
+		                                                 &cut, error);
+		if (rows == NULL)
+			return NULL;
+	}
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	*has_more = cut || rows->len > filter->limit;
+	if (rows->len > filter->limit)
+		g_ptr_array_set_size(rows, filter->limit);
+	return g_steal_pointer(&rows);
+}
+
+QsimRequest *
+qsim_sqlite_set_status(QsimStore *store, const gchar *uuid, QsimStatus to, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = qsim_sqlite_store_now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return NULL;
+	r = qsim_sqlite_store_load_request(self, uuid, error);
+	if (r == NULL)
+		return NULL;
+	if (!qsim_status_check_transition(r->status, r->held_from, to, QSIM_STATUS_ACTOR_USER,
+	                                  error)) {
+		g_prefix_error(error, "request %s: ", r->uuid);
+		return NULL;
+	}
+	if (to == QSIM_STATUS_HOLD)
+		r->held_from = r->status;
+	if (to == QSIM_STATUS_CANCELLED) {
+		/* the lease stays: the agent keeps its VM slot until it has stopped the VM */
+		g_free(r->error);
+		r->error = g_strdup(CANCEL_REASON);
+		if (r->finished_at == 0)
+			r->finished_at = now;
+	}
+	r->status = to;
+	r->updated_at = now;
+	if (!qsim_sqlite_store_update_request(self, r, error))
+		return NULL;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	return g_steal_pointer(&r);
+}
+
+gboolean
+qsim_sqlite_delete_request(QsimStore *store, const gchar *uuid, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = qsim_sqlite_store_load_request(self, uuid, error);
+	if (r == NULL)
+		return FALSE;
+	if (!qsim_status_is_final(r->status)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s; only a done, failed or cancelled request can be "
+		            "deleted",
+		            r->uuid, qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt =
+		    qsim_sqlite_store_stmt_get(self, "DELETE FROM requests WHERE uuid = ?1", error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		if (!qsim_sqlite_store_stmt_done(self, stmt, "cannot delete request", error))
+			return FALSE;
+	}
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+/* FALSE without @error set when no request is pending */
+static gboolean
+any_pending(QsimSqliteStore *self, GError **error)
+{
+	g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+	    self, "SELECT 1 FROM requests WHERE status = 'pending' LIMIT 1", error);
+	gint rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		return TRUE;
+	if (rc != SQLITE_DONE)
+		qsim_sqlite_set_error(self->db, rc, "cannot look for pending requests", error);
+	return FALSE;
+}
+
+QsimRequest *
+qsim_sqlite_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms,
+                       guint max_active_vms, guint max_host_vms, GError **error)
+{
+	g_autofree gchar *host = NULL;
+	gint64 slot_id = 0;
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = qsim_sqlite_store_now_ms(self);
+
+	/* idle agents poll: answer "nothing pending" from a plain read, without
+	 * queueing for the write lock; a miss is caught by the next poll */
+	if (!any_pending(self, error))
+		return NULL;
+	/* the write lock first: the count and the pick must not race another agent */
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL) {
+		g_prefix_error(error, "cannot claim: ");
+		return NULL;
+	}
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+		    self,
+		    "SELECT " REQUEST_COLUMNS
+		    " FROM requests WHERE status = 'pending' ORDER BY id LIMIT 1",
+		    error);
+		gint rc;
+
+		if (stmt == NULL)
+			return NULL;
+		rc = sqlite3_step(stmt);
+		if (rc == SQLITE_DONE)
+			return NULL; /* nothing to do */
+		if (rc != SQLITE_ROW) {
+			qsim_sqlite_set_error(self->db, rc, "cannot pick a pending request", error);
+			return NULL;
+		}
+		r = qsim_sqlite_row_to_request(stmt, error);
+		if (r == NULL)
+			return NULL;
+	}
+	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_ACKNOWLEDGED,
+	                                  QSIM_STATUS_ACTOR_AGENT, error))
+		return NULL;
+	/* the request's QEMU gets its slot in the transaction that decides to run it */
+	if (!qsim_agent_id_parse(agent_id, &host, NULL))
+		host = g_strdup(agent_id);
+	if (!qsim_sqlite_slots_insert_capped(self->db, now, host, agent_id, QSIM_VM_SLOT_REQUEST,
+	                                     r->uuid, max_active_vms, max_host_vms, &slot_id,
+	                                     error))
+		return NULL;
+	if (slot_id == 0)
+		return NULL; /* at capacity; the guard rolls back the empty transaction */
+	r->status = QSIM_STATUS_ACKNOWLEDGED;
+	g_free(r->agent_id);
+	r->agent_id = g_strdup(agent_id);
+	r->lease_expires_at = now + lease_ms;
+	r->attempts++;
+	r->updated_at = now;
+	if (!qsim_sqlite_store_update_request(self, r, error))
+		return NULL;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return NULL;
+	return g_steal_pointer(&r);
+}
+
+gboolean
+qsim_sqlite_mark_running(QsimStore *store, const gchar *uuid, const gchar *agent_id, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = qsim_sqlite_store_now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = qsim_sqlite_store_load_request(self, uuid, error);
+	if (r == NULL || !qsim_sqlite_check_owner(r, agent_id, error))
+		return FALSE;
+	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_RUNNING,
+	                                  QSIM_STATUS_ACTOR_AGENT, error)) {
+		g_prefix_error(error, "request %s: ", r->uuid);
+		return FALSE;
+	}
+	r->status = QSIM_STATUS_RUNNING;
+	r->started_at = now;
+	r->updated_at = now;
+	if (!qsim_sqlite_store_update_request(self, r, error))
+		return FALSE;
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+gboolean
+qsim_sqlite_renew_lease(QsimStore *store, const gchar *uuid, const gchar *agent_id, gint64 lease_ms,
+                        QsimStatus *out_status, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = qsim_sqlite_store_load_request(self, uuid, error);
+	if (r == NULL || !qsim_sqlite_check_owner(r, agent_id, error))
+		return FALSE;
+	if (r->lease_expires_at == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s and holds no lease: it was recovered or finished",
+		            r->uuid, qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	{
+		/* a narrow UPDATE: renewals are the most frequent write */
+		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+		    self, "UPDATE requests SET lease_expires_at = ?2 WHERE uuid = ?1", error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(stmt, 2, qsim_sqlite_store_now_ms(self) + lease_ms);
+		if (!qsim_sqlite_store_stmt_done(self, stmt, "cannot renew lease", error))
+			return FALSE;
+	}
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return FALSE;
+	if (out_status != NULL)
+		*out_status = r->status;
+	return TRUE;
+}
+
+gboolean
+qsim_sqlite_finish_request(QsimStore *store, const gchar *uuid, const gchar *agent_id,
+                           QsimStatus final, gboolean has_exit_code, gint exit_code,
+                           const gchar *error_msg, QsimStatus *out_status, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = qsim_sqlite_store_now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = qsim_sqlite_store_load_request(self, uuid, error);
+	if (r == NULL || !qsim_sqlite_check_owner(r, agent_id, error))
+		return FALSE;
+	if (r->status == QSIM_STATUS_CANCELLED) {
+		/* the user won the race: keep cancelled and its reason, record the rest */
+		if (has_exit_code) {
+			r->has_exit_code = TRUE;
+			r->exit_code = exit_code;
+		}
+	} else {
+		if (!qsim_status_check_transition(r->status, r->held_from, final,
+		                                  QSIM_STATUS_ACTOR_AGENT, error)) {
+			g_prefix_error(error, "request %s: ", r->uuid);
+			return FALSE;
+		}
+		r->status = final;
+		r->has_exit_code = has_exit_code;
+		r->exit_code = has_exit_code ? exit_code : 0;
+		g_free(r->error);
+		r->error = g_strdup(error_msg);
+	}
+	if (r->finished_at == 0)
+		r->finished_at = now;
+	r->lease_expires_at = 0;
+	r->updated_at = now;
+	/* the agent finishes once its QEMU is gone */
+	if (!qsim_sqlite_store_update_request(self, r, error) ||
+	    !qsim_sqlite_slots_drop_request(self->db, uuid, error))
+		return FALSE;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return FALSE;
+	*out_status = r->status;
+	return TRUE;
+}
+
+GPtrArray *
+qsim_sqlite_list_expired_leases(QsimStore *store, gint64 now, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+	    self,
+	    "SELECT " REQUEST_COLUMNS " FROM requests WHERE lease_expires_at IS NOT NULL"
+	    " AND lease_expires_at <= ?1 ORDER BY lease_expires_at",
+	    error);
+
+	if (stmt == NULL)
+		return NULL;
+	sqlite3_bind_int64(stmt, 1, now);
+	return qsim_sqlite_store_collect_requests(self, stmt, error);
+}
+
+GPtrArray *
+qsim_sqlite_list_leases(QsimStore *store, const gchar *agent_id, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+	    self,
+	    "SELECT " REQUEST_COLUMNS " FROM requests WHERE lease_expires_at IS NOT NULL"
+	    " AND (?1 IS NULL OR agent_id = ?1) ORDER BY id",
+	    error);
+
+	if (stmt == NULL)
+		return NULL;
+	qsim_sqlite_bind_text_or_null(stmt, 1, agent_id);
+	return qsim_sqlite_store_collect_requests(self, stmt, error);
+}
+
+gboolean
+qsim_sqlite_recover_request(QsimStore *store, const gchar *uuid, const gchar *expected_agent_id,
+                            gboolean retry, const gchar *reason, QsimStatus *out_status,
+                            GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	gint64 now = qsim_sqlite_store_now_ms(self);
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = qsim_sqlite_store_load_request(self, uuid, error);
+	if (r == NULL)
+		return FALSE;
+	if (expected_agent_id != NULL && !qsim_sqlite_check_owner(r, expected_agent_id, error))
+		return FALSE;
+	if (r->lease_expires_at == 0) {
+		/* the lease is the claim: without it another recoverer already acted */
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s and holds no lease: nothing to recover", r->uuid,
+		            qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	if (qsim_status_is_final(r->status)) {
+		/* cancelled while the agent died: only free the VM slot */
+	} else if (retry && r->status == QSIM_STATUS_ACKNOWLEDGED &&
+	           r->attempts < QSIM_STORE_MAX_ATTEMPTS) {
+		if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_PENDING,
+		                                  QSIM_STATUS_ACTOR_AGENT, error))
+			return FALSE;
+		r->status = QSIM_STATUS_PENDING;
+		g_clear_pointer(&r->agent_id, g_free);
+	} else {
+		if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_FAILED,
+		                                  QSIM_STATUS_ACTOR_AGENT, error)) {
+			g_prefix_error(error, "request %s: ", r->uuid);
+			return FALSE;
+		}
+		r->status = QSIM_STATUS_FAILED;
+		g_free(r->error);
+		r->error = g_strdup(reason);
+		if (r->finished_at == 0)
+			r->finished_at = now;
+	}
+	r->lease_expires_at = 0;
+	r->updated_at = now;
+	/* its agent is gone, and its QEMU died with it */
+	if (!qsim_sqlite_store_update_request(self, r, error) ||
+	    !qsim_sqlite_slots_drop_request(self->db, uuid, error))
+		return FALSE;
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return FALSE;
+	*out_status = r->status;
+	return TRUE;
+}
+
+gboolean
+qsim_sqlite_set_start_mode(QsimStore *store, const gchar *uuid, QsimStartMode mode, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+
+	tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	if (tx == NULL)
+		return FALSE;
+	r = qsim_sqlite_store_load_request(self, uuid, error);
+	if (r == NULL)
+		return FALSE;
+	if (r->lease_expires_at == 0) {
+		/* the lease is the VM: without one no VM runs for it */
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s and no agent holds a VM for it: no start mode to "
+		            "record",
+		            r->uuid, qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	{
+		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+		    self, "UPDATE requests SET start_mode = ?2, updated_at = ?3 WHERE uuid = ?1",
+		    error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(stmt, 2, qsim_start_mode_to_string(mode), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 3, qsim_sqlite_store_now_ms(self));
+		if (!qsim_sqlite_store_stmt_done(self, stmt, "cannot record the start mode", error))
+			return FALSE;
+	}
+	return qsim_sqlite_transaction_commit(tx, error);
+}
+
+gboolean
+qsim_sqlite_set_output_truncated(QsimStore *store, const gchar *uuid, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+	    self, "UPDATE requests SET output_truncated = 1, updated_at = ?2 WHERE uuid = ?1",
+	    error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(stmt, 2, qsim_sqlite_store_now_ms(self));
+	if (!qsim_sqlite_store_stmt_done(self, stmt, "cannot record the output truncation", error))
+		return FALSE;
+	if (sqlite3_changes(self->db) == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "request %s not found", uuid);
+		return FALSE;
+	}
+	return TRUE;
+}
