@@ -10,6 +10,7 @@
 #include "api-fixture.h"
 #include "api/qsim-api-metrics.h"
 #include "common/qsim-metrics.h"
+#include "store/qsim-store-factory.h"
 #include "store/qsim-store.h"
 
 #define LEASE_MS 30000

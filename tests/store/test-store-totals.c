@@ -8,6 +8,7 @@
 
 #include "common/qsim-error.h"
 #include "store-test-fixture.h"
+#include "store/qsim-store-factory.h"
 #include "store/qsim-store.h"
 
 #define LEASE_MS 30000
