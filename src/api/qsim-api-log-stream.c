@@ -419,6 +419,12 @@ qsim_api_log_stream_new(QsimApiServer *server, SoupServerMessage *msg, const gch
 	return self;
 }
 
+static void
+close_tracked(GObject *stream)
+{
+	qsim_api_log_stream_close(QSIM_API_LOG_STREAM(stream));
+}
+
 /**
  * qsim_api_log_stream_start:
  *
@@ -461,7 +467,7 @@ qsim_api_log_stream_start(QsimApiLogStream *self)
 	self->deleted_id =
 	    g_signal_connect(self->store, "request-deleted", G_CALLBACK(on_request_deleted), self);
 	self->poll_id = g_timeout_add(poll_ms, poll_cb, self);
-	qsim_api_server_track_stream(self->server, G_OBJECT(self));
+	qsim_api_server_track_stream(self->server, G_OBJECT(self), close_tracked);
 	arm_keepalive(self);
 	/* read before the first pump so that nothing committed after it is missed */
 	self->have_version = qsim_store_get_data_version(self->store, &self->data_version, NULL);

@@ -4,7 +4,6 @@
 
 #include <libsoup/soup.h>
 
-#include "api/qsim-api-log-stream.h"
 #include "api/qsim-api-server-private.h"
 #include "common/qsim-log.h"
 
@@ -165,6 +164,13 @@ qsim_api_server_get_port(QsimApiServer *self)
 	return self->port;
 }
 
+/* where a tracked stream keeps its close function */
+static GQuark
+stream_close_quark(void)
+{
+	return g_quark_from_static_string("qsim-api-server-stream-close");
+}
+
 /**
  * qsim_api_server_stop:
  *
@@ -177,8 +183,11 @@ qsim_api_server_stop(QsimApiServer *self)
 	g_return_if_fail(QSIM_IS_API_SERVER(self));
 	/* closing a stream untracks it: work on a copy */
 	while (self->streams->len > 0) {
-		g_autoptr(QsimApiLogStream) stream = g_object_ref(self->streams->pdata[0]);
-		qsim_api_log_stream_close(stream);
+		g_autoptr(GObject) stream = g_object_ref(self->streams->pdata[0]);
+		QsimApiStreamCloseFunc close_func =
+		    g_object_get_qdata(stream, stream_close_quark());
+
+		close_func(stream);
 		g_ptr_array_remove(self->streams, stream);
 	}
 	qsim_api_server_unlisten(self);
@@ -461,12 +470,15 @@ qsim_api_server_get_store(QsimApiServer *self)
 /**
  * qsim_api_server_track_stream:
  * @stream: a live QsimApiLogStream; the server takes a reference
+ * @close_func: how qsim_api_server_stop() ends @stream
  *
  * The server keeps each live stream so that qsim_api_server_stop() can end it.
  */
 void
-qsim_api_server_track_stream(QsimApiServer *self, GObject *stream)
+qsim_api_server_track_stream(QsimApiServer *self, GObject *stream,
+                             QsimApiStreamCloseFunc close_func)
 {
+	g_object_set_qdata(stream, stream_close_quark(), (gpointer)close_func);
 	g_ptr_array_add(self->streams, g_object_ref(stream));
 }
 

@@ -92,7 +92,11 @@ QsimStore *qsim_api_server_get_store(QsimApiServer *self);
 
 QsimDiskReserve *qsim_api_server_get_disk_reserve(QsimApiServer *self);
 
-void qsim_api_server_track_stream(QsimApiServer *self, GObject *stream);
+/* Ends a tracked stream when the server stops, so the server need not know its type */
+typedef void (*QsimApiStreamCloseFunc)(GObject *stream);
+
+void qsim_api_server_track_stream(QsimApiServer *self, GObject *stream,
+                                  QsimApiStreamCloseFunc close_func);
 
 void qsim_api_server_untrack_stream(QsimApiServer *self, GObject *stream);
 

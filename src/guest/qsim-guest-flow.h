@@ -2,7 +2,7 @@
 
 #include <gio/gio.h>
 
-#include "guest/qsim-guest.h"
+#include "guest/qsim-guest-types.h"
 
 G_BEGIN_DECLS
 

@@ -3,7 +3,7 @@
 #include <gio/gio.h>
 #include <libssh/libssh.h>
 
-#include "guest/qsim-guest.h"
+#include "guest/qsim-guest-types.h"
 
 G_BEGIN_DECLS
 
