@@ -11,6 +11,9 @@
 #include "store/qsim-sqlite-util.h"
 
 #define BUSY_TIMEOUT_MS 5000
+/* opening waits up to about this many busy timeouts for another writer */
+#define OPEN_BUSY_ATTEMPTS 6
+#define OPEN_BUSY_PAUSE_US (100 * 1000)
 
 G_DEFINE_FINAL_TYPE(QsimSqliteStore, qsim_sqlite_store, QSIM_TYPE_STORE)
 
@@ -536,10 +539,23 @@ qsim_sqlite_store_new(const gchar *path, GError **error)
 		g_prefix_error(error, "%s: ", path);
 		return NULL;
 	}
-	if (!configure_connection(self, error) ||
-	    !qsim_sqlite_schema_migrate(self->db, &self->schema_version, error)) {
-		g_prefix_error(error, "%s: ", path);
-		return NULL;
+	/* Another process may hold the write lock for longer than the busy timeout (a
+	 * migration, a purge batch, a checkpoint on a loaded host), and a few steps of
+	 * opening a WAL file return SQLITE_BUSY without waiting at all: a process that
+	 * starts then must wait its turn, not fail. */
+	for (guint attempt = 1;; attempt++) {
+		g_autoptr(GError) local = NULL;
+
+		if (configure_connection(self, &local) &&
+		    qsim_sqlite_schema_migrate(self->db, &self->schema_version, &local))
+			break;
+		if (!g_error_matches(local, QSIM_ERROR, QSIM_ERROR_BUSY) ||
+		    attempt >= OPEN_BUSY_ATTEMPTS) {
+			g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: ", path);
+			return NULL;
+		}
+		g_debug("%s: busy while opening (%s), trying again", path, local->message);
+		g_usleep(OPEN_BUSY_PAUSE_US);
 	}
 	return QSIM_STORE(g_steal_pointer(&self));
 }
