@@ -117,7 +117,8 @@ write_shared(QsimApiServer *server, GString *out)
 	      "Age of the oldest pending request, 0 when none is pending.",
 	      m->has_oldest_pending ? m->oldest_pending_age_ms / 1000.0 : 0);
 	gauge(out, "qsim_vm_slots_used",
-	      "VM slots in use: requests an agent holds a live lease (a VM) for, every process.",
+	      "VM slots in use, as MAX_CONCURRENT_VMS counts them: requests' VMs, warm VMs and "
+	      "template builds, every process and host.",
 	      m->active_vms);
 	gauge(out, "qsim_vm_slots_max", "MAX_CONCURRENT_VMS: the cap on VM slots.",
 	      qsim_config_get_max_concurrent_vms(config));

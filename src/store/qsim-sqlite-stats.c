@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "store/qsim-sqlite-hosts.h"
 #include "store/qsim-sqlite-store-private.h"
 #include "store/qsim-sqlite-transaction.h"
 
@@ -242,12 +243,17 @@ qsim_sqlite_get_metrics(QsimStore *store, GError **error)
 	g_autoptr(QsimStoreMetrics) m = qsim_store_metrics_new();
 	g_autoptr(QsimStats) stats = qsim_stats_new();
 	gint64 pages = 0, free_pages = 0, page_size = 0;
+	gint64 now = qsim_sqlite_store_now_ms(self);
+	guint slots = 0;
 
 	tx = qsim_sqlite_transaction_begin(self->db, FALSE, error);
 	if (tx == NULL)
 		return NULL;
 	/* the request_counts half of /stats: no latency sample, that one reads rows */
-	if (!stats_counts(self, stats, qsim_sqlite_store_now_ms(self), error) ||
+	/* slots as the caps count them (vm_slots: requests, warm VMs and builds), so the
+	 * gauge and MAX_CONCURRENT_VMS measure the same thing */
+	if (!stats_counts(self, stats, now, error) ||
+	    !qsim_sqlite_slots_count(self->db, now, NULL, &slots, NULL, error) ||
 	    !metrics_totals(self, m, error) || !metrics_templates(self, m, error) ||
 	    !qsim_sqlite_query_int64(self->db, "PRAGMA page_count", &pages, error) ||
 	    !qsim_sqlite_query_int64(self->db, "PRAGMA freelist_count", &free_pages, error) ||
@@ -256,7 +262,7 @@ qsim_sqlite_get_metrics(QsimStore *store, GError **error)
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return NULL;
 	memcpy(m->status_counts, stats->counts, sizeof m->status_counts);
-	m->active_vms = stats->active_vms;
+	m->active_vms = slots;
 	m->active_agents = stats->active_agents;
 	m->has_oldest_pending = stats->has_oldest_pending;
 	m->oldest_pending_age_ms = stats->oldest_pending_age_ms;

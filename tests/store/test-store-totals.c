@@ -9,6 +9,7 @@
 #include "common/qsim-error.h"
 #include "store-test-fixture.h"
 #include "store/qsim-store-factory.h"
+#include "store/qsim-store-hosts.h"
 #include "store/qsim-store.h"
 
 #define LEASE_MS 30000
@@ -195,6 +196,19 @@ test_totals(StoreFixture *fx, gconstpointer data)
 	g_assert_cmpuint(m->status_counts[QSIM_STATUS_RUNNING], ==, 1);
 	g_assert_cmpuint(m->status_counts[QSIM_STATUS_DONE], ==, 1);
 	g_assert_cmpuint(m->active_vms, ==, 1); /* the running one */
+	/* a warm VM holds a slot with no lease: the gauge counts it as the caps do */
+	{
+		g_autoptr(GError) slot_error = NULL;
+		g_autoptr(QsimStoreMetrics) m2 = NULL;
+		gint64 slot = 0;
+
+		g_assert_true(qsim_store_claim_slot(fx->store, "node-a:1:0", QSIM_VM_SLOT_WARM,
+		                                    "tiny", 0, 0, &slot, &slot_error));
+		g_assert_no_error(slot_error);
+		g_assert_cmpint(slot, >, 0);
+		m2 = metrics(fx->store);
+		g_assert_cmpuint(m2->active_vms, ==, 2);
+	}
 	g_assert_cmpuint(m->db_bytes, >, 0);
 	g_assert_cmpuint(m->db_free_bytes, <=, m->db_bytes);
 
