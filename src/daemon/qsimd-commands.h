@@ -42,6 +42,8 @@ gint qsimd_cmd_run_vm(QsimdContext *ctx, gint argc, gchar **argv, GError **error
 
 gint qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
+gint qsimd_cmd_migrate_store(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
+
 gint qsimd_cmd_vacuum(QsimdContext *ctx, gint argc, gchar **argv, GError **error);
 
 G_END_DECLS

@@ -117,4 +117,14 @@ gboolean qsim_sqlite_reclaim_space(QsimStore *store, guint max_pages, guint64 *o
                                    gboolean *out_incremental, GError **error);
 gboolean qsim_sqlite_vacuum(QsimStore *store, GError **error);
 
+/* qsim-sqlite-import.c: migrate-store's export and import */
+GPtrArray *qsim_sqlite_export_requests(QsimStore *store, gint64 after_id, guint limit,
+                                       gsize max_bytes, gint64 *out_last_id, GError **error);
+gboolean qsim_sqlite_import_requests(QsimStore *store, GPtrArray *rows, guint *out_inserted,
+                                     GError **error);
+gboolean qsim_sqlite_import_logs(QsimStore *store, const gchar *uuid, GPtrArray *entries,
+                                 guint *out_inserted, GError **error);
+gboolean qsim_sqlite_count_rows(QsimStore *store, guint64 *out_requests, guint64 *out_logs,
+                                GError **error);
+
 G_END_DECLS

@@ -474,6 +474,10 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->release_owner_slots = sqlite_release_owner_slots;
 	store_class->release_stale_host_slots = sqlite_release_stale_host_slots;
 	store_class->list_slots = sqlite_list_slots;
+	store_class->export_requests = qsim_sqlite_export_requests;
+	store_class->import_requests = qsim_sqlite_import_requests;
+	store_class->import_logs = qsim_sqlite_import_logs;
+	store_class->count_rows = qsim_sqlite_count_rows;
 }
 
 static gboolean

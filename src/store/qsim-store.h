@@ -147,6 +147,16 @@ struct _QsimStoreClass {
 	gboolean (*release_stale_host_slots)(QsimStore *self, guint *out_n, GError **error);
 	GPtrArray *(*list_slots)(QsimStore *self, const gchar *host, GError **error);
 
+	/* `qsimd migrate-store`: rows copied as they are, see store/qsim-store-import.h */
+	GPtrArray *(*export_requests)(QsimStore *self, gint64 after_id, guint limit,
+	                              gsize max_bytes, gint64 *out_last_id, GError **error);
+	gboolean (*import_requests)(QsimStore *self, GPtrArray *rows, guint *out_inserted,
+	                            GError **error);
+	gboolean (*import_logs)(QsimStore *self, const gchar *uuid, GPtrArray *entries,
+	                        guint *out_inserted, GError **error);
+	gboolean (*count_rows)(QsimStore *self, guint64 *out_requests, guint64 *out_logs,
+	                       GError **error);
+
 	gpointer padding[2];
 };
 
