@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     # build
     meson ninja-build pkg-config gcc gettext
-    libglib2.0-dev libjson-glib-dev libsoup-3.0-dev libsqlite3-dev libssh-dev
+    libglib2.0-dev libjson-glib-dev libsoup-3.0-dev libsqlite3-dev libssh-dev libpq-dev
     # run
     qemu-system-x86 qemu-utils
     # NETWORK=outbound: pasta gives each VM's namespace the host's outbound path
@@ -17,6 +17,8 @@ packages=(
     curl python3 locales clang libclang-rt-14-dev
     # tests/e2e/test-metrics-*.sh: a real Prometheus server and promtool (issue 15)
     prometheus
+    # the PostgreSQL store backend's tests start a throwaway server (tests/pg/pg-server.sh)
+    postgresql
 )
 
 if [ "${1:-}" = "--bench" ]; then
