@@ -63,6 +63,9 @@ struct _QsimJob {
 	gint exit_code;
 	gchar *reason;
 	gboolean lease_lost;
+	/* the lease as last written by this job (store clock, ms): while renewals fail
+	 * (the database unreachable, a host cut off) this is how long it is still ours */
+	gint64 lease_until;
 	guint final_retries;
 	guint finish_retries;
 
@@ -692,6 +695,7 @@ qsim_job_renew_cb(gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	QsimStatus status = QSIM_STATUS_ACKNOWLEDGED;
 	gint64 lease_ms = (gint64)qsim_config_get_lease_seconds(self->config) * 1000;
+	gint64 renew_start = qsim_store_now_ms(self->store);
 
 	if (self->lease_lost)
 		return G_SOURCE_CONTINUE;
@@ -706,10 +710,25 @@ qsim_job_renew_cb(gpointer user_data)
 			                      QSIM_END_TEXT_LEASE_LOST);
 			return G_SOURCE_CONTINUE;
 		}
+		/* Fencing: past the lease's end another host may recover the request and run
+		 * it, so the VM must be gone by then even though nobody told us. A renewal
+		 * interval before the end, so QEMU is stopped before the lease can expire. */
+		if (!self->finishing &&
+		    qsim_store_now_ms(self->store) + QSIM_JOB_RENEW_INTERVAL_MS >=
+		        self->lease_until) {
+			g_warning("%s: lease lost: not renewed since it was last written (%s); "
+			          "stopping the VM",
+			          self->request->uuid, error->message);
+			self->lease_lost = TRUE;
+			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0,
+			                      QSIM_END_TEXT_LEASE_LOST);
+			return G_SOURCE_CONTINUE;
+		}
 		g_warning("%s: cannot renew the lease (will retry): %s", self->request->uuid,
 		          error->message);
 		return G_SOURCE_CONTINUE;
 	}
+	self->lease_until = renew_start + lease_ms;
 	qsim_job_handle_status(self, status);
 	/* a hold whose pause failed is retried here */
 	qsim_job_reconcile_pause(self);
@@ -732,6 +751,7 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	self->phase = QSIM_JOB_PHASE_STARTING;
 	self->store_handler = g_signal_connect(self->store, "request-changed",
 	                                       G_CALLBACK(qsim_job_request_changed_cb), self);
+	self->lease_until = self->request->lease_expires_at;
 	self->renew_id = g_timeout_add(QSIM_JOB_RENEW_INTERVAL_MS, qsim_job_renew_cb, self);
 	qsim_job_system(self, "claimed by agent %s (attempt %u)", self->agent_id,
 	                self->request->attempts);
