@@ -8,6 +8,7 @@
 #include "agent/qsim-agent-recovery.h"
 #include "agent/qsim-job-starter.h"
 #include "agent/qsim-job.h"
+#include "agent/qsim-lease-watchdog.h"
 #include "common/qsim-error.h"
 #include "common/qsim-layout.h"
 #include "common/qsim-metrics.h"
@@ -66,6 +67,7 @@ struct _QsimJob {
 	/* the lease as last written by this job (store clock, ms): while renewals fail
 	 * (the database unreachable, a host cut off) this is how long it is still ours */
 	gint64 lease_until;
+	QsimLeaseWatchdog *watchdog;
 	guint final_retries;
 	guint finish_retries;
 
@@ -88,6 +90,7 @@ G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
 static void qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code,
                                   gint exit_code, const gchar *reason);
 static void qsim_job_reconcile_pause(QsimJob *self);
+static void qsim_job_fence(QsimJob *self);
 static void qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message,
                                   gpointer user_data);
 
@@ -248,6 +251,7 @@ qsim_job_attach_vm(QsimJob *self)
 	g_signal_connect_object(self->vm, "console-output", G_CALLBACK(qsim_job_console_cb), self,
 	                        0);
 	g_signal_connect_object(self->vm, "exited", G_CALLBACK(qsim_job_vm_exited_cb), self, 0);
+	qsim_lease_watchdog_set_pid(self->watchdog, qsim_vm_get_pid(self->vm));
 	qsim_vm_set_console_paused(self->vm, qsim_log_batcher_get_congested(self->batcher));
 }
 
@@ -363,6 +367,7 @@ qsim_job_complete(QsimJob *self)
 		                         1000.0,
 		                     qsim_status_to_string(stored), NULL, NULL);
 	g_clear_handle_id(&self->renew_id, g_source_remove);
+	g_clear_pointer(&self->watchdog, qsim_lease_watchdog_free);
 	qsim_job_remove_run_root(self);
 	if (self->store_handler != 0) {
 		g_signal_handler_disconnect(self->store, self->store_handler);
@@ -463,9 +468,16 @@ qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message, gpointer u
 	QsimJob *self = QSIM_JOB(user_data);
 	g_autofree gchar *text = NULL;
 
+	qsim_lease_watchdog_set_pid(self->watchdog, 0);
 	/* while it starts, the starter watches it (and may fall back) */
 	if (self->finishing)
 		return;
+	if (qsim_lease_watchdog_fired(self->watchdog)) {
+		g_warning("%s: lease lost: not renewed in time; the watchdog stopped the VM",
+		          self->request->uuid);
+		qsim_job_fence(self);
+		return;
+	}
 	text = g_strdup_printf(QSIM_END_TEXT_QEMU_EXIT ": %s", message);
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, text);
 }
@@ -688,6 +700,24 @@ qsim_job_request_changed_cb(QsimStore *store, const gchar *uuid, gint status, gp
 		qsim_job_handle_status(self, (QsimStatus)status);
 }
 
+/*
+ * The lease is gone (recovered by another agent, or not renewed in time): SIGKILL
+ * QEMU at once, since a graceful stop needs the main loop that a failing database may
+ * be blocking, and nothing of the overlay is kept. Then end the run without writing
+ * its status: the request is someone else's now.
+ */
+static void
+qsim_job_fence(QsimJob *self)
+{
+	QsimVm *vm = qsim_job_current_vm(self);
+
+	self->lease_lost = TRUE;
+	/* a VM still starting is the starter's, stopped by finalize_run */
+	if (vm != NULL && qsim_vm_get_state(vm) != QSIM_VM_STATE_STARTING)
+		qsim_vm_kill(vm);
+	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, QSIM_END_TEXT_LEASE_LOST);
+}
+
 static gboolean
 qsim_job_renew_cb(gpointer user_data)
 {
@@ -705,23 +735,19 @@ qsim_job_renew_cb(gpointer user_data)
 		    g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND)) {
 			/* another agent recovered it: stop the VM, write nothing more */
 			g_warning("%s: lease lost: %s", self->request->uuid, error->message);
-			self->lease_lost = TRUE;
-			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0,
-			                      QSIM_END_TEXT_LEASE_LOST);
+			qsim_job_fence(self);
 			return G_SOURCE_CONTINUE;
 		}
 		/* Fencing: past the lease's end another host may recover the request and run
-		 * it, so the VM must be gone by then even though nobody told us. A renewal
-		 * interval before the end, so QEMU is stopped before the lease can expire. */
+		 * it, so the VM must be gone by then even though nobody told us (the watchdog
+		 * killed QEMU already if this loop was blocked meanwhile). */
 		if (!self->finishing &&
-		    qsim_store_now_ms(self->store) + QSIM_JOB_RENEW_INTERVAL_MS >=
-		        self->lease_until) {
-			g_warning("%s: lease lost: not renewed since it was last written (%s); "
-			          "stopping the VM",
+		    (qsim_lease_watchdog_fired(self->watchdog) ||
+		     qsim_store_now_ms(self->store) + QSIM_JOB_RENEW_INTERVAL_MS >=
+		         self->lease_until)) {
+			g_warning("%s: lease lost: not renewed in time (%s); stopping the VM",
 			          self->request->uuid, error->message);
-			self->lease_lost = TRUE;
-			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0,
-			                      QSIM_END_TEXT_LEASE_LOST);
+			qsim_job_fence(self);
 			return G_SOURCE_CONTINUE;
 		}
 		g_warning("%s: cannot renew the lease (will retry): %s", self->request->uuid,
@@ -729,6 +755,13 @@ qsim_job_renew_cb(gpointer user_data)
 		return G_SOURCE_CONTINUE;
 	}
 	self->lease_until = renew_start + lease_ms;
+	{
+		QsimVm *vm = qsim_job_current_vm(self);
+
+		qsim_lease_watchdog_renewed(self->watchdog,
+		                            self->lease_until - qsim_store_now_ms(self->store),
+		                            vm != NULL ? qsim_vm_get_pid(vm) : 0);
+	}
 	qsim_job_handle_status(self, status);
 	/* a hold whose pause failed is retried here */
 	qsim_job_reconcile_pause(self);
@@ -752,6 +785,9 @@ qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_da
 	self->store_handler = g_signal_connect(self->store, "request-changed",
 	                                       G_CALLBACK(qsim_job_request_changed_cb), self);
 	self->lease_until = self->request->lease_expires_at;
+	self->watchdog = qsim_lease_watchdog_new(self->request->uuid,
+	                                         self->lease_until - qsim_store_now_ms(self->store),
+	                                         QSIM_JOB_RENEW_INTERVAL_MS);
 	self->renew_id = g_timeout_add(QSIM_JOB_RENEW_INTERVAL_MS, qsim_job_renew_cb, self);
 	qsim_job_system(self, "claimed by agent %s (attempt %u)", self->agent_id,
 	                self->request->attempts);
@@ -852,6 +888,7 @@ qsim_job_dispose(GObject *object)
 
 	g_clear_handle_id(&self->deadline_id, g_source_remove);
 	g_clear_handle_id(&self->renew_id, g_source_remove);
+	g_clear_pointer(&self->watchdog, qsim_lease_watchdog_free);
 	g_clear_handle_id(&self->exit_wait_id, g_source_remove);
 	g_clear_handle_id(&self->output_fail_id, g_source_remove);
 	if (self->store_handler != 0) {

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "agent-test-util.h"
@@ -456,6 +457,94 @@ test_kill_qemu(Fixture *f, gconstpointer data)
 	assert_nothing_left(f, uuid);
 }
 
+typedef struct {
+	GPid pid;
+	gint64 gone_at; /* unix ms, written by the watcher thread before @gone */
+	gint gone;
+} PidWatch;
+
+/* A thread: the main loop may be blocked by the locked database for seconds at a time,
+ * so it cannot tell when QEMU went */
+static gpointer
+pid_watch_thread(gpointer user_data)
+{
+	PidWatch *w = user_data;
+
+	while (kill(w->pid, 0) == 0)
+		g_usleep(10 * 1000);
+	w->gone_at = g_get_real_time() / 1000;
+	g_atomic_int_set(&w->gone, 1);
+	return NULL;
+}
+
+static gboolean
+pid_gone_cb(gpointer user_data)
+{
+	PidWatch *w = user_data;
+
+	return g_atomic_int_get(&w->gone) != 0;
+}
+
+/*
+ * A job that cannot renew its lease (here: another connection holds the database's
+ * write lock, as an unreachable PostgreSQL would refuse it) stops its VM before the
+ * lease ends, on its own, and writes nothing more: after the lease another agent may
+ * recover the request, and the commands must not be running anywhere by then.
+ */
+static void
+test_lease_fence(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) logs = NULL;
+	sqlite3 *db = NULL;
+	GLogLevelFlags fatal;
+	gint64 locked_at;
+	QsimJob *job;
+	PidWatch watch = {0};
+	GThread *watcher;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = agent_test_submit(&f->fx, "tiny", "echo started; sleep 600", 300);
+	wait_stdout(f, uuid, "started\n");
+	job = g_hash_table_lookup(f->jobs, uuid);
+	watch.pid = qsim_vm_get_pid(qsim_job_get_vm(job));
+	g_assert_cmpint(watch.pid, >, 0);
+
+	/* every writer warns while the lock lasts, and the agent when its job lost the
+	 * lease: warnings are what should happen here */
+	fatal = g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+	g_assert_cmpint(sqlite3_open(f->fx.db_path, &db), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), ==, SQLITE_OK);
+	locked_at = g_get_real_time() / 1000;
+	/* while the lock is held: QEMU goes, though nothing in the database said so */
+	watcher = g_thread_new("pid-watch", pid_watch_thread, &watch);
+	g_assert_true(agent_test_wait(pid_gone_cb, &watch, RUN_TIMEOUT_S));
+	g_thread_join(watcher);
+	{
+		g_autoptr(QsimRequest) held = NULL;
+
+		g_assert_cmpint(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+		held = agent_test_get(&f->fx, uuid);
+		/* the lease it had was still live when its VM was gone */
+		g_assert_cmpint(watch.gone_at, <, held->lease_expires_at);
+		g_assert_cmpint(held->lease_expires_at, <=, locked_at + 10 * 1000 + 1000);
+	}
+	sqlite3_close(db);
+
+	/* then the recovery sees an expired lease: failed, never run again */
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
+	g_assert_cmpstr(r->error, ==, "agent lost");
+	g_assert_cmpuint(r->attempts, ==, 1);
+	logs = agent_test_logs(&f->fx, uuid);
+	g_assert_cmpint(find_entry(logs, QSIM_LOG_SYSTEM, "lease lost"), >=, 0);
+	assert_nothing_left(f, uuid);
+	g_log_set_always_fatal(fatal);
+}
+
 static gboolean
 parse_sha(const gchar *text, gchar **out)
 {
@@ -698,6 +787,8 @@ main(int argc, char **argv)
 	g_test_add("/qsim/agent/vm/hold-resume", Fixture, NULL, fixture_setup, test_hold_resume,
 	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/kill-qemu", Fixture, NULL, fixture_setup, test_kill_qemu,
+	           fixture_teardown);
+	g_test_add("/qsim/agent/vm/lease-fence", Fixture, NULL, fixture_setup, test_lease_fence,
 	           fixture_teardown);
 	g_test_add("/qsim/agent/vm/capacity", Fixture, NULL, fixture_setup, test_capacity,
 	           fixture_teardown);
