@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/qsim-db-url.h"
 #include "common/qsim-error.h"
 #include "store/qsim-pg-store-private.h"
 
@@ -670,69 +671,19 @@ qsim_pg_store_class_init(QsimPgStoreClass *klass)
 gboolean
 qsim_pg_store_is_url(const gchar *location)
 {
-	return location != NULL && (g_str_has_prefix(location, "postgresql://") ||
-	                            g_str_has_prefix(location, "postgres://"));
+	return qsim_db_url_is_postgres(location);
 }
 
 gboolean
 qsim_pg_store_check_url(const gchar *url, GError **error)
 {
-	gchar *errmsg = NULL;
-	PQconninfoOption *opts;
-
-	if (!qsim_pg_store_is_url(url)) {
-		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-		                    "not a postgresql:// or postgres:// URL");
-		return FALSE;
-	}
-	opts = PQconninfoParse(url, &errmsg);
-	if (opts == NULL) {
-		g_autofree gchar *msg = g_strdup(errmsg != NULL ? errmsg : "out of memory");
-
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "invalid PostgreSQL URL: %s",
-		            g_strstrip(msg));
-		PQfreemem(errmsg);
-		return FALSE;
-	}
-	PQconninfoFree(opts);
-	return TRUE;
+	return qsim_db_url_check(url, error);
 }
 
 gchar *
 qsim_pg_store_redact_url(const gchar *url)
 {
-	g_autoptr(GString) out = NULL;
-	const gchar *scheme_end, *at, *colon, *rest, *amp;
-
-	if (url == NULL)
-		return NULL;
-	out = g_string_new(NULL);
-	scheme_end = strstr(url, "://");
-	if (scheme_end != NULL) {
-		const gchar *auth = scheme_end + 3;
-		const gchar *slash = strpbrk(auth, "/?");
-
-		at = strrchr(auth, '@');
-		if (at != NULL && (slash == NULL || at < slash)) {
-			colon = memchr(auth, ':', at - auth);
-			if (colon != NULL) {
-				g_string_append_len(out, url, colon + 1 - url);
-				g_string_append(out, "***");
-				url = at;
-			}
-		}
-	}
-	/* a password=... query parameter too */
-	rest = url;
-	while ((amp = strstr(rest, "password=")) != NULL) {
-		const gchar *end = amp + strlen("password=");
-
-		g_string_append_len(out, rest, end - rest);
-		g_string_append(out, "***");
-		rest = end + strcspn(end, "&");
-	}
-	g_string_append(out, rest);
-	return g_string_free(g_steal_pointer(&out), FALSE);
+	return qsim_db_url_redact(url);
 }
 
 gchar *
