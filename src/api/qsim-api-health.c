@@ -7,6 +7,42 @@
 #include "api/qsim-api-handlers.h"
 #include "api/qsim-api-json.h"
 
+/*
+ * 503 while the database cannot be read (a PostgreSQL server restarting, a
+ * network cut): the error object of every 503, plus "status":"degraded" and
+ * why, so a load balancer and an operator read the same answer. The server
+ * keeps running and recovers by itself when the store reconnects. The reason
+ * never quotes the store's error (it may name hosts or SQL).
+ */
+static void
+qsim_api_health_respond_unreachable(SoupServerMessage *msg)
+{
+	g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+	g_autoptr(JsonNode) root = NULL;
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "error");
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "code");
+	json_builder_add_string_value(b, "unavailable");
+	json_builder_set_member_name(b, "message");
+	json_builder_add_string_value(b, "The database cannot be read.");
+	json_builder_end_object(b);
+	json_builder_set_member_name(b, "status");
+	json_builder_add_string_value(b, "degraded");
+	json_builder_set_member_name(b, "reasons");
+	json_builder_begin_array(b);
+	json_builder_add_string_value(b, "database unreachable");
+	json_builder_end_array(b);
+	json_builder_set_member_name(b, "database");
+	json_builder_add_string_value(b, "unreachable");
+	json_builder_set_member_name(b, "version");
+	json_builder_add_string_value(b, PACKAGE_VERSION);
+	json_builder_end_object(b);
+	root = json_builder_get_root(b);
+	qsim_api_json_respond(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, root);
+}
+
 void
 qsim_api_health_get(QsimApiContext *ctx)
 {
@@ -21,8 +57,7 @@ qsim_api_health_get(QsimApiContext *ctx)
 
 	if (!qsim_store_ping(store, &error)) {
 		g_warning("health check: database unreachable: %s", error->message);
-		qsim_api_error_respond(ctx->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
-		                       "The database cannot be read.");
+		qsim_api_health_respond_unreachable(ctx->msg);
 		return;
 	}
 	/* degraded, not down: still 200, because this server is exactly what an

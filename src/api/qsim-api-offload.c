@@ -100,7 +100,8 @@ qsim_api_offload_write(QsimApiContext *ctx, QsimApiOffloadFunc func, QsimApiOffl
 	o = g_new0(Offload, 1);
 	o->msg = g_object_ref(ctx->msg);
 	o->server_store = g_object_ref(store);
-	o->db_path = g_strdup(qsim_config_get_db_path(qsim_api_server_get_config(ctx->server)));
+	o->db_path =
+	    g_strdup(qsim_config_get_store_location(qsim_api_server_get_config(ctx->server)));
 	o->func = func;
 	o->done = done;
 	o->data = data;

@@ -211,7 +211,7 @@ qsim_api_server_enable_writer(QsimApiServer *self, GError **error)
 	g_return_val_if_fail(QSIM_IS_API_SERVER(self), FALSE);
 	if (self->writer != NULL)
 		return TRUE;
-	self->writer = qsim_api_writer_new(qsim_config_get_db_path(self->config), error);
+	self->writer = qsim_api_writer_new(qsim_config_get_store_location(self->config), error);
 	return self->writer != NULL;
 }
 

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "common/qsim-config-private.h"
+#include "common/qsim-db-url.h"
 
 static QsimConfigKind
 config_kind(SettingType type)
@@ -25,6 +26,7 @@ config_kind(SettingType type)
 	case SETTING_OUTPUT_ACTION:
 	case SETTING_LISTEN:
 	case SETTING_HOST_ID:
+	case SETTING_DATABASE_URL:
 		return QSIM_CONFIG_KIND_STRING;
 	}
 	return QSIM_CONFIG_KIND_STRING;
@@ -46,9 +48,13 @@ qsim_config_list_entries(QsimConfig *self)
 	for (gint i = 0; i < N_SETTINGS; i++) {
 		const SettingValue *v = &self->values[i];
 		const gchar *text = v->text;
+		g_autofree gchar *redacted = NULL;
 
 		if (qsim_config_specs[i].secret && text[0] != '\0')
 			text = "***";
+		/* the URL stays useful (host, database) without its password */
+		if (qsim_config_specs[i].type == SETTING_DATABASE_URL)
+			text = redacted = qsim_db_url_redact(text);
 		g_ptr_array_add(out, qsim_config_entry_new(qsim_config_specs[i].name, text,
 		                                           config_kind(qsim_config_specs[i].type),
 		                                           v->source, v->origin,
@@ -131,6 +137,35 @@ const gchar *
 qsim_config_get_db_path(QsimConfig *self)
 {
 	return self->values[S_DB_PATH].text;
+}
+
+/* "" when unset: SQLite at DB_PATH */
+const gchar *
+qsim_config_get_database_url(QsimConfig *self)
+{
+	return self->values[S_DATABASE_URL].text;
+}
+
+const gchar *
+qsim_config_get_database_password_file(QsimConfig *self)
+{
+	return self->values[S_DATABASE_PASSWORD_FILE].text;
+}
+
+const gchar *
+qsim_config_get_store_location(QsimConfig *self)
+{
+	const gchar *url = qsim_config_get_database_url(self);
+
+	return url != NULL && url[0] != '\0' ? url : qsim_config_get_db_path(self);
+}
+
+gboolean
+qsim_config_store_is_sqlite(QsimConfig *self)
+{
+	const gchar *url = qsim_config_get_database_url(self);
+
+	return url == NULL || url[0] == '\0';
 }
 
 const gchar *

@@ -29,6 +29,7 @@ typedef enum {
 	SETTING_OUTPUT_ACTION, /* truncate or fail */
 	SETTING_LISTEN,        /* "" (off) or host:port; i = the port */
 	SETTING_HOST_ID,       /* see qsim_host_id_validate() */
+	SETTING_DATABASE_URL,  /* "" or a postgresql:// URL libpq parses; shown redacted */
 } SettingType;
 
 typedef struct {
@@ -87,6 +88,9 @@ enum {
 	S_KVM_PROBE_INITRD,
 	S_LOG_LEVEL,
 	S_LOG_FILE,
+	/* last, so the lines of `qsimd config` before them keep their places */
+	S_DATABASE_URL,
+	S_DATABASE_PASSWORD_FILE,
 	N_SETTINGS,
 };
 

@@ -7,6 +7,7 @@
 
 #include "common/qsim-accel-mode.h"
 #include "common/qsim-config-private.h"
+#include "common/qsim-db-url.h"
 #include "common/qsim-error.h"
 #include "common/qsim-layout.h"
 #include "common/qsim-units.h"
@@ -84,6 +85,10 @@ const SettingSpec qsim_config_specs[N_SETTINGS] = {
 			    0, 0, FALSE, TRUE},
     [S_LOG_LEVEL] = {"LOG_LEVEL", "log", "level", "--log-level", SETTING_LOG_LEVEL, "INFO"},
     [S_LOG_FILE] = {"LOG_FILE", "log", "file", NULL, SETTING_STRING, "", 0, 0, FALSE, TRUE},
+    [S_DATABASE_URL] = {"DATABASE_URL", "database", "url", NULL, SETTING_DATABASE_URL, "", 0, 0,
+			FALSE, TRUE},
+    [S_DATABASE_PASSWORD_FILE] = {"DATABASE_PASSWORD_FILE", "database", "password_file", NULL,
+				  SETTING_STRING, "", 0, 0, FALSE, TRUE},
 };
 /* clang-format on */
 
@@ -331,6 +336,21 @@ config_parse_string(const SettingSpec *spec, const gchar *raw, SettingValue *v, 
 	return TRUE;
 }
 
+/* "" keeps SQLite (DB_PATH); a problem never quotes the URL, which may hold a password */
+static gboolean
+config_parse_database_url(const gchar *raw, SettingValue *v, gchar **problem)
+{
+	g_autofree gchar *s = g_strstrip(g_strdup(raw));
+	g_autoptr(GError) local = NULL;
+
+	if (s[0] != '\0' && !qsim_db_url_check(s, &local)) {
+		*problem = g_strdup(local->message);
+		return FALSE;
+	}
+	v->text = g_steal_pointer(&s);
+	return TRUE;
+}
+
 static gboolean
 config_parse_listen(const gchar *raw, SettingValue *v, gchar **problem)
 {
@@ -389,6 +409,8 @@ qsim_config_parse_value(const SettingSpec *spec, const gchar *raw, SettingValue 
 		return config_parse_duration(raw, v, problem);
 	case SETTING_LISTEN:
 		return config_parse_listen(raw, v, problem);
+	case SETTING_DATABASE_URL:
+		return config_parse_database_url(raw, v, problem);
 	}
 	g_assert_not_reached();
 }

@@ -49,8 +49,10 @@ config_apply(QsimConfig *self, gint idx, const gchar *raw, QsimConfigSource sour
 
 	if (!qsim_config_parse_value(&qsim_config_specs[idx], raw, &v, &problem)) {
 		qsim_config_value_clear(&v);
-		/* a secret's value never reaches a message, however wrong it is */
-		if (qsim_config_specs[idx].secret) {
+		/* a secret's value never reaches a message, however wrong it is; nor
+		 * does a URL, which may hold a password */
+		if (qsim_config_specs[idx].secret ||
+		    qsim_config_specs[idx].type == SETTING_DATABASE_URL) {
 			g_autofree gchar *from = config_describe_source(source, origin);
 
 			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,

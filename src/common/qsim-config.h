@@ -45,6 +45,13 @@ gboolean qsim_config_get_bool(QsimConfig *self, const gchar *name);
 const gchar *const *qsim_config_get_list(QsimConfig *self, const gchar *name);
 
 const gchar *qsim_config_get_db_path(QsimConfig *self);
+/* DATABASE_URL, "" when unset (then the store is SQLite at DB_PATH) */
+const gchar *qsim_config_get_database_url(QsimConfig *self);
+const gchar *qsim_config_get_database_password_file(QsimConfig *self);
+/* What qsim_store_open() takes: DATABASE_URL when set, else DB_PATH */
+const gchar *qsim_config_get_store_location(QsimConfig *self);
+/* TRUE when the store is a SQLite file (no DATABASE_URL): file checks apply */
+gboolean qsim_config_store_is_sqlite(QsimConfig *self);
 const gchar *qsim_config_get_api_host(QsimConfig *self);
 gint64 qsim_config_get_retention_ms(QsimConfig *self);
 guint64 qsim_config_get_min_free_disk(QsimConfig *self);

@@ -56,7 +56,8 @@ agents_signal_cb(gpointer user_data)
 static gboolean
 qsimd_agents_check_dirs(QsimConfig *config, GError **error)
 {
-	if (!qsim_dir_check_db_path(qsim_config_get_db_path(config), error)) {
+	if (qsim_config_store_is_sqlite(config) &&
+	    !qsim_dir_check_db_path(qsim_config_get_db_path(config), error)) {
 		g_prefix_error(error, "DB_PATH: ");
 		return FALSE;
 	}
@@ -141,7 +142,7 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	signal(SIGPIPE, SIG_IGN);
 	if (!qsimd_agents_check_dirs(ctx->config, error))
 		return 1;
-	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
+	store = qsim_store_open(qsim_config_get_store_location(ctx->config), error);
 	if (store == NULL)
 		return 1;
 	pool = qsim_agent_pool_new(ctx->config, store);

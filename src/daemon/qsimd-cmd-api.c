@@ -49,7 +49,8 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	}
 	/* a client that goes away mid-write is an error to handle, not a reason to die */
 	signal(SIGPIPE, SIG_IGN);
-	if (!qsim_dir_check_db_path(qsim_config_get_db_path(ctx->config), error)) {
+	if (qsim_config_store_is_sqlite(ctx->config) &&
+	    !qsim_dir_check_db_path(qsim_config_get_db_path(ctx->config), error)) {
 		g_prefix_error(error, "DB_PATH: ");
 		return 1;
 	}
@@ -58,7 +59,7 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 		g_prefix_error(error, "STATE_DIR: ");
 		return 1;
 	}
-	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
+	store = qsim_store_open(qsim_config_get_store_location(ctx->config), error);
 	if (store == NULL)
 		return 1;
 	server = qsim_api_server_new(ctx->config, store);

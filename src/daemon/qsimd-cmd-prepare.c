@@ -140,7 +140,7 @@ qsimd_cmd_prepare(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 		                    "prepare needs at least one VM name");
 		return QSIMD_EXIT_USAGE;
 	}
-	store = qsim_store_open(qsim_config_get_db_path(ctx->config), error);
+	store = qsim_store_open(qsim_config_get_store_location(ctx->config), error);
 	if (store == NULL)
 		return 1;
 	/* built and checked under the accelerator the agents use on this host */

@@ -245,13 +245,17 @@ run_vm_sighup_cb(gpointer user_data)
 static gboolean
 run_vm_choose_accel(QsimdContext *ctx, QsimVm *vm, GError **error)
 {
-	const gchar *db = qsim_config_get_db_path(ctx->config);
+	const gchar *db = qsim_config_get_store_location(ctx->config);
 	g_autoptr(QsimStore) store = NULL;
 	g_autoptr(QsimAccelResolver) accel = NULL;
 	g_autoptr(GError) local = NULL;
 	g_autofree gchar *why = NULL;
 
-	if (g_file_test(db, G_FILE_TEST_IS_REGULAR)) {
+	if (!qsim_config_store_is_sqlite(ctx->config)) {
+		store = qsim_store_open(db, &local);
+		if (store == NULL)
+			g_info("not using the accelerator cache: %s", local->message);
+	} else if (g_file_test(db, G_FILE_TEST_IS_REGULAR)) {
 		if (!qsim_dir_check_db_path(db, error)) {
 			g_prefix_error(error, "DB_PATH: ");
 			return FALSE;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent/qsim-accel-resolver.h"
+#include "common/qsim-db-url.h"
 #include "common/qsim-error.h"
 #include "common/qsim-vm-catalog.h"
 #include "daemon/qsimd-commands.h"
@@ -109,22 +110,24 @@ status_problem(GPtrArray *problems, const gchar *format, ...)
 static void
 status_database(QsimdContext *ctx, GPtrArray *problems)
 {
-	const gchar *path = qsim_config_get_db_path(ctx->config);
+	const gchar *path = qsim_config_get_store_location(ctx->config);
+	g_autofree gchar *shown = qsim_db_url_redact(path);
 	g_autoptr(QsimStore) store = NULL;
 	g_autoptr(QsimStats) stats = NULL;
 	g_autoptr(GError) error = NULL;
 	guint version;
 
-	printf("database: %s\n", path);
+	printf("database: %s\n", shown);
 	/* opening would create it: a missing file is the problem to report */
-	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+	if (qsim_config_store_is_sqlite(ctx->config) &&
+	    !g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
 		status_problem(problems, "database %s does not exist (qsimd creates it on start)",
 		               path);
 		return;
 	}
 	store = qsim_store_open(path, &error);
 	if (store == NULL) {
-		status_problem(problems, "database %s cannot be opened: %s", path, error->message);
+		status_problem(problems, "database %s cannot be opened: %s", shown, error->message);
 		return;
 	}
 	version = qsim_store_get_schema_version(store);
@@ -171,14 +174,14 @@ status_qemu(QsimdContext *ctx, GPtrArray *problems)
 static void
 status_accel(QsimdContext *ctx, GPtrArray *problems)
 {
-	const gchar *db = qsim_config_get_db_path(ctx->config);
+	const gchar *db = qsim_config_get_store_location(ctx->config);
 	g_autoptr(QsimStore) store = NULL;
 	g_autoptr(QsimAccelResolver) accel = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *why = NULL;
 	const QsimAccelVerdict *v;
 
-	if (g_file_test(db, G_FILE_TEST_IS_REGULAR))
+	if (!qsim_config_store_is_sqlite(ctx->config) || g_file_test(db, G_FILE_TEST_IS_REGULAR))
 		store = qsim_store_open(db, NULL);
 	accel = qsim_accel_resolver_new(ctx->config, store);
 	if (!qsim_accel_resolver_prepare_sync(accel, &error)) {

@@ -8,6 +8,7 @@
 
 #include "common/qsim-config.h"
 #include "common/qsim-error.h"
+#include "store/qsim-store-factory.h"
 #include "common/qsim-layout.h"
 #include "common/qsim-log.h"
 #include "common/qsim-rlimit.h"
@@ -178,6 +179,8 @@ main(int argc, char **argv)
 	if (!qsim_log_setup(qsim_config_get_log_level(config), qsim_config_get_log_file(config),
 	                    &error))
 		return qsimd_fail(1, error);
+	/* every store this process opens on PostgreSQL reads its password from it */
+	qsim_store_set_password_file(qsim_config_get_database_password_file(config));
 	/* every row this process writes for its host, and every agent id, names it */
 	qsim_host_id_set(qsim_config_get_host_id(config));
 

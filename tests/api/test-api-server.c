@@ -1768,6 +1768,9 @@ test_database_failures(ApiFixture *fx, gconstpointer data)
 	health = api_request(fx, "GET", "/health", NULL, NULL, NULL);
 	g_test_assert_expected_messages();
 	assert_error(health, 503, "unavailable");
+	/* the error of every 503, and the health contract's own words */
+	g_assert_cmpstr(api_response_string(health, "status"), ==, "degraded");
+	g_assert_cmpstr(api_response_string(health, "database"), ==, "unreachable");
 	assert_no_leak(health);
 	g_test_expect_message("qsim-api", G_LOG_LEVEL_WARNING, "*database unavailable*");
 	stats = api_request(fx, "GET", "/stats", NULL, NULL, NULL);

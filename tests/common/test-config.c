@@ -66,6 +66,10 @@ test_config_defaults(Fixture *f, gconstpointer data)
 	fixture_load_ok(f, NULL);
 	g_assert_null(qsim_config_get_keyfile_path(f->config));
 	g_assert_cmpstr(qsim_config_get_db_path(f->config), ==, "./simulation.db");
+	/* no DATABASE_URL: the store is the SQLite file */
+	g_assert_cmpstr(qsim_config_get_database_url(f->config), ==, "");
+	g_assert_true(qsim_config_store_is_sqlite(f->config));
+	g_assert_cmpstr(qsim_config_get_store_location(f->config), ==, "./simulation.db");
 	g_assert_cmpstr(qsim_config_get_api_host(f->config), ==, "127.0.0.1");
 	g_assert_cmpuint(qsim_config_get_api_port(f->config), ==, 8000);
 	g_assert_cmpuint(qsim_config_get_api_workers(f->config), ==, 1);
@@ -520,7 +524,7 @@ test_config_entries(Fixture *f, gconstpointer data)
 	fixture_load_ok(f, NULL);
 	g_assert_true(qsim_config_set_flag(f->config, "API_PORT", "9000", &error));
 	entries = qsim_config_list_entries(f->config);
-	g_assert_cmpuint(entries->len, ==, 42);
+	g_assert_cmpuint(entries->len, ==, 44);
 	for (guint i = 0; i < entries->len; i++) {
 		const QsimConfigEntry *e = g_ptr_array_index(entries, i);
 
@@ -551,6 +555,53 @@ test_config_entries(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(qsim_config_source_to_string(QSIM_CONFIG_SOURCE_DEFAULT), ==, "default");
 	g_assert_cmpstr(qsim_config_source_to_string(QSIM_CONFIG_SOURCE_ENVIRONMENT), ==,
 	                "environment");
+}
+
+/* DATABASE_URL: checked by libpq's parser, never echoed, shown without its password */
+static void
+test_config_database_url(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GPtrArray) entries = NULL;
+	gboolean seen = FALSE;
+
+	fixture_setenv(f, "QSIM_DATABASE_URL", "postgresql://qsim:pa55word@db.example:5432/qsim");
+	fixture_setenv(f, "QSIM_DATABASE_PASSWORD_FILE", "/etc/qsim/db-password");
+	fixture_load_ok(f, NULL);
+	g_assert_false(qsim_config_store_is_sqlite(f->config));
+	g_assert_cmpstr(qsim_config_get_store_location(f->config), ==,
+	                "postgresql://qsim:pa55word@db.example:5432/qsim");
+	g_assert_cmpstr(qsim_config_get_database_password_file(f->config), ==,
+	                "/etc/qsim/db-password");
+	entries = qsim_config_list_entries(f->config);
+	for (guint i = 0; i < entries->len; i++) {
+		const QsimConfigEntry *e = g_ptr_array_index(entries, i);
+
+		g_assert_null(strstr(e->value, "pa55word"));
+		if (g_strcmp0(e->name, "DATABASE_URL") == 0) {
+			seen = TRUE;
+			g_assert_cmpstr(e->value, ==, "postgresql://qsim:***@db.example:5432/qsim");
+		}
+	}
+	g_assert_true(seen);
+}
+
+static void
+test_config_database_url_invalid(Fixture *f, gconstpointer data)
+{
+	fixture_setenv(f, "QSIM_DATABASE_URL", "mysql://root:pa55word@db/qsim");
+	fixture_load_fails(f, NULL,
+	                   "QSIM_DATABASE_URL=<hidden> (from environment): not a postgresql:// or "
+	                   "postgres:// URL");
+}
+
+static void
+test_config_database_url_unparsable(Fixture *f, gconstpointer data)
+{
+	/* libpq refuses an unknown parameter; the message names it, not the password */
+	fixture_setenv(f, "QSIM_DATABASE_URL", "postgres://u:pa55word@db/qsim?bogus_option=1");
+	fixture_load_fails(f, NULL,
+	                   "QSIM_DATABASE_URL=<hidden> (from environment): invalid PostgreSQL URL: "
+	                   "invalid URI query parameter: \"bogus_option\"");
 }
 
 static void
@@ -699,5 +750,8 @@ main(int argc, char **argv)
 	ADD("/qsim/common/config/retention-disk", test_config_retention_disk);
 	ADD("/qsim/common/config/output-limit", test_config_output_limit);
 	ADD("/qsim/common/config/metrics", test_config_metrics);
+	ADD("/qsim/common/config/database-url", test_config_database_url);
+	ADD("/qsim/common/config/database-url-invalid", test_config_database_url_invalid);
+	ADD("/qsim/common/config/database-url-unparsable", test_config_database_url_unparsable);
 	return g_test_run();
 }

@@ -129,15 +129,20 @@ test_qsimd_table(Fixture *f, gconstpointer data)
 	g_auto(GStrv) lines = NULL;
 
 	f->envp = g_environ_setenv(f->envp, "QSIM_API_TOKENS", "topsecret", TRUE);
+	f->envp = g_environ_setenv(f->envp, "QSIM_DATABASE_URL",
+	                           "postgresql://qsim:dbsecret@db.example/qsim", TRUE);
 	fixture_run(f, (const gchar *[]){"--config", kf, "config", "--port", "9001", NULL});
 	g_assert_cmpint(f->status, ==, 0);
 	g_assert_cmpstr(f->err, ==, "");
 	g_assert_null(strstr(f->out, "topsecret"));
+	/* the database URL is shown, its password is not */
+	g_assert_null(strstr(f->out, "dbsecret"));
+	g_assert_nonnull(strstr(f->out, "'postgresql://qsim:***@db.example/qsim'"));
 	lines = g_strsplit(f->out, "\n", -1);
 	kf_line = g_strdup_printf("# keyfile: %s", kf);
 	g_assert_cmpstr(lines[0], ==, kf_line);
-	/* 42 settings, a header and the final newline */
-	g_assert_cmpuint(g_strv_length(lines), ==, 44);
+	/* 44 settings, a header and the final newline */
+	g_assert_cmpuint(g_strv_length(lines), ==, 46);
 	/* aligned columns: name, quoted value, source (origin) */
 	g_assert_true(
 	    g_regex_match_simple("^API_PORT +'9001' +flag \\(--port\\)$", lines[5], 0, 0));

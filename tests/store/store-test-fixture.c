@@ -3,6 +3,7 @@
 #include <glib/gstdio.h>
 #include <sqlite3.h>
 
+#include "qsim-pg-fixture.h"
 #include "store-test-fixture.h"
 #include "store/qsim-store-factory.h"
 
@@ -21,7 +22,13 @@ store_fixture_setup(StoreFixture *fx, gconstpointer user_data)
 
 	fx->dir = g_dir_make_tmp("qsim-store-XXXXXX", &error);
 	g_assert_no_error(error);
-	fx->path = g_build_filename(fx->dir, "qsim.db", NULL);
+	if (qsim_pg_test_wanted()) {
+		/* one server per test binary, a fresh database per test */
+		fx->path = qsim_pg_server_create_database(qsim_pg_server_get_shared(), &error);
+		g_assert_no_error(error);
+	} else {
+		fx->path = g_build_filename(fx->dir, "qsim.db", NULL);
+	}
 	fx->store = qsim_store_open(fx->path, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(fx->store);
@@ -61,6 +68,11 @@ store_test_raw_exec(const gchar *path, const gchar *sql)
 	sqlite3 *db = NULL;
 	gchar *msg = NULL;
 
+	if (store_test_is_pg(path)) {
+		qsim_pg_exec_sql(path, sql);
+		return;
+	}
+
 	g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
@@ -75,6 +87,9 @@ store_test_raw_int(const gchar *path, const gchar *sql)
 	sqlite3_stmt *stmt = NULL;
 	gint64 v;
 
+	if (store_test_is_pg(path))
+		return qsim_pg_query_int(path, sql);
+
 	g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
 	g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
 	g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
@@ -82,4 +97,19 @@ store_test_raw_int(const gchar *path, const gchar *sql)
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 	return v;
+}
+
+gboolean
+store_test_is_pg(const gchar *path)
+{
+	return g_str_has_prefix(path, "postgresql://");
+}
+
+gboolean
+store_test_skip_on_pg(const StoreFixture *fx, const gchar *why)
+{
+	if (!store_test_is_pg(fx->path))
+		return FALSE;
+	g_test_skip(why);
+	return TRUE;
 }

@@ -16,6 +16,13 @@ void store_fixture_setup(StoreFixture *fx, gconstpointer user_data);
 
 void store_fixture_teardown(StoreFixture *fx, gconstpointer user_data);
 
+/* TRUE when the fixture's @path is a PostgreSQL URL (QSIM_TEST_DATABASE=pg) */
+gboolean store_test_is_pg(const gchar *path);
+
+/* For cases that test SQLite itself (PRAGMAs, its trigger syntax, old schema
+ * versions): TRUE, after g_test_skip(@why), when the fixture runs on PostgreSQL */
+gboolean store_test_skip_on_pg(const StoreFixture *fx, const gchar *why);
+
 /* Removes @dir and the files in it (one level) */
 void store_test_rmdir(const gchar *dir);
 

@@ -146,10 +146,21 @@ test_batch_row_refused(StoreFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) drafts = draft_array();
 
-	/* RAISE(ABORT) fails one statement and keeps the transaction open */
-	store_test_raw_exec(fx->path, "CREATE TRIGGER refuse_boom BEFORE INSERT ON requests"
-	                              " WHEN NEW.commands = 'boom'"
-	                              " BEGIN SELECT RAISE(ABORT, 'refused by test'); END;");
+	/* RAISE(ABORT) fails one statement and keeps the transaction open; on
+	 * PostgreSQL a constraint-class error, which the store's savepoint undoes */
+	if (store_test_is_pg(fx->path))
+		store_test_raw_exec(
+		    fx->path, "CREATE FUNCTION refuse_boom() RETURNS trigger AS $$ BEGIN"
+		              " IF NEW.commands = 'boom' THEN RAISE EXCEPTION 'refused by test'"
+		              " USING ERRCODE = 'check_violation'; END IF; RETURN NEW;"
+		              " END $$ LANGUAGE plpgsql;"
+		              "CREATE TRIGGER refuse_boom BEFORE INSERT ON requests"
+		              " FOR EACH ROW EXECUTE FUNCTION refuse_boom()");
+	else
+		store_test_raw_exec(fx->path,
+		                    "CREATE TRIGGER refuse_boom BEFORE INSERT ON requests"
+		                    " WHEN NEW.commands = 'boom'"
+		                    " BEGIN SELECT RAISE(ABORT, 'refused by test'); END;");
 	add_draft(drafts, "tiny", "echo before", 10);
 	add_draft(drafts, "tiny", "boom", 10);
 	add_draft(drafts, "tiny", "", 10);
@@ -182,9 +193,19 @@ test_batch_all_or_nothing(StoreFixture *fx, gconstpointer data)
 
 	/* RAISE(ROLLBACK) ends the transaction: the rows inserted before it in the
 	 * same batch must be gone too, which shows they shared one transaction */
-	store_test_raw_exec(fx->path, "CREATE TRIGGER rollback_boom BEFORE INSERT ON requests"
-	                              " WHEN NEW.commands = 'rollback'"
-	                              " BEGIN SELECT RAISE(ROLLBACK, 'rolled back by test'); END;");
+	if (store_test_is_pg(fx->path))
+		store_test_raw_exec(fx->path,
+		                    "CREATE FUNCTION rollback_boom() RETURNS trigger AS $$ BEGIN"
+		                    " IF NEW.commands = 'rollback' THEN"
+		                    " RAISE EXCEPTION 'rolled back by test'; END IF; RETURN NEW;"
+		                    " END $$ LANGUAGE plpgsql;"
+		                    "CREATE TRIGGER rollback_boom BEFORE INSERT ON requests"
+		                    " FOR EACH ROW EXECUTE FUNCTION rollback_boom()");
+	else
+		store_test_raw_exec(fx->path,
+		                    "CREATE TRIGGER rollback_boom BEFORE INSERT ON requests"
+		                    " WHEN NEW.commands = 'rollback'"
+		                    " BEGIN SELECT RAISE(ROLLBACK, 'rolled back by test'); END;");
 	add_draft(drafts, "tiny", "echo one", 10);
 	add_draft(drafts, "tiny", "echo two", 10);
 	add_draft(drafts, "", "echo invalid", 10);

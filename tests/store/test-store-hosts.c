@@ -49,9 +49,10 @@ static void
 publish(StoreFixture *fx, QsimHostRecord *h, GPtrArray *vms)
 {
 	g_autoptr(GError) error = NULL;
+	gboolean ok = qsim_store_publish_host(fx->store, h, vms, &error);
 
-	g_assert_true(qsim_store_publish_host(fx->store, h, vms, &error));
 	g_assert_no_error(error);
+	g_assert_true(ok);
 }
 
 static void
@@ -319,6 +320,8 @@ test_slots_migrate(StoreFixture *fx, gconstpointer data)
 	g_autoptr(QsimStore) again = NULL;
 	g_autofree gchar *uuid = submit(fx);
 
+	if (store_test_skip_on_pg(fx, "SQLite schema v6 files; PostgreSQL starts at v7"))
+		return;
 	r = qsim_store_claim_next(fx->store, "node-a:7:0", LEASE_MS, 0, &error);
 	g_assert_nonnull(r);
 	g_clear_object(&fx->store);

@@ -170,9 +170,19 @@ test_logs_batch_atomic(StoreFixture *fx, gconstpointer data)
 	g_autoptr(GPtrArray) chunks = chunk_array();
 	g_autoptr(GPtrArray) got = NULL;
 
-	store_test_raw_exec(fx->path, "CREATE TRIGGER fail_dead BEFORE INSERT ON request_logs"
-	                              " WHEN NEW.output = X'DEAD'"
-	                              " BEGIN SELECT RAISE(ABORT, 'refused by test'); END;");
+	if (store_test_is_pg(fx->path))
+		store_test_raw_exec(fx->path,
+		                    "CREATE FUNCTION fail_dead() RETURNS trigger AS $$ BEGIN"
+		                    " IF NEW.output = '\\xdead'::bytea THEN"
+		                    " RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW;"
+		                    " END $$ LANGUAGE plpgsql;"
+		                    "CREATE TRIGGER fail_dead BEFORE INSERT ON request_logs"
+		                    " FOR EACH ROW EXECUTE FUNCTION fail_dead()");
+	else
+		store_test_raw_exec(fx->path,
+		                    "CREATE TRIGGER fail_dead BEFORE INSERT ON request_logs"
+		                    " WHEN NEW.output = X'DEAD'"
+		                    " BEGIN SELECT RAISE(ABORT, 'refused by test'); END;");
 	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (guint8 *)"ok", 2));
 	g_ptr_array_add(chunks, qsim_log_entry_new(QSIM_LOG_STDOUT, 0, (guint8 *)"\xde\xad", 2));
 	g_assert_cmpint(qsim_store_append_logs(fx->store, uuid, chunks, &error), ==, -1);
