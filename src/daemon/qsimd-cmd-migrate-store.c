@@ -7,15 +7,11 @@
 
 #include "common/qsim-error.h"
 #include "daemon/qsimd-commands.h"
+#include "store/qsim-pg-store.h"
 #include "store/qsim-sqlite-store.h"
+#include "store/qsim-store-factory.h"
 #include "store/qsim-store-import.h"
 #include "store/qsim-store-migrate.h"
-
-static gboolean
-is_postgresql_url(const gchar *spec)
-{
-	return g_str_has_prefix(spec, "postgresql://") || g_str_has_prefix(spec, "postgres://");
-}
 
 /*
  * "sqlite:PATH" or a postgresql:// URL. A source must exist: opening a SQLite
@@ -44,11 +40,15 @@ open_spec(QsimdContext *ctx, const gchar *what, const gchar *spec, gboolean must
 			g_prefix_error(error, "--%s: ", what);
 		return store;
 	}
-	if (is_postgresql_url(spec)) {
+	if (qsim_pg_store_is_url(spec)) {
+		QsimStore *store;
+
+		/* the password: DATABASE_PASSWORD_FILE (set by main) or libpq's PGPASSFILE */
 		(void)ctx;
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
-		            "--%s: this qsimd has no PostgreSQL backend", what);
-		return NULL;
+		store = qsim_store_open(spec, error);
+		if (store == NULL)
+			g_prefix_error(error, "--%s: ", what);
+		return store;
 	}
 	g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
 	            "--%s must be sqlite:PATH or a postgresql:// URL", what);

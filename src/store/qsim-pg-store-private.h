@@ -191,4 +191,14 @@ gboolean qsim_pg_release_owner_slots(QsimStore *store, const gchar *owner_prefix
 gboolean qsim_pg_release_stale_host_slots(QsimStore *store, guint *out_n, GError **error);
 GPtrArray *qsim_pg_list_slots(QsimStore *store, const gchar *host, GError **error);
 
+/* qsim-pg-import.c: migrate-store's export and import */
+GPtrArray *qsim_pg_export_requests(QsimStore *store, gint64 after_id, guint limit, gsize max_bytes,
+                                   gint64 *out_last_id, GError **error);
+gboolean qsim_pg_import_requests(QsimStore *store, GPtrArray *rows, guint *out_inserted,
+                                 GError **error);
+gboolean qsim_pg_import_logs(QsimStore *store, const gchar *uuid, GPtrArray *entries,
+                             guint *out_inserted, GError **error);
+gboolean qsim_pg_count_rows(QsimStore *store, guint64 *out_requests, guint64 *out_logs,
+                            GError **error);
+
 G_END_DECLS

@@ -664,6 +664,10 @@ qsim_pg_store_class_init(QsimPgStoreClass *klass)
 	s->release_owner_slots = qsim_pg_release_owner_slots;
 	s->release_stale_host_slots = qsim_pg_release_stale_host_slots;
 	s->list_slots = qsim_pg_list_slots;
+	s->export_requests = qsim_pg_export_requests;
+	s->import_requests = qsim_pg_import_requests;
+	s->import_logs = qsim_pg_import_logs;
+	s->count_rows = qsim_pg_count_rows;
 }
 
 /* ---- URLs and passwords ------------------------------------------------------ */

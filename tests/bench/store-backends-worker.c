@@ -15,7 +15,7 @@
  *                            claimed plus GAP_MS: "submitted <uuid> <unix µs before the call>"
  *   logs SPEC MB             append_logs of 16 x 4 KiB batches to one request: "logs <MB/s>"
  *
- * SPEC is sqlite:PATH or a postgresql:// URL. Exit 3: this build has no such backend.
+ * SPEC is sqlite:PATH or a postgresql:// URL.
  */
 #include "config.h"
 
@@ -25,9 +25,9 @@
 
 #include "common/qsim-error.h"
 #include "store/qsim-sqlite-store.h"
+#include "store/qsim-store-factory.h"
 #include "store/qsim-store.h"
 
-#define EXIT_NO_BACKEND 3
 /* QSIM_AGENT_POOL_WATCH_INTERVAL_MS: the claimer waits for work as the agents do */
 #define AGENT_WATCH_INTERVAL_MS 50
 
@@ -36,10 +36,8 @@ open_spec(const gchar *spec, GError **error)
 {
 	if (g_str_has_prefix(spec, "sqlite:"))
 		return qsim_sqlite_store_new(spec + strlen("sqlite:"), error);
-	if (g_str_has_prefix(spec, "postgresql://") || g_str_has_prefix(spec, "postgres://")) {
-		g_printerr("no PostgreSQL backend in this build\n");
-		exit(EXIT_NO_BACKEND);
-	}
+	if (qsim_store_location_is_url(spec))
+		return qsim_store_open(spec, error);
 	g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "bad SPEC %s", spec);
 	return NULL;
 }

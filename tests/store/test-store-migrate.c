@@ -6,14 +6,18 @@
 
 #include "common/qsim-error.h"
 #include "store-test-fixture.h"
+#include "qsim-pg-fixture.h"
 #include "store/qsim-sqlite-store.h"
+#include "store/qsim-store-factory.h"
 #include "store/qsim-store-import.h"
 #include "store/qsim-store-migrate.h"
 
 /*
  * `qsimd migrate-store`: every column of every row arrives, logs keep their
  * seq numbers, a non-empty target is refused, an interrupted copy resumes,
- * and the row-count check fails when rows are missing.
+ * and the row-count check fails when rows are missing. Plain: SQLite to SQLite;
+ * with QSIM_TEST_DATABASE=pg (test-store-migrate-pg): PostgreSQL to SQLite and
+ * SQLite to PostgreSQL, on a real server (tests/pg).
  */
 
 #define AGENT "h1:100:0"
@@ -21,9 +25,19 @@
 
 typedef struct {
 	StoreFixture src;
-	gchar *dst_path;
+	gchar *dst_path; /* a SQLite file or a postgresql:// URL */
 	QsimStore *dst;
 } MigrateFixture;
+
+/* Which way: the fixture's backend into a SQLite file, or a SQLite file into PostgreSQL */
+#define INTO_SQLITE GINT_TO_POINTER(0)
+#define INTO_PG GINT_TO_POINTER(1)
+
+static gint64
+source_clock(gpointer user_data)
+{
+	return ((StoreFixture *)user_data)->now;
+}
 
 static void
 migrate_setup(MigrateFixture *fx, gconstpointer data)
@@ -31,9 +45,28 @@ migrate_setup(MigrateFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 
 	store_fixture_setup(&fx->src, data);
+	if (data == INTO_PG) {
+		/* the fixture's (PostgreSQL) database becomes the target, a file the source */
+		fx->dst = g_steal_pointer(&fx->src.store);
+		fx->dst_path = g_steal_pointer(&fx->src.path);
+		fx->src.path = g_build_filename(fx->src.dir, "source.db", NULL);
+		fx->src.store = qsim_sqlite_store_new(fx->src.path, &error);
+		g_assert_no_error(error);
+		qsim_store_set_clock(fx->src.store, source_clock, &fx->src);
+		return;
+	}
 	fx->dst_path = g_build_filename(fx->src.dir, "target.db", NULL);
 	fx->dst = qsim_sqlite_store_new(fx->dst_path, &error);
 	g_assert_no_error(error);
+}
+
+/* The CLI's SPEC for a fixture path */
+static gchar *
+spec_of(const gchar *path)
+{
+	if (qsim_store_location_is_url(path))
+		return g_strdup(path);
+	return g_strconcat("sqlite:", path, NULL);
 }
 
 static void
@@ -500,11 +533,20 @@ run_qsimd(const gchar *const *args, gchar **out, gchar **err)
 static void
 test_cli(MigrateFixture *fx, gconstpointer data)
 {
-	g_autofree gchar *from = g_strconcat("sqlite:", fx->src.path, NULL);
-	g_autofree gchar *out_path = g_build_filename(fx->src.dir, "cli.db", NULL);
-	g_autofree gchar *to = g_strconcat("sqlite:", out_path, NULL);
+	g_autofree gchar *from = spec_of(fx->src.path);
+	g_autofree gchar *out_path = NULL;
+	g_autofree gchar *to = NULL;
 	g_autofree gchar *missing = g_strconcat("sqlite:", fx->src.dir, "/missing.db", NULL);
 
+	if (data == INTO_PG) {
+		g_autoptr(GError) error = NULL;
+
+		out_path = qsim_pg_server_create_database(qsim_pg_server_get_shared(), &error);
+		g_assert_no_error(error);
+	} else {
+		out_path = g_build_filename(fx->src.dir, "cli.db", NULL);
+	}
+	to = spec_of(out_path);
 	fill_source(fx);
 	{
 		const gchar *args[] = {"migrate-store", "--from", from, "--to", to, NULL};
@@ -578,11 +620,21 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-#define ADD(path, fn) g_test_add(path, MigrateFixture, NULL, migrate_setup, fn, migrate_teardown)
-	ADD("/store/migrate/sqlite/copies-everything", test_copies_everything);
-	ADD("/store/migrate/sqlite/refuses-nonempty", test_refuses_nonempty);
-	ADD("/store/migrate/sqlite/resume", test_resume);
-	ADD("/store/migrate/sqlite/cli", test_cli);
+#define ADD(path, way, fn)                                                                         \
+	g_test_add(path, MigrateFixture, way, migrate_setup, fn, migrate_teardown)
+	/* plain: SQLite into SQLite; -pg: PostgreSQL into SQLite */
+	ADD("/store/migrate/into-sqlite/copies-everything", INTO_SQLITE, test_copies_everything);
+	ADD("/store/migrate/into-sqlite/refuses-nonempty", INTO_SQLITE, test_refuses_nonempty);
+	ADD("/store/migrate/into-sqlite/resume", INTO_SQLITE, test_resume);
+	ADD("/store/migrate/into-sqlite/cli", INTO_SQLITE, test_cli);
+	if (qsim_pg_test_wanted()) {
+		ADD("/store/migrate/sqlite-into-pg/copies-everything", INTO_PG,
+		    test_copies_everything);
+		ADD("/store/migrate/sqlite-into-pg/refuses-nonempty", INTO_PG,
+		    test_refuses_nonempty);
+		ADD("/store/migrate/sqlite-into-pg/resume", INTO_PG, test_resume);
+		ADD("/store/migrate/sqlite-into-pg/cli", INTO_PG, test_cli);
+	}
 	g_test_add_func("/store/migrate/check-fails", test_check_fails);
 	return g_test_run();
 }
