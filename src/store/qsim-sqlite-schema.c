@@ -302,6 +302,23 @@ static const gchar *const migrations[] = {
     "    agent_id, 'request', uuid, updated_at FROM requests"
     "  WHERE lease_expires_at IS NOT NULL AND agent_id IS NOT NULL AND agent_id <> '';"
     "PRAGMA user_version = 7;",
+
+    /* artifacts: what a request asked to collect (newline-separated guest paths or
+     * globs), and what was collected; the bytes live in the artifact store
+     * (store/qsim-artifact-store.h), deleted with the row by whoever deletes it */
+    "ALTER TABLE requests ADD COLUMN artifact_paths TEXT;"
+    "CREATE TABLE artifacts ("
+    "  request_uuid TEXT NOT NULL REFERENCES requests (uuid) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL CHECK (name <> '' AND length(name) <= 1024),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('file', 'symlink')),"
+    "  size INTEGER NOT NULL CHECK (size >= 0),"
+    "  sha256 TEXT NOT NULL CHECK (length(sha256) = 64),"
+    "  mode INTEGER NOT NULL CHECK (mode >= 0 AND mode <= 4095),"
+    "  target TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (request_uuid, name)"
+    ");"
+    "PRAGMA user_version = 8;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);

@@ -24,7 +24,7 @@ struct _QsimSqliteStore {
 #define REQUEST_COLUMNS                                                                            \
 	"uuid, vm_name, commands, timeout, status, held_from, created_at, updated_at,"             \
 	" started_at, finished_at, exit_code, error, agent_id, lease_expires_at, attempts,"        \
-	" start_mode, output_truncated"
+	" start_mode, output_truncated, artifact_paths"
 
 #define SQL_SELECT_REQUEST "SELECT " REQUEST_COLUMNS " FROM requests WHERE uuid = ?1"
 
@@ -109,6 +109,11 @@ QsimTemplateRecord *qsim_sqlite_request_prepare(QsimStore *store, const gchar *v
 gboolean qsim_sqlite_claim_prepare(QsimStore *store, const gchar *vm_name, const gchar *host,
                                    const gchar *builder, gboolean *out_claimed, gboolean *out_force,
                                    GError **error);
+
+/* qsim-sqlite-artifacts.c: artifact metadata */
+gboolean qsim_sqlite_add_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
+                                   GError **error);
+GPtrArray *qsim_sqlite_list_artifacts(QsimStore *store, const gchar *uuid, GError **error);
 
 /* qsim-sqlite-purge.c: retention: purge and space reclaim */
 GPtrArray *qsim_sqlite_purge_requests(QsimStore *store, gint status, gint64 before_ms, guint limit,

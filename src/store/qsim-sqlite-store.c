@@ -112,6 +112,9 @@ qsim_sqlite_row_to_request(sqlite3_stmt *stmt, GError **error)
 	qsim_start_mode_from_string((const gchar *)sqlite3_column_text(stmt, 15),
 	                            &request->start_mode);
 	request->output_truncated = sqlite3_column_int(stmt, 16) != 0;
+	if (sqlite3_column_type(stmt, 17) != SQLITE_NULL)
+		request->artifact_paths =
+		    g_strsplit((const gchar *)sqlite3_column_text(stmt, 17), "\n", -1);
 	return g_steal_pointer(&request);
 }
 
@@ -474,6 +477,8 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->release_owner_slots = sqlite_release_owner_slots;
 	store_class->release_stale_host_slots = sqlite_release_stale_host_slots;
 	store_class->list_slots = sqlite_list_slots;
+	store_class->add_artifacts = qsim_sqlite_add_artifacts;
+	store_class->list_artifacts = qsim_sqlite_list_artifacts;
 }
 
 static gboolean

@@ -2,6 +2,8 @@
 
 #include <glib-object.h>
 
+#include "store/qsim-artifact-record.h"
+#include "store/qsim-artifact-store.h"
 #include "store/qsim-end-reason.h"
 #include "store/qsim-log-entry.h"
 #include "store/qsim-log-type.h"
@@ -147,6 +149,11 @@ struct _QsimStoreClass {
 	gboolean (*release_stale_host_slots)(QsimStore *self, guint *out_n, GError **error);
 	GPtrArray *(*list_slots)(QsimStore *self, const gchar *host, GError **error);
 
+	/* artifacts: schema v8, see qsim_store_add_artifacts() */
+	gboolean (*add_artifacts)(QsimStore *self, const gchar *uuid, GPtrArray *records,
+	                          GError **error);
+	GPtrArray *(*list_artifacts)(QsimStore *self, const gchar *uuid, GError **error);
+
 	gpointer padding[2];
 };
 
@@ -198,6 +205,17 @@ gint64 qsim_store_now_ms(QsimStore *self);
  */
 QsimRequest *qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
                                        gint64 timeout_s, GError **error);
+
+/**
+ * qsim_store_create_request_full:
+ * @artifact_paths: (nullable) (array zero-terminated=1): guest paths or globs to
+ *   collect after the commands (qsim_guest_path_validate_list())
+ *
+ * As qsim_store_create_request(), with the paths stored in the same row.
+ */
+QsimRequest *qsim_store_create_request_full(QsimStore *self, const gchar *vm_name,
+                                            const gchar *commands, gint64 timeout_s,
+                                            gchar **artifact_paths, GError **error);
 
 /**
  * qsim_store_create_requests:
@@ -587,5 +605,27 @@ gboolean qsim_store_put_accel_verdict(QsimStore *self, const QsimAccelVerdict *v
                                       GError **error);
 QsimAccelVerdict *qsim_store_get_accel_verdict(QsimStore *self, const gchar *host, GError **error);
 GPtrArray *qsim_store_list_accel_verdicts(QsimStore *self, GError **error);
+
+void qsim_store_set_artifact_store(QsimStore *self, QsimArtifactStore *artifacts);
+
+/**
+ * qsim_store_add_artifacts:
+ * @uuid: a full request UUID
+ * @records: (element-type QsimArtifactRecord): validated names, unique per request
+ *
+ * Records collected artifacts in one transaction (their bytes are already in the
+ * artifact store). Errors: NOT_FOUND when the request is gone, INVALID for a bad
+ * record, CONFLICT for a name already recorded.
+ */
+gboolean qsim_store_add_artifacts(QsimStore *self, const gchar *uuid, GPtrArray *records,
+                                  GError **error);
+
+/**
+ * qsim_store_list_artifacts:
+ *
+ * Returns: (transfer container) (element-type QsimArtifactRecord): the request's
+ *   artifacts by name (empty when none), or NULL with @error (NOT_FOUND: no request)
+ */
+GPtrArray *qsim_store_list_artifacts(QsimStore *self, const gchar *uuid, GError **error);
 
 G_END_DECLS
