@@ -309,7 +309,7 @@ qsim_api_artifacts_get(QsimApiContext *ctx)
 		return;
 	}
 	artifacts = qsim_artifact_store_new_for_config(config);
-	in = qsim_artifact_store_open(artifacts, r->uuid, name, &size, &error);
+	in = qsim_artifact_store_open(artifacts, r->uuid, name, 0, &size, &error);
 	if (in == NULL) {
 		qsim_api_error_respond_gerror(ctx->msg, error);
 		return;
@@ -332,8 +332,9 @@ qsim_api_artifacts_get(QsimApiContext *ctx)
 		g_autofree gchar *cr = g_strdup_printf("bytes %" G_GUINT64_FORMAT
 		                                       "-%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT,
 		                                       start, end, size);
-		if (!g_seekable_seek(G_SEEKABLE(in), (goffset)start, G_SEEK_SET, NULL, &error)) {
-			qsim_error_convert(&error);
+		g_clear_object(&in);
+		in = qsim_artifact_store_open(artifacts, r->uuid, name, start, NULL, &error);
+		if (in == NULL) {
 			qsim_api_error_respond_gerror(ctx->msg, error);
 			return;
 		}

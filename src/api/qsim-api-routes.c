@@ -44,8 +44,8 @@ qsim_api_routes_get(guint *n_routes)
 }
 
 /* Segment-wise match without allocating (it runs for every route on every
- * request); a `{x}` segment takes any non-empty segment, except `{name}` at
- * the end, which takes the rest of the path (an artifact name has slashes).
+ * request); a `{x}` segment takes any non-empty segment, except the one after
+ * `artifacts/`, which takes the rest of the path (an artifact name has slashes).
  * Only the first parameter is returned: a handler reads `{name}` from the path. */
 static gboolean
 pattern_matches(const gchar *pattern, const gchar *path, const gchar **param, gsize *param_len)
@@ -57,7 +57,8 @@ pattern_matches(const gchar *pattern, const gchar *path, const gchar **param, gs
 		if (*p == '{') {
 			const gchar *seg_end = strchr(q, '/');
 
-			if (seg_end == NULL || g_str_has_prefix(p, "{name}"))
+			if (seg_end == NULL ||
+			    (p - pattern >= 10 && strncmp(p - 10, "artifacts/", 10) == 0))
 				seg_end = q + strlen(q);
 			if (seg_end == q)
 				return FALSE;

@@ -170,7 +170,7 @@ next_raw(QsimApiTar *self, GString *out, GError **error)
 
 			if (r->kind == QSIM_ARTIFACT_FILE) {
 				self->file = qsim_artifact_store_open(self->artifacts, self->uuid,
-				                                      r->name, NULL, error);
+				                                      r->name, 0, NULL, error);
 				if (self->file == NULL)
 					return FALSE;
 				self->file_left = self->file_size = r->size;

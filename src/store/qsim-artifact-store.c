@@ -40,7 +40,7 @@ qsim_artifact_store_create(QsimArtifactStore *self, const gchar *uuid, const gch
 
 GInputStream *
 qsim_artifact_store_open(QsimArtifactStore *self, const gchar *uuid, const gchar *name,
-                         guint64 *out_size, GError **error)
+                         guint64 offset, guint64 *out_size, GError **error)
 {
 	guint64 size = 0;
 	GInputStream *stream;
@@ -49,7 +49,7 @@ qsim_artifact_store_open(QsimArtifactStore *self, const gchar *uuid, const gchar
 	g_return_val_if_fail(name != NULL, NULL);
 	if (!check_args(uuid, name, error))
 		return NULL;
-	stream = QSIM_ARTIFACT_STORE_GET_IFACE(self)->open(self, uuid, name, &size, error);
+	stream = QSIM_ARTIFACT_STORE_GET_IFACE(self)->open(self, uuid, name, offset, &size, error);
 	if (stream != NULL && out_size != NULL)
 		*out_size = size;
 	return stream;

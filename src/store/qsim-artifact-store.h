@@ -24,7 +24,7 @@ struct _QsimArtifactStoreInterface {
 	GOutputStream *(*create)(QsimArtifactStore *self, const gchar *uuid, const gchar *name,
 	                         GError **error);
 	GInputStream *(*open)(QsimArtifactStore *self, const gchar *uuid, const gchar *name,
-	                      guint64 *out_size, GError **error);
+	                      guint64 offset, guint64 *out_size, GError **error);
 	gboolean (*remove)(QsimArtifactStore *self, const gchar *uuid, const gchar *name,
 	                   GError **error);
 	gboolean (*delete_request)(QsimArtifactStore *self, const gchar *uuid, GError **error);
@@ -41,13 +41,15 @@ GOutputStream *qsim_artifact_store_create(QsimArtifactStore *self, const gchar *
 
 /**
  * qsim_artifact_store_open:
- * @out_size: (out) (optional): the stored size in bytes
+ * @offset: where to start reading (a Range request); past the end reads nothing
+ * @out_size: (out) (optional): the stored size in bytes (whole, not from @offset)
  *
- * Returns: (transfer full): a stream reading the artifact, seekable (Range
- * requests), or NULL with @error (NOT_FOUND when it has no bytes stored)
+ * Returns: (transfer full): a stream reading the artifact from @offset, or NULL
+ * with @error (NOT_FOUND when it has no bytes stored)
  */
 GInputStream *qsim_artifact_store_open(QsimArtifactStore *self, const gchar *uuid,
-                                       const gchar *name, guint64 *out_size, GError **error);
+                                       const gchar *name, guint64 offset, guint64 *out_size,
+                                       GError **error);
 
 /* Removes one artifact's bytes (a failed or refused collection); absent is fine. */
 gboolean qsim_artifact_store_remove(QsimArtifactStore *self, const gchar *uuid, const gchar *name,

@@ -91,8 +91,8 @@ file_create(QsimArtifactStore *store, const gchar *uuid, const gchar *name, GErr
 }
 
 static GInputStream *
-file_open(QsimArtifactStore *store, const gchar *uuid, const gchar *name, guint64 *out_size,
-          GError **error)
+file_open(QsimArtifactStore *store, const gchar *uuid, const gchar *name, guint64 offset,
+          guint64 *out_size, GError **error)
 {
 	QsimFileArtifactStore *self = QSIM_FILE_ARTIFACT_STORE(store);
 	const gchar *base = NULL;
@@ -112,6 +112,11 @@ file_open(QsimArtifactStore *store, const gchar *uuid, const gchar *name, guint6
 		close(fd);
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND,
 		            "artifact %s has no stored bytes", name);
+		return NULL;
+	}
+	if (offset > 0 && lseek(fd, (off_t)MIN(offset, (guint64)G_MAXINT64), SEEK_SET) < 0) {
+		set_errno_error(error, errno, "seek in artifact", name);
+		close(fd);
 		return NULL;
 	}
 	*out_size = (guint64)st.st_size;
