@@ -18,6 +18,7 @@ typedef struct {
 	gchar *commands;
 	gint64 timeout_s;
 	gchar **artifact_paths; /* nullable: see QsimRequest */
+	gchar *upload_id;       /* nullable: see QsimRequest */
 	QsimRequest *request;   /* out, owned: the committed pending row */
 	GError *error;          /* out, owned: why this entry was not created */
 } QsimRequestDraft;

@@ -33,6 +33,7 @@ typedef struct {
 	QsimStartMode start_mode;  /* none until the VM started */
 	gboolean output_truncated; /* OUTPUT_LIMIT cut its stored output */
 	gchar **artifact_paths; /* nullable: guest paths or globs to collect after the commands */
+	gchar *upload_id;       /* nullable, creation only: the spooled uploads it takes */
 } QsimRequest;
 
 /* Returns: (transfer full): a zeroed request with status pending */

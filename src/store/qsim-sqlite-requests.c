@@ -50,6 +50,8 @@ insert_row(QsimSqliteStore *self, const QsimRequest *r, gint *out_rc, GError **e
 		qsim_sqlite_set_error(self->db, rc, "cannot insert request", error);
 		return FALSE;
 	}
+	if (r->upload_id != NULL)
+		return qsim_sqlite_link_uploads(self, r->uuid, r->upload_id, out_rc, error);
 	return TRUE;
 }
 

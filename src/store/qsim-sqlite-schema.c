@@ -318,6 +318,31 @@ static const gchar *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (request_uuid, name)"
     ");"
+    /* inputs: files a multipart POST /requests carried, spooled here while the body
+     * streams in (the request does not exist yet: request_uuid is set in the
+     * transaction that creates it), read back chunk by chunk by whichever agent
+     * claims the request, on whatever host, and deleted once they are in the guest */
+    "CREATE TABLE uploads ("
+    "  upload_id TEXT NOT NULL CHECK (length(upload_id) = 36),"
+    "  idx INTEGER NOT NULL CHECK (idx >= 0),"
+    "  request_uuid TEXT REFERENCES requests (uuid) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('file', 'tar', 'tar.gz')),"
+    "  guest_path TEXT NOT NULL CHECK (guest_path <> ''),"
+    "  mode INTEGER NOT NULL CHECK (mode >= 0 AND mode <= 4095),"
+    "  size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),"
+    "  sha256 TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (upload_id, idx)"
+    ");"
+    "CREATE INDEX uploads_by_request ON uploads (request_uuid) WHERE request_uuid IS NOT NULL;"
+    "CREATE TABLE upload_chunks ("
+    "  upload_id TEXT NOT NULL,"
+    "  idx INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL CHECK (seq >= 0),"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (upload_id, idx, seq),"
+    "  FOREIGN KEY (upload_id, idx) REFERENCES uploads (upload_id, idx) ON DELETE CASCADE"
+    ");"
     "PRAGMA user_version = 8;",
 };
 

@@ -479,6 +479,13 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->list_slots = sqlite_list_slots;
 	store_class->add_artifacts = qsim_sqlite_add_artifacts;
 	store_class->list_artifacts = qsim_sqlite_list_artifacts;
+	store_class->upload_add_file = qsim_sqlite_upload_add_file;
+	store_class->upload_put_chunk = qsim_sqlite_upload_put_chunk;
+	store_class->upload_finish_file = qsim_sqlite_upload_finish_file;
+	store_class->upload_discard = qsim_sqlite_upload_discard;
+	store_class->delete_uploads = qsim_sqlite_delete_uploads;
+	store_class->list_uploads = qsim_sqlite_list_uploads;
+	store_class->upload_read_chunk = qsim_sqlite_upload_read_chunk;
 }
 
 static gboolean

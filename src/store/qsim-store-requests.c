@@ -14,7 +14,7 @@
 /* Returns: (transfer full): a pending request for @vm_name etc., or NULL with INVALID */
 static QsimRequest *
 build_request(QsimStore *self, const gchar *vm_name, const gchar *commands, gint64 timeout_s,
-              gchar **artifact_paths, GError **error)
+              gchar **artifact_paths, const gchar *upload_id, GError **error)
 {
 	g_autoptr(QsimRequest) request = NULL;
 
@@ -32,6 +32,7 @@ build_request(QsimStore *self, const gchar *vm_name, const gchar *commands, gint
 	request = qsim_request_new();
 	if (artifact_paths != NULL && artifact_paths[0] != NULL)
 		request->artifact_paths = g_strdupv(artifact_paths);
+	request->upload_id = g_strdup(upload_id);
 	request->uuid = g_uuid_string_random();
 	request->vm_name = g_strdup(vm_name);
 	request->commands = g_strdup(commands);
@@ -51,7 +52,8 @@ QsimRequest *
 qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
                           gint64 timeout_s, GError **error)
 {
-	return qsim_store_create_request_full(self, vm_name, commands, timeout_s, NULL, error);
+	return qsim_store_create_request_full(self, vm_name, commands, timeout_s, NULL, NULL,
+	                                      error);
 }
 
 /**
@@ -61,12 +63,14 @@ qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *co
  */
 QsimRequest *
 qsim_store_create_request_full(QsimStore *self, const gchar *vm_name, const gchar *commands,
-                               gint64 timeout_s, gchar **artifact_paths, GError **error)
+                               gint64 timeout_s, gchar **artifact_paths, const gchar *upload_id,
+                               GError **error)
 {
 	g_autoptr(QsimRequest) request = NULL;
 
 	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
-	request = build_request(self, vm_name, commands, timeout_s, artifact_paths, error);
+	request =
+	    build_request(self, vm_name, commands, timeout_s, artifact_paths, upload_id, error);
 	if (request == NULL)
 		return NULL;
 	if (!QSIM_STORE_GET_CLASS(self)->insert_request(self, request, error))
@@ -121,7 +125,7 @@ qsim_store_create_requests(QsimStore *self, GPtrArray *drafts, GError **error)
 		g_clear_pointer(&d->request, qsim_request_free);
 		g_clear_error(&d->error);
 		r = build_request(self, d->vm_name, d->commands, d->timeout_s, d->artifact_paths,
-		                  &d->error);
+		                  d->upload_id, &d->error);
 		if (r == NULL)
 			continue;
 		g_ptr_array_add(rows, r);

@@ -74,7 +74,7 @@ submit(Fixture *f, const gchar *commands, const gchar *const *paths)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) r = qsim_store_create_request_full(f->fx.store, "tiny", commands,
-	                                                          240, (gchar **)paths, &error);
+	                                                          240, (gchar **)paths, NULL, &error);
 
 	g_assert_no_error(error);
 	return g_strdup(r->uuid);
