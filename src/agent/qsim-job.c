@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 
+#include "store/qsim-file-artifact-store.h"
 #include "agent/qsim-agent-recovery.h"
+#include "agent/qsim-job-artifacts.h"
 #include "agent/qsim-job-starter.h"
 #include "agent/qsim-job.h"
 #include "agent/qsim-lease-watchdog.h"
@@ -83,6 +85,13 @@ struct _QsimJob {
 
 	/* metrics: the first stdout byte was seen */
 	gboolean first_byte_seen;
+
+	/* outputs: where they go, and how the commands ended while they are collected */
+	QsimArtifactStore *artifacts;
+	QsimStatus done_status;
+	gboolean done_has_exit_code;
+	gint done_exit_code;
+	gchar *done_reason;
 };
 
 G_DEFINE_TYPE(QsimJob, qsim_job, G_TYPE_OBJECT)
@@ -513,6 +522,41 @@ qsim_job_fail_soon(QsimJob *self, const gchar *reason)
 /* ---- the run ---------------------------------------------------------------- */
 
 static void
+qsim_job_collected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *reason = g_steal_pointer(&self->done_reason);
+
+	if (!qsim_job_artifacts_collect_finish(res, &error))
+		g_debug("%s: artifact collection stopped: %s", self->request->uuid, error->message);
+	if (self->finishing)
+		return;
+	qsim_job_finalize_run(self, self->done_status, self->done_has_exit_code,
+	                      self->done_exit_code, reason);
+}
+
+/* The commands ended: collect the outputs they named (the VM is still up), then finish. */
+static void
+qsim_job_commands_done(QsimJob *self, QsimStatus status, gboolean has_exit_code, gint exit_code,
+                       const gchar *reason)
+{
+	if (self->request->artifact_paths == NULL || self->request->artifact_paths[0] == NULL) {
+		qsim_job_finalize_run(self, status, has_exit_code, exit_code, reason);
+		return;
+	}
+	self->done_status = status;
+	self->done_has_exit_code = has_exit_code;
+	self->done_exit_code = exit_code;
+	self->done_reason = g_strdup(reason);
+	if (self->artifacts == NULL)
+		self->artifacts = qsim_artifact_store_new_for_config(self->config);
+	qsim_job_artifacts_collect_async(self->guest, self->config, self->store, self->artifacts,
+	                                 self->request, self->batcher, self->cancellable,
+	                                 qsim_job_collected_cb, g_object_ref(self));
+}
+
+static void
 qsim_job_exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
@@ -533,15 +577,15 @@ qsim_job_exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	if (sig != NULL) {
 		g_autofree gchar *reason = g_strdup_printf(QSIM_END_TEXT_SIGNAL "%s", sig);
-		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
+		qsim_job_commands_done(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
 		return;
 	}
 	qsim_job_system(self, "exit code %d", status);
 	if (status == 0) {
-		qsim_job_finalize_run(self, QSIM_STATUS_DONE, TRUE, 0, NULL);
+		qsim_job_commands_done(self, QSIM_STATUS_DONE, TRUE, 0, NULL);
 	} else {
 		g_autofree gchar *reason = g_strdup_printf("exit code %d", status);
-		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, TRUE, status, reason);
+		qsim_job_commands_done(self, QSIM_STATUS_FAILED, TRUE, status, reason);
 	}
 }
 
@@ -918,6 +962,8 @@ qsim_job_finalize(GObject *object)
 	g_free(self->run_root);
 	g_free(self->reason);
 	g_free(self->exit_wait_reason);
+	g_free(self->done_reason);
+	g_clear_object(&self->artifacts);
 	g_clear_object(&self->warm_pool);
 	g_clear_object(&self->template_service);
 	qsim_request_free(self->request);

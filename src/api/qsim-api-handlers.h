@@ -22,6 +22,11 @@ void qsim_api_requests_set_status(QsimApiContext *ctx);
 void qsim_api_requests_delete(QsimApiContext *ctx);
 void qsim_api_requests_purge(QsimApiContext *ctx);
 
+/* qsim-api-artifacts.c */
+void qsim_api_artifacts_list(QsimApiContext *ctx);
+void qsim_api_artifacts_get(QsimApiContext *ctx);
+void qsim_api_artifacts_tarball(QsimApiContext *ctx);
+
 /* qsim-api-logs.c */
 void qsim_api_logs_get(QsimApiContext *ctx);
 

@@ -58,6 +58,11 @@ qsim_api_mapping_add_request(JsonBuilder *b, const QsimRequest *r)
 	add_nullable_string(b, "start_mode", qsim_start_mode_to_string(r->start_mode));
 	json_builder_set_member_name(b, "output_truncated");
 	json_builder_add_boolean_value(b, r->output_truncated);
+	json_builder_set_member_name(b, "artifacts");
+	json_builder_begin_array(b);
+	for (guint i = 0; r->artifact_paths != NULL && r->artifact_paths[i] != NULL; i++)
+		json_builder_add_string_value(b, r->artifact_paths[i]);
+	json_builder_end_array(b);
 	json_builder_end_object(b);
 }
 
@@ -104,7 +109,13 @@ qsim_api_mapping_append_request(GString *out, const QsimRequest *r)
 	qsim_api_json_append_string(out, qsim_start_mode_to_string(r->start_mode));
 	g_string_append(out, ",\"output_truncated\":");
 	g_string_append(out, r->output_truncated ? "true" : "false");
-	g_string_append_c(out, '}');
+	g_string_append(out, ",\"artifacts\":[");
+	for (guint i = 0; r->artifact_paths != NULL && r->artifact_paths[i] != NULL; i++) {
+		if (i > 0)
+			g_string_append_c(out, ',');
+		qsim_api_json_append_string(out, r->artifact_paths[i]);
+	}
+	g_string_append(out, "]}");
 }
 
 /**

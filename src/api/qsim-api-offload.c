@@ -2,6 +2,7 @@
 
 #include "config.h"
 
+#include "store/qsim-file-artifact-store.h"
 #include "api/qsim-api-offload.h"
 #include "api/qsim-api-server.h"
 #include "store/qsim-store-factory.h"
@@ -18,6 +19,7 @@ typedef struct {
 	SoupServerMessage *msg;
 	QsimStore *server_store;
 	gchar *db_path;
+	QsimArtifactStore *artifacts;
 	QsimApiOffloadFunc func;
 	QsimApiOffloadDone done;
 	gpointer data;
@@ -32,6 +34,7 @@ offload_free(Offload *o)
 	g_object_unref(o->msg);
 	g_object_unref(o->server_store);
 	g_free(o->db_path);
+	g_clear_object(&o->artifacts);
 	if (o->free_data != NULL)
 		o->free_data(o->data);
 	g_free(o);
@@ -52,6 +55,8 @@ offload_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *c
 
 	/* a store is used by one thread at a time: this one is ours alone */
 	store = qsim_store_open(o->db_path, &error);
+	if (store != NULL)
+		qsim_store_set_artifact_store(store, o->artifacts);
 	if (store == NULL || !o->func(store, o->data, &error)) {
 		g_task_return_error(task, g_steal_pointer(&error));
 		return;
@@ -102,6 +107,7 @@ qsim_api_offload_write(QsimApiContext *ctx, QsimApiOffloadFunc func, QsimApiOffl
 	o->server_store = g_object_ref(store);
 	o->db_path =
 	    g_strdup(qsim_config_get_store_location(qsim_api_server_get_config(ctx->server)));
+	o->artifacts = qsim_artifact_store_new_for_config(qsim_api_server_get_config(ctx->server));
 	o->func = func;
 	o->done = done;
 	o->data = data;

@@ -207,10 +207,12 @@ qsim_api_requests_create(QsimApiContext *ctx)
 		g_signal_connect(p->msg, "disconnected", G_CALLBACK(on_create_client_gone), p);
 		g_signal_connect(p->msg, "finished", G_CALLBACK(on_create_client_gone), p);
 		soup_server_message_pause(ctx->msg);
-		qsim_api_writer_create_request(writer, vm_name, commands, timeout, create_done, p);
+		qsim_api_writer_create_request_full(writer, vm_name, commands, timeout,
+		                                    submit.artifacts, NULL, create_done, p);
 		return;
 	}
-	r = qsim_store_create_request(store, vm_name, commands, timeout, &error);
+	r = qsim_store_create_request_full(store, vm_name, commands, timeout, submit.artifacts, NULL,
+	                                   &error);
 	if (r == NULL) {
 		qsim_api_error_respond_gerror(ctx->msg, error);
 		return;

@@ -16,6 +16,9 @@ static const QsimApiRoute routes[] = {
     {"DELETE", "/requests/{uuid}", qsim_api_requests_delete, TRUE},
     {"GET", "/requests/{uuid}/logs", qsim_api_logs_get, TRUE},
     {"PUT", "/requests/{uuid}/status", qsim_api_requests_set_status, TRUE},
+    {"GET", "/requests/{uuid}/artifacts", qsim_api_artifacts_list, TRUE},
+    {"GET", "/requests/{uuid}/artifacts.tar.gz", qsim_api_artifacts_tarball, TRUE},
+    {"GET", "/requests/{uuid}/artifacts/{name}", qsim_api_artifacts_get, TRUE},
     {"GET", "/vms", qsim_api_vms_list, TRUE},
     {"GET", "/vms/{name}", qsim_api_vms_get, TRUE},
     {"POST", "/vms/{name}/prepare", qsim_api_vms_prepare, TRUE},
@@ -41,7 +44,9 @@ qsim_api_routes_get(guint *n_routes)
 }
 
 /* Segment-wise match without allocating (it runs for every route on every
- * request); a `{x}` segment takes any non-empty segment. */
+ * request); a `{x}` segment takes any non-empty segment, except the one after
+ * `artifacts/`, which takes the rest of the path (an artifact name has slashes).
+ * Only the first parameter is returned: a handler reads `{name}` from the path. */
 static gboolean
 pattern_matches(const gchar *pattern, const gchar *path, const gchar **param, gsize *param_len)
 {
@@ -52,12 +57,15 @@ pattern_matches(const gchar *pattern, const gchar *path, const gchar **param, gs
 		if (*p == '{') {
 			const gchar *seg_end = strchr(q, '/');
 
-			if (seg_end == NULL)
+			if (seg_end == NULL ||
+			    (p - pattern >= 10 && strncmp(p - 10, "artifacts/", 10) == 0))
 				seg_end = q + strlen(q);
 			if (seg_end == q)
 				return FALSE;
-			*param = q;
-			*param_len = (gsize)(seg_end - q);
+			if (*param == NULL) {
+				*param = q;
+				*param_len = (gsize)(seg_end - q);
+			}
 			p = strchr(p, '}') + 1;
 			q = seg_end;
 			continue;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/qsim-error.h"
+#include "common/qsim-guest-path.h"
 #include "common/qsim-json-gate.h"
 #include "common/qsim-vm-name.h"
 #include "qsim-api-submit.h"
@@ -23,6 +24,7 @@ qsim_api_submit_clear(QsimApiSubmit *submit)
 	g_clear_pointer(&submit->vm_name, g_free);
 	g_clear_pointer(&submit->commands, g_free);
 	submit->timeout = 0;
+	g_clear_pointer(&submit->artifacts, g_strfreev);
 }
 
 /**
@@ -130,6 +132,56 @@ qsim_api_body_get_int(JsonObject *obj, const gchar *field, gboolean *present, gi
 	return TRUE;
 }
 
+/* `artifacts`: absent, null or an array of at most 64 clean absolute guest paths */
+static gboolean
+parse_artifacts(JsonObject *obj, gchar ***out, GError **error)
+{
+	JsonNode *node = json_object_get_member(obj, "artifacts");
+	g_autoptr(GStrvBuilder) b = NULL;
+	g_autoptr(GError) local = NULL;
+	g_auto(GStrv) paths = NULL;
+	JsonArray *array;
+
+	*out = NULL;
+	if (node == NULL || JSON_NODE_HOLDS_NULL(node))
+		return TRUE;
+	if (!JSON_NODE_HOLDS_ARRAY(node)) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		                    "Field 'artifacts' must be an array of guest paths.");
+		return FALSE;
+	}
+	array = json_node_get_array(node);
+	if (json_array_get_length(array) > QSIM_GUEST_PATH_MAX_PATTERNS) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "Field 'artifacts' has at most %d paths.",
+		            QSIM_GUEST_PATH_MAX_PATTERNS);
+		return FALSE;
+	}
+	b = g_strv_builder_new();
+	for (guint i = 0; i < json_array_get_length(array); i++) {
+		JsonNode *item = json_array_get_element(array, i);
+
+		if (!JSON_NODE_HOLDS_VALUE(item) ||
+		    json_node_get_value_type(item) != G_TYPE_STRING) {
+			g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			                    "Field 'artifacts' must be an array of strings.");
+			return FALSE;
+		}
+		g_strv_builder_add(b, json_node_get_string(item));
+	}
+	paths = g_strv_builder_end(b);
+	if (!qsim_guest_path_validate_list((const gchar *const *)paths, &local)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "Field 'artifacts': %s (absolute guest paths or globs, no '.' or '..' "
+		            "components).",
+		            local->message);
+		return FALSE;
+	}
+	if (paths[0] != NULL)
+		*out = g_steal_pointer(&paths);
+	return TRUE;
+}
+
 /**
  * qsim_api_submit_parse:
  * @obj: a `POST /requests` body
@@ -176,6 +228,8 @@ qsim_api_submit_parse(JsonObject *obj, gint64 default_timeout, gint64 max_timeou
 		    "Field 'vm_name' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$.");
 		return FALSE;
 	}
+	if (!parse_artifacts(obj, &out->artifacts, error))
+		return FALSE;
 	out->vm_name = g_strdup(vm_name);
 	out->commands = g_strdup(commands);
 	out->timeout = timeout;

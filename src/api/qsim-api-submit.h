@@ -32,6 +32,7 @@ typedef struct {
 	gchar *vm_name;
 	gchar *commands;
 	gint64 timeout;
+	gchar **artifacts; /* nullable: guest paths or globs to collect */
 } QsimApiSubmit;
 
 void qsim_api_submit_clear(QsimApiSubmit *submit);

@@ -260,11 +260,30 @@ void
 qsim_api_writer_create_request(QsimApiWriter *self, const gchar *vm_name, const gchar *commands,
                                gint64 timeout_s, QsimApiWriterFunc func, gpointer user_data)
 {
+	qsim_api_writer_create_request_full(self, vm_name, commands, timeout_s, NULL, NULL, func,
+	                                    user_data);
+}
+
+/**
+ * qsim_api_writer_create_request_full:
+ * @artifact_paths: (nullable): guest paths or globs to collect, copied
+ * @upload_id: (nullable): spooled uploads the request takes
+ *
+ * As qsim_api_writer_create_request(), with the request's artifact paths.
+ */
+void
+qsim_api_writer_create_request_full(QsimApiWriter *self, const gchar *vm_name,
+                                    const gchar *commands, gint64 timeout_s,
+                                    gchar **artifact_paths, const gchar *upload_id,
+                                    QsimApiWriterFunc func, gpointer user_data)
+{
 	g_autoptr(WriterJob) job = g_new0(WriterJob, 1);
 
 	g_return_if_fail(QSIM_IS_API_WRITER(self));
 	g_return_if_fail(func != NULL);
 	job->draft = qsim_request_draft_new(vm_name, commands, timeout_s);
+	job->draft->artifact_paths = g_strdupv(artifact_paths);
+	job->draft->upload_id = g_strdup(upload_id);
 	job->func = func;
 	job->user_data = user_data;
 	job->context = g_main_context_ref_thread_default();

@@ -26,6 +26,11 @@ void qsim_api_writer_create_request(QsimApiWriter *self, const gchar *vm_name,
                                     const gchar *commands, gint64 timeout_s, QsimApiWriterFunc func,
                                     gpointer user_data);
 
+void qsim_api_writer_create_request_full(QsimApiWriter *self, const gchar *vm_name,
+                                         const gchar *commands, gint64 timeout_s,
+                                         gchar **artifact_paths, const gchar *upload_id,
+                                         QsimApiWriterFunc func, gpointer user_data);
+
 void qsim_api_writer_set_max_queue(QsimApiWriter *self, guint max_queue);
 
 void qsim_api_writer_get_counts(QsimApiWriter *self, guint *out_batches, guint *out_requests);

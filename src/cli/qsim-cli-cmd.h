@@ -28,6 +28,9 @@ typedef enum {
 	QSIM_CLI_OPT_FORCE = 1 << 5,
 	QSIM_CLI_OPT_WAIT = 1 << 6,
 	QSIM_CLI_OPT_BEFORE = 1 << 7,
+	QSIM_CLI_OPT_ARTIFACT = 1 << 8,
+	QSIM_CLI_OPT_OUTPUT_DIR = 1 << 9,
+	QSIM_CLI_OPT_GET = 1 << 10,
 } QsimCliOpt;
 
 /**

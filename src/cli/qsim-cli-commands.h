@@ -9,6 +9,10 @@ void qsim_cli_requests_register(GPtrArray *cmds);
 void qsim_cli_logs_register(GPtrArray *cmds);
 void qsim_cli_run_register(GPtrArray *cmds);
 void qsim_cli_system_register(GPtrArray *cmds);
+void qsim_cli_artifacts_register(GPtrArray *cmds);
+
+gboolean qsim_cli_artifacts_download(QsimCli *cli, const gchar *uuid, const gchar *dir,
+                                     const gchar *only, guint *count, GError **error);
 
 gchar *qsim_cli_submit(QsimCli *cli, gchar **args, JsonNode **reply, GError **error);
 

@@ -277,6 +277,13 @@ qsim_cli_submit(QsimCli *cli, gchar **args, JsonNode **reply, GError **error)
 		json_builder_set_member_name(b, "timeout");
 		json_builder_add_int_value(b, (gint64)timeout);
 	}
+	if (cli->opt_artifacts != NULL) {
+		json_builder_set_member_name(b, "artifacts");
+		json_builder_begin_array(b);
+		for (guint i = 0; cli->opt_artifacts[i] != NULL; i++)
+			json_builder_add_string_value(b, cli->opt_artifacts[i]);
+		json_builder_end_array(b);
+	}
 	json_builder_end_object(b);
 	body = json_builder_get_root(b);
 	if (!qsim_cli_call(cli, "POST", "/requests", body, &answer, NULL, error))
@@ -493,10 +500,12 @@ qsim_cli_requests_register(GPtrArray *cmds)
 	                     /* TRANSLATORS: command description */
 	                     _("Delete a finished request and its logs, or cancel an active one"),
 	                     QSIM_CLI_OPT_NONE, qsim_cli_cmd_delete_request));
-	g_ptr_array_add(cmds, qsim_cli_cmd_new("submit", _("VM [--timeout S] -- COMMANDS"),
-	                                       /* TRANSLATORS: command description */
-	                                       _("Submit commands to run in a VM; prints the UUID"),
-	                                       QSIM_CLI_OPT_TIMEOUT, qsim_cli_cmd_submit));
+	g_ptr_array_add(
+	    cmds,
+	    qsim_cli_cmd_new("submit", _("VM [--timeout S] [--artifact PATH]... -- COMMANDS"),
+	                     /* TRANSLATORS: command description */
+	                     _("Submit commands to run in a VM; prints the UUID"),
+	                     QSIM_CLI_OPT_TIMEOUT | QSIM_CLI_OPT_ARTIFACT, qsim_cli_cmd_submit));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("cancel", _("UUID"),
 	                                       /* TRANSLATORS: command description */
 	                                       _("Cancel a pending, running or held request"),

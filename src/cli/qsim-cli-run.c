@@ -243,6 +243,16 @@ qsim_cli_cmd_run(QsimCli *cli, gchar **args, GError **error)
 		ok = FALSE;
 	} else {
 		cli->exit_code = qsim_cli_run_exit_status(cli, uuid, json_node_get_object(end));
+		/* the outputs, whatever the status: a failed test's report matters most */
+		if (cli->opt_output_dir != NULL &&
+		    !qsim_cli_artifacts_download(cli, uuid, cli->opt_output_dir, NULL, NULL,
+		                                 &error_local)) {
+			/* TRANSLATORS: the reason artifacts could not be downloaded */
+			g_prefix_error(&error_local, _("cannot download the artifacts: "));
+			cli->exit_code = QSIM_CLI_EXIT_INFRA;
+			g_propagate_error(error, g_steal_pointer(&error_local));
+			ok = FALSE;
+		}
 	}
 	g_clear_error(&ctx.error);
 	g_object_unref(ctx.cancellable);
@@ -261,10 +271,12 @@ qsim_cli_cmd_run(QsimCli *cli, gchar **args, GError **error)
 void
 qsim_cli_run_register(GPtrArray *cmds)
 {
-	g_ptr_array_add(cmds, qsim_cli_cmd_new(
-	                          "run", _("VM [--timeout S] -- COMMANDS"),
-	                          /* TRANSLATORS: command description */
-	                          _("Run commands in a VM, stream their output and exit with their "
-	                            "status"),
-	                          QSIM_CLI_OPT_TIMEOUT, qsim_cli_cmd_run));
+	g_ptr_array_add(
+	    cmds,
+	    qsim_cli_cmd_new("run", _("VM [--timeout S] [--artifact PATH]... [-o DIR] -- COMMANDS"),
+	                     /* TRANSLATORS: command description */
+	                     _("Run commands in a VM, stream their output and exit with their "
+	                       "status"),
+	                     QSIM_CLI_OPT_TIMEOUT | QSIM_CLI_OPT_ARTIFACT | QSIM_CLI_OPT_OUTPUT_DIR,
+	                     qsim_cli_cmd_run));
 }

@@ -52,6 +52,9 @@ qsim_cli_free(QsimCli *cli)
 	g_free(cli->opt_log_type);
 	g_free(cli->opt_timeout);
 	g_free(cli->opt_before);
+	g_strfreev(cli->opt_artifacts);
+	g_free(cli->opt_output_dir);
+	g_free(cli->opt_get);
 	g_free(cli->opt_host);
 	g_free(cli);
 }

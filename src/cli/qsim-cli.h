@@ -36,6 +36,9 @@ struct _QsimCli {
 	gchar *opt_timeout;
 	gchar *opt_before;
 	gchar *opt_host;
+	gchar **opt_artifacts; /* --artifact, repeatable */
+	gchar *opt_output_dir;
+	gchar *opt_get;
 	gboolean opt_follow;
 	gboolean opt_force;
 	gboolean opt_wait;

@@ -64,6 +64,9 @@ qsim_ctl_check_options(QsimCli *cli, GError **error)
 	    {QSIM_CLI_OPT_FORCE, cli->opt_force, "--force"},
 	    {QSIM_CLI_OPT_WAIT, cli->opt_wait, "--wait"},
 	    {QSIM_CLI_OPT_BEFORE, cli->opt_before != NULL, "--before"},
+	    {QSIM_CLI_OPT_ARTIFACT, cli->opt_artifacts != NULL, "--artifact"},
+	    {QSIM_CLI_OPT_OUTPUT_DIR, cli->opt_output_dir != NULL, "--output-dir"},
+	    {QSIM_CLI_OPT_GET, cli->opt_get != NULL, "--get"},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(opts); i++) {
@@ -136,6 +139,16 @@ qsim_ctl_run(int argc, char **argv)
 	     N_("purge: requests that finished longer ago than this (7d, 12h, 0 = until now) or "
 	        "before this ISO-8601 time"),
 	     N_("AGE")},
+	    {"artifact", 'a', 0, G_OPTION_ARG_STRING_ARRAY, &cli->opt_artifacts,
+	     /* TRANSLATORS: --artifact option */
+	     N_("submit, run: a guest path or glob to collect after the commands (repeatable)"),
+	     N_("PATH")},
+	    {"output-dir", 'o', 0, G_OPTION_ARG_FILENAME, &cli->opt_output_dir,
+	     /* TRANSLATORS: --output-dir option */
+	     N_("run, artifacts: download the artifacts into this directory"), N_("DIR")},
+	    {"get", 0, 0, G_OPTION_ARG_STRING, &cli->opt_get,
+	     /* TRANSLATORS: --get option of artifacts */
+	     N_("artifacts: download only this artifact"), N_("NAME")},
 	    {NULL},
 	};
 
@@ -143,6 +156,7 @@ qsim_ctl_run(int argc, char **argv)
 	qsim_cli_logs_register(cmds);
 	qsim_cli_run_register(cmds);
 	qsim_cli_system_register(cmds);
+	qsim_cli_artifacts_register(cmds);
 
 	/* TRANSLATORS: the parameter synopsis in --help */
 	context = g_option_context_new(_("COMMAND [ARGUMENTS…]"));

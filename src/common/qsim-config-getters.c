@@ -437,3 +437,24 @@ qsim_config_get_output_limit_action(QsimConfig *self)
 {
 	return (QsimOutputLimitAction)self->values[S_OUTPUT_LIMIT_ACTION].i;
 }
+
+/* Returns: MAX_UPLOAD_BYTES, the most a request body with files may carry; 0 = no files */
+guint64
+qsim_config_get_max_upload_bytes(QsimConfig *self)
+{
+	return (guint64)self->values[S_MAX_UPLOAD_BYTES].i;
+}
+
+/* Returns: MAX_ARTIFACT_BYTES, the most one request's artifacts may hold together */
+guint64
+qsim_config_get_max_artifact_bytes(QsimConfig *self)
+{
+	return (guint64)self->values[S_MAX_ARTIFACT_BYTES].i;
+}
+
+/* Returns: MAX_ARTIFACT_FILES, the most artifacts (files and symlinks) per request */
+guint
+qsim_config_get_max_artifact_files(QsimConfig *self)
+{
+	return (guint)self->values[S_MAX_ARTIFACT_FILES].i;
+}

@@ -97,6 +97,9 @@ gchar *qsim_config_dup_kvm_probe_kernel(QsimConfig *self);
 gchar *qsim_config_dup_kvm_probe_initrd(QsimConfig *self);
 guint64 qsim_config_get_output_limit(QsimConfig *self);
 QsimOutputLimitAction qsim_config_get_output_limit_action(QsimConfig *self);
+guint64 qsim_config_get_max_upload_bytes(QsimConfig *self);
+guint64 qsim_config_get_max_artifact_bytes(QsimConfig *self);
+guint qsim_config_get_max_artifact_files(QsimConfig *self);
 
 gboolean qsim_config_parse_size(const gchar *text, gint64 *out);
 gchar *qsim_config_format_size(gint64 bytes);

@@ -5,6 +5,7 @@
 #include <glib-unix.h>
 #include <signal.h>
 
+#include "store/qsim-file-artifact-store.h"
 #include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-agent-pool.h"
 #include "agent/qsim-warm-pool.h"
@@ -145,6 +146,11 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	store = qsim_store_open(qsim_config_get_store_location(ctx->config), error);
 	if (store == NULL)
 		return 1;
+	{
+		g_autoptr(QsimArtifactStore) artifacts =
+		    qsim_artifact_store_new_for_config(ctx->config);
+		qsim_store_set_artifact_store(store, artifacts);
+	}
 	pool = qsim_agent_pool_new(ctx->config, store);
 	/* the catalogue is in the store before anyone may ask for it */
 	qsim_agent_pool_publish_now(pool);

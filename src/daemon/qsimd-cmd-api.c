@@ -5,6 +5,7 @@
 #include <glib-unix.h>
 #include <signal.h>
 
+#include "store/qsim-file-artifact-store.h"
 #include "api/qsim-api-metrics.h"
 #include "api/qsim-api-server.h"
 #include "common/qsim-dir-check.h"
@@ -62,6 +63,11 @@ qsimd_cmd_api(QsimdContext *ctx, gint argc, gchar **argv, GError **error)
 	store = qsim_store_open(qsim_config_get_store_location(ctx->config), error);
 	if (store == NULL)
 		return 1;
+	{
+		g_autoptr(QsimArtifactStore) artifacts =
+		    qsim_artifact_store_new_for_config(ctx->config);
+		qsim_store_set_artifact_store(store, artifacts);
+	}
 	server = qsim_api_server_new(ctx->config, store);
 	if (!qsim_api_server_enable_writer(server, error) || !qsim_api_server_listen(server, error))
 		return 1;

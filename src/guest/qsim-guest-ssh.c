@@ -107,6 +107,12 @@ qsim_guest_ssh_get_fingerprint(QsimGuestSsh *self)
 	return self->fingerprint;
 }
 
+ssh_session
+qsim_guest_ssh_get_session(QsimGuestSsh *self)
+{
+	return qsim_guest_ssh_is_connected(self) ? self->session : NULL;
+}
+
 static gint64
 qsim_guest_ms_until(gint64 end_us)
 {

@@ -57,6 +57,9 @@ gboolean qsim_guest_ssh_is_connected(QsimGuestSsh *self);
 /* Returns (transfer none) (nullable): the fingerprint of the current session. */
 const gchar *qsim_guest_ssh_get_fingerprint(QsimGuestSsh *self);
 
+/* Returns (transfer none) (nullable): the live session, for SFTP on the same thread */
+ssh_session qsim_guest_ssh_get_session(QsimGuestSsh *self);
+
 /*
  * Runs @command on a new exec channel, streaming output into @sink until the
  * command ends. @deadline_us (0 for none) bounds the whole command.

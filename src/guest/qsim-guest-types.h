@@ -34,4 +34,48 @@ typedef enum {
  */
 typedef void (*QsimGuestOutputFunc)(QsimGuestStream stream, GBytes *chunk, gpointer user_data);
 
+/**
+ * QsimGuestArtifact:
+ *
+ * One guest path collected by qsim_guest_collect_async(): a regular file (its
+ * bytes went to the sink) or a symlink (recorded, never followed).
+ */
+typedef struct {
+	gchar *name; /* the guest path without its leading '/' */
+	gboolean is_symlink;
+	guint64 size;  /* bytes written to the sink (a symlink: its target's length) */
+	gchar *sha256; /* lowercase hex of those bytes (a symlink: of its target) */
+	guint mode;    /* permission bits */
+	gchar *target; /* a symlink's target, else NULL */
+} QsimGuestArtifact;
+
+void qsim_guest_artifact_free(QsimGuestArtifact *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimGuestArtifact, qsim_guest_artifact_free)
+
+/**
+ * QsimGuestCollectSink:
+ *
+ * Where collected bytes go. Called on the guest's worker thread: both
+ * functions must be thread-safe. @open returns a stream for one artifact (or
+ * NULL with @error, which skips it); @discard drops what a failed or cut
+ * transfer left.
+ */
+typedef struct {
+	GOutputStream *(*open)(gpointer data, const gchar *name, GError **error);
+	void (*discard)(gpointer data, const gchar *name);
+	gpointer data;
+} QsimGuestCollectSink;
+
+/**
+ * QsimGuestCollectLimits:
+ *
+ * @max_files: most artifacts (files and symlinks), at least 1
+ * @max_bytes: most file bytes together; a file that would pass it is skipped
+ */
+typedef struct {
+	guint max_files;
+	guint64 max_bytes;
+} QsimGuestCollectLimits;
+
 G_END_DECLS

@@ -4,6 +4,7 @@
 
 #include "common/qsim-error.h"
 #include "guest/qsim-guest-flow.h"
+#include "guest/qsim-guest-sftp.h"
 #include "guest/qsim-guest-ssh.h"
 #include "guest/qsim-guest.h"
 
@@ -14,6 +15,7 @@ typedef enum {
 	QSIM_GUEST_OP_CONNECT,
 	QSIM_GUEST_OP_EXEC,
 	QSIM_GUEST_OP_RUN_SIMPLE,
+	QSIM_GUEST_OP_COLLECT,
 	QSIM_GUEST_OP_CLOSE,
 	QSIM_GUEST_OP_QUIT,
 } QsimGuestOpKind;
@@ -34,7 +36,16 @@ typedef struct {
 	/* run_simple collects output here (worker only) */
 	GByteArray *out;
 	GByteArray *err;
+	/* collect */
+	gchar **patterns;
+	QsimGuestCollectLimits limits;
+	QsimGuestCollectSink sink;
 } QsimGuestOp;
+
+typedef struct {
+	GPtrArray *artifacts;
+	GPtrArray *notes;
+} QsimGuestCollectResult;
 
 typedef struct {
 	gint exit_status;
@@ -78,6 +89,7 @@ qsim_guest_op_free(QsimGuestOp *op)
 	g_clear_pointer(&op->out, g_byte_array_unref);
 	g_clear_pointer(&op->err, g_byte_array_unref);
 	g_free(op->command);
+	g_strfreev(op->patterns);
 	g_free(op);
 }
 
@@ -259,6 +271,40 @@ qsim_guest_worker_exec(QsimGuest *self, QsimGuestOp *op)
 	}
 }
 
+static void
+qsim_guest_collect_result_free(QsimGuestCollectResult *result)
+{
+	g_clear_pointer(&result->artifacts, g_ptr_array_unref);
+	g_clear_pointer(&result->notes, g_ptr_array_unref);
+	g_free(result);
+}
+
+static void
+qsim_guest_worker_collect(QsimGuest *self, QsimGuestOp *op)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) artifacts = NULL;
+	QsimGuestCollectResult *result;
+
+	qsim_guest_worker_sync_gen(self, op);
+	if (!qsim_guest_op_abort_cb(op, &error))
+		artifacts = qsim_guest_sftp_collect(self->ssh, (const gchar *const *)op->patterns,
+		                                    &op->limits, &op->sink, qsim_guest_op_abort_cb,
+		                                    op, notes, &error);
+	if (artifacts == NULL) {
+		if (g_atomic_int_get(&self->close_gen) != op->gen)
+			qsim_guest_ssh_disconnect(self->ssh);
+		qsim_guest_worker_finish(self, op, NULL, NULL, g_steal_pointer(&error));
+		return;
+	}
+	result = g_new0(QsimGuestCollectResult, 1);
+	result->artifacts = g_steal_pointer(&artifacts);
+	result->notes = g_steal_pointer(&notes);
+	qsim_guest_worker_finish(self, op, result, (GDestroyNotify)qsim_guest_collect_result_free,
+	                         NULL);
+}
+
 static gpointer
 qsim_guest_worker_main(gpointer data)
 {
@@ -279,6 +325,9 @@ qsim_guest_worker_main(gpointer data)
 		case QSIM_GUEST_OP_EXEC:
 		case QSIM_GUEST_OP_RUN_SIMPLE:
 			qsim_guest_worker_exec(self, op);
+			break;
+		case QSIM_GUEST_OP_COLLECT:
+			qsim_guest_worker_collect(self, op);
 			break;
 		case QSIM_GUEST_OP_CLOSE:
 			qsim_guest_worker_sync_gen(self, op);
@@ -561,4 +610,41 @@ qsim_guest_close(QsimGuest *self)
 	/* wakes an idle worker so the disconnect happens now, not at the next operation */
 	op = qsim_guest_op_new(self, QSIM_GUEST_OP_CLOSE, NULL, NULL, NULL, NULL);
 	qsim_guest_push_op(self, op);
+}
+
+void
+qsim_guest_collect_async(QsimGuest *self, const gchar *const *patterns,
+                         const QsimGuestCollectLimits *limits, const QsimGuestCollectSink *sink,
+                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                         gpointer user_data)
+{
+	QsimGuestOp *op;
+
+	g_return_if_fail(QSIM_IS_GUEST(self));
+	g_return_if_fail(patterns != NULL && limits != NULL && sink != NULL);
+	op = qsim_guest_op_new(self, QSIM_GUEST_OP_COLLECT, cancellable, callback, user_data,
+	                       qsim_guest_collect_async);
+	op->patterns = g_strdupv((gchar **)patterns);
+	op->limits = *limits;
+	op->limits.max_files = MAX(op->limits.max_files, 1);
+	op->sink = *sink;
+	qsim_guest_push_op(self, op);
+}
+
+GPtrArray *
+qsim_guest_collect_finish(QsimGuest *self, GAsyncResult *res, GPtrArray **notes, GError **error)
+{
+	QsimGuestCollectResult *result;
+	GPtrArray *artifacts;
+
+	g_return_val_if_fail(g_task_is_valid(res, self), NULL);
+	g_return_val_if_fail(g_task_get_source_tag(G_TASK(res)) == qsim_guest_collect_async, NULL);
+	result = g_task_propagate_pointer(G_TASK(res), error);
+	if (result == NULL)
+		return NULL;
+	artifacts = g_steal_pointer(&result->artifacts);
+	if (notes != NULL)
+		*notes = g_steal_pointer(&result->notes);
+	qsim_guest_collect_result_free(result);
+	return artifacts;
 }

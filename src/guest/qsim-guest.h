@@ -191,6 +191,37 @@ gboolean qsim_guest_run_simple_finish(QsimGuest *self, GAsyncResult *res, gchar 
                                       gchar **stderr_text, GError **error);
 
 /**
+ * qsim_guest_collect_async:
+ * @patterns: absolute guest paths or globs (qsim_guest_path_validate()); a
+ *   directory is collected whole
+ * @limits: file count and byte caps
+ * @sink: where the bytes go, called on the worker thread; must stay valid
+ *   until @callback runs
+ *
+ * Fetches guest files over SFTP (libssh's, on the worker thread), streamed in
+ * bounded chunks with reads pipelined. Symlinks are recorded, never followed;
+ * a file growing meanwhile is cut at the size first seen.
+ */
+void qsim_guest_collect_async(QsimGuest *self, const gchar *const *patterns,
+                              const QsimGuestCollectLimits *limits,
+                              const QsimGuestCollectSink *sink, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
+
+/**
+ * qsim_guest_collect_finish:
+ * @notes: (out) (optional) (transfer container) (element-type utf8): what was
+ *   missing, refused or over a limit, one line each
+ *
+ * Errors: %QSIM_ERROR_GUEST (no SFTP subsystem, a lost or closed session),
+ * %QSIM_ERROR_CANCELLED.
+ *
+ * Returns: (transfer container) (element-type QsimGuestArtifact): what was
+ *   collected, in collection order
+ */
+GPtrArray *qsim_guest_collect_finish(QsimGuest *self, GAsyncResult *res, GPtrArray **notes,
+                                     GError **error);
+
+/**
  * qsim_guest_close:
  *
  * Disconnects in the worker. Safe at any time: a running exec and queued

@@ -29,6 +29,8 @@ qsim_request_draft_free(QsimRequestDraft *self)
 		return;
 	g_free(self->vm_name);
 	g_free(self->commands);
+	g_strfreev(self->artifact_paths);
+	g_free(self->upload_id);
 	if (self->request != NULL)
 		qsim_request_free(self->request);
 	g_clear_error(&self->error);

@@ -17,8 +17,10 @@ typedef struct {
 	gchar *vm_name;
 	gchar *commands;
 	gint64 timeout_s;
-	QsimRequest *request; /* out, owned: the committed pending row */
-	GError *error;        /* out, owned: why this entry was not created */
+	gchar **artifact_paths; /* nullable: see QsimRequest */
+	gchar *upload_id;       /* nullable: see QsimRequest */
+	QsimRequest *request;   /* out, owned: the committed pending row */
+	GError *error;          /* out, owned: why this entry was not created */
 } QsimRequestDraft;
 
 /* Returns: (transfer full): a draft copying the three inputs, with no outcome yet */

@@ -35,6 +35,8 @@ qsim_request_copy(const QsimRequest *self)
 	copy->commands = g_strdup(self->commands);
 	copy->error = g_strdup(self->error);
 	copy->agent_id = g_strdup(self->agent_id);
+	copy->artifact_paths = g_strdupv(self->artifact_paths);
+	copy->upload_id = g_strdup(self->upload_id);
 	return copy;
 }
 
@@ -48,5 +50,7 @@ qsim_request_free(QsimRequest *self)
 	g_free(self->commands);
 	g_free(self->error);
 	g_free(self->agent_id);
+	g_strfreev(self->artifact_paths);
+	g_free(self->upload_id);
 	g_free(self);
 }

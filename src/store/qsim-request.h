@@ -32,6 +32,8 @@ typedef struct {
 	QsimStatus held_from;      /* status before hold; only meaningful while status is hold */
 	QsimStartMode start_mode;  /* none until the VM started */
 	gboolean output_truncated; /* OUTPUT_LIMIT cut its stored output */
+	gchar **artifact_paths; /* nullable: guest paths or globs to collect after the commands */
+	gchar *upload_id;       /* nullable, creation only: the spooled uploads it takes */
 } QsimRequest;
 
 /* Returns: (transfer full): a zeroed request with status pending */

@@ -24,15 +24,18 @@ insert_row(QsimSqliteStore *self, const QsimRequest *r, gint *out_rc, GError **e
 	g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
 	    self,
 	    "INSERT INTO requests (uuid, id, vm_name, commands, timeout, status,"
-	    " created_at, updated_at, attempts)"
+	    " created_at, updated_at, attempts, artifact_paths)"
 	    " VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM requests), ?2, ?3, ?4,"
-	    " ?5, ?6, ?6, 0)",
+	    " ?5, ?6, ?6, 0, ?7)",
 	    error);
+	g_autofree gchar *paths = NULL;
 	gint rc;
 
 	*out_rc = SQLITE_ERROR;
 	if (stmt == NULL)
 		return FALSE;
+	if (r->artifact_paths != NULL && r->artifact_paths[0] != NULL)
+		paths = g_strjoinv("\n", r->artifact_paths);
 	/* STATIC: the strings outlive the step, and the guard clears the bindings */
 	sqlite3_bind_text(stmt, 1, r->uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, r->vm_name, -1, SQLITE_STATIC);
@@ -40,12 +43,15 @@ insert_row(QsimSqliteStore *self, const QsimRequest *r, gint *out_rc, GError **e
 	sqlite3_bind_int64(stmt, 4, r->timeout_s);
 	sqlite3_bind_text(stmt, 5, qsim_status_to_string(r->status), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 6, r->created_at);
+	qsim_sqlite_bind_text_or_null(stmt, 7, paths);
 	rc = sqlite3_step(stmt);
 	*out_rc = rc;
 	if (rc != SQLITE_DONE) {
 		qsim_sqlite_set_error(self->db, rc, "cannot insert request", error);
 		return FALSE;
 	}
+	if (r->upload_id != NULL)
+		return qsim_sqlite_link_uploads(self, r->uuid, r->upload_id, out_rc, error);
 	return TRUE;
 }
 

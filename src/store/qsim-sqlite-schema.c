@@ -302,6 +302,48 @@ static const gchar *const migrations[] = {
     "    agent_id, 'request', uuid, updated_at FROM requests"
     "  WHERE lease_expires_at IS NOT NULL AND agent_id IS NOT NULL AND agent_id <> '';"
     "PRAGMA user_version = 7;",
+
+    /* artifacts: what a request asked to collect (newline-separated guest paths or
+     * globs), and what was collected; the bytes live in the artifact store
+     * (store/qsim-artifact-store.h), deleted with the row by whoever deletes it */
+    "ALTER TABLE requests ADD COLUMN artifact_paths TEXT;"
+    "CREATE TABLE artifacts ("
+    "  request_uuid TEXT NOT NULL REFERENCES requests (uuid) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL CHECK (name <> '' AND length(name) <= 1024),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('file', 'symlink')),"
+    "  size INTEGER NOT NULL CHECK (size >= 0),"
+    "  sha256 TEXT NOT NULL CHECK (length(sha256) = 64),"
+    "  mode INTEGER NOT NULL CHECK (mode >= 0 AND mode <= 4095),"
+    "  target TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (request_uuid, name)"
+    ");"
+    /* inputs: files a multipart POST /requests carried, spooled here while the body
+     * streams in (the request does not exist yet: request_uuid is set in the
+     * transaction that creates it), read back chunk by chunk by whichever agent
+     * claims the request, on whatever host, and deleted once they are in the guest */
+    "CREATE TABLE uploads ("
+    "  upload_id TEXT NOT NULL CHECK (length(upload_id) = 36),"
+    "  idx INTEGER NOT NULL CHECK (idx >= 0),"
+    "  request_uuid TEXT REFERENCES requests (uuid) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('file', 'tar', 'tar.gz')),"
+    "  guest_path TEXT NOT NULL CHECK (guest_path <> ''),"
+    "  mode INTEGER NOT NULL CHECK (mode >= 0 AND mode <= 4095),"
+    "  size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),"
+    "  sha256 TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (upload_id, idx)"
+    ");"
+    "CREATE INDEX uploads_by_request ON uploads (request_uuid) WHERE request_uuid IS NOT NULL;"
+    "CREATE TABLE upload_chunks ("
+    "  upload_id TEXT NOT NULL,"
+    "  idx INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL CHECK (seq >= 0),"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (upload_id, idx, seq),"
+    "  FOREIGN KEY (upload_id, idx) REFERENCES uploads (upload_id, idx) ON DELETE CASCADE"
+    ");"
+    "PRAGMA user_version = 8;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);

@@ -24,7 +24,7 @@ struct _QsimSqliteStore {
 #define REQUEST_COLUMNS                                                                            \
 	"uuid, vm_name, commands, timeout, status, held_from, created_at, updated_at,"             \
 	" started_at, finished_at, exit_code, error, agent_id, lease_expires_at, attempts,"        \
-	" start_mode, output_truncated"
+	" start_mode, output_truncated, artifact_paths"
 
 #define SQL_SELECT_REQUEST "SELECT " REQUEST_COLUMNS " FROM requests WHERE uuid = ?1"
 
@@ -109,6 +109,27 @@ QsimTemplateRecord *qsim_sqlite_request_prepare(QsimStore *store, const gchar *v
 gboolean qsim_sqlite_claim_prepare(QsimStore *store, const gchar *vm_name, const gchar *host,
                                    const gchar *builder, gboolean *out_claimed, gboolean *out_force,
                                    GError **error);
+
+/* qsim-sqlite-artifacts.c: artifact metadata */
+gboolean qsim_sqlite_add_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
+                                   GError **error);
+GPtrArray *qsim_sqlite_list_artifacts(QsimStore *store, const gchar *uuid, GError **error);
+
+/* qsim-sqlite-uploads.c: inputs spooled until an agent puts them into the guest */
+gboolean qsim_sqlite_link_uploads(QsimSqliteStore *self, const gchar *uuid, const gchar *upload_id,
+                                  gint *out_rc, GError **error);
+gboolean qsim_sqlite_upload_add_file(QsimStore *store, const gchar *upload_id, guint idx,
+                                     QsimUploadKind kind, const gchar *guest_path, guint mode,
+                                     GError **error);
+gboolean qsim_sqlite_upload_put_chunk(QsimStore *store, const gchar *upload_id, guint idx,
+                                      guint seq, GBytes *data, GError **error);
+gboolean qsim_sqlite_upload_finish_file(QsimStore *store, const gchar *upload_id, guint idx,
+                                        guint64 size, const gchar *sha256, GError **error);
+gboolean qsim_sqlite_upload_discard(QsimStore *store, const gchar *upload_id, GError **error);
+gboolean qsim_sqlite_delete_uploads(QsimStore *store, const gchar *uuid, GError **error);
+GPtrArray *qsim_sqlite_list_uploads(QsimStore *store, const gchar *uuid, GError **error);
+GBytes *qsim_sqlite_upload_read_chunk(QsimStore *store, const gchar *upload_id, guint idx,
+                                      guint seq, GError **error);
 
 /* qsim-sqlite-purge.c: retention: purge and space reclaim */
 GPtrArray *qsim_sqlite_purge_requests(QsimStore *store, gint status, gint64 before_ms, guint limit,

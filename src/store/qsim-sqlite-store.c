@@ -112,6 +112,9 @@ qsim_sqlite_row_to_request(sqlite3_stmt *stmt, GError **error)
 	qsim_start_mode_from_string((const gchar *)sqlite3_column_text(stmt, 15),
 	                            &request->start_mode);
 	request->output_truncated = sqlite3_column_int(stmt, 16) != 0;
+	if (sqlite3_column_type(stmt, 17) != SQLITE_NULL)
+		request->artifact_paths =
+		    g_strsplit((const gchar *)sqlite3_column_text(stmt, 17), "\n", -1);
 	return g_steal_pointer(&request);
 }
 
@@ -478,6 +481,15 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->import_requests = qsim_sqlite_import_requests;
 	store_class->import_logs = qsim_sqlite_import_logs;
 	store_class->count_rows = qsim_sqlite_count_rows;
+	store_class->add_artifacts = qsim_sqlite_add_artifacts;
+	store_class->list_artifacts = qsim_sqlite_list_artifacts;
+	store_class->upload_add_file = qsim_sqlite_upload_add_file;
+	store_class->upload_put_chunk = qsim_sqlite_upload_put_chunk;
+	store_class->upload_finish_file = qsim_sqlite_upload_finish_file;
+	store_class->upload_discard = qsim_sqlite_upload_discard;
+	store_class->delete_uploads = qsim_sqlite_delete_uploads;
+	store_class->list_uploads = qsim_sqlite_list_uploads;
+	store_class->upload_read_chunk = qsim_sqlite_upload_read_chunk;
 }
 
 static gboolean

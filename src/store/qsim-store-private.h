@@ -30,5 +30,6 @@ gchar *qsim_store_normalize_uuid(const gchar *uuid, GError **error);
 gboolean qsim_store_check_text(const gchar *field, const gchar *value, gsize max_len,
                                GError **error);
 gchar *qsim_store_sanitize_reason(const gchar *reason);
+void qsim_store_delete_artifact_files(QsimStore *self, const gchar *uuid);
 
 G_END_DECLS

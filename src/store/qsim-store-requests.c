@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/qsim-error.h"
+#include "common/qsim-guest-path.h"
 #include "store/qsim-store-private.h"
 
 #define COMMANDS_MAX (256 * 1024)
@@ -13,7 +14,7 @@
 /* Returns: (transfer full): a pending request for @vm_name etc., or NULL with INVALID */
 static QsimRequest *
 build_request(QsimStore *self, const gchar *vm_name, const gchar *commands, gint64 timeout_s,
-              GError **error)
+              gchar **artifact_paths, const gchar *upload_id, GError **error)
 {
 	g_autoptr(QsimRequest) request = NULL;
 
@@ -26,7 +27,12 @@ build_request(QsimStore *self, const gchar *vm_name, const gchar *commands, gint
 		            "timeout must be positive, got %" G_GINT64_FORMAT, timeout_s);
 		return NULL;
 	}
+	if (!qsim_guest_path_validate_list((const gchar *const *)artifact_paths, error))
+		return NULL;
 	request = qsim_request_new();
+	if (artifact_paths != NULL && artifact_paths[0] != NULL)
+		request->artifact_paths = g_strdupv(artifact_paths);
+	request->upload_id = g_strdup(upload_id);
 	request->uuid = g_uuid_string_random();
 	request->vm_name = g_strdup(vm_name);
 	request->commands = g_strdup(commands);
@@ -46,10 +52,25 @@ QsimRequest *
 qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
                           gint64 timeout_s, GError **error)
 {
+	return qsim_store_create_request_full(self, vm_name, commands, timeout_s, NULL, NULL,
+	                                      error);
+}
+
+/**
+ * qsim_store_create_request_full:
+ *
+ * Returns: (transfer full): the new pending request
+ */
+QsimRequest *
+qsim_store_create_request_full(QsimStore *self, const gchar *vm_name, const gchar *commands,
+                               gint64 timeout_s, gchar **artifact_paths, const gchar *upload_id,
+                               GError **error)
+{
 	g_autoptr(QsimRequest) request = NULL;
 
 	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
-	request = build_request(self, vm_name, commands, timeout_s, error);
+	request =
+	    build_request(self, vm_name, commands, timeout_s, artifact_paths, upload_id, error);
 	if (request == NULL)
 		return NULL;
 	if (!QSIM_STORE_GET_CLASS(self)->insert_request(self, request, error))
@@ -103,7 +124,8 @@ qsim_store_create_requests(QsimStore *self, GPtrArray *drafts, GError **error)
 
 		g_clear_pointer(&d->request, qsim_request_free);
 		g_clear_error(&d->error);
-		r = build_request(self, d->vm_name, d->commands, d->timeout_s, &d->error);
+		r = build_request(self, d->vm_name, d->commands, d->timeout_s, d->artifact_paths,
+		                  d->upload_id, &d->error);
 		if (r == NULL)
 			continue;
 		g_ptr_array_add(rows, r);
@@ -269,6 +291,7 @@ qsim_store_delete_request(QsimStore *self, const gchar *uuid, GError **error)
 		return FALSE;
 	if (!QSIM_STORE_GET_CLASS(self)->delete_request(self, id, error))
 		return FALSE;
+	qsim_store_delete_artifact_files(self, id);
 	g_signal_emit(self, qsim_store_signals[SIGNAL_REQUEST_DELETED], 0, id);
 	return TRUE;
 }

@@ -19,6 +19,8 @@ typedef struct {
 	guint watch_id;
 	guint64 watch_version;
 	gboolean watch_have_version;
+	/* nullable: where deleted requests' artifact bytes are removed */
+	QsimArtifactStore *artifacts;
 } QsimStorePrivate;
 
 G_DEFINE_ABSTRACT_TYPE_WITH_PRIVATE(QsimStore, qsim_store, G_TYPE_OBJECT)
@@ -36,6 +38,7 @@ qsim_store_dispose(GObject *object)
 	QsimStorePrivate *priv = qsim_store_get_instance_private(QSIM_STORE(object));
 
 	g_clear_handle_id(&priv->watch_id, g_source_remove);
+	g_clear_object(&priv->artifacts);
 	G_OBJECT_CLASS(qsim_store_parent_class)->dispose(object);
 }
 
@@ -118,6 +121,35 @@ qsim_store_sanitize_reason(const gchar *reason)
 	return g_strndup(valid, end - valid);
 }
 
+/**
+ * qsim_store_set_artifact_store:
+ * @artifacts: (nullable): referenced
+ *
+ * Every request this store deletes (qsim_store_delete_request(), a purge)
+ * then has its artifacts removed from @artifacts, after the commit.
+ */
+void
+qsim_store_set_artifact_store(QsimStore *self, QsimArtifactStore *artifacts)
+{
+	QsimStorePrivate *priv;
+
+	g_return_if_fail(QSIM_IS_STORE(self));
+	priv = qsim_store_get_instance_private(self);
+	g_set_object(&priv->artifacts, artifacts);
+}
+
+/* After a deletion committed: the bytes go too (the rows went by ON DELETE CASCADE). */
+void
+qsim_store_delete_artifact_files(QsimStore *self, const gchar *uuid)
+{
+	QsimStorePrivate *priv = qsim_store_get_instance_private(self);
+	g_autoptr(GError) error = NULL;
+
+	if (priv->artifacts != NULL &&
+	    !qsim_artifact_store_delete_request(priv->artifacts, uuid, &error))
+		g_warning("cannot remove the artifacts of request %s: %s", uuid, error->message);
+}
+
 gboolean
 qsim_store_purge_requests(QsimStore *self, gint status, gint64 before_ms, guint limit,
                           guint *out_deleted, gboolean *out_more, GError **error)
@@ -144,8 +176,10 @@ qsim_store_purge_requests(QsimStore *self, gint status, gint64 before_ms, guint 
 	                                                   error);
 	if (uuids == NULL)
 		return FALSE;
-	for (guint i = 0; i < uuids->len; i++)
+	for (guint i = 0; i < uuids->len; i++) {
+		qsim_store_delete_artifact_files(self, uuids->pdata[i]);
 		g_signal_emit(self, qsim_store_signals[SIGNAL_REQUEST_DELETED], 0, uuids->pdata[i]);
+	}
 	*out_deleted = uuids->len;
 	if (out_more != NULL)
 		*out_more = more;

@@ -2,6 +2,9 @@
 
 #include <glib-object.h>
 
+#include "store/qsim-artifact-record.h"
+#include "store/qsim-artifact-store.h"
+#include "store/qsim-upload-record.h"
 #include "store/qsim-end-reason.h"
 #include "store/qsim-log-entry.h"
 #include "store/qsim-log-type.h"
@@ -156,6 +159,23 @@ struct _QsimStoreClass {
 	                        guint *out_inserted, GError **error);
 	gboolean (*count_rows)(QsimStore *self, guint64 *out_requests, guint64 *out_logs,
 	                       GError **error);
+	/* artifacts: schema v8, see qsim_store_add_artifacts() */
+	gboolean (*add_artifacts)(QsimStore *self, const gchar *uuid, GPtrArray *records,
+	                          GError **error);
+	GPtrArray *(*list_artifacts)(QsimStore *self, const gchar *uuid, GError **error);
+	/* uploads: schema v8, see qsim_store_upload_add_file() */
+	gboolean (*upload_add_file)(QsimStore *self, const gchar *upload_id, guint idx,
+	                            QsimUploadKind kind, const gchar *guest_path, guint mode,
+	                            GError **error);
+	gboolean (*upload_put_chunk)(QsimStore *self, const gchar *upload_id, guint idx, guint seq,
+	                             GBytes *data, GError **error);
+	gboolean (*upload_finish_file)(QsimStore *self, const gchar *upload_id, guint idx,
+	                               guint64 size, const gchar *sha256, GError **error);
+	gboolean (*upload_discard)(QsimStore *self, const gchar *upload_id, GError **error);
+	gboolean (*delete_uploads)(QsimStore *self, const gchar *uuid, GError **error);
+	GPtrArray *(*list_uploads)(QsimStore *self, const gchar *uuid, GError **error);
+	GBytes *(*upload_read_chunk)(QsimStore *self, const gchar *upload_id, guint idx, guint seq,
+	                             GError **error);
 
 	gpointer padding[2];
 };
@@ -208,6 +228,21 @@ gint64 qsim_store_now_ms(QsimStore *self);
  */
 QsimRequest *qsim_store_create_request(QsimStore *self, const gchar *vm_name, const gchar *commands,
                                        gint64 timeout_s, GError **error);
+
+/**
+ * qsim_store_create_request_full:
+ * @artifact_paths: (nullable) (array zero-terminated=1): guest paths or globs to
+ *   collect after the commands (qsim_guest_path_validate_list())
+ *
+ * @upload_id: (nullable): spooled uploads (qsim_store_upload_add_file()) the
+ *   request takes, linked in the same transaction
+ *
+ * As qsim_store_create_request(), with the paths stored in the same row.
+ */
+QsimRequest *qsim_store_create_request_full(QsimStore *self, const gchar *vm_name,
+                                            const gchar *commands, gint64 timeout_s,
+                                            gchar **artifact_paths, const gchar *upload_id,
+                                            GError **error);
 
 /**
  * qsim_store_create_requests:
@@ -597,5 +632,50 @@ gboolean qsim_store_put_accel_verdict(QsimStore *self, const QsimAccelVerdict *v
                                       GError **error);
 QsimAccelVerdict *qsim_store_get_accel_verdict(QsimStore *self, const gchar *host, GError **error);
 GPtrArray *qsim_store_list_accel_verdicts(QsimStore *self, GError **error);
+
+void qsim_store_set_artifact_store(QsimStore *self, QsimArtifactStore *artifacts);
+
+/**
+ * qsim_store_add_artifacts:
+ * @uuid: a full request UUID
+ * @records: (element-type QsimArtifactRecord): validated names, unique per request
+ *
+ * Records collected artifacts in one transaction (their bytes are already in the
+ * artifact store). Errors: NOT_FOUND when the request is gone, INVALID for a bad
+ * record, CONFLICT for a name already recorded.
+ */
+gboolean qsim_store_add_artifacts(QsimStore *self, const gchar *uuid, GPtrArray *records,
+                                  GError **error);
+
+/**
+ * qsim_store_list_artifacts:
+ *
+ * Returns: (transfer container) (element-type QsimArtifactRecord): the request's
+ *   artifacts by name (empty when none), or NULL with @error (NOT_FOUND: no request)
+ */
+GPtrArray *qsim_store_list_artifacts(QsimStore *self, const gchar *uuid, GError **error);
+
+/*
+ * Uploads: the parts of a multipart POST /requests, spooled in the store while the
+ * body streams in, under a fresh @upload_id (a UUID) that no request has yet;
+ * qsim_store_create_request_full() attaches the complete ones (sha256 set) in its
+ * transaction. An agent on any host reads them back chunk by chunk
+ * (qsim_store_upload_read_chunk(): an empty GBytes past the last) and deletes them
+ * once they are in the guest; deleting the request deletes them too.
+ */
+gboolean qsim_store_upload_add_file(QsimStore *self, const gchar *upload_id, guint idx,
+                                    QsimUploadKind kind, const gchar *guest_path, guint mode,
+                                    GError **error);
+gboolean qsim_store_upload_put_chunk(QsimStore *self, const gchar *upload_id, guint idx, guint seq,
+                                     GBytes *data, GError **error);
+gboolean qsim_store_upload_finish_file(QsimStore *self, const gchar *upload_id, guint idx,
+                                       guint64 size, const gchar *sha256, GError **error);
+/* Drops a spool no request took (a refused or abandoned POST). */
+gboolean qsim_store_upload_discard(QsimStore *self, const gchar *upload_id, GError **error);
+gboolean qsim_store_delete_uploads(QsimStore *self, const gchar *uuid, GError **error);
+/* Returns: (transfer container) (element-type QsimUploadRecord): by idx */
+GPtrArray *qsim_store_list_uploads(QsimStore *self, const gchar *uuid, GError **error);
+GBytes *qsim_store_upload_read_chunk(QsimStore *self, const gchar *upload_id, guint idx, guint seq,
+                                     GError **error);
 
 G_END_DECLS

@@ -524,7 +524,7 @@ test_config_entries(Fixture *f, gconstpointer data)
 	fixture_load_ok(f, NULL);
 	g_assert_true(qsim_config_set_flag(f->config, "API_PORT", "9000", &error));
 	entries = qsim_config_list_entries(f->config);
-	g_assert_cmpuint(entries->len, ==, 44);
+	g_assert_cmpuint(entries->len, ==, 47);
 	for (guint i = 0; i < entries->len; i++) {
 		const QsimConfigEntry *e = g_ptr_array_index(entries, i);
 

@@ -141,8 +141,8 @@ test_qsimd_table(Fixture *f, gconstpointer data)
 	lines = g_strsplit(f->out, "\n", -1);
 	kf_line = g_strdup_printf("# keyfile: %s", kf);
 	g_assert_cmpstr(lines[0], ==, kf_line);
-	/* 44 settings, a header and the final newline */
-	g_assert_cmpuint(g_strv_length(lines), ==, 46);
+	/* 47 settings, a header and the final newline */
+	g_assert_cmpuint(g_strv_length(lines), ==, 49);
 	/* aligned columns: name, quoted value, source (origin) */
 	g_assert_true(
 	    g_regex_match_simple("^API_PORT +'9001' +flag \\(--port\\)$", lines[5], 0, 0));

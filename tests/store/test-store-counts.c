@@ -313,6 +313,9 @@ test_counts_migrate_from_v3(StoreFixture *fx, gconstpointer data)
 	                              "DROP TABLE host_vms;"
 	                              "DROP TABLE host_agents;"
 	                              "DROP TABLE hosts;"
+	                              "DROP TABLE upload_chunks; DROP TABLE uploads;"
+	                              "DROP TABLE artifacts;"
+	                              "ALTER TABLE requests DROP COLUMN artifact_paths;"
 	                              "PRAGMA user_version = 3;");
 	/* rows written by a v3 qsim, that no trigger saw */
 	store_test_raw_exec(fx->path, "UPDATE requests SET status = 'hold', held_from = 'pending'"

@@ -327,6 +327,9 @@ test_slots_migrate(StoreFixture *fx, gconstpointer data)
 	g_clear_object(&fx->store);
 	store_test_raw_exec(fx->path, "DROP TABLE vm_slots; DROP TABLE host_vms;"
 	                              " DROP TABLE host_agents; DROP TABLE hosts;"
+	                              " DROP TABLE upload_chunks; DROP TABLE uploads;"
+	                              " DROP TABLE artifacts;"
+	                              " ALTER TABLE requests DROP COLUMN artifact_paths;"
 	                              " PRAGMA user_version = 6;");
 	again = qsim_store_open(fx->path, &error);
 	g_assert_no_error(error);

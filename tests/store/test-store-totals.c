@@ -285,6 +285,9 @@ test_migrate_from_v5(StoreFixture *fx, gconstpointer data)
 	                              "DROP TABLE host_vms;"
 	                              "DROP TABLE host_agents;"
 	                              "DROP TABLE hosts;"
+	                              "DROP TABLE upload_chunks; DROP TABLE uploads;"
+	                              "DROP TABLE artifacts;"
+	                              "ALTER TABLE requests DROP COLUMN artifact_paths;"
 	                              "PRAGMA user_version = 5;");
 	again = qsim_store_open(fx->path, &error);
 	g_assert_no_error(error);

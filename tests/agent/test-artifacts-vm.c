@@ -1,0 +1,277 @@
+#define G_LOG_DOMAIN "qsim-test"
+
+#include "config.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include "agent-test-util.h"
+#include "agent/qsim-agent-pool.h"
+#include "store/qsim-file-artifact-store.h"
+
+/*
+ * Outputs end to end on the real tiny guest: a request's commands make files,
+ * the agent collects them over SFTP into STATE_DIR/artifacts/<uuid>/ and the
+ * store has their metadata. Hang guards only: no timing is asserted.
+ */
+#define RUN_TIMEOUT_S 300
+
+typedef struct {
+	AgentFixture fx;
+	QsimAgentPool *pool;
+} Fixture;
+
+static void
+fixture_setup(Fixture *f, gconstpointer data)
+{
+	agent_fixture_init(&f->fx);
+	agent_fixture_config(&f->fx, "QSIM_AGENT_COUNT=1", "QSIM_MAX_CONCURRENT_VMS=1",
+	                     "QSIM_LEASE_SECONDS=10", "QSIM_SHUTDOWN_GRACE=1",
+	                     "QSIM_MAX_ARTIFACT_FILES=50", "QSIM_MAX_ARTIFACT_BYTES=2M", NULL);
+}
+
+static void
+stopped_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(qsim_agent_pool_stop_finish(QSIM_AGENT_POOL(source), res, &error));
+	*(gboolean *)user_data = TRUE;
+}
+
+static gboolean
+flag_cb(gpointer user_data)
+{
+	return *(gboolean *)user_data;
+}
+
+static void
+fixture_teardown(Fixture *f, gconstpointer data)
+{
+	if (f->pool != NULL) {
+		gboolean stopped = FALSE;
+
+		qsim_agent_pool_stop_async(f->pool, 0, NULL, stopped_cb, &stopped);
+		g_assert_true(agent_test_wait(flag_cb, &stopped, RUN_TIMEOUT_S));
+		g_assert_cmpuint(agent_test_count_procs(f->fx.run_dir), ==, 0);
+		g_clear_object(&f->pool);
+	}
+	agent_fixture_clear(&f->fx);
+}
+
+static void
+start_pool(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+
+	f->pool = qsim_agent_pool_new(f->fx.config, f->fx.store);
+	g_assert_true(qsim_agent_pool_start(f->pool, &error));
+	g_assert_no_error(error);
+}
+
+static gchar *
+submit(Fixture *f, const gchar *commands, const gchar *const *paths)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = qsim_store_create_request_full(f->fx.store, "tiny", commands,
+	                                                          240, (gchar **)paths, NULL, &error);
+
+	g_assert_no_error(error);
+	return g_strdup(r->uuid);
+}
+
+static const QsimArtifactRecord *
+find(GPtrArray *rows, const gchar *name)
+{
+	for (guint i = 0; i < rows->len; i++) {
+		const QsimArtifactRecord *r = rows->pdata[i];
+
+		if (g_strcmp0(r->name, name) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static gchar *
+host_path(Fixture *f, const gchar *uuid, const gchar *name)
+{
+	return g_build_filename(qsim_config_get_state_dir(f->fx.config), "artifacts", uuid, name,
+	                        NULL);
+}
+
+/* The stored file exists, has the recorded size and sha256, and (when given) the
+ * sha256 the guest printed for it. */
+static void
+assert_stored(Fixture *f, const gchar *uuid, const QsimArtifactRecord *r, const gchar *guest_out)
+{
+	g_autofree gchar *path = host_path(f, uuid, r->name);
+	g_autofree gchar *data = NULL;
+	g_autofree gchar *sum = NULL;
+	g_autofree gchar *line = NULL;
+	gsize len = 0;
+	struct stat st;
+
+	g_assert_cmpint(r->kind, ==, QSIM_ARTIFACT_FILE);
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	g_assert_cmpuint(len, ==, r->size);
+	sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+	g_assert_cmpstr(sum, ==, r->sha256);
+	/* the host copy is private to qsim whatever the guest's mode was */
+	g_assert_cmpint(lstat(path, &st), ==, 0);
+	g_assert_true(S_ISREG(st.st_mode));
+	g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+	if (guest_out != NULL) {
+		line = g_strdup_printf("%s  /%s\n", sum, r->name);
+		g_assert_nonnull(strstr(guest_out, line));
+	}
+}
+
+static void
+test_collect(Fixture *f, gconstpointer data)
+{
+	/* binary and text files with modes, a nested directory, a symlink to
+	 * /etc/shadow and one climbing out with ../, a file that keeps growing
+	 * while it is collected, a name with a control character; the commands
+	 * fail, and the outputs are collected all the same */
+	static const gchar *commands =
+	    "set -e; mkdir -p /out/sub /out/odd;"
+	    "head -c 300001 /dev/urandom > /out/bin.dat;"
+	    "printf '#!/bin/sh\\necho built\\n' > /out/run.sh; chmod 750 /out/run.sh;"
+	    "echo nested > /out/sub/deep.txt; chmod 604 /out/sub/deep.txt;"
+	    "ln -s /etc/shadow /out/shadow; ln -s ../../etc/passwd /out/sub/up;"
+	    "touch \"/out/odd/bad$(printf '\\001')name\";"
+	    "head -c 100000 /dev/zero > /out/grow;"
+	    "nohup sh -c 'while :; do echo more >> /out/grow; done' >/dev/null 2>&1 &"
+	    "/out/run.sh; sha256sum /out/bin.dat /out/run.sh /out/sub/deep.txt; exit 3";
+	static const gchar *const paths[] = {"/out/*.dat", "/out", "/missing/file",
+	                                     "/nothing/here*", NULL};
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *sys = NULL;
+	g_autofree gchar *shadow_path = NULL;
+	const QsimArtifactRecord *a;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, commands, paths);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	out = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDOUT);
+	sys = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
+	g_test_message("system log:\n%s", sys);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "failed");
+	g_assert_cmpint(r->exit_code, ==, 3);
+	g_assert_nonnull(strstr(out, "built\n"));
+
+	rows = qsim_store_list_artifacts(f->fx.store, uuid, &error);
+	g_assert_no_error(error);
+	a = find(rows, "out/bin.dat");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 300001);
+	assert_stored(f, uuid, a, out);
+	a = find(rows, "out/run.sh");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->mode, ==, 0750);
+	assert_stored(f, uuid, a, out);
+	a = find(rows, "out/sub/deep.txt");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->mode, ==, 0604);
+	assert_stored(f, uuid, a, out);
+
+	/* symlinks are what they are: never followed, no bytes on the host */
+	a = find(rows, "out/shadow");
+	g_assert_nonnull(a);
+	g_assert_cmpint(a->kind, ==, QSIM_ARTIFACT_SYMLINK);
+	g_assert_cmpstr(a->target, ==, "/etc/shadow");
+	shadow_path = host_path(f, uuid, "out/shadow");
+	g_assert_false(g_file_test(shadow_path, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK));
+	a = find(rows, "out/sub/up");
+	g_assert_nonnull(a);
+	g_assert_cmpint(a->kind, ==, QSIM_ARTIFACT_SYMLINK);
+	g_assert_cmpstr(a->target, ==, "../../etc/passwd");
+
+	/* the growing file: cut at a size it had, stored whole and consistent */
+	a = find(rows, "out/grow");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, >=, 100000);
+	assert_stored(f, uuid, a, NULL);
+
+	/* refused and missing paths are log lines, never a failure */
+	g_assert_null(find(rows, "out/odd/bad\001name"));
+	g_assert_nonnull(strstr(sys, "control character"));
+	g_assert_nonnull(strstr(sys, "/missing/file: no such file in the guest"));
+	g_assert_nonnull(strstr(sys, "/nothing/here* matched nothing"));
+	g_assert_nonnull(strstr(sys, "artifacts: collected"));
+	/* bin.dat matched twice (glob and directory) and is stored once */
+	g_assert_cmpuint(rows->len, ==, 6);
+
+	/* deleting the request deletes the files */
+	{
+		g_autoptr(QsimArtifactStore) artifacts =
+		    qsim_artifact_store_new_for_config(f->fx.config);
+		g_autofree gchar *dir = host_path(f, uuid, "");
+
+		qsim_store_set_artifact_store(f->fx.store, artifacts);
+		g_assert_true(g_file_test(dir, G_FILE_TEST_IS_DIR));
+		g_assert_true(qsim_store_delete_request(f->fx.store, uuid, &error));
+		g_assert_no_error(error);
+		g_assert_false(g_file_test(dir, G_FILE_TEST_EXISTS));
+	}
+}
+
+static void
+test_limits(Fixture *f, gconstpointer data)
+{
+	/* many tiny files in a tmpfs (the cap is 50) and files over the byte cap (2M):
+	 * the collection stops at the cap instead of walking them all */
+	static const gchar *commands =
+	    "set -e; mkdir -p /tmp/many /tmp/big; mount -t tmpfs none /tmp/many 2>/dev/null || :;"
+	    "head -c 3000000 /dev/zero > /tmp/big/huge; echo small > /tmp/big/small;"
+	    "cd /tmp/many; i=0; while [ $i -lt 200 ]; do"
+	    " j=0; while [ $j -lt 100 ]; do : > f$i-$j; j=$((j+1)); done; i=$((i+1)); done;"
+	    "ls | wc -l";
+	static const gchar *const paths[] = {"/tmp/big", "/tmp/many/*", NULL};
+	g_autofree gchar *uuid = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *sys = NULL;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	start_pool(f);
+	uuid = submit(f, commands, paths);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	sys = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
+	g_test_message("system log:\n%s", sys);
+	{
+		g_autofree gchar *err = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDERR);
+		g_autofree gchar *out = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDOUT);
+
+		g_test_message("stdout: %s stderr: %s", out, err);
+		g_assert_cmpstr(out, ==, "20000\n");
+	}
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	rows = qsim_store_list_artifacts(f->fx.store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(rows->len, ==, 50);
+	g_assert_null(find(rows, "tmp/big/huge"));
+	g_assert_nonnull(find(rows, "tmp/big/small"));
+	g_assert_nonnull(strstr(sys, "/tmp/big/huge (3000000 bytes) skipped: over "
+	                             "MAX_ARTIFACT_BYTES=2097152"));
+	g_assert_nonnull(strstr(sys, "stopped at MAX_ARTIFACT_FILES=50"));
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add("/artifacts-vm/collect", Fixture, NULL, fixture_setup, test_collect,
+	           fixture_teardown);
+	g_test_add("/artifacts-vm/limits", Fixture, NULL, fixture_setup, test_limits,
+	           fixture_teardown);
+	return g_test_run();
+}
