@@ -17,7 +17,15 @@ packages=(
     curl python3 locales clang libclang-rt-14-dev
     # tests/e2e/test-metrics-*.sh: a real Prometheus server and promtool (issue 15)
     prometheus
+    # tests/ui: the dashboard's browser tests drive Debian's chromium headless (issue 17)
+    chromium
 )
+
+# tests/ui installs playwright-core and axe-core with npm (package-lock.json); a machine
+# that already has node (e.g. from NodeSource) keeps it
+if ! command -v node >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 if [ "${1:-}" = "--bench" ]; then
     packages+=(wrk python3-fastapi python3-uvicorn)
