@@ -161,8 +161,23 @@ try {
     const green = await page.locator('.log-row span.a-fg2').first().textContent();
     assert(green === 'green', `ANSI green span holds ${JSON.stringify(green)}`);
     assert((await page.locator('.log-row', { hasText: '\u001b' }).count()) === 0, 'raw escape shown');
-    await page.locator('.timeline', { hasText: 'SSH' }).or(page.locator('.timeline', { hasText: 'ready' })).first().waitFor();
+    await page.locator('.timeline', { hasText: 'ready' }).waitFor();
     await pageChecks(page, 'request');
+    // search, folding and the download, from the keyboard where a user would
+    const rowsShown = () => page.locator('.log-row:not([hidden])').count();
+    await page.getByLabel('Search the log').fill('line 2');
+    await page.waitForFunction(() => document.querySelectorAll('.log-row:not([hidden])').length === 1);
+    assert((await page.locator('.log-row:not([hidden])').first().textContent()) === 'line 2', 'search shows the wrong line');
+    await page.getByLabel('Search the log').fill('');
+    const before = await rowsShown();
+    await page.getByLabel('Boot lines').focus();
+    await page.keyboard.press('Space');
+    await page.waitForFunction((n) => document.querySelectorAll('.log-row:not([hidden])').length > n, before);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download log' }).click()]);
+    const saved = path.join(OUTDIR, 'downloaded.log');
+    await download.saveAs(saved);
+    const text = fs.readFileSync(saved, 'utf8');
+    assert(text.includes('stdout\thello-from-the-form') && text.includes('stderr\tto-stderr'), 'download lacks the output');
     await page.close();
   });
 
