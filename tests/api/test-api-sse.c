@@ -608,6 +608,22 @@ test_events_reset(ApiFixture *fx, gconstpointer data)
 	api_wait_until(no_streams, fx);
 }
 
+/* /events shares the stream cap with the log streams */
+static const gchar *const one_stream_env[] = {"QSIM_API_MAX_STREAMS=1", NULL};
+static const ApiFixtureOptions one_stream_opts = {.env = one_stream_env};
+
+static void
+test_events_cap(ApiFixture *fx, gconstpointer data)
+{
+	SseClient *c = sse_open(fx, "/events", NULL, FALSE);
+	g_autoptr(ApiResponse) second = api_request(fx, "GET", "/events", NULL, NULL, NULL);
+
+	g_assert_cmpuint(second->status, ==, 503);
+	g_assert_cmpstr(api_response_error_code(second), ==, "too_many_streams");
+	sse_close(c);
+	api_wait_until(no_streams, fx);
+}
+
 #define ADD(path, func)                                                                            \
 	g_test_add(path, ApiFixture, NULL, api_fixture_setup, func, api_fixture_teardown)
 
@@ -623,5 +639,7 @@ main(int argc, char **argv)
 	ADD("/qsim/api/sse/other-process", test_other_process);
 	ADD("/qsim/api/sse/events", test_events);
 	ADD("/qsim/api/sse/events-reset", test_events_reset);
+	g_test_add("/qsim/api/sse/events-cap", ApiFixture, &one_stream_opts, api_fixture_setup,
+	           test_events_cap, api_fixture_teardown);
 	return g_test_run();
 }

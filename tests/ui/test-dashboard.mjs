@@ -229,6 +229,8 @@ try {
     await page.goto(`${a.base}/ui/#/vms`);
     await page.getByRole('heading', { name: /^tiny/ }).waitFor();
     await pageChecks(page, 'vms');
+    await page.getByRole('button', { name: 'Prepare template' }).click();
+    await page.getByText(/Prepare requested on /).waitFor();
     await page.goto(`${a.base}/ui/#/health`);
     await page.locator('.chart svg').first().waitFor();
     await page.locator('.tile', { hasText: 'Running VMs' }).waitFor();

@@ -16,13 +16,13 @@ function barChart(title, values, { unit = '', stacked = null } = {}) {
       bars.push(svg('rect', { x: (i * bw).toFixed(1), y: (H - a - b).toFixed(1), width: Math.max(1, bw - 1).toFixed(1), height: b.toFixed(1), class: 'bar bad' }));
     }
   });
-  const total = values.reduce((a, v) => a + (v || 0), 0);
+  const total = values.reduce((a, v, i) => a + (v || 0) + (stacked ? stacked[i] || 0 : 0), 0);
   const id = `c${Math.random().toString(36).slice(2, 8)}`;
   return h('figure', { class: 'chart' },
     svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': id, preserveAspectRatio: 'none' },
       svg('title', { id }, `${title}: maximum ${max.toFixed(unit ? 2 : 0)}${unit} per minute`),
       svg('line', { x1: 0, y1: H, x2: W, y2: H, class: 'axis' }), bars),
-    h('figcaption', {}, h('strong', { text: title }), ` — last 60 min, max ${max.toFixed(unit ? 2 : 0)}${unit}` + (unit ? '' : `, total ${total}`)));
+    h('figcaption', {}, h('strong', { text: title }), ` — the last 60 minutes, oldest left; max ${max.toFixed(unit ? 2 : 0)}${unit}` + (unit ? '' : `, total ${total}`)));
 }
 
 function tile(label, value, extra) {
@@ -42,7 +42,7 @@ export async function render(main) {
     const cap = config.MAX_CONCURRENT_VMS ? config.MAX_CONCURRENT_VMS.value : 0;
     tiles.replaceChildren(
       tile('Queued', String(stats.counts.pending), stats.oldest_pending_age_s !== null ? `oldest ${Math.round(stats.oldest_pending_age_s)} s` : 'none waiting'),
-      tile('Running VMs', cap ? `${stats.running_vms} / ${cap}` : String(stats.running_vms), 'against MAX_CONCURRENT_VMS'),
+      tile('Running VMs', cap ? `${stats.running_vms} / ${cap}` : String(stats.running_vms), 'of the VM cap'),
       tile('Running requests', String(stats.counts.running)),
       tile('Agents', String(stats.agents)),
       tile('Total requests', String(stats.total)));

@@ -94,6 +94,8 @@ export async function render(main, _params, { events }) {
   await load(listUrl(f));
 
   const off = events.on(async (type, ev) => {
+    // the journal no longer reaches back to where the stream resumed: list afresh
+    if (type === 'reset') { tbody.replaceChildren(); await load(listUrl(f)); return; }
     const tr = tbody.querySelector(`tr[data-uuid="${ev.uuid}"]`);
     if (type === 'request-deleted') { if (tr) tr.remove(); return; }
     if (type === 'request-status' && tr) {
