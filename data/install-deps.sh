@@ -19,7 +19,15 @@ packages=(
     prometheus
     # the PostgreSQL store backend's tests start a throwaway server (tests/pg/pg-server.sh)
     postgresql
+    # tests/ui: the dashboard's browser tests drive Debian's chromium headless (issue 17)
+    chromium
 )
+
+# tests/ui installs playwright-core and axe-core with npm (package-lock.json); a machine
+# that already has node (e.g. from NodeSource) keeps it
+if ! command -v node >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 if [ "${1:-}" = "--bench" ]; then
     packages+=(wrk python3-fastapi python3-uvicorn)

@@ -38,6 +38,9 @@ void qsim_api_vms_prepare(QsimApiContext *ctx);
 /* qsim-api-stats.c */
 void qsim_api_stats_get(QsimApiContext *ctx);
 
+/* qsim-api-history.c */
+void qsim_api_history_get(QsimApiContext *ctx);
+
 /* qsim-api-health.c */
 void qsim_api_health_get(QsimApiContext *ctx);
 
@@ -46,6 +49,14 @@ void qsim_api_metrics_get(QsimApiContext *ctx);
 
 /* qsim-api-config.c */
 void qsim_api_config_get(QsimApiContext *ctx);
+
+/* qsim-api-events.c */
+void qsim_api_events_get(QsimApiContext *ctx);
+
+/* qsim-api-ui.c */
+void qsim_api_ui_get(QsimApiContext *ctx);
+void qsim_api_ui_redirect(QsimApiContext *ctx);
+gsize qsim_api_ui_total_bytes(void);
 
 /* qsim-api-openapi.c */
 void qsim_api_openapi_get(QsimApiContext *ctx);

@@ -238,6 +238,7 @@ qsim_api_requests_list(QsimApiContext *ctx)
 	const gchar *status = qsim_api_context_get_query(ctx, "status");
 	const gchar *vm_name = qsim_api_context_get_query(ctx, "vm_name");
 	const gchar *before = qsim_api_context_get_query(ctx, "before");
+	const gchar *text = qsim_api_context_get_query(ctx, "q");
 	QsimRequestFilter filter;
 	QsimStatus st = QSIM_STATUS_PENDING;
 	guint64 limit = 0;
@@ -262,6 +263,14 @@ qsim_api_requests_list(QsimApiContext *ctx)
 	filter.limit = (guint)limit;
 	filter.vm_name = vm_name;
 	filter.before_uuid = before;
+	if (text != NULL &&
+	    (strlen(text) < QSIM_REQUEST_FILTER_TEXT_MIN ||
+	     strlen(text) > QSIM_REQUEST_FILTER_TEXT_MAX || !g_utf8_validate(text, -1, NULL))) {
+		qsim_api_error_respond(ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+		                       "Query parameter 'q' must be 3 to 256 bytes of UTF-8.");
+		return;
+	}
+	filter.text = text;
 	/* bounds what the store loads; the JSON is cut again below, as escaping grows it */
 	filter.max_bytes = QSIM_API_RESPONSE_MAX_BYTES;
 	rows = qsim_store_list_requests(store, &filter, &has_more, &error);
@@ -298,6 +307,7 @@ qsim_api_requests_list(QsimApiContext *ctx)
 
 		append_query(link, "status", status);
 		append_query(link, "vm_name", vm_name);
+		append_query(link, "q", text);
 		g_string_append_printf(link, "limit=%u&before=%s>; rel=\"next\"", (guint)limit,
 		                       last->uuid);
 		soup_message_headers_replace(soup_server_message_get_response_headers(ctx->msg),

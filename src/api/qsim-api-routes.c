@@ -23,11 +23,17 @@ static const QsimApiRoute routes[] = {
     {"GET", "/vms/{name}", qsim_api_vms_get, TRUE},
     {"POST", "/vms/{name}/prepare", qsim_api_vms_prepare, TRUE},
     {"GET", "/stats", qsim_api_stats_get, TRUE},
+    {"GET", "/stats/history", qsim_api_history_get, TRUE},
     {"GET", "/health", qsim_api_health_get, FALSE},
     {"GET", "/metrics", qsim_api_metrics_get, TRUE},
     {"GET", "/config", qsim_api_config_get, TRUE},
     {"GET", "/openapi.json", qsim_api_openapi_get, TRUE},
     {"GET", "/docs", qsim_api_docs_get, TRUE},
+    {"GET", "/events", qsim_api_events_get, TRUE},
+    /* the dashboard's files hold no secret; its API calls carry the token */
+    {"GET", "/", qsim_api_ui_redirect, FALSE},
+    {"GET", "/ui", qsim_api_ui_get, FALSE},
+    {"GET", "/ui/{file}", qsim_api_ui_get, FALSE},
 };
 
 /**

@@ -11,7 +11,8 @@ typedef void (*QsimApiHandler)(QsimApiContext *ctx);
  * @method: the HTTP method
  * @pattern: the path, with at most one `{name}` segment
  * @handler: the function that answers it
- * @needs_auth: %FALSE only for /health, which monitors probe without a token
+ * @needs_auth: %FALSE for /health, which monitors probe without a token, and
+ *   for the dashboard's static files (/, /ui), which hold no secret
  */
 typedef struct {
 	const gchar *method;

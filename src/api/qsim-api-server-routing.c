@@ -125,11 +125,12 @@ respond_unauthorized(SoupServerMessage *msg)
 	                       "A valid bearer token is required.");
 }
 
-/* Only what monitors probe: any other method on /health is answered like an
- * unknown path, so a 405 cannot tell a stranger that the path exists. With
- * METRICS_LOOPBACK_NO_AUTH, a scraper on this machine needs no token for
- * /metrics; a remote one still does (and a proxy on this machine makes every
- * client look local: see docs/metrics.md). */
+/* The dashboard's static files are public too: the login form must load
+ * before there is a token (its API calls then carry one). Only what monitors probe: any other
+ * method on /health is answered like an unknown path, so a 405 cannot tell a stranger that the path
+ * exists. With METRICS_LOOPBACK_NO_AUTH, a scraper on this machine needs no token for /metrics; a
+ * remote one still does (and a proxy on this machine makes every client look local: see
+ * docs/metrics.md). */
 static gboolean
 is_public(QsimApiServer *self, SoupServerMessage *msg, const gchar *npath)
 {
@@ -138,6 +139,9 @@ is_public(QsimApiServer *self, SoupServerMessage *msg, const gchar *npath)
 	if (g_strcmp0(method, "GET") != 0 && g_strcmp0(method, "HEAD") != 0)
 		return FALSE;
 	if (g_strcmp0(npath, "/health") == 0)
+		return TRUE;
+	if (g_strcmp0(npath, "/") == 0 || g_strcmp0(npath, "/ui") == 0 ||
+	    g_str_has_prefix(npath, "/ui/"))
 		return TRUE;
 	return self->metrics_loopback && g_strcmp0(npath, "/metrics") == 0 &&
 	       remote_is_loopback(msg);

@@ -12,5 +12,6 @@ qsim_request_filter_init(QsimRequestFilter *self)
 	self->limit = 0;
 	self->before_uuid = NULL;
 	self->agent_id = NULL;
+	self->text = NULL;
 	self->max_bytes = 0;
 }

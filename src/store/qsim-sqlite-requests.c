@@ -198,7 +198,19 @@ qsim_sqlite_list_requests(QsimStore *store, const QsimRequestFilter *filter, gbo
 		        : "SELECT " REQUEST_COLUMNS " FROM requests WHERE id < ?2"
 		          " AND (?3 IS NULL OR vm_name = ?3) AND (?4 IS NULL OR agent_id = ?4)"
 		          " ORDER BY id DESC LIMIT ?5";
-		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(self, sql, error);
+		g_autoptr(QsimSqliteCachedStmt) stmt = NULL;
+		g_autofree gchar *phrase = NULL;
+
+		/* the trigram index walked newest first: it gives the order, so a
+		 * common word stops after one page and a rare one reads only its hits */
+		if (filter->text != NULL)
+			sql = "SELECT " REQUEST_COLUMNS " FROM (SELECT r.* FROM requests_fts f"
+			      " JOIN requests r ON r.id = f.rowid WHERE requests_fts MATCH ?6"
+			      " AND f.rowid < ?2 AND (?1 IS NULL OR r.status = ?1)"
+			      " AND (?3 IS NULL OR r.vm_name = ?3) AND (?4 IS NULL OR r.agent_id = "
+			      "?4)"
+			      " ORDER BY f.rowid DESC LIMIT ?5)";
+		stmt = qsim_sqlite_store_stmt_get(self, sql, error);
 
 		if (stmt == NULL)
 			return NULL;
@@ -209,6 +221,19 @@ qsim_sqlite_list_requests(QsimStore *store, const QsimRequestFilter *filter, gbo
 		qsim_sqlite_bind_text_or_null(stmt, 3, filter->vm_name);
 		qsim_sqlite_bind_text_or_null(stmt, 4, filter->agent_id);
 		sqlite3_bind_int64(stmt, 5, (gint64)filter->limit + 1);
+		if (filter->text != NULL) {
+			g_autoptr(GString) q = g_string_new("\"");
+
+			/* one FTS5 phrase: the user's text is data, never query syntax */
+			for (const gchar *c = filter->text; *c != '\0'; c++) {
+				if (*c == '"')
+					g_string_append_c(q, '"');
+				g_string_append_c(q, *c);
+			}
+			g_string_append_c(q, '"');
+			phrase = g_string_free(g_steal_pointer(&q), FALSE);
+			sqlite3_bind_text(stmt, 6, phrase, -1, SQLITE_STATIC);
+		}
 		rows = qsim_sqlite_store_collect_requests_capped(self, stmt, filter->max_bytes,
 		                                                 &cut, error);
 		if (rows == NULL)

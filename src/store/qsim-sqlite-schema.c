@@ -64,6 +64,24 @@
  *     start it: MAX_CONCURRENT_VMS and MAX_VMS_PER_HOST count these rows. A
  *     request's slot lives as long as its lease; requests leased at upgrade
  *     time get theirs here.
+ * v8: request_events, the journal behind GET /events (issue 17).
+ *   - one row per request created, status changed or deleted; `id` is the
+ *     SSE event id a client resumes from (AUTOINCREMENT: an id is never
+ *     reused, even after the oldest rows are trimmed, so a resume point
+ *     never points at a different event).
+ *   - filled by triggers, so every writer (an agent in another process, a
+ *     purge, a future backend's own code path) journals alike, in the
+ *     transaction that made the change.
+ *   - bounded: each insert trims rows more than 100000 ids old (a range
+ *     delete on the primary key); a client further behind lists the
+ *     requests again instead.
+ *   - starts empty: the requests already stored are what a list shows.
+ *   - requests_fts: a trigram index of commands (FTS5, external content: the
+ *     text is not stored twice), for GET /requests?q=: a substring search
+ *     that stays a few ms at 1 M requests, where a scan takes 100+ ms of the
+ *     main loop. Kept by triggers on insert and delete (commands never
+ *     change); built from the existing rows in this step (seconds per
+ *     million requests, once).
  */
 static const gchar *const migrations[] = {
     "CREATE TABLE requests ("
@@ -344,6 +362,44 @@ static const gchar *const migrations[] = {
     "  FOREIGN KEY (upload_id, idx) REFERENCES uploads (upload_id, idx) ON DELETE CASCADE"
     ");"
     "PRAGMA user_version = 8;",
+
+    /* the request journal (GET /events) and the commands search (?q=) */
+    "CREATE TABLE request_events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  uuid TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('created', 'status', 'deleted')),"
+    "  status TEXT,"
+    "  at INTEGER NOT NULL"
+    ");"
+    "CREATE TRIGGER request_events_insert AFTER INSERT ON requests BEGIN"
+    "  INSERT INTO request_events (uuid, kind, status, at)"
+    "    VALUES (NEW.uuid, 'created', NEW.status, NEW.updated_at);"
+    "END;"
+    /* the store's one UPDATE rewrites status on every change: only a real change counts */
+    "CREATE TRIGGER request_events_status AFTER UPDATE OF status ON requests"
+    "  WHEN OLD.status IS NOT NEW.status BEGIN"
+    "  INSERT INTO request_events (uuid, kind, status, at)"
+    "    VALUES (NEW.uuid, 'status', NEW.status, NEW.updated_at);"
+    "END;"
+    "CREATE TRIGGER request_events_delete AFTER DELETE ON requests BEGIN"
+    "  INSERT INTO request_events (uuid, kind, status, at)"
+    "    VALUES (OLD.uuid, 'deleted', NULL,"
+    "            CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));"
+    "END;"
+    "CREATE TRIGGER request_events_trim AFTER INSERT ON request_events BEGIN"
+    "  DELETE FROM request_events WHERE id <= NEW.id - 100000;"
+    "END;"
+    "CREATE VIRTUAL TABLE requests_fts USING fts5(commands, content='requests',"
+    "  content_rowid='id', tokenize='trigram');"
+    "CREATE TRIGGER requests_fts_insert AFTER INSERT ON requests BEGIN"
+    "  INSERT INTO requests_fts (rowid, commands) VALUES (NEW.id, NEW.commands);"
+    "END;"
+    "CREATE TRIGGER requests_fts_delete AFTER DELETE ON requests BEGIN"
+    "  INSERT INTO requests_fts (requests_fts, rowid, commands)"
+    "    VALUES ('delete', OLD.id, OLD.commands);"
+    "END;"
+    "INSERT INTO requests_fts (requests_fts) VALUES ('rebuild');"
+    "PRAGMA user_version = 9;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == QSIM_SQLITE_SCHEMA_VERSION);

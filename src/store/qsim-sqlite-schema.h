@@ -8,7 +8,7 @@
 G_BEGIN_DECLS
 
 /* The PRAGMA user_version this binary writes and understands */
-#define QSIM_SQLITE_SCHEMA_VERSION 8
+#define QSIM_SQLITE_SCHEMA_VERSION 9
 
 /**
  * qsim_sqlite_schema_migrate:

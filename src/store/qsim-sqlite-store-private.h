@@ -77,6 +77,12 @@ gboolean qsim_sqlite_finish_request(QsimStore *store, const gchar *uuid, const g
                                     const gchar *error_msg, QsimStatus *out_status, GError **error);
 GPtrArray *qsim_sqlite_list_expired_leases(QsimStore *store, gint64 now, GError **error);
 GPtrArray *qsim_sqlite_list_leases(QsimStore *store, const gchar *agent_id, GError **error);
+
+/* qsim-sqlite-events.c: the request journal and the dashboard's samples */
+GPtrArray *qsim_sqlite_list_finished_since(QsimStore *store, gint64 since_ms, guint limit,
+                                           GError **error);
+GPtrArray *qsim_sqlite_list_request_events(QsimStore *store, gint64 after_id, guint limit,
+                                           GError **error);
 gboolean qsim_sqlite_recover_request(QsimStore *store, const gchar *uuid,
                                      const gchar *expected_agent_id, gboolean retry,
                                      const gchar *reason, QsimStatus *out_status, GError **error);

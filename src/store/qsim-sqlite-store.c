@@ -455,6 +455,8 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->count_active_vms = qsim_sqlite_count_active_vms;
 	store_class->get_data_version = sqlite_get_data_version;
 	store_class->list_leases = qsim_sqlite_list_leases;
+	store_class->list_request_events = qsim_sqlite_list_request_events;
+	store_class->list_finished_since = qsim_sqlite_list_finished_since;
 	store_class->set_start_mode = qsim_sqlite_set_start_mode;
 	store_class->set_output_truncated = qsim_sqlite_set_output_truncated;
 	store_class->put_accel_verdict = qsim_sqlite_put_accel_verdict;

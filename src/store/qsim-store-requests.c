@@ -229,6 +229,14 @@ qsim_store_list_requests(QsimStore *self, const QsimRequestFilter *filter, gbool
 		            QSIM_REQUEST_FILTER_MAX_LIMIT);
 		return NULL;
 	}
+	if (f.text != NULL &&
+	    (strlen(f.text) < QSIM_REQUEST_FILTER_TEXT_MIN ||
+	     strlen(f.text) > QSIM_REQUEST_FILTER_TEXT_MAX || !g_utf8_validate(f.text, -1, NULL))) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "the text to search for must be %d..%d bytes of UTF-8",
+		            QSIM_REQUEST_FILTER_TEXT_MIN, QSIM_REQUEST_FILTER_TEXT_MAX);
+		return NULL;
+	}
 	if (f.before_uuid != NULL) {
 		before = qsim_store_normalize_uuid(f.before_uuid, error);
 		if (before == NULL)
@@ -479,4 +487,76 @@ qsim_store_set_output_truncated(QsimStore *self, const gchar *uuid, GError **err
 		return FALSE;
 	}
 	return QSIM_STORE_GET_CLASS(self)->set_output_truncated(self, id, error);
+}
+
+static GPtrArray *
+list_events(QsimStore *self, gint64 after_id, guint limit, GError **error)
+{
+	QsimStoreClass *klass = QSIM_STORE_GET_CLASS(self);
+
+	if (klass->list_request_events == NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "this store keeps no request journal");
+		return NULL;
+	}
+	return klass->list_request_events(self, after_id, limit, error);
+}
+
+/**
+ * qsim_store_list_request_events:
+ *
+ * Returns: (transfer container) (element-type QsimRequestEvent): the events
+ */
+GPtrArray *
+qsim_store_list_request_events(QsimStore *self, gint64 after_id, guint limit, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	if (after_id < 0 || limit == 0 || limit > QSIM_STORE_EVENTS_MAX_LIMIT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+		            "after_id must be >= 0 and limit 1..%d", QSIM_STORE_EVENTS_MAX_LIMIT);
+		return NULL;
+	}
+	return list_events(self, after_id, limit, error);
+}
+
+/**
+ * qsim_store_get_last_request_event_id:
+ *
+ * Returns: the newest event's id, 0 for none, -1 with @error
+ */
+gint64
+qsim_store_get_last_request_event_id(QsimStore *self, GError **error)
+{
+	g_autoptr(GPtrArray) events = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), -1);
+	events = list_events(self, -1, 1, error);
+	if (events == NULL)
+		return -1;
+	return events->len > 0 ? ((QsimRequestEvent *)events->pdata[0])->id : 0;
+}
+
+/**
+ * qsim_store_list_finished_since:
+ *
+ * Returns: (transfer container) (element-type QsimFinishedSample): the samples
+ */
+GPtrArray *
+qsim_store_list_finished_since(QsimStore *self, gint64 since_ms, guint limit, GError **error)
+{
+	QsimStoreClass *klass;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), NULL);
+	klass = QSIM_STORE_GET_CLASS(self);
+	if (limit == 0 || limit > QSIM_STORE_FINISHED_MAX_LIMIT) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID, "limit must be 1..%d",
+		            QSIM_STORE_FINISHED_MAX_LIMIT);
+		return NULL;
+	}
+	if (klass->list_finished_since == NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_STORE,
+		            "this store cannot list finished requests");
+		return NULL;
+	}
+	return klass->list_finished_since(self, since_ms, limit, error);
 }

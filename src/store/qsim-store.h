@@ -6,9 +6,11 @@
 #include "store/qsim-artifact-store.h"
 #include "store/qsim-upload-record.h"
 #include "store/qsim-end-reason.h"
+#include "store/qsim-finished-sample.h"
 #include "store/qsim-log-entry.h"
 #include "store/qsim-log-type.h"
 #include "store/qsim-request-draft.h"
+#include "store/qsim-request-event.h"
 #include "store/qsim-request-filter.h"
 #include "store/qsim-request.h"
 #include "store/qsim-stats.h"
@@ -29,6 +31,8 @@ G_BEGIN_DECLS
 #define QSIM_STORE_MIN_PREFIX_API 8
 #define QSIM_STORE_LOGS_DEFAULT_LIMIT 1000
 #define QSIM_STORE_LOGS_MAX_LIMIT 100000
+#define QSIM_STORE_EVENTS_MAX_LIMIT 10000
+#define QSIM_STORE_FINISHED_MAX_LIMIT 10000
 /* A template build not finished after this is taken as abandoned (its process died):
  * another claim may then build. Far above a real build (seconds to a few minutes). */
 #define QSIM_STORE_TEMPLATE_BUILD_STALE_MS (30 * 60 * 1000)
@@ -176,6 +180,14 @@ struct _QsimStoreClass {
 	GPtrArray *(*list_uploads)(QsimStore *self, const gchar *uuid, GError **error);
 	GBytes *(*upload_read_chunk)(QsimStore *self, const gchar *upload_id, guint idx, guint seq,
 	                             GError **error);
+	/* the request journal: schema v8. @after_id < 0 asks for the newest event
+	 * only (a new client's starting point). Optional: NULL answers STORE */
+	GPtrArray *(*list_request_events)(QsimStore *self, gint64 after_id, guint limit,
+	                                  GError **error);
+
+	/* the dashboard's charts: requests finished since @since_ms, newest first */
+	GPtrArray *(*list_finished_since)(QsimStore *self, gint64 since_ms, guint limit,
+	                                  GError **error);
 
 	gpointer padding[2];
 };
@@ -493,6 +505,44 @@ gboolean qsim_store_get_data_version(QsimStore *self, guint64 *out_version, GErr
  * must then be used from that main context's thread only.
  */
 void qsim_store_watch_changes(QsimStore *self, guint interval_ms);
+
+/**
+ * qsim_store_list_request_events:
+ * @after_id: only events with a greater id (0 = the oldest kept)
+ * @limit: 1..QSIM_STORE_EVENTS_MAX_LIMIT
+ *
+ * The request journal, oldest first: one event per request created, status
+ * changed and request deleted, by any process. Written by the backend in the
+ * transaction that made the change, kept for the last 100000 events.
+ *
+ * Returns: (transfer container) (element-type QsimRequestEvent): events, or
+ * NULL with @error set
+ */
+GPtrArray *qsim_store_list_request_events(QsimStore *self, gint64 after_id, guint limit,
+                                          GError **error);
+
+/**
+ * qsim_store_get_last_request_event_id:
+ *
+ * Returns: the id of the newest journal event, 0 when there is none, or -1
+ * with @error set
+ */
+gint64 qsim_store_get_last_request_event_id(QsimStore *self, GError **error);
+
+/**
+ * qsim_store_list_finished_since:
+ * @since_ms: unix ms
+ * @limit: 1..QSIM_STORE_FINISHED_MAX_LIMIT
+ *
+ * The requests that finished at or after @since_ms, newest first, read
+ * through the finished_at index (the cost follows the rows returned, not the
+ * table), each with the time of its first output.
+ *
+ * Returns: (transfer container) (element-type QsimFinishedSample): samples,
+ * or NULL with @error set
+ */
+GPtrArray *qsim_store_list_finished_since(QsimStore *self, gint64 since_ms, guint limit,
+                                          GError **error);
 
 /* Undoes one qsim_store_watch_changes(); the last one stops the timer */
 void qsim_store_unwatch_changes(QsimStore *self);

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <sqlite3.h>
 #include <string.h>
 
 #include "api-fixture.h"
@@ -487,6 +488,142 @@ test_other_process(ApiFixture *fx, gconstpointer data)
 	api_wait_until(no_streams, fx);
 }
 
+static void
+assert_request_event(SseEvent *e, const gchar *event, const gchar *uuid, const gchar *status)
+{
+	g_autoptr(JsonParser) p = json_parser_new();
+	JsonObject *o;
+
+	g_assert_nonnull(e);
+	g_assert_cmpstr(e->event, ==, event);
+	g_assert_cmpint(e->id, >, 0);
+	o = parse_data(p, e);
+	g_assert_cmpstr(json_object_get_string_member(o, "uuid"), ==, uuid);
+	if (status != NULL)
+		g_assert_cmpstr(json_object_get_string_member(o, "status"), ==, status);
+	else
+		g_assert_true(json_object_get_null_member(o, "status"));
+	g_assert_cmpint(json_object_get_int_member(o, "at"), >, 0);
+}
+
+/* GET /events: created and status events from this process (the store's
+ * signals) and from the writer thread's own connection (the journal, found
+ * through changed-elsewhere); then a resume with Last-Event-ID. */
+static void
+test_events(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *uuid = NULL;
+	g_autofree gchar *resume = NULL;
+	g_autoptr(ApiResponse) bad = NULL;
+	SseClient *c = sse_open(fx, "/events", NULL, FALSE);
+	gint64 created_id;
+	g_autoptr(GError) error = NULL;
+
+	uuid = api_submit(fx, "true");
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		assert_request_event(e, "request-created", uuid, "pending");
+		created_id = e->id;
+	}
+	agent_start(fx, uuid);
+	{
+		g_autoptr(SseEvent) a = sse_next_event(c);
+		g_autoptr(SseEvent) r = NULL;
+		assert_request_event(a, "request-status", uuid, "acknowledged");
+		r = sse_next_event(c);
+		assert_request_event(r, "request-status", uuid, "running");
+		g_assert_cmpint(r->id, ==, a->id + 1);
+	}
+	agent_finish(fx, uuid, 0);
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		assert_request_event(e, "request-status", uuid, "done");
+	}
+	g_assert_true(qsim_store_delete_request(fx->store, uuid, &error));
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		assert_request_event(e, "request-deleted", uuid, NULL);
+	}
+	sse_close(c);
+
+	/* resumed: exactly what came after the id given */
+	resume = g_strdup_printf("%" G_GINT64_FORMAT, created_id);
+	c = sse_open(fx, "/events", resume, FALSE);
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		assert_request_event(e, "request-status", uuid, "acknowledged");
+		g_assert_cmpint(e->id, ==, created_id + 1);
+	}
+	sse_close(c);
+	c = sse_open(fx, "/events?after=0", NULL, FALSE);
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		assert_request_event(e, "request-created", uuid, "pending");
+	}
+	sse_close(c);
+	api_wait_until(no_streams, fx);
+
+	bad = api_request(fx, "GET", "/events", NULL, NULL, "Last-Event-ID", "12abc", NULL);
+	g_assert_cmpuint(bad->status, ==, 400);
+}
+
+/* A resume point the journal no longer reaches back to: `reset` comes first */
+static void
+test_events_reset(ApiFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *db = g_build_filename(fx->tmpdir, "qsim.db", NULL);
+	g_autofree gchar *last = NULL;
+	sqlite3 *raw = NULL;
+	SseClient *c;
+
+	for (guint i = 0; i < 3; i++)
+		g_free(api_submit(fx, "true"));
+	last = api_submit(fx, "true");
+	/* as the trim does: the oldest events are gone */
+	g_assert_cmpint(sqlite3_open(db, &raw), ==, SQLITE_OK);
+	g_assert_cmpint(
+	    sqlite3_exec(raw, "DELETE FROM request_events WHERE id <= 2", NULL, NULL, NULL), ==,
+	    SQLITE_OK);
+	sqlite3_close(raw);
+	c = sse_open(fx, "/events", "1", FALSE);
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		g_autoptr(SseEvent) next = NULL;
+		g_assert_nonnull(e);
+		g_assert_cmpstr(e->event, ==, "reset");
+		next = sse_next_event(c);
+		g_assert_nonnull(next);
+		g_assert_cmpstr(next->event, ==, "request-created");
+		g_assert_cmpint(next->id, ==, 3);
+	}
+	sse_close(c);
+	/* no gap after 3: no reset */
+	c = sse_open(fx, "/events", "3", FALSE);
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		assert_request_event(e, "request-created", last, "pending");
+		g_assert_cmpint(e->id, ==, 4);
+	}
+	sse_close(c);
+	api_wait_until(no_streams, fx);
+}
+
+/* /events shares the stream cap with the log streams */
+static const gchar *const one_stream_env[] = {"QSIM_API_MAX_STREAMS=1", NULL};
+static const ApiFixtureOptions one_stream_opts = {.env = one_stream_env};
+
+static void
+test_events_cap(ApiFixture *fx, gconstpointer data)
+{
+	SseClient *c = sse_open(fx, "/events", NULL, FALSE);
+	g_autoptr(ApiResponse) second = api_request(fx, "GET", "/events", NULL, NULL, NULL);
+
+	g_assert_cmpuint(second->status, ==, 503);
+	g_assert_cmpstr(api_response_error_code(second), ==, "too_many_streams");
+	sse_close(c);
+	api_wait_until(no_streams, fx);
+}
+
 #define ADD(path, func)                                                                            \
 	g_test_add(path, ApiFixture, NULL, api_fixture_setup, func, api_fixture_teardown)
 
@@ -500,5 +637,9 @@ main(int argc, char **argv)
 	ADD("/qsim/api/sse/disconnect", test_disconnect);
 	ADD("/qsim/api/sse/delete-and-stop", test_delete_and_stop);
 	ADD("/qsim/api/sse/other-process", test_other_process);
+	ADD("/qsim/api/sse/events", test_events);
+	ADD("/qsim/api/sse/events-reset", test_events_reset);
+	g_test_add("/qsim/api/sse/events-cap", ApiFixture, &one_stream_opts, api_fixture_setup,
+	           test_events_cap, api_fixture_teardown);
 	return g_test_run();
 }

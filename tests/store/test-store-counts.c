@@ -295,28 +295,33 @@ test_counts_migrate_from_v3(StoreFixture *fx, gconstpointer data)
 	}
 	g_clear_object(&fx->store);
 	/* exactly what v3 had: v4 only added the summary and its triggers */
-	store_test_raw_exec(fx->path, "DROP TRIGGER request_counts_insert;"
-	                              "DROP TRIGGER request_counts_status;"
-	                              "DROP TRIGGER request_counts_start_mode;"
-	                              "DROP TRIGGER request_counts_delete;"
-	                              "DROP TABLE request_counts;"
-	                              /* and what later versions added */
-	                              "ALTER TABLE requests DROP COLUMN output_truncated;"
-	                              "DROP TRIGGER request_totals_insert;"
-	                              "DROP TRIGGER request_totals_finished;"
-	                              "DROP TRIGGER request_totals_started;"
-	                              "DROP TRIGGER request_totals_output;"
-	                              "DROP TRIGGER request_totals_template;"
-	                              "DROP TABLE request_totals;"
-	                              "ALTER TABLE requests DROP COLUMN end_reason;"
-	                              "DROP TABLE vm_slots;"
-	                              "DROP TABLE host_vms;"
-	                              "DROP TABLE host_agents;"
-	                              "DROP TABLE hosts;"
-	                              "DROP TABLE upload_chunks; DROP TABLE uploads;"
-	                              "DROP TABLE artifacts;"
-	                              "ALTER TABLE requests DROP COLUMN artifact_paths;"
-	                              "PRAGMA user_version = 3;");
+	store_test_raw_exec(
+	    fx->path, "DROP TRIGGER request_counts_insert;"
+	              "DROP TRIGGER request_counts_status;"
+	              "DROP TRIGGER request_counts_start_mode;"
+	              "DROP TRIGGER request_counts_delete;"
+	              "DROP TABLE request_counts;"
+	              /* and what later versions added */
+	              "ALTER TABLE requests DROP COLUMN output_truncated;"
+	              "DROP TRIGGER request_totals_insert;"
+	              "DROP TRIGGER request_totals_finished;"
+	              "DROP TRIGGER request_totals_started;"
+	              "DROP TRIGGER request_totals_output;"
+	              "DROP TRIGGER request_totals_template;"
+	              "DROP TABLE request_totals;"
+	              "ALTER TABLE requests DROP COLUMN end_reason;"
+	              "DROP TRIGGER request_events_insert; DROP TRIGGER request_events_status;"
+	              "DROP TRIGGER request_events_delete; DROP TABLE request_events;"
+	              "DROP TRIGGER requests_fts_insert; DROP TRIGGER requests_fts_delete;"
+	              "DROP TABLE requests_fts;"
+	              "DROP TABLE vm_slots;"
+	              "DROP TABLE host_vms;"
+	              "DROP TABLE host_agents;"
+	              "DROP TABLE hosts;"
+	              "DROP TABLE upload_chunks; DROP TABLE uploads;"
+	              "DROP TABLE artifacts;"
+	              "ALTER TABLE requests DROP COLUMN artifact_paths;"
+	              "PRAGMA user_version = 3;");
 	/* rows written by a v3 qsim, that no trigger saw */
 	store_test_raw_exec(fx->path, "UPDATE requests SET status = 'hold', held_from = 'pending'"
 	                              " WHERE id = (SELECT MAX(id) FROM requests)");

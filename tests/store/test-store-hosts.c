@@ -325,12 +325,17 @@ test_slots_migrate(StoreFixture *fx, gconstpointer data)
 	r = qsim_store_claim_next(fx->store, "node-a:7:0", LEASE_MS, 0, &error);
 	g_assert_nonnull(r);
 	g_clear_object(&fx->store);
-	store_test_raw_exec(fx->path, "DROP TABLE vm_slots; DROP TABLE host_vms;"
-	                              " DROP TABLE host_agents; DROP TABLE hosts;"
-	                              " DROP TABLE upload_chunks; DROP TABLE uploads;"
-	                              " DROP TABLE artifacts;"
-	                              " ALTER TABLE requests DROP COLUMN artifact_paths;"
-	                              " PRAGMA user_version = 6;");
+	store_test_raw_exec(
+	    fx->path, "DROP TRIGGER request_events_insert; DROP TRIGGER request_events_status;"
+	              "DROP TRIGGER request_events_delete; DROP TABLE request_events;"
+	              "DROP TRIGGER requests_fts_insert; DROP TRIGGER requests_fts_delete;"
+	              "DROP TABLE requests_fts;"
+	              "DROP TABLE vm_slots; DROP TABLE host_vms;"
+	              " DROP TABLE host_agents; DROP TABLE hosts;"
+	              " DROP TABLE upload_chunks; DROP TABLE uploads;"
+	              " DROP TABLE artifacts;"
+	              " ALTER TABLE requests DROP COLUMN artifact_paths;"
+	              " PRAGMA user_version = 6;");
 	again = qsim_store_open(fx->path, &error);
 	g_assert_no_error(error);
 	g_assert_cmpint(store_test_raw_int(fx->path, "SELECT COUNT(*) FROM vm_slots"

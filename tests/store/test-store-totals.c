@@ -273,22 +273,27 @@ test_migrate_from_v5(StoreFixture *fx, gconstpointer data)
 		finish(fx->store, done, QSIM_STATUS_DONE, TRUE, 0, NULL);
 	}
 	g_clear_object(&fx->store);
-	store_test_raw_exec(fx->path, "DROP TRIGGER request_totals_insert;"
-	                              "DROP TRIGGER request_totals_finished;"
-	                              "DROP TRIGGER request_totals_started;"
-	                              "DROP TRIGGER request_totals_output;"
-	                              "DROP TRIGGER request_totals_template;"
-	                              "DROP TABLE request_totals;"
-	                              "ALTER TABLE requests DROP COLUMN end_reason;"
-	                              /* and what v7 added */
-	                              "DROP TABLE vm_slots;"
-	                              "DROP TABLE host_vms;"
-	                              "DROP TABLE host_agents;"
-	                              "DROP TABLE hosts;"
-	                              "DROP TABLE upload_chunks; DROP TABLE uploads;"
-	                              "DROP TABLE artifacts;"
-	                              "ALTER TABLE requests DROP COLUMN artifact_paths;"
-	                              "PRAGMA user_version = 5;");
+	store_test_raw_exec(
+	    fx->path, "DROP TRIGGER request_totals_insert;"
+	              "DROP TRIGGER request_totals_finished;"
+	              "DROP TRIGGER request_totals_started;"
+	              "DROP TRIGGER request_totals_output;"
+	              "DROP TRIGGER request_totals_template;"
+	              "DROP TABLE request_totals;"
+	              "ALTER TABLE requests DROP COLUMN end_reason;"
+	              /* and what v7 added */
+	              "DROP TRIGGER request_events_insert; DROP TRIGGER request_events_status;"
+	              "DROP TRIGGER request_events_delete; DROP TABLE request_events;"
+	              "DROP TRIGGER requests_fts_insert; DROP TRIGGER requests_fts_delete;"
+	              "DROP TABLE requests_fts;"
+	              "DROP TABLE vm_slots;"
+	              "DROP TABLE host_vms;"
+	              "DROP TABLE host_agents;"
+	              "DROP TABLE hosts;"
+	              "DROP TABLE upload_chunks; DROP TABLE uploads;"
+	              "DROP TABLE artifacts;"
+	              "ALTER TABLE requests DROP COLUMN artifact_paths;"
+	              "PRAGMA user_version = 5;");
 	again = qsim_store_open(fx->path, &error);
 	g_assert_no_error(error);
 	g_assert_cmpuint(qsim_store_get_schema_version(again), ==,
