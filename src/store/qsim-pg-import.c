@@ -37,9 +37,9 @@ qsim_pg_export_requests(QsimStore *store, gint64 after_id, guint limit, gsize ma
 
 		if (r == NULL)
 			return NULL;
-		reason = qsim_pg_dup(res, i, 17);
+		reason = qsim_pg_dup(res, i, 18);
 		g_ptr_array_add(rows, qsim_import_row_new(r, reason));
-		*out_last_id = qsim_pg_int(res, i, 18);
+		*out_last_id = qsim_pg_int(res, i, 19);
 		bytes += 256 + strlen(r->commands) + (r->error != NULL ? strlen(r->error) : 0);
 		if (max_bytes > 0 && bytes >= max_bytes)
 			break;
@@ -53,7 +53,10 @@ import_row(QsimPgStore *self, const QsimImportRow *row, guint *inserted, GError 
 	const QsimRequest *r = row->request;
 	g_autoptr(QsimPgArgs) a = qsim_pg_args_new();
 	g_autoptr(PGresult) res = NULL;
+	g_autofree gchar *paths = NULL;
 
+	if (r->artifact_paths != NULL && r->artifact_paths[0] != NULL)
+		paths = g_strjoinv("\n", r->artifact_paths);
 	qsim_pg_args_text(a, r->uuid);
 	qsim_pg_args_text(a, r->vm_name);
 	qsim_pg_args_text(a, r->commands);
@@ -78,14 +81,16 @@ import_row(QsimPgStore *self, const QsimImportRow *row, guint *inserted, GError 
 	                         : NULL);
 	qsim_pg_args_int(a, r->output_truncated ? 1 : 0);
 	qsim_pg_args_text(a, row->end_reason);
+	qsim_pg_args_text(a, paths);
 	/* id comes from the identity: after the target's own rows, in the order given */
 	res = qsim_pg_store_query(
 	    self,
 	    "INSERT INTO requests (uuid, vm_name, commands, timeout, status, held_from,"
 	    " created_at, updated_at, started_at, finished_at, exit_code, error, agent_id,"
-	    " lease_expires_at, attempts, start_mode, output_truncated, end_reason)"
+	    " lease_expires_at, attempts, start_mode, output_truncated, end_reason,"
+	    " artifact_paths)"
 	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-	    " $18) ON CONFLICT (uuid) DO NOTHING",
+	    " $18, $19) ON CONFLICT (uuid) DO NOTHING",
 	    a, error);
 	if (res == NULL) {
 		g_prefix_error(error, "%s: ", r->uuid);

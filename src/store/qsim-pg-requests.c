@@ -22,24 +22,41 @@ static gboolean
 insert_row(QsimPgStore *self, const QsimRequest *r, GError **error)
 {
 	g_autoptr(QsimPgArgs) a = qsim_pg_args_new();
+	g_autofree gchar *paths = NULL;
 
+	if (r->artifact_paths != NULL && r->artifact_paths[0] != NULL)
+		paths = g_strjoinv("\n", r->artifact_paths);
 	qsim_pg_args_text(a, r->uuid);
 	qsim_pg_args_text(a, r->vm_name);
 	qsim_pg_args_text(a, r->commands);
 	qsim_pg_args_int(a, r->timeout_s);
 	qsim_pg_args_text(a, qsim_status_to_string(r->status));
 	qsim_pg_args_int(a, r->created_at);
-	return qsim_pg_store_exec(self,
-	                          "INSERT INTO requests (uuid, vm_name, commands, timeout, status,"
-	                          " created_at, updated_at, attempts)"
-	                          " VALUES ($1, $2, $3, $4, $5, $6, $6, 0)",
-	                          a, error);
+	qsim_pg_args_text(a, paths);
+	if (!qsim_pg_store_exec(self,
+	                        "INSERT INTO requests (uuid, vm_name, commands, timeout, status,"
+	                        " created_at, updated_at, attempts, artifact_paths)"
+	                        " VALUES ($1, $2, $3, $4, $5, $6, $6, 0, $7)",
+	                        a, error))
+		return FALSE;
+	if (r->upload_id != NULL)
+		return qsim_pg_link_uploads(self, r->uuid, r->upload_id, error);
+	return TRUE;
 }
 
 gboolean
 qsim_pg_insert_request(QsimStore *store, const QsimRequest *r, GError **error)
 {
-	return insert_row(QSIM_PG_STORE(store), r, error);
+	QsimPgStore *self = QSIM_PG_STORE(store);
+	g_autoptr(QsimPgTx) tx = NULL;
+
+	/* one statement commits alone; with uploads to take, two must commit together */
+	if (r->upload_id == NULL)
+		return insert_row(self, r, error);
+	tx = qsim_pg_tx_begin(self, error);
+	if (tx == NULL || !insert_row(self, r, error))
+		return FALSE;
+	return qsim_pg_tx_commit(tx, error);
 }
 
 gboolean
@@ -133,6 +150,25 @@ request_text_bytes(const QsimRequest *r)
 	       strlen(r->vm_name) + (r->agent_id != NULL ? strlen(r->agent_id) : 0);
 }
 
+/*
+ * A substring of commands in any case, as SQLite's trigram phrase: the text
+ * is data, so LIKE's wildcards and its escape character (a backslash by default)
+ * match themselves.
+ */
+static gchar *
+like_pattern(const gchar *text)
+{
+	GString *p = g_string_new("%");
+
+	for (const gchar *c = text; *c != '\0'; c++) {
+		if (*c == '%' || *c == '_' || *c == '\\')
+			g_string_append_c(p, '\\');
+		g_string_append_c(p, *c);
+	}
+	g_string_append_c(p, '%');
+	return g_string_free(p, FALSE);
+}
+
 GPtrArray *
 qsim_pg_list_requests(QsimStore *store, const QsimRequestFilter *filter, gboolean *has_more,
                       GError **error)
@@ -143,18 +179,25 @@ qsim_pg_list_requests(QsimStore *store, const QsimRequestFilter *filter, gboolea
 	g_autoptr(GPtrArray) rows = NULL;
 	gsize bytes = 0;
 	gboolean cut = FALSE;
+	g_autofree gchar *pattern = NULL;
 
+	if (filter->text != NULL)
+		pattern = like_pattern(filter->text);
 	/* the cursor lookup and the page in one statement, hence one snapshot */
 	qsim_pg_args_text(a, filter->status >= 0 ? qsim_status_to_string(filter->status) : NULL);
 	qsim_pg_args_text(a, filter->before_uuid);
 	qsim_pg_args_text(a, filter->vm_name);
 	qsim_pg_args_text(a, filter->agent_id);
 	qsim_pg_args_int(a, (gint64)filter->limit + 1);
+	qsim_pg_args_text(a, pattern);
+	/* unnamed statements are planned with their values: a NULL $6 drops the
+	 * ILIKE, a given one can use the pg_trgm index (schema step 9) */
 	res = qsim_pg_store_query(
 	    self,
 	    "SELECT " REQUEST_COLUMNS " FROM requests WHERE ($1::text IS NULL OR status = $1)"
 	    " AND ($2::text IS NULL OR id < (SELECT id FROM requests WHERE uuid = $2))"
 	    " AND ($3::text IS NULL OR vm_name = $3) AND ($4::text IS NULL OR agent_id = $4)"
+	    " AND ($6::text IS NULL OR commands ILIKE $6)"
 	    " ORDER BY id DESC LIMIT $5",
 	    a, error);
 	if (res == NULL)

@@ -40,11 +40,16 @@ struct _QsimPgStore {
 #define REQUEST_COLUMNS                                                                            \
 	"uuid, vm_name, commands, timeout, status, held_from, created_at, updated_at,"             \
 	" started_at, finished_at, exit_code, error, agent_id, lease_expires_at, attempts,"        \
-	" start_mode, output_truncated"
+	" start_mode, output_truncated, artifact_paths"
 
 /* advisory lock keys (pg_advisory_xact_lock): arbitrary, fixed, qsim's own */
 #define QSIM_PG_LOCK_MIGRATE 0x7173696d0001 /* "qsim" 1 */
 #define QSIM_PG_LOCK_SLOTS 0x7173696d0002   /* the caps: count and insert of vm_slots */
+/* request_events writers, at commit (qsim-pg-schema.c): the same key in decimal for SQL */
+#define QSIM_PG_LOCK_JOURNAL 0x7173696d0003
+#define QSIM_PG_LOCK_JOURNAL_SQL "124740503928835"
+/* events the journal keeps, as SQLite's request_events_trim */
+#define QSIM_PG_JOURNAL_KEEP_SQL "100000"
 
 /* Parameters of one query, all text but bytea values (binary) */
 typedef struct {
@@ -200,5 +205,32 @@ gboolean qsim_pg_import_logs(QsimStore *store, const gchar *uuid, GPtrArray *ent
                              guint *out_inserted, GError **error);
 gboolean qsim_pg_count_rows(QsimStore *store, guint64 *out_requests, guint64 *out_logs,
                             GError **error);
+
+/* qsim-pg-artifacts.c: artifact metadata */
+gboolean qsim_pg_add_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
+                               GError **error);
+GPtrArray *qsim_pg_list_artifacts(QsimStore *store, const gchar *uuid, GError **error);
+
+/* qsim-pg-uploads.c: inputs spooled until an agent puts them into the guest */
+gboolean qsim_pg_link_uploads(QsimPgStore *self, const gchar *uuid, const gchar *upload_id,
+                              GError **error);
+gboolean qsim_pg_upload_add_file(QsimStore *store, const gchar *upload_id, guint idx,
+                                 QsimUploadKind kind, const gchar *guest_path, guint mode,
+                                 GError **error);
+gboolean qsim_pg_upload_put_chunk(QsimStore *store, const gchar *upload_id, guint idx, guint seq,
+                                  GBytes *data, GError **error);
+gboolean qsim_pg_upload_finish_file(QsimStore *store, const gchar *upload_id, guint idx,
+                                    guint64 size, const gchar *sha256, GError **error);
+gboolean qsim_pg_upload_discard(QsimStore *store, const gchar *upload_id, GError **error);
+gboolean qsim_pg_delete_uploads(QsimStore *store, const gchar *uuid, GError **error);
+GPtrArray *qsim_pg_list_uploads(QsimStore *store, const gchar *uuid, GError **error);
+GBytes *qsim_pg_upload_read_chunk(QsimStore *store, const gchar *upload_id, guint idx, guint seq,
+                                  GError **error);
+
+/* qsim-pg-events.c: the request journal and the dashboard's samples */
+GPtrArray *qsim_pg_list_request_events(QsimStore *store, gint64 after_id, guint limit,
+                                       GError **error);
+GPtrArray *qsim_pg_list_finished_since(QsimStore *store, gint64 since_ms, guint limit,
+                                       GError **error);
 
 G_END_DECLS

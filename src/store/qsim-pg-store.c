@@ -376,6 +376,8 @@ qsim_pg_row_to_request(const PGresult *res, gint row, GError **error)
 	if (!PQgetisnull(res, row, 15))
 		qsim_start_mode_from_string(PQgetvalue(res, row, 15), &request->start_mode);
 	request->output_truncated = qsim_pg_int(res, row, 16) != 0;
+	if (!PQgetisnull(res, row, 17))
+		request->artifact_paths = g_strsplit(PQgetvalue(res, row, 17), "\n", -1);
 	return g_steal_pointer(&request);
 }
 
@@ -668,6 +670,17 @@ qsim_pg_store_class_init(QsimPgStoreClass *klass)
 	s->import_requests = qsim_pg_import_requests;
 	s->import_logs = qsim_pg_import_logs;
 	s->count_rows = qsim_pg_count_rows;
+	s->add_artifacts = qsim_pg_add_artifacts;
+	s->list_artifacts = qsim_pg_list_artifacts;
+	s->upload_add_file = qsim_pg_upload_add_file;
+	s->upload_put_chunk = qsim_pg_upload_put_chunk;
+	s->upload_finish_file = qsim_pg_upload_finish_file;
+	s->upload_discard = qsim_pg_upload_discard;
+	s->delete_uploads = qsim_pg_delete_uploads;
+	s->list_uploads = qsim_pg_list_uploads;
+	s->upload_read_chunk = qsim_pg_upload_read_chunk;
+	s->list_request_events = qsim_pg_list_request_events;
+	s->list_finished_since = qsim_pg_list_finished_since;
 }
 
 /* ---- URLs and passwords ------------------------------------------------------ */

@@ -8,7 +8,7 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(QsimPgStore, qsim_pg_store, QSIM, PG_STORE, QsimStore)
 
 /* The schema version the PostgreSQL backend brings a database to (SQLite's numbering) */
-#define QSIM_PG_SCHEMA_VERSION 7
+#define QSIM_PG_SCHEMA_VERSION 9
 
 /**
  * qsim_pg_store_new:

@@ -43,8 +43,8 @@ qsim_sqlite_export_requests(QsimStore *store, gint64 after_id, guint limit, gsiz
 		if (r == NULL)
 			return NULL;
 		g_ptr_array_add(
-		    rows, qsim_import_row_new(r, (const gchar *)sqlite3_column_text(stmt, 17)));
-		*out_last_id = sqlite3_column_int64(stmt, 18);
+		    rows, qsim_import_row_new(r, (const gchar *)sqlite3_column_text(stmt, 18)));
+		*out_last_id = sqlite3_column_int64(stmt, 19);
 		bytes += row_bytes(r);
 		if (max_bytes > 0 && bytes >= max_bytes)
 			return g_steal_pointer(&rows);
@@ -64,14 +64,18 @@ import_row(QsimSqliteStore *self, const QsimImportRow *row, guint *inserted, GEr
 	    self,
 	    "INSERT INTO requests (uuid, id, vm_name, commands, timeout, status, held_from,"
 	    " created_at, updated_at, started_at, finished_at, exit_code, error, agent_id,"
-	    " lease_expires_at, attempts, start_mode, output_truncated, end_reason)"
+	    " lease_expires_at, attempts, start_mode, output_truncated, end_reason,"
+	    " artifact_paths)"
 	    " VALUES (?1, (SELECT COALESCE(MAX(id), 0) + 1 FROM requests), ?2, ?3, ?4, ?5, ?6,"
-	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+	    " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
 	    " ON CONFLICT (uuid) DO NOTHING",
 	    error);
+	g_autofree gchar *paths = NULL;
 
 	if (stmt == NULL)
 		return FALSE;
+	if (r->artifact_paths != NULL && r->artifact_paths[0] != NULL)
+		paths = g_strjoinv("\n", r->artifact_paths);
 	sqlite3_bind_text(stmt, 1, r->uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, r->vm_name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 3, r->commands, -1, SQLITE_STATIC);
@@ -94,6 +98,7 @@ import_row(QsimSqliteStore *self, const QsimImportRow *row, guint *inserted, GEr
 		                  SQLITE_STATIC);
 	sqlite3_bind_int(stmt, 17, r->output_truncated ? 1 : 0);
 	qsim_sqlite_bind_text_or_null(stmt, 18, row->end_reason);
+	qsim_sqlite_bind_text_or_null(stmt, 19, paths);
 	if (!qsim_sqlite_store_stmt_done(self, stmt, "cannot import request", error)) {
 		g_prefix_error(error, "%s: ", r->uuid);
 		return FALSE;
