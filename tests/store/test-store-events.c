@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <libpq-fe.h>
 #include <string.h>
 
 #include "common/qsim-error.h"
@@ -119,6 +120,64 @@ test_trim(StoreFixture *fx, gconstpointer data)
 	store_test_raw_exec(fx->path, "DELETE FROM request_events");
 	g_free(create(fx->store, "echo more"));
 	g_assert_cmpint(qsim_store_get_last_request_event_id(fx->store, &error), ==, last + 1);
+}
+
+static void
+pg_exec(PGconn *conn, const gchar *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	g_assert_cmpint(PQresultStatus(res), ==, PGRES_COMMAND_OK);
+	PQclear(res);
+}
+
+/*
+ * PostgreSQL: a transaction that changed a request earlier but commits later
+ * journals after what committed in between, so a reader resuming from the
+ * last id it saw gets it (with a plain sequence it would get a lower id and
+ * be skipped). SQLite has one writer at a time: nothing to race.
+ */
+static void
+test_commit_order(StoreFixture *fx, gconstpointer data)
+{
+	g_autofree gchar *a = NULL;
+	g_autofree gchar *b = NULL;
+	g_autofree gchar *sql = NULL;
+	g_autoptr(GPtrArray) first = NULL;
+	g_autoptr(GPtrArray) seen = NULL;
+	g_autoptr(GPtrArray) later = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) claimed = NULL;
+	PGconn *conn;
+	gint64 resume;
+
+	if (!store_test_is_pg(fx->path)) {
+		g_test_skip("SQLite commits one writer at a time");
+		return;
+	}
+	a = create(fx->store, "echo a");
+	claimed = qsim_store_claim_next(fx->store, "agent-1", LEASE_MS, 0, &error);
+	g_assert_no_error(error);
+	first = events_after(fx->store, 0);
+	g_assert_cmpuint(first->len, ==, 2);
+	conn = PQconnectdb(fx->path);
+	g_assert_cmpint(PQstatus(conn), ==, CONNECTION_OK);
+	pg_exec(conn, "BEGIN");
+	/* acknowledged -> running: other request_counts rows than an insert's, so
+	 * the insert below need not wait for this transaction */
+	sql = g_strdup_printf("UPDATE requests SET status = 'running' WHERE uuid = '%s'", a);
+	pg_exec(conn, sql);
+	/* committed while the update is still open */
+	b = create(fx->store, "echo b");
+	seen = events_after(fx->store, ((QsimRequestEvent *)first->pdata[1])->id);
+	g_assert_cmpuint(seen->len, ==, 1);
+	assert_event(seen, 0, b, "created", "pending");
+	resume = ((QsimRequestEvent *)seen->pdata[0])->id;
+	pg_exec(conn, "COMMIT");
+	PQfinish(conn);
+	later = events_after(fx->store, resume);
+	g_assert_cmpuint(later->len, ==, 1);
+	assert_event(later, 0, a, "status", "running");
 }
 
 static GPtrArray *
@@ -243,6 +302,7 @@ main(int argc, char **argv)
 	g_test_add(path, StoreFixture, NULL, store_fixture_setup, fn, store_fixture_teardown)
 	ADD("/qsim/store/events/journal", test_journal);
 	ADD("/qsim/store/events/trim", test_trim);
+	ADD("/qsim/store/events/commit-order", test_commit_order);
 	ADD("/qsim/store/events/text-filter", test_text_filter);
 	ADD("/qsim/store/events/finished-since", test_finished_since);
 	return g_test_run();
