@@ -120,26 +120,6 @@ qsim_job_current_guest(QsimJob *self)
 	return self->guest;
 }
 
-const gchar *
-qsim_job_phase_to_string(QsimJobPhase phase)
-{
-	switch (phase) {
-	case QSIM_JOB_PHASE_CREATED:
-		return "created";
-	case QSIM_JOB_PHASE_STARTING:
-		return "starting";
-	case QSIM_JOB_PHASE_BOOTING:
-		return "booting";
-	case QSIM_JOB_PHASE_RUNNING:
-		return "running";
-	case QSIM_JOB_PHASE_STOPPING:
-		return "stopping";
-	case QSIM_JOB_PHASE_FINISHED:
-		return "finished";
-	}
-	return "unknown";
-}
-
 static void qsim_job_system(QsimJob *self, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 /* a short milestone line in the request's `system` log */
