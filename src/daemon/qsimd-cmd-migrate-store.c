@@ -80,6 +80,10 @@ print_report(const QsimStoreMigrateReport *r)
 	g_print("log chunks:     source %" G_GUINT64_FORMAT ", target %" G_GUINT64_FORMAT
 	        " (copied %" G_GUINT64_FORMAT ", already there %" G_GUINT64_FORMAT ")\n",
 	        r->source_logs, r->target_logs, r->copied_logs, r->seen_logs - r->copied_logs);
+	g_print("artifacts:      source %" G_GUINT64_FORMAT ", target %" G_GUINT64_FORMAT
+	        " (copied %" G_GUINT64_FORMAT ", already there %" G_GUINT64_FORMAT ")\n",
+	        r->source_artifacts, r->target_artifacts, r->copied_artifacts,
+	        r->seen_artifacts - r->copied_artifacts);
 	g_print("templates:      %u\n", r->templates);
 	g_print("accel verdicts: %u\n", r->accel_verdicts);
 }

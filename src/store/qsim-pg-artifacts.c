@@ -2,6 +2,8 @@
 
 #include "config.h"
 
+#include <stdlib.h>
+
 #include "common/qsim-error.h"
 #include "store/qsim-pg-store-private.h"
 
@@ -108,4 +110,55 @@ qsim_pg_list_artifacts(QsimStore *store, const gchar *uuid, GError **error)
 		g_ptr_array_add(out, g_steal_pointer(&r));
 	}
 	return g_steal_pointer(&out);
+}
+
+gboolean
+qsim_pg_import_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
+                         guint *out_inserted, GError **error)
+{
+	QsimPgStore *self = QSIM_PG_STORE(store);
+	g_autoptr(QsimPgTx) tx = qsim_pg_tx_begin(self, error);
+	guint inserted = 0;
+
+	if (tx == NULL || !request_exists(self, uuid, error))
+		return FALSE;
+	for (guint i = 0; i < records->len; i++) {
+		const QsimArtifactRecord *r = records->pdata[i];
+		g_autoptr(QsimPgArgs) a = qsim_pg_args_new();
+		g_autoptr(PGresult) res = NULL;
+
+		qsim_pg_args_text(a, uuid);
+		qsim_pg_args_text(a, r->name);
+		qsim_pg_args_text(a, qsim_artifact_kind_to_string(r->kind));
+		qsim_pg_args_int(a, (gint64)r->size);
+		qsim_pg_args_text(a, r->sha256);
+		qsim_pg_args_int(a, r->mode);
+		qsim_pg_args_text(a, r->target);
+		qsim_pg_args_int(a, r->created_at);
+		res = qsim_pg_store_query(self,
+		                          "INSERT INTO artifacts (request_uuid, name, kind, size,"
+		                          " sha256, mode, target, created_at)"
+		                          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+		                          " ON CONFLICT (request_uuid, name) DO NOTHING",
+		                          a, error);
+		if (res == NULL)
+			return FALSE;
+		inserted += (guint)atoi(PQcmdTuples(res));
+	}
+	if (!qsim_pg_tx_commit(tx, error))
+		return FALSE;
+	*out_inserted = inserted;
+	return TRUE;
+}
+
+gboolean
+qsim_pg_count_artifacts(QsimStore *store, guint64 *out_count, GError **error)
+{
+	g_autoptr(PGresult) res = qsim_pg_store_query(
+	    QSIM_PG_STORE(store), "SELECT COUNT(*) FROM artifacts", NULL, error);
+
+	if (res == NULL)
+		return FALSE;
+	*out_count = (guint64)qsim_pg_int(res, 0, 0);
+	return TRUE;
 }

@@ -210,6 +210,9 @@ gboolean qsim_pg_count_rows(QsimStore *store, guint64 *out_requests, guint64 *ou
 gboolean qsim_pg_add_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
                                GError **error);
 GPtrArray *qsim_pg_list_artifacts(QsimStore *store, const gchar *uuid, GError **error);
+gboolean qsim_pg_import_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
+                                  guint *out_inserted, GError **error);
+gboolean qsim_pg_count_artifacts(QsimStore *store, guint64 *out_count, GError **error);
 
 /* qsim-pg-uploads.c: inputs spooled until an agent puts them into the guest */
 gboolean qsim_pg_link_uploads(QsimPgStore *self, const gchar *uuid, const gchar *upload_id,

@@ -672,6 +672,8 @@ qsim_pg_store_class_init(QsimPgStoreClass *klass)
 	s->count_rows = qsim_pg_count_rows;
 	s->add_artifacts = qsim_pg_add_artifacts;
 	s->list_artifacts = qsim_pg_list_artifacts;
+	s->import_artifacts = qsim_pg_import_artifacts;
+	s->count_artifacts = qsim_pg_count_artifacts;
 	s->upload_add_file = qsim_pg_upload_add_file;
 	s->upload_put_chunk = qsim_pg_upload_put_chunk;
 	s->upload_finish_file = qsim_pg_upload_finish_file;

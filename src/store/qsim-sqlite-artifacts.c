@@ -109,3 +109,55 @@ qsim_sqlite_list_artifacts(QsimStore *store, const gchar *uuid, GError **error)
 	                                      (GDestroyNotify)qsim_artifact_record_free,
 	                                      "cannot list artifacts", error);
 }
+
+gboolean
+qsim_sqlite_import_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
+                             guint *out_inserted, GError **error)
+{
+	QsimSqliteStore *self = QSIM_SQLITE_STORE(store);
+	g_autoptr(QsimSqliteTransaction) tx = qsim_sqlite_transaction_begin(self->db, TRUE, error);
+	guint inserted = 0;
+
+	if (tx == NULL || !request_exists(self, uuid, error))
+		return FALSE;
+	for (guint i = 0; i < records->len; i++) {
+		const QsimArtifactRecord *r = records->pdata[i];
+		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+		    self,
+		    "INSERT INTO artifacts (request_uuid, name, kind, size, sha256, mode, target,"
+		    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		    " ON CONFLICT (request_uuid, name) DO NOTHING",
+		    error);
+
+		if (stmt == NULL)
+			return FALSE;
+		sqlite3_bind_text(stmt, 1, uuid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(stmt, 2, r->name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(stmt, 3, qsim_artifact_kind_to_string(r->kind), -1,
+		                  SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 4, (gint64)r->size);
+		sqlite3_bind_text(stmt, 5, r->sha256, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(stmt, 6, r->mode);
+		qsim_sqlite_bind_text_or_null(stmt, 7, r->target);
+		sqlite3_bind_int64(stmt, 8, r->created_at);
+		if (!qsim_sqlite_store_stmt_done(self, stmt, "cannot import an artifact", error))
+			return FALSE;
+		inserted += (guint)sqlite3_changes(self->db);
+	}
+	if (!qsim_sqlite_transaction_commit(tx, error))
+		return FALSE;
+	*out_inserted = inserted;
+	return TRUE;
+}
+
+gboolean
+qsim_sqlite_count_artifacts(QsimStore *store, guint64 *out_count, GError **error)
+{
+	gint64 n = 0;
+
+	if (!qsim_sqlite_query_int64(QSIM_SQLITE_STORE(store)->db, "SELECT COUNT(*) FROM artifacts",
+	                             &n, error))
+		return FALSE;
+	*out_count = (guint64)n;
+	return TRUE;
+}

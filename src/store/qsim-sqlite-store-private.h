@@ -120,6 +120,9 @@ gboolean qsim_sqlite_claim_prepare(QsimStore *store, const gchar *vm_name, const
 gboolean qsim_sqlite_add_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
                                    GError **error);
 GPtrArray *qsim_sqlite_list_artifacts(QsimStore *store, const gchar *uuid, GError **error);
+gboolean qsim_sqlite_import_artifacts(QsimStore *store, const gchar *uuid, GPtrArray *records,
+                                      guint *out_inserted, GError **error);
+gboolean qsim_sqlite_count_artifacts(QsimStore *store, guint64 *out_count, GError **error);
 
 /* qsim-sqlite-uploads.c: inputs spooled until an agent puts them into the guest */
 gboolean qsim_sqlite_link_uploads(QsimSqliteStore *self, const gchar *uuid, const gchar *upload_id,

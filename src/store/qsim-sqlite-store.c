@@ -485,6 +485,8 @@ qsim_sqlite_store_class_init(QsimSqliteStoreClass *klass)
 	store_class->count_rows = qsim_sqlite_count_rows;
 	store_class->add_artifacts = qsim_sqlite_add_artifacts;
 	store_class->list_artifacts = qsim_sqlite_list_artifacts;
+	store_class->import_artifacts = qsim_sqlite_import_artifacts;
+	store_class->count_artifacts = qsim_sqlite_count_artifacts;
 	store_class->upload_add_file = qsim_sqlite_upload_add_file;
 	store_class->upload_put_chunk = qsim_sqlite_upload_put_chunk;
 	store_class->upload_finish_file = qsim_sqlite_upload_finish_file;

@@ -2,6 +2,8 @@
 
 #include "config.h"
 
+#include <string.h>
+
 #include "common/qsim-error.h"
 #include "store/qsim-store-import.h"
 #include "store/qsim-store-private.h"
@@ -148,4 +150,50 @@ qsim_store_count_rows(QsimStore *self, guint64 *out_requests, guint64 *out_logs,
 	if (!check_supported(self, klass->count_rows, error))
 		return FALSE;
 	return klass->count_rows(self, out_requests, out_logs, error);
+}
+
+gboolean
+qsim_store_import_artifacts(QsimStore *self, const gchar *uuid, GPtrArray *records,
+                            guint *out_inserted, GError **error)
+{
+	QsimStoreClass *klass;
+	g_autofree gchar *id = NULL;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	g_return_val_if_fail(records != NULL && out_inserted != NULL, FALSE);
+	klass = QSIM_STORE_GET_CLASS(self);
+	if (!check_supported(self, klass->import_artifacts, error))
+		return FALSE;
+	id = qsim_store_normalize_uuid(uuid, error);
+	if (id == NULL)
+		return FALSE;
+	for (guint i = 0; i < records->len; i++) {
+		const QsimArtifactRecord *r = records->pdata[i];
+
+		/* what the source holds passed qsim_store_add_artifacts()'s checks once */
+		if (r->name == NULL || r->name[0] == '\0' || r->sha256 == NULL ||
+		    strlen(r->sha256) != 64 || r->mode > 07777 || r->size > G_MAXINT64) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_INVALID,
+			            "request %s: artifact '%s' is incomplete", id,
+			            r->name != NULL ? r->name : "");
+			return FALSE;
+		}
+	}
+	*out_inserted = 0;
+	if (records->len == 0)
+		return TRUE;
+	return klass->import_artifacts(self, id, records, out_inserted, error);
+}
+
+gboolean
+qsim_store_count_artifacts(QsimStore *self, guint64 *out_count, GError **error)
+{
+	QsimStoreClass *klass;
+
+	g_return_val_if_fail(QSIM_IS_STORE(self), FALSE);
+	g_return_val_if_fail(out_count != NULL, FALSE);
+	klass = QSIM_STORE_GET_CLASS(self);
+	if (!check_supported(self, klass->count_artifacts, error))
+		return FALSE;
+	return klass->count_artifacts(self, out_count, error);
 }

@@ -69,6 +69,22 @@ gboolean qsim_store_import_requests(QsimStore *self, GPtrArray *rows, guint *out
 gboolean qsim_store_import_logs(QsimStore *self, const gchar *uuid, GPtrArray *entries,
                                 guint *out_inserted, GError **error);
 
+/**
+ * qsim_store_import_artifacts:
+ * @records: (element-type QsimArtifactRecord): a request's artifact metadata, with
+ *   their created_at
+ * @out_inserted: (out): how many were new
+ *
+ * Inserts the records as they are in ONE transaction; a name the request has
+ * already is left alone (a resumed copy). NOT_FOUND when the request is missing.
+ * The bytes are not copied: they live in the artifact store (ARTIFACTS_DIR).
+ */
+gboolean qsim_store_import_artifacts(QsimStore *self, const gchar *uuid, GPtrArray *records,
+                                     guint *out_inserted, GError **error);
+
+/* How many artifact records the database holds */
+gboolean qsim_store_count_artifacts(QsimStore *self, guint64 *out_count, GError **error);
+
 /* How many requests and log chunks the database holds (a full count, not a cache) */
 gboolean qsim_store_count_rows(QsimStore *self, guint64 *out_requests, guint64 *out_logs,
                                GError **error);

@@ -39,6 +39,25 @@ copy_logs(QsimStore *from, QsimStore *to, const gchar *uuid, QsimStoreMigrateRep
 	}
 }
 
+/* The metadata only: the files are in the artifact store, which both stores share */
+static gboolean
+copy_artifacts(QsimStore *from, QsimStore *to, const gchar *uuid, QsimStoreMigrateReport *report,
+               GError **error)
+{
+	g_autoptr(GPtrArray) records = qsim_store_list_artifacts(from, uuid, error);
+	guint inserted = 0;
+
+	if (records == NULL)
+		return FALSE;
+	if (records->len == 0)
+		return TRUE;
+	if (!qsim_store_import_artifacts(to, uuid, records, &inserted, error))
+		return FALSE;
+	report->seen_artifacts += records->len;
+	report->copied_artifacts += inserted;
+	return TRUE;
+}
+
 static gboolean
 copy_requests(QsimStore *from, QsimStore *to, guint batch, const QsimStoreMigrateOptions *options,
               QsimStoreMigrateReport *report, GError **error)
@@ -69,6 +88,10 @@ copy_requests(QsimStore *from, QsimStore *to, guint batch, const QsimStoreMigrat
 				report->active_requests++;
 			if (!copy_logs(from, to, row->request->uuid, report, error)) {
 				g_prefix_error(error, "logs of %s: ", row->request->uuid);
+				return FALSE;
+			}
+			if (!copy_artifacts(from, to, row->request->uuid, report, error)) {
+				g_prefix_error(error, "artifacts of %s: ", row->request->uuid);
 				return FALSE;
 			}
 		}
@@ -119,6 +142,7 @@ qsim_store_migrate(QsimStore *from, QsimStore *to, const QsimStoreMigrateOptions
 	guint batch;
 	guint64 requests_after = 0;
 	guint64 logs_after = 0;
+	guint64 artifacts_after = 0;
 
 	g_return_val_if_fail(QSIM_IS_STORE(from) && QSIM_IS_STORE(to), FALSE);
 	g_return_val_if_fail(options != NULL && report != NULL, FALSE);
@@ -136,7 +160,9 @@ qsim_store_migrate(QsimStore *from, QsimStore *to, const QsimStoreMigrateOptions
 	}
 	if (!qsim_store_count_rows(from, &report->source_requests, &report->source_logs, error) ||
 	    !qsim_store_count_rows(to, &report->target_requests_before, &report->target_logs_before,
-	                           error))
+	                           error) ||
+	    !qsim_store_count_artifacts(from, &report->source_artifacts, error) ||
+	    !qsim_store_count_artifacts(to, &report->target_artifacts_before, error))
 		return FALSE;
 	if (!options->allow_nonempty &&
 	    (report->target_requests_before > 0 || report->target_logs_before > 0)) {
@@ -151,10 +177,13 @@ qsim_store_migrate(QsimStore *from, QsimStore *to, const QsimStoreMigrateOptions
 	    !copy_templates(from, to, report, error))
 		return FALSE;
 	if (!qsim_store_count_rows(from, &requests_after, &logs_after, error) ||
-	    !qsim_store_count_rows(to, &report->target_requests, &report->target_logs, error))
+	    !qsim_store_count_rows(to, &report->target_requests, &report->target_logs, error) ||
+	    !qsim_store_count_artifacts(from, &artifacts_after, error) ||
+	    !qsim_store_count_artifacts(to, &report->target_artifacts, error))
 		return FALSE;
-	report->source_changed =
-	    requests_after != report->source_requests || logs_after != report->source_logs;
+	report->source_changed = requests_after != report->source_requests ||
+	                         logs_after != report->source_logs ||
+	                         artifacts_after != report->source_artifacts;
 	return TRUE;
 }
 
@@ -185,13 +214,20 @@ qsim_store_migrate_check(const QsimStoreMigrateReport *r, GError **error)
 	                 r->target_requests_before + r->copied_requests, r->target_requests,
 	                 error) ||
 	    !check_equal("target log chunks (before + copied)",
-	                 r->target_logs_before + r->copied_logs, r->target_logs, error))
+	                 r->target_logs_before + r->copied_logs, r->target_logs, error) ||
+	    !check_equal("source artifacts read", r->source_artifacts, r->seen_artifacts, error) ||
+	    !check_equal("target artifacts (before + copied)",
+	                 r->target_artifacts_before + r->copied_artifacts, r->target_artifacts,
+	                 error))
 		return FALSE;
 	/* an empty target, or a resumed copy of the same source: the same rows */
 	if (r->target_requests_before == r->seen_requests - r->copied_requests &&
-	    r->target_logs_before == r->seen_logs - r->copied_logs)
+	    r->target_logs_before == r->seen_logs - r->copied_logs &&
+	    r->target_artifacts_before == r->seen_artifacts - r->copied_artifacts)
 		return check_equal("target requests", r->source_requests, r->target_requests,
 		                   error) &&
-		       check_equal("target log chunks", r->source_logs, r->target_logs, error);
+		       check_equal("target log chunks", r->source_logs, r->target_logs, error) &&
+		       check_equal("target artifacts", r->source_artifacts, r->target_artifacts,
+		                   error);
 	return TRUE;
 }

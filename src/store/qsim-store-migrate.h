@@ -39,6 +39,12 @@ typedef struct {
 	guint64 copied_requests; /* rows the target did not have */
 	guint64 copied_logs;
 	guint64 active_requests; /* acknowledged or running in the source: an agent ran */
+	/* artifact metadata (the bytes stay in ARTIFACTS_DIR), counted like the rows above */
+	guint64 source_artifacts;
+	guint64 target_artifacts_before;
+	guint64 target_artifacts;
+	guint64 seen_artifacts;
+	guint64 copied_artifacts;
 	guint templates;
 	guint accel_verdicts;
 	gboolean source_changed; /* the source's counts moved during the copy */

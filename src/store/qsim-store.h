@@ -167,6 +167,10 @@ struct _QsimStoreClass {
 	gboolean (*add_artifacts)(QsimStore *self, const gchar *uuid, GPtrArray *records,
 	                          GError **error);
 	GPtrArray *(*list_artifacts)(QsimStore *self, const gchar *uuid, GError **error);
+	/* `qsimd migrate-store`: see store/qsim-store-import.h */
+	gboolean (*import_artifacts)(QsimStore *self, const gchar *uuid, GPtrArray *records,
+	                             guint *out_inserted, GError **error);
+	gboolean (*count_artifacts)(QsimStore *self, guint64 *out_count, GError **error);
 	/* uploads: schema v8, see qsim_store_upload_add_file() */
 	gboolean (*upload_add_file)(QsimStore *self, const gchar *upload_id, guint idx,
 	                            QsimUploadKind kind, const gchar *guest_path, guint mode,

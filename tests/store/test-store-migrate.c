@@ -127,7 +127,41 @@ finish(MigrateFixture *fx, const gchar *uuid, QsimStatus final, gint code, const
 	g_assert_no_error(error);
 }
 
-/* A source holding every state a request can be in, logs, a template and a verdict */
+/* Two collected artifacts, and the paths that asked for them */
+static void
+add_artifacts(MigrateFixture *fx, const gchar *uuid)
+{
+	g_autoptr(GPtrArray) records =
+	    g_ptr_array_new_with_free_func((GDestroyNotify)qsim_artifact_record_free);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *sql = NULL;
+	QsimArtifactRecord *a = qsim_artifact_record_new();
+	QsimArtifactRecord *b = qsim_artifact_record_new();
+
+	a->name = g_strdup("out/a.txt");
+	a->kind = QSIM_ARTIFACT_FILE;
+	a->size = 8;
+	a->sha256 = g_strnfill(64, 'a');
+	a->mode = 0644;
+	b->name = g_strdup("out/link");
+	b->kind = QSIM_ARTIFACT_SYMLINK;
+	b->size = 5;
+	b->sha256 = g_strnfill(64, 'b');
+	b->mode = 0777;
+	b->target = g_strdup("a.txt");
+	g_ptr_array_add(records, a);
+	g_ptr_array_add(records, b);
+	fx->src.now += 3;
+	g_assert_true(qsim_store_add_artifacts(fx->src.store, uuid, records, &error));
+	g_assert_no_error(error);
+	/* a raw write: the paths are set only when a request is created */
+	sql = g_strdup_printf("UPDATE requests SET artifact_paths = '/out/a.txt\n/out/link'"
+	                      " WHERE uuid = '%s'",
+	                      uuid);
+	store_test_raw_exec(fx->src.path, sql);
+}
+
+/* A source holding every state a request can be in, logs, artifacts, a template and a verdict */
 static guint
 fill_source(MigrateFixture *fx)
 {
@@ -150,6 +184,7 @@ fill_source(MigrateFixture *fx)
 			append(fx, r->uuid, QSIM_LOG_STDERR, "");
 			g_assert_true(qsim_store_set_output_truncated(s, r->uuid, &error));
 			finish(fx, r->uuid, QSIM_STATUS_DONE, 0, NULL);
+			add_artifacts(fx, r->uuid);
 			break;
 		case 1: /* failed with an exit code */
 			claim(fx, r->uuid);
@@ -271,6 +306,33 @@ assert_same_request(const QsimImportRow *a, const QsimImportRow *b)
 	g_assert_cmpint(x->start_mode, ==, y->start_mode);
 	g_assert_cmpint(x->output_truncated, ==, y->output_truncated);
 	g_assert_cmpstr(a->end_reason, ==, b->end_reason);
+	g_assert_true((x->artifact_paths == NULL && y->artifact_paths == NULL) ||
+	              (x->artifact_paths != NULL && y->artifact_paths != NULL &&
+	               g_strv_equal((const gchar *const *)x->artifact_paths,
+	                            (const gchar *const *)y->artifact_paths)));
+}
+
+static void
+assert_same_artifacts(QsimStore *a, QsimStore *b, const gchar *uuid)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) x = qsim_store_list_artifacts(a, uuid, &error);
+	g_autoptr(GPtrArray) y = qsim_store_list_artifacts(b, uuid, &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpuint(x->len, ==, y->len);
+	for (guint i = 0; i < x->len; i++) {
+		const QsimArtifactRecord *p = x->pdata[i];
+		const QsimArtifactRecord *q = y->pdata[i];
+
+		g_assert_cmpstr(p->name, ==, q->name);
+		g_assert_cmpint(p->kind, ==, q->kind);
+		g_assert_cmpuint(p->size, ==, q->size);
+		g_assert_cmpstr(p->sha256, ==, q->sha256);
+		g_assert_cmpuint(p->mode, ==, q->mode);
+		g_assert_cmpstr(p->target, ==, q->target);
+		g_assert_cmpint(p->created_at, ==, q->created_at);
+	}
 }
 
 static void
@@ -308,6 +370,7 @@ assert_same_store(QsimStore *a, QsimStore *b)
 	for (guint i = 0; i < x->len; i++) {
 		assert_same_request(x->pdata[i], y->pdata[i]);
 		assert_same_logs(a, b, ((QsimImportRow *)x->pdata[i])->request->uuid);
+		assert_same_artifacts(a, b, ((QsimImportRow *)x->pdata[i])->request->uuid);
 	}
 	/* the counts the triggers keep follow the imported rows */
 	sa = qsim_store_get_stats(a, &error);
@@ -351,6 +414,9 @@ test_copies_everything(MigrateFixture *fx, gconstpointer data)
 	g_assert_cmpuint(r.source_logs, ==, 2500 + 5);
 	g_assert_cmpuint(r.copied_logs, ==, r.source_logs);
 	g_assert_cmpuint(r.active_requests, ==, 1);
+	g_assert_cmpuint(r.source_artifacts, ==, 2);
+	g_assert_cmpuint(r.copied_artifacts, ==, 2);
+	g_assert_cmpuint(r.target_artifacts, ==, 2);
 	g_assert_cmpuint(r.templates, ==, 2);
 	g_assert_cmpuint(r.accel_verdicts, ==, 1);
 	assert_same_store(fx->src.store, fx->dst);
@@ -449,6 +515,10 @@ test_resume(MigrateFixture *fx, gconstpointer data)
 	g_assert_cmpuint(r.copied_requests, ==, 1);
 	g_assert_cmpuint(r.copied_logs, ==, 800);
 	g_assert_cmpuint(r.target_requests, ==, n);
+	/* the artifacts were there already: none copied twice */
+	g_assert_cmpuint(r.seen_artifacts, ==, 2);
+	g_assert_cmpuint(r.copied_artifacts, ==, 0);
+	g_assert_cmpuint(r.target_artifacts, ==, 2);
 	/* the re-copied row comes after the others now: compare by UUID, not order */
 	{
 		g_autoptr(GPtrArray) rows = export_all(fx->src.store);
