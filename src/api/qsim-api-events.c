@@ -29,7 +29,8 @@ struct _QsimApiEventStream {
 	QsimStore *store;
 	SoupServerMessage *msg;
 	gint64 last_id;
-	gboolean check_gap; /* the resume point may have been trimmed away */
+	gboolean check_gap;      /* the resume point may have been trimmed away */
+	gboolean from_elsewhere; /* the resume point is past the journal's newest event */
 	gboolean gone;
 	gboolean ended;
 	gboolean watching;
@@ -350,6 +351,18 @@ qsim_api_event_stream_start(QsimApiEventStream *self)
 			self->server = NULL;
 			return;
 		}
+	} else if (self->check_gap) {
+		/* an id the journal never reached comes from another database (replaced
+		 * by `qsimd migrate-store`, or restored): waiting for ids above it would
+		 * skip everything up to it, so the client lists afresh */
+		gint64 newest = qsim_store_get_last_request_event_id(self->store, &error);
+
+		if (newest >= 0 && self->last_id > newest) {
+			self->last_id = newest;
+			self->check_gap = FALSE;
+			self->from_elsewhere = TRUE;
+		}
+		g_clear_error(&error);
 	}
 	self->buffer_max = qsim_api_server_get_stream_buffer_limit(self->server);
 	soup_server_message_set_status(self->msg, SOUP_STATUS_OK, NULL);
@@ -372,6 +385,8 @@ qsim_api_event_stream_start(QsimApiEventStream *self)
 	qsim_api_server_track_stream(self->server, G_OBJECT(self), close_tracked);
 	/* the client learns at once that the stream is open, even with no events */
 	write_text(self, g_string_new(": ready\n\n"));
+	if (self->from_elsewhere)
+		write_text(self, g_string_new("event: reset\ndata: {}\n\n"));
 	pump(self);
 }
 

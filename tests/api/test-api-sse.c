@@ -605,6 +605,21 @@ test_events_reset(ApiFixture *fx, gconstpointer data)
 		g_assert_cmpint(e->id, ==, 4);
 	}
 	sse_close(c);
+	/* an id past the newest (another database's journal): reset, then what comes next */
+	c = sse_open(fx, "/events", "999", FALSE);
+	{
+		g_autoptr(SseEvent) e = sse_next_event(c);
+		g_autoptr(SseEvent) next = NULL;
+		g_autofree gchar *later = NULL;
+
+		g_assert_nonnull(e);
+		g_assert_cmpstr(e->event, ==, "reset");
+		later = api_submit(fx, "true");
+		next = sse_next_event(c);
+		assert_request_event(next, "request-created", later, "pending");
+		g_assert_cmpint(next->id, ==, 5);
+	}
+	sse_close(c);
 	api_wait_until(no_streams, fx);
 }
 
