@@ -71,7 +71,7 @@ async function startQsimd(name, mode, extra) {
   children.push(child);
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
-    try { const r = await fetch(`${base}/health`); if (r.ok) return { base, dir, child }; } catch { /* not up yet */ }
+    try { const r = await fetch(`${base}/health`); if (r.ok) return { base, dir, child, env }; } catch { /* not up yet */ }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${name}: qsimd did not answer /health; log:\n${fs.readFileSync(path.join(dir, 'qsimd.log'), 'utf8').slice(-3000)}`);
@@ -124,7 +124,13 @@ try {
     // login: a second server with tokens; it needs no agent
     startQsimd('auth', 'api', { QSIM_API_TOKENS: 'ui-test-token' }),
   ]);
-  console.log(`# qsimd all on ${a.base}, qsimd api (tokens) on ${b.base}`);
+  // the agents of the token server run in a process of their own: what the API streams
+  // from them comes through the database, not through in-process signals
+  {
+    const log = fs.openSync(path.join(b.dir, 'agents.log'), 'w');
+    children.push(spawn(QSIMD, ['agents'], { env: b.env, stdio: ['ignore', log, log] }));
+  }
+  console.log(`# qsimd all on ${a.base}, qsimd api (tokens) + qsimd agents on ${b.base}`);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -259,7 +265,7 @@ try {
     await small.close();
   });
 
-  await check('log in with a token (sessionStorage, header only)', async () => {
+  await check('log in with a token (sessionStorage, header only); live list from a separate qsimd agents', async () => {
     const auth = await browser.newContext();
     auth.setDefaultTimeout(LONG);
     const page = await newPage(auth);
@@ -280,6 +286,19 @@ try {
     assert(!seen.some((r) => r.url().includes('ui-test-token')), 'the token went into a URL');
     const ev = seen.find((r) => r.url().endsWith('/events'));
     assert(ev && (await ev.allHeaders()).authorization === 'Bearer ui-test-token', '/events without the bearer header');
+    // run by `qsimd agents`, another process: the list still follows it live
+    let uuid = null;
+    for (let i = 0; i < 300 && !uuid; i++) {
+      try { uuid = await post(b.base, 'echo from-the-agents-process', 120, 'ui-test-token'); } catch (e) {
+        // 422 until the agents have published their VM catalogue
+        if (!/422/.test(e.message)) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    assert(uuid, 'the agents process never published the tiny VM');
+    const row = page.locator(`tr[data-uuid="${uuid}"]`);
+    await row.waitFor();
+    await row.locator('.chip', { hasText: 'done' }).waitFor();
     await auth.close();
   });
 } catch (e) {
