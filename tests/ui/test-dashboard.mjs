@@ -284,7 +284,8 @@ try {
     assert(await page.evaluate(() => sessionStorage.getItem('qsim-token')) === 'ui-test-token', 'token not in sessionStorage');
     assert((await auth.cookies()).length === 0, 'a cookie was set');
     assert(!seen.some((r) => r.url().includes('ui-test-token')), 'the token went into a URL');
-    const ev = seen.find((r) => r.url().endsWith('/events'));
+    // the stream opened after the login (the one before it got its 401)
+    const ev = seen.filter((r) => r.url().endsWith('/events')).pop();
     assert(ev && (await ev.allHeaders()).authorization === 'Bearer ui-test-token', '/events without the bearer header');
     // run by `qsimd agents`, another process: the list still follows it live
     let uuid = null;
