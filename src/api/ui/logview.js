@@ -27,6 +27,7 @@ export class LogView {
     this.times = [];   // timestamp per line
     this.open = {};    // type -> index of its line still missing its newline
     this.decoders = {};
+    this.bootLines = 0;
     this.view = [];    // indices of the lines shown, after folding and search
     this.show = { boot: false, command: true, stdout: true, stderr: true, system: true };
     this.query = '';
@@ -84,6 +85,7 @@ export class LogView {
       } else {
         const i = this.texts.length;
         this.types.push(t);
+        if (t === 0) this.bootLines++;
         this.texts.push(parts[p]);
         this.times.push(entry.timestamp);
         if (this.matches(i)) this.view.push(i);
@@ -120,7 +122,7 @@ export class LogView {
 
   render() {
     const n = this.view.length;
-    const booted = this.types.reduce((a, t) => a + (t === 0 ? 1 : 0), 0);
+    const booted = this.bootLines;
     this.countEl.textContent = `${n} of ${this.texts.length} lines` + (!this.show.boot && booted ? ` (${booted} boot lines folded)` : '');
     this.spacer.style.height = `${n * this.rowH}px`;
     if (this.follow) this.scroll.scrollTop = this.scroll.scrollHeight;
