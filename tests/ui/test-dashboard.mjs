@@ -227,11 +227,17 @@ try {
     await page.close();
   });
 
-  await check('cancel a running request from its page', async () => {
+  await check('hold, resume and cancel a running request from its page', async () => {
     const uuid = await post(a.base, 'echo started-sleeping; sleep 300', 600);
     const page = await newPage(ctx);
     await page.goto(`${a.base}/ui/#/requests/${uuid}`);
     await page.locator('.log-row.lt-stdout', { hasText: 'started-sleeping' }).waitFor();
+    await page.locator('h1 .chip', { hasText: 'running' }).waitFor();
+    await page.getByRole('button', { name: 'Hold' }).click();
+    await page.locator('h1 .chip', { hasText: 'hold' }).waitFor();
+    assert((await getReq(a.base, uuid)).status === 'hold', 'not held');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.locator('h1 .chip', { hasText: 'running' }).waitFor();
     await page.getByRole('button', { name: 'Cancel' }).click();
     await page.locator('h1 .chip', { hasText: 'cancelled' }).waitFor();
     const r = await getReq(a.base, uuid);
