@@ -6,6 +6,7 @@
 // Usage: node test-dashboard.mjs QSIMD SOURCE_ROOT OUTDIR
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -77,15 +78,30 @@ async function startQsimd(name, mode, extra) {
   throw new Error(`${name}: qsimd did not answer /health; log:\n${fs.readFileSync(path.join(dir, 'qsimd.log'), 'utf8').slice(-3000)}`);
 }
 
-async function post(base, commands, timeout = 120, token) {
+async function post(base, commands, timeout = 120, token, artifacts) {
   const headers = { 'Content-Type': 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const r = await fetch(`${base}/requests`, { method: 'POST', headers, body: JSON.stringify({ vm_name: 'tiny', commands, timeout }) });
+  const r = await fetch(`${base}/requests`, { method: 'POST', headers, body: JSON.stringify({ vm_name: 'tiny', commands, timeout, artifacts }) });
   if (r.status !== 201) throw new Error(`POST /requests: ${r.status} ${await r.text()}`);
   return (await r.json()).uuid;
 }
 
 async function getReq(base, uuid) { return (await fetch(`${base}/requests/${uuid}`)).json(); }
+
+const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+// Downloads the artifact NAME from a request page (fetch with the token, then a
+// Blob): the saved bytes must hash to the sha256 the page shows.
+async function checkArtifactDownload(page, name, outName) {
+  const row = page.locator('table.artifacts tr', { has: page.locator('td.art-name > span', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+  const shown = await row.locator('.sha summary').getAttribute('title');
+  assert(/^[0-9a-f]{64}$/.test(shown || ''), `sha256 shown for ${name}: ${shown}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: `Download ${name}` }).click()]);
+  const saved = path.join(OUTDIR, outName);
+  await download.saveAs(saved);
+  assert(sha256(saved) === shown, `downloaded ${name} hashes to ${sha256(saved)}, the page shows ${shown}`);
+  return { download, saved };
+}
 
 let browser;
 const pageState = new WeakMap();
@@ -155,8 +171,10 @@ try {
     const page = await newPage(ctx);
     await page.goto(`${a.base}/ui/#/submit`);
     await page.getByLabel('VM').selectOption('tiny');
-    await page.getByLabel(/Commands/).fill('echo hello-from-the-form; printf "\\033[32mgreen\\033[0m plain\\n"; echo to-stderr >&2; for i in 1 2 3; do echo line $i; done');
+    await page.getByLabel(/Commands/).fill('echo hello-from-the-form; printf "\\033[32mgreen\\033[0m plain\\n"; echo to-stderr >&2; for i in 1 2 3; do echo line $i; done; ' +
+      "mkdir -p /out && seq 1 500 > /out/result.txt && echo evil > '/out/<img src=x onerror=alert(9)>.txt' && ln -s /etc/passwd /out/link");
     await page.getByLabel(/Timeout/).fill('120');
+    await page.getByLabel(/Artifacts to collect/).fill('/out/*\n');
     await pageChecks(page, 'submit');
     await page.getByRole('button', { name: 'Submit' }).click();
     await page.waitForURL(/#\/requests\/[0-9a-f-]{36}$/);
@@ -184,6 +202,35 @@ try {
     await download.saveAs(saved);
     const text = fs.readFileSync(saved, 'utf8');
     assert(text.includes('stdout\thello-from-the-form') && text.includes('stderr\tto-stderr'), 'download lacks the output');
+    await page.close();
+  });
+
+  await check('artifacts asked for in the form: listed, hostile name as text, downloads byte-exact', async () => {
+    const page = await newPage(ctx);
+    await page.goto(`${a.base}/ui/#/requests/${submitted}`);
+    await page.locator('.asked code', { hasText: '/out/*' }).waitFor();
+    await page.locator('table.artifacts td.art-name > span', { hasText: 'out/result.txt' }).waitFor();
+    const list = await (await fetch(`${a.base}/requests/${submitted}/artifacts`)).json();
+    assert(list.length === 3, `API lists ${JSON.stringify(list)}`);
+    const hostile = 'out/<img src=x onerror=alert(9)>.txt';
+    assert((await page.locator('td.art-name > span', { hasText: hostile }).count()) === 1, 'hostile name not shown as text');
+    assert((await page.locator('main img').count()) === 0, 'markup from an artifact name reached the DOM');
+    await page.locator('td.art-name', { hasText: 'out/link' }).locator('span.muted', { hasText: '/etc/passwd' }).waitFor();
+    const { saved } = await checkArtifactDownload(page, 'out/result.txt', 'result.txt');
+    assert(fs.readFileSync(saved, 'utf8').startsWith('1\n2\n3\n'), 'downloaded result.txt has the wrong content');
+    assert(sha256(saved) === list.find((x) => x.name === 'out/result.txt').sha256, 'the page and the API disagree on the sha256');
+    const { download } = await checkArtifactDownload(page, hostile, 'hostile.txt');
+    const fname = download.suggestedFilename();
+    assert(!/[<>/\\"]/.test(fname) && fname.endsWith('.txt'), `unsafe download name ${JSON.stringify(fname)}`);
+    const [tgz] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: /as \.tar\.gz/ }).click()]);
+    const tarPath = path.join(OUTDIR, 'artifacts.tar.gz');
+    await tgz.saveAs(tarPath);
+    const head = fs.readFileSync(tarPath).subarray(0, 2);
+    assert(head[0] === 0x1f && head[1] === 0x8b, 'artifacts.tar.gz is not gzip');
+    await pageChecks(page, 'request-artifacts');
+    await page.waitForTimeout(200);
+    const st = pageState.get(page);
+    assert(st.dialogs.length === 0, `dialogs: ${st.dialogs.join(', ')}`);
     await page.close();
   });
 
@@ -296,7 +343,7 @@ try {
     // run by `qsimd agents`, another process: the list still follows it live
     let uuid = null;
     for (let i = 0; i < 300 && !uuid; i++) {
-      try { uuid = await post(b.base, 'echo from-the-agents-process', 120, 'ui-test-token'); } catch (e) {
+      try { uuid = await post(b.base, 'echo from-the-agents-process; mkdir -p /out && echo token-artifact > /out/t.txt', 120, 'ui-test-token', ['/out/*']); } catch (e) {
         // 422 until the agents have published their VM catalogue
         if (!/422/.test(e.message)) throw e;
         await new Promise((r) => setTimeout(r, 200));
@@ -306,6 +353,15 @@ try {
     const row = page.locator(`tr[data-uuid="${uuid}"]`);
     await row.waitFor();
     await row.locator('.chip', { hasText: 'done' }).waitFor();
+    // an artifact download carries the token in the header, never in the URL
+    await page.goto(`${b.base}/ui/#/requests/${uuid}`);
+    await page.locator('table.artifacts td.art-name > span', { hasText: 'out/t.txt' }).waitFor();
+    const { saved } = await checkArtifactDownload(page, 'out/t.txt', 't.txt');
+    assert(fs.readFileSync(saved, 'utf8') === 'token-artifact\n', 'token download has the wrong bytes');
+    const got = seen.filter((r) => r.url().includes('/artifacts/out/t.txt')).pop();
+    assert(got && (await got.allHeaders()).authorization === 'Bearer ui-test-token', 'artifact fetched without the bearer header');
+    assert(!seen.some((r) => r.url().includes('ui-test-token')), 'the token went into a URL');
+    assert((await auth.cookies()).length === 0, 'a cookie was set');
     await auth.close();
   });
 } catch (e) {
