@@ -125,12 +125,13 @@ respond_unauthorized(SoupServerMessage *msg)
 	                       "A valid bearer token is required.");
 }
 
-/* The dashboard's static files are public too: the login form must load
- * before there is a token (its API calls then carry one). Only what monitors probe: any other
- * method on /health is answered like an unknown path, so a 405 cannot tell a stranger that the path
- * exists. With METRICS_LOOPBACK_NO_AUTH, a scraper on this machine needs no token for /metrics; a
- * remote one still does (and a proxy on this machine makes every client look local: see
- * docs/metrics.md). */
+/* Only what monitors probe: any other method on /health is answered like an
+ * unknown path, so a 405 cannot tell a stranger that the path exists. With
+ * METRICS_LOOPBACK_NO_AUTH, a scraper on this machine needs no token for
+ * /metrics; a remote one still does (and a proxy on this machine makes every
+ * client look local: see docs/metrics.md). The dashboard's static files are
+ * public too: they hold no data, and the login form must load before there is
+ * a token (the page's API calls then carry one). */
 static gboolean
 is_public(QsimApiServer *self, SoupServerMessage *msg, const gchar *npath)
 {

@@ -78,7 +78,7 @@
  *   - starts empty: the requests already stored are what a list shows.
  *   - requests_fts: a trigram index of commands (FTS5, external content: the
  *     text is not stored twice), for GET /requests?q=: a substring search
- *     that stays a few ms at 1 M requests, where a scan takes 100+ ms of the
+ *     that reads no more than the index at 1 M requests, where a scan takes 100+ ms of the
  *     main loop. Kept by triggers on insert and delete (commands never
  *     change); built from the existing rows in this step (seconds per
  *     million requests, once).

@@ -6,6 +6,7 @@
 // Usage: node test-dashboard.mjs QSIMD SOURCE_ROOT OUTDIR
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -71,21 +72,36 @@ async function startQsimd(name, mode, extra) {
   children.push(child);
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
-    try { const r = await fetch(`${base}/health`); if (r.ok) return { base, dir, child }; } catch { /* not up yet */ }
+    try { const r = await fetch(`${base}/health`); if (r.ok) return { base, dir, child, env }; } catch { /* not up yet */ }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${name}: qsimd did not answer /health; log:\n${fs.readFileSync(path.join(dir, 'qsimd.log'), 'utf8').slice(-3000)}`);
 }
 
-async function post(base, commands, timeout = 120, token) {
+async function post(base, commands, timeout = 120, token, artifacts) {
   const headers = { 'Content-Type': 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const r = await fetch(`${base}/requests`, { method: 'POST', headers, body: JSON.stringify({ vm_name: 'tiny', commands, timeout }) });
+  const r = await fetch(`${base}/requests`, { method: 'POST', headers, body: JSON.stringify({ vm_name: 'tiny', commands, timeout, artifacts }) });
   if (r.status !== 201) throw new Error(`POST /requests: ${r.status} ${await r.text()}`);
   return (await r.json()).uuid;
 }
 
 async function getReq(base, uuid) { return (await fetch(`${base}/requests/${uuid}`)).json(); }
+
+const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+// Downloads the artifact NAME from a request page (fetch with the token, then a
+// Blob): the saved bytes must hash to the sha256 the page shows.
+async function checkArtifactDownload(page, name, outName) {
+  const row = page.locator('table.artifacts tr', { has: page.locator('td.art-name > span', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+  const shown = await row.locator('.sha summary').getAttribute('title');
+  assert(/^[0-9a-f]{64}$/.test(shown || ''), `sha256 shown for ${name}: ${shown}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: `Download ${name}` }).click()]);
+  const saved = path.join(OUTDIR, outName);
+  await download.saveAs(saved);
+  assert(sha256(saved) === shown, `downloaded ${name} hashes to ${sha256(saved)}, the page shows ${shown}`);
+  return { download, saved };
+}
 
 let browser;
 const pageState = new WeakMap();
@@ -124,7 +140,13 @@ try {
     // login: a second server with tokens; it needs no agent
     startQsimd('auth', 'api', { QSIM_API_TOKENS: 'ui-test-token' }),
   ]);
-  console.log(`# qsimd all on ${a.base}, qsimd api (tokens) on ${b.base}`);
+  // the agents of the token server run in a process of their own: what the API streams
+  // from them comes through the database, not through in-process signals
+  {
+    const log = fs.openSync(path.join(b.dir, 'agents.log'), 'w');
+    children.push(spawn(QSIMD, ['agents'], { env: b.env, stdio: ['ignore', log, log] }));
+  }
+  console.log(`# qsimd all on ${a.base}, qsimd api (tokens) + qsimd agents on ${b.base}`);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -149,8 +171,10 @@ try {
     const page = await newPage(ctx);
     await page.goto(`${a.base}/ui/#/submit`);
     await page.getByLabel('VM').selectOption('tiny');
-    await page.getByLabel(/Commands/).fill('echo hello-from-the-form; printf "\\033[32mgreen\\033[0m plain\\n"; echo to-stderr >&2; for i in 1 2 3; do echo line $i; done');
+    await page.getByLabel(/Commands/).fill('echo hello-from-the-form; printf "\\033[32mgreen\\033[0m plain\\n"; echo to-stderr >&2; for i in 1 2 3; do echo line $i; done; ' +
+      "mkdir -p /out && seq 1 500 > /out/result.txt && echo evil > '/out/<img src=x onerror=alert(9)>.txt' && ln -s /etc/passwd /out/link");
     await page.getByLabel(/Timeout/).fill('120');
+    await page.getByLabel(/Artifacts to collect/).fill('/out/*\n');
     await pageChecks(page, 'submit');
     await page.getByRole('button', { name: 'Submit' }).click();
     await page.waitForURL(/#\/requests\/[0-9a-f-]{36}$/);
@@ -181,14 +205,52 @@ try {
     await page.close();
   });
 
+  await check('artifacts asked for in the form: listed, hostile name as text, downloads byte-exact', async () => {
+    const page = await newPage(ctx);
+    await page.goto(`${a.base}/ui/#/requests/${submitted}`);
+    await page.locator('.asked code', { hasText: '/out/*' }).waitFor();
+    await page.locator('table.artifacts td.art-name > span', { hasText: 'out/result.txt' }).waitFor();
+    const list = await (await fetch(`${a.base}/requests/${submitted}/artifacts`)).json();
+    assert(list.length === 3, `API lists ${JSON.stringify(list)}`);
+    const hostile = 'out/<img src=x onerror=alert(9)>.txt';
+    assert((await page.locator('td.art-name > span', { hasText: hostile }).count()) === 1, 'hostile name not shown as text');
+    assert((await page.locator('main img').count()) === 0, 'markup from an artifact name reached the DOM');
+    await page.locator('td.art-name', { hasText: 'out/link' }).locator('span.muted', { hasText: '/etc/passwd' }).waitFor();
+    const { saved } = await checkArtifactDownload(page, 'out/result.txt', 'result.txt');
+    assert(fs.readFileSync(saved, 'utf8').startsWith('1\n2\n3\n'), 'downloaded result.txt has the wrong content');
+    assert(sha256(saved) === list.find((x) => x.name === 'out/result.txt').sha256, 'the page and the API disagree on the sha256');
+    const { download } = await checkArtifactDownload(page, hostile, 'hostile.txt');
+    const fname = download.suggestedFilename();
+    assert(!/[<>/\\"]/.test(fname) && fname.endsWith('.txt'), `unsafe download name ${JSON.stringify(fname)}`);
+    const [tgz] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: /as \.tar\.gz/ }).click()]);
+    const tarPath = path.join(OUTDIR, 'artifacts.tar.gz');
+    await tgz.saveAs(tarPath);
+    const head = fs.readFileSync(tarPath).subarray(0, 2);
+    assert(head[0] === 0x1f && head[1] === 0x8b, 'artifacts.tar.gz is not gzip');
+    await pageChecks(page, 'request-artifacts');
+    await page.waitForTimeout(200);
+    const st = pageState.get(page);
+    assert(st.dialogs.length === 0, `dialogs: ${st.dialogs.join(', ')}`);
+    await page.close();
+  });
+
   await check('hostile guest output is shown as text and runs nothing', async () => {
-    const uuid = await post(a.base, "echo '<img src=x onerror=alert(1)>'; echo '<script>alert(2)</script>'; echo '<b onmouseover=alert(3)>bold</b>'");
+    const uuid = await post(a.base, "echo '<img src=x onerror=alert(1)>'; echo '<script>alert(2)</script>'; echo '<b onmouseover=alert(3)>bold</b>'; seq 1 3000");
     const page = await newPage(ctx);
     await page.goto(`${a.base}/ui/#/requests/${uuid}`);
     await page.locator('h1 .chip', { hasText: 'done' }).waitFor();
+    // virtualised: thousands of lines, a screenful of rows; follow mode shows the end
+    await page.locator('.log-row.lt-stdout', { hasText: /^3000$/ }).waitFor();
+    const rows = await page.locator('.log-row').count();
+    assert(rows < 200, `${rows} row elements for 3000 lines`);
+    await page.locator('.log-scroll').evaluate((el) => { el.scrollTop = 0; });
     await page.locator('.log-row.lt-stdout', { hasText: '<img src=x onerror=alert(1)>' }).waitFor();
     await page.locator('.log-row.lt-stdout', { hasText: '<script>alert(2)</script>' }).waitFor();
     assert((await page.locator('main img, main script, .log-row b').count()) === 0, 'markup from the guest reached the DOM');
+    assert(!(await page.getByLabel('Follow').isChecked()), 'follow stayed on after scrolling up');
+    await page.getByRole('button', { name: 'Jump to end' }).click();
+    await page.locator('.log-row.lt-stdout', { hasText: /^3000$/ }).waitFor();
+    assert(await page.getByLabel('Follow').isChecked(), 'Jump to end did not turn follow on');
     await page.goto(`${a.base}/ui/#/requests`);
     await page.locator('td.cmd', { hasText: '<img src=x onerror=alert(1)>' }).waitFor();
     assert((await page.locator('main img').count()) === 0, 'markup from commands reached the list');
@@ -212,11 +274,17 @@ try {
     await page.close();
   });
 
-  await check('cancel a running request from its page', async () => {
+  await check('hold, resume and cancel a running request from its page', async () => {
     const uuid = await post(a.base, 'echo started-sleeping; sleep 300', 600);
     const page = await newPage(ctx);
     await page.goto(`${a.base}/ui/#/requests/${uuid}`);
     await page.locator('.log-row.lt-stdout', { hasText: 'started-sleeping' }).waitFor();
+    await page.locator('h1 .chip', { hasText: 'running' }).waitFor();
+    await page.getByRole('button', { name: 'Hold' }).click();
+    await page.locator('h1 .chip', { hasText: 'hold' }).waitFor();
+    assert((await getReq(a.base, uuid)).status === 'hold', 'not held');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.locator('h1 .chip', { hasText: 'running' }).waitFor();
     await page.getByRole('button', { name: 'Cancel' }).click();
     await page.locator('h1 .chip', { hasText: 'cancelled' }).waitFor();
     const r = await getReq(a.base, uuid);
@@ -250,7 +318,7 @@ try {
     await small.close();
   });
 
-  await check('log in with a token (sessionStorage, header only)', async () => {
+  await check('log in with a token (sessionStorage, header only); live list from a separate qsimd agents', async () => {
     const auth = await browser.newContext();
     auth.setDefaultTimeout(LONG);
     const page = await newPage(auth);
@@ -269,8 +337,31 @@ try {
     assert(await page.evaluate(() => sessionStorage.getItem('qsim-token')) === 'ui-test-token', 'token not in sessionStorage');
     assert((await auth.cookies()).length === 0, 'a cookie was set');
     assert(!seen.some((r) => r.url().includes('ui-test-token')), 'the token went into a URL');
-    const ev = seen.find((r) => r.url().endsWith('/events'));
+    // the stream opened after the login (the one before it got its 401)
+    const ev = seen.filter((r) => r.url().endsWith('/events')).pop();
     assert(ev && (await ev.allHeaders()).authorization === 'Bearer ui-test-token', '/events without the bearer header');
+    // run by `qsimd agents`, another process: the list still follows it live
+    let uuid = null;
+    for (let i = 0; i < 300 && !uuid; i++) {
+      try { uuid = await post(b.base, 'echo from-the-agents-process; mkdir -p /out && echo token-artifact > /out/t.txt', 120, 'ui-test-token', ['/out/*']); } catch (e) {
+        // 422 until the agents have published their VM catalogue
+        if (!/422/.test(e.message)) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    assert(uuid, 'the agents process never published the tiny VM');
+    const row = page.locator(`tr[data-uuid="${uuid}"]`);
+    await row.waitFor();
+    await row.locator('.chip', { hasText: 'done' }).waitFor();
+    // an artifact download carries the token in the header, never in the URL
+    await page.goto(`${b.base}/ui/#/requests/${uuid}`);
+    await page.locator('table.artifacts td.art-name > span', { hasText: 'out/t.txt' }).waitFor();
+    const { saved } = await checkArtifactDownload(page, 'out/t.txt', 't.txt');
+    assert(fs.readFileSync(saved, 'utf8') === 'token-artifact\n', 'token download has the wrong bytes');
+    const got = seen.filter((r) => r.url().includes('/artifacts/out/t.txt')).pop();
+    assert(got && (await got.allHeaders()).authorization === 'Bearer ui-test-token', 'artifact fetched without the bearer header');
+    assert(!seen.some((r) => r.url().includes('ui-test-token')), 'the token went into a URL');
+    assert((await auth.cookies()).length === 0, 'a cookie was set');
     await auth.close();
   });
 } catch (e) {
@@ -278,7 +369,9 @@ try {
 } finally {
   if (browser) await browser.close().catch(() => {});
   for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.on('exit', r)))));
+  const codes = await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(c.exitCode) : c.on('exit', (code) => r(code))))));
+  // a clean stop (and, in the ASan build, no leak or error report from the UI's paths)
+  tap(codes.every((c) => c === 0), 'each qsimd stops with exit 0 on SIGTERM', `exit codes ${codes.join(', ')}; logs in ${tmp}`);
   if (failed === 0) fs.rmSync(tmp, { recursive: true, force: true });
   else console.log(`# kept ${tmp}`);
   console.log(`1..${n}`);

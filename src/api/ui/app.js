@@ -108,13 +108,7 @@ if (getToken()) document.getElementById('logout').classList.remove('hidden');
 window.addEventListener('hashchange', route);
 setInterval(() => tickTimes(main), 10000);
 
-(async () => {
-  // one probe decides between the login form and the pages
-  try {
-    await api('/stats');
-  } catch (e) {
-    if (e.status === 401) return;
-  }
-  startEvents();
-  route();
-})();
+// no probe first: the page's own calls find out whether a token is needed (a
+// 401 anywhere shows the login form), which saves a round trip per load
+startEvents();
+route();

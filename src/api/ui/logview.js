@@ -8,14 +8,16 @@ import { parseAnsi } from './ansi.js';
 
 const TYPES = ['boot', 'command', 'stdout', 'stderr', 'system'];
 const OVERSCAN = 20;
-const decoder = new TextDecoder('utf-8');
-
-function decode(entry) {
-  if (entry.encoding !== 'base64') return entry.output;
+// Output that is not valid UTF-8 comes base64-encoded; a character split
+// between two chunks makes both of them so. One streaming decoder per log
+// type joins such halves instead of showing two replacement characters.
+function decode(entry, decoders, t) {
+  if (!decoders[t]) decoders[t] = new TextDecoder('utf-8');
+  if (entry.encoding !== 'base64') return decoders[t].decode() + entry.output;
   const bin = atob(entry.output);
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return decoder.decode(bytes);
+  return decoders[t].decode(bytes, { stream: true });
 }
 
 export class LogView {
@@ -24,6 +26,8 @@ export class LogView {
     this.texts = [];   // raw text per line (ANSI codes kept, no newline)
     this.times = [];   // timestamp per line
     this.open = {};    // type -> index of its line still missing its newline
+    this.decoders = {};
+    this.bootLines = 0;
     this.view = [];    // indices of the lines shown, after folding and search
     this.show = { boot: false, command: true, stdout: true, stderr: true, system: true };
     this.query = '';
@@ -38,10 +42,11 @@ export class LogView {
     this.body = h('div', { class: 'log-rows' });
     this.spacer.append(this.body);
     this.scroll.append(this.spacer);
+    // only a scroll away from the end stops following: growing content never
+    // moves scrollTop, and following itself always lands on the end
     this.scroll.addEventListener('scroll', () => {
       const atEnd = this.scroll.scrollTop + this.scroll.clientHeight >= this.scroll.scrollHeight - this.rowH * 2;
-      if (!atEnd && this.follow && !this.autoScrolling) this.setFollow(false);
-      this.autoScrolling = false;
+      if (!atEnd && this.follow) this.setFollow(false);
       this.schedule();
     });
 
@@ -68,7 +73,7 @@ export class LogView {
 
   addEntry(entry) {
     const t = Math.max(0, TYPES.indexOf(entry.log_type));
-    const parts = decode(entry).replace(/\r/g, '').split('\n');
+    const parts = decode(entry, this.decoders, t).replace(/\r/g, '').split('\n');
     for (let p = 0; p < parts.length; p++) {
       const last = p === parts.length - 1;
       if (last && parts[p] === '') { delete this.open[t]; break; }
@@ -80,6 +85,7 @@ export class LogView {
       } else {
         const i = this.texts.length;
         this.types.push(t);
+        if (t === 0) this.bootLines++;
         this.texts.push(parts[p]);
         this.times.push(entry.timestamp);
         if (this.matches(i)) this.view.push(i);
@@ -116,13 +122,10 @@ export class LogView {
 
   render() {
     const n = this.view.length;
-    const booted = this.types.reduce((a, t) => a + (t === 0 ? 1 : 0), 0);
+    const booted = this.bootLines;
     this.countEl.textContent = `${n} of ${this.texts.length} lines` + (!this.show.boot && booted ? ` (${booted} boot lines folded)` : '');
     this.spacer.style.height = `${n * this.rowH}px`;
-    if (this.follow) {
-      this.autoScrolling = true;
-      this.scroll.scrollTop = this.scroll.scrollHeight;
-    }
+    if (this.follow) this.scroll.scrollTop = this.scroll.scrollHeight;
     const top = this.scroll.scrollTop;
     const first = Math.max(0, Math.floor(top / this.rowH) - OVERSCAN);
     const count = Math.min(n - first, Math.ceil((this.scroll.clientHeight || 600) / this.rowH) + 2 * OVERSCAN);

@@ -3,6 +3,7 @@
 import { api, stream, ApiError } from './api.js';
 import { h, chip, timeEl, fmtDuration, shortId, FINAL, announce } from './util.js';
 import { LogView } from './logview.js';
+import { Artifacts } from './artifacts.js';
 
 // milestones the agent writes in the `system` log (src/agent/qsim-job*.c)
 const MILESTONES = [
@@ -38,6 +39,7 @@ export async function render(main, [id], { go }) {
   const tl = h('section', { class: 'card', 'aria-labelledby': 'tl-h' });
   const msg = h('p', { class: 'error', role: 'alert' });
   const log = new LogView();
+  const arts = new Artifacts(uuid);
 
   const btn = (text, onclick, cls) => h('button', { type: 'button', class: cls || '', text, onclick });
   const act = async (fn) => {
@@ -75,7 +77,7 @@ export async function render(main, [id], { go }) {
     info.replaceChildren(dl([
       ['UUID', h('span', { class: 'mono', text: uuid })],
       ['VM', r.vm_name],
-      ['Commands', h('pre', { class: 'cmd', text: r.commands })],
+      ['Commands', h('pre', { class: 'cmd', text: r.commands, tabindex: '0' })], // focusable: it may scroll
       ['Timeout', `${r.timeout} s`],
       ['Submitted', timeEl(r.created_at)],
       ['Started', r.started_at ? timeEl(r.started_at) : '–'],
@@ -88,9 +90,10 @@ export async function render(main, [id], { go }) {
       r.output_truncated ? ['Output', 'truncated at OUTPUT_LIMIT'] : null,
     ]));
     tl.replaceChildren(h('h2', { id: 'tl-h', text: 'Timeline' }), timeline(r, marks));
+    arts.paint(r, final);
   }
 
-  main.append(head, msg, h('div', { class: 'grid2' }, info, tl),
+  main.append(head, msg, h('div', { class: 'grid2' }, info, tl), arts.el,
     h('section', { 'aria-labelledby': 'log-h' }, h('h2', { id: 'log-h', text: 'Log' }), log.el));
   paint();
   log.render();
@@ -110,6 +113,7 @@ export async function render(main, [id], { go }) {
         log.addEntry(data);
         if (data.log_type === 'system') {
           const line = data.output.trim();
+          if (/^artifacts: collected /.test(line)) arts.collected(r);
           for (const [re, name] of MILESTONES) if (re.test(line)) { marks.push([name, Date.parse(data.timestamp)]); tl.replaceChildren(h('h2', { id: 'tl-h', text: 'Timeline' }), timeline(r, marks)); break; }
         }
       } else if (type === 'status') {
