@@ -180,11 +180,36 @@ mark_down(QsimPgStore *self, const gchar *why)
 	self->last_error = g_strdup(why);
 }
 
+/*
+ * An idle connection whose server went away (a restart sends a FATAL message,
+ * then closes): the first read takes the message, a second one sees the end of
+ * the stream. Neither waits: libpq's socket is non-blocking.
+ */
+static gboolean
+conn_still_open(PGconn *conn)
+{
+	for (guint i = 0; i < 2; i++) {
+		if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+			return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 ensure_conn(QsimPgStore *self, GError **error)
 {
 	g_autoptr(GError) local = NULL;
 
+	/* Between transactions, read what the server sent meanwhile: a server that
+	 * restarted has closed the connection, and noticing it here lets this call run
+	 * on a new connection instead of failing.
+	 * Inside a transaction a broken connection must fail the call: its work is lost. */
+	if (self->conn != NULL && PQstatus(self->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(self->conn) == PQTRANS_IDLE && !conn_still_open(self->conn)) {
+		g_autofree gchar *msg = conn_message(self->conn);
+
+		mark_down(self, msg);
+	}
 	if (self->conn != NULL && PQstatus(self->conn) == CONNECTION_OK)
 		return TRUE;
 	if (self->conn != NULL)
