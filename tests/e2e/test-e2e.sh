@@ -38,6 +38,19 @@ check() { # description, then a command that must succeed
 }
 
 export QSIM_DB_PATH=$tmp/qsim.db QSIM_API_PORT=$port QSIM_VM_IMAGES_DIR=$images
+# QSIM_TEST_DATABASE=pg (test e2e-pg): the same run on a real PostgreSQL server of its own,
+# stopped with this script (its watchdog also stops it if we die)
+unset QSIM_DATABASE_URL SQLITE_SIM_DATABASE_URL
+if [ "${QSIM_TEST_DATABASE:-}" = pg ]; then
+    pg_dir=$(mktemp -u /tmp/qsim-e2e-pg.XXXXXX)
+    if ! pg_url=$(bash "$src/tests/pg/pg-server.sh" start "$pg_dir" $$ 2>"$tmp/pg.err"); then
+        echo "Bail out! cannot start PostgreSQL: $(tr '\n' ' ' <"$tmp/pg.err")"
+        exit 1
+    fi
+    export QSIM_DATABASE_URL=$pg_url
+    cleanup_pg() { bash "$src/tests/pg/pg-server.sh" destroy "$pg_dir" >/dev/null 2>&1; }
+    trap 'cleanup; cleanup_pg' EXIT
+fi
 # the bundled configs, plus tinykvm: the tiny guest with ACCEL=kvm forced
 mkdir -p "$tmp/configs"
 cp "$src"/vm_configs/*.conf "$tmp/configs/"
@@ -60,6 +73,15 @@ if [ "$up" != 1 ]; then
     exit 1
 fi
 ok "qsimd all serves /health"
+if [ -n "${QSIM_DATABASE_URL:-}" ]; then
+    # the run below is on PostgreSQL, not on a SQLite file made behind our back
+    pg_status=$("$qsimd" status 2>&1)
+    if grep -q '^database: postgresql://' <<<"$pg_status" && [ ! -e "$tmp/qsim.db" ]; then
+        ok "the store is the PostgreSQL database of DATABASE_URL"
+    else
+        not_ok "the store is PostgreSQL" "$(ls "$tmp")" "$pg_status"
+    fi
+fi
 
 # The seed README's example, byte for byte but for the VM name.
 reply=$(curl -s -X POST "$url/requests" \
@@ -155,6 +177,32 @@ print(r["status"], r["error"])')
         not_ok "forced KVM failure reason" "rc=$rc" "$reason"
     fi
     [ "$took" -le 30 ] && ok "forced KVM fails fast (${took}s)" || not_ok "forced KVM took ${took}s"
+fi
+
+# PostgreSQL restarts under a running qsimd: /health says degraded meanwhile, and the same
+# process serves and runs requests again once it is back, without a restart of its own
+if [ -n "${QSIM_DATABASE_URL:-}" ]; then
+    bash "$src/tests/pg/pg-server.sh" stop "$pg_dir"
+    code=$(curl -s -o "$tmp/health" -w '%{http_code}' "$url/health")
+    if [ "$code" = 503 ] && grep -q '"status":"degraded"' "$tmp/health" \
+        && grep -q '"database":"unreachable"' "$tmp/health"; then
+        ok "/health is 503 degraded while PostgreSQL is down"
+    else
+        not_ok "/health while PostgreSQL is down" "HTTP $code" "$(cat "$tmp/health")"
+    fi
+    bash "$src/tests/pg/pg-server.sh" start "$pg_dir" >/dev/null 2>"$tmp/pg.err" \
+        || not_ok "PostgreSQL restarts" "$(cat "$tmp/pg.err")"
+    back=0
+    for _ in $(seq 1 100); do
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/health")" = 200 ]; then back=1; break; fi
+        sleep 0.1
+    done
+    [ "$back" = 1 ] && ok "/health is ok again after PostgreSQL restarted" \
+        || not_ok "/health after the restart" "$(curl -s "$url/health")"
+    out=$("$ctl" run tiny --timeout 120 -- 'echo after-restart' 2>"$tmp/err")
+    rc=$?
+    [ "$rc" = 0 ] && [ "$out" = after-restart ] && ok "a request runs after PostgreSQL restarted" \
+        || not_ok "request after the restart" "rc=$rc out=$out" "$(tail -5 "$tmp/err")" "$(tail -25 "$tmp/qsimd.log" | tr "\n" "|")"
 fi
 
 # Graceful stop: qsimd exits 0 and no QEMU of ours is left.
