@@ -364,14 +364,184 @@ test_submit(ApiFixture *fx, gconstpointer data)
 	}
 }
 
+typedef struct {
+	gboolean done;
+	GBytes *body;
+	GError *error;
+} Sent;
+
+static void
+sent_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Sent *st = user_data;
+
+	st->body = soup_session_send_and_read_finish(SOUP_SESSION(source), res, &st->error);
+	st->done = TRUE;
+}
+
+static gboolean
+sent_done(gpointer data)
+{
+	return ((Sent *)data)->done;
+}
+
+static void
+add_part(SoupMultipart *mp, const gchar *name, const gchar *filename, const gchar *type,
+         const gchar *mode, GBytes *data)
+{
+	g_autoptr(SoupMessageHeaders) h = soup_message_headers_new(SOUP_MESSAGE_HEADERS_MULTIPART);
+	g_autoptr(GHashTable) params = g_hash_table_new(g_str_hash, g_str_equal);
+
+	g_hash_table_insert(params, "name", (gpointer)name);
+	if (filename != NULL)
+		g_hash_table_insert(params, "filename", (gpointer)filename);
+	soup_message_headers_set_content_disposition(h, "form-data", params);
+	if (type != NULL)
+		soup_message_headers_replace(h, "Content-Type", type);
+	if (mode != NULL)
+		soup_message_headers_replace(h, "X-Qsim-Mode", mode);
+	soup_multipart_append_part(mp, h, data);
+}
+
+/* POSTs @mp to /requests; returns the status, with the reply's JSON in @json */
+static guint
+post_multipart(ApiFixture *fx, SoupMultipart *mp, JsonNode **json)
+{
+	g_autofree gchar *uri = g_strconcat(fx->base, "/requests", NULL);
+	g_autoptr(SoupMessage) msg = soup_message_new("POST", uri);
+	g_autoptr(GBytes) body = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new();
+	Sent st = {0};
+
+	soup_multipart_to_message(mp, soup_message_get_request_headers(msg), &body);
+	soup_message_set_request_body_from_bytes(msg, NULL, body);
+	soup_session_send_and_read_async(fx->session, msg, G_PRIORITY_DEFAULT, NULL, sent_cb, &st);
+	api_wait_until(sent_done, &st);
+	g_assert_no_error(st.error);
+	if (g_bytes_get_size(st.body) > 0 &&
+	    json_parser_load_from_data(parser, g_bytes_get_data(st.body, NULL),
+	                               (gssize)g_bytes_get_size(st.body), NULL))
+		*json = json_node_copy(json_parser_get_root(parser));
+	g_bytes_unref(st.body);
+	return soup_message_get_status(msg);
+}
+
+static void
+test_upload(ApiFixture *fx, gconstpointer data)
+{
+	static const gchar *request = "{\"vm_name\":\"tiny\",\"commands\":\"sh /root/in/run.sh\"}";
+	gsize big_len = 3 * QSIM_UPLOAD_CHUNK_MAX + 777;
+	g_autofree guint8 *big = g_malloc(big_len);
+	g_autoptr(GBytes) big_bytes = NULL;
+	g_autoptr(GBytes) req = g_bytes_new_static(request, strlen(request));
+	g_autoptr(GBytes) script = g_bytes_new_static("echo hi\n", 8);
+	g_autoptr(GError) error = NULL;
+
+	api_fixture_publish(fx);
+	for (gsize i = 0; i < big_len; i++)
+		big[i] = (guint8)(i * 13 % 256);
+	big_bytes = g_bytes_new(big, big_len);
+	{
+		g_autoptr(SoupMultipart) mp = soup_multipart_new("multipart/form-data");
+		g_autoptr(JsonNode) json = NULL;
+		g_autoptr(GPtrArray) ups = NULL;
+		g_autofree gchar *sum =
+		    g_compute_checksum_for_data(G_CHECKSUM_SHA256, big, big_len);
+		const QsimUploadRecord *u;
+		guint seq = 0;
+		gsize got = 0;
+
+		add_part(mp, "request", NULL, "application/json", NULL, req);
+		add_part(mp, "file", "/root/in/run.sh", NULL, "0755", script);
+		add_part(mp, "file", "/root/in/big.bin", "application/octet-stream", NULL,
+		         big_bytes);
+		add_part(mp, "file", "/root/tree", "application/gzip", NULL, script);
+		g_assert_cmpuint(post_multipart(fx, mp, &json), ==, 201);
+		ups = qsim_store_list_uploads(
+		    fx->store, json_object_get_string_member(json_node_get_object(json), "uuid"),
+		    &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(ups->len, ==, 3);
+		u = ups->pdata[0];
+		g_assert_cmpstr(u->guest_path, ==, "/root/in/run.sh");
+		g_assert_cmpuint(u->mode, ==, 0755);
+		g_assert_cmpint(u->kind, ==, QSIM_UPLOAD_FILE);
+		u = ups->pdata[2];
+		g_assert_cmpint(u->kind, ==, QSIM_UPLOAD_TAR_GZ);
+		u = ups->pdata[1];
+		g_assert_cmpuint(u->size, ==, big_len);
+		g_assert_cmpstr(u->sha256, ==, sum);
+		/* chunk by chunk, as an agent reads it */
+		for (;;) {
+			g_autoptr(GBytes) chunk = qsim_store_upload_read_chunk(
+			    fx->store, u->upload_id, u->idx, seq++, &error);
+
+			g_assert_no_error(error);
+			if (g_bytes_get_size(chunk) == 0)
+				break;
+			g_assert_cmpuint(g_bytes_get_size(chunk), <=, QSIM_UPLOAD_CHUNK_MAX);
+			g_assert_true(memcmp(g_bytes_get_data(chunk, NULL), big + got,
+			                     g_bytes_get_size(chunk)) == 0);
+			got += g_bytes_get_size(chunk);
+		}
+		g_assert_cmpuint(got, ==, big_len);
+	}
+	/* over MAX_UPLOAD_BYTES (4M here): 413 with a JSON error, whatever was declared */
+	{
+		g_autoptr(SoupMultipart) mp = soup_multipart_new("multipart/form-data");
+		g_autoptr(JsonNode) json = NULL;
+
+		add_part(mp, "request", NULL, "application/json", NULL, req);
+		g_autoptr(GBytes) more = g_bytes_new(big, QSIM_UPLOAD_CHUNK_MAX + 300000);
+
+		/* the declared length passes the early check: the count while streaming does not */
+		add_part(mp, "file", "/root/a", NULL, NULL, big_bytes);
+		add_part(mp, "file", "/root/b", NULL, NULL, more);
+		g_assert_cmpuint(post_multipart(fx, mp, &json), ==, 413);
+		g_assert_cmpstr(
+		    json_object_get_string_member(
+		        json_object_get_object_member(json_node_get_object(json), "error"), "code"),
+		    ==, "payload_too_large");
+	}
+	/* a relative guest path, a path with .., an unknown part, no request part */
+	{
+		const gchar *bad[][2] = {
+		    {"file", "root/x"}, {"file", "/root/../etc/shadow"}, {"other", "/root/x"}};
+
+		for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+			g_autoptr(SoupMultipart) mp = soup_multipart_new("multipart/form-data");
+			g_autoptr(JsonNode) json = NULL;
+			guint status;
+
+			add_part(mp, "request", NULL, "application/json", NULL, req);
+			add_part(mp, bad[i][0], bad[i][1], NULL, NULL, script);
+			status = post_multipart(fx, mp, &json);
+			g_assert_true(status == 400 || status == 422);
+			g_assert_nonnull(json);
+		}
+	}
+	{
+		g_autoptr(SoupMultipart) mp = soup_multipart_new("multipart/form-data");
+		g_autoptr(JsonNode) json = NULL;
+
+		add_part(mp, "file", "/root/x", NULL, NULL, script);
+		g_assert_cmpuint(post_multipart(fx, mp, &json), ==, 400);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
+	static const gchar *const upload_env[] = {"QSIM_MAX_UPLOAD_BYTES=4M", NULL};
+	static const ApiFixtureOptions upload_opts = {.env = upload_env};
+
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/qsim/api/artifacts/list-download", ApiFixture, NULL, api_fixture_setup,
 	           test_list_and_download, api_fixture_teardown);
 	g_test_add("/qsim/api/artifacts/tarball-delete", ApiFixture, NULL, api_fixture_setup,
 	           test_tarball, api_fixture_teardown);
+	g_test_add("/qsim/api/artifacts/upload", ApiFixture, &upload_opts, api_fixture_setup,
+	           test_upload, api_fixture_teardown);
 	g_test_add("/qsim/api/artifacts/submit", ApiFixture, NULL, api_fixture_setup, test_submit,
 	           api_fixture_teardown);
 	return g_test_run();
