@@ -529,11 +529,103 @@ test_upload(ApiFixture *fx, gconstpointer data)
 	}
 }
 
+static guint64
+vm_hwm_kib(void)
+{
+	g_autofree gchar *status = NULL;
+	const gchar *line;
+
+	g_assert_true(g_file_get_contents("/proc/self/status", &status, NULL, NULL));
+	line = strstr(status, "VmHWM:");
+	g_assert_nonnull(line);
+	return g_ascii_strtoull(line + 6, NULL, 10);
+}
+
+/*
+ * A large upload streams through with bounded memory: the body is sent from a file
+ * (the client holds none of it), parsed as it arrives and spooled in 1 MiB rows, so
+ * this process's peak RSS (server and client both) grows by far less than the upload.
+ * QSIM_TEST_UPLOAD_MB sets the size (default 200).
+ */
+static void
+test_upload_large(ApiFixture *fx, gconstpointer data)
+{
+	const gchar *env = g_getenv("QSIM_TEST_UPLOAD_MB");
+	guint64 mb = env != NULL ? g_ascii_strtoull(env, NULL, 10) : 200;
+	g_autofree gchar *path = g_build_filename(fx->tmpdir, "body", NULL);
+	g_autofree gchar *uri = g_strconcat(fx->base, "/requests", NULL);
+	g_autoptr(SoupMessage) msg = soup_message_new("POST", uri);
+	g_autoptr(GFile) file = g_file_new_for_path(path);
+	g_autoptr(GFileInputStream) in = NULL;
+	g_autoptr(GFileOutputStream) out = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+	g_autoptr(GPtrArray) ups = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new();
+	g_autofree guint8 *block = g_malloc(1024 * 1024);
+	const gchar *head =
+	    "--B0undary\r\nContent-Disposition: form-data; name=\"request\"\r\n\r\n"
+	    "{\"vm_name\":\"tiny\",\"commands\":\"true\"}\r\n--B0undary\r\n"
+	    "Content-Disposition: form-data; name=\"file\"; filename=\"/root/big\"\r\n"
+	    "\r\n";
+	const gchar *tail = "\r\n--B0undary--\r\n";
+	guint64 before, after, size;
+	Sent st = {0};
+
+	api_fixture_publish(fx);
+	out = g_file_replace(file, NULL, FALSE, G_FILE_CREATE_PRIVATE, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_output_stream_write_all(G_OUTPUT_STREAM(out), head, strlen(head), NULL,
+	                                        NULL, &error));
+	for (guint64 i = 0; i < mb; i++) {
+		for (gsize j = 0; j < 1024 * 1024; j += 4)
+			*(guint32 *)(block + j) = g_random_int();
+		g_checksum_update(sum, block, 1024 * 1024);
+		g_assert_true(g_output_stream_write_all(G_OUTPUT_STREAM(out), block, 1024 * 1024,
+		                                        NULL, NULL, &error));
+	}
+	g_assert_true(g_output_stream_write_all(G_OUTPUT_STREAM(out), tail, strlen(tail), NULL,
+	                                        NULL, &error));
+	g_assert_true(g_output_stream_close(G_OUTPUT_STREAM(out), NULL, &error));
+	size = strlen(head) + mb * 1024 * 1024 + strlen(tail);
+	in = g_file_read(file, NULL, &error);
+	g_assert_no_error(error);
+	soup_message_set_request_body(msg, "multipart/form-data; boundary=B0undary",
+	                              G_INPUT_STREAM(in), (gssize)size);
+	before = vm_hwm_kib();
+	soup_session_send_and_read_async(fx->session, msg, G_PRIORITY_DEFAULT, NULL, sent_cb, &st);
+	api_wait_until(sent_done, &st);
+	after = vm_hwm_kib();
+	g_assert_no_error(st.error);
+	g_test_message("%" G_GUINT64_FORMAT " MiB upload: peak RSS %" G_GUINT64_FORMAT
+	               " -> %" G_GUINT64_FORMAT " KiB",
+	               mb, before, after);
+	g_assert_cmpuint(soup_message_get_status(msg), ==, 201);
+	/* bounded: a few chunk buffers, never the upload */
+	g_assert_cmpuint(after - before, <, 48 * 1024);
+	g_assert_true(json_parser_load_from_data(parser, g_bytes_get_data(st.body, NULL),
+	                                         (gssize)g_bytes_get_size(st.body), NULL));
+	ups =
+	    qsim_store_list_uploads(fx->store,
+	                            json_object_get_string_member(
+	                                json_node_get_object(json_parser_get_root(parser)), "uuid"),
+	                            &error);
+	g_bytes_unref(st.body);
+	g_assert_no_error(error);
+	g_assert_cmpuint(ups->len, ==, 1);
+	g_assert_cmpuint(((QsimUploadRecord *)ups->pdata[0])->size, ==, mb * 1024 * 1024);
+	g_assert_cmpstr(((QsimUploadRecord *)ups->pdata[0])->sha256, ==,
+	                g_checksum_get_string(sum));
+}
+
 int
 main(int argc, char **argv)
 {
 	static const gchar *const upload_env[] = {"QSIM_MAX_UPLOAD_BYTES=4M", NULL};
 	static const ApiFixtureOptions upload_opts = {.env = upload_env};
+	static const gchar *const large_env[] = {"QSIM_MAX_UPLOAD_BYTES=1G", "QSIM_MIN_FREE_DISK=0",
+	                                         NULL};
+	static const ApiFixtureOptions large_opts = {.env = large_env};
 
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/qsim/api/artifacts/list-download", ApiFixture, NULL, api_fixture_setup,
@@ -542,6 +634,8 @@ main(int argc, char **argv)
 	           test_tarball, api_fixture_teardown);
 	g_test_add("/qsim/api/artifacts/upload", ApiFixture, &upload_opts, api_fixture_setup,
 	           test_upload, api_fixture_teardown);
+	g_test_add("/qsim/api/artifacts/upload-large", ApiFixture, &large_opts, api_fixture_setup,
+	           test_upload_large, api_fixture_teardown);
 	g_test_add("/qsim/api/artifacts/submit", ApiFixture, NULL, api_fixture_setup, test_submit,
 	           api_fixture_teardown);
 	return g_test_run();
