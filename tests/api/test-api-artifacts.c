@@ -306,6 +306,18 @@ test_tarball(ApiFixture *fx, gconstpointer data)
 		g_assert_cmpuint(r->status, ==, 204);
 		g_assert_false(g_file_test(s.dir, G_FILE_TEST_EXISTS));
 	}
+	/* a purge (what RETENTION runs) removes another request's files the same way */
+	{
+		Stored other = {0};
+		g_autoptr(ApiResponse) r = NULL;
+
+		store_some(fx, &other);
+		g_assert_true(g_file_test(other.dir, G_FILE_TEST_IS_DIR));
+		r = api_request(fx, "DELETE", "/requests?before=0", NULL, NULL, NULL);
+		g_assert_cmpuint(r->status, ==, 200);
+		g_assert_false(g_file_test(other.dir, G_FILE_TEST_EXISTS));
+		stored_clear(&other);
+	}
 	stored_clear(&s);
 }
 
