@@ -13,6 +13,7 @@ typedef struct {
 	QsimStore *store;
 	QsimLogBatcher *batcher;
 	QsimGuest *guest;
+	gint64 started_us;
 } CollectData;
 
 static void
@@ -98,8 +99,9 @@ collected_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		g_task_return_boolean(task, TRUE);
 		return;
 	}
-	line = g_strdup_printf("artifacts: collected %u (%" G_GUINT64_FORMAT " bytes)",
-	                       records->len, bytes);
+	line = g_strdup_printf("artifacts: collected %u (%" G_GUINT64_FORMAT " bytes) in %.1f s",
+	                       records->len, bytes,
+	                       (g_get_monotonic_time() - d->started_us) / (gdouble)G_USEC_PER_SEC);
 	qsim_log_batcher_append_line(d->batcher, QSIM_LOG_SYSTEM, line);
 	g_task_return_boolean(task, TRUE);
 }
@@ -123,6 +125,7 @@ qsim_job_artifacts_collect_async(QsimGuest *guest, QsimConfig *config, QsimStore
 	d->store = g_object_ref(store);
 	d->batcher = g_object_ref(batcher);
 	d->guest = g_object_ref(guest);
+	d->started_us = g_get_monotonic_time();
 	d->sink.open = sink_open;
 	d->sink.discard = sink_discard;
 	d->sink.data = d;

@@ -8,6 +8,7 @@
 #include "store/qsim-file-artifact-store.h"
 #include "agent/qsim-agent-recovery.h"
 #include "agent/qsim-job-artifacts.h"
+#include "agent/qsim-job-uploads.h"
 #include "agent/qsim-job-starter.h"
 #include "agent/qsim-job.h"
 #include "agent/qsim-lease-watchdog.h"
@@ -573,6 +574,29 @@ qsim_job_exec_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	}
 }
 
+static void qsim_job_exec_commands(QsimJob *self);
+
+static void
+qsim_job_uploaded_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(QsimJob) self = QSIM_JOB(user_data);
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *reason = NULL;
+
+	if (qsim_job_uploads_finish(res, &error)) {
+		if (!self->finishing)
+			qsim_job_exec_commands(self);
+		return;
+	}
+	if (self->finishing)
+		return;
+	reason = g_strdup_printf("inputs not uploaded: %s", error->message);
+	if (!qsim_guest_is_connected(self->guest))
+		qsim_job_fail_soon(self, reason);
+	else
+		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, reason);
+}
+
 static void
 qsim_job_start_commands(QsimJob *self)
 {
@@ -604,6 +628,14 @@ qsim_job_start_commands(QsimJob *self)
 		return;
 	}
 	self->phase = QSIM_JOB_PHASE_RUNNING;
+	/* inputs first, into a VM that is ready however it started (cold, restored, warm) */
+	qsim_job_uploads_async(self->guest, self->config, self->store, self->request, self->batcher,
+	                       self->cancellable, qsim_job_uploaded_cb, g_object_ref(self));
+}
+
+static void
+qsim_job_exec_commands(QsimJob *self)
+{
 	qsim_log_batcher_append_line(self->batcher, QSIM_LOG_COMMAND, self->request->commands);
 	/* the store may already be behind (console output): start held back then */
 	qsim_guest_set_flow_paused(self->guest, qsim_log_batcher_get_congested(self->batcher));

@@ -10,6 +10,7 @@
 #include "api/qsim-api-mapping.h"
 #include "api/qsim-api-offload.h"
 #include "api/qsim-api-submit.h"
+#include "api/qsim-api-upload.h"
 #include "api/qsim-api-writer.h"
 #include "common/qsim-error.h"
 #include "common/qsim-text.h"
@@ -138,6 +139,7 @@ typedef struct {
 	SoupServerMessage *msg;
 	QsimStore *store;
 	gboolean gone;
+	gchar *upload_id; /* nullable: a spool to discard if the insert fails */
 } PendingCreate;
 
 static void
@@ -163,9 +165,16 @@ create_done(const QsimRequest *r, const GError *error, gpointer user_data)
 			qsim_api_error_respond_gerror(p->msg, error);
 		soup_server_message_unpause(p->msg);
 	}
+	if (r == NULL && p->upload_id != NULL) {
+		g_autoptr(GError) local = NULL;
+
+		if (!qsim_store_upload_discard(p->store, p->upload_id, &local))
+			g_warning("cannot discard upload %s: %s", p->upload_id, local->message);
+	}
 	g_signal_handlers_disconnect_by_data(p->msg, p);
 	g_object_unref(p->msg);
 	g_object_unref(p->store);
+	g_free(p->upload_id);
 	g_free(p);
 }
 
@@ -176,14 +185,44 @@ qsim_api_requests_create(QsimApiContext *ctx)
 	QsimStore *store = qsim_api_server_get_store(ctx->server);
 	QsimApiWriter *writer = qsim_api_server_get_writer(ctx->server);
 	guint max_timeout = qsim_config_get_max_timeout(config);
-	g_autoptr(JsonObject) body = qsim_api_json_read_object(ctx->msg);
+	QsimApiUpload *upload = qsim_api_upload_get(ctx->msg);
+	g_autoptr(JsonObject) body = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) r = NULL;
 	g_auto(QsimApiSubmit) submit = {0};
 	const gchar *vm_name;
 	const gchar *commands;
+	const gchar *upload_id = NULL;
 	gint64 timeout;
 
+	if (upload != NULL) {
+		gsize len = 0;
+		const gchar *json = qsim_api_upload_get_request(upload, &len);
+		QsimApiBodyFault fault = QSIM_API_BODY_FAULT_SYNTAX;
+
+		if (json == NULL) {
+			qsim_api_error_respond(
+			    ctx->msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+			    qsim_api_upload_is_complete(upload)
+			        ? "The multipart body has no 'request' part (the JSON fields)."
+			        : "The multipart body ended before its closing boundary.");
+			return;
+		}
+		body = qsim_api_body_parse_object(json, len, &fault, &error);
+		if (body == NULL) {
+			qsim_api_error_respond(
+			    ctx->msg,
+			    fault == QSIM_API_BODY_FAULT_SYNTAX ? SOUP_STATUS_BAD_REQUEST
+			                                        : SOUP_STATUS_UNPROCESSABLE_ENTITY,
+			    fault == QSIM_API_BODY_FAULT_SYNTAX ? "bad_request"
+			                                        : "validation_error",
+			    "%s", error->message);
+			return;
+		}
+		upload_id = qsim_api_upload_get_id(upload);
+	} else {
+		body = qsim_api_json_read_object(ctx->msg);
+	}
 	if (body == NULL)
 		return;
 	if (!qsim_api_submit_parse(body, qsim_config_get_default_timeout(config), max_timeout,
@@ -207,12 +246,19 @@ qsim_api_requests_create(QsimApiContext *ctx)
 		g_signal_connect(p->msg, "disconnected", G_CALLBACK(on_create_client_gone), p);
 		g_signal_connect(p->msg, "finished", G_CALLBACK(on_create_client_gone), p);
 		soup_server_message_pause(ctx->msg);
+		if (upload_id != NULL) {
+			/* the writer's transaction takes it, or create_done discards it */
+			p->upload_id = g_strdup(upload_id);
+			qsim_api_upload_take(upload);
+		}
 		qsim_api_writer_create_request_full(writer, vm_name, commands, timeout,
-		                                    submit.artifacts, NULL, create_done, p);
+		                                    submit.artifacts, upload_id, create_done, p);
 		return;
 	}
-	r = qsim_store_create_request_full(store, vm_name, commands, timeout, submit.artifacts, NULL,
-	                                   &error);
+	r = qsim_store_create_request_full(store, vm_name, commands, timeout, submit.artifacts,
+	                                   upload_id, &error);
+	if (r != NULL && upload != NULL)
+		qsim_api_upload_take(upload);
 	if (r == NULL) {
 		qsim_api_error_respond_gerror(ctx->msg, error);
 		return;

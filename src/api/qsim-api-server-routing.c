@@ -12,6 +12,7 @@
 #include "api/qsim-api-error.h"
 #include "api/qsim-api-json.h"
 #include "api/qsim-api-routes.h"
+#include "api/qsim-api-upload.h"
 #include "api/qsim-api-server-private.h"
 #include "common/qsim-metrics.h"
 #include "common/qsim-text.h"
@@ -170,6 +171,12 @@ qsim_api_server_early_handler(SoupServer *soup, SoupServerMessage *msg, const ch
 	           !qsim_api_auth_check((const gchar *const *)self->tokens,
 	                                soup_message_headers_get_one(h, "Authorization"))) {
 		respond_unauthorized(msg);
+	} else if (g_strcmp0(npath, "/requests") == 0 && qsim_api_upload_is_multipart(msg)) {
+		/* files: streamed into the store, up to MAX_UPLOAD_BYTES, answered there on error
+		 */
+		qsim_api_upload_attach(msg, self->store,
+		                       qsim_config_get_max_upload_bytes(self->config));
+		return;
 	} else if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
 	           soup_message_headers_get_content_length(h) > QSIM_API_MAX_BODY) {
 		/* after auth: a stranger learns nothing, not even the size limit */

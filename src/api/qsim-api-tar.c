@@ -6,8 +6,8 @@
 
 #include "api/qsim-api-tar.h"
 #include "common/qsim-error.h"
+#include "common/qsim-tar.h"
 
-#define TAR_BLOCK 512
 #define TAR_CHUNK (64 * 1024)
 
 struct _QsimApiTar {
@@ -48,95 +48,14 @@ qsim_api_tar_free(QsimApiTar *self)
 	g_free(self);
 }
 
-static void
-octal(gchar *field, gsize width, guint64 value)
-{
-	/* width - 1 digits and a NUL */
-	g_snprintf(field, width, "%0*" G_GINT64_MODIFIER "o", (gint)(width - 1), value);
-}
-
-static gsize
-digits(gsize n)
-{
-	gsize d = 1;
-
-	while (n >= 10) {
-		n /= 10;
-		d++;
-	}
-	return d;
-}
-
-/* One pax record "LEN key=value\n", LEN counting its own digits too. */
-static void
-pax_record(GString *out, const gchar *key, const gchar *value)
-{
-	gsize body = strlen(key) + strlen(value) + 3;
-	gsize len = body + digits(body);
-
-	while (body + digits(len) != len)
-		len = body + digits(len);
-	g_string_append_printf(out, "%" G_GSIZE_FORMAT " %s=%s\n", len, key, value);
-}
-
-static void
-header(GString *out, const gchar *name, gchar type, guint mode, guint64 size, gint64 mtime,
-       const gchar *linkname)
-{
-	gchar h[TAR_BLOCK];
-	guint sum = 0;
-
-	memset(h, 0, sizeof(h));
-	strncpy(h, name, 100);
-	octal(h + 100, 8, mode);
-	octal(h + 108, 8, 0);
-	octal(h + 116, 8, 0);
-	octal(h + 124, 12, size);
-	octal(h + 136, 12, (guint64)mtime);
-	memset(h + 148, ' ', 8);
-	h[156] = type;
-	if (linkname != NULL)
-		strncpy(h + 157, linkname, 100);
-	memcpy(h + 257, "ustar", 6);
-	memcpy(h + 263, "00", 2);
-	for (gsize i = 0; i < sizeof(h); i++)
-		sum += (guchar)h[i];
-	g_snprintf(h + 148, 8, "%06o", sum);
-	g_string_append_len(out, h, TAR_BLOCK);
-}
-
-static void
-pad(GString *out, guint64 size)
-{
-	gsize rest = (gsize)(size % TAR_BLOCK);
-
-	if (rest != 0) {
-		gsize n = TAR_BLOCK - rest;
-		gsize at = out->len;
-
-		g_string_set_size(out, at + n);
-		memset(out->str + at, 0, n);
-	}
-}
-
 /* The header(s) of one record: a pax header first when a name is too long for ustar. */
 static void
 record_header(QsimApiTar *self, GString *out, const QsimArtifactRecord *r)
 {
 	gboolean is_link = r->kind == QSIM_ARTIFACT_SYMLINK;
 
-	if (strlen(r->name) >= 100 || (is_link && strlen(r->target) >= 100)) {
-		g_autoptr(GString) pax = g_string_new(NULL);
-
-		pax_record(pax, "path", r->name);
-		if (is_link)
-			pax_record(pax, "linkpath", r->target);
-		header(out, "././@PaxHeader", 'x', 0644, pax->len, self->mtime, NULL);
-		g_string_append_len(out, pax->str, (gssize)pax->len);
-		pad(out, pax->len);
-	}
-	header(out, r->name, is_link ? '2' : '0', r->mode, is_link ? 0 : r->size,
-	       r->created_at / 1000, is_link ? r->target : NULL);
+	qsim_tar_header(out, r->name, is_link ? QSIM_TAR_SYMLINK : QSIM_TAR_FILE, r->mode,
+	                is_link ? 0 : r->size, r->created_at / 1000, is_link ? r->target : NULL);
 }
 
 /* Up to TAR_CHUNK uncompressed tar bytes; empty once everything, trailer included, is out. */
@@ -149,7 +68,7 @@ next_raw(QsimApiTar *self, GString *out, GError **error)
 
 			if (self->file_left == 0) {
 				g_clear_object(&self->file);
-				pad(out, self->file_size);
+				qsim_tar_pad(out, self->file_size);
 				continue;
 			}
 			b = g_input_stream_read_bytes(
@@ -179,8 +98,8 @@ next_raw(QsimApiTar *self, GString *out, GError **error)
 			continue;
 		}
 		/* two zero blocks end the archive */
-		g_string_set_size(out, 2 * TAR_BLOCK);
-		memset(out->str, 0, 2 * TAR_BLOCK);
+		g_string_set_size(out, 2 * QSIM_TAR_BLOCK);
+		memset(out->str, 0, 2 * QSIM_TAR_BLOCK);
 		self->ended = TRUE;
 	}
 	return TRUE;

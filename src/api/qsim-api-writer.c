@@ -273,9 +273,9 @@ qsim_api_writer_create_request(QsimApiWriter *self, const gchar *vm_name, const 
  */
 void
 qsim_api_writer_create_request_full(QsimApiWriter *self, const gchar *vm_name,
-                                    const gchar *commands, gint64 timeout_s,
-                                    gchar **artifact_paths, const gchar *upload_id,
-                                    QsimApiWriterFunc func, gpointer user_data)
+                                    const gchar *commands, gint64 timeout_s, gchar **artifact_paths,
+                                    const gchar *upload_id, QsimApiWriterFunc func,
+                                    gpointer user_data)
 {
 	g_autoptr(WriterJob) job = g_new0(WriterJob, 1);
 

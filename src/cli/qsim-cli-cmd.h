@@ -31,6 +31,7 @@ typedef enum {
 	QSIM_CLI_OPT_ARTIFACT = 1 << 8,
 	QSIM_CLI_OPT_OUTPUT_DIR = 1 << 9,
 	QSIM_CLI_OPT_GET = 1 << 10,
+	QSIM_CLI_OPT_UPLOAD = 1 << 11,
 } QsimCliOpt;
 
 /**

@@ -11,6 +11,8 @@ void qsim_cli_run_register(GPtrArray *cmds);
 void qsim_cli_system_register(GPtrArray *cmds);
 void qsim_cli_artifacts_register(GPtrArray *cmds);
 
+JsonNode *qsim_cli_submit_multipart(QsimCli *cli, JsonNode *request, gchar **uploads,
+                                    GError **error);
 gboolean qsim_cli_artifacts_download(QsimCli *cli, const gchar *uuid, const gchar *dir,
                                      const gchar *only, guint *count, GError **error);
 

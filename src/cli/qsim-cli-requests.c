@@ -286,8 +286,13 @@ qsim_cli_submit(QsimCli *cli, gchar **args, JsonNode **reply, GError **error)
 	}
 	json_builder_end_object(b);
 	body = json_builder_get_root(b);
-	if (!qsim_cli_call(cli, "POST", "/requests", body, &answer, NULL, error))
+	if (cli->opt_uploads != NULL) {
+		answer = qsim_cli_submit_multipart(cli, body, cli->opt_uploads, error);
+		if (answer == NULL)
+			return NULL;
+	} else if (!qsim_cli_call(cli, "POST", "/requests", body, &answer, NULL, error)) {
 		return NULL;
+	}
 	uuid = answer != NULL && JSON_NODE_HOLDS_OBJECT(answer)
 	           ? qsim_cli_json_get_string(json_node_get_object(answer), "uuid")
 	           : NULL;
@@ -502,10 +507,13 @@ qsim_cli_requests_register(GPtrArray *cmds)
 	                     QSIM_CLI_OPT_NONE, qsim_cli_cmd_delete_request));
 	g_ptr_array_add(
 	    cmds,
-	    qsim_cli_cmd_new("submit", _("VM [--timeout S] [--artifact PATH]... -- COMMANDS"),
-	                     /* TRANSLATORS: command description */
-	                     _("Submit commands to run in a VM; prints the UUID"),
-	                     QSIM_CLI_OPT_TIMEOUT | QSIM_CLI_OPT_ARTIFACT, qsim_cli_cmd_submit));
+	    qsim_cli_cmd_new(
+	        "submit",
+	        _("VM [--timeout S] [--upload LOCAL:/GUEST]... [--artifact PATH]... -- COMMANDS"),
+	        /* TRANSLATORS: command description */
+	        _("Submit commands to run in a VM; prints the UUID"),
+	        QSIM_CLI_OPT_TIMEOUT | QSIM_CLI_OPT_ARTIFACT | QSIM_CLI_OPT_UPLOAD,
+	        qsim_cli_cmd_submit));
 	g_ptr_array_add(cmds, qsim_cli_cmd_new("cancel", _("UUID"),
 	                                       /* TRANSLATORS: command description */
 	                                       _("Cancel a pending, running or held request"),

@@ -273,10 +273,14 @@ qsim_cli_run_register(GPtrArray *cmds)
 {
 	g_ptr_array_add(
 	    cmds,
-	    qsim_cli_cmd_new("run", _("VM [--timeout S] [--artifact PATH]... [-o DIR] -- COMMANDS"),
-	                     /* TRANSLATORS: command description */
-	                     _("Run commands in a VM, stream their output and exit with their "
-	                       "status"),
-	                     QSIM_CLI_OPT_TIMEOUT | QSIM_CLI_OPT_ARTIFACT | QSIM_CLI_OPT_OUTPUT_DIR,
-	                     qsim_cli_cmd_run));
+	    qsim_cli_cmd_new(
+	        "run",
+	        _("VM [--timeout S] [--upload LOCAL:/GUEST]... [--artifact PATH]... [-o DIR] -- "
+	          "COMMANDS"),
+	        /* TRANSLATORS: command description */
+	        _("Run commands in a VM, stream their output and exit with their "
+	          "status"),
+	        QSIM_CLI_OPT_TIMEOUT | QSIM_CLI_OPT_ARTIFACT | QSIM_CLI_OPT_OUTPUT_DIR |
+	            QSIM_CLI_OPT_UPLOAD,
+	        qsim_cli_cmd_run));
 }

@@ -55,6 +55,7 @@ qsim_cli_free(QsimCli *cli)
 	g_strfreev(cli->opt_artifacts);
 	g_free(cli->opt_output_dir);
 	g_free(cli->opt_get);
+	g_strfreev(cli->opt_uploads);
 	g_free(cli->opt_host);
 	g_free(cli);
 }

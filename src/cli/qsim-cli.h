@@ -39,6 +39,7 @@ struct _QsimCli {
 	gchar **opt_artifacts; /* --artifact, repeatable */
 	gchar *opt_output_dir;
 	gchar *opt_get;
+	gchar **opt_uploads; /* --upload LOCAL:/GUEST, repeatable */
 	gboolean opt_follow;
 	gboolean opt_force;
 	gboolean opt_wait;

@@ -67,6 +67,7 @@ qsim_ctl_check_options(QsimCli *cli, GError **error)
 	    {QSIM_CLI_OPT_ARTIFACT, cli->opt_artifacts != NULL, "--artifact"},
 	    {QSIM_CLI_OPT_OUTPUT_DIR, cli->opt_output_dir != NULL, "--output-dir"},
 	    {QSIM_CLI_OPT_GET, cli->opt_get != NULL, "--get"},
+	    {QSIM_CLI_OPT_UPLOAD, cli->opt_uploads != NULL, "--upload"},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(opts); i++) {
@@ -146,6 +147,11 @@ qsim_ctl_run(int argc, char **argv)
 	    {"output-dir", 'o', 0, G_OPTION_ARG_FILENAME, &cli->opt_output_dir,
 	     /* TRANSLATORS: --output-dir option */
 	     N_("run, artifacts: download the artifacts into this directory"), N_("DIR")},
+	    {"upload", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &cli->opt_uploads,
+	     /* TRANSLATORS: --upload option; keep LOCAL:/GUEST as it is */
+	     N_("submit, run: put a local file or directory into the guest before the commands "
+	        "(repeatable)"),
+	     N_("LOCAL:/GUEST")},
 	    {"get", 0, 0, G_OPTION_ARG_STRING, &cli->opt_get,
 	     /* TRANSLATORS: --get option of artifacts */
 	     N_("artifacts: download only this artifact"), N_("NAME")},

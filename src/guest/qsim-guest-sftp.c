@@ -18,6 +18,9 @@
 #define SFTP_WINDOW 16
 /* A directory tree deeper than this is not walked further (a loop of bind mounts). */
 #define SFTP_MAX_DEPTH 32
+/* What one sftp_write() sends: libssh waits for each write's status, so larger is
+ * faster, but servers refuse packets past 256 KiB and libssh past its channel window. */
+#define SFTP_PUT_PIECE (32 * 1024)
 /* Notes kept per collection: a million bad names must not make a million log lines. */
 #define SFTP_MAX_NOTES 50
 
@@ -410,4 +413,115 @@ qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 		return NULL;
 	}
 	return g_steal_pointer(&out);
+}
+
+/* mkdir -p of @path's parents; failures show up when the file is opened */
+static void
+make_parents(sftp_session sftp, const gchar *path)
+{
+	g_autofree gchar *dir = g_path_get_dirname(path);
+	g_auto(GStrv) parts = g_strsplit(dir + 1, "/", -1);
+	g_autoptr(GString) at = g_string_new(NULL);
+
+	for (guint i = 0; parts[i] != NULL && parts[i][0] != '\0'; i++) {
+		g_string_append_printf(at, "/%s", parts[i]);
+		(void)sftp_mkdir(sftp, at->str, 0755);
+	}
+}
+
+static gint64
+put_one(ssh_session session, sftp_session sftp, const QsimGuestPut *put,
+        QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error)
+{
+	sftp_file f;
+	gint64 total = 0;
+	gboolean ok = TRUE;
+
+	make_parents(sftp, put->guest_path);
+	f = sftp_open(sftp, put->guest_path, O_WRONLY | O_CREAT | O_TRUNC, put->mode & 07777);
+	if (f == NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
+		            "cannot create %s in the guest: %s", put->guest_path,
+		            ssh_get_error(session));
+		return -1;
+	}
+	while (ok) {
+		g_autoptr(GBytes) chunk = NULL;
+		const guint8 *data;
+		gsize len = 0, off = 0;
+
+		if (abort_cb(abort_data, error)) {
+			ok = FALSE;
+			break;
+		}
+		chunk = put->read(put->data, error);
+		if (chunk == NULL) {
+			ok = FALSE;
+			break;
+		}
+		data = g_bytes_get_data(chunk, &len);
+		if (len == 0)
+			break;
+		while (off < len) {
+			gsize piece = MIN(len - off, (gsize)SFTP_PUT_PIECE);
+			ssize_t n = sftp_write(f, data + off, piece);
+
+			if (n <= 0) {
+				g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
+				            "writing %s in the guest failed: %s", put->guest_path,
+				            ssh_get_error(session));
+				ok = FALSE;
+				break;
+			}
+			off += (gsize)n;
+		}
+		total += (gint64)off;
+	}
+	if (sftp_close(f) != SSH_NO_ERROR && ok) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
+		            "closing %s in the guest failed: %s", put->guest_path,
+		            ssh_get_error(session));
+		ok = FALSE;
+	}
+	/* the umask of the guest's sftp-server applied at creation: say the mode again */
+	if (ok && sftp_chmod(sftp, put->guest_path, put->mode & 07777) != 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "cannot chmod %s in the guest: %s",
+		            put->guest_path, ssh_get_error(session));
+		ok = FALSE;
+	}
+	return ok ? total : -1;
+}
+
+/**
+ * qsim_guest_sftp_put:
+ *
+ * Returns: the bytes written, or -1 with @error
+ */
+gint64
+qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
+                    QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error)
+{
+	ssh_session session = qsim_guest_ssh_get_session(ssh);
+	g_auto(sftp_session) sftp = NULL;
+	gint64 total = 0;
+
+	if (session == NULL) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_GUEST,
+		                    "guest session is not connected");
+		return -1;
+	}
+	sftp = sftp_new(session);
+	if (sftp == NULL || sftp_init(sftp) != SSH_OK) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
+		            "the guest has no SFTP subsystem: %s", ssh_get_error(session));
+		return -1;
+	}
+	for (guint i = 0; i < n; i++) {
+		gint64 one = put_one(session, sftp, &puts[i], abort_cb, abort_data, error);
+
+		if (one < 0)
+			return -1;
+		total += one;
+	}
+	return total;
 }

@@ -24,4 +24,12 @@ GPtrArray *qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patter
                                    const QsimGuestCollectSink *sink, QsimGuestAbortFunc abort_cb,
                                    gpointer abort_data, GPtrArray *notes, GError **error);
 
+/*
+ * Writes @n files into the guest over SFTP, in order, streaming each from its
+ * read function in pieces of at most 32 KiB. Returns the bytes written, or -1
+ * with @error (no SFTP, a guest refusal, a read failure, aborted).
+ */
+gint64 qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
+                           QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error);
+
 G_END_DECLS

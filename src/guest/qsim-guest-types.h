@@ -78,4 +78,25 @@ typedef struct {
 	guint64 max_bytes;
 } QsimGuestCollectLimits;
 
+/**
+ * QsimGuestReadFunc:
+ *
+ * Hands the next bytes of an upload to the guest's worker thread (so it must be
+ * thread-safe): an empty GBytes at the end, NULL with @error to give up.
+ */
+typedef GBytes *(*QsimGuestReadFunc)(gpointer data, GError **error);
+
+/**
+ * QsimGuestPut:
+ *
+ * One file to write into the guest: created (with its parent directories)
+ * or truncated, filled from @read, then given @mode.
+ */
+typedef struct {
+	gchar *guest_path;
+	guint mode;
+	QsimGuestReadFunc read;
+	gpointer data;
+} QsimGuestPut;
+
 G_END_DECLS

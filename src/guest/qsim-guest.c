@@ -16,6 +16,7 @@ typedef enum {
 	QSIM_GUEST_OP_EXEC,
 	QSIM_GUEST_OP_RUN_SIMPLE,
 	QSIM_GUEST_OP_COLLECT,
+	QSIM_GUEST_OP_UPLOAD,
 	QSIM_GUEST_OP_CLOSE,
 	QSIM_GUEST_OP_QUIT,
 } QsimGuestOpKind;
@@ -40,6 +41,9 @@ typedef struct {
 	gchar **patterns;
 	QsimGuestCollectLimits limits;
 	QsimGuestCollectSink sink;
+	/* upload: borrowed, valid until the callback */
+	const QsimGuestPut *puts;
+	guint n_puts;
 } QsimGuestOp;
 
 typedef struct {
@@ -305,6 +309,25 @@ qsim_guest_worker_collect(QsimGuest *self, QsimGuestOp *op)
 	                         NULL);
 }
 
+static void
+qsim_guest_worker_upload(QsimGuest *self, QsimGuestOp *op)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 total = -1;
+
+	qsim_guest_worker_sync_gen(self, op);
+	if (!qsim_guest_op_abort_cb(op, &error))
+		total = qsim_guest_sftp_put(self->ssh, op->puts, op->n_puts, qsim_guest_op_abort_cb,
+		                            op, &error);
+	if (total < 0) {
+		if (g_atomic_int_get(&self->close_gen) != op->gen)
+			qsim_guest_ssh_disconnect(self->ssh);
+		qsim_guest_worker_finish(self, op, NULL, NULL, g_steal_pointer(&error));
+		return;
+	}
+	qsim_guest_worker_finish(self, op, g_memdup2(&total, sizeof total), g_free, NULL);
+}
+
 static gpointer
 qsim_guest_worker_main(gpointer data)
 {
@@ -328,6 +351,9 @@ qsim_guest_worker_main(gpointer data)
 			break;
 		case QSIM_GUEST_OP_COLLECT:
 			qsim_guest_worker_collect(self, op);
+			break;
+		case QSIM_GUEST_OP_UPLOAD:
+			qsim_guest_worker_upload(self, op);
 			break;
 		case QSIM_GUEST_OP_CLOSE:
 			qsim_guest_worker_sync_gen(self, op);
@@ -647,4 +673,30 @@ qsim_guest_collect_finish(QsimGuest *self, GAsyncResult *res, GPtrArray **notes,
 		*notes = g_steal_pointer(&result->notes);
 	qsim_guest_collect_result_free(result);
 	return artifacts;
+}
+
+void
+qsim_guest_upload_async(QsimGuest *self, const QsimGuestPut *puts, guint n_puts,
+                        GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+	QsimGuestOp *op;
+
+	g_return_if_fail(QSIM_IS_GUEST(self));
+	g_return_if_fail(puts != NULL || n_puts == 0);
+	op = qsim_guest_op_new(self, QSIM_GUEST_OP_UPLOAD, cancellable, callback, user_data,
+	                       qsim_guest_upload_async);
+	op->puts = puts;
+	op->n_puts = n_puts;
+	qsim_guest_push_op(self, op);
+}
+
+gint64
+qsim_guest_upload_finish(QsimGuest *self, GAsyncResult *res, GError **error)
+{
+	g_autofree gint64 *total = NULL;
+
+	g_return_val_if_fail(g_task_is_valid(res, self), -1);
+	g_return_val_if_fail(g_task_get_source_tag(G_TASK(res)) == qsim_guest_upload_async, -1);
+	total = g_task_propagate_pointer(G_TASK(res), error);
+	return total != NULL ? *total : -1;
 }

@@ -222,6 +222,28 @@ GPtrArray *qsim_guest_collect_finish(QsimGuest *self, GAsyncResult *res, GPtrArr
                                      GError **error);
 
 /**
+ * qsim_guest_upload_async:
+ * @puts: (array length=n_puts): the files, borrowed until @callback runs; their
+ *   read functions are called on the worker thread
+ *
+ * Writes files into the guest over SFTP, streamed from their read functions in
+ * pieces of at most 32 KiB, with their modes; parent directories are created.
+ */
+void qsim_guest_upload_async(QsimGuest *self, const QsimGuestPut *puts, guint n_puts,
+                             GCancellable *cancellable, GAsyncReadyCallback callback,
+                             gpointer user_data);
+
+/**
+ * qsim_guest_upload_finish:
+ *
+ * Errors: %QSIM_ERROR_GUEST (no SFTP, the guest refused, a lost session), a read
+ * function's own error, %QSIM_ERROR_CANCELLED.
+ *
+ * Returns: the bytes written, or -1 with @error
+ */
+gint64 qsim_guest_upload_finish(QsimGuest *self, GAsyncResult *res, GError **error);
+
+/**
  * qsim_guest_close:
  *
  * Disconnects in the worker. Safe at any time: a running exec and queued

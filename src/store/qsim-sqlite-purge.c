@@ -21,6 +21,20 @@ qsim_sqlite_purge_requests(QsimStore *store, gint status, gint64 before_ms, guin
 	if (tx == NULL)
 		return NULL;
 	{
+		/* spools no request took a day after they began: an API that died mid-upload */
+		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
+		    self, "DELETE FROM uploads WHERE request_uuid IS NULL AND created_at < ?1",
+		    error);
+
+		if (stmt == NULL)
+			return NULL;
+		sqlite3_bind_int64(stmt, 1,
+		                   qsim_sqlite_store_now_ms(self) - QSIM_UPLOAD_ABANDONED_MS);
+		if (!qsim_sqlite_store_stmt_done(self, stmt, "cannot purge abandoned uploads",
+		                                 error))
+			return NULL;
+	}
+	{
 		/* a live lease means the agent still stops the VM of a cancelled
 		 * request: it would get NOT_FOUND, so that row waits for a later pass */
 		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(

@@ -16,6 +16,9 @@ typedef enum {
 	QSIM_UPLOAD_TAR_GZ,
 } QsimUploadKind;
 
+/* A spool no request took this long after it began is removed by the next purge. */
+#define QSIM_UPLOAD_ABANDONED_MS ((gint64)24 * 3600 * 1000)
+
 /* How many bytes one upload_chunks row holds at most. */
 #define QSIM_UPLOAD_CHUNK_MAX (1024 * 1024)
 

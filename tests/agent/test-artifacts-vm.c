@@ -2,6 +2,7 @@
 
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -73,8 +74,8 @@ static gchar *
 submit(Fixture *f, const gchar *commands, const gchar *const *paths)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) r = qsim_store_create_request_full(f->fx.store, "tiny", commands,
-	                                                          240, (gchar **)paths, NULL, &error);
+	g_autoptr(QsimRequest) r = qsim_store_create_request_full(
+	    f->fx.store, "tiny", commands, 240, (gchar **)paths, NULL, &error);
 
 	g_assert_no_error(error);
 	return g_strdup(r->uuid);
@@ -265,11 +266,125 @@ test_limits(Fixture *f, gconstpointer data)
 	g_assert_nonnull(strstr(sys, "stopped at MAX_ARTIFACT_FILES=50"));
 }
 
+/* Spools one part as the API does: chunks of at most 1 MiB, then its size and sha256. */
+static void
+spool(Fixture *f, const gchar *upload_id, guint idx, QsimUploadKind kind, const gchar *path,
+      guint mode, const guint8 *data, gsize len)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gchar *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, data, len);
+	guint seq = 0;
+
+	g_assert_true(
+	    qsim_store_upload_add_file(f->fx.store, upload_id, idx, kind, path, mode, &error));
+	g_assert_no_error(error);
+	for (gsize off = 0; off < len; off += QSIM_UPLOAD_CHUNK_MAX) {
+		g_autoptr(GBytes) chunk =
+		    g_bytes_new(data + off, MIN(len - off, (gsize)QSIM_UPLOAD_CHUNK_MAX));
+
+		g_assert_true(
+		    qsim_store_upload_put_chunk(f->fx.store, upload_id, idx, seq++, chunk, &error));
+	}
+	g_assert_true(qsim_store_upload_finish_file(f->fx.store, upload_id, idx, len, sum, &error));
+	g_assert_no_error(error);
+}
+
+static void
+test_inputs(Fixture *f, gconstpointer data)
+{
+	/* a script with its mode, a binary file across chunk boundaries and a tar.gz of a
+	 * small tree: built and run in the guest, checked by sha256 there, and the outputs
+	 * it makes collected back */
+	static const gchar *script = "#!/bin/sh\necho \"built from $(cat /root/src/tree/a.txt)\" > "
+	                             "/root/out/result.txt\n";
+	static const gchar *const paths[] = {"/root/out", NULL};
+	g_autofree gchar *upload_id = g_uuid_string_random();
+	g_autofree gchar *bin_sum = NULL;
+	g_autofree gchar *uuid = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *sys = NULL;
+	g_autofree gchar *tgz_data = NULL;
+	g_autofree gchar *tree = g_build_filename(f->fx.dir, "tree", NULL);
+	g_autofree gchar *tgz = g_build_filename(f->fx.dir, "tree.tar.gz", NULL);
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GPtrArray) left = NULL;
+	g_autoptr(GError) error = NULL;
+	gsize bin_len = 2 * QSIM_UPLOAD_CHUNK_MAX + 12345, tgz_len = 0;
+	g_autofree guint8 *bin = g_malloc(bin_len);
+	const QsimArtifactRecord *a;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	for (gsize i = 0; i < bin_len; i++)
+		bin[i] = (guint8)g_random_int();
+	bin_sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bin, bin_len);
+	{
+		g_autofree gchar *sub = g_build_filename(tree, "tree", NULL);
+		g_autofree gchar *file = g_build_filename(sub, "a.txt", NULL);
+		const gchar *argv[] = {"tar", "-czf", tgz, "-C", tree, "tree", NULL};
+		gint status = -1;
+
+		g_assert_cmpint(g_mkdir_with_parents(sub, 0700), ==, 0);
+		g_assert_true(g_file_set_contents(file, "tarball", -1, NULL));
+		g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+		                           NULL, NULL, NULL, &status, &error));
+		g_assert_true(g_spawn_check_wait_status(status, NULL));
+		g_assert_true(g_file_get_contents(tgz, &tgz_data, &tgz_len, NULL));
+	}
+	spool(f, upload_id, 0, QSIM_UPLOAD_FILE, "/root/src/build.sh", 0755, (const guint8 *)script,
+	      strlen(script));
+	spool(f, upload_id, 1, QSIM_UPLOAD_FILE, "/root/src/data/blob.bin", 0600, bin, bin_len);
+	spool(f, upload_id, 2, QSIM_UPLOAD_TAR_GZ, "/root/src", 0, (const guint8 *)tgz_data,
+	      tgz_len);
+	{
+		g_autoptr(QsimRequest) created = qsim_store_create_request_full(
+		    f->fx.store, "tiny",
+		    "mkdir -p /root/out && /root/src/build.sh && stat -c '%a %s' "
+		    "/root/src/build.sh /root/src/data/blob.bin && sha256sum "
+		    "/root/src/data/blob.bin",
+		    240, (gchar **)paths, upload_id, &error);
+
+		g_assert_no_error(error);
+		uuid = g_strdup(created->uuid);
+	}
+	start_pool(f);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	out = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDOUT);
+	sys = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
+	g_test_message("stdout:\n%s\nsystem log:\n%s", out, sys);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	{
+		g_autofree gchar *want = g_strdup_printf("755 %zu\n600 %" G_GSIZE_FORMAT "\n%s  "
+		                                         "/root/src/data/blob.bin\n",
+		                                         strlen(script), bin_len, bin_sum);
+		g_assert_cmpstr(out, ==, want);
+	}
+	g_assert_nonnull(strstr(sys, "uploaded 3 parts"));
+	rows = qsim_store_list_artifacts(f->fx.store, uuid, &error);
+	a = find(rows, "root/out/result.txt");
+	g_assert_nonnull(a);
+	assert_stored(f, uuid, a, NULL);
+	{
+		g_autofree gchar *path = host_path(f, uuid, "root/out/result.txt");
+		g_autofree gchar *text = NULL;
+
+		g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+		g_assert_cmpstr(text, ==, "built from tarball\n");
+	}
+	/* the spool is gone once the inputs are in the guest */
+	left = qsim_store_list_uploads(f->fx.store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(left->len, ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/artifacts-vm/collect", Fixture, NULL, fixture_setup, test_collect,
+	           fixture_teardown);
+	g_test_add("/artifacts-vm/inputs", Fixture, NULL, fixture_setup, test_inputs,
 	           fixture_teardown);
 	g_test_add("/artifacts-vm/limits", Fixture, NULL, fixture_setup, test_limits,
 	           fixture_teardown);

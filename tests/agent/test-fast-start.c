@@ -81,11 +81,11 @@ fixture_teardown(Fixture *f)
 
 /* Claims and runs one request with a QsimJob; returns its final row. */
 static QsimRequest *
-run_request(Fixture *f, const gchar *commands)
+run_request_full(Fixture *f, const gchar *commands, gchar **artifacts, const gchar *upload_id)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) created =
-	    qsim_store_create_request(f->fx.store, "tiny", commands, 120, &error);
+	g_autoptr(QsimRequest) created = qsim_store_create_request_full(
+	    f->fx.store, "tiny", commands, 120, artifacts, upload_id, &error);
 	g_autoptr(QsimRequest) claimed = NULL;
 	g_autoptr(QsimTemplateService) service = NULL;
 	g_autoptr(QsimJob) job = NULL;
@@ -104,6 +104,12 @@ run_request(Fixture *f, const gchar *commands)
 	g_assert_true(qsim_job_run_finish(job, res, &status, &error));
 	g_assert_no_error(error);
 	return agent_test_get(&f->fx, created->uuid);
+}
+
+static QsimRequest *
+run_request(Fixture *f, const gchar *commands)
+{
+	return run_request_full(f, commands, NULL, NULL);
 }
 
 static gboolean
@@ -127,6 +133,34 @@ test_restored(void)
 		r = run_request(&f, "date -u +%s");
 		g_assert_cmpint(r->status, ==, QSIM_STATUS_DONE);
 		g_assert_true(system_log_has(&f, r->uuid, "restored from snapshot"));
+		/* files in and out of a restored VM: the same path as after a boot */
+		{
+			static const gchar *const paths[] = {"/root/out.txt", NULL};
+			g_autofree gchar *upload_id = g_uuid_string_random();
+			g_autofree gchar *sum =
+			    g_compute_checksum_for_string(G_CHECKSUM_SHA256, "restored\n", -1);
+			g_autoptr(GBytes) chunk = g_bytes_new_static("restored\n", 9);
+			g_autoptr(QsimRequest) r2 = NULL;
+			g_autoptr(GPtrArray) rows = NULL;
+			g_autoptr(GError) error = NULL;
+
+			g_assert_true(qsim_store_upload_add_file(f.fx.store, upload_id, 0,
+			                                         QSIM_UPLOAD_FILE, "/root/in.txt",
+			                                         0644, &error));
+			g_assert_true(qsim_store_upload_put_chunk(f.fx.store, upload_id, 0, 0,
+			                                          chunk, &error));
+			g_assert_true(qsim_store_upload_finish_file(f.fx.store, upload_id, 0, 9,
+			                                            sum, &error));
+			r2 = run_request_full(&f, "cp /root/in.txt /root/out.txt", (gchar **)paths,
+			                      upload_id);
+			g_assert_cmpint(r2->status, ==, QSIM_STATUS_DONE);
+			g_assert_true(system_log_has(&f, r2->uuid, "restored from snapshot"));
+			g_assert_true(system_log_has(&f, r2->uuid, "uploaded 1 part"));
+			rows = qsim_store_list_artifacts(f.fx.store, r2->uuid, &error);
+			g_assert_no_error(error);
+			g_assert_cmpuint(rows->len, ==, 1);
+			g_assert_cmpstr(((QsimArtifactRecord *)rows->pdata[0])->sha256, ==, sum);
+		}
 		g_assert_true(system_log_has(&f, r->uuid, "guest clock set from the host"));
 		g_assert_false(system_log_has(&f, r->uuid, "cold boot"));
 		/* the guest's clock against the host's when its output arrived */

@@ -201,28 +201,68 @@ test_run_artifacts(void)
 	g_autofree gchar *link = NULL;
 	g_autofree gchar *link_path = NULL;
 	g_autofree gchar *uuid = NULL;
+	g_autofree gchar *src = NULL;
+	g_autofree gchar *one_file = NULL;
+	g_autofree gchar *data_sum = NULL;
+	g_autofree gchar *one_sum = NULL;
 
 	if (!fixture_setup(&f))
 		return;
 	daemon_start(&f);
 	wait_healthy(&f);
 	outdir = g_build_filename(f.dir, "results", NULL);
+	/* inputs: a tree (an executable script, a binary file in a subdirectory, a
+	 * symlink) and a single file */
+	src = g_build_filename(f.dir, "src", NULL);
 	{
-		const gchar *args[] = {"run",
-		                       "tiny",
-		                       "--artifact",
-		                       "/out/*",
-		                       "--artifact",
-		                       "/none/x",
-		                       "-o",
-		                       outdir,
-		                       "--",
-		                       "mkdir -p /out/d && echo report > /out/a.txt && chmod 700 "
-		                       "/out/a.txt && printf bin > /out/d/b && ln -s /etc/passwd "
-		                       "/out/l && echo ran && exit 4",
-		                       NULL};
+		g_autofree gchar *sub = g_build_filename(src, "sub", NULL);
+		g_autofree gchar *script = g_build_filename(src, "build.sh", NULL);
+		g_autofree gchar *data = g_build_filename(sub, "data.bin", NULL);
+		g_autofree gchar *lnk = g_build_filename(src, "link", NULL);
+		gsize len = 300001;
+		g_autofree guint8 *bytes = g_malloc(len);
+
+		for (gsize i = 0; i < len; i++)
+			bytes[i] = (guint8)g_random_int();
+		data_sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bytes, len);
+		g_assert_cmpint(g_mkdir_with_parents(sub, 0700), ==, 0);
+		g_assert_true(g_file_set_contents(script, "#!/bin/sh\necho report\n", -1, NULL));
+		g_assert_cmpint(g_chmod(script, 0755), ==, 0);
+		g_assert_true(g_file_set_contents(data, (const gchar *)bytes, (gssize)len, NULL));
+		g_assert_cmpint(symlink("sub/data.bin", lnk), ==, 0);
+		one_file = g_build_filename(f.dir, "one.bin", NULL);
+		g_assert_true(g_file_set_contents(one_file, (const gchar *)bytes, 1000, NULL));
+		one_sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bytes, 1000);
+	}
+	{
+		g_autofree gchar *up1 = g_strdup_printf("%s:/root/src", src);
+		g_autofree gchar *up2 = g_strdup_printf("%s:/root/one.bin", one_file);
+		g_autofree gchar *want = NULL;
+		const gchar *args[] = {
+		    "run",
+		    "tiny",
+		    "--upload",
+		    up1,
+		    "--upload",
+		    up2,
+		    "--artifact",
+		    "/out/*",
+		    "--artifact",
+		    "/none/x",
+		    "-o",
+		    outdir,
+		    "--",
+		    "mkdir -p /out/d && /root/src/build.sh > /out/a.txt && chmod 700 "
+		    "/out/a.txt && printf bin > /out/d/b && ln -s /etc/passwd "
+		    "/out/l && sha256sum /root/src/sub/data.bin /root/src/link "
+		    "/root/one.bin && exit 4",
+		    NULL};
+
 		g_assert_cmpint(ctl(&f, args, &out, &err), ==, 4);
-		g_assert_cmpstr(out, ==, "ran\n");
+		want = g_strdup_printf("%s  /root/src/sub/data.bin\n%s  /root/src/link\n%s  "
+		                       "/root/one.bin\n",
+		                       data_sum, data_sum, one_sum);
+		g_assert_cmpstr(out, ==, want);
 	}
 	assert_file(outdir, "out/a.txt", "report\n", 0700);
 	assert_file(outdir, "out/d/b", "bin", 0644 & 0777);
