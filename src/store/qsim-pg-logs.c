@@ -6,6 +6,7 @@
 
 #include "common/qsim-error.h"
 #include "store/qsim-pg-store-private.h"
+#include "store/qsim-upload-record.h"
 
 /*
  * One append_logs call is one transaction and ONE multi-row INSERT: the
@@ -145,6 +146,16 @@ qsim_pg_purge_requests(QsimStore *store, gint status, gint64 before_ms, guint li
 	tx = qsim_pg_tx_begin(self, error);
 	if (tx == NULL)
 		return NULL;
+	{
+		/* spools no request took a day after they began: an API that died mid-upload */
+		g_autoptr(QsimPgArgs) u = qsim_pg_args_new();
+
+		qsim_pg_args_int(u, qsim_pg_now_ms(self) - QSIM_UPLOAD_ABANDONED_MS);
+		if (!qsim_pg_store_exec(
+		        self, "DELETE FROM uploads WHERE request_uuid IS NULL AND created_at < $1",
+		        u, error))
+			return NULL;
+	}
 	qsim_pg_args_int(a, before_ms);
 	qsim_pg_args_text(a, status >= 0 ? qsim_status_to_string((QsimStatus)status) : NULL);
 	qsim_pg_args_int(a, (gint64)limit + 1);
