@@ -324,6 +324,13 @@ qsim_job_complete(QsimJob *self)
 	QsimStatus stored = self->final_status;
 
 	if (!qsim_log_batcher_flush(self->batcher, &error)) {
+		/* a database that is down (a PostgreSQL restart, a network cut: BUSY)
+		 * comes back: the last logs wait for it, with the lease renewed meanwhile,
+		 * as the final status does. Only a lasting refusal is given up on. */
+		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY)) {
+			qsim_job_retry_finish(self, error);
+			return;
+		}
 		if (++self->final_retries < QSIM_JOB_FINAL_MAX_RETRIES) {
 			g_timeout_add_full(G_PRIORITY_DEFAULT, QSIM_JOB_FINAL_RETRY_MS,
 			                   qsim_job_complete_cb, g_object_ref(self),
@@ -336,11 +343,8 @@ qsim_job_complete(QsimJob *self)
 	}
 	if (self->truncation_unrecorded &&
 	    !qsim_store_set_output_truncated(self->store, self->request->uuid, &error)) {
-		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY) &&
-		    ++self->final_retries < QSIM_JOB_FINAL_MAX_RETRIES) {
-			g_timeout_add_full(G_PRIORITY_DEFAULT, QSIM_JOB_FINAL_RETRY_MS,
-			                   qsim_job_complete_cb, g_object_ref(self),
-			                   g_object_unref);
+		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY)) {
+			qsim_job_retry_finish(self, error);
 			return;
 		}
 		g_warning("%s: cannot record the output truncation: %s", self->request->uuid,

@@ -111,7 +111,7 @@ conn_message(PGconn *conn)
 {
 	g_autofree gchar *msg = g_strdup(conn != NULL ? PQerrorMessage(conn) : "out of memory");
 
-	return g_strdup(g_strstrip(g_strdelimit(msg, "\n", ' ')));
+	return g_strdup(g_strstrip(g_strdelimit(msg, "\n\t", ' ')));
 }
 
 static PGconn *

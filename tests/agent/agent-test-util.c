@@ -7,6 +7,7 @@
 
 #include "agent-test-util.h"
 #include "common/qsim-vm-config.h"
+#include "qsim-pg-fixture.h"
 #include "store/qsim-store-factory.h"
 
 static const gchar *
@@ -68,7 +69,11 @@ agent_fixture_init(AgentFixture *fx)
 	copy_vm_config(src_confs, fx->config_dir, "tiny", NULL);
 	/* the guest never answers: a short boot deadline keeps the test lean */
 	copy_vm_config(src_confs, fx->config_dir, "tiny-nossh", "6");
-	fx->store = qsim_store_open(fx->db_path, &error);
+	if (qsim_pg_test_wanted()) {
+		fx->db_url = qsim_pg_server_create_database(qsim_pg_server_get_shared(), &error);
+		g_assert_no_error(error);
+	}
+	fx->store = qsim_store_open(fx->db_url != NULL ? fx->db_url : fx->db_path, &error);
 	g_assert_no_error(error);
 }
 
@@ -76,6 +81,10 @@ static gchar **
 fixture_env(AgentFixture *fx, gchar **env, const gchar *const *overrides)
 {
 	env = g_environ_setenv(env, "QSIM_DB_PATH", fx->db_path, TRUE);
+	if (fx->db_url != NULL)
+		env = g_environ_setenv(env, "QSIM_DATABASE_URL", fx->db_url, TRUE);
+	else
+		env = g_environ_unsetenv(env, "QSIM_DATABASE_URL");
 	env = g_environ_setenv(env, "QSIM_RUN_DIR", fx->run_dir, TRUE);
 	env = g_environ_setenv(env, "QSIM_VM_IMAGES_DIR", fx->images_dir, TRUE);
 	env = g_environ_setenv(env, "QSIM_VM_CONFIG_DIR", fx->config_dir, TRUE);
@@ -123,12 +132,16 @@ agent_fixture_config(AgentFixture *fx, ...)
 void
 agent_fixture_clear(AgentFixture *fx)
 {
+	/* on PostgreSQL nothing fell back to a SQLite file */
+	if (fx->db_url != NULL)
+		g_assert_false(g_file_test(fx->db_path, G_FILE_TEST_EXISTS));
 	g_clear_object(&fx->config);
 	g_clear_object(&fx->store);
 	if (fx->dir != NULL)
 		qsim_test_rm_rf(fx->dir);
 	g_free(fx->dir);
 	g_free(fx->db_path);
+	g_free(fx->db_url);
 	g_free(fx->run_dir);
 	g_free(fx->config_dir);
 	g_free(fx->images_dir);

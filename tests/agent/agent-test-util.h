@@ -18,6 +18,7 @@ G_BEGIN_DECLS
 typedef struct {
 	gchar *dir;
 	gchar *db_path;
+	gchar *db_url; /* QSIM_TEST_DATABASE=pg: the PostgreSQL store (DATABASE_URL), else NULL */
 	gchar *run_dir;
 	gchar *config_dir;
 	gchar *images_dir;

@@ -21,6 +21,7 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
+#include "qsim-pg-fixture.h"
 #include "store/qsim-store-factory.h"
 #include "store/qsim-store-hosts.h"
 #include "test-util.h"
@@ -35,6 +36,7 @@ typedef struct {
 	gchar *images;
 	gchar *configs;
 	gchar *db;
+	gchar *db_url; /* QSIM_TEST_DATABASE=pg: the PostgreSQL store, else NULL */
 	gchar *url;
 	GSubprocess *api;
 	GSubprocess *agents[2];
@@ -82,6 +84,10 @@ fixture_setup(Fixture *f)
 	f->images = g_build_filename(f->dir, "images", NULL);
 	f->configs = g_build_filename(f->dir, "vmconf", NULL);
 	f->db = g_build_filename(f->dir, "db.sqlite", NULL);
+	if (qsim_pg_test_wanted()) {
+		f->db_url = qsim_pg_server_create_database(qsim_pg_server_get_shared(), &error);
+		g_assert_no_error(error);
+	}
 	g_assert_cmpint(g_mkdir(f->images, 0700), ==, 0);
 	g_assert_cmpint(g_mkdir(f->configs, 0700), ==, 0);
 	for (guint i = 0; linked[i] != NULL; i++) {
@@ -112,6 +118,10 @@ launcher_for(Fixture *f, const gchar *host)
 
 	g_assert_cmpint(g_mkdir_with_parents(empty, 0700), ==, 0);
 	g_subprocess_launcher_setenv(l, "QSIM_DB_PATH", f->db, TRUE);
+	if (f->db_url != NULL)
+		g_subprocess_launcher_setenv(l, "QSIM_DATABASE_URL", f->db_url, TRUE);
+	else
+		g_subprocess_launcher_unsetenv(l, "QSIM_DATABASE_URL");
 	g_subprocess_launcher_setenv(l, "QSIM_HOST_ID", me, TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_RUN_DIR", run, TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_STATE_DIR", state, TRUE);
@@ -237,12 +247,16 @@ fixture_teardown(Fixture *f)
 		g_clear_object(&f->api);
 	}
 	g_clear_object(&f->session);
+	/* on PostgreSQL no process fell back to a SQLite file */
+	if (f->db_url != NULL)
+		g_assert_false(g_file_test(f->db, G_FILE_TEST_EXISTS));
 	if (f->dir != NULL && g_getenv("QSIM_KEEP_TEST_DIR") == NULL)
 		qsim_test_rm_rf(f->dir);
 	g_free(f->dir);
 	g_free(f->images);
 	g_free(f->configs);
 	g_free(f->db);
+	g_free(f->db_url);
 	g_free(f->url);
 }
 
@@ -401,7 +415,7 @@ static guint
 slots_of(Fixture *f, const gchar *host)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimStore) store = qsim_store_open(f->db, &error);
+	g_autoptr(QsimStore) store = qsim_store_open(f->db_url != NULL ? f->db_url : f->db, &error);
 	g_autoptr(GPtrArray) slots = NULL;
 
 	g_assert_no_error(error);

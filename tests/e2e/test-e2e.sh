@@ -38,6 +38,19 @@ check() { # description, then a command that must succeed
 }
 
 export QSIM_DB_PATH=$tmp/qsim.db QSIM_API_PORT=$port QSIM_VM_IMAGES_DIR=$images
+# QSIM_TEST_DATABASE=pg (test e2e-pg): the same run on a real PostgreSQL server of its own,
+# stopped with this script (its watchdog also stops it if we die)
+unset QSIM_DATABASE_URL SQLITE_SIM_DATABASE_URL
+if [ "${QSIM_TEST_DATABASE:-}" = pg ]; then
+    pg_dir=$(mktemp -u /tmp/qsim-e2e-pg.XXXXXX)
+    if ! pg_url=$(bash "$src/tests/pg/pg-server.sh" start "$pg_dir" $$ 2>"$tmp/pg.err"); then
+        echo "Bail out! cannot start PostgreSQL: $(tr '\n' ' ' <"$tmp/pg.err")"
+        exit 1
+    fi
+    export QSIM_DATABASE_URL=$pg_url
+    cleanup_pg() { bash "$src/tests/pg/pg-server.sh" destroy "$pg_dir" >/dev/null 2>&1; }
+    trap 'cleanup; cleanup_pg' EXIT
+fi
 # the bundled configs, plus tinykvm: the tiny guest with ACCEL=kvm forced
 mkdir -p "$tmp/configs"
 cp "$src"/vm_configs/*.conf "$tmp/configs/"
@@ -60,6 +73,15 @@ if [ "$up" != 1 ]; then
     exit 1
 fi
 ok "qsimd all serves /health"
+if [ -n "${QSIM_DATABASE_URL:-}" ]; then
+    # the run below is on PostgreSQL, not on a SQLite file made behind our back
+    pg_status=$("$qsimd" status 2>&1)
+    if grep -q '^database: postgresql://' <<<"$pg_status" && [ ! -e "$tmp/qsim.db" ]; then
+        ok "the store is the PostgreSQL database of DATABASE_URL"
+    else
+        not_ok "the store is PostgreSQL" "$(ls "$tmp")" "$pg_status"
+    fi
+fi
 
 # The seed README's example, byte for byte but for the VM name.
 reply=$(curl -s -X POST "$url/requests" \

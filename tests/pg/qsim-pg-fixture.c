@@ -123,6 +123,12 @@ connect_or_abort(const gchar *url)
 	return conn;
 }
 
+/*
+ * A fresh schema rather than a database: CREATE DATABASE checkpoints and took
+ * about a second per test case under load, a schema a few milliseconds. The
+ * URL's options put it first on the search_path, so the store creates and
+ * finds its tables there, as in an empty database of its own.
+ */
 gchar *
 qsim_pg_server_create_database(QsimPgServer *self, GError **error)
 {
@@ -138,8 +144,7 @@ qsim_pg_server_create_database(QsimPgServer *self, GError **error)
 		PQfinish(conn);
 		return NULL;
 	}
-	/* FILE_COPY: copying template0's files is much faster than WAL_LOG for a tiny database */
-	sql = g_strdup_printf("CREATE DATABASE %s TEMPLATE template0 STRATEGY FILE_COPY", name);
+	sql = g_strdup_printf("CREATE SCHEMA %s", name);
 	res = PQexec(conn, sql);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
@@ -149,7 +154,7 @@ qsim_pg_server_create_database(QsimPgServer *self, GError **error)
 	PQfinish(conn);
 	if (!ok)
 		return NULL;
-	return g_strdup_printf("postgresql://qsim@127.0.0.1:%u/%s", self->port, name);
+	return g_strdup_printf("%s?options=-c%%20search_path%%3D%s", self->url, name);
 }
 
 void

@@ -31,7 +31,8 @@ gboolean qsim_pg_server_restart(QsimPgServer *self, GError **error);
 /**
  * qsim_pg_server_create_database:
  *
- * A fresh empty database (CREATE DATABASE qsim_tN), for one test case.
+ * A fresh empty place for one test case: a schema qsim_tN of the database
+ * "qsim", first on the search_path of the URL returned.
  *
  * Returns: (transfer full): its URL, or NULL with @error
  */

@@ -40,7 +40,8 @@ test_migrate_empty(StoreFixture *fx, gconstpointer data)
 		    qsim_store_get_current_schema_version());
 		g_assert_cmpint(
 		    store_test_raw_int(fx->path, "SELECT COUNT(*) FROM pg_tables WHERE tablename IN"
-		                                 " ('requests', 'request_logs')"),
+		                                 " ('requests', 'request_logs')"
+		                                 " AND schemaname = current_schema()"),
 		    ==, 2);
 		g_assert_true(qsim_store_ping(fx->store, &error));
 		g_assert_no_error(error);
