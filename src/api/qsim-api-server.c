@@ -101,8 +101,11 @@ qsim_api_server_new(QsimConfig *config, QsimStore *store)
 			self->origins = g_new0(gchar *, 1);
 	}
 	self->insecure_no_auth = qsim_config_get_insecure_no_auth(config);
-	self->disk = qsim_disk_reserve_new(qsim_config_get_db_path(config),
-	                                   qsim_config_get_min_free_disk(config));
+	/* the reserve guards the SQLite file's file system; a PostgreSQL server's disk is
+	 * not on this host */
+	self->disk = qsim_disk_reserve_new(
+	    qsim_config_get_db_path(config),
+	    qsim_config_store_is_sqlite(config) ? qsim_config_get_min_free_disk(config) : 0);
 	/* a trailing space makes libsoup append its own product token */
 	self->soup = soup_server_new("server-header", server_header, NULL);
 	soup_server_add_early_handler(self->soup, NULL, qsim_api_server_early_handler, self, NULL);

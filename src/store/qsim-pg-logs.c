@@ -195,22 +195,16 @@ qsim_pg_purge_requests(QsimStore *store, gint status, gint64 before_ms, guint li
 }
 
 /*
- * PostgreSQL has no file pages to give back step by step: autovacuum makes the
- * space of purged rows reusable by itself. This runs a plain VACUUM of the two
- * big tables (no exclusive lock) and reports no free pages; incremental is TRUE
- * because nothing needs a full rewrite for space to be reused.
+ * Nothing to do step by step: PostgreSQL's autovacuum makes the space of purged
+ * rows reusable by itself, in the server's own processes. A VACUUM here would
+ * run on the caller's main loop (the retention timer) for as long as the table
+ * is big. So: no free pages to report, and incremental, because nothing needs
+ * a full rewrite for space to be reused (`qsimd vacuum` still runs VACUUM FULL).
  */
 gboolean
 qsim_pg_reclaim_space(QsimStore *store, guint max_pages, guint64 *out_free_pages,
                       gboolean *out_incremental, GError **error)
 {
-	QsimPgStore *self = QSIM_PG_STORE(store);
-
-	if (max_pages > 0 &&
-	    !qsim_pg_store_exec(self, "VACUUM request_logs, requests", NULL, error)) {
-		g_prefix_error(error, "cannot reclaim free space: ");
-		return FALSE;
-	}
 	*out_free_pages = 0;
 	*out_incremental = TRUE;
 	return TRUE;

@@ -34,6 +34,7 @@ struct _QsimPgStore {
 	PGconn *listen_conn;
 	guint listen_source;
 	gint64 listen_retry_at_us;
+	guint listen_backoff_ms;
 	guint64 data_version;
 };
 

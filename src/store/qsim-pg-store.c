@@ -29,6 +29,8 @@
 #define LOCK_TIMEOUT_MS 5000
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
+#define LISTEN_BACKOFF_FIRST_MS 1000
+#define LISTEN_BACKOFF_MAX_MS 30000
 #define NOTIFY_CHANNEL "qsim_changes"
 
 G_DEFINE_FINAL_TYPE(QsimPgStore, qsim_pg_store, QSIM_TYPE_STORE)
@@ -180,11 +182,36 @@ mark_down(QsimPgStore *self, const gchar *why)
 	self->last_error = g_strdup(why);
 }
 
+/*
+ * An idle connection whose server went away (a restart sends a FATAL message,
+ * then closes): the first read takes the message, a second one sees the end of
+ * the stream. Neither waits: libpq's socket is non-blocking.
+ */
+static gboolean
+conn_still_open(PGconn *conn)
+{
+	for (guint i = 0; i < 2; i++) {
+		if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+			return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 ensure_conn(QsimPgStore *self, GError **error)
 {
 	g_autoptr(GError) local = NULL;
 
+	/* Between transactions, read what the server sent meanwhile: a server that
+	 * restarted has closed the connection, and noticing it here lets this call run
+	 * on a new connection instead of failing.
+	 * Inside a transaction a broken connection must fail the call: its work is lost. */
+	if (self->conn != NULL && PQstatus(self->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(self->conn) == PQTRANS_IDLE && !conn_still_open(self->conn)) {
+		g_autofree gchar *msg = conn_message(self->conn);
+
+		mark_down(self, msg);
+	}
 	if (self->conn != NULL && PQstatus(self->conn) == CONNECTION_OK)
 		return TRUE;
 	if (self->conn != NULL)
@@ -495,6 +522,18 @@ listen_ready_cb(gint fd, GIOCondition condition, gpointer user_data)
 	return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
+/* listen_lock held: 1 s after a break, doubling to 30 s while connecting fails. Each
+ * attempt may block its caller up to the connect timeout on a network cut, and
+ * this one runs on the main loop (the watch's timer). */
+static void
+listen_backoff(QsimPgStore *self)
+{
+	self->listen_backoff_ms = self->listen_backoff_ms == 0
+	                              ? LISTEN_BACKOFF_FIRST_MS
+	                              : MIN(self->listen_backoff_ms * 2, LISTEN_BACKOFF_MAX_MS);
+	self->listen_retry_at_us = g_get_monotonic_time() + (gint64)self->listen_backoff_ms * 1000;
+}
+
 /* listen_lock held */
 static void
 listen_drop(QsimPgStore *self)
@@ -504,7 +543,7 @@ listen_drop(QsimPgStore *self)
 		self->listen_source = 0;
 	}
 	g_clear_pointer(&self->listen_conn, PQfinish);
-	self->listen_retry_at_us = g_get_monotonic_time() + BACKOFF_MAX_MS * 1000 / 5;
+	listen_backoff(self);
 }
 
 /* listen_lock held: a LISTENing connection, its socket watched from the default context */
@@ -519,14 +558,15 @@ listen_ensure(QsimPgStore *self, GError **error)
 		listen_drop(self);
 		self->data_version++;
 	}
-	if (g_get_monotonic_time() < self->listen_retry_at_us) {
+	/* while the query connection is down too, its own backoff does the waiting */
+	if (g_get_monotonic_time() < self->listen_retry_at_us || self->conn == NULL) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_BUSY,
 		                    "PostgreSQL is unreachable: no change notifications");
 		return FALSE;
 	}
 	self->listen_conn = open_conn(self, error);
 	if (self->listen_conn == NULL) {
-		self->listen_retry_at_us = g_get_monotonic_time() + BACKOFF_MAX_MS * 1000 / 5;
+		listen_backoff(self);
 		return FALSE;
 	}
 	res = PQexec(self->listen_conn, "LISTEN " NOTIFY_CHANNEL);
@@ -544,6 +584,7 @@ listen_ensure(QsimPgStore *self, GError **error)
 	                                    G_IO_IN | G_IO_HUP | G_IO_ERR, listen_ready_cb, self);
 	/* changes made before LISTEN took effect were not heard */
 	self->data_version++;
+	self->listen_backoff_ms = 0;
 	return TRUE;
 }
 

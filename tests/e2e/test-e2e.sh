@@ -179,6 +179,32 @@ print(r["status"], r["error"])')
     [ "$took" -le 30 ] && ok "forced KVM fails fast (${took}s)" || not_ok "forced KVM took ${took}s"
 fi
 
+# PostgreSQL restarts under a running qsimd: /health says degraded meanwhile, and the same
+# process serves and runs requests again once it is back, without a restart of its own
+if [ -n "${QSIM_DATABASE_URL:-}" ]; then
+    bash "$src/tests/pg/pg-server.sh" stop "$pg_dir"
+    code=$(curl -s -o "$tmp/health" -w '%{http_code}' "$url/health")
+    if [ "$code" = 503 ] && grep -q '"status":"degraded"' "$tmp/health" \
+        && grep -q '"database":"unreachable"' "$tmp/health"; then
+        ok "/health is 503 degraded while PostgreSQL is down"
+    else
+        not_ok "/health while PostgreSQL is down" "HTTP $code" "$(cat "$tmp/health")"
+    fi
+    bash "$src/tests/pg/pg-server.sh" start "$pg_dir" >/dev/null 2>"$tmp/pg.err" \
+        || not_ok "PostgreSQL restarts" "$(cat "$tmp/pg.err")"
+    back=0
+    for _ in $(seq 1 100); do
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/health")" = 200 ]; then back=1; break; fi
+        sleep 0.1
+    done
+    [ "$back" = 1 ] && ok "/health is ok again after PostgreSQL restarted" \
+        || not_ok "/health after the restart" "$(curl -s "$url/health")"
+    out=$("$ctl" run tiny --timeout 120 -- 'echo after-restart' 2>"$tmp/err")
+    rc=$?
+    [ "$rc" = 0 ] && [ "$out" = after-restart ] && ok "a request runs after PostgreSQL restarted" \
+        || not_ok "request after the restart" "rc=$rc out=$out" "$(tail -5 "$tmp/err")" "$(tail -25 "$tmp/qsimd.log" | tr "\n" "|")"
+fi
+
 # Graceful stop: qsimd exits 0 and no QEMU of ours is left.
 kill -TERM "$qsimd_pid"
 wait "$qsimd_pid"

@@ -46,6 +46,8 @@ start)
         chown postgres: "$dir"
     fi
     chmod 0700 "$dir"
+    # the caller's directory (a build tree) may be closed to the postgres user
+    cd "$dir"
     if [ ! -f "$data/PG_VERSION" ]; then
         "${as_pg[@]}" "$BIN/initdb" -D "$data" -U qsim -A trust -E UTF8 --locale=C \
             --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
@@ -74,9 +76,11 @@ start)
     echo "postgresql://qsim@127.0.0.1:$port/qsim"
     ;;
 stop)
+    cd /
     pg_stop
     ;;
 destroy)
+    cd /
     pg_stop
     rm -rf "$dir"
     ;;

@@ -234,7 +234,7 @@ test_concurrent_migrations(void)
 	                qsim_store_get_current_schema_version());
 }
 
-/* Retention's space steps exist on PostgreSQL too: a plain VACUUM and VACUUM FULL */
+/* Retention's space step is autovacuum's job; `qsimd vacuum` is VACUUM FULL */
 static void
 test_space(void)
 {
