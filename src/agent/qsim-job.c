@@ -738,12 +738,8 @@ qsim_job_request_changed_cb(QsimStore *store, const gchar *uuid, gint status, gp
 		qsim_job_handle_status(self, (QsimStatus)status);
 }
 
-/*
- * The lease is gone (recovered by another agent, or not renewed in time): SIGKILL
- * QEMU at once, since a graceful stop needs the main loop that a failing database may
- * be blocking, and nothing of the overlay is kept. Then end the run without writing
- * its status: the request is someone else's now.
- */
+/* Lease gone: SIGKILL at once (a graceful stop needs the loop a failing database may
+ * block; the overlay is thrown away), then end without a status: it is someone else's */
 static void
 qsim_job_fence(QsimJob *self)
 {
@@ -793,12 +789,14 @@ qsim_job_renew_cb(gpointer user_data)
 		return G_SOURCE_CONTINUE;
 	}
 	self->lease_until = renew_start + lease_ms;
-	{
+	{ /* never a pid that exited: it may be another process's by now */
 		QsimVm *vm = qsim_job_current_vm(self);
+		gboolean alive = vm != NULL && qsim_vm_get_state(vm) != QSIM_VM_STATE_EXITED &&
+		                 qsim_vm_get_state(vm) != QSIM_VM_STATE_CREATED;
 
 		qsim_lease_watchdog_renewed(self->watchdog,
 		                            self->lease_until - qsim_store_now_ms(self->store),
-		                            vm != NULL ? qsim_vm_get_pid(vm) : 0);
+		                            alive ? qsim_vm_get_pid(vm) : 0);
 	}
 	qsim_job_handle_status(self, status);
 	/* a hold whose pause failed is retried here */

@@ -37,9 +37,10 @@ watchdog_thread(gpointer user_data)
 			g_cond_wait(&self->cond, &self->lock);
 			continue;
 		}
-		/* only a signal from here: the rest of the job belongs to the main loop */
-		kill(self->pid, SIGKILL);
+		/* only a signal from here: the rest of the job belongs to the main loop. Fired
+		 * first: the main loop may see QEMU's exit before this thread runs again */
 		g_atomic_int_set(&self->fired, 1);
+		kill(self->pid, SIGKILL);
 		break;
 	}
 	g_mutex_unlock(&self->lock);
