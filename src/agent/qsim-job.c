@@ -22,6 +22,7 @@
 /* the final flush and status write may meet a locked database: retry this often */
 #define QSIM_JOB_FINAL_RETRY_MS 200
 #define QSIM_JOB_FINAL_MAX_RETRIES 50
+#define QSIM_JOB_MARK_RETRY_MS 500
 /* the final status itself is retried until it is recorded, backing off to this */
 #define QSIM_JOB_FINISH_RETRY_MAX_MS 5000
 
@@ -101,6 +102,7 @@ static void qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has
                                   gint exit_code, const gchar *reason);
 static void qsim_job_reconcile_pause(QsimJob *self);
 static void qsim_job_fence(QsimJob *self);
+static void qsim_job_run_commands(QsimJob *self);
 static void qsim_job_vm_exited_cb(QsimVm *vm, guint reason, const gchar *message,
                                   gpointer user_data);
 
@@ -615,6 +617,24 @@ qsim_job_start_commands(QsimJob *self)
 		          error->message);
 		g_clear_error(&error);
 	}
+	qsim_job_run_commands(self);
+}
+
+static gboolean
+qsim_job_run_commands_cb(gpointer user_data)
+{
+	qsim_job_run_commands(QSIM_JOB(user_data));
+	return G_SOURCE_REMOVE;
+}
+
+/* running, then the commands; the database may be away for a moment (a restart) */
+static void
+qsim_job_run_commands(QsimJob *self)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (self->finishing)
+		return;
 	if (!qsim_store_mark_running(self->store, self->request->uuid, self->agent_id, &error)) {
 		g_autoptr(QsimRequest) now = qsim_store_get_request(
 		    self->store, self->request->uuid, QSIM_STORE_MIN_PREFIX_API, NULL);
@@ -623,9 +643,23 @@ qsim_job_start_commands(QsimJob *self)
 			qsim_job_handle_status(self, QSIM_STATUS_CANCELLED);
 			return;
 		}
-		g_prefix_error(&error, "cannot mark the request running: ");
-		qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, error->message);
-		return;
+		/* a lost reply: the server may have applied it before the connection broke */
+		if (now != NULL && now->status == QSIM_STATUS_RUNNING &&
+		    g_strcmp0(now->agent_id, self->agent_id) == 0) {
+			g_clear_error(&error);
+		} else if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY)) {
+			/* the lease renewals (and the watchdog) decide when to give up */
+			g_debug("%s: cannot mark running yet: %s", self->request->uuid,
+			        error->message);
+			g_timeout_add_full(G_PRIORITY_DEFAULT, QSIM_JOB_MARK_RETRY_MS,
+			                   qsim_job_run_commands_cb, g_object_ref(self),
+			                   g_object_unref);
+			return;
+		} else {
+			g_prefix_error(&error, "cannot mark the request running: ");
+			qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, error->message);
+			return;
+		}
 	}
 	self->phase = QSIM_JOB_PHASE_RUNNING;
 	/* inputs first, into a VM that is ready however it started (cold, restored, warm) */
@@ -760,12 +794,8 @@ qsim_job_request_changed_cb(QsimStore *store, const gchar *uuid, gint status, gp
 		qsim_job_handle_status(self, (QsimStatus)status);
 }
 
-/*
- * The lease is gone (recovered by another agent, or not renewed in time): SIGKILL
- * QEMU at once, since a graceful stop needs the main loop that a failing database may
- * be blocking, and nothing of the overlay is kept. Then end the run without writing
- * its status: the request is someone else's now.
- */
+/* Lease gone: SIGKILL at once (a graceful stop needs the loop a failing database may
+ * block; the overlay is thrown away), then end without a status: it is someone else's */
 static void
 qsim_job_fence(QsimJob *self)
 {
@@ -815,12 +845,14 @@ qsim_job_renew_cb(gpointer user_data)
 		return G_SOURCE_CONTINUE;
 	}
 	self->lease_until = renew_start + lease_ms;
-	{
+	{ /* never a pid that exited: it may be another process's by now */
 		QsimVm *vm = qsim_job_current_vm(self);
+		gboolean alive = vm != NULL && qsim_vm_get_state(vm) != QSIM_VM_STATE_EXITED &&
+		                 qsim_vm_get_state(vm) != QSIM_VM_STATE_CREATED;
 
 		qsim_lease_watchdog_renewed(self->watchdog,
 		                            self->lease_until - qsim_store_now_ms(self->store),
-		                            vm != NULL ? qsim_vm_get_pid(vm) : 0);
+		                            alive ? qsim_vm_get_pid(vm) : 0);
 	}
 	qsim_job_handle_status(self, status);
 	/* a hold whose pause failed is retried here */

@@ -31,10 +31,16 @@ watchdog_thread(gpointer user_data)
 			g_cond_wait_until(&self->cond, &self->lock, fire_at);
 			continue;
 		}
-		/* only a signal from here: the rest of the job belongs to the main loop */
-		if (self->pid > 0)
-			kill(self->pid, SIGKILL);
+		/* no QEMU yet (still starting): the main loop fences the start; a QEMU
+		 * reported after the deadline is killed at once */
+		if (self->pid <= 0) {
+			g_cond_wait(&self->cond, &self->lock);
+			continue;
+		}
+		/* only a signal from here: the rest of the job belongs to the main loop. Fired
+		 * first: the main loop may see QEMU's exit before this thread runs again */
 		g_atomic_int_set(&self->fired, 1);
+		kill(self->pid, SIGKILL);
 		break;
 	}
 	g_mutex_unlock(&self->lock);
@@ -70,6 +76,7 @@ qsim_lease_watchdog_set_pid(QsimLeaseWatchdog *self, GPid pid)
 {
 	g_mutex_lock(&self->lock);
 	self->pid = pid;
+	g_cond_signal(&self->cond);
 	g_mutex_unlock(&self->lock);
 }
 

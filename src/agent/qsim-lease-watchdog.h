@@ -30,7 +30,7 @@ void qsim_lease_watchdog_renewed(QsimLeaseWatchdog *self, gint64 left_ms, GPid p
 /* The QEMU to kill changed (started, or exited: 0), without a renewal */
 void qsim_lease_watchdog_set_pid(QsimLeaseWatchdog *self, GPid pid);
 
-/* Returns: TRUE once the lease ran out unrenewed (the QEMU, if any, was killed) */
+/* Returns: TRUE once the lease ran out unrenewed and the QEMU was killed */
 gboolean qsim_lease_watchdog_fired(QsimLeaseWatchdog *self);
 
 /* Stops the thread and frees */

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <string.h>
 
@@ -485,6 +486,43 @@ pid_gone_cb(gpointer user_data)
 	return g_atomic_int_get(&w->gone) != 0;
 }
 
+/* Another connection takes the database's write lock, as an unreachable server would
+ * refuse every write: SQLite's exclusive transaction, or a table lock on PostgreSQL (the
+ * store's lock timeout then fails its calls with BUSY) */
+typedef struct {
+	sqlite3 *db;
+	PGconn *pg;
+} DbLock;
+
+static void
+db_lock(Fixture *f, DbLock *l)
+{
+	if (f->fx.db_url != NULL) {
+		PGresult *res;
+
+		l->pg = PQconnectdb(f->fx.db_url);
+		g_assert_cmpint(PQstatus(l->pg), ==, CONNECTION_OK);
+		res = PQexec(l->pg, "BEGIN; LOCK TABLE requests IN ACCESS EXCLUSIVE MODE");
+		g_assert_cmpint(PQresultStatus(res), ==, PGRES_COMMAND_OK);
+		PQclear(res);
+		return;
+	}
+	g_assert_cmpint(sqlite3_open(f->fx.db_path, &l->db), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(l->db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), ==, SQLITE_OK);
+}
+
+static void
+db_unlock(DbLock *l)
+{
+	if (l->pg != NULL) {
+		PQclear(PQexec(l->pg, "ROLLBACK"));
+		PQfinish(l->pg);
+		return;
+	}
+	g_assert_cmpint(sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(l->db);
+}
+
 /*
  * A job that cannot renew its lease (here: another connection holds the database's
  * write lock, as an unreachable PostgreSQL would refuse it) stops its VM before the
@@ -497,7 +535,7 @@ test_lease_fence(Fixture *f, gconstpointer data)
 	g_autofree gchar *uuid = NULL;
 	g_autoptr(QsimRequest) r = NULL;
 	g_autoptr(GPtrArray) logs = NULL;
-	sqlite3 *db = NULL;
+	DbLock lock = {NULL, NULL};
 	GLogLevelFlags fatal;
 	gint64 locked_at;
 	QsimJob *job;
@@ -516,8 +554,7 @@ test_lease_fence(Fixture *f, gconstpointer data)
 	/* every writer warns while the lock lasts, and the agent when its job lost the
 	 * lease: warnings are what should happen here */
 	fatal = g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
-	g_assert_cmpint(sqlite3_open(f->fx.db_path, &db), ==, SQLITE_OK);
-	g_assert_cmpint(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), ==, SQLITE_OK);
+	db_lock(f, &lock);
 	locked_at = g_get_real_time() / 1000;
 	/* while the lock is held: QEMU goes, though nothing in the database said so */
 	watcher = g_thread_new("pid-watch", pid_watch_thread, &watch);
@@ -526,13 +563,12 @@ test_lease_fence(Fixture *f, gconstpointer data)
 	{
 		g_autoptr(QsimRequest) held = NULL;
 
-		g_assert_cmpint(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+		db_unlock(&lock);
 		held = agent_test_get(&f->fx, uuid);
 		/* the lease it had was still live when its VM was gone */
 		g_assert_cmpint(watch.gone_at, <, held->lease_expires_at);
 		g_assert_cmpint(held->lease_expires_at, <=, locked_at + 10 * 1000 + 1000);
 	}
-	sqlite3_close(db);
 
 	/* then the recovery sees an expired lease: failed, never run again */
 	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
