@@ -331,9 +331,14 @@ static const Migration migrations[] = {
         "  CREATE EXTENSION IF NOT EXISTS pg_trgm;"
         "EXCEPTION WHEN OTHERS THEN NULL;"
         "END $$;"
-        "DO $$ BEGIN"
-        "  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN"
-        "    CREATE INDEX requests_commands_trgm ON requests USING gin (commands gin_trgm_ops);"
+        /* the extension lives in one schema per database, maybe not on our search_path
+         * (another qsim schema created it): name its operator class with that schema */
+        "DO $$ DECLARE s name; BEGIN"
+        "  SELECT n.nspname INTO s FROM pg_extension e"
+        "    JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm';"
+        "  IF s IS NOT NULL THEN"
+        "    EXECUTE format('CREATE INDEX requests_commands_trgm ON requests"
+        "      USING gin (commands %I.gin_trgm_ops)', s);"
         "  END IF;"
         "END $$;"},
 };
