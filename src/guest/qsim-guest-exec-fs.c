@@ -748,9 +748,15 @@ fetch_file(Collect *c, const Pending *p)
 	}
 	sum = g_checksum_new(G_CHECKSUM_SHA256);
 	if (p->size > 0) {
-		ch = chan_open(c->session, cmd, c->abort_cb, c->abort_data, &c->error);
-		if (ch == NULL)
+		ch = chan_open(c->session, cmd, c->abort_cb, c->abort_data, &local);
+		if (ch == NULL) {
+			/* a refused channel on a live session costs this file, not the rest */
+			if (!c->abort_cb(c->abort_data, &c->error) && ssh_is_connected(c->session))
+				note(c, "artifacts: %s not collected: %s", p->path, local->message);
+			else if (c->error == NULL)
+				g_propagate_error(&c->error, g_steal_pointer(&local));
 			goto failed;
+		}
 		while (got < p->size) {
 			gsize take;
 

@@ -472,6 +472,58 @@ test_no_sftp(Fixture *f, gconstpointer data)
 	g_assert_cmpstr(a->target, ==, "/etc/shadow");
 }
 
+static void
+test_no_sftp_hostile(Fixture *f, gconstpointer data)
+{
+	/* a name holding a newline, which would break a line-based listing: refused with a
+	 * note while the files listed after it still come back. (A `head` that lies cannot
+	 * be planted: busybox sh runs its applets whatever PATH says.) */
+	static const gchar *const paths[] = {"/root/out", NULL};
+	g_autofree gchar *uuid = NULL;
+	g_autofree gchar *sys = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GError) error = NULL;
+	const QsimArtifactRecord *a;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	{
+		g_autoptr(QsimRequest) created = qsim_store_create_request_full(
+		    f->fx.store, "tiny-nosftp",
+		    "mkdir -p /root/out && printf 0123456789 > /root/out/a.txt && "
+		    "printf x > \"/root/out/new\nline\" && printf abc > /root/out/z.txt",
+		    240, (gchar **)paths, NULL, &error);
+
+		g_assert_no_error(error);
+		uuid = g_strdup(created->uuid);
+	}
+	start_pool(f);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	sys = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
+	g_test_message("system log:\n%s", sys);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	g_assert_nonnull(strstr(sys, "the guest has no SFTP subsystem; collecting over exec"));
+	g_assert_nonnull(strstr(sys, "a guest path was refused"));
+	rows = qsim_store_list_artifacts(f->fx.store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(rows->len, ==, 2);
+	a = find(rows, "root/out/a.txt");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 10);
+	assert_stored(f, uuid, a, NULL);
+	{
+		g_autofree gchar *path = host_path(f, uuid, "root/out/a.txt");
+		g_autofree gchar *text = NULL;
+
+		g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+		g_assert_cmpstr(text, ==, "0123456789");
+	}
+	a = find(rows, "root/out/z.txt");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 3);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -484,5 +536,7 @@ main(int argc, char **argv)
 	           fixture_teardown);
 	g_test_add("/artifacts-vm/no-sftp", Fixture, NULL, fixture_setup, test_no_sftp,
 	           fixture_teardown);
+	g_test_add("/artifacts-vm/no-sftp-hostile", Fixture, NULL, fixture_setup,
+	           test_no_sftp_hostile, fixture_teardown);
 	return g_test_run();
 }
