@@ -30,7 +30,8 @@ typedef struct {
 	Source *sources;
 	QsimGuestPut *puts;
 	guint n;
-	guint next_tar; /* the next part to unpack */
+	guint next_tar;    /* the next part to unpack */
+	gboolean via_exec; /* no SFTP in the guest: the tar parts went straight into tar */
 	guint64 bytes;
 	gint64 started_us;
 	GCancellable *cancellable;
@@ -147,9 +148,11 @@ unpack_next(GTask *task)
 	}
 	if (!qsim_store_delete_uploads(u->store, u->uuid, &error))
 		g_warning("%s: uploads not deleted from the store: %s", u->uuid, error->message);
-	line = g_strdup_printf("uploaded %u part%s (%" G_GUINT64_FORMAT " bytes) in %.1f s", u->n,
-	                       u->n == 1 ? "" : "s", u->bytes,
-	                       (g_get_monotonic_time() - u->started_us) / (gdouble)G_USEC_PER_SEC);
+	line = g_strdup_printf(
+	    "uploaded %u part%s (%" G_GUINT64_FORMAT " bytes) in %.1f s%s", u->n,
+	    u->n == 1 ? "" : "s", u->bytes,
+	    (g_get_monotonic_time() - u->started_us) / (gdouble)G_USEC_PER_SEC,
+	    u->via_exec ? " over exec (cat, tar): the guest has no SFTP subsystem" : "");
 	qsim_log_batcher_append_line(u->batcher, QSIM_LOG_SYSTEM, line);
 	g_task_return_boolean(task, TRUE);
 	g_object_unref(task);
@@ -161,7 +164,7 @@ uploaded_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	GTask *task = G_TASK(user_data);
 	Uploads *u = g_task_get_task_data(task);
 	g_autoptr(GError) error = NULL;
-	gint64 total = qsim_guest_upload_finish(QSIM_GUEST(source), res, &error);
+	gint64 total = qsim_guest_upload_finish(QSIM_GUEST(source), res, &u->via_exec, &error);
 
 	if (total < 0) {
 		g_task_return_error(task, g_steal_pointer(&error));
@@ -169,6 +172,8 @@ uploaded_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 		return;
 	}
 	u->bytes = (guint64)total;
+	if (u->via_exec)
+		u->next_tar = u->records->len;
 	unpack_next(task);
 }
 
@@ -214,6 +219,10 @@ qsim_job_uploads_async(QsimGuest *guest, QsimConfig *config, QsimStore *store,
 		u->puts[i].guest_path =
 		    r->kind == QSIM_UPLOAD_FILE ? g_strdup(r->guest_path) : tar_temp_path(u, r);
 		u->puts[i].mode = r->kind == QSIM_UPLOAD_FILE ? r->mode : 0600;
+		u->puts[i].unpack = r->kind == QSIM_UPLOAD_TAR      ? QSIM_GUEST_UNPACK_TAR
+		                    : r->kind == QSIM_UPLOAD_TAR_GZ ? QSIM_GUEST_UNPACK_TAR_GZ
+		                                                    : QSIM_GUEST_UNPACK_NONE;
+		u->puts[i].unpack_dir = r->guest_path;
 		u->puts[i].read = source_read;
 		u->puts[i].data = &u->sources[i];
 	}

@@ -52,7 +52,8 @@ struct _QsimApiUpload {
 	guint seq;
 	GByteArray *chunk; /* up to QSIM_UPLOAD_CHUNK_MAX bytes before they go to the store */
 	GChecksum *sum;
-	gboolean taken; /* a request took the spool: never discard it */
+	gboolean taken;    /* a request took the spool: never discard it */
+	guint fail_status; /* the HTTP status of the refusal, once failed */
 };
 
 static void
@@ -88,6 +89,10 @@ fail(QsimApiUpload *u, SoupServerMessage *msg, guint status, const gchar *code, 
 	text = g_strdup_vprintf(format, args);
 	va_end(args);
 	u->state = STATE_FAILED;
+	u->fail_status = status;
+	/* without a message: the parser alone (qsim_api_upload_feed()) */
+	if (msg == NULL)
+		return FALSE;
 	qsim_api_error_respond(msg, status, code, "%s", text);
 	qsim_api_early_answer(msg);
 	return FALSE;
@@ -293,6 +298,10 @@ feed(QsimApiUpload *u, SoupServerMessage *msg)
 					            "No multipart boundary in the body.");
 				return TRUE;
 			}
+			/* the same limit whether the preamble came in one piece or many */
+			if (u->preamble + (gsize)at > PREAMBLE_MAX)
+				return fail(u, msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+				            "No multipart boundary in the body.");
 			g_byte_array_remove_range(u->buf, 0, (guint)at + u->delimiter_len - 2);
 			u->state = STATE_AFTER_DELIMITER;
 			break;
@@ -314,14 +323,15 @@ feed(QsimApiUpload *u, SoupServerMessage *msg)
 			if (u->buf->len >= 2 && memcmp(u->buf->data, "\r\n", 2) == 0) {
 				at = 0;
 			} else {
+				/* the limit is on where the blank line starts, so that it holds
+				 * the same however the body was cut into chunks */
 				at = find(u->buf, "\r\n\r\n", 4);
-				if (at < 0) {
-					if (u->buf->len > PART_HEADERS_MAX)
-						return fail(
-						    u, msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-						    "A part's headers are larger than 16 KiB.");
+				if ((at < 0 && u->buf->len > PART_HEADERS_MAX + 3) ||
+				    at > PART_HEADERS_MAX)
+					return fail(u, msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+					            "A part's headers are larger than 16 KiB.");
+				if (at < 0)
 					return TRUE;
-				}
 				at += 2;
 			}
 			if (!part_start(u, msg, (const gchar *)u->buf->data, (gsize)at))
@@ -390,6 +400,56 @@ qsim_api_upload_is_multipart(SoupServerMessage *msg)
 }
 
 /**
+ * qsim_api_upload_new:
+ * @boundary: the Content-Type's boundary parameter
+ *
+ * Returns: (transfer full): a parser answering nothing (see qsim_api_upload_feed())
+ */
+QsimApiUpload *
+qsim_api_upload_new(QsimStore *store, const gchar *boundary, guint64 max_bytes)
+{
+	QsimApiUpload *u = g_new0(QsimApiUpload, 1);
+
+	u->store = g_object_ref(store);
+	u->max_bytes = max_bytes;
+	u->delimiter = g_strdup_printf("\r\n--%s", boundary);
+	u->delimiter_len = strlen(u->delimiter);
+	u->buf = g_byte_array_new();
+	u->chunk = g_byte_array_sized_new(QSIM_UPLOAD_CHUNK_MAX);
+	return u;
+}
+
+/**
+ * qsim_api_upload_feed:
+ *
+ * Parses the next @len bytes of the body, as the got-chunk handler does.
+ *
+ * Returns: FALSE once the body was refused (see qsim_api_upload_get_fail_status())
+ */
+gboolean
+qsim_api_upload_feed(QsimApiUpload *u, const guint8 *data, gsize len)
+{
+	if (u->state == STATE_FAILED)
+		return FALSE;
+	g_byte_array_append(u->buf, data, (guint)len);
+	return feed(u, NULL);
+}
+
+/* Returns: the HTTP status the body was refused with, or 0 */
+guint
+qsim_api_upload_get_fail_status(QsimApiUpload *u)
+{
+	return u->fail_status;
+}
+
+void
+qsim_api_upload_free(QsimApiUpload *u)
+{
+	if (u != NULL)
+		upload_free(u);
+}
+
+/**
  * qsim_api_upload_attach:
  * @msg: a multipart POST /requests whose headers were just read (early handler)
  * @store: (transfer none): the main loop's store, where the parts are spooled
@@ -422,14 +482,7 @@ qsim_api_upload_attach(SoupServerMessage *msg, QsimStore *store, guint64 max_byt
 		qsim_api_early_answer(msg);
 		return FALSE;
 	}
-	u = g_new0(QsimApiUpload, 1);
-	u->store = g_object_ref(store);
-	u->max_bytes = max_bytes;
-	u->delimiter =
-	    g_strdup_printf("\r\n--%s", (const gchar *)g_hash_table_lookup(params, "boundary"));
-	u->delimiter_len = strlen(u->delimiter);
-	u->buf = g_byte_array_new();
-	u->chunk = g_byte_array_sized_new(QSIM_UPLOAD_CHUNK_MAX);
+	u = qsim_api_upload_new(store, g_hash_table_lookup(params, "boundary"), max_bytes);
 	/* the body is parsed as it streams in: libsoup must not keep it too */
 	soup_message_body_set_accumulate(soup_server_message_get_request_body(msg), FALSE);
 	g_object_set_data_full(G_OBJECT(msg), UPLOAD_KEY, u, (GDestroyNotify)upload_free);

@@ -24,4 +24,13 @@ gboolean qsim_api_upload_is_complete(QsimApiUpload *u);
 const gchar *qsim_api_upload_get_id(QsimApiUpload *u);
 void qsim_api_upload_take(QsimApiUpload *u);
 
+/* The parser alone, fed by hand (tests/fuzz/fuzz-multipart.c): a refusal is only
+ * recorded, never answered. */
+QsimApiUpload *qsim_api_upload_new(QsimStore *store, const gchar *boundary, guint64 max_bytes);
+gboolean qsim_api_upload_feed(QsimApiUpload *u, const guint8 *data, gsize len);
+guint qsim_api_upload_get_fail_status(QsimApiUpload *u);
+void qsim_api_upload_free(QsimApiUpload *u);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimApiUpload, qsim_api_upload_free)
+
 G_END_DECLS

@@ -367,7 +367,7 @@ GPtrArray *
 qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
                         const QsimGuestCollectLimits *limits, const QsimGuestCollectSink *sink,
                         QsimGuestAbortFunc abort_cb, gpointer abort_data, GPtrArray *notes,
-                        GError **error)
+                        gboolean *no_sftp, GError **error)
 {
 	ssh_session session = qsim_guest_ssh_get_session(ssh);
 	g_auto(sftp_session) sftp = NULL;
@@ -384,6 +384,7 @@ qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 	if (sftp == NULL || sftp_init(sftp) != SSH_OK) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
 		            "the guest has no SFTP subsystem: %s", ssh_get_error(session));
+		*no_sftp = ssh_is_connected(session);
 		return NULL;
 	}
 	out = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_guest_artifact_free);
@@ -499,7 +500,8 @@ put_one(ssh_session session, sftp_session sftp, const QsimGuestPut *put,
  */
 gint64
 qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
-                    QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error)
+                    QsimGuestAbortFunc abort_cb, gpointer abort_data, gboolean *no_sftp,
+                    GError **error)
 {
 	ssh_session session = qsim_guest_ssh_get_session(ssh);
 	g_auto(sftp_session) sftp = NULL;
@@ -514,6 +516,7 @@ qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
 	if (sftp == NULL || sftp_init(sftp) != SSH_OK) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
 		            "the guest has no SFTP subsystem: %s", ssh_get_error(session));
+		*no_sftp = ssh_is_connected(session);
 		return -1;
 	}
 	for (guint i = 0; i < n; i++) {

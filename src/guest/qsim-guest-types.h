@@ -86,15 +86,26 @@ typedef struct {
  */
 typedef GBytes *(*QsimGuestReadFunc)(gpointer data, GError **error);
 
+/* What the exec fallback does with a put's bytes (SFTP always writes @guest_path). */
+typedef enum {
+	QSIM_GUEST_UNPACK_NONE = 0,
+	QSIM_GUEST_UNPACK_TAR,
+	QSIM_GUEST_UNPACK_TAR_GZ,
+} QsimGuestUnpack;
+
 /**
  * QsimGuestPut:
  *
  * One file to write into the guest: created (with its parent directories)
- * or truncated, filled from @read, then given @mode.
+ * or truncated, filled from @read, then given @mode. Over the exec fallback a
+ * put with @unpack is not written anywhere: its bytes feed the guest's `tar`,
+ * which unpacks them into @unpack_dir (borrowed).
  */
 typedef struct {
 	gchar *guest_path;
 	guint mode;
+	QsimGuestUnpack unpack;
+	const gchar *unpack_dir;
 	QsimGuestReadFunc read;
 	gpointer data;
 } QsimGuestPut;

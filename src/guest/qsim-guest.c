@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "common/qsim-error.h"
+#include "guest/qsim-guest-exec-fs.h"
 #include "guest/qsim-guest-flow.h"
 #include "guest/qsim-guest-sftp.h"
 #include "guest/qsim-guest-ssh.h"
@@ -55,6 +56,11 @@ typedef struct {
 	gint exit_status;
 	gchar *exit_signal;
 } QsimGuestExecResult;
+
+typedef struct {
+	gint64 total;
+	gboolean via_exec;
+} QsimGuestUploadResult;
 
 typedef struct {
 	gchar *out;
@@ -290,12 +296,27 @@ qsim_guest_worker_collect(QsimGuest *self, QsimGuestOp *op)
 	g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GPtrArray) artifacts = NULL;
 	QsimGuestCollectResult *result;
+	gboolean no_sftp = FALSE;
+	gboolean has_sftp = FALSE;
 
 	qsim_guest_worker_sync_gen(self, op);
-	if (!qsim_guest_op_abort_cb(op, &error))
-		artifacts = qsim_guest_sftp_collect(self->ssh, (const gchar *const *)op->patterns,
+	if (!qsim_guest_op_abort_cb(op, &error) &&
+	    qsim_guest_exec_probe_sftp(self->ssh, qsim_guest_op_abort_cb, op, &has_sftp, &error)) {
+		if (has_sftp)
+			artifacts = qsim_guest_sftp_collect(
+			    self->ssh, (const gchar *const *)op->patterns, &op->limits, &op->sink,
+			    qsim_guest_op_abort_cb, op, notes, &no_sftp, &error);
+		else
+			no_sftp = TRUE;
+	}
+	if (artifacts == NULL && no_sftp) {
+		g_clear_error(&error);
+		g_ptr_array_add(notes, g_strdup("artifacts: the guest has no SFTP subsystem; "
+		                                "collecting over exec (sh, head -c) instead"));
+		artifacts = qsim_guest_exec_collect(self->ssh, (const gchar *const *)op->patterns,
 		                                    &op->limits, &op->sink, qsim_guest_op_abort_cb,
 		                                    op, notes, &error);
+	}
 	if (artifacts == NULL) {
 		if (g_atomic_int_get(&self->close_gen) != op->gen)
 			qsim_guest_ssh_disconnect(self->ssh);
@@ -313,19 +334,35 @@ static void
 qsim_guest_worker_upload(QsimGuest *self, QsimGuestOp *op)
 {
 	g_autoptr(GError) error = NULL;
+	QsimGuestUploadResult *result;
 	gint64 total = -1;
+	gboolean no_sftp = FALSE;
+	gboolean has_sftp = FALSE;
 
 	qsim_guest_worker_sync_gen(self, op);
-	if (!qsim_guest_op_abort_cb(op, &error))
-		total = qsim_guest_sftp_put(self->ssh, op->puts, op->n_puts, qsim_guest_op_abort_cb,
+	if (!qsim_guest_op_abort_cb(op, &error) &&
+	    qsim_guest_exec_probe_sftp(self->ssh, qsim_guest_op_abort_cb, op, &has_sftp, &error)) {
+		if (has_sftp)
+			total = qsim_guest_sftp_put(self->ssh, op->puts, op->n_puts,
+			                            qsim_guest_op_abort_cb, op, &no_sftp, &error);
+		else
+			no_sftp = TRUE;
+	}
+	if (total < 0 && no_sftp) {
+		g_clear_error(&error);
+		total = qsim_guest_exec_put(self->ssh, op->puts, op->n_puts, qsim_guest_op_abort_cb,
 		                            op, &error);
+	}
 	if (total < 0) {
 		if (g_atomic_int_get(&self->close_gen) != op->gen)
 			qsim_guest_ssh_disconnect(self->ssh);
 		qsim_guest_worker_finish(self, op, NULL, NULL, g_steal_pointer(&error));
 		return;
 	}
-	qsim_guest_worker_finish(self, op, g_memdup2(&total, sizeof total), g_free, NULL);
+	result = g_new0(QsimGuestUploadResult, 1);
+	result->total = total;
+	result->via_exec = no_sftp;
+	qsim_guest_worker_finish(self, op, result, g_free, NULL);
 }
 
 static gpointer
@@ -691,12 +728,14 @@ qsim_guest_upload_async(QsimGuest *self, const QsimGuestPut *puts, guint n_puts,
 }
 
 gint64
-qsim_guest_upload_finish(QsimGuest *self, GAsyncResult *res, GError **error)
+qsim_guest_upload_finish(QsimGuest *self, GAsyncResult *res, gboolean *via_exec, GError **error)
 {
-	g_autofree gint64 *total = NULL;
+	g_autofree QsimGuestUploadResult *result = NULL;
 
 	g_return_val_if_fail(g_task_is_valid(res, self), -1);
 	g_return_val_if_fail(g_task_get_source_tag(G_TASK(res)) == qsim_guest_upload_async, -1);
-	total = g_task_propagate_pointer(G_TASK(res), error);
-	return total != NULL ? *total : -1;
+	result = g_task_propagate_pointer(G_TASK(res), error);
+	if (via_exec != NULL)
+		*via_exec = result != NULL && result->via_exec;
+	return result != NULL ? result->total : -1;
 }

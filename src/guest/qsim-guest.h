@@ -200,7 +200,9 @@ gboolean qsim_guest_run_simple_finish(QsimGuest *self, GAsyncResult *res, gchar 
  *
  * Fetches guest files over SFTP (libssh's, on the worker thread), streamed in
  * bounded chunks with reads pipelined. Symlinks are recorded, never followed;
- * a file growing meanwhile is cut at the size first seen.
+ * a file growing meanwhile is cut at the size first seen. A guest without an
+ * SFTP subsystem is read over exec instead (a fixed sh script lists, `head -c`
+ * reads), which adds a note saying so.
  */
 void qsim_guest_collect_async(QsimGuest *self, const gchar *const *patterns,
                               const QsimGuestCollectLimits *limits,
@@ -212,8 +214,7 @@ void qsim_guest_collect_async(QsimGuest *self, const gchar *const *patterns,
  * @notes: (out) (optional) (transfer container) (element-type utf8): what was
  *   missing, refused or over a limit, one line each
  *
- * Errors: %QSIM_ERROR_GUEST (no SFTP subsystem, a lost or closed session),
- * %QSIM_ERROR_CANCELLED.
+ * Errors: %QSIM_ERROR_GUEST (a lost or closed session), %QSIM_ERROR_CANCELLED.
  *
  * Returns: (transfer container) (element-type QsimGuestArtifact): what was
  *   collected, in collection order
@@ -228,6 +229,8 @@ GPtrArray *qsim_guest_collect_finish(QsimGuest *self, GAsyncResult *res, GPtrArr
  *
  * Writes files into the guest over SFTP, streamed from their read functions in
  * pieces of at most 32 KiB, with their modes; parent directories are created.
+ * A guest without an SFTP subsystem gets them over exec (`cat > 'path'` then
+ * `chmod`); there a put with @unpack feeds the guest's `tar` instead.
  */
 void qsim_guest_upload_async(QsimGuest *self, const QsimGuestPut *puts, guint n_puts,
                              GCancellable *cancellable, GAsyncReadyCallback callback,
@@ -236,12 +239,16 @@ void qsim_guest_upload_async(QsimGuest *self, const QsimGuestPut *puts, guint n_
 /**
  * qsim_guest_upload_finish:
  *
- * Errors: %QSIM_ERROR_GUEST (no SFTP, the guest refused, a lost session), a read
+ * @via_exec: (out) (optional): TRUE when the exec fallback was taken, so the
+ *   puts with @unpack are already unpacked
+ *
+ * Errors: %QSIM_ERROR_GUEST (the guest refused, a lost session), a read
  * function's own error, %QSIM_ERROR_CANCELLED.
  *
  * Returns: the bytes written, or -1 with @error
  */
-gint64 qsim_guest_upload_finish(QsimGuest *self, GAsyncResult *res, GError **error);
+gint64 qsim_guest_upload_finish(QsimGuest *self, GAsyncResult *res, gboolean *via_exec,
+                                GError **error);
 
 /**
  * qsim_guest_close:

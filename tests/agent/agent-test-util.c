@@ -69,6 +69,13 @@ agent_fixture_init(AgentFixture *fx)
 	copy_vm_config(src_confs, fx->config_dir, "tiny", NULL);
 	/* the guest never answers: a short boot deadline keeps the test lean */
 	copy_vm_config(src_confs, fx->config_dir, "tiny-nossh", "6");
+	{
+		/* the guest hides its sftp-server: file transfers take the exec fallback */
+		g_autofree gchar *nosftp = g_build_filename(src_confs, "tiny-nosftp.conf", NULL);
+
+		if (g_file_test(nosftp, G_FILE_TEST_EXISTS))
+			copy_vm_config(src_confs, fx->config_dir, "tiny-nosftp", NULL);
+	}
 	if (qsim_pg_test_wanted()) {
 		fx->db_url = qsim_pg_server_create_database(qsim_pg_server_get_shared(), &error);
 		g_assert_no_error(error);

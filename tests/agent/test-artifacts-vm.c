@@ -378,6 +378,152 @@ test_inputs(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(left->len, ==, 0);
 }
 
+static void
+test_no_sftp(Fixture *f, gconstpointer data)
+{
+	/* a guest whose sftp-server is hidden (qsim.nosftp=1): a 0755 script, a binary
+	 * file and a tar.gz go in over exec (cat, tar), and a file, a symlink and a
+	 * missing path come back over exec, checked by sha256 on both sides */
+	static const gchar *script = "#!/bin/sh\necho \"built from $(cat /root/src/tree/a.txt)\" > "
+	                             "/root/out/result.txt\n";
+	static const gchar *const paths[] = {"/root/out", "/root/missing.txt", NULL};
+	g_autofree gchar *upload_id = g_uuid_string_random();
+	g_autofree gchar *bin_sum = NULL;
+	g_autofree gchar *uuid = NULL;
+	g_autofree gchar *out = NULL;
+	g_autofree gchar *sys = NULL;
+	g_autofree gchar *tgz_data = NULL;
+	g_autofree gchar *tree = g_build_filename(f->fx.dir, "tree", NULL);
+	g_autofree gchar *tgz = g_build_filename(f->fx.dir, "tree.tar.gz", NULL);
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GError) error = NULL;
+	gsize bin_len = QSIM_UPLOAD_CHUNK_MAX + 70001, tgz_len = 0;
+	g_autofree guint8 *bin = g_malloc(bin_len);
+	const QsimArtifactRecord *a;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	for (gsize i = 0; i < bin_len; i++)
+		bin[i] = (guint8)g_random_int();
+	bin_sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bin, bin_len);
+	{
+		g_autofree gchar *sub = g_build_filename(tree, "tree", NULL);
+		g_autofree gchar *file = g_build_filename(sub, "a.txt", NULL);
+		const gchar *argv[] = {"tar", "-czf", tgz, "-C", tree, "tree", NULL};
+		gint status = -1;
+
+		g_assert_cmpint(g_mkdir_with_parents(sub, 0700), ==, 0);
+		g_assert_true(g_file_set_contents(file, "tarball", -1, NULL));
+		g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+		                           NULL, NULL, NULL, &status, &error));
+		g_assert_true(g_spawn_check_wait_status(status, NULL));
+		g_assert_true(g_file_get_contents(tgz, &tgz_data, &tgz_len, NULL));
+	}
+	spool(f, upload_id, 0, QSIM_UPLOAD_FILE, "/root/src/build.sh", 0755, (const guint8 *)script,
+	      strlen(script));
+	spool(f, upload_id, 1, QSIM_UPLOAD_FILE, "/root/src/data/it's.bin", 0640, bin, bin_len);
+	spool(f, upload_id, 2, QSIM_UPLOAD_TAR_GZ, "/root/src", 0, (const guint8 *)tgz_data,
+	      tgz_len);
+	{
+		g_autoptr(QsimRequest) created = qsim_store_create_request_full(
+		    f->fx.store, "tiny-nosftp",
+		    "mkdir -p /root/out && /root/src/build.sh && stat -c '%a %s' "
+		    "/root/src/build.sh \"/root/src/data/it's.bin\" && sha256sum "
+		    "\"/root/src/data/it's.bin\" && ln -s /etc/shadow /root/out/link && "
+		    "head -c 100000 /dev/urandom > /root/out/rand.bin && chmod 0751 "
+		    "/root/out/rand.bin "
+		    "&& sha256sum /root/out/rand.bin /root/out/result.txt",
+		    240, (gchar **)paths, upload_id, &error);
+
+		g_assert_no_error(error);
+		uuid = g_strdup(created->uuid);
+	}
+	start_pool(f);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	out = agent_test_log_text(&f->fx, uuid, QSIM_LOG_STDOUT);
+	sys = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
+	g_test_message("stdout:\n%s\nsystem log:\n%s", out, sys);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	{
+		g_autofree gchar *want = g_strdup_printf("755 %zu\n640 %" G_GSIZE_FORMAT "\n%s  "
+		                                         "/root/src/data/it's.bin\n",
+		                                         strlen(script), bin_len, bin_sum);
+		g_assert_true(g_str_has_prefix(out, want));
+	}
+	g_assert_nonnull(strstr(sys, "over exec (cat, tar): the guest has no SFTP subsystem"));
+	g_assert_nonnull(strstr(sys, "the guest has no SFTP subsystem; collecting over exec"));
+	g_assert_nonnull(strstr(sys, "/root/missing.txt: no such file in the guest"));
+	g_assert_nonnull(strstr(sys, "artifacts: collected 3 "));
+	rows = qsim_store_list_artifacts(f->fx.store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(rows->len, ==, 3);
+	a = find(rows, "root/out/result.txt");
+	g_assert_nonnull(a);
+	assert_stored(f, uuid, a, out);
+	a = find(rows, "root/out/rand.bin");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 100000);
+	g_assert_cmpuint(a->mode, ==, 0751);
+	assert_stored(f, uuid, a, out);
+	a = find(rows, "root/out/link");
+	g_assert_nonnull(a);
+	g_assert_cmpint(a->kind, ==, QSIM_ARTIFACT_SYMLINK);
+	g_assert_cmpstr(a->target, ==, "/etc/shadow");
+}
+
+static void
+test_no_sftp_hostile(Fixture *f, gconstpointer data)
+{
+	/* a name holding a newline, which would break a line-based listing: refused with a
+	 * note while the files listed after it still come back. (A `head` that lies cannot
+	 * be planted: busybox sh runs its applets whatever PATH says.) */
+	static const gchar *const paths[] = {"/root/out", NULL};
+	g_autofree gchar *uuid = NULL;
+	g_autofree gchar *sys = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GError) error = NULL;
+	const QsimArtifactRecord *a;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	{
+		g_autoptr(QsimRequest) created = qsim_store_create_request_full(
+		    f->fx.store, "tiny-nosftp",
+		    "mkdir -p /root/out && printf 0123456789 > /root/out/a.txt && "
+		    "printf x > \"/root/out/new\nline\" && printf abc > /root/out/z.txt",
+		    240, (gchar **)paths, NULL, &error);
+
+		g_assert_no_error(error);
+		uuid = g_strdup(created->uuid);
+	}
+	start_pool(f);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	sys = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
+	g_test_message("system log:\n%s", sys);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	g_assert_nonnull(strstr(sys, "the guest has no SFTP subsystem; collecting over exec"));
+	g_assert_nonnull(strstr(sys, "a guest path was refused"));
+	rows = qsim_store_list_artifacts(f->fx.store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(rows->len, ==, 2);
+	a = find(rows, "root/out/a.txt");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 10);
+	assert_stored(f, uuid, a, NULL);
+	{
+		g_autofree gchar *path = host_path(f, uuid, "root/out/a.txt");
+		g_autofree gchar *text = NULL;
+
+		g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+		g_assert_cmpstr(text, ==, "0123456789");
+	}
+	a = find(rows, "root/out/z.txt");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 3);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -388,5 +534,9 @@ main(int argc, char **argv)
 	           fixture_teardown);
 	g_test_add("/artifacts-vm/limits", Fixture, NULL, fixture_setup, test_limits,
 	           fixture_teardown);
+	g_test_add("/artifacts-vm/no-sftp", Fixture, NULL, fixture_setup, test_no_sftp,
+	           fixture_teardown);
+	g_test_add("/artifacts-vm/no-sftp-hostile", Fixture, NULL, fixture_setup,
+	           test_no_sftp_hostile, fixture_teardown);
 	return g_test_run();
 }
