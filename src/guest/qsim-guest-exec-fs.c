@@ -8,6 +8,7 @@
 #include "common/qsim-error.h"
 #include "common/qsim-guest-path.h"
 #include "guest/qsim-guest-exec-fs.h"
+#include "guest/qsim-guest-ssh.h"
 
 /* What one channel read or write moves: bounds memory per transfer. */
 #define EXEC_PIECE (32 * 1024)
@@ -181,10 +182,10 @@ chan_open_full(ssh_session session, const gchar *command, gboolean subsystem,
 	    .channel_exit_signal_function = on_exit_signal,
 	};
 	ssh_callbacks_init(&ch->callbacks);
-	ch->channel = ssh_channel_new(session);
+	ch->channel = qsim_guest_ssh_open_channel(session);
 	if (ch->channel != NULL)
 		ssh_set_channel_callbacks(ch->channel, &ch->callbacks);
-	if (ch->channel == NULL || ssh_channel_open_session(ch->channel) != SSH_OK ||
+	if (ch->channel == NULL ||
 	    (subsystem ? ssh_channel_request_subsystem(ch->channel, command)
 	               : ssh_channel_request_exec(ch->channel, command)) != SSH_OK) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,

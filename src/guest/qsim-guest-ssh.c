@@ -725,6 +725,33 @@ qsim_guest_ssh_close_aborted(ssh_session session, ssh_channel channel, ssh_event
 	}
 }
 
+/* dropbear 2022.83 may refuse or at once close a channel opened while it still
+ * reaps the previous one (an SFTP session just closed, a command just ended):
+ * seen as "cannot open an SSH channel" right after an SFTP upload. A refused open
+ * changes nothing in the guest, so it is safe to ask again a moment later. */
+#define QSIM_GUEST_CHANNEL_OPEN_TRIES 4
+#define QSIM_GUEST_CHANNEL_OPEN_PAUSE_MS 100
+
+ssh_channel
+qsim_guest_ssh_open_channel(ssh_session session)
+{
+	for (guint i = 0; i < QSIM_GUEST_CHANNEL_OPEN_TRIES; i++) {
+		ssh_channel channel;
+
+		if (i > 0)
+			g_usleep(QSIM_GUEST_CHANNEL_OPEN_PAUSE_MS * 1000);
+		channel = ssh_channel_new(session);
+		if (channel == NULL)
+			return NULL;
+		if (ssh_channel_open_session(channel) == SSH_OK)
+			return channel;
+		ssh_channel_free(channel);
+		if (!ssh_is_connected(session))
+			return NULL;
+	}
+	return NULL;
+}
+
 /**
  * qsim_guest_ssh_exec:
  * @exit_signal: (out) (transfer full) (nullable): the signal name, or %NULL
@@ -758,8 +785,8 @@ qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSin
 		                    "cannot set up SSH event polling");
 		return FALSE;
 	}
-	channel = ssh_channel_new(self->session);
-	if (channel == NULL || ssh_channel_open_session(channel) != SSH_OK) {
+	channel = qsim_guest_ssh_open_channel(self->session);
+	if (channel == NULL) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "cannot open an SSH channel: %s",
 		            ssh_get_error(self->session));
 		stop = ssh_is_connected(self->session) ? QSIM_GUEST_EXEC_STOP_ABORT

@@ -73,6 +73,12 @@ gboolean qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const Qsi
 /* Sends a disconnect message and frees the session; a no-op when disconnected. */
 void qsim_guest_ssh_disconnect(QsimGuestSsh *self);
 
+/*
+ * A new session channel, opened; NULL when the guest refused it (the session's
+ * error says why). Retried a few times while the session stays connected.
+ */
+ssh_channel qsim_guest_ssh_open_channel(ssh_session session);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimGuestSsh, qsim_guest_ssh_free)
 
 G_END_DECLS
