@@ -153,6 +153,10 @@ test_restored(void)
 			                                            sum, &error));
 			r2 = run_request_full(&f, "cp /root/in.txt /root/out.txt", (gchar **)paths,
 			                      upload_id);
+			/* why, when it did not end done (the status alone says little) */
+			if (r2->status != QSIM_STATUS_DONE)
+				g_printerr("restored upload request ended %s: %s\n",
+				           qsim_status_to_string(r2->status), r2->error);
 			g_assert_cmpint(r2->status, ==, QSIM_STATUS_DONE);
 			g_assert_true(system_log_has(&f, r2->uuid, "restored from snapshot"));
 			g_assert_true(system_log_has(&f, r2->uuid, "uploaded 1 part"));
