@@ -547,6 +547,19 @@ qsim_agent_pool_get_warm_pool(QsimAgentPool *self)
 	return self->warm_pool;
 }
 
+/**
+ * qsim_agent_pool_set_store_worker:
+ * @worker: where the jobs claimed from now on write their logs and renew their
+ *   leases, off the main loop (see QsimStoreWorker)
+ */
+void
+qsim_agent_pool_set_store_worker(QsimAgentPool *self, QsimStoreWorker *worker)
+{
+	g_return_if_fail(QSIM_IS_AGENT_POOL(self));
+	for (guint i = 0; i < self->agents->len; i++)
+		qsim_agent_set_store_worker(g_ptr_array_index(self->agents, i), worker);
+}
+
 QsimAgentPool *
 qsim_agent_pool_new(QsimConfig *config, QsimStore *store)
 {

@@ -45,6 +45,8 @@ G_DECLARE_FINAL_TYPE(QsimAgentPool, qsim_agent_pool, QSIM, AGENT_POOL, GObject)
  */
 QsimAgentPool *qsim_agent_pool_new(QsimConfig *config, QsimStore *store);
 
+void qsim_agent_pool_set_store_worker(QsimAgentPool *self, QsimStoreWorker *worker);
+
 /**
  * qsim_agent_pool_start:
  *

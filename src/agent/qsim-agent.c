@@ -13,6 +13,7 @@ struct _QsimAgent {
 	gchar *id;
 	QsimJob *job;
 	QsimWarmPool *warm_pool;
+	QsimStoreWorker *worker;
 	QsimTemplateService *template_service;
 };
 
@@ -80,6 +81,8 @@ qsim_agent_try_claim(QsimAgent *self, guint max_active_vms, guint max_host_vms, 
 	qsim_job_set_warm_pool(self->job, self->warm_pool);
 	if (self->template_service != NULL)
 		qsim_job_set_template_service(self->job, self->template_service);
+	if (self->worker != NULL)
+		qsim_job_set_store_worker(self->job, self->worker);
 	/* the job's callback holds one reference, the agent another until it returns */
 	qsim_job_run_async(g_object_ref(self->job), qsim_agent_job_cb, g_object_ref(self));
 	return TRUE;
@@ -89,6 +92,12 @@ void
 qsim_agent_set_warm_pool(QsimAgent *self, QsimWarmPool *pool)
 {
 	g_set_object(&self->warm_pool, pool);
+}
+
+void
+qsim_agent_set_store_worker(QsimAgent *self, QsimStoreWorker *worker)
+{
+	g_set_object(&self->worker, worker);
 }
 
 void
@@ -111,6 +120,7 @@ qsim_agent_dispose(GObject *object)
 
 	g_clear_object(&self->job);
 	g_clear_object(&self->warm_pool);
+	g_clear_object(&self->worker);
 	g_clear_object(&self->template_service);
 	G_OBJECT_CLASS(qsim_agent_parent_class)->dispose(object);
 }

@@ -61,4 +61,7 @@ void qsim_agent_set_warm_pool(QsimAgent *self, QsimWarmPool *pool);
 /* The template service the agent's jobs use (the pool's); referenced */
 void qsim_agent_set_template_service(QsimAgent *self, QsimTemplateService *service);
 
+/* where its jobs' log batches and lease renewals run (see QsimStoreWorker) */
+void qsim_agent_set_store_worker(QsimAgent *self, QsimStoreWorker *worker);
+
 G_END_DECLS

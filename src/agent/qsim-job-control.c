@@ -102,6 +102,98 @@ qsim_job_fence(QsimJob *self)
 	qsim_job_finalize_run(self, QSIM_STATUS_FAILED, FALSE, 0, QSIM_END_TEXT_LEASE_LOST);
 }
 
+/* The store refuses renewals from the point where a job fences on its own */
+G_STATIC_ASSERT(QSIM_JOB_RENEW_INTERVAL_MS <= QSIM_STORE_LEASE_MARGIN_MS);
+
+/* What a renewal that began at @renew_start (store clock) came back with */
+static void
+qsim_job_renewed(QsimJob *self, gboolean ok, QsimStatus status, const GError *error,
+                 gint64 renew_start)
+{
+	gint64 lease_ms = (gint64)qsim_config_get_lease_seconds(self->config) * 1000;
+
+	if (self->lease_lost || self->phase == QSIM_JOB_PHASE_FINISHED)
+		return;
+	if (!ok) {
+		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_CONFLICT) ||
+		    g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND)) {
+			/* another agent recovered it: stop the VM, write nothing more */
+			g_warning("%s: lease lost: %s", self->request->uuid, error->message);
+			qsim_job_fence(self);
+			return;
+		}
+		/* Fencing: past the lease's end another host may recover the request and run
+		 * it, so the VM must be gone by then even though nobody told us (the watchdog
+		 * killed QEMU already if this loop was blocked meanwhile). */
+		if (!self->finishing &&
+		    (qsim_lease_watchdog_fired(self->watchdog) ||
+		     qsim_store_now_ms(self->store) + QSIM_STORE_LEASE_MARGIN_MS >=
+		         self->lease_until)) {
+			g_warning("%s: lease lost: not renewed in time (%s); stopping the VM",
+			          self->request->uuid, error->message);
+			qsim_job_fence(self);
+			return;
+		}
+		g_warning("%s: cannot renew the lease (will retry): %s", self->request->uuid,
+		          error->message);
+		return;
+	}
+	self->lease_until = renew_start + lease_ms;
+	{ /* never a pid that exited: it may be another process's by now */
+		QsimVm *vm = qsim_job_current_vm(self);
+		gboolean alive = vm != NULL && qsim_vm_get_state(vm) != QSIM_VM_STATE_EXITED &&
+		                 qsim_vm_get_state(vm) != QSIM_VM_STATE_CREATED;
+
+		if (self->watchdog != NULL)
+			qsim_lease_watchdog_renewed(
+			    self->watchdog, self->lease_until - qsim_store_now_ms(self->store),
+			    alive ? qsim_vm_get_pid(vm) : 0);
+	}
+	qsim_job_handle_status(self, status);
+	/* a hold whose pause failed is retried here */
+	qsim_job_reconcile_pause(self);
+}
+
+/* A renewal on the store worker: what it needs, and what it found */
+typedef struct {
+	QsimJob *job;
+	gchar *uuid;
+	gchar *agent_id;
+	gint64 lease_ms;
+	gint64 renew_start;
+	QsimStatus status;
+} Renewal;
+
+static void
+renewal_free(Renewal *r)
+{
+	g_object_unref(r->job);
+	g_free(r->uuid);
+	g_free(r->agent_id);
+	g_free(r);
+}
+
+/* in the worker's thread: only the renewal's own fields */
+static gboolean
+renewal_run(QsimStore *store, gpointer data, GError **error)
+{
+	Renewal *r = data;
+
+	return qsim_store_renew_lease(store, r->uuid, r->agent_id, r->lease_ms, &r->status, error);
+}
+
+static void
+renewal_done_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Renewal *r = user_data;
+	QsimJob *self = r->job;
+	g_autoptr(GError) error = NULL;
+	gboolean ok = qsim_store_worker_run_finish(self->worker, result, &error);
+
+	self->renew_busy = FALSE;
+	qsim_job_renewed(self, ok, r->status, error, r->renew_start);
+}
+
 gboolean
 qsim_job_renew_cb(gpointer user_data)
 {
@@ -110,46 +202,43 @@ qsim_job_renew_cb(gpointer user_data)
 	QsimStatus status = QSIM_STATUS_ACKNOWLEDGED;
 	gint64 lease_ms = (gint64)qsim_config_get_lease_seconds(self->config) * 1000;
 	gint64 renew_start = qsim_store_now_ms(self->store);
+	gboolean ok;
 
 	if (self->lease_lost)
 		return G_SOURCE_CONTINUE;
-	if (!qsim_store_renew_lease(self->store, self->request->uuid, self->agent_id, lease_ms,
-	                            &status, &error)) {
-		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_CONFLICT) ||
-		    g_error_matches(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND)) {
-			/* another agent recovered it: stop the VM, write nothing more */
-			g_warning("%s: lease lost: %s", self->request->uuid, error->message);
-			qsim_job_fence(self);
+	if (self->worker != NULL) {
+		Renewal *r;
+
+		/* one at a time: a slow database must not pile them up; but the lease runs
+		 * out meanwhile all the same */
+		if (self->renew_busy) {
+			if (!self->finishing &&
+			    (qsim_lease_watchdog_fired(self->watchdog) ||
+			     qsim_store_now_ms(self->store) + QSIM_STORE_LEASE_MARGIN_MS >=
+			         self->lease_until)) {
+				g_warning(
+				    "%s: lease lost: not renewed in time (the renewal is still "
+				    "waiting for the database); stopping the VM",
+				    self->request->uuid);
+				qsim_job_fence(self);
+			}
 			return G_SOURCE_CONTINUE;
 		}
-		/* Fencing: past the lease's end another host may recover the request and run
-		 * it, so the VM must be gone by then even though nobody told us (the watchdog
-		 * killed QEMU already if this loop was blocked meanwhile). */
-		if (!self->finishing &&
-		    (qsim_lease_watchdog_fired(self->watchdog) ||
-		     qsim_store_now_ms(self->store) + QSIM_JOB_RENEW_INTERVAL_MS >=
-		         self->lease_until)) {
-			g_warning("%s: lease lost: not renewed in time (%s); stopping the VM",
-			          self->request->uuid, error->message);
-			qsim_job_fence(self);
-			return G_SOURCE_CONTINUE;
-		}
-		g_warning("%s: cannot renew the lease (will retry): %s", self->request->uuid,
-		          error->message);
+		r = g_new0(Renewal, 1);
+		r->job = g_object_ref(self);
+		r->uuid = g_strdup(self->request->uuid);
+		r->agent_id = g_strdup(self->agent_id);
+		r->lease_ms = lease_ms;
+		r->renew_start = renew_start;
+		r->status = QSIM_STATUS_ACKNOWLEDGED;
+		self->renew_busy = TRUE;
+		/* the data outlives the callback: freed with the worker's call */
+		qsim_store_worker_run_async(self->worker, renewal_run, r,
+		                            (GDestroyNotify)renewal_free, renewal_done_cb, r);
 		return G_SOURCE_CONTINUE;
 	}
-	self->lease_until = renew_start + lease_ms;
-	{ /* never a pid that exited: it may be another process's by now */
-		QsimVm *vm = qsim_job_current_vm(self);
-		gboolean alive = vm != NULL && qsim_vm_get_state(vm) != QSIM_VM_STATE_EXITED &&
-		                 qsim_vm_get_state(vm) != QSIM_VM_STATE_CREATED;
-
-		qsim_lease_watchdog_renewed(self->watchdog,
-		                            self->lease_until - qsim_store_now_ms(self->store),
-		                            alive ? qsim_vm_get_pid(vm) : 0);
-	}
-	qsim_job_handle_status(self, status);
-	/* a hold whose pause failed is retried here */
-	qsim_job_reconcile_pause(self);
+	ok = qsim_store_renew_lease(self->store, self->request->uuid, self->agent_id, lease_ms,
+	                            &status, &error);
+	qsim_job_renewed(self, ok, status, error, renew_start);
 	return G_SOURCE_CONTINUE;
 }

@@ -38,6 +38,10 @@ struct _QsimJob {
 	gint64 deadline_left_us;
 
 	guint renew_id;
+	/* where renewals and log batches go off the main loop (NULL: inline), and
+	 * whether a renewal is there now */
+	QsimStoreWorker *worker;
+	gboolean renew_busy;
 	guint exit_wait_id;
 	gchar *exit_wait_reason;
 

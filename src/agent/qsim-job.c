@@ -229,20 +229,40 @@ qsim_job_retry_finish(QsimJob *self, const GError *error)
 	                   g_object_unref);
 }
 
+static void qsim_job_complete_flushed(QsimJob *self, const GError *flush_error);
+
+static void
+qsim_job_complete_flushed_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(QsimJob) self = user_data;
+	g_autoptr(GError) error = NULL;
+
+	qsim_log_batcher_flush_finish(QSIM_LOG_BATCHER(source), result, &error);
+	qsim_job_complete_flushed(self, error);
+}
+
 /* Flush, write the final status, clean up, report. Retried while the store is busy. */
 static void
 qsim_job_complete(QsimJob *self)
+{
+	/* the last logs first: a reader that sees the final status has all the output */
+	qsim_log_batcher_flush_async(self->batcher, qsim_job_complete_flushed_cb,
+	                             g_object_ref(self));
+}
+
+static void
+qsim_job_complete_flushed(QsimJob *self, const GError *flush_error)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GTask) task = NULL;
 	QsimStatus stored = self->final_status;
 
-	if (!qsim_log_batcher_flush(self->batcher, &error)) {
+	if (flush_error != NULL) {
 		/* a database that is down (a PostgreSQL restart, a network cut: BUSY)
 		 * comes back: the last logs wait for it, with the lease renewed meanwhile,
 		 * as the final status does. Only a lasting refusal is given up on. */
-		if (g_error_matches(error, QSIM_ERROR, QSIM_ERROR_BUSY)) {
-			qsim_job_retry_finish(self, error);
+		if (g_error_matches(flush_error, QSIM_ERROR, QSIM_ERROR_BUSY)) {
+			qsim_job_retry_finish(self, flush_error);
 			return;
 		}
 		if (++self->final_retries < QSIM_JOB_FINAL_MAX_RETRIES) {
@@ -252,8 +272,7 @@ qsim_job_complete(QsimJob *self)
 			return;
 		}
 		g_warning("%s: giving up on storing the last logs: %s", self->request->uuid,
-		          error->message);
-		g_clear_error(&error);
+		          flush_error->message);
 	}
 	if (self->truncation_unrecorded &&
 	    !qsim_store_set_output_truncated(self->store, self->request->uuid, &error)) {
@@ -357,9 +376,8 @@ qsim_job_finalize_run(QsimJob *self, QsimStatus status, gboolean has_exit_code, 
 	       reason != NULL ? ": " : "", reason != NULL ? reason : "");
 	if (reason != NULL && status != QSIM_STATUS_DONE && !has_exit_code)
 		qsim_job_system(self, "%s", reason);
-	/* readers see the last output now, not after the VM is down (retried at the end) */
-	if (!qsim_log_batcher_flush(self->batcher, NULL))
-		g_debug("%s: logs not stored yet, retried after the shutdown", self->request->uuid);
+	/* readers see the last output now, not after the VM is down (waited for at the end) */
+	qsim_log_batcher_kick(self->batcher);
 	g_clear_handle_id(&self->deadline_id, g_source_remove);
 	g_clear_handle_id(&self->exit_wait_id, g_source_remove);
 	g_clear_handle_id(&self->output_fail_id, g_source_remove);
@@ -636,6 +654,18 @@ qsim_job_set_template_service(QsimJob *self, QsimTemplateService *service)
 	g_set_object(&self->template_service, service);
 }
 
+/**
+ * qsim_job_set_store_worker:
+ * @worker: where the job's log batches and lease renewals run, off the main loop
+ */
+void
+qsim_job_set_store_worker(QsimJob *self, QsimStoreWorker *worker)
+{
+	g_return_if_fail(QSIM_IS_JOB(self) && self->phase == QSIM_JOB_PHASE_CREATED);
+	g_set_object(&self->worker, worker);
+	qsim_log_batcher_set_store_worker(self->batcher, worker);
+}
+
 void
 qsim_job_run_async(QsimJob *self, GAsyncReadyCallback callback, gpointer user_data)
 {
@@ -757,6 +787,7 @@ qsim_job_dispose(GObject *object)
 	g_clear_handle_id(&self->deadline_id, g_source_remove);
 	g_clear_handle_id(&self->renew_id, g_source_remove);
 	g_clear_pointer(&self->watchdog, qsim_lease_watchdog_free);
+	g_clear_object(&self->worker);
 	g_clear_handle_id(&self->exit_wait_id, g_source_remove);
 	g_clear_handle_id(&self->output_fail_id, g_source_remove);
 	if (self->store_handler != 0) {

@@ -75,6 +75,8 @@ void qsim_job_set_warm_pool(QsimJob *self, QsimWarmPool *pool);
  */
 void qsim_job_set_template_service(QsimJob *self, QsimTemplateService *service);
 
+void qsim_job_set_store_worker(QsimJob *self, QsimStoreWorker *worker);
+
 /**
  * qsim_job_run_async:
  *

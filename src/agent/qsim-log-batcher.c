@@ -6,6 +6,7 @@
 
 #include "agent/qsim-log-batcher.h"
 #include "common/qsim-error.h"
+#include "store/qsim-store-worker.h"
 
 /* one future row: consecutive chunks of one raw stream grow the same buffer */
 typedef struct {
@@ -27,8 +28,16 @@ struct _QsimLogBatcher {
 	gchar *uuid;
 	gsize max_bytes;
 	guint flush_ms;
-	GPtrArray *pending; /* (element-type Pending) in arrival order */
-	gsize buffered;
+	GPtrArray *pending;  /* (element-type Pending) in arrival order */
+	gsize buffered;      /* pending and in flight */
+	gsize pending_bytes; /* pending only */
+	/* with a worker: the batch being written there (NULL: none), and the
+	 * qsim_log_batcher_flush_async() callers waiting for an empty buffer */
+	QsimStoreWorker *worker;
+	GPtrArray *inflight; /* (element-type Pending) */
+	gsize inflight_bytes;
+	GPtrArray *waiters; /* (element-type GTask) */
+	gboolean failing;   /* the last write failed: retried on a timer */
 	gsize max_buffered;
 	guint timer_id;
 	gboolean congested;
@@ -61,15 +70,24 @@ qsim_log_batcher_set_congested(QsimLogBatcher *self, gboolean congested)
 	g_object_notify_by_pspec(G_OBJECT(self), props[PROP_CONGESTED]);
 }
 
+static void qsim_log_batcher_write(QsimLogBatcher *self);
+
+/* Memory stays within max_bytes (plus the producer's own chunk): past it, while a
+ * batch is being written or the writes fail, the producer waits */
+static void
+qsim_log_batcher_update_congestion(QsimLogBatcher *self)
+{
+	qsim_log_batcher_set_congested(self, self->buffered >= self->max_bytes &&
+	                                         (self->inflight != NULL || self->failing));
+}
+
 static gboolean
 qsim_log_batcher_timer_cb(gpointer user_data)
 {
 	QsimLogBatcher *self = QSIM_LOG_BATCHER(user_data);
-	g_autoptr(GError) error = NULL;
 
 	self->timer_id = 0;
-	if (!qsim_log_batcher_flush(self, &error))
-		g_warning("%s: cannot store logs (will retry): %s", self->uuid, error->message);
+	qsim_log_batcher_write(self);
 	return G_SOURCE_REMOVE;
 }
 
@@ -122,16 +140,15 @@ qsim_log_batcher_buffer(QsimLogBatcher *self, QsimLogType log_type, const guint8
 	}
 	g_byte_array_append(last->data, data, (guint)len);
 	self->buffered += len;
+	self->pending_bytes += len;
 	self->max_buffered = MAX(self->max_buffered, self->buffered);
 
-	if (self->buffered >= self->max_bytes) {
-		g_autoptr(GError) error = NULL;
-
-		if (!qsim_log_batcher_flush(self, &error))
-			g_warning("%s: cannot store logs (will retry): %s", self->uuid,
-			          error->message);
+	if (self->pending_bytes >= self->max_bytes) {
+		qsim_log_batcher_write(self);
+		qsim_log_batcher_update_congestion(self);
 		return;
 	}
+	qsim_log_batcher_update_congestion(self);
 	qsim_log_batcher_arm(self, qsim_log_batcher_delay_ms(self));
 }
 
@@ -227,40 +244,235 @@ qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, const g
 	}
 }
 
-gboolean
-qsim_log_batcher_flush(QsimLogBatcher *self, GError **error)
+/* The entries of @batch for qsim_store_append_logs(); each holds its buffer */
+static GPtrArray *
+qsim_log_batcher_entries(GPtrArray *batch)
 {
-	g_autoptr(GPtrArray) chunks = NULL;
+	GPtrArray *chunks = g_ptr_array_new_full(batch->len, (GDestroyNotify)qsim_log_entry_free);
 
-	g_return_val_if_fail(QSIM_IS_LOG_BATCHER(self), FALSE);
-	g_clear_handle_id(&self->timer_id, g_source_remove);
-	if (self->pending->len == 0)
-		return TRUE;
-	chunks = g_ptr_array_new_full(self->pending->len, (GDestroyNotify)qsim_log_entry_free);
-	for (guint i = 0; i < self->pending->len; i++) {
-		Pending *p = g_ptr_array_index(self->pending, i);
-		/* a new GBytes over the same memory: the buffer stays for a retry */
-		g_autoptr(GBytes) bytes = g_bytes_new_static(p->data->data, p->data->len);
+	for (guint i = 0; i < batch->len; i++) {
+		Pending *p = g_ptr_array_index(batch, i);
+		g_autoptr(GBytes) bytes = g_bytes_new_with_free_func(
+		    p->data->data, p->data->len, (GDestroyNotify)g_byte_array_unref,
+		    g_byte_array_ref(p->data));
 
 		g_ptr_array_add(chunks,
 		                qsim_log_entry_new_bytes(p->log_type, p->timestamp_ms, bytes));
 	}
+	return chunks;
+}
+
+/* Everything is written (@error NULL) or a write failed: tell the waiters */
+static void
+qsim_log_batcher_complete_waiters(QsimLogBatcher *self, const GError *error)
+{
+	g_autoptr(GPtrArray) waiters = NULL;
+
+	if (self->waiters->len == 0)
+		return;
+	waiters = g_steal_pointer(&self->waiters);
+	self->waiters = g_ptr_array_new_with_free_func(g_object_unref);
+	for (guint i = 0; i < waiters->len; i++) {
+		GTask *task = g_ptr_array_index(waiters, i);
+
+		if (error == NULL)
+			g_task_return_boolean(task, TRUE);
+		else
+			g_task_return_error(task, g_error_copy(error));
+	}
+}
+
+static void
+qsim_log_batcher_written(QsimLogBatcher *self)
+{
+	self->n_flushes++;
+	self->last_flush_us = g_get_monotonic_time();
+}
+
+/* Without a worker: the batch is written here, on the main loop */
+static gboolean
+qsim_log_batcher_flush_inline(QsimLogBatcher *self, GError **error)
+{
+	g_autoptr(GPtrArray) chunks = NULL;
+
+	g_clear_handle_id(&self->timer_id, g_source_remove);
+	if (self->pending->len == 0)
+		return TRUE;
+	chunks = qsim_log_batcher_entries(self->pending);
 	if (qsim_store_append_logs(self->store, self->uuid, chunks, error) < 0) {
 		/* keep everything, in order; hold the producer back once the bound is hit */
-		if (self->buffered >= self->max_bytes)
-			qsim_log_batcher_set_congested(self, TRUE);
+		self->failing = TRUE;
+		qsim_log_batcher_update_congestion(self);
 		qsim_log_batcher_arm(self, QSIM_LOG_BATCHER_RETRY_MS);
 		g_prefix_error(error, "request %s: ", self->uuid);
 		return FALSE;
 	}
-	/* the entries point into the buffers: drop them before the buffers */
-	g_clear_pointer(&chunks, g_ptr_array_unref);
 	g_ptr_array_set_size(self->pending, 0);
-	self->buffered = 0;
-	self->n_flushes++;
-	self->last_flush_us = g_get_monotonic_time();
-	qsim_log_batcher_set_congested(self, FALSE);
+	self->buffered -= self->pending_bytes;
+	self->pending_bytes = 0;
+	qsim_log_batcher_written(self);
+	self->failing = FALSE;
+	qsim_log_batcher_update_congestion(self);
 	return TRUE;
+}
+
+static void
+qsim_log_batcher_call_free(gpointer data)
+{
+	GPtrArray *call = data;
+
+	g_free(g_ptr_array_index(call, 0));
+	g_ptr_array_unref(g_ptr_array_index(call, 1));
+	g_ptr_array_unref(call);
+}
+
+static gboolean
+qsim_log_batcher_write_run(QsimStore *store, gpointer data, GError **error)
+{
+	GPtrArray *call = data; /* [0]: the uuid, [1]: the entries */
+
+	return qsim_store_append_logs(store, g_ptr_array_index(call, 0), g_ptr_array_index(call, 1),
+	                              error) >= 0;
+}
+
+static void
+qsim_log_batcher_write_done_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(QsimLogBatcher) self = user_data;
+	g_autoptr(GPtrArray) batch = g_steal_pointer(&self->inflight);
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_store_worker_run_finish(self->worker, result, &error)) {
+		/* back in front of what came meanwhile: nothing lost, order kept */
+		for (guint i = batch->len; i > 0; i--)
+			g_ptr_array_insert(self->pending, 0, g_ptr_array_steal_index(batch, i - 1));
+		self->pending_bytes += self->inflight_bytes;
+		self->inflight_bytes = 0;
+		self->failing = TRUE;
+		qsim_log_batcher_update_congestion(self);
+		g_prefix_error(&error, "request %s: ", self->uuid);
+		g_warning("%s: cannot store logs (will retry): %s", self->uuid, error->message);
+		qsim_log_batcher_arm(self, QSIM_LOG_BATCHER_RETRY_MS);
+		qsim_log_batcher_complete_waiters(self, error);
+		return;
+	}
+	self->buffered -= self->inflight_bytes;
+	self->inflight_bytes = 0;
+	qsim_log_batcher_written(self);
+	self->failing = FALSE;
+	qsim_log_batcher_update_congestion(self);
+	if (self->pending->len == 0) {
+		qsim_log_batcher_complete_waiters(self, NULL);
+		return;
+	}
+	/* what came while the batch was written: at once if someone waits or it is
+	 * big, else on its own schedule */
+	if (self->waiters->len > 0 || self->pending_bytes >= self->max_bytes)
+		qsim_log_batcher_write(self);
+	else
+		qsim_log_batcher_arm(self, qsim_log_batcher_delay_ms(self));
+}
+
+/* Starts writing what is pending, unless a batch is in flight already (its end
+ * starts the next one) */
+static void
+qsim_log_batcher_write(QsimLogBatcher *self)
+{
+	g_autoptr(GPtrArray) call = NULL;
+
+	if (self->worker == NULL) {
+		g_autoptr(GError) error = NULL;
+
+		if (!qsim_log_batcher_flush_inline(self, &error)) {
+			g_warning("%s: cannot store logs (will retry): %s", self->uuid,
+			          error->message);
+			qsim_log_batcher_complete_waiters(self, error);
+			return;
+		}
+		qsim_log_batcher_complete_waiters(self, NULL);
+		return;
+	}
+	if (self->inflight != NULL)
+		return;
+	g_clear_handle_id(&self->timer_id, g_source_remove);
+	if (self->pending->len == 0) {
+		qsim_log_batcher_complete_waiters(self, NULL);
+		return;
+	}
+	self->inflight = g_steal_pointer(&self->pending);
+	self->inflight_bytes = self->pending_bytes;
+	self->pending = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
+	self->pending_bytes = 0;
+	call = g_ptr_array_new_with_free_func(NULL);
+	g_ptr_array_add(call, g_strdup(self->uuid));
+	g_ptr_array_add(call, qsim_log_batcher_entries(self->inflight));
+	g_ptr_array_set_free_func(call, NULL);
+	qsim_store_worker_run_async(self->worker, qsim_log_batcher_write_run,
+	                            g_steal_pointer(&call), qsim_log_batcher_call_free,
+	                            qsim_log_batcher_write_done_cb, g_object_ref(self));
+	qsim_log_batcher_update_congestion(self);
+}
+
+gboolean
+qsim_log_batcher_flush(QsimLogBatcher *self, GError **error)
+{
+	g_return_val_if_fail(QSIM_IS_LOG_BATCHER(self), FALSE);
+	if (self->inflight != NULL) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_BUSY,
+		            "request %s: a log batch is being written", self->uuid);
+		return FALSE;
+	}
+	return qsim_log_batcher_flush_inline(self, error);
+}
+
+/**
+ * qsim_log_batcher_kick:
+ *
+ * Starts writing what is buffered now, without waiting for it (failures are
+ * retried as any write's).
+ */
+void
+qsim_log_batcher_kick(QsimLogBatcher *self)
+{
+	g_return_if_fail(QSIM_IS_LOG_BATCHER(self));
+	qsim_log_batcher_write(self);
+}
+
+/**
+ * qsim_log_batcher_flush_async:
+ * @callback: called once everything buffered (in flight included) is written,
+ *   or a write of it failed (the data stays buffered and is retried)
+ */
+void
+qsim_log_batcher_flush_async(QsimLogBatcher *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+	GTask *task;
+
+	g_return_if_fail(QSIM_IS_LOG_BATCHER(self));
+	task = g_task_new(self, NULL, callback, user_data);
+	g_task_set_source_tag(task, qsim_log_batcher_flush_async);
+	g_ptr_array_add(self->waiters, task);
+	qsim_log_batcher_write(self);
+}
+
+gboolean
+qsim_log_batcher_flush_finish(QsimLogBatcher *self, GAsyncResult *result, GError **error)
+{
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/**
+ * qsim_log_batcher_set_store_worker:
+ * @worker: (nullable): where batches are written from now on, off the main
+ *   loop; %NULL: on the main loop, on the batcher's store
+ */
+void
+qsim_log_batcher_set_store_worker(QsimLogBatcher *self, QsimStoreWorker *worker)
+{
+	g_return_if_fail(QSIM_IS_LOG_BATCHER(self));
+	g_return_if_fail(self->inflight == NULL);
+	g_set_object(&self->worker, worker);
 }
 
 /**
@@ -328,6 +540,8 @@ qsim_log_batcher_dispose(GObject *object)
 		          self->buffered);
 	g_ptr_array_set_size(self->pending, 0);
 	self->buffered = 0;
+	self->pending_bytes = 0;
+	g_clear_object(&self->worker);
 	G_OBJECT_CLASS(qsim_log_batcher_parent_class)->dispose(object);
 }
 
@@ -339,6 +553,7 @@ qsim_log_batcher_finalize(GObject *object)
 	g_clear_object(&self->store);
 	g_free(self->uuid);
 	g_ptr_array_unref(self->pending);
+	g_ptr_array_unref(self->waiters);
 	G_OBJECT_CLASS(qsim_log_batcher_parent_class)->finalize(object);
 }
 
@@ -363,6 +578,7 @@ static void
 qsim_log_batcher_init(QsimLogBatcher *self)
 {
 	self->pending = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
+	self->waiters = g_ptr_array_new_with_free_func(g_object_unref);
 }
 
 QsimLogBatcher *

@@ -2,7 +2,10 @@
 
 #include <glib-object.h>
 
+#include <gio/gio.h>
+
 #include "store/qsim-store.h"
+#include "store/qsim-store-worker.h"
 
 G_BEGIN_DECLS
 
@@ -28,7 +31,8 @@ G_DECLARE_FINAL_TYPE(QsimLogBatcher, qsim_log_batcher, QSIM, LOG_BATCHER, GObjec
  * rows of their own. Lives on the main context of its creator.
  *
  * Property "congested" (gboolean, read-only, notifies): TRUE while max_bytes
- * or more are buffered and could not be written (the store failed); the
+ * or more are buffered and could not be written (the store failed, or the
+ * previous batch is still being written by the store worker); the
  * producer must then stop reading its source (QsimGuest flow control) until
  * it is FALSE again. Memory stays bounded by max_bytes plus what the
  * producer already had in flight.
@@ -62,12 +66,25 @@ void qsim_log_batcher_append_line(QsimLogBatcher *self, QsimLogType log_type, co
 /**
  * qsim_log_batcher_flush:
  *
- * Writes everything buffered now, in one transaction. On failure the data
- * stays buffered (nothing is lost) and a retry is scheduled.
+ * Writes everything buffered now, in one transaction, on the main loop. On
+ * failure the data stays buffered (nothing is lost) and a retry is scheduled.
+ * With a batch in flight on the store worker it fails with %QSIM_ERROR_BUSY:
+ * use qsim_log_batcher_flush_async() there.
  *
  * Returns: %TRUE when the buffer is empty afterwards
  */
 gboolean qsim_log_batcher_flush(QsimLogBatcher *self, GError **error);
+
+void qsim_log_batcher_flush_async(QsimLogBatcher *self, GAsyncReadyCallback callback,
+                                  gpointer user_data);
+gboolean qsim_log_batcher_flush_finish(QsimLogBatcher *self, GAsyncResult *result, GError **error);
+void qsim_log_batcher_kick(QsimLogBatcher *self);
+
+/*
+ * With a worker, batches are written in its thread while the main loop goes on;
+ * one batch at a time, and what comes meanwhile is the next one.
+ */
+void qsim_log_batcher_set_store_worker(QsimLogBatcher *self, QsimStoreWorker *worker);
 
 void qsim_log_batcher_set_low_latency(QsimLogBatcher *self, guint linger_ms, guint interval_ms);
 
@@ -76,7 +93,7 @@ void qsim_log_batcher_set_output_limit(QsimLogBatcher *self, guint64 limit);
 /* Returns: whether the output limit cut the stored output */
 gboolean qsim_log_batcher_get_output_truncated(QsimLogBatcher *self);
 
-/* Returns: bytes buffered and not yet written */
+/* Returns: bytes buffered and not yet written (a batch in flight included) */
 gsize qsim_log_batcher_get_buffered(QsimLogBatcher *self);
 
 /* Returns: whether the producer must hold back (see "congested") */

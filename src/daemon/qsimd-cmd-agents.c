@@ -9,6 +9,7 @@
 #include "agent/qsim-accel-resolver.h"
 #include "agent/qsim-agent-pool.h"
 #include "agent/qsim-warm-pool.h"
+#include "store/qsim-store-worker.h"
 #include "api/qsim-api-metrics.h"
 #include "api/qsim-api-server.h"
 #include "common/qsim-dir-check.h"
@@ -128,6 +129,7 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	g_autoptr(QsimStore) store = NULL;
 	g_autoptr(QsimApiServer) server = NULL;
 	g_autoptr(QsimAgentPool) pool = NULL;
+	g_autoptr(QsimStoreWorker) worker = NULL;
 	g_autoptr(QsimAccelResolver) accel = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	g_autoptr(QsimRetention) retention = NULL;
@@ -152,6 +154,14 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 		qsim_store_set_artifact_store(store, artifacts);
 	}
 	pool = qsim_agent_pool_new(ctx->config, store);
+	/* the logs and lease renewals of every VM, off this loop: a slow or unreachable
+	 * database must not hold up the QMP, SSH and console work of the others */
+	if (!g_str_equal(qsim_config_get_store_location(ctx->config), ":memory:")) {
+		worker = qsim_store_worker_new(qsim_config_get_store_location(ctx->config), error);
+		if (worker == NULL)
+			return 1;
+		qsim_agent_pool_set_store_worker(pool, worker);
+	}
 	/* the catalogue is in the store before anyone may ask for it */
 	qsim_agent_pool_publish_now(pool);
 	if (with_api) {
@@ -199,6 +209,12 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	g_source_remove(sighup_id);
 	if (server != NULL)
 		qsim_api_server_stop(server);
+	/* what the worker still had (a last renewal) reports back, so nothing it holds
+	 * is left behind */
+	if (worker != NULL)
+		qsim_store_worker_stop(worker);
+	while (g_main_context_iteration(NULL, FALSE))
+		;
 	g_info("%s stopped", with_api ? "qsimd all" : "agents");
 	qsim_accel_resolver_set_default(NULL);
 	return 0;

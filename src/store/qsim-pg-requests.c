@@ -7,6 +7,7 @@
 #include "common/qsim-error.h"
 #include "common/qsim-layout.h"
 #include "store/qsim-pg-store-private.h"
+#include "store/qsim-store-private.h"
 
 #define AMBIGUOUS_SHOWN 10
 #define CANCEL_REASON QSIM_END_TEXT_CANCELLED
@@ -406,12 +407,8 @@ qsim_pg_renew_lease(QsimStore *store, const gchar *uuid, const gchar *agent_id, 
 	r = qsim_pg_load_request(self, uuid, TRUE, error);
 	if (r == NULL || !check_owner(r, agent_id, error))
 		return FALSE;
-	if (r->lease_expires_at == 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s and holds no lease: it was recovered or finished",
-		            r->uuid, qsim_status_to_string(r->status));
+	if (!qsim_store_check_lease_renewable(r, qsim_pg_now_ms(self), error))
 		return FALSE;
-	}
 	qsim_pg_args_text(a, uuid);
 	qsim_pg_args_int(a, qsim_pg_now_ms(self) + lease_ms);
 	if (!qsim_pg_store_exec(self, "UPDATE requests SET lease_expires_at = $2 WHERE uuid = $1",

@@ -12,6 +12,7 @@
 
 #include "common/qsim-db-url.h"
 #include "common/qsim-error.h"
+#include "store/qsim-store-private.h"
 #include "store/qsim-pg-store-private.h"
 
 /*
@@ -512,15 +513,21 @@ static gboolean
 listen_ready_cb(gint fd, GIOCondition condition, gpointer user_data)
 {
 	QsimPgStore *self = user_data;
+	guint64 before;
+	gboolean heard;
 	gboolean keep;
 
 	g_mutex_lock(&self->listen_lock);
+	before = self->data_version;
 	keep = listen_drain(self);
+	heard = self->data_version != before;
 	if (!keep) {
 		self->listen_source = 0; /* removed by returning REMOVE */
 		listen_drop(self);
 	}
 	g_mutex_unlock(&self->listen_lock);
+	if (heard)
+		qsim_store_changes_heard(QSIM_STORE(self));
 	return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 

@@ -7,6 +7,7 @@
 #include "common/qsim-error.h"
 #include "common/qsim-layout.h"
 #include "store/qsim-sqlite-hosts.h"
+#include "store/qsim-store-private.h"
 #include "store/qsim-sqlite-store-private.h"
 #include "store/qsim-sqlite-transaction.h"
 
@@ -443,12 +444,8 @@ qsim_sqlite_renew_lease(QsimStore *store, const gchar *uuid, const gchar *agent_
 	r = qsim_sqlite_store_load_request(self, uuid, error);
 	if (r == NULL || !qsim_sqlite_check_owner(r, agent_id, error))
 		return FALSE;
-	if (r->lease_expires_at == 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s and holds no lease: it was recovered or finished",
-		            r->uuid, qsim_status_to_string(r->status));
+	if (!qsim_store_check_lease_renewable(r, qsim_sqlite_store_now_ms(self), error))
 		return FALSE;
-	}
 	{
 		/* a narrow UPDATE: renewals are the most frequent write */
 		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(

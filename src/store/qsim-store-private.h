@@ -31,5 +31,7 @@ gboolean qsim_store_check_text(const gchar *field, const gchar *value, gsize max
                                GError **error);
 gchar *qsim_store_sanitize_reason(const gchar *reason);
 void qsim_store_delete_artifact_files(QsimStore *self, const gchar *uuid);
+void qsim_store_changes_heard(QsimStore *self);
+gboolean qsim_store_check_lease_renewable(const QsimRequest *r, gint64 now_ms, GError **error);
 
 G_END_DECLS

@@ -352,6 +352,32 @@ qsim_store_mark_running(QsimStore *self, const gchar *uuid, const gchar *agent_i
 	return TRUE;
 }
 
+/*
+ * For the backends' renew_lease, on the row as locked: a lease that is gone, has
+ * ended or ends within QSIM_STORE_LEASE_MARGIN_MS is not renewed. Its holder stops
+ * its VM at that point on its own (it cannot know whether a late renewal will
+ * land), and a renewal that was delayed (a lock, a network cut) and lands after
+ * that must not give the lease back to a job that is gone: another agent would
+ * otherwise wait a whole lease more to recover the request.
+ */
+gboolean
+qsim_store_check_lease_renewable(const QsimRequest *r, gint64 now_ms, GError **error)
+{
+	if (r->lease_expires_at == 0) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "request %s is %s and holds no lease: it was recovered or finished",
+		            r->uuid, qsim_status_to_string(r->status));
+		return FALSE;
+	}
+	if (r->lease_expires_at - now_ms < QSIM_STORE_LEASE_MARGIN_MS) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
+		            "the lease of request %s %s: not renewed, its holder stops", r->uuid,
+		            r->lease_expires_at <= now_ms ? "has ended" : "ends in under a second");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 gboolean
 qsim_store_renew_lease(QsimStore *self, const gchar *uuid, const gchar *agent_id, gint64 lease_ms,
                        QsimStatus *out_status, GError **error)

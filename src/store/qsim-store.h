@@ -26,6 +26,9 @@ G_BEGIN_DECLS
 
 /* How many claims a request gets: the first run plus one infrastructure retry */
 #define QSIM_STORE_MAX_ATTEMPTS 2
+/* A lease with less than this left is not renewed; its holder fences its VM then
+ * (qsim_store_renew_lease()) */
+#define QSIM_STORE_LEASE_MARGIN_MS 1000
 /* qsim_store_get_request(): the CLI accepts 4 characters, the REST API 8 */
 #define QSIM_STORE_MIN_PREFIX_CLI 4
 #define QSIM_STORE_MIN_PREFIX_API 8

@@ -34,8 +34,13 @@ static void
 start_pool(Fixture *f)
 {
 	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimStoreWorker) worker = NULL;
 
 	f->pool = qsim_agent_pool_new(f->fx.config, f->fx.store);
+	/* as qsimd agents runs them: logs and renewals off the main loop */
+	worker = qsim_store_worker_new(f->fx.db_url != NULL ? f->fx.db_url : f->fx.db_path, &error);
+	g_assert_no_error(error);
+	qsim_agent_pool_set_store_worker(f->pool, worker);
 	g_signal_connect(f->pool, "job-started", G_CALLBACK(job_started_cb), f);
 	g_assert_true(qsim_agent_pool_start(f->pool, &error));
 	g_assert_no_error(error);

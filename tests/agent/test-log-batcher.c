@@ -38,6 +38,18 @@ fixture_teardown(Fixture *f, gconstpointer data)
 	agent_fixture_clear(&f->fx);
 }
 
+/* a second connection to the fixture's database, in a thread of its own */
+static QsimStoreWorker *
+fixture_worker(Fixture *f)
+{
+	g_autoptr(GError) error = NULL;
+	QsimStoreWorker *worker =
+	    qsim_store_worker_new(f->fx.db_url != NULL ? f->fx.db_url : f->fx.db_path, &error);
+
+	g_assert_no_error(error);
+	return worker;
+}
+
 static guint
 n_rows(Fixture *f)
 {
@@ -323,6 +335,12 @@ boot_stored_cb(gpointer user_data)
 }
 
 static gboolean
+batcher_caught_up_cb(gpointer user_data)
+{
+	return !qsim_log_batcher_get_congested(QSIM_LOG_BATCHER(user_data));
+}
+
+static gboolean
 set_flag_cb(gpointer user_data)
 {
 	*(gboolean *)user_data = TRUE;
@@ -363,6 +381,7 @@ test_console_backpressure(Fixture *f, gconstpointer data)
 	const gsize max_bytes = 8192;
 	const gsize total = 48 * 1024;
 	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, max_bytes, 50);
+	g_autoptr(QsimStoreWorker) worker = data != NULL ? fixture_worker(f) : NULL;
 	g_autoptr(QsimSerialReader) reader = NULL;
 	g_autoptr(GInputStream) stream = NULL;
 	g_autoptr(GError) error = NULL;
@@ -388,6 +407,9 @@ test_console_backpressure(Fixture *f, gconstpointer data)
 	g_assert_cmpint(sqlite3_open(f->fx.db_path, &locker), ==, SQLITE_OK);
 	g_assert_cmpint(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
 
+	/* with a worker the writes wait for the lock in its thread, not here */
+	if (worker != NULL)
+		qsim_log_batcher_set_store_worker(b, worker);
 	stream = g_unix_input_stream_new(fds[0], TRUE);
 	reader = qsim_serial_reader_new(stream, NULL);
 	wire.batcher = b;
@@ -414,13 +436,112 @@ test_console_backpressure(Fixture *f, gconstpointer data)
 	g_assert_cmpint(sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
 	sqlite3_close(locker);
 	g_assert_true(agent_test_wait(boot_stored_cb, &stored, 40));
-	g_assert_false(qsim_log_batcher_get_congested(b));
+	/* on a worker its report comes through the main loop, after the commit */
+	g_assert_true(agent_test_wait(batcher_caught_up_cb, b, 40));
 	g_assert_false(qsim_serial_reader_get_paused(reader));
 	boot = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_BOOT);
 	g_assert_cmpuint(boot->len, ==, total);
 	g_assert_cmpmem(boot->data, boot->len, buf, total);
 	g_assert_cmpuint(qsim_log_batcher_get_max_buffered(b), <=, max_bytes + 4096);
 	qsim_serial_reader_stop(reader);
+	g_log_set_always_fatal(fatal);
+}
+
+typedef struct {
+	gboolean done;
+	gboolean ok;
+	GError *error;
+} FlushWait;
+
+static void
+flush_done_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	FlushWait *w = user_data;
+
+	w->ok = qsim_log_batcher_flush_finish(QSIM_LOG_BATCHER(source), result, &w->error);
+	w->done = TRUE;
+}
+
+/* qsim_log_batcher_flush_async(), waited for on the main loop */
+static gboolean
+flush_wait(QsimLogBatcher *b, GError **error)
+{
+	FlushWait w = {0};
+
+	qsim_log_batcher_flush_async(b, flush_done_cb, &w);
+	g_assert_true(agent_test_wait(flag_set_cb, &w.done, 60));
+	if (w.error != NULL)
+		g_propagate_error(error, w.error);
+	return w.ok;
+}
+
+/* On the worker: what comes while a batch is written is the next batch, after it,
+ * and a flush waits for both */
+static void
+test_worker_order(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, 0, 600000);
+	g_autoptr(QsimStoreWorker) worker = fixture_worker(f);
+	g_autoptr(GByteArray) out = NULL;
+	g_autoptr(GError) error = NULL;
+
+	qsim_log_batcher_set_store_worker(b, worker);
+	qsim_log_batcher_append_line(b, QSIM_LOG_SYSTEM, "first");
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, (const guint8 *)"a\n", 2);
+	qsim_log_batcher_kick(b);
+	/* in flight now: the main loop has not run, so its report cannot have come */
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 0);
+	g_assert_false(qsim_log_batcher_flush(b, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_BUSY);
+	g_clear_error(&error);
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, (const guint8 *)"b\n", 2);
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), ==, 10);
+	g_assert_true(flush_wait(b, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 2);
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), ==, 0);
+	g_assert_cmpuint(n_rows(f), ==, 3);
+	out = agent_test_log_bytes(&f->fx, f->uuid, QSIM_LOG_STDOUT);
+	g_assert_cmpmem(out->data, out->len, "a\nb\n", 4);
+	/* nothing buffered: done at once, no transaction */
+	g_assert_true(flush_wait(b, &error));
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 2);
+}
+
+static gboolean
+batcher_congested_wait_cb(gpointer user_data)
+{
+	return qsim_log_batcher_get_congested(QSIM_LOG_BATCHER(user_data));
+}
+
+/* On the worker, a refused batch comes back in front, in order, and the flush says why */
+static void
+test_worker_refused(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimLogBatcher) b = qsim_log_batcher_new(f->fx.store, f->uuid, 1024, 600000);
+	g_autoptr(QsimStoreWorker) worker = fixture_worker(f);
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 buf[700];
+	/* each retry warns, as many as the timing makes: not fatal here */
+	GLogLevelFlags fatal = g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+	r = qsim_store_cancel_request(f->fx.store, f->uuid, &error);
+	g_assert_no_error(error);
+	g_assert_true(qsim_store_delete_request(f->fx.store, f->uuid, &error));
+	qsim_log_batcher_set_store_worker(b, worker);
+	memset(buf, 'y', sizeof(buf));
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, buf, sizeof(buf));
+	qsim_log_batcher_append(b, QSIM_LOG_STDOUT, buf, sizeof(buf));
+	g_assert_true(agent_test_wait(batcher_congested_wait_cb, b, 30));
+	qsim_log_batcher_append(b, QSIM_LOG_STDERR, buf, 10);
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), ==, 1410);
+	g_assert_false(flush_wait(b, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND);
+	g_assert_cmpuint(qsim_log_batcher_get_buffered(b), ==, 1410);
+	g_assert_cmpuint(qsim_log_batcher_get_n_flushes(b), ==, 0);
+	g_assert_true(qsim_log_batcher_get_congested(b));
+	g_clear_object(&b);
 	g_log_set_always_fatal(fatal);
 }
 
@@ -444,5 +565,11 @@ main(int argc, char **argv)
 	           test_output_limit, fixture_teardown);
 	g_test_add("/qsim/agent/log-batcher/console-backpressure", Fixture, NULL, fixture_setup,
 	           test_console_backpressure, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/console-backpressure-worker", Fixture, "worker",
+	           fixture_setup, test_console_backpressure, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/worker-order", Fixture, NULL, fixture_setup,
+	           test_worker_order, fixture_teardown);
+	g_test_add("/qsim/agent/log-batcher/worker-refused", Fixture, NULL, fixture_setup,
+	           test_worker_refused, fixture_teardown);
 	return g_test_run();
 }

@@ -1324,6 +1324,45 @@ test_percentile(void)
 	g_assert_cmpint(qsim_stats_percentile(hundred, 100, 1), ==, 1);
 }
 
+/* A lease that ends within the margin, or has ended, is not renewed: its holder is
+ * stopping its VM by then, and a renewal that was held up must not revive it */
+static void
+test_lease_margin(StoreFixture *fx, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(QsimRequest) claimed = NULL;
+	QsimStatus status = QSIM_STATUS_PENDING;
+
+	r = qsim_store_create_request(fx->store, "tiny", "true", 5, &error);
+	g_assert_no_error(error);
+	claimed = qsim_store_claim_next(fx->store, "agent-1", LEASE_MS, 0, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(claimed);
+	/* just outside the margin: renewed, for a whole lease from now */
+	fx->now += LEASE_MS - QSIM_STORE_LEASE_MARGIN_MS;
+	g_assert_true(
+	    qsim_store_renew_lease(fx->store, r->uuid, "agent-1", LEASE_MS, &status, &error));
+	g_assert_no_error(error);
+	/* inside it: refused, and the lease is left as it was */
+	fx->now += LEASE_MS - QSIM_STORE_LEASE_MARGIN_MS + 1;
+	g_assert_false(
+	    qsim_store_renew_lease(fx->store, r->uuid, "agent-1", LEASE_MS, &status, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT);
+	g_assert_nonnull(strstr(error->message, "under a second"));
+	g_clear_error(&error);
+	g_clear_pointer(&claimed, qsim_request_free);
+	claimed = qsim_store_get_request(fx->store, r->uuid, 36, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(claimed->lease_expires_at, ==, fx->now + QSIM_STORE_LEASE_MARGIN_MS - 1);
+	/* past it */
+	fx->now += QSIM_STORE_LEASE_MARGIN_MS;
+	g_assert_false(
+	    qsim_store_renew_lease(fx->store, r->uuid, "agent-1", LEASE_MS, &status, &error));
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT);
+	g_assert_nonnull(strstr(error->message, "has ended"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1353,6 +1392,7 @@ main(int argc, char **argv)
 	ADD("/qsim/store/busy", test_busy);
 	ADD("/qsim/store/claim-capacity", test_claim_capacity);
 	ADD("/qsim/store/leases-recovery", test_leases_recovery);
+	ADD("/qsim/store/lease-margin", test_lease_margin);
 	ADD("/qsim/store/transitions", test_transitions_through_store);
 	ADD("/qsim/store/stats", test_stats);
 	g_test_add_func("/qsim/store/stats/percentile", test_percentile);
