@@ -632,7 +632,6 @@ parse_number(const gchar *text, guint base, guint64 max, guint64 *out)
 	       g_ascii_string_to_unsigned(text, base, 0, max, out, NULL);
 }
 
-/* Takes one listed entry; FALSE once MAX_ARTIFACT_FILES is reached. */
 /*
  * Whether @path is one the request asked for: matched by a pattern, or below a
  * match (a directory walked). The listing comes from the guest's own tools,
@@ -657,6 +656,7 @@ asked_for(Collect *c, const gchar *path)
 	}
 }
 
+/* Takes one listed entry; FALSE once MAX_ARTIFACT_FILES is reached. */
 static gboolean
 take_entry(Collect *c, const gchar *path, guint raw_mode, guint64 size, const gchar *target)
 {
