@@ -175,7 +175,8 @@ qsim_api_server_early_handler(SoupServer *soup, SoupServerMessage *msg, const ch
 		/* files: streamed into the store, up to MAX_UPLOAD_BYTES, answered there on error
 		 */
 		qsim_api_upload_attach(msg, self->store,
-		                       qsim_config_get_max_upload_bytes(self->config));
+		                       qsim_config_get_max_upload_bytes(self->config),
+		                       (const gchar *const *)self->origins);
 		return;
 	} else if (soup_message_headers_get_encoding(h) == SOUP_ENCODING_CONTENT_LENGTH &&
 	           soup_message_headers_get_content_length(h) > QSIM_API_MAX_BODY) {

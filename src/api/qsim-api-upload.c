@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "api/qsim-api-cors.h"
 #include "api/qsim-api-early.h"
 #include "api/qsim-api-error.h"
 #include "api/qsim-api-json.h"
@@ -54,6 +55,7 @@ struct _QsimApiUpload {
 	GChecksum *sum;
 	gboolean taken;    /* a request took the spool: never discard it */
 	guint fail_status; /* the HTTP status of the refusal, once failed */
+	gchar **origins;   /* CORS origins, or NULL: a refusal mid-stream carries them too */
 };
 
 static void
@@ -71,6 +73,7 @@ upload_free(QsimApiUpload *u)
 	g_clear_pointer(&u->chunk, g_byte_array_unref);
 	g_clear_pointer(&u->sum, g_checksum_free);
 	g_free(u->upload_id);
+	g_strfreev(u->origins);
 	g_free(u);
 }
 
@@ -94,6 +97,9 @@ fail(QsimApiUpload *u, SoupServerMessage *msg, guint status, const gchar *code, 
 	if (msg == NULL)
 		return FALSE;
 	qsim_api_error_respond(msg, status, code, "%s", text);
+	/* a browser can read the refusal only with the headers every other reply has */
+	if (u->origins != NULL)
+		qsim_api_cors_apply(msg, (const gchar *const *)u->origins);
 	qsim_api_early_answer(msg);
 	return FALSE;
 }
@@ -454,6 +460,8 @@ qsim_api_upload_free(QsimApiUpload *u)
  * @msg: a multipart POST /requests whose headers were just read (early handler)
  * @store: (transfer none): the main loop's store, where the parts are spooled
  * @max_bytes: MAX_UPLOAD_BYTES
+ * @origins: (nullable) (array zero-terminated=1): the CORS origins, or %NULL when
+ *   CORS is off: every refusal carries the same CORS headers as any other reply
  *
  * Streams the body from now on: the JSON `request` part is kept (at most 1 MiB),
  * `file` parts go to the store in chunks of 1 MiB as they arrive, nothing else is
@@ -463,7 +471,8 @@ qsim_api_upload_free(QsimApiUpload *u)
  * Returns: FALSE when @msg was answered already
  */
 gboolean
-qsim_api_upload_attach(SoupServerMessage *msg, QsimStore *store, guint64 max_bytes)
+qsim_api_upload_attach(SoupServerMessage *msg, QsimStore *store, guint64 max_bytes,
+                       const gchar *const *origins)
 {
 	SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
 	g_autoptr(GHashTable) params = NULL;
@@ -479,10 +488,13 @@ qsim_api_upload_attach(SoupServerMessage *msg, QsimStore *store, guint64 max_byt
 		                   : "The body is larger than MAX_UPLOAD_BYTES (%" G_GUINT64_FORMAT
 		                     " bytes) plus 1 MiB for the request part.",
 		    max_bytes);
+		if (origins != NULL)
+			qsim_api_cors_apply(msg, origins);
 		qsim_api_early_answer(msg);
 		return FALSE;
 	}
 	u = qsim_api_upload_new(store, g_hash_table_lookup(params, "boundary"), max_bytes);
+	u->origins = g_strdupv((gchar **)origins);
 	/* the body is parsed as it streams in: libsoup must not keep it too */
 	soup_message_body_set_accumulate(soup_server_message_get_request_body(msg), FALSE);
 	g_object_set_data_full(G_OBJECT(msg), UPLOAD_KEY, u, (GDestroyNotify)upload_free);

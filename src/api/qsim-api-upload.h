@@ -17,7 +17,8 @@ G_BEGIN_DECLS
 typedef struct _QsimApiUpload QsimApiUpload;
 
 gboolean qsim_api_upload_is_multipart(SoupServerMessage *msg);
-gboolean qsim_api_upload_attach(SoupServerMessage *msg, QsimStore *store, guint64 max_bytes);
+gboolean qsim_api_upload_attach(SoupServerMessage *msg, QsimStore *store, guint64 max_bytes,
+                                const gchar *const *origins);
 QsimApiUpload *qsim_api_upload_get(SoupServerMessage *msg);
 const gchar *qsim_api_upload_get_request(QsimApiUpload *u, gsize *len);
 gboolean qsim_api_upload_is_complete(QsimApiUpload *u);

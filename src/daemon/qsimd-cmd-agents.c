@@ -15,6 +15,7 @@
 #include "common/qsim-dir-check.h"
 #include "common/qsim-error.h"
 #include "daemon/qsimd-commands.h"
+#include "store/qsim-artifact-sweeper.h"
 #include "store/qsim-retention.h"
 #include "store/qsim-store.h"
 #include "store/qsim-store-factory.h"
@@ -133,6 +134,7 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	g_autoptr(QsimAccelResolver) accel = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	g_autoptr(QsimRetention) retention = NULL;
+	g_autoptr(QsimArtifactSweeper) sweeper = NULL;
 	AgentsRun run = {0};
 	guint sigterm_id, sigint_id, sighup_id;
 
@@ -194,6 +196,14 @@ qsimd_run_agents(QsimdContext *ctx, gint argc, gchar **argv, gboolean with_api, 
 	if (qsim_config_get_retention_ms(ctx->config) > 0) {
 		retention = qsim_retention_new(store, qsim_config_get_retention_ms(ctx->config));
 		qsim_retention_start(retention);
+	}
+	/* what an agent killed mid-collect, or a purge that died half way, left behind */
+	{
+		g_autoptr(QsimArtifactStore) artifacts =
+		    qsim_artifact_store_new_for_config(ctx->config);
+
+		sweeper = qsim_artifact_sweeper_new(store, QSIM_FILE_ARTIFACT_STORE(artifacts));
+		qsim_artifact_sweeper_start(sweeper);
 	}
 	loop = g_main_loop_new(NULL, FALSE);
 	run.loop = loop;

@@ -2,11 +2,14 @@
 
 #include "config.h"
 
+#include <fnmatch.h>
 #include <libssh/callbacks.h>
 #include <string.h>
 
 #include "common/qsim-error.h"
 #include "common/qsim-guest-path.h"
+#include "common/qsim-text.h"
+#include "guest/qsim-guest-entry.h"
 #include "guest/qsim-guest-exec-fs.h"
 #include "guest/qsim-guest-ssh.h"
 
@@ -25,6 +28,9 @@
  * other types) before the listing is cut: a guest may hold a million names. */
 #define EXEC_EXTRA_RECORDS 100000
 #define EXEC_MAX_NOTES 50
+/* A guest command that sends nothing (and does not end) for this long is given up:
+ * the request's commands may have replaced the guest's tools with ones that sleep. */
+#define EXEC_STALL_S 20
 
 /*
  * The listing script, run by the guest's /bin/sh with the patterns as its
@@ -99,6 +105,8 @@ typedef struct {
 	guint8 buf[EXEC_PIECE];
 	gsize len, pos;
 	gboolean eof;
+	gint64 last_us;   /* the last sign of life: data in or out, or the open */
+	gboolean stalled; /* given up after EXEC_STALL_S without one */
 } Chan;
 
 static void
@@ -142,10 +150,17 @@ chan_stop(Chan *ch, GError **error)
 	return FALSE;
 }
 
-/* Waits one slice for the guest, letting libssh take in window adjusts and data. */
+/* Waits one slice for the guest, letting libssh take in window adjusts and data;
+ * FALSE once the guest has shown no sign of life for EXEC_STALL_S. */
 static gboolean
 chan_wait(Chan *ch, gint timeout_ms, GError **error)
 {
+	if (g_get_monotonic_time() - ch->last_us > EXEC_STALL_S * G_USEC_PER_SEC) {
+		ch->stalled = TRUE;
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
+		            "the guest command sent nothing for %d s", EXEC_STALL_S);
+		return FALSE;
+	}
 	if (ssh_event_dopoll(ch->event, timeout_ms) == SSH_ERROR &&
 	    !ssh_is_connected(ch->session)) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest session lost: %s",
@@ -166,6 +181,7 @@ chan_open_full(ssh_session session, const gchar *command, gboolean subsystem,
 	ch->abort_cb = abort_cb;
 	ch->abort_data = abort_data;
 	ch->err = g_string_new(NULL);
+	ch->last_us = g_get_monotonic_time();
 	ch->event = ssh_event_new();
 	if (ch->event == NULL || ssh_event_add_session(ch->event, session) != SSH_OK) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INTERNAL,
@@ -276,6 +292,7 @@ chan_fill(Chan *ch, GError **error)
 		if (n > 0) {
 			ch->pos = 0;
 			ch->len = (gsize)n;
+			ch->last_us = g_get_monotonic_time();
 			return TRUE;
 		}
 		if (ssh_channel_is_eof(ch->channel) || ssh_channel_is_closed(ch->channel)) {
@@ -332,6 +349,8 @@ chan_write_all(Chan *ch, const guint8 *data, gsize len, GError **error)
 			return FALSE;
 		}
 		off += (gsize)n;
+		if (n > 0)
+			ch->last_us = g_get_monotonic_time();
 	}
 	return TRUE;
 }
@@ -530,6 +549,7 @@ static void note(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 static void
 note(Collect *c, const gchar *format, ...)
 {
+	g_autofree gchar *text = NULL;
 	va_list args;
 
 	if (c->notes->len >= EXEC_MAX_NOTES) {
@@ -537,8 +557,21 @@ note(Collect *c, const gchar *format, ...)
 		return;
 	}
 	va_start(args, format);
-	g_ptr_array_add(c->notes, g_strdup_vprintf(format, args));
+	text = g_strdup_vprintf(format, args);
 	va_end(args);
+	/* one log line each, whatever bytes the guest put in a name */
+	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+}
+
+/* A guest command that went silent costs what it was fetching, not the collection:
+ * its fatal-looking error becomes a note. */
+static void
+forgive_stall(Collect *c, Chan *ch, const gchar *what)
+{
+	if (ch == NULL || !ch->stalled || c->error == NULL)
+		return;
+	note(c, "artifacts: %s: %s; given up", what, c->error->message);
+	g_clear_error(&c->error);
 }
 
 /* Reads one header line of at most EXEC_LINE_MAX bytes; FALSE at EOF or when too long. */
@@ -599,39 +632,56 @@ parse_number(const gchar *text, guint base, guint64 max, guint64 *out)
 	       g_ascii_string_to_unsigned(text, base, 0, max, out, NULL);
 }
 
+/*
+ * Whether @path is one the request asked for: matched by a pattern, or below a
+ * match (a directory walked). The listing comes from the guest's own tools,
+ * which the request's commands may have replaced: it may name anything.
+ */
+static gboolean
+asked_for(Collect *c, const gchar *path)
+{
+	g_autofree gchar *prefix = g_strdup(path);
+
+	for (;;) {
+		gchar *slash;
+
+		for (guint i = 0; c->patterns[i] != NULL; i++) {
+			if (fnmatch(c->patterns[i], prefix, FNM_PATHNAME | FNM_PERIOD) == 0)
+				return TRUE;
+		}
+		slash = strrchr(prefix, '/');
+		if (slash == NULL || slash == prefix)
+			return FALSE;
+		*slash = '\0';
+	}
+}
+
 /* Takes one listed entry; FALSE once MAX_ARTIFACT_FILES is reached. */
 static gboolean
 take_entry(Collect *c, const gchar *path, guint raw_mode, guint64 size, const gchar *target)
 {
-	g_autoptr(GError) local = NULL;
 	const gchar *name = path + 1;
 	guint type = raw_mode & 0170000;
+	g_autofree gchar *why = qsim_guest_entry_check_name(path, c->seen);
 
+	if (why == NULL && !asked_for(c, path))
+		why = g_strdup_printf("artifacts: the guest listed %s, which no artifact path "
+		                      "names; skipped",
+		                      path);
+	if (why == NULL)
+		why = qsim_guest_entry_check_type(path, raw_mode);
+	if (why == NULL && type == 0100000)
+		why = qsim_guest_entry_check_bytes(path, size, c->planned, c->limits);
+	if (why != NULL) {
+		if (why[0] != '\0')
+			note(c, "%s", why);
+		return TRUE;
+	}
 	if (type == 0040000)
 		return TRUE;
-	if (!qsim_artifact_name_validate(name, &local)) {
-		note(c, "artifacts: a guest path was refused: %s", local->message);
-		return TRUE;
-	}
-	if (g_hash_table_contains(c->seen, name))
-		return TRUE;
-	if (type != 0120000 && type != 0100000) {
-		note(c, "artifacts: %s is not a regular file, directory or symlink; skipped", path);
-		return TRUE;
-	}
-	if (type == 0100000 && c->planned + size > c->limits->max_bytes) {
-		note(c,
-		     "artifacts: %s (%" G_GUINT64_FORMAT " bytes) skipped: over "
-		     "MAX_ARTIFACT_BYTES=%" G_GUINT64_FORMAT " with %" G_GUINT64_FORMAT
-		     " bytes already collected",
-		     path, size, c->limits->max_bytes, c->planned);
-		return TRUE;
-	}
-	if (c->out->len + c->pending->len >= c->limits->max_files) {
-		note(c,
-		     "artifacts: stopped at MAX_ARTIFACT_FILES=%u; %s and anything after it not "
-		     "collected",
-		     c->limits->max_files, path);
+	why = qsim_guest_entry_check_count(path, c->out->len + c->pending->len, c->limits);
+	if (why != NULL) {
+		note(c, "%s", why);
 		return FALSE;
 	}
 	if (type == 0120000) {
@@ -713,7 +763,7 @@ read_listing(Collect *c, Chan *ch)
 			else
 				note(c, "artifacts: %s: no such file in the guest", path);
 		} else if (f[0][0] == 'D') {
-			if (g_utf8_validate(path, -1, NULL))
+			if (qsim_artifact_name_validate(path + 1, NULL))
 				note(c, "artifacts: %s is nested too deep; not walked", path);
 		} else if (!take_entry(c, path, (guint)mode, size, target)) {
 			return;
@@ -761,8 +811,10 @@ fetch_file(Collect *c, const Pending *p)
 		while (got < p->size) {
 			gsize take;
 
-			if (!chan_fill(ch, &c->error))
+			if (!chan_fill(ch, &c->error)) {
+				forgive_stall(c, ch, p->path);
 				goto failed;
+			}
 			if (ch->eof)
 				break;
 			take = (gsize)MIN((guint64)(ch->len - ch->pos), p->size - got);
@@ -776,14 +828,26 @@ fetch_file(Collect *c, const Pending *p)
 			got += take;
 		}
 		/* past SIZE the guest is lying: nothing more is read, the close stops it */
+		if (ch->pos < ch->len)
+			note(c,
+			     "artifacts: the guest sent more than the %" G_GUINT64_FORMAT
+			     " bytes it listed for %s; the rest was dropped",
+			     p->size, p->path);
 		ch->pos = ch->len;
 		if (got < p->size) {
-			if (!chan_finish(ch, 0, &status, &c->error))
+			if (!chan_finish(ch, 0, &status, &c->error)) {
+				forgive_stall(c, ch, p->path);
 				goto failed;
+			}
 			if (status != 0) {
 				note(c, "artifacts: reading %s failed", p->path);
 				goto failed;
 			}
+			note(c,
+			     "artifacts: the guest sent %" G_GUINT64_FORMAT
+			     " of the %" G_GUINT64_FORMAT
+			     " bytes it listed for %s; stored what came",
+			     got, p->size, p->path);
 		}
 	}
 	if (!g_output_stream_close(os, NULL, &local)) {
@@ -852,8 +916,10 @@ qsim_guest_exec_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 	{
 		g_autoptr(Chan) ch = chan_open(session, cmd->str, abort_cb, abort_data, &c.error);
 
-		if (ch != NULL)
+		if (ch != NULL) {
 			read_listing(&c, ch);
+			forgive_stall(&c, ch, "listing");
+		}
 	}
 	for (guint i = 0; i < pending->len && c.error == NULL; i++) {
 		if (abort_cb(abort_data, &c.error))

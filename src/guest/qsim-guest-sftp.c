@@ -9,6 +9,8 @@
 
 #include "common/qsim-error.h"
 #include "common/qsim-guest-path.h"
+#include "common/qsim-text.h"
+#include "guest/qsim-guest-entry.h"
 #include "guest/qsim-guest-sftp.h"
 
 /* One read request; SFTP servers answer up to 64 KiB, OpenSSH's sftp-server 256 KiB. */
@@ -59,6 +61,7 @@ static void note(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 static void
 note(Collect *c, const gchar *format, ...)
 {
+	g_autofree gchar *text = NULL;
 	va_list args;
 
 	if (c->notes->len >= SFTP_MAX_NOTES) {
@@ -66,8 +69,10 @@ note(Collect *c, const gchar *format, ...)
 		return;
 	}
 	va_start(args, format);
-	g_ptr_array_add(c->notes, g_strdup_vprintf(format, args));
+	text = g_strdup_vprintf(format, args);
 	va_end(args);
+	/* one log line each, whatever bytes the guest put in a name */
+	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
 }
 
 /* Whether to stop: aborted, session gone, or the cap reached. */
@@ -97,12 +102,11 @@ join(const gchar *dir, const gchar *name)
 static gboolean
 take_slot(Collect *c, const gchar *path)
 {
-	if (c->out->len < c->limits->max_files)
+	g_autofree gchar *why = qsim_guest_entry_check_count(path, c->out->len, c->limits);
+
+	if (why == NULL)
 		return TRUE;
-	note(c,
-	     "artifacts: stopped at MAX_ARTIFACT_FILES=%u; %s and anything after it not "
-	     "collected",
-	     c->limits->max_files, path);
+	note(c, "%s", why);
 	c->full = TRUE;
 	return FALSE;
 }
@@ -217,12 +221,10 @@ add_file(Collect *c, const gchar *path, const gchar *name, guint64 size, guint m
 	gint64 got;
 	QsimGuestArtifact *a;
 
-	if (c->bytes + size > c->limits->max_bytes) {
-		note(c,
-		     "artifacts: %s (%" G_GUINT64_FORMAT " bytes) skipped: over "
-		     "MAX_ARTIFACT_BYTES=%" G_GUINT64_FORMAT " with %" G_GUINT64_FORMAT
-		     " bytes already collected",
-		     path, size, c->limits->max_bytes, c->bytes);
+	g_autofree gchar *why = qsim_guest_entry_check_bytes(path, size, c->bytes, c->limits);
+
+	if (why != NULL) {
+		note(c, "%s", why);
 		return;
 	}
 	if (!take_slot(c, path))
@@ -293,18 +295,18 @@ static void
 visit(Collect *c, const gchar *path, guint depth, gboolean named)
 {
 	g_auto(sftp_attributes) attr = NULL;
-	g_autoptr(GError) local = NULL;
+	g_autofree gchar *why = NULL;
 	const gchar *name = path + 1;
 	guint type;
 
 	if (stopped(c))
 		return;
-	if (!qsim_artifact_name_validate(name, &local)) {
-		note(c, "artifacts: %s refused: %s", path, local->message);
+	why = qsim_guest_entry_check_name(path, c->seen);
+	if (why != NULL) {
+		if (why[0] != '\0')
+			note(c, "%s", why);
 		return;
 	}
-	if (g_hash_table_contains(c->seen, name))
-		return;
 	attr = sftp_lstat(c->sftp, path);
 	if (attr == NULL) {
 		if (named)
@@ -319,7 +321,9 @@ visit(Collect *c, const gchar *path, guint depth, gboolean named)
 	else if (type == 0040000)
 		walk_dir(c, path, depth);
 	else
-		note(c, "artifacts: %s is not a regular file, directory or symlink; skipped", path);
+		why = qsim_guest_entry_check_type(path, type);
+	if (why != NULL)
+		note(c, "%s", why);
 }
 
 /* Matches the pattern's components from @i on below @dir. */

@@ -199,6 +199,94 @@ file_delete_request(QsimArtifactStore *store, const gchar *uuid, GError **error)
 	return TRUE;
 }
 
+/* Adds the names of what is not a directory under @fd (relative to @prefix) to
+ * @out, at most @max in all, never following a symlink; closes @fd */
+static void
+list_tree(gint fd, const gchar *prefix, guint max, GPtrArray *out)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *ent;
+
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while (out->len < max && (ent = readdir(d)) != NULL) {
+		g_autofree gchar *rel = NULL;
+		struct stat st;
+
+		if (g_strcmp0(ent->d_name, ".") == 0 || g_strcmp0(ent->d_name, "..") == 0 ||
+		    fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		rel = prefix != NULL ? g_strconcat(prefix, "/", ent->d_name, NULL)
+		                     : g_strdup(ent->d_name);
+		if (S_ISDIR(st.st_mode)) {
+			gint sub = openat(dirfd(d), ent->d_name,
+			                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				list_tree(sub, rel, max, out);
+			continue;
+		}
+		g_ptr_array_add(out, g_steal_pointer(&rel));
+	}
+	closedir(d);
+}
+
+static gint
+compare_names(gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0(*(const gchar *const *)a, *(const gchar *const *)b);
+}
+
+/**
+ * qsim_file_artifact_store_list_requests:
+ * @older_than: when not 0, only directories last changed before this Unix time (s)
+ *
+ * Returns: (transfer full) (element-type utf8): the UUID-named request
+ *   directories under the root, sorted (symlinks and other names are not ours)
+ */
+GPtrArray *
+qsim_file_artifact_store_list_requests(QsimFileArtifactStore *self, gint64 older_than)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	DIR *d = opendir(self->root);
+	struct dirent *ent;
+
+	while (d != NULL && (ent = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (!g_uuid_string_is_valid(ent->d_name) ||
+		    fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISDIR(st.st_mode) || (older_than != 0 && st.st_mtime >= older_than))
+			continue;
+		g_ptr_array_add(out, g_strdup(ent->d_name));
+	}
+	if (d != NULL)
+		closedir(d);
+	g_ptr_array_sort(out, compare_names);
+	return out;
+}
+
+/**
+ * qsim_file_artifact_store_list_files:
+ * @max: list at most this many
+ *
+ * Returns: (transfer full) (element-type utf8): the names (as given to
+ *   qsim_artifact_store_create()) of what is stored for @uuid, directories
+ *   excluded; empty when there is nothing
+ */
+GPtrArray *
+qsim_file_artifact_store_list_files(QsimFileArtifactStore *self, const gchar *uuid, guint max)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	g_autofree gchar *dir = g_build_filename(self->root, uuid, NULL);
+	gint fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0)
+		list_tree(fd, NULL, max, out);
+	return out;
+}
+
 static void
 qsim_file_artifact_store_iface_init(QsimArtifactStoreInterface *iface)
 {

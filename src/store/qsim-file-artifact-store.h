@@ -22,6 +22,10 @@ G_DECLARE_FINAL_TYPE(QsimFileArtifactStore, qsim_file_artifact_store, QSIM, FILE
  */
 QsimArtifactStore *qsim_file_artifact_store_new(const gchar *root);
 
+GPtrArray *qsim_file_artifact_store_list_requests(QsimFileArtifactStore *self, gint64 older_than);
+GPtrArray *qsim_file_artifact_store_list_files(QsimFileArtifactStore *self, const gchar *uuid,
+                                               guint max);
+
 /* Returns: (transfer full): the store for STATE_DIR/artifacts */
 QsimArtifactStore *qsim_file_artifact_store_new_for_state_dir(const gchar *state_dir);
 

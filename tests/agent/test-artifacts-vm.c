@@ -476,8 +476,9 @@ static void
 test_no_sftp_hostile(Fixture *f, gconstpointer data)
 {
 	/* a name holding a newline, which would break a line-based listing: refused with a
-	 * note while the files listed after it still come back. (A `head` that lies cannot
-	 * be planted: busybox sh runs its applets whatever PATH says.) */
+	 * note while the files listed after it still come back. (PATH cannot plant a lying
+	 * `head`: busybox sh runs its applets whatever PATH says; /bin/sh itself can be
+	 * replaced, see no-sftp-liar.) */
 	static const gchar *const paths[] = {"/root/out", NULL};
 	g_autofree gchar *uuid = NULL;
 	g_autofree gchar *sys = NULL;
@@ -524,6 +525,144 @@ test_no_sftp_hostile(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(a->size, ==, 3);
 }
 
+/*
+ * A lying guest against the exec fallback: the request's commands plant a /bin/sh
+ * that every later exec channel runs through, and it lies: a listing with `..`, a
+ * newline and a NUL in names, a path no pattern names, a huge size; a `head` that
+ * sends less, endlessly more, or nothing while never ending. The request still ends,
+ * each lie is a system log line, nothing is written outside the request's artifacts
+ * directory and what is stored has the recorded size and sha256.
+ */
+static const gchar liar_sh[] =
+    "#!/bin/busybox sh\n"
+    "# planted over /bin/sh by the request: every exec channel runs through it\n"
+    "case \"$2\" in\n"
+    "*qsim-list*)\n"
+    "\tprintf 'E 81a4 5 18 0\\n/root/out/real.txt\\nE 81a4 4 17 0\\n/root/out/../../x\\nE 81a4 1 "
+    "13 0\\n/root/out/a\\nb\\nE 81a4 5 13 0\\n/etc/hostname\\nE 81a4 99999999999999 14 "
+    "0\\n/root/out/huge\\nE 81a4 100 15 0\\n/root/out/short\\nE 81a4 10 14 0\\n/root/out/long\\nE "
+    "81a4 10 15 0\\n/root/out/sleep\\nE 81a4 3 13 0\\n/root/out/a\\000b\\n'\n"
+    "\texit 0 ;;\n"
+    "*\"head -c \"*\"'/root/out/short'\")\n"
+    "\tprintf abcde\n"
+    "\texit 0 ;;\n"
+    "*\"head -c \"*\"'/root/out/long'\")\n"
+    "\twhile :; do echo liarliarliar; done ;;\n"
+    "*\"head -c \"*\"'/root/out/sleep'\")\n"
+    "\texec /bin/busybox sleep 100000 ;;\n"
+    "esac\n"
+    "exec /bin/busybox sh \"$@\"\n";
+
+static void
+assert_no_file_named(const gchar *dir, const gchar *const *names)
+{
+	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+	const gchar *name;
+
+	while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+		g_autofree gchar *child = g_build_filename(dir, name, NULL);
+
+		g_assert_false(g_strv_contains(names, name));
+		if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
+		    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+			assert_no_file_named(child, names);
+	}
+}
+
+static void
+test_no_sftp_liar(Fixture *f, gconstpointer data)
+{
+	static const gchar *const paths[] = {"/root/out", NULL};
+	static const gchar *const never[] = {"x", "hostname", "huge", "sleep", NULL};
+	static const gchar *const lies[] = {
+	    "a guest path was refused: artifact name 'root/out/../../x' has an empty",
+	    "has a control character",
+	    "the guest listed /etc/hostname, which no artifact path names; skipped",
+	    "/root/out/huge (99999999999999 bytes) skipped: over MAX_ARTIFACT_BYTES",
+	    "the guest sent 5 of the 100 bytes it listed for /root/out/short",
+	    "the guest sent more than the 10 bytes it listed for /root/out/long",
+	    "/root/out/sleep: the guest command sent nothing for",
+	    "the guest's listing is malformed",
+	    "artifacts: collected 3 ",
+	};
+	g_autofree gchar *upload_id = g_uuid_string_random();
+	g_autofree gchar *uuid = NULL;
+	g_autofree gchar *sys = NULL;
+	g_autofree gchar *root = NULL;
+	g_autofree gchar *mine = NULL;
+	g_autoptr(QsimRequest) r = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autoptr(GError) error = NULL;
+	const QsimArtifactRecord *a;
+
+	if (!agent_test_require_vm(&f->fx))
+		return;
+	spool(f, upload_id, 0, QSIM_UPLOAD_FILE, "/root/liar-sh", 0755, (const guint8 *)liar_sh,
+	      strlen(liar_sh));
+	{
+		g_autoptr(QsimRequest) created = qsim_store_create_request_full(
+		    f->fx.store, "tiny-nosftp",
+		    "mkdir -p /root/out && echo real > /root/out/real.txt && "
+		    "cp /root/liar-sh /bin/sh.new && mv /bin/sh.new /bin/sh",
+		    240, (gchar **)paths, upload_id, &error);
+
+		g_assert_no_error(error);
+		uuid = g_strdup(created->uuid);
+	}
+	start_pool(f);
+	r = agent_test_wait_final(&f->fx, uuid, RUN_TIMEOUT_S);
+	sys = agent_test_log_text(&f->fx, uuid, QSIM_LOG_SYSTEM);
+	g_test_message("system log:\n%s", sys);
+	g_assert_cmpstr(qsim_status_to_string(r->status), ==, "done");
+	g_assert_nonnull(strstr(sys, "the guest has no SFTP subsystem; collecting over exec"));
+	for (guint i = 0; i < G_N_ELEMENTS(lies); i++) {
+		if (strstr(sys, lies[i]) == NULL)
+			g_error("no system log line says: %s", lies[i]);
+	}
+	/* a name's newline is shown escaped: one lie, one log line */
+	g_assert_null(strstr(sys, "a\nb"));
+	g_assert_nonnull(strstr(sys, "root/out/a\\nb' has a control character"));
+	rows = qsim_store_list_artifacts(f->fx.store, uuid, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(rows->len, ==, 3);
+	for (guint i = 0; i < rows->len; i++)
+		assert_stored(f, uuid, rows->pdata[i], NULL);
+	a = find(rows, "root/out/real.txt");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 5);
+	a = find(rows, "root/out/short");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 5);
+	a = find(rows, "root/out/long");
+	g_assert_nonnull(a);
+	g_assert_cmpuint(a->size, ==, 10);
+	/* nothing written outside STATE_DIR/artifacts/<uuid>/, nothing but what was kept */
+	root = g_build_filename(qsim_config_get_state_dir(f->fx.config), "artifacts", NULL);
+	{
+		g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
+		const gchar *name;
+
+		g_assert_nonnull(d);
+		while ((name = g_dir_read_name(d)) != NULL)
+			g_assert_cmpstr(name, ==, uuid);
+	}
+	mine = host_path(f, uuid, "root/out");
+	{
+		g_autoptr(GDir) d = g_dir_open(mine, 0, NULL);
+		const gchar *name;
+		guint n = 0;
+
+		g_assert_nonnull(d);
+		while ((name = g_dir_read_name(d)) != NULL) {
+			g_assert_true(g_str_equal(name, "real.txt") || g_str_equal(name, "short") ||
+			              g_str_equal(name, "long"));
+			n++;
+		}
+		g_assert_cmpuint(n, ==, 3);
+	}
+	assert_no_file_named(f->fx.dir, never);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -538,5 +677,7 @@ main(int argc, char **argv)
 	           fixture_teardown);
 	g_test_add("/artifacts-vm/no-sftp-hostile", Fixture, NULL, fixture_setup,
 	           test_no_sftp_hostile, fixture_teardown);
+	g_test_add("/artifacts-vm/no-sftp-liar", Fixture, NULL, fixture_setup, test_no_sftp_liar,
+	           fixture_teardown);
 	return g_test_run();
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "api-fixture.h"
@@ -415,9 +416,11 @@ add_part(SoupMultipart *mp, const gchar *name, const gchar *filename, const gcha
 	soup_multipart_append_part(mp, h, data);
 }
 
-/* POSTs @mp to /requests; returns the status, with the reply's JSON in @json */
+/* POSTs @mp to /requests with @origin (nullable); returns the status, with the
+ * reply's JSON in @json and its headers in @headers (nullable) */
 static guint
-post_multipart(ApiFixture *fx, SoupMultipart *mp, JsonNode **json)
+post_multipart_from(ApiFixture *fx, SoupMultipart *mp, const gchar *origin, JsonNode **json,
+                    SoupMessageHeaders **headers)
 {
 	g_autofree gchar *uri = g_strconcat(fx->base, "/requests", NULL);
 	g_autoptr(SoupMessage) msg = soup_message_new("POST", uri);
@@ -426,6 +429,9 @@ post_multipart(ApiFixture *fx, SoupMultipart *mp, JsonNode **json)
 	Sent st = {0};
 
 	soup_multipart_to_message(mp, soup_message_get_request_headers(msg), &body);
+	if (origin != NULL)
+		soup_message_headers_replace(soup_message_get_request_headers(msg), "Origin",
+		                             origin);
 	soup_message_set_request_body_from_bytes(msg, NULL, body);
 	soup_session_send_and_read_async(fx->session, msg, G_PRIORITY_DEFAULT, NULL, sent_cb, &st);
 	api_wait_until(sent_done, &st);
@@ -435,7 +441,15 @@ post_multipart(ApiFixture *fx, SoupMultipart *mp, JsonNode **json)
 	                               (gssize)g_bytes_get_size(st.body), NULL))
 		*json = json_node_copy(json_parser_get_root(parser));
 	g_bytes_unref(st.body);
+	if (headers != NULL)
+		*headers = soup_message_headers_ref(soup_message_get_response_headers(msg));
 	return soup_message_get_status(msg);
+}
+
+static guint
+post_multipart(ApiFixture *fx, SoupMultipart *mp, JsonNode **json)
+{
+	return post_multipart_from(fx, mp, NULL, json, NULL);
 }
 
 static void
@@ -538,6 +552,222 @@ test_upload(ApiFixture *fx, gconstpointer data)
 
 		add_part(mp, "file", "/root/x", NULL, NULL, script);
 		g_assert_cmpuint(post_multipart(fx, mp, &json), ==, 400);
+	}
+}
+
+static const gchar *const cors_origin = "https://ui.example";
+static const gchar *const cors_headers[] = {"Access-Control-Allow-Origin",
+                                            "Access-Control-Expose-Headers", "Vary"};
+
+static const gchar *
+error_code_of(JsonNode *json)
+{
+	g_assert_nonnull(json);
+	return json_object_get_string_member(
+	    json_object_get_object_member(json_node_get_object(json), "error"), "code");
+}
+
+typedef struct {
+	const gchar *db;
+	gint64 min; /* wait until the spool has at least min rows, or none when -1 */
+} SpoolWait;
+
+static gint64
+spool_rows(const gchar *db)
+{
+	sqlite3 *conn = NULL;
+	sqlite3_stmt *st = NULL;
+	gint64 n;
+
+	g_assert_cmpint(sqlite3_open_v2(db, &conn, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_prepare_v2(conn, "SELECT count(*) FROM uploads", -1, &st, NULL), ==,
+	                SQLITE_OK);
+	g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(conn);
+	return n;
+}
+
+static gboolean
+spool_reached(gpointer data)
+{
+	SpoolWait *w = data;
+	gint64 n = spool_rows(w->db);
+
+	return w->min < 0 ? n == 0 : n >= w->min;
+}
+
+static gboolean
+write_done(gpointer data)
+{
+	return *(gboolean *)data;
+}
+
+static void
+wrote_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_assert_true(g_output_stream_write_all_finish(G_OUTPUT_STREAM(source), res, NULL, NULL));
+	*(gboolean *)user_data = TRUE;
+}
+
+typedef struct {
+	GSocket *socket;
+	GString *got;
+} RawRead;
+
+static gboolean
+raw_read_some(gpointer data)
+{
+	RawRead *r = data;
+	gchar buf[4096];
+	gssize n = g_socket_receive(r->socket, buf, sizeof buf, NULL, NULL);
+
+	if (n > 0)
+		g_string_append_len(r->got, buf, n);
+	/* 0: the server closed; -1: would block (or reset, which ends it too) */
+	return n == 0 || (n < 0 && !g_socket_condition_check(r->socket, G_IO_IN) &&
+	                  !g_socket_is_connected(r->socket));
+}
+
+/* Sends @text on a fresh connection and returns all the server answers before closing.
+ * Raw: a client library would fail on the refused body instead of reading the answer. */
+static gchar *
+raw_exchange(ApiFixture *fx, const gchar *text)
+{
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GSocketConnection) conn = NULL;
+	g_autoptr(GError) error = NULL;
+	RawRead r;
+
+	conn = g_socket_client_connect_to_host(
+	    client, "127.0.0.1", (guint16)qsim_api_server_get_port(fx->server), NULL, &error);
+	g_assert_no_error(error);
+	r.socket = g_socket_connection_get_socket(conn);
+	g_assert_cmpint(g_socket_send(r.socket, text, strlen(text), NULL, &error), ==,
+	                (gssize)strlen(text));
+	g_socket_set_blocking(r.socket, FALSE);
+	r.got = g_string_new(NULL);
+	api_wait_until(raw_read_some, &r);
+	return g_string_free(r.got, FALSE);
+}
+
+/*
+ * A multipart upload refused while it streams in (declared or counted size over
+ * MAX_UPLOAD_BYTES, a bad part) is answered like every other API error: JSON
+ * {"error":{"code","message"}}, the right status, and the same CORS headers as a
+ * normal reply, or a browser could not read why. A client that goes away midway
+ * leaves no spooled bytes behind, and the server goes on serving.
+ */
+static void
+test_upload_refusals(ApiFixture *fx, gconstpointer data)
+{
+	static const gchar *request = "{\"vm_name\":\"tiny\",\"commands\":\"true\"}";
+	g_autoptr(GBytes) req = g_bytes_new_static(request, strlen(request));
+	g_autoptr(GBytes) small = g_bytes_new_static("x", 1);
+	gsize big_len = 3 * 1024 * 1024;
+	g_autofree guint8 *big = g_malloc0(big_len);
+	g_autoptr(GBytes) big_bytes = g_bytes_new(big, big_len);
+	g_autoptr(ApiResponse) normal = NULL;
+	g_autofree gchar *db = g_build_filename(fx->tmpdir, "qsim.db", NULL);
+
+	normal = api_request(fx, "GET", "/requests", NULL, NULL, "Origin", cors_origin, NULL);
+	g_assert_cmpuint(normal->status, ==, 200);
+	g_assert_cmpstr(api_response_header(normal, "Access-Control-Allow-Origin"), ==,
+	                cors_origin);
+	for (guint c = 0; c < 4; c++) {
+		g_autoptr(SoupMultipart) mp = soup_multipart_new("multipart/form-data");
+		g_autoptr(JsonNode) json = NULL;
+		g_autoptr(SoupMessageHeaders) h = NULL;
+		guint status;
+
+		add_part(mp, "request", NULL, "application/json", NULL, req);
+		if (c == 0) {
+			/* the declared length is refused before the body is read: raw_refusal() */
+			continue;
+		} else if (c == 1) {
+			/* counted while streaming: the second file passes 4M (the declared
+			 * length passes the early check, which allows 1 MiB for the JSON) */
+			g_autoptr(GBytes) more = g_bytes_new(big, 1300000);
+
+			add_part(mp, "file", "/root/a", NULL, NULL, big_bytes);
+			add_part(mp, "file", "/root/b", NULL, NULL, more);
+		} else if (c == 2) {
+			add_part(mp, "file", "/root/../etc/shadow", NULL, NULL, small);
+		} else {
+			add_part(mp, "surprise", "/root/x", NULL, NULL, small);
+		}
+		status = post_multipart_from(fx, mp, cors_origin, &json, &h);
+		g_test_message("case %u: %u %s", c, status, error_code_of(json));
+		if (c < 2) {
+			g_assert_cmpuint(status, ==, 413);
+			g_assert_cmpstr(error_code_of(json), ==, "payload_too_large");
+		} else {
+			g_assert_true(status == 400 || status == 422);
+			g_assert_nonnull(error_code_of(json));
+		}
+		g_assert_true(json_object_has_member(
+		    json_object_get_object_member(json_node_get_object(json), "error"), "message"));
+		g_assert_true(g_str_has_prefix(soup_message_headers_get_content_type(h, NULL),
+		                               "application/json"));
+		for (guint i = 0; i < G_N_ELEMENTS(cors_headers); i++)
+			g_assert_cmpstr(soup_message_headers_get_one(h, cors_headers[i]), ==,
+			                api_response_header(normal, cors_headers[i]));
+	}
+	{
+		g_autofree gchar *head =
+		    g_strdup_printf("POST /requests HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: %s\r\n"
+		                    "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+		                    "Content-Length: 900000000\r\n\r\n",
+		                    cors_origin);
+		g_autofree gchar *reply = raw_exchange(fx, head);
+		g_autofree gchar *acao =
+		    g_strdup_printf("\r\nAccess-Control-Allow-Origin: %s\r\n", cors_origin);
+
+		g_test_message("declared: %s", reply);
+		g_assert_true(g_str_has_prefix(reply, "HTTP/1.1 413 "));
+		g_assert_nonnull(strstr(reply, acao));
+		g_assert_nonnull(strstr(reply, "\r\nAccess-Control-Expose-Headers: "));
+		g_assert_nonnull(strstr(reply, "\r\nContent-Type: application/json"));
+		g_assert_nonnull(strstr(reply, "{\"error\":{\"code\":\"payload_too_large\""));
+	}
+	/* the client goes away in the middle of a file part */
+	{
+		g_autoptr(GSocketClient) client = g_socket_client_new();
+		g_autoptr(GSocketConnection) conn = NULL;
+		g_autoptr(GError) error = NULL;
+		g_autoptr(ApiResponse) after = NULL;
+		g_autofree gchar *head = g_strdup_printf(
+		    "POST /requests HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: %s\r\n"
+		    "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+		    "Content-Length: 2000000\r\n\r\n"
+		    "--XyZ\r\nContent-Disposition: form-data; name=\"request\"\r\n\r\n%s\r\n"
+		    "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
+		    "filename=\"/root/half\"\r\n\r\n",
+		    cors_origin, request);
+		gsize partial = 100000;
+		g_autofree gchar *body = g_malloc0(strlen(head) + partial);
+		gboolean written = FALSE;
+		SpoolWait w = {db, 1};
+
+		memcpy(body, head, strlen(head));
+		g_assert_cmpint(spool_rows(db), ==, 0);
+		conn = g_socket_client_connect_to_host(
+		    client, "127.0.0.1", (guint16)qsim_api_server_get_port(fx->server), NULL,
+		    &error);
+		g_assert_no_error(error);
+		g_output_stream_write_all_async(g_io_stream_get_output_stream(G_IO_STREAM(conn)),
+		                                body, strlen(head) + partial, G_PRIORITY_DEFAULT,
+		                                NULL, wrote_cb, &written);
+		api_wait_until(write_done, &written);
+		/* the file part was seen and spooled: there is something to leave behind */
+		api_wait_until(spool_reached, &w);
+		g_assert_true(g_io_stream_close(G_IO_STREAM(conn), NULL, &error));
+		w.min = -1;
+		api_wait_until(spool_reached, &w);
+		after =
+		    api_request(fx, "GET", "/requests", NULL, NULL, "Origin", cors_origin, NULL);
+		g_assert_cmpuint(after->status, ==, 200);
 	}
 }
 
@@ -648,6 +878,8 @@ main(int argc, char **argv)
 	static const gchar *const large_env[] = {"QSIM_MAX_UPLOAD_BYTES=1G", "QSIM_MIN_FREE_DISK=0",
 	                                         NULL};
 	static const ApiFixtureOptions large_opts = {.env = large_env};
+	static const ApiFixtureOptions cors_opts = {.env = upload_env,
+	                                            .origins = "https://ui.example"};
 
 	g_test_init(&argc, &argv, NULL);
 	g_test_add("/qsim/api/artifacts/list-download", ApiFixture, NULL, api_fixture_setup,
@@ -656,6 +888,8 @@ main(int argc, char **argv)
 	           test_tarball, api_fixture_teardown);
 	g_test_add("/qsim/api/artifacts/upload", ApiFixture, &upload_opts, api_fixture_setup,
 	           test_upload, api_fixture_teardown);
+	g_test_add("/qsim/api/artifacts/upload-refusals", ApiFixture, &cors_opts, api_fixture_setup,
+	           test_upload_refusals, api_fixture_teardown);
 	g_test_add("/qsim/api/artifacts/upload-large", ApiFixture, &large_opts, api_fixture_setup,
 	           test_upload_large, api_fixture_teardown);
 	g_test_add("/qsim/api/artifacts/submit", ApiFixture, NULL, api_fixture_setup, test_submit,

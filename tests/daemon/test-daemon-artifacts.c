@@ -3,6 +3,7 @@
  * --artifact ... --output-dir DIR` runs failing commands in the real tiny guest, exits
  * with the guest's status and leaves the collected files (modes, a nested directory, a
  * symlink kept as one) in DIR; `qsim-ctl artifacts` lists them and fetches one by name.
+ * After a kill -9, the next start sweeps what the store does not know.
  */
 #define G_LOG_DOMAIN "qsim-test"
 
@@ -11,6 +12,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <utime.h>
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -191,6 +194,54 @@ assert_file(const gchar *dir, const gchar *name, const gchar *content, guint mod
 }
 
 static void
+make_old(const gchar *path)
+{
+	struct utimbuf t = {.actime = time(NULL) - 86400, .modtime = time(NULL) - 86400};
+
+	g_assert_cmpint(utime(path, &t), ==, 0);
+}
+
+/*
+ * kill -9 leaves what the store does not know under STATE_DIR/artifacts: a
+ * directory for a request that never recorded artifacts, a partial file beside
+ * recorded ones. The next start sweeps both and keeps what the store names.
+ */
+static void
+restart_sweeps(Fixture *f, const gchar *uuid)
+{
+	g_autofree gchar *root = g_build_filename(f->dir, "state", "artifacts", NULL);
+	g_autofree gchar *orphan_uuid = g_uuid_string_random();
+	g_autofree gchar *orphan = g_build_filename(root, orphan_uuid, NULL);
+	g_autofree gchar *orphan_file = g_build_filename(orphan, "half.bin", NULL);
+	g_autofree gchar *dir = g_build_filename(root, uuid, NULL);
+	g_autofree gchar *partial = g_build_filename(dir, "out", "partial.bin", NULL);
+	g_autofree gchar *kept = g_build_filename(dir, "out", "a.txt", NULL);
+	gint64 deadline;
+
+	g_subprocess_send_signal(f->daemon, SIGKILL);
+	g_assert_false(g_subprocess_wait_check(f->daemon, NULL, NULL));
+	g_clear_object(&f->daemon);
+	g_clear_pointer(&f->url, g_free);
+	g_clear_pointer(&f->log, g_free);
+	g_assert_true(g_file_test(kept, G_FILE_TEST_EXISTS));
+	g_assert_cmpint(g_mkdir(orphan, 0700), ==, 0);
+	g_assert_true(g_file_set_contents(orphan_file, "half", -1, NULL));
+	g_assert_true(g_file_set_contents(partial, "half", -1, NULL));
+	make_old(orphan);
+	make_old(dir);
+	daemon_start(f);
+	wait_healthy(f);
+	deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+	while (g_file_test(orphan, G_FILE_TEST_EXISTS) ||
+	       g_file_test(partial, G_FILE_TEST_EXISTS)) {
+		if (g_get_monotonic_time() > deadline)
+			g_error("the leftovers were not swept at start; see %s", f->log);
+		g_usleep(100 * 1000);
+	}
+	g_assert_true(g_file_test(kept, G_FILE_TEST_EXISTS));
+}
+
+static void
 test_run_artifacts(void)
 {
 	Fixture f = {0};
@@ -313,6 +364,7 @@ test_run_artifacts(void)
 		g_assert_cmpint(ctl(&f, args, &o, &e), !=, 0);
 		g_assert_nonnull(strstr(e, "no artifact out/nope"));
 	}
+	restart_sweeps(&f, uuid);
 	fixture_teardown(&f);
 }
 

@@ -1,0 +1,53 @@
+#define G_LOG_DOMAIN "qsim-guest"
+
+#include "config.h"
+
+#include "common/qsim-guest-path.h"
+#include "guest/qsim-guest-entry.h"
+
+gchar *
+qsim_guest_entry_check_name(const gchar *path, GHashTable *seen)
+{
+	g_autoptr(GError) local = NULL;
+
+	/* the message, not the path: a refused path may hold a newline or escape codes */
+	if (path == NULL || path[0] != '/' || !qsim_artifact_name_validate(path + 1, &local))
+		return g_strdup_printf("artifacts: a guest path was refused: %s",
+		                       local != NULL ? local->message : "not absolute");
+	if (g_hash_table_contains(seen, path + 1))
+		return g_strdup("");
+	return NULL;
+}
+
+gchar *
+qsim_guest_entry_check_bytes(const gchar *path, guint64 size, guint64 taken,
+                             const QsimGuestCollectLimits *limits)
+{
+	if (size <= limits->max_bytes && taken <= limits->max_bytes - size)
+		return NULL;
+	return g_strdup_printf("artifacts: %s (%" G_GUINT64_FORMAT " bytes) skipped: over "
+	                       "MAX_ARTIFACT_BYTES=%" G_GUINT64_FORMAT " with %" G_GUINT64_FORMAT
+	                       " bytes already collected",
+	                       path, size, limits->max_bytes, taken);
+}
+
+gchar *
+qsim_guest_entry_check_count(const gchar *path, guint n_taken, const QsimGuestCollectLimits *limits)
+{
+	if (n_taken < limits->max_files)
+		return NULL;
+	return g_strdup_printf("artifacts: stopped at MAX_ARTIFACT_FILES=%u; %s and anything "
+	                       "after it not collected",
+	                       limits->max_files, path);
+}
+
+gchar *
+qsim_guest_entry_check_type(const gchar *path, guint raw_mode)
+{
+	guint type = raw_mode & 0170000;
+
+	if (type == 0100000 || type == 0040000 || type == 0120000)
+		return NULL;
+	return g_strdup_printf("artifacts: %s is not a regular file, directory or symlink; skipped",
+	                       path);
+}

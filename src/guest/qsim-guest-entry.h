@@ -1,0 +1,37 @@
+#pragma once
+
+#include <glib.h>
+
+#include "guest/qsim-guest-types.h"
+
+G_BEGIN_DECLS
+
+/* The longest note (characters) a collector adds to the request's system log */
+#define QSIM_GUEST_NOTE_MAX 1024
+
+/*
+ * The checks every collector (SFTP, exec) makes on one guest entry before it
+ * takes it, in one place so that both refuse the same names with the same
+ * notes. Each returns a note for the request's system log, or NULL to go on.
+ */
+
+/* @path: the guest path ("/..."); its name is @path + 1. @seen: names taken so
+ * far. Returns: NULL when the name may be taken, else "" for a silent skip (a
+ * name taken already) or a note (transfer full) saying why it was refused */
+gchar *qsim_guest_entry_check_name(const gchar *path, GHashTable *seen);
+
+/* Returns: (nullable): a note when a file of @size bytes would take the file
+ * bytes past MAX_ARTIFACT_BYTES, @taken being what was taken before it */
+gchar *qsim_guest_entry_check_bytes(const gchar *path, guint64 size, guint64 taken,
+                                    const QsimGuestCollectLimits *limits);
+
+/* Returns: (nullable): a note when @n_taken artifacts fill MAX_ARTIFACT_FILES
+ * (then nothing more is taken) */
+gchar *qsim_guest_entry_check_count(const gchar *path, guint n_taken,
+                                    const QsimGuestCollectLimits *limits);
+
+/* Returns: (nullable): a note when @raw_mode is not a regular file, directory or
+ * symlink */
+gchar *qsim_guest_entry_check_type(const gchar *path, guint raw_mode);
+
+G_END_DECLS
