@@ -526,6 +526,7 @@ typedef struct {
 } Collect;
 
 static void note(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+static void note_cut(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 static void
 note(Collect *c, const gchar *format, ...)
@@ -536,6 +537,19 @@ note(Collect *c, const gchar *format, ...)
 		c->notes_dropped++;
 		return;
 	}
+	va_start(args, format);
+	g_ptr_array_add(c->notes, g_strdup_vprintf(format, args));
+	va_end(args);
+}
+
+/* The note that the collection was cut short: kept past the note cap, or a guest's 50
+ * refused names before it would hide that the rest was never read. Comes once at most:
+ * the collection stops after it. */
+static void
+note_cut(Collect *c, const gchar *format, ...)
+{
+	va_list args;
+
 	va_start(args, format);
 	g_ptr_array_add(c->notes, g_strdup_vprintf(format, args));
 	va_end(args);
@@ -628,10 +642,11 @@ take_entry(Collect *c, const gchar *path, guint raw_mode, guint64 size, const gc
 		return TRUE;
 	}
 	if (c->out->len + c->pending->len >= c->limits->max_files) {
-		note(c,
-		     "artifacts: stopped at MAX_ARTIFACT_FILES=%u; %s and anything after it not "
-		     "collected",
-		     c->limits->max_files, path);
+		note_cut(
+		    c,
+		    "artifacts: stopped at MAX_ARTIFACT_FILES=%u; %s and anything after it not "
+		    "collected",
+		    c->limits->max_files, path);
 		return FALSE;
 	}
 	if (type == 0120000) {
@@ -699,10 +714,10 @@ read_listing(Collect *c, Chan *ch)
 		if (strlen(path) != name_len || strlen(target) != target_len || path[0] != '/')
 			goto malformed;
 		if (++records > max_records) {
-			note(c,
-			     "artifacts: the guest listed more than %" G_GUINT64_FORMAT
-			     " entries; the rest was not read",
-			     max_records);
+			note_cut(c,
+			         "artifacts: the guest listed more than %" G_GUINT64_FORMAT
+			         " entries; the rest was not read",
+			         max_records);
 			return;
 		}
 		if (f[0][0] == 'M') {

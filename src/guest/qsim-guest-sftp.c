@@ -55,6 +55,7 @@ typedef struct {
 } Collect;
 
 static void note(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+static void note_cut(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 static void
 note(Collect *c, const gchar *format, ...)
@@ -65,6 +66,19 @@ note(Collect *c, const gchar *format, ...)
 		c->notes_dropped++;
 		return;
 	}
+	va_start(args, format);
+	g_ptr_array_add(c->notes, g_strdup_vprintf(format, args));
+	va_end(args);
+}
+
+/* The note that the collection was cut short: kept past the note cap, or a guest's 50
+ * refused names before it would hide that the rest was never read. Comes once at most:
+ * the collection stops after it. */
+static void
+note_cut(Collect *c, const gchar *format, ...)
+{
+	va_list args;
+
 	va_start(args, format);
 	g_ptr_array_add(c->notes, g_strdup_vprintf(format, args));
 	va_end(args);
@@ -99,10 +113,10 @@ take_slot(Collect *c, const gchar *path)
 {
 	if (c->out->len < c->limits->max_files)
 		return TRUE;
-	note(c,
-	     "artifacts: stopped at MAX_ARTIFACT_FILES=%u; %s and anything after it not "
-	     "collected",
-	     c->limits->max_files, path);
+	note_cut(c,
+	         "artifacts: stopped at MAX_ARTIFACT_FILES=%u; %s and anything after it not "
+	         "collected",
+	         c->limits->max_files, path);
 	c->full = TRUE;
 	return FALSE;
 }

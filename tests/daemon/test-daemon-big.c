@@ -418,12 +418,15 @@ test_million_files(void)
 	before = daemon_vmhwm_kib(f);
 	start = g_get_monotonic_time();
 	{
-		/* the one inode's link count (the file and its million links) proves the
-		 * entries without listing them */
+		/* 60 missing paths first: 60 notes, more than are kept, must not hide that the
+		 * collection was cut. The one inode's link count (the file and its million
+		 * links) proves the entries without listing them. */
 		const gchar *args[] = {"run",
 		                       "many",
 		                       "--timeout",
 		                       "600",
+		                       "--artifact",
+		                       "/data/many/0[0-5]?/none",
 		                       "--artifact",
 		                       "/data/many/*/*",
 		                       "-o",
@@ -443,6 +446,10 @@ test_million_files(void)
 	system = last_request_system_log(f, "many", &status);
 	g_test_message("system log: %s", system);
 	g_assert_cmpstr(status, ==, "done");
+	/* the first 50 notes are kept, the next 10 counted, the cut always shown */
+	g_assert_nonnull(strstr(system, "artifacts: /data/many/049/none: no such file"));
+	g_assert_null(strstr(system, "/data/many/050/none"));
+	g_assert_nonnull(strstr(system, "artifacts: 10 more notes not shown"));
 	g_assert_nonnull(strstr(system, "artifacts: stopped at MAX_ARTIFACT_FILES=1000; "
 	                                "/data/many/001/000 and anything after it not collected"));
 	/* exactly the cap: the first directory whole, and nothing of the next */
