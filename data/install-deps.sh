@@ -13,6 +13,9 @@ packages=(
     passt iproute2
     # the tiny guest image (data/guest/build-guest.sh)
     busybox-static dropbear-bin openssh-client openssh-sftp-server e2fsprogs kmod cpio lz4
+    # tests/daemon/test-daemon-big.c: mksquashfs makes a DATA_DISK with a million entries
+    # from a pseudo-file list in seconds, without creating a million host files
+    squashfs-tools
     # tests (clang and its runtime for the libFuzzer harnesses in tests/fuzz)
     curl python3 locales clang libclang-rt-14-dev
     # tests/e2e/test-metrics-*.sh: a real Prometheus server and promtool (issue 15)

@@ -23,11 +23,16 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 script_path="$script_dir/$(basename "${BASH_SOURCE[0]}")"
 source_root=$(cd "$script_dir/../.." && pwd)
 
-# Large enough for tests that write files in the guest, small enough to copy.
-disk_size=64M
+# Room for a 200 MB upload (tests/daemon/test-daemon-big.c). The image is sparse:
+# the unused space costs neither qcow2 bytes on disk nor boot time.
+disk_size=320M
+# As many inodes as the 64M image had: their tables are zeroed at build time (see
+# mke2fs below), so more inodes would only add zeros.
+disk_inodes=16384
 kernel_meta=linux-image-cloud-amd64
 # The modules the guest needs; their dependencies are resolved with modprobe.
-guest_modules=(virtio_pci virtio_blk virtio_net virtio-rng button evdev)
+# squashfs: a VM config's DATA_DISK (read-only, mounted at /data by rcS).
+guest_modules=(virtio_pci virtio_blk virtio_net virtio-rng button evdev squashfs)
 initramfs_applets=(sh mount insmod usleep switch_root poweroff sync cat echo)
 
 force=0
@@ -173,7 +178,7 @@ copied_bins=("$busybox_bin" "$dropbear_bin")
 mapfile -t libs < <(guest_libs "$dropbear_bin" ${sftp_bin:+"$sftp_bin"})
 stamp=$(
 	{
-		echo "disk_size=$disk_size modules=${guest_modules[*]} applets=${initramfs_applets[*]}"
+		echo "disk_size=$disk_size inodes=$disk_inodes modules=${guest_modules[*]} applets=${initramfs_applets[*]}"
 		basename "$kernel_deb"
 		sha256sum "$script_path"
 		(cd "$script_dir" && find initramfs rootfs -type f -print0 | sort -z | xargs -0 sha256sum)
@@ -300,7 +305,7 @@ log "staging root file system"
 root="$work/root"
 mkdir -p "$root"
 for d in bin sbin usr/bin usr/sbin usr/lib etc/dropbear dev proc sys run tmp \
-	root/.ssh var/log var/tmp home mnt; do
+	root/.ssh var/log var/tmp home mnt data; do
 	mkdir -p "$root/$d"
 done
 ln -s ../run "$root/var/run"
@@ -337,7 +342,7 @@ log "making ext4 image ($disk_size)"
 truncate -s "$disk_size" "$work/root.img"
 # Eager inode table and journal init: otherwise the guest's ext4lazyinit thread
 # zeroes them at every boot, costing TCG time and overlay space.
-mke2fs -q -F -t ext4 -L qsim-tiny -m 0 \
+mke2fs -q -F -t ext4 -L qsim-tiny -m 0 -N "$disk_inodes" \
 	-E lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0 \
 	-d "$root" "$work/root.img"
 if [ "$(id -u)" != 0 ]; then

@@ -142,7 +142,7 @@ qsim_vm_catalog_list(const gchar *images_dir, const gchar *config_dir, GError **
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
 		g_autoptr(QsimVmConfig) cfg = NULL;
 		QsimVmCatalogEntry *entry = catalog_entry_for(images_dir, config_dir, key, &cfg);
-		const gchar *paths[3] = {NULL};
+		const gchar *paths[4] = {NULL};
 
 		g_ptr_array_add(out, entry);
 		if (cfg == NULL)
@@ -150,6 +150,7 @@ qsim_vm_catalog_list(const gchar *images_dir, const gchar *config_dir, GError **
 		paths[0] = cfg->kernel_path;
 		paths[1] = cfg->initrd_path;
 		paths[2] = cfg->ssh_key_path;
+		paths[3] = cfg->data_disk_path;
 		for (guint i = 0; i < G_N_ELEMENTS(paths); i++) {
 			if (paths[i] != NULL)
 				g_hash_table_add(helpers, g_strdup(paths[i]));

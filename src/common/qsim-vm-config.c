@@ -54,6 +54,8 @@ static const VmKeySpec vm_keys[] = {
     {"CPU_MODEL", VK_WORD, F(cpu_model), NULL, 0, 0, "._-,+="},
     {"KERNEL", VK_PATH, F(kernel_path), NULL},
     {"INITRD", VK_PATH, F(initrd_path), NULL},
+    /* a second disk, attached read-only as is (raw) and never written */
+    {"DATA_DISK", VK_PATH, F(data_disk_path), NULL},
     {"APPEND", VK_TEXT, F(append), NULL},
     {"SSH_USER", VK_WORD, F(ssh_user), "root", 0, 0, "._-"},
     {"SSH_KEY", VK_PATH, F(ssh_key_path), NULL},
@@ -613,6 +615,7 @@ qsim_vm_config_free(QsimVmConfig *self)
 	g_free(self->cpu_model);
 	g_free(self->kernel_path);
 	g_free(self->initrd_path);
+	g_free(self->data_disk_path);
 	g_free(self->append);
 	g_free(self->ssh_user);
 	g_free(self->ssh_key_path);

@@ -39,6 +39,7 @@ typedef struct {
 	gchar *cpu_model;        /* (nullable) CPU_MODEL, e.g. "qemu64,+rdrand"; NULL: per accel */
 	gchar *kernel_path;      /* (nullable) absolute */
 	gchar *initrd_path;      /* (nullable) absolute */
+	gchar *data_disk_path;   /* (nullable) absolute: DATA_DISK, attached read-only, raw */
 	gchar *append;           /* (nullable) kernel command line */
 	gchar *ssh_user;         /* SSH_USER */
 	gchar *ssh_key_path;     /* (nullable) absolute, relative to the images dir in the file */

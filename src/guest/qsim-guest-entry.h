@@ -8,6 +8,10 @@ G_BEGIN_DECLS
 
 /* The longest note (characters) a collector adds to the request's system log */
 #define QSIM_GUEST_NOTE_MAX 1024
+/* Directory entries or listing records read beyond MAX_ARTIFACT_FILES (refused names,
+ * directories, names no pattern matches) before a collection is cut: a guest may hold
+ * a million names, and a glob that matches none of them would read them all. */
+#define QSIM_GUEST_EXTRA_ENTRIES 100000
 
 /*
  * The checks every collector (SFTP, exec) makes on one guest entry before it

@@ -24,9 +24,6 @@
 #define EXEC_ERR_KEEP 512
 /* A listing header: "E ffff 9223372036854775807 4096 4096". */
 #define EXEC_LINE_MAX 64
-/* Listing records read beyond MAX_ARTIFACT_FILES (refused names, directories,
- * other types) before the listing is cut: a guest may hold a million names. */
-#define EXEC_EXTRA_RECORDS 100000
 #define EXEC_MAX_NOTES 50
 /* A guest command that sends nothing (and does not end) for this long is given up:
  * the request's commands may have replaced the guest's tools with ones that sleep. */
@@ -545,6 +542,7 @@ typedef struct {
 } Collect;
 
 static void note(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+static void note_cut(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 static void
 note(Collect *c, const gchar *format, ...)
@@ -572,6 +570,21 @@ forgive_stall(Collect *c, Chan *ch, const gchar *what)
 		return;
 	note(c, "artifacts: %s: %s; given up", what, c->error->message);
 	g_clear_error(&c->error);
+}
+
+/* The note that the collection was cut short: kept past the note cap, or a guest's 50
+ * refused names before it would hide that the rest was never read. Comes once at most:
+ * the collection stops after it. */
+static void
+note_cut(Collect *c, const gchar *format, ...)
+{
+	g_autofree gchar *text = NULL;
+	va_list args;
+
+	va_start(args, format);
+	text = g_strdup_vprintf(format, args);
+	va_end(args);
+	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
 }
 
 /* Reads one header line of at most EXEC_LINE_MAX bytes; FALSE at EOF or when too long. */
@@ -681,7 +694,7 @@ take_entry(Collect *c, const gchar *path, guint raw_mode, guint64 size, const gc
 		return TRUE;
 	why = qsim_guest_entry_check_count(path, c->out->len + c->pending->len, c->limits);
 	if (why != NULL) {
-		note(c, "%s", why);
+		note_cut(c, "%s", why);
 		return FALSE;
 	}
 	if (type == 0120000) {
@@ -721,7 +734,7 @@ static void
 read_listing(Collect *c, Chan *ch)
 {
 	guint64 records = 0;
-	guint64 max_records = (guint64)c->limits->max_files + EXEC_EXTRA_RECORDS;
+	guint64 max_records = (guint64)c->limits->max_files + QSIM_GUEST_EXTRA_ENTRIES;
 	gchar line[EXEC_LINE_MAX + 1];
 	gboolean fatal = FALSE;
 	g_autofree gchar *text = g_malloc(2 * QSIM_GUEST_PATH_MAX + 2);
@@ -749,10 +762,10 @@ read_listing(Collect *c, Chan *ch)
 		if (strlen(path) != name_len || strlen(target) != target_len || path[0] != '/')
 			goto malformed;
 		if (++records > max_records) {
-			note(c,
-			     "artifacts: the guest listed more than %" G_GUINT64_FORMAT
-			     " entries; the rest was not read",
-			     max_records);
+			note_cut(c,
+			         "artifacts: the guest listed more than %" G_GUINT64_FORMAT
+			         " entries; the rest was not read",
+			         max_records);
 			return;
 		}
 		if (f[0][0] == 'M') {

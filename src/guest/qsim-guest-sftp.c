@@ -52,11 +52,13 @@ typedef struct {
 	GPtrArray *out;   /* QsimGuestArtifact */
 	GHashTable *seen; /* names collected */
 	guint64 bytes;    /* file bytes so far */
-	gboolean full;    /* the file cap was reached: stop everything */
+	guint64 entries;  /* directory entries read, of every directory */
+	gboolean full;    /* a cap was reached: stop everything */
 	GError *error;    /* fatal: aborted or the session broke */
 } Collect;
 
 static void note(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+static void note_cut(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 static void
 note(Collect *c, const gchar *format, ...)
@@ -73,6 +75,37 @@ note(Collect *c, const gchar *format, ...)
 	va_end(args);
 	/* one log line each, whatever bytes the guest put in a name */
 	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+}
+
+/* The note that the collection was cut short: kept past the note cap, or a guest's 50
+ * refused names before it would hide that the rest was never read. Comes once at most:
+ * the collection stops after it. */
+static void
+note_cut(Collect *c, const gchar *format, ...)
+{
+	va_list args;
+	g_autofree gchar *text = NULL;
+
+	va_start(args, format);
+	text = g_strdup_vprintf(format, args);
+	va_end(args);
+	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+}
+
+/* One more directory entry read: FALSE (and the collection stops) past the bound */
+static gboolean
+count_entry(Collect *c)
+{
+	guint64 max = (guint64)c->limits->max_files + QSIM_GUEST_EXTRA_ENTRIES;
+
+	if (++c->entries <= max)
+		return TRUE;
+	note_cut(c,
+	         "artifacts: stopped after reading %" G_GUINT64_FORMAT
+	         " directory entries; the rest was not read",
+	         max);
+	c->full = TRUE;
+	return FALSE;
 }
 
 /* Whether to stop: aborted, session gone, or the cap reached. */
@@ -106,7 +139,7 @@ take_slot(Collect *c, const gchar *path)
 
 	if (why == NULL)
 		return TRUE;
-	note(c, "%s", why);
+	note_cut(c, "%s", why);
 	c->full = TRUE;
 	return FALSE;
 }
@@ -279,7 +312,7 @@ walk_dir(Collect *c, const gchar *path, guint depth)
 		g_auto(sftp_attributes) attr = sftp_readdir(c->sftp, dir);
 		g_autofree gchar *child = NULL;
 
-		if (attr == NULL)
+		if (attr == NULL || !count_entry(c))
 			break;
 		if (g_strcmp0(attr->name, ".") == 0 || g_strcmp0(attr->name, "..") == 0)
 			continue;
@@ -351,7 +384,7 @@ expand(Collect *c, const gchar *dir, gchar **parts, guint i, guint *matches)
 		g_auto(sftp_attributes) attr = sftp_readdir(c->sftp, d);
 		g_autofree gchar *next = NULL;
 
-		if (attr == NULL)
+		if (attr == NULL || !count_entry(c))
 			break;
 		if (g_strcmp0(attr->name, ".") == 0 || g_strcmp0(attr->name, "..") == 0 ||
 		    fnmatch(parts[i], attr->name, FNM_PERIOD) != 0)

@@ -22,6 +22,7 @@ qsim_template_manifest_free(QsimTemplateManifest *self)
 	g_free(self->image_sha256);
 	g_free(self->kernel_id);
 	g_free(self->initrd_id);
+	g_free(self->data_disk_id);
 	g_free(self->qemu_binary_id);
 	g_free(self->qemu_version);
 	g_free(self->machine);
@@ -93,6 +94,9 @@ qsim_template_manifest_new_for_config(const QsimVmConfig *config, const gchar *q
 		return NULL;
 	self->initrd_id = file_id(config->initrd_path, error);
 	if (self->initrd_id == NULL)
+		return NULL;
+	self->data_disk_id = file_id(config->data_disk_path, error);
+	if (self->data_disk_id == NULL)
 		return NULL;
 	qemu_path = g_path_is_absolute(qemu_binary) ? g_strdup(qemu_binary)
 	                                            : g_find_program_in_path(qemu_binary);
@@ -189,6 +193,8 @@ qsim_template_manifest_load(const gchar *path, GError **error)
 	                   : 1;
 	/* NULL when not recorded: matches no current mode */
 	self->network = get_string(kf, "network", TRUE, NULL);
+	/* no key: made before DATA_DISK existed, so without one */
+	self->data_disk_id = g_key_file_get_string(kf, GROUP, "data_disk_id", NULL);
 	self->image_sha256 = get_string(kf, "image_sha256", TRUE, NULL);
 	self->qemu_version = get_string(kf, "qemu_version", TRUE, NULL);
 	self->image_size = g_key_file_get_uint64(kf, GROUP, "image_size", &local);
@@ -235,6 +241,8 @@ qsim_template_manifest_save(const QsimTemplateManifest *self, const gchar *path,
 	g_key_file_set_int64(kf, GROUP, "image_mtime_us", self->image_mtime_us);
 	g_key_file_set_string(kf, GROUP, "kernel_id", self->kernel_id);
 	g_key_file_set_string(kf, GROUP, "initrd_id", self->initrd_id);
+	g_key_file_set_string(kf, GROUP, "data_disk_id",
+	                      self->data_disk_id != NULL ? self->data_disk_id : "");
 	g_key_file_set_string(kf, GROUP, "qemu_binary_id", self->qemu_binary_id);
 	g_key_file_set_string(kf, GROUP, "qemu_version",
 	                      self->qemu_version != NULL ? self->qemu_version : "");
@@ -284,6 +292,9 @@ qsim_template_manifest_matches(const QsimTemplateManifest *recorded,
 		why = "the kernel changed";
 	else if (g_strcmp0(recorded->initrd_id, current->initrd_id) != 0)
 		why = "the initrd changed";
+	else if (g_strcmp0(recorded->data_disk_id != NULL ? recorded->data_disk_id : "",
+	                   current->data_disk_id != NULL ? current->data_disk_id : "") != 0)
+		why = "the DATA_DISK changed";
 	else if (g_strcmp0(recorded->qemu_binary_id, current->qemu_binary_id) != 0)
 		why = "the QEMU binary changed";
 	else if (g_strcmp0(recorded->machine, current->machine) != 0)

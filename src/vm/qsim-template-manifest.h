@@ -25,6 +25,8 @@ typedef struct {
 	gint64 image_mtime_us;
 	gchar *kernel_id;
 	gchar *initrd_id;
+	gchar *data_disk_id;   /* DATA_DISK's "size:mtime_us": the guest may have cached its
+	                        * content; "" (or NULL when loaded from before the key) if none */
 	gchar *qemu_binary_id; /* "path:size:mtime_us" of the resolved binary */
 	gchar *qemu_version;   /* (nullable) as QMP reported it */
 	gchar *machine;        /* MACHINE, "" when QEMU's default */

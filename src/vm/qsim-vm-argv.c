@@ -264,6 +264,14 @@ qsim_vm_argv_build_with(const gchar *qemu_binary, const QsimVmConfig *config, co
 	add(argv, "-drive");
 	/* cache=unsafe: the overlay is thrown away, so flushing it only costs boot time */
 	add_take(argv, g_strdup_printf("file=%s,if=virtio,format=qcow2,cache=unsafe", overlay));
+	if (config->data_disk_path != NULL) {
+		g_autofree gchar *data = qsim_vm_argv_escape(config->data_disk_path);
+
+		/* readonly=on: QEMU opens the file O_RDONLY and the guest sees a read-only
+		 * disk, so one file serves any number of VMs at once unchanged */
+		add(argv, "-drive");
+		add_take(argv, g_strdup_printf("file=%s,if=virtio,format=raw,readonly=on", data));
+	}
 	if (config->kernel_path != NULL) {
 		add(argv, "-kernel");
 		add(argv, config->kernel_path);

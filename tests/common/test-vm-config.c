@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "common/qsim-error.h"
 #include "common/qsim-vm-config.h"
 #include "common/qsim-vm-name.h"
@@ -405,6 +407,52 @@ test_vm_name(void)
 	}
 }
 
+/* DATA_DISK: a file inside the images dir like KERNEL (a subdirectory is fine), never
+ * outside it, and it must exist; unset or empty means no second disk. */
+static void
+test_vm_config_data_disk(Fixture *f, gconstpointer data)
+{
+	g_autofree gchar *disk = qsim_test_write(f->images, "data/many.sqfs", "hsqs");
+	g_autofree gchar *outside = qsim_test_write(f->images, "../outside.sqfs", "hsqs");
+	g_autofree gchar *missing = fixture_path(f, "data/nope.sqfs");
+	g_autofree gchar *missing_msg =
+	    g_strdup_printf("DATA_DISK='data/nope.sqfs': %s not found", missing);
+	const struct {
+		const gchar *line;
+		const gchar *message; /* NULL: accepted */
+		gint code;
+	} cases[] = {
+	    {"DATA_DISK=data/many.sqfs", NULL, 0},
+	    {"DATA_DISK=", NULL, 0},
+	    {"DATA_DISK=../outside.sqfs", "DATA_DISK='../outside.sqfs': must not contain '..'",
+	     QSIM_ERROR_INVALID},
+	    {"DATA_DISK=data/../../outside.sqfs",
+	     "DATA_DISK='data/../../outside.sqfs': must not contain '..'", QSIM_ERROR_INVALID},
+	    {"DATA_DISK=/etc/passwd",
+	     "DATA_DISK='/etc/passwd': must be relative to the images directory",
+	     QSIM_ERROR_INVALID},
+	    {"DATA_DISK=data/nope.sqfs", missing_msg, QSIM_ERROR_NOT_FOUND},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *text = g_strdup_printf("CPU=1\n%s\n", cases[i].line);
+		g_autofree gchar *path = qsim_test_write(f->images, "dd.conf", text);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(QsimVmConfig) c = qsim_vm_config_parse(f->images, path, "tiny", &error);
+
+		if (cases[i].message == NULL) {
+			g_assert_no_error(error);
+			g_assert_cmpstr(c->data_disk_path, ==, i == 0 ? disk : NULL);
+			continue;
+		}
+		g_assert_null(c);
+		g_assert_error(error, QSIM_ERROR, cases[i].code);
+		g_assert_true(g_str_has_suffix(error->message, cases[i].message));
+		g_assert_nonnull(strstr(error->message, "dd.conf:2: "));
+	}
+	g_assert_cmpint(g_unlink(outside), ==, 0);
+}
+
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int
@@ -417,6 +465,7 @@ main(int argc, char **argv)
 	ADD("/qsim/common/vm-config/no-conf", test_vm_config_no_conf);
 	ADD("/qsim/common/vm-config/memory-forms", test_vm_config_memory_forms);
 	ADD("/qsim/common/vm-config/bad", test_vm_config_bad);
+	ADD("/qsim/common/vm-config/data-disk", test_vm_config_data_disk);
 	ADD("/qsim/common/vm-config/output-limit", test_vm_config_output_limit);
 	ADD("/qsim/common/vm-config/secret-hidden", test_vm_config_secret_hidden);
 	ADD("/qsim/common/vm-config/no-image", test_vm_config_no_image);

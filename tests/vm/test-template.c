@@ -202,7 +202,7 @@ test_unit(void)
 }
 
 /* The manifest records the effective NETWORK: a template made with another mode, or
- * with none recorded (an older qsim), is stale. */
+ * with none recorded (an older qsim), is stale. So is one made with another DATA_DISK. */
 static void
 test_manifest_network(void)
 {
@@ -240,6 +240,18 @@ test_manifest_network(void)
 	g_assert_null(loaded->network);
 	g_assert_false(qsim_template_manifest_matches(loaded, current, &reason));
 	g_assert_nonnull(strstr(reason, "unrecorded"));
+	g_clear_pointer(&reason, g_free);
+
+	/* DATA_DISK: none is "", which a manifest from before the key (NULL) matches; another
+	 * file (size:mtime) is stale, since the guest may have cached the old content */
+	g_assert_cmpstr(current->data_disk_id, ==, "");
+	g_free(loaded->network);
+	loaded->network = g_strdup("none");
+	g_clear_pointer(&loaded->data_disk_id, g_free);
+	g_assert_true(qsim_template_manifest_matches(loaded, current, NULL));
+	loaded->data_disk_id = g_strdup("4096:1700000000000000");
+	g_assert_false(qsim_template_manifest_matches(loaded, current, &reason));
+	g_assert_cmpstr(reason, ==, "the DATA_DISK changed");
 	g_unlink(path);
 }
 

@@ -267,6 +267,39 @@ index_of(gchar **argv, const gchar *arg)
 	return -1;
 }
 
+/* DATA_DISK: a second virtio disk right after the overlay, read-only and raw, its path
+ * escaped like the others */
+static void
+test_argv_data_disk(Fixture *f, gconstpointer data)
+{
+	g_autoptr(QsimVmConfig) plain = parse(f, "IMAGE=disk.qcow2\n");
+	g_autoptr(QsimVmConfig) config = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) argv = NULL;
+	g_auto(GStrv) plain_argv = NULL;
+	g_autofree gchar *path = g_build_filename(f->dir, "d,if=none.sqfs", NULL);
+	g_autofree gchar *want = NULL;
+	gint overlay;
+
+	write_file(f->dir, "d,if=none.sqfs", "hsqs");
+	config = parse(f, "IMAGE=disk.qcow2\nDATA_DISK=d,if=none.sqfs\n");
+	argv = qsim_vm_argv_build("qemu", config, "/run/q/t", 40022, FALSE, &error);
+	g_assert_no_error(error);
+	plain_argv = qsim_vm_argv_build("qemu", plain, "/run/q/t", 40022, FALSE, &error);
+	g_assert_no_error(error);
+	/* the temporary dir's name has no comma: only the file's is doubled */
+	g_assert_null(strchr(f->dir, ','));
+	want = g_strdup_printf("file=%s/d,,if=none.sqfs,if=virtio,format=raw,readonly=on", f->dir);
+	overlay = index_of(argv, "file=/run/q/t/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe");
+	g_assert_cmpint(overlay, >, 0);
+	g_assert_cmpstr(argv[overlay + 1], ==, "-drive");
+	g_assert_cmpstr(argv[overlay + 2], ==, want);
+	/* exactly two more arguments than without it */
+	g_assert_cmpuint(g_strv_length(argv), ==, g_strv_length(plain_argv) + 2);
+	g_assert_cmpint(index_of(plain_argv, want), ==, -1);
+	g_unlink(path);
+}
+
 /* Fast start: guest RAM in a file (MACHINE unset, bare, or with options), QMP on an
  * inherited socket, the build's stream without run state, and -incoming for a restore. */
 static void
@@ -458,6 +491,8 @@ main(int argc, char **argv)
 	           fixture_teardown);
 	g_test_add("/qsim/vm/argv/escapes-commas", Fixture, NULL, fixture_setup,
 	           test_argv_escapes_commas, fixture_teardown);
+	g_test_add("/qsim/vm/argv/data-disk", Fixture, NULL, fixture_setup, test_argv_data_disk,
+	           fixture_teardown);
 	g_test_add("/qsim/vm/argv/invalid", Fixture, NULL, fixture_setup, test_argv_invalid,
 	           fixture_teardown);
 	g_test_add("/qsim/vm/argv/fast-start", Fixture, NULL, fixture_setup, test_argv_fast_start,
