@@ -20,164 +20,25 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
-#include "test-util.h"
+#include "daemon-test-util.h"
 
-typedef struct {
-	gchar *dir;
-	gchar *images;
-	gchar *url;
-	gchar *log;
-	GSubprocess *daemon;
-	SoupSession *session;
-} Fixture;
-
-static const gchar *
-source_root(void)
-{
-	const gchar *root = g_getenv("QSIM_SOURCE_ROOT");
-
-	return root != NULL ? root : SOURCE_ROOT;
-}
-
-static gboolean
-fixture_setup(Fixture *f)
-{
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *src_images = g_build_filename(source_root(), "vm_images", NULL);
-	g_autofree gchar *src_conf =
-	    g_build_filename(source_root(), "tests", "data", "vm_configs", "tiny.conf", NULL);
-	g_autofree gchar *src_image = g_build_filename(src_images, "tiny.qcow2", NULL);
-	g_autofree gchar *configs = NULL;
-	g_autofree gchar *conf = NULL;
-	g_autofree gchar *conf_text = NULL;
-	const gchar *linked[] = {"tiny.qcow2", "tiny-vmlinux", "tiny-initrd.img", "tiny-key", NULL};
-
-	if (!g_file_test(src_image, G_FILE_TEST_EXISTS)) {
-		if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-			g_error("the tiny guest is required (QSIM_REQUIRE_VM): no %s", src_image);
-		g_test_skip("no tiny guest (meson compile -C build guest-image)");
-		return FALSE;
-	}
-	/* short: QEMU's QMP socket path must fit a sockaddr_un */
-	f->dir = g_dir_make_tmp("qda-XXXXXX", &error);
-	g_assert_no_error(error);
-	f->images = g_build_filename(f->dir, "images", NULL);
-	configs = g_build_filename(f->dir, "vmconf", NULL);
-	g_assert_cmpint(g_mkdir(f->images, 0700), ==, 0);
-	g_assert_cmpint(g_mkdir(configs, 0700), ==, 0);
-	for (guint i = 0; linked[i] != NULL; i++) {
-		g_autofree gchar *from = g_build_filename(src_images, linked[i], NULL);
-		g_autofree gchar *to = g_build_filename(f->images, linked[i], NULL);
-
-		g_assert_cmpint(symlink(from, to), ==, 0);
-	}
-	conf = g_build_filename(configs, "tiny.conf", NULL);
-	g_assert_true(g_file_get_contents(src_conf, &conf_text, NULL, &error));
-	g_assert_true(g_file_set_contents(conf, conf_text, -1, &error));
-	f->session = soup_session_new();
-	return TRUE;
-}
-
-static void
-fixture_teardown(Fixture *f)
-{
-	if (f->daemon != NULL) {
-		g_subprocess_send_signal(f->daemon, SIGTERM);
-		g_subprocess_wait(f->daemon, NULL, NULL);
-		g_clear_object(&f->daemon);
-	}
-	g_clear_object(&f->session);
-	if (f->dir != NULL)
-		qsim_test_rm_rf(f->dir);
-	g_free(f->dir);
-	g_free(f->images);
-	g_free(f->url);
-	g_free(f->log);
-}
+typedef DaemonFixture Fixture;
 
 static void
 daemon_start(Fixture *f)
 {
 	g_autoptr(GSubprocessLauncher) launcher =
-	    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_NONE);
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *port = NULL;
-	g_autofree gchar *db = g_build_filename(f->dir, "db.sqlite", NULL);
-	g_autofree gchar *run = g_build_filename(f->dir, "run", NULL);
-	g_autofree gchar *state = g_build_filename(f->dir, "state", NULL);
-	g_autofree gchar *configs = g_build_filename(f->dir, "vmconf", NULL);
-	const gchar *argv[] = {qsim_test_qsimd_path(), "all", NULL};
-	guint16 p = qsim_test_free_port();
+	    daemon_fixture_launcher(f, G_SUBPROCESS_FLAGS_NONE);
 
-	port = g_strdup_printf("%u", p);
-	f->url = g_strdup_printf("http://127.0.0.1:%u", p);
-	g_subprocess_launcher_setenv(launcher, "QSIM_DB_PATH", db, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_RUN_DIR", run, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_STATE_DIR", state, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_VM_IMAGES_DIR", f->images, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_VM_CONFIG_DIR", configs, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_LOG_LEVEL", "INFO", TRUE);
 	g_subprocess_launcher_setenv(launcher, "QSIM_AGENT_COUNT", "1", TRUE);
-	g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", f->dir, TRUE);
-	g_subprocess_launcher_setenv(launcher, "HOME", f->dir, TRUE);
-	g_subprocess_launcher_unsetenv(launcher, "QSIM_API_TOKENS");
-	g_subprocess_launcher_setenv(launcher, "QSIM_API_HOST", "127.0.0.1", TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_API_PORT", port, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_AGENT_POLL_INTERVAL", "0.2", TRUE);
-	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
-	f->log = g_build_filename(f->dir, "qsimd.log", NULL);
-	g_subprocess_launcher_set_stdout_file_path(launcher, f->log);
-	g_subprocess_launcher_set_stderr_file_path(launcher, f->log);
-	f->daemon = g_subprocess_launcher_spawnv(launcher, argv, &error);
-	g_assert_no_error(error);
-}
-
-static void
-wait_healthy(Fixture *f)
-{
-	gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-
-	for (;;) {
-		g_autofree gchar *uri = g_strconcat(f->url, "/health", NULL);
-		g_autoptr(SoupMessage) msg = soup_message_new("GET", uri);
-		g_autoptr(GBytes) reply = soup_session_send_and_read(f->session, msg, NULL, NULL);
-
-		if (reply != NULL && soup_message_get_status(msg) == 200)
-			return;
-		if (g_get_monotonic_time() > deadline)
-			g_error("qsimd all did not come up; see %s", f->log);
-		g_usleep(200 * 1000);
-	}
+	daemon_fixture_spawn_all(f, launcher);
 }
 
 /* Runs qsim-ctl with @args; returns its exit status, with its output in @out/@err */
 static gint
 ctl(Fixture *f, const gchar *const *args, gchar **out, gchar **err)
 {
-	const gchar *root = g_getenv("QSIM_BUILD_ROOT");
-	g_autofree gchar *exe =
-	    g_build_filename(root != NULL ? root : BUILD_ROOT, "src", "cli", "qsim-ctl", NULL);
-	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
-	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	g_autoptr(GSubprocess) proc = NULL;
-	g_autoptr(GError) error = NULL;
-
-	g_ptr_array_add(argv, exe);
-	g_ptr_array_add(argv, "--url");
-	g_ptr_array_add(argv, f->url);
-	for (guint i = 0; args[i] != NULL; i++)
-		g_ptr_array_add(argv, (gpointer)args[i]);
-	g_ptr_array_add(argv, NULL);
-	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
-	g_subprocess_launcher_setenv(launcher, "LANG", "C.UTF-8", TRUE);
-	g_subprocess_launcher_unsetenv(launcher, "QSIM_TOKEN");
-	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
-	g_assert_no_error(error);
-	g_assert_true(g_subprocess_communicate_utf8(proc, NULL, NULL, out, err, &error));
-	g_test_message("qsim-ctl %s: %s%s", args[0], *out, *err);
-	g_assert_true(g_subprocess_get_if_exited(proc));
-	return g_subprocess_get_exit_status(proc);
+	return daemon_test_ctl(f->url, NULL, args, out, err);
 }
 
 static void
@@ -230,7 +91,7 @@ restart_sweeps(Fixture *f, const gchar *uuid)
 	make_old(orphan);
 	make_old(dir);
 	daemon_start(f);
-	wait_healthy(f);
+	daemon_fixture_wait_healthy(f);
 	deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
 	while (g_file_test(orphan, G_FILE_TEST_EXISTS) ||
 	       g_file_test(partial, G_FILE_TEST_EXISTS)) {
@@ -257,10 +118,10 @@ test_run_artifacts(void)
 	g_autofree gchar *data_sum = NULL;
 	g_autofree gchar *one_sum = NULL;
 
-	if (!fixture_setup(&f))
+	if (!daemon_fixture_setup(&f, "qda-XXXXXX", TRUE))
 		return;
 	daemon_start(&f);
-	wait_healthy(&f);
+	daemon_fixture_wait_healthy(&f);
 	outdir = g_build_filename(f.dir, "results", NULL);
 	/* inputs: a tree (an executable script, a binary file in a subdirectory, a
 	 * symlink) and a single file */
@@ -365,7 +226,7 @@ test_run_artifacts(void)
 		g_assert_nonnull(strstr(e, "no artifact out/nope"));
 	}
 	restart_sweeps(&f, uuid);
-	fixture_teardown(&f);
+	daemon_fixture_teardown(&f);
 }
 
 int

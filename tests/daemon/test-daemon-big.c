@@ -26,7 +26,7 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
-#include "test-util.h"
+#include "daemon-test-util.h"
 
 #define BIG_SIZE (200 * 1024 * 1024)
 /* far below BIG_SIZE: a buffered upload or artifact list would cross it */
@@ -35,115 +35,9 @@
 #define MANY_PER_DIR 1000
 #define MAX_FILES 1000
 
-typedef struct {
-	gchar *dir;
-	gchar *images;
-	gchar *url;
-	gchar *log;
-	GSubprocess *daemon;
-	SoupSession *session;
-	gboolean have_many; /* VM "many" with its DATA_DISK: mksquashfs was found */
-} Fixture;
-
-static Fixture fx;
-
-static const gchar *
-source_root(void)
-{
-	const gchar *root = g_getenv("QSIM_SOURCE_ROOT");
-
-	return root != NULL ? root : SOURCE_ROOT;
-}
-
-static gboolean
-have_guest(void)
-{
-	g_autofree gchar *image = g_build_filename(source_root(), "vm_images", "tiny.qcow2", NULL);
-
-	if (g_file_test(image, G_FILE_TEST_EXISTS))
-		return TRUE;
-	if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-		g_error("the tiny guest is required (QSIM_REQUIRE_VM): no %s", image);
-	g_test_skip("no tiny guest (meson compile -C build guest-image)");
-	return FALSE;
-}
-
-static void
-write_conf(Fixture *f, const gchar *name, const gchar *extra)
-{
-	g_autofree gchar *src =
-	    g_build_filename(source_root(), "tests", "data", "vm_configs", "tiny.conf", NULL);
-	g_autofree gchar *file = g_strconcat(name, ".conf", NULL);
-	g_autofree gchar *conf = g_build_filename(f->dir, "vmconf", file, NULL);
-	g_autofree gchar *text = NULL;
-	g_autofree gchar *all = NULL;
-	g_autoptr(GError) error = NULL;
-
-	g_assert_true(g_file_get_contents(src, &text, NULL, &error));
-	all = g_strconcat(text, extra, NULL);
-	g_assert_true(g_file_set_contents(conf, all, -1, &error));
-	g_assert_no_error(error);
-}
-
-static void
-fixture_setup(Fixture *f)
-{
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *src_images = g_build_filename(source_root(), "vm_images", NULL);
-	g_autofree gchar *configs = NULL;
-	const gchar *linked[] = {"tiny.qcow2", "tiny-vmlinux", "tiny-initrd.img", "tiny-key", NULL};
-
-	/* short: QEMU's QMP socket path must fit a sockaddr_un */
-	f->dir = g_dir_make_tmp("qdb-XXXXXX", &error);
-	g_assert_no_error(error);
-	f->images = g_build_filename(f->dir, "images", NULL);
-	configs = g_build_filename(f->dir, "vmconf", NULL);
-	g_assert_cmpint(g_mkdir(f->images, 0700), ==, 0);
-	g_assert_cmpint(g_mkdir(configs, 0700), ==, 0);
-	for (guint i = 0; linked[i] != NULL; i++) {
-		g_autofree gchar *from = g_build_filename(src_images, linked[i], NULL);
-		g_autofree gchar *to = g_build_filename(f->images, linked[i], NULL);
-
-		g_assert_cmpint(symlink(from, to), ==, 0);
-	}
-	write_conf(f, "tiny", "");
-	f->session = soup_session_new();
-}
-
-static void
-fixture_teardown(Fixture *f)
-{
-	if (f->daemon != NULL) {
-		g_subprocess_send_signal(f->daemon, SIGTERM);
-		g_subprocess_wait(f->daemon, NULL, NULL);
-		g_clear_object(&f->daemon);
-	}
-	g_clear_object(&f->session);
-	if (f->dir != NULL)
-		qsim_test_rm_rf(f->dir);
-	g_clear_pointer(&f->dir, g_free);
-	g_clear_pointer(&f->images, g_free);
-	g_clear_pointer(&f->url, g_free);
-	g_clear_pointer(&f->log, g_free);
-}
-
-static void
-wait_healthy(Fixture *f)
-{
-	gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-
-	for (;;) {
-		g_autofree gchar *uri = g_strconcat(f->url, "/health", NULL);
-		g_autoptr(SoupMessage) msg = soup_message_new("GET", uri);
-		g_autoptr(GBytes) reply = soup_session_send_and_read(f->session, msg, NULL, NULL);
-
-		if (reply != NULL && soup_message_get_status(msg) == 200)
-			return;
-		if (g_get_monotonic_time() > deadline)
-			g_error("qsimd all did not come up; see %s", f->log);
-		g_usleep(200 * 1000);
-	}
-}
+static DaemonFixture fx;
+/* VM "many" with its DATA_DISK: mksquashfs was found */
+static gboolean have_many;
 
 /*
  * Makes DATA_DISK many.sqfs: MANY_DIRS directories of MANY_PER_DIR hard links to one
@@ -152,7 +46,7 @@ wait_healthy(Fixture *f)
  * each). Before the daemon starts: it reads VM configs once.
  */
 static gboolean
-make_many_disk(Fixture *f)
+make_many_disk(DaemonFixture *f)
 {
 	g_autofree gchar *mksquashfs = g_find_program_in_path("mksquashfs");
 	g_autofree gchar *empty = g_build_filename(f->dir, "empty", NULL);
@@ -186,63 +80,33 @@ make_many_disk(Fixture *f)
 
 /* Starts the one `qsimd all` both cases use, once. */
 static gboolean
-daemon_up(Fixture *f)
+daemon_up(DaemonFixture *f)
 {
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *port = NULL;
-	g_autofree gchar *db = NULL;
-	g_autofree gchar *run = NULL;
-	g_autofree gchar *state = NULL;
 	g_autofree gchar *configs = NULL;
 	g_autofree gchar *max_files = g_strdup_printf("%u", MAX_FILES);
-	const gchar *argv[] = {qsim_test_qsimd_path(), "all", NULL};
-	guint16 p;
 
-	if (!have_guest())
+	if (!daemon_test_have_guest())
 		return FALSE;
 	if (f->daemon != NULL)
 		return TRUE;
-	fixture_setup(f);
-	f->have_many = make_many_disk(f);
-	if (f->have_many)
-		write_conf(f, "many", "DATA_DISK=many.sqfs\n");
-	launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_NONE);
-	db = g_build_filename(f->dir, "db.sqlite", NULL);
-	run = g_build_filename(f->dir, "run", NULL);
-	state = g_build_filename(f->dir, "state", NULL);
+	g_assert_true(daemon_fixture_setup(f, "qdb-XXXXXX", TRUE));
+	have_many = make_many_disk(f);
 	configs = g_build_filename(f->dir, "vmconf", NULL);
-	p = qsim_test_free_port();
-	port = g_strdup_printf("%u", p);
-	f->url = g_strdup_printf("http://127.0.0.1:%u", p);
-	g_subprocess_launcher_setenv(launcher, "QSIM_DB_PATH", db, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_RUN_DIR", run, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_STATE_DIR", state, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_VM_IMAGES_DIR", f->images, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_VM_CONFIG_DIR", configs, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_LOG_LEVEL", "INFO", TRUE);
+	if (have_many)
+		daemon_test_write_conf(configs, "many", "DATA_DISK=many.sqfs\n");
+	launcher = daemon_fixture_launcher(f, G_SUBPROCESS_FLAGS_NONE);
 	g_subprocess_launcher_setenv(launcher, "QSIM_AGENT_COUNT", "1", TRUE);
 	/* the default, said here because the test counts on it */
 	g_subprocess_launcher_setenv(launcher, "QSIM_MAX_ARTIFACT_FILES", max_files, TRUE);
-	g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", f->dir, TRUE);
-	g_subprocess_launcher_setenv(launcher, "HOME", f->dir, TRUE);
-	g_subprocess_launcher_unsetenv(launcher, "QSIM_API_TOKENS");
-	g_subprocess_launcher_setenv(launcher, "QSIM_API_HOST", "127.0.0.1", TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_API_PORT", port, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_AGENT_POLL_INTERVAL", "0.2", TRUE);
-	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
-	f->log = g_build_filename(f->dir, "qsimd.log", NULL);
-	g_subprocess_launcher_set_stdout_file_path(launcher, f->log);
-	g_subprocess_launcher_set_stderr_file_path(launcher, f->log);
-	f->daemon = g_subprocess_launcher_spawnv(launcher, argv, &error);
-	g_assert_no_error(error);
-	wait_healthy(f);
+	daemon_fixture_spawn_all(f, launcher);
+	daemon_fixture_wait_healthy(f);
 	return TRUE;
 }
 
 /* Returns: qsimd's peak resident set so far (VmHWM), in KiB */
 static guint64
-daemon_vmhwm_kib(Fixture *f)
+daemon_vmhwm_kib(DaemonFixture *f)
 {
 	g_autofree gchar *path =
 	    g_strdup_printf("/proc/%s/status", g_subprocess_get_identifier(f->daemon));
@@ -257,33 +121,9 @@ daemon_vmhwm_kib(Fixture *f)
 
 /* Runs qsim-ctl with @args (temporary files in the test's dir); returns its exit status */
 static gint
-ctl(Fixture *f, const gchar *const *args, gchar **out, gchar **err)
+ctl(DaemonFixture *f, const gchar *const *args, gchar **out, gchar **err)
 {
-	const gchar *root = g_getenv("QSIM_BUILD_ROOT");
-	g_autofree gchar *exe =
-	    g_build_filename(root != NULL ? root : BUILD_ROOT, "src", "cli", "qsim-ctl", NULL);
-	g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
-	    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-	g_autoptr(GPtrArray) argv = g_ptr_array_new();
-	g_autoptr(GSubprocess) proc = NULL;
-	g_autoptr(GError) error = NULL;
-
-	g_ptr_array_add(argv, exe);
-	g_ptr_array_add(argv, "--url");
-	g_ptr_array_add(argv, f->url);
-	for (guint i = 0; args[i] != NULL; i++)
-		g_ptr_array_add(argv, (gpointer)args[i]);
-	g_ptr_array_add(argv, NULL);
-	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
-	g_subprocess_launcher_setenv(launcher, "LANG", "C.UTF-8", TRUE);
-	g_subprocess_launcher_setenv(launcher, "TMPDIR", f->dir, TRUE);
-	g_subprocess_launcher_unsetenv(launcher, "QSIM_TOKEN");
-	proc = g_subprocess_launcher_spawnv(launcher, (const gchar *const *)argv->pdata, &error);
-	g_assert_no_error(error);
-	g_assert_true(g_subprocess_communicate_utf8(proc, NULL, NULL, out, err, &error));
-	g_test_message("qsim-ctl %s: %s%s", args[0], *out, *err);
-	g_assert_true(g_subprocess_get_if_exited(proc));
-	return g_subprocess_get_exit_status(proc);
+	return daemon_test_ctl(f->url, f->dir, args, out, err);
 }
 
 /* Writes @size pseudo-random bytes to @path, a chunk at a time; returns their sha256 */
@@ -315,7 +155,7 @@ write_random_file(const gchar *path, gsize size)
 static void
 test_upload_200mib(void)
 {
-	Fixture *f = &fx;
+	DaemonFixture *f = &fx;
 	g_autofree gchar *big = NULL;
 	g_autofree gchar *sum = NULL;
 	g_autofree gchar *spec = NULL;
@@ -354,7 +194,7 @@ test_upload_200mib(void)
 
 /* GET @path from qsimd; returns the parsed JSON reply, which must be a 200 */
 static JsonNode *
-http_get_json(Fixture *f, const gchar *path)
+http_get_json(DaemonFixture *f, const gchar *path)
 {
 	g_autofree gchar *uri = g_strconcat(f->url, path, NULL);
 	g_autoptr(SoupMessage) msg = soup_message_new("GET", uri);
@@ -372,7 +212,7 @@ http_get_json(Fixture *f, const gchar *path)
 
 /* Returns: the `system` log lines of @vm's newest request, and its final status */
 static gchar *
-last_request_system_log(Fixture *f, const gchar *vm, gchar **status)
+last_request_system_log(DaemonFixture *f, const gchar *vm, gchar **status)
 {
 	g_autofree gchar *list_path = g_strdup_printf("/requests?vm_name=%s&limit=1", vm);
 	g_autoptr(JsonNode) list = http_get_json(f, list_path);
@@ -393,7 +233,7 @@ last_request_system_log(Fixture *f, const gchar *vm, gchar **status)
 static void
 test_million_files(void)
 {
-	Fixture *f = &fx;
+	DaemonFixture *f = &fx;
 	g_autofree gchar *outdir = NULL;
 	g_autofree gchar *out = NULL;
 	g_autofree gchar *err = NULL;
@@ -408,7 +248,7 @@ test_million_files(void)
 
 	if (!daemon_up(f))
 		return;
-	if (!f->have_many) {
+	if (!have_many) {
 		if (g_getenv("QSIM_REQUIRE_VM") != NULL)
 			g_error("mksquashfs not found (squashfs-tools, data/install-deps.sh)");
 		g_test_skip("no mksquashfs (squashfs-tools)");
@@ -480,6 +320,6 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/daemon/big/million-files", test_million_files);
 	g_test_add_func("/qsim/daemon/big/upload-200mib", test_upload_200mib);
 	rc = g_test_run();
-	fixture_teardown(&fx);
+	daemon_fixture_teardown(&fx);
 	return rc;
 }

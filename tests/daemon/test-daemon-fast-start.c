@@ -23,7 +23,7 @@
 #include "agent/qsim-template-service.h"
 #include "store/qsim-store.h"
 #include "store/qsim-store-factory.h"
-#include "test-util.h"
+#include "daemon-test-util.h"
 #include "vm/qsim-vm-rundir.h"
 
 /* hang guards only, far above a healthy run on a loaded 2-core TCG host */
@@ -31,117 +31,34 @@
 #define REQUEST_TIMEOUT_S 240
 #define POLL_US (200 * 1000)
 
-typedef struct {
-	gchar *dir;
-	gchar *images;
-	gchar *url;
-	gchar *log;
-	GSubprocess *daemon;
-	SoupSession *session;
-} Fixture;
-
-static const gchar *
-source_root(void)
-{
-	const gchar *root = g_getenv("QSIM_SOURCE_ROOT");
-
-	return root != NULL ? root : SOURCE_ROOT;
-}
+typedef DaemonFixture Fixture;
 
 /* The image is copied (the test touches it); the large read-only inputs are linked */
 static gboolean
 fixture_setup(Fixture *f)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *src_images = g_build_filename(source_root(), "vm_images", NULL);
-	g_autofree gchar *src_conf =
-	    g_build_filename(source_root(), "tests", "data", "vm_configs", "tiny.conf", NULL);
-	g_autofree gchar *src_image = g_build_filename(src_images, "tiny.qcow2", NULL);
-	g_autofree gchar *configs = NULL;
+	g_autofree gchar *src_image =
+	    g_build_filename(daemon_test_source_root(), "vm_images", "tiny.qcow2", NULL);
 	g_autofree gchar *image = NULL;
-	g_autofree gchar *conf = NULL;
-	g_autofree gchar *conf_text = NULL;
 	g_autofree gchar *image_data = NULL;
 	gsize image_len = 0;
-	const gchar *linked[] = {"tiny-vmlinux", "tiny-initrd.img", "tiny-key", NULL};
 
-	if (!g_file_test(src_image, G_FILE_TEST_EXISTS)) {
-		if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-			g_error("the tiny guest is required (QSIM_REQUIRE_VM): no %s", src_image);
-		g_test_skip("no tiny guest (meson compile -C build guest-image)");
+	if (!daemon_fixture_setup(f, "qdf-XXXXXX", FALSE))
 		return FALSE;
-	}
-	/* short: QEMU's QMP socket path must fit a sockaddr_un */
-	f->dir = g_dir_make_tmp("qdf-XXXXXX", &error);
-	g_assert_no_error(error);
-	f->images = g_build_filename(f->dir, "images", NULL);
-	configs = g_build_filename(f->dir, "vmconf", NULL);
-	g_assert_cmpint(g_mkdir(f->images, 0700), ==, 0);
-	g_assert_cmpint(g_mkdir(configs, 0700), ==, 0);
 	image = g_build_filename(f->images, "tiny.qcow2", NULL);
 	g_assert_true(g_file_get_contents(src_image, &image_data, &image_len, &error));
 	g_assert_true(g_file_set_contents(image, image_data, (gssize)image_len, &error));
-	for (guint i = 0; linked[i] != NULL; i++) {
-		g_autofree gchar *from = g_build_filename(src_images, linked[i], NULL);
-		g_autofree gchar *to = g_build_filename(f->images, linked[i], NULL);
-
-		g_assert_cmpint(symlink(from, to), ==, 0);
-	}
-	conf = g_build_filename(configs, "tiny.conf", NULL);
-	g_assert_true(g_file_get_contents(src_conf, &conf_text, NULL, &error));
-	g_assert_true(g_file_set_contents(conf, conf_text, -1, &error));
 	g_assert_no_error(error);
-	f->session = soup_session_new();
 	return TRUE;
-}
-
-static void
-fixture_teardown(Fixture *f)
-{
-	if (f->daemon != NULL) {
-		g_subprocess_send_signal(f->daemon, SIGTERM);
-		g_subprocess_wait(f->daemon, NULL, NULL);
-		g_clear_object(&f->daemon);
-	}
-	g_clear_object(&f->session);
-	if (f->dir != NULL)
-		qsim_test_rm_rf(f->dir);
-	g_free(f->dir);
-	g_free(f->images);
-	g_free(f->url);
-	g_free(f->log);
-}
-
-/* Returns: (transfer full): a launcher with the fixture's qsimd settings */
-static GSubprocessLauncher *
-qsimd_launcher(Fixture *f, GSubprocessFlags flags)
-{
-	GSubprocessLauncher *launcher = g_subprocess_launcher_new(flags);
-	g_autofree gchar *db = g_build_filename(f->dir, "db.sqlite", NULL);
-	g_autofree gchar *run = g_build_filename(f->dir, "run", NULL);
-	g_autofree gchar *state = g_build_filename(f->dir, "state", NULL);
-	g_autofree gchar *configs = g_build_filename(f->dir, "vmconf", NULL);
-
-	g_subprocess_launcher_setenv(launcher, "QSIM_DB_PATH", db, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_RUN_DIR", run, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_STATE_DIR", state, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_VM_IMAGES_DIR", f->images, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_VM_CONFIG_DIR", configs, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_LOG_LEVEL", "INFO", TRUE);
-	/* no keyfile or token of the developer's may leak in */
-	g_subprocess_launcher_setenv(launcher, "XDG_CONFIG_HOME", f->dir, TRUE);
-	g_subprocess_launcher_setenv(launcher, "HOME", f->dir, TRUE);
-	g_subprocess_launcher_unsetenv(launcher, "QSIM_API_TOKENS");
-	g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL, NULL);
-	return launcher;
 }
 
 /* Runs `qsimd ARG1 ARG2` to completion; its stdout and stderr go to @out */
 static void
 run_qsimd(Fixture *f, const gchar *arg1, const gchar *arg2, gint *status, gchar **out)
 {
-	g_autoptr(GSubprocessLauncher) launcher =
-	    qsimd_launcher(f, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
+	g_autoptr(GSubprocessLauncher) launcher = daemon_fixture_launcher(
+	    f, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
 	g_autoptr(GSubprocess) proc = NULL;
 	g_autoptr(GError) error = NULL;
 	const gchar *argv[] = {qsim_test_qsimd_path(), arg1, arg2, NULL};
@@ -156,49 +73,17 @@ run_qsimd(Fixture *f, const gchar *arg1, const gchar *arg2, gint *status, gchar 
 static void
 daemon_start(Fixture *f)
 {
-	g_autoptr(GSubprocessLauncher) launcher = qsimd_launcher(f, G_SUBPROCESS_FLAGS_NONE);
-	g_autoptr(GError) error = NULL;
-	g_autofree gchar *port = NULL;
-	const gchar *argv[] = {qsim_test_qsimd_path(), "all", NULL};
-	guint16 p = qsim_test_free_port();
+	g_autoptr(GSubprocessLauncher) launcher =
+	    daemon_fixture_launcher(f, G_SUBPROCESS_FLAGS_NONE);
 
-	port = g_strdup_printf("%u", p);
-	f->url = g_strdup_printf("http://127.0.0.1:%u", p);
-	g_subprocess_launcher_setenv(launcher, "QSIM_API_HOST", "127.0.0.1", TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_API_PORT", port, TRUE);
-	g_subprocess_launcher_setenv(launcher, "QSIM_AGENT_POLL_INTERVAL", "0.2", TRUE);
-	f->log = g_build_filename(f->dir, "qsimd.log", NULL);
-	g_subprocess_launcher_set_stdout_file_path(launcher, f->log);
-	g_subprocess_launcher_set_stderr_file_path(launcher, f->log);
-	f->daemon = g_subprocess_launcher_spawnv(launcher, argv, &error);
-	g_assert_no_error(error);
+	daemon_fixture_spawn_all(f, launcher);
 }
 
 /* Returns: (transfer full) (nullable): the JSON reply; NULL when nothing answered */
 static JsonNode *
 http(Fixture *f, const gchar *method, const gchar *path, const gchar *body, guint *out_status)
 {
-	g_autofree gchar *uri = g_strconcat(f->url, path, NULL);
-	g_autoptr(SoupMessage) msg = soup_message_new(method, uri);
-	g_autoptr(GBytes) reply = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonParser) parser = json_parser_new();
-
-	g_assert_nonnull(msg);
-	if (body != NULL) {
-		g_autoptr(GBytes) bytes = g_bytes_new(body, strlen(body));
-
-		soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
-	}
-	reply = soup_session_send_and_read(f->session, msg, NULL, &error);
-	if (reply == NULL)
-		return NULL;
-	*out_status = soup_message_get_status(msg);
-	if (g_bytes_get_size(reply) == 0 ||
-	    !json_parser_load_from_data(parser, g_bytes_get_data(reply, NULL),
-	                                (gssize)g_bytes_get_size(reply), NULL))
-		return NULL;
-	return json_node_copy(json_parser_get_root(parser));
+	return daemon_test_http(f->session, f->url, method, path, body, out_status);
 }
 
 /* Returns: (transfer full): the object answered with @want_status */
@@ -212,24 +97,6 @@ http_ok(Fixture *f, const gchar *method, const gchar *path, const gchar *body, g
 	if (status != want_status)
 		g_error("%s %s: %u, not %u", method, path, status, want_status);
 	return node;
-}
-
-static void
-wait_healthy(Fixture *f)
-{
-	gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-
-	for (;;) {
-		guint status = 0;
-		g_autoptr(JsonNode) node = http(f, "GET", "/health", NULL, &status);
-
-		if (node != NULL && status == 200)
-			return;
-		if (g_get_monotonic_time() > deadline ||
-		    g_subprocess_get_identifier(f->daemon) == NULL)
-			g_error("qsimd all did not come up; see %s", f->log);
-		g_usleep(POLL_US);
-	}
 }
 
 /* Returns: (transfer full): GET /vms/tiny's template object, as a node */
@@ -355,7 +222,7 @@ test_prepare_restore_stale(void)
 	if (!fixture_setup(&f))
 		return;
 	daemon_start(&f);
-	wait_healthy(&f);
+	daemon_fixture_wait_healthy(&f);
 
 	tpl = tiny_template(&f);
 	g_assert_cmpstr(tpl_state(tpl), ==, "none");
@@ -409,26 +276,11 @@ test_prepare_restore_stale(void)
 
 	/* qsim-ctl prepare --wait rebuilds the stale template and returns once it is ready */
 	{
-		const gchar *root = g_getenv("QSIM_BUILD_ROOT");
-		g_autofree gchar *ctl = g_build_filename(root != NULL ? root : BUILD_ROOT, "src",
-		                                         "cli", "qsim-ctl", NULL);
-		g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
-		    G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-		g_autoptr(GSubprocess) proc = NULL;
-		g_autoptr(GError) error = NULL;
 		g_autofree gchar *out = NULL;
 		g_autofree gchar *err = NULL;
-		const gchar *argv[] = {ctl, "--url", f.url, "prepare", "tiny", "--wait", NULL};
+		const gchar *args[] = {"prepare", "tiny", "--wait", NULL};
 
-		g_subprocess_launcher_set_child_setup(launcher, qsim_test_die_with_parent, NULL,
-		                                      NULL);
-		g_subprocess_launcher_setenv(launcher, "LANG", "C.UTF-8", TRUE);
-		proc = g_subprocess_launcher_spawnv(launcher, argv, &error);
-		g_assert_no_error(error);
-		g_assert_true(g_subprocess_communicate_utf8(proc, NULL, NULL, &out, &err, &error));
-		g_test_message("qsim-ctl prepare --wait: %s%s", out, err);
-		g_assert_true(g_subprocess_get_if_exited(proc));
-		g_assert_cmpint(g_subprocess_get_exit_status(proc), ==, 0);
+		g_assert_cmpint(daemon_test_ctl(f.url, NULL, args, &out, &err), ==, 0);
 		g_assert_nonnull(strstr(out, "Template of tiny: ready"));
 		tpl = tiny_template(&f);
 		g_assert_cmpstr(tpl_state(tpl), ==, "ready");
@@ -481,7 +333,7 @@ test_prepare_restore_stale(void)
 		g_assert_cmpint(row->state, ==, QSIM_TEMPLATE_RECORD_READY);
 		g_assert_cmpint(row->prepare_requested_at, ==, 0);
 	}
-	fixture_teardown(&f);
+	daemon_fixture_teardown(&f);
 }
 
 /* Returns: (transfer full): RUN_DIR/template-builds */
@@ -583,7 +435,7 @@ test_shutdown_during_build(void)
 	if (!fixture_setup(&f))
 		return;
 	daemon_start(&f);
-	wait_healthy(&f);
+	daemon_fixture_wait_healthy(&f);
 	qemu = start_build(&f);
 	g_test_message("build QEMU pid %d", (gint)qemu);
 	daemon_stop_clean(&f);
@@ -594,7 +446,7 @@ test_shutdown_during_build(void)
 	g_assert_cmpstr(row->reason, ==, QSIM_TEMPLATE_SERVICE_SHUTDOWN_REASON);
 	g_assert_null(row->builder);
 	g_assert_cmpint(row->prepare_requested_at, !=, 0);
-	fixture_teardown(&f);
+	daemon_fixture_teardown(&f);
 }
 
 /* kill -9 of qsimd mid-build: the row still says building with the dead builder; the
@@ -613,7 +465,7 @@ test_builder_killed(void)
 	if (!fixture_setup(&f))
 		return;
 	daemon_start(&f);
-	wait_healthy(&f);
+	daemon_fixture_wait_healthy(&f);
 	qemu = start_build(&f);
 	builder = g_strdup_printf("%s:%s:0", qsim_store_get_local_host(),
 	                          g_subprocess_get_identifier(f.daemon));
@@ -624,10 +476,8 @@ test_builder_killed(void)
 	g_assert_cmpint(row->state, ==, QSIM_TEMPLATE_RECORD_BUILDING);
 	g_assert_cmpstr(row->builder, ==, builder);
 
-	g_free(f.url);
-	g_free(f.log);
 	daemon_start(&f);
-	wait_healthy(&f);
+	daemon_fixture_wait_healthy(&f);
 	tpl = wait_template_settled(&f);
 	g_assert_cmpstr(tpl_state(tpl), ==, "ready");
 	g_assert_false(qemu_alive(qemu));
@@ -635,7 +485,7 @@ test_builder_killed(void)
 	g_assert_nonnull(strstr(log, "queued again"));
 	daemon_stop_clean(&f);
 	g_assert_cmpuint(build_root_entries(&f), ==, 0);
-	fixture_teardown(&f);
+	daemon_fixture_teardown(&f);
 }
 
 int

@@ -21,10 +21,10 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
+#include "daemon-test-util.h"
 #include "qsim-pg-fixture.h"
 #include "store/qsim-store-factory.h"
 #include "store/qsim-store-hosts.h"
-#include "test-util.h"
 
 /* hang guards only, far above a healthy run on a loaded 2-core TCG host */
 #define WAIT_S 400
@@ -51,33 +51,13 @@ typedef struct {
 
 static const gchar *const hosts[] = {"host-a", "host-b"};
 
-static const gchar *
-source_root(void)
-{
-	const gchar *root = g_getenv("QSIM_SOURCE_ROOT");
-
-	return root != NULL ? root : SOURCE_ROOT;
-}
-
 static gboolean
 fixture_setup(Fixture *f)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *src_images = g_build_filename(source_root(), "vm_images", NULL);
-	g_autofree gchar *src_conf =
-	    g_build_filename(source_root(), "tests", "data", "vm_configs", "tiny.conf", NULL);
-	g_autofree gchar *src_image = g_build_filename(src_images, "tiny.qcow2", NULL);
-	g_autofree gchar *conf = NULL;
-	g_autofree gchar *conf_text = NULL;
-	g_autofree gchar *warm_text = NULL;
-	const gchar *linked[] = {"tiny.qcow2", "tiny-vmlinux", "tiny-initrd.img", "tiny-key", NULL};
 
-	if (!g_file_test(src_image, G_FILE_TEST_EXISTS)) {
-		if (g_getenv("QSIM_REQUIRE_VM") != NULL)
-			g_error("the tiny guest is required (QSIM_REQUIRE_VM): no %s", src_image);
-		g_test_skip("no tiny guest (meson compile -C build guest-image)");
+	if (!daemon_test_have_guest())
 		return FALSE;
-	}
 	/* short: QEMU's QMP socket path must fit a sockaddr_un */
 	f->dir = g_dir_make_tmp("qdh-XXXXXX", &error);
 	g_assert_no_error(error);
@@ -90,17 +70,9 @@ fixture_setup(Fixture *f)
 	}
 	g_assert_cmpint(g_mkdir(f->images, 0700), ==, 0);
 	g_assert_cmpint(g_mkdir(f->configs, 0700), ==, 0);
-	for (guint i = 0; linked[i] != NULL; i++) {
-		g_autofree gchar *from = g_build_filename(src_images, linked[i], NULL);
-		g_autofree gchar *to = g_build_filename(f->images, linked[i], NULL);
-
-		g_assert_cmpint(symlink(from, to), ==, 0);
-	}
+	daemon_test_link_guest(f->images, TRUE);
 	/* every host wants more warm VMs than the whole database may run */
-	conf = g_build_filename(f->configs, "tiny.conf", NULL);
-	g_assert_true(g_file_get_contents(src_conf, &conf_text, NULL, &error));
-	warm_text = g_strconcat(conf_text, "\nWARM_POOL_SIZE=2\n", NULL);
-	g_assert_true(g_file_set_contents(conf, warm_text, -1, &error));
+	daemon_test_write_conf(f->configs, "tiny", "\nWARM_POOL_SIZE=2\n");
 	f->session = soup_session_new();
 	return TRUE;
 }
@@ -109,27 +81,23 @@ fixture_setup(Fixture *f)
 static GSubprocessLauncher *
 launcher_for(Fixture *f, const gchar *host)
 {
-	GSubprocessLauncher *l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_NONE);
 	const gchar *me = host != NULL ? host : "api-host";
 	g_autofree gchar *run = g_build_filename(f->dir, me, "run", NULL);
 	g_autofree gchar *state = g_build_filename(f->dir, me, "state", NULL);
 	g_autofree gchar *empty = g_build_filename(f->dir, me, "no-images", NULL);
 	g_autofree gchar *log = g_strdup_printf("%s/%s.log", f->dir, me);
+	GSubprocessLauncher *l;
 
 	g_assert_cmpint(g_mkdir_with_parents(empty, 0700), ==, 0);
-	g_subprocess_launcher_setenv(l, "QSIM_DB_PATH", f->db, TRUE);
+	/* the API's host has no images at all */
+	l = daemon_test_launcher_new(G_SUBPROCESS_FLAGS_NONE, f->dir, f->db, run, state,
+	                             host != NULL ? f->images : empty,
+	                             host != NULL ? f->configs : empty);
 	if (f->db_url != NULL)
 		g_subprocess_launcher_setenv(l, "QSIM_DATABASE_URL", f->db_url, TRUE);
 	else
 		g_subprocess_launcher_unsetenv(l, "QSIM_DATABASE_URL");
 	g_subprocess_launcher_setenv(l, "QSIM_HOST_ID", me, TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_RUN_DIR", run, TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_STATE_DIR", state, TRUE);
-	/* the API's host has no images at all */
-	g_subprocess_launcher_setenv(l, "QSIM_VM_IMAGES_DIR", host != NULL ? f->images : empty,
-	                             TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_VM_CONFIG_DIR", host != NULL ? f->configs : empty,
-	                             TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_MAX_CONCURRENT_VMS", G_STRINGIFY(MAX_VMS), TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_WARM_POOL_SIZE", "2", TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_AGENT_COUNT", "2", TRUE);
@@ -137,13 +105,8 @@ launcher_for(Fixture *f, const gchar *host)
 	/* a dead agent's host goes stale (and its leases expire) within seconds */
 	g_subprocess_launcher_setenv(l, "QSIM_LEASE_SECONDS", "3", TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_ACCEL", "tcg", TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_LOG_LEVEL", "INFO", TRUE);
-	g_subprocess_launcher_setenv(l, "XDG_CONFIG_HOME", f->dir, TRUE);
-	g_subprocess_launcher_setenv(l, "HOME", f->dir, TRUE);
-	g_subprocess_launcher_unsetenv(l, "QSIM_API_TOKENS");
 	g_subprocess_launcher_set_stdout_file_path(l, log);
 	g_subprocess_launcher_set_stderr_file_path(l, log);
-	g_subprocess_launcher_set_child_setup(l, qsim_test_die_with_parent, NULL, NULL);
 	return l;
 }
 
@@ -234,18 +197,9 @@ fixture_teardown(Fixture *f)
 		g_atomic_int_set(&f->stop, 1);
 		g_thread_join(f->sampler);
 	}
-	for (guint i = 0; i < 2; i++) {
-		if (f->agents[i] != NULL) {
-			g_subprocess_send_signal(f->agents[i], SIGTERM);
-			g_subprocess_wait(f->agents[i], NULL, NULL);
-			g_clear_object(&f->agents[i]);
-		}
-	}
-	if (f->api != NULL) {
-		g_subprocess_send_signal(f->api, SIGTERM);
-		g_subprocess_wait(f->api, NULL, NULL);
-		g_clear_object(&f->api);
-	}
+	for (guint i = 0; i < 2; i++)
+		daemon_test_stop(&f->agents[i]);
+	daemon_test_stop(&f->api);
 	g_clear_object(&f->session);
 	/* on PostgreSQL no process fell back to a SQLite file */
 	if (f->db_url != NULL)
@@ -264,25 +218,7 @@ fixture_teardown(Fixture *f)
 static JsonNode *
 http(Fixture *f, const gchar *method, const gchar *path, const gchar *body, guint *out_status)
 {
-	g_autofree gchar *uri = g_strconcat(f->url, path, NULL);
-	g_autoptr(SoupMessage) msg = soup_message_new(method, uri);
-	g_autoptr(GBytes) reply = NULL;
-	g_autoptr(JsonParser) parser = json_parser_new();
-
-	if (body != NULL) {
-		g_autoptr(GBytes) bytes = g_bytes_new(body, strlen(body));
-
-		soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
-	}
-	reply = soup_session_send_and_read(f->session, msg, NULL, NULL);
-	if (reply == NULL)
-		return NULL;
-	*out_status = soup_message_get_status(msg);
-	if (g_bytes_get_size(reply) == 0 ||
-	    !json_parser_load_from_data(parser, g_bytes_get_data(reply, NULL),
-	                                (gssize)g_bytes_get_size(reply), NULL))
-		return NULL;
-	return json_node_copy(json_parser_get_root(parser));
+	return daemon_test_http(f->session, f->url, method, path, body, out_status);
 }
 
 typedef gboolean (*CheckFunc)(Fixture *f, JsonObject *vm, gpointer data);

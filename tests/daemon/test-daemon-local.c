@@ -16,7 +16,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
-#include "test-util.h"
+#include "daemon-test-util.h"
 
 /* hang guards only: a healthy start, refusal or stop takes well under a second */
 #define START_TIMEOUT_S 60
@@ -69,28 +69,18 @@ fixture_teardown(Fixture *f, gconstpointer data)
 static void
 daemon_spawnv(Fixture *f, const gchar *const *args)
 {
-	g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_NONE);
+	g_autofree gchar *confs = g_build_filename(f->dir, "vmconf", NULL);
+	g_autoptr(GSubprocessLauncher) l = daemon_test_launcher_new(
+	    G_SUBPROCESS_FLAGS_NONE, f->dir, f->db, f->run, f->state, f->dir, confs);
 	g_autoptr(GError) error = NULL;
 	g_autofree gchar *port = g_strdup_printf("%u", qsim_test_free_port());
-	g_autofree gchar *confs = g_build_filename(f->dir, "vmconf", NULL);
 	g_autoptr(GPtrArray) argv = g_ptr_array_new();
 
-	g_subprocess_launcher_setenv(l, "QSIM_DB_PATH", f->db, TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_RUN_DIR", f->run, TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_STATE_DIR", f->state, TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_VM_IMAGES_DIR", f->dir, TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_VM_CONFIG_DIR", confs, TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_API_HOST", "127.0.0.1", TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_API_PORT", port, TRUE);
 	g_subprocess_launcher_setenv(l, "QSIM_AGENT_COUNT", "1", TRUE);
 	/* no KVM probe: nothing here boots a guest */
 	g_subprocess_launcher_setenv(l, "QSIM_ACCEL", "tcg", TRUE);
-	g_subprocess_launcher_setenv(l, "QSIM_LOG_LEVEL", "INFO", TRUE);
-	/* no keyfile or token of the developer's may leak in */
-	g_subprocess_launcher_setenv(l, "XDG_CONFIG_HOME", f->dir, TRUE);
-	g_subprocess_launcher_setenv(l, "HOME", f->dir, TRUE);
-	g_subprocess_launcher_unsetenv(l, "QSIM_API_TOKENS");
-	g_subprocess_launcher_set_child_setup(l, qsim_test_die_with_parent, NULL, NULL);
 	g_subprocess_launcher_set_stdout_file_path(l, f->log);
 	g_subprocess_launcher_set_stderr_file_path(l, f->log);
 	for (guint i = 0; f->extra_env != NULL && f->extra_env[i] != NULL; i++) {
