@@ -215,9 +215,7 @@ qsim_pg_list_requests(QsimStore *store, const QsimRequestFilter *filter, gboolea
 		}
 		g_ptr_array_add(rows, r);
 	}
-	*has_more = cut || rows->len > filter->limit;
-	if (rows->len > filter->limit)
-		g_ptr_array_set_size(rows, filter->limit);
+	*has_more = qsim_request_page_trim(rows, filter->limit, cut);
 	return g_steal_pointer(&rows);
 }
 

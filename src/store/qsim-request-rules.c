@@ -54,6 +54,21 @@ qsim_request_check_vm_held(const QsimRequest *r, GError **error)
 }
 
 /*
+ * @rows: the page as read, up to @limit + 1 rows (the one more tells whether more
+ * follow); @cut: the byte cap stopped the read early. Trims @rows to @limit.
+ * Returns: whether more rows follow the page
+ */
+gboolean
+qsim_request_page_trim(GPtrArray *rows, guint limit, gboolean cut)
+{
+	gboolean more = cut || rows->len > limit;
+
+	if (rows->len > limit)
+		g_ptr_array_set_size(rows, limit);
+	return more;
+}
+
+/*
  * @rows: the first (up to @shown + 1) requests whose UUID starts with @prefix, in
  * UUID order. Returns: (transfer full): the one match, or NULL with NOT_FOUND or
  * AMBIGUOUS (naming up to @shown of them)

@@ -17,6 +17,7 @@ G_BEGIN_DECLS
 gboolean qsim_request_check_owner(const QsimRequest *r, const gchar *agent_id, GError **error);
 gboolean qsim_request_check_deletable(const QsimRequest *r, GError **error);
 gboolean qsim_request_check_vm_held(const QsimRequest *r, GError **error);
+gboolean qsim_request_page_trim(GPtrArray *rows, guint limit, gboolean cut);
 QsimRequest *qsim_request_pick_by_prefix(GPtrArray *rows, guint shown, const gchar *prefix,
                                          GError **error);
 

@@ -224,9 +224,7 @@ qsim_sqlite_list_requests(QsimStore *store, const QsimRequestFilter *filter, gbo
 	}
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return NULL;
-	*has_more = cut || rows->len > filter->limit;
-	if (rows->len > filter->limit)
-		g_ptr_array_set_size(rows, filter->limit);
+	*has_more = qsim_request_page_trim(rows, filter->limit, cut);
 	return g_steal_pointer(&rows);
 }
 
