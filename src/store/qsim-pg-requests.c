@@ -7,10 +7,10 @@
 #include "common/qsim-error.h"
 #include "common/qsim-layout.h"
 #include "store/qsim-pg-store-private.h"
+#include "store/qsim-request-rules.h"
 #include "store/qsim-store-private.h"
 
 #define AMBIGUOUS_SHOWN 10
-#define CANCEL_REASON QSIM_END_TEXT_CANCELLED
 
 /*
  * Status changes load the row FOR UPDATE, check the transition table in C
@@ -98,7 +98,6 @@ get_by_prefix(QsimPgStore *self, const gchar *prefix, GError **error)
 	g_autoptr(QsimPgArgs) a = qsim_pg_args_new();
 	g_autoptr(PGresult) res = NULL;
 	g_autoptr(GPtrArray) rows = NULL;
-	g_autoptr(GString) names = NULL;
 
 	/* all UUID characters sort below 'g' (COLLATE "C": byte order, as SQLite) */
 	qsim_pg_args_text(a, lower);
@@ -111,22 +110,7 @@ get_by_prefix(QsimPgStore *self, const gchar *prefix, GError **error)
 	                          a, error);
 	if (res == NULL || (rows = qsim_pg_collect_requests(res, error)) == NULL)
 		return NULL;
-	if (rows->len == 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "no request matches '%s'",
-		            prefix);
-		return NULL;
-	}
-	if (rows->len == 1)
-		return qsim_request_copy(g_ptr_array_index(rows, 0));
-	names = g_string_new(NULL);
-	for (guint i = 0; i < MIN(rows->len, AMBIGUOUS_SHOWN); i++)
-		g_string_append_printf(names, "%s%s", i > 0 ? ", " : "",
-		                       ((const QsimRequest *)rows->pdata[i])->uuid);
-	if (rows->len > AMBIGUOUS_SHOWN)
-		g_string_append(names, ", ...");
-	g_set_error(error, QSIM_ERROR, QSIM_ERROR_AMBIGUOUS,
-	            "request ID prefix '%s' is ambiguous: it matches %s", prefix, names->str);
-	return NULL;
+	return qsim_request_pick_by_prefix(rows, AMBIGUOUS_SHOWN, prefix, error);
 }
 
 QsimRequest *
@@ -231,9 +215,7 @@ qsim_pg_list_requests(QsimStore *store, const QsimRequestFilter *filter, gboolea
 		}
 		g_ptr_array_add(rows, r);
 	}
-	*has_more = cut || rows->len > filter->limit;
-	if (rows->len > filter->limit)
-		g_ptr_array_set_size(rows, filter->limit);
+	*has_more = qsim_request_page_trim(rows, filter->limit, cut);
 	return g_steal_pointer(&rows);
 }
 
@@ -249,24 +231,8 @@ qsim_pg_set_status(QsimStore *store, const gchar *uuid, QsimStatus to, GError **
 	if (tx == NULL)
 		return NULL;
 	r = qsim_pg_load_request(self, uuid, TRUE, error);
-	if (r == NULL)
+	if (r == NULL || !qsim_request_apply_user_status(r, to, now, error))
 		return NULL;
-	if (!qsim_status_check_transition(r->status, r->held_from, to, QSIM_STATUS_ACTOR_USER,
-	                                  error)) {
-		g_prefix_error(error, "request %s: ", r->uuid);
-		return NULL;
-	}
-	if (to == QSIM_STATUS_HOLD)
-		r->held_from = r->status;
-	if (to == QSIM_STATUS_CANCELLED) {
-		/* the lease stays: the agent keeps its VM slot until it has stopped the VM */
-		g_free(r->error);
-		r->error = g_strdup(CANCEL_REASON);
-		if (r->finished_at == 0)
-			r->finished_at = now;
-	}
-	r->status = to;
-	r->updated_at = now;
 	if (!qsim_pg_update_request(self, r, error) || !qsim_pg_tx_commit(tx, error))
 		return NULL;
 	return g_steal_pointer(&r);
@@ -284,15 +250,8 @@ qsim_pg_delete_request(QsimStore *store, const gchar *uuid, GError **error)
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_pg_load_request(self, uuid, TRUE, error);
-	if (r == NULL)
+	if (r == NULL || !qsim_request_check_deletable(r, error))
 		return FALSE;
-	if (!qsim_status_is_final(r->status)) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s; only a done, failed or cancelled request can be "
-		            "deleted",
-		            r->uuid, qsim_status_to_string(r->status));
-		return FALSE;
-	}
 	qsim_pg_args_text(a, uuid);
 	return qsim_pg_store_exec(self, "DELETE FROM requests WHERE uuid = $1", a, error) &&
 	       qsim_pg_tx_commit(tx, error);
@@ -333,8 +292,7 @@ qsim_pg_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms, gui
 	r = qsim_pg_row_to_request(res, 0, error);
 	if (r == NULL)
 		return NULL;
-	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_ACKNOWLEDGED,
-	                                  QSIM_STATUS_ACTOR_AGENT, error))
+	if (!qsim_request_apply_claim(r, agent_id, lease_ms, now, error))
 		return NULL;
 	if (!qsim_agent_id_parse(agent_id, &host, NULL))
 		host = g_strdup(agent_id);
@@ -343,28 +301,9 @@ qsim_pg_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms, gui
 		return NULL;
 	if (slot_id == 0)
 		return NULL; /* at capacity */
-	r->status = QSIM_STATUS_ACKNOWLEDGED;
-	g_free(r->agent_id);
-	r->agent_id = g_strdup(agent_id);
-	r->lease_expires_at = now + lease_ms;
-	r->attempts++;
-	r->updated_at = now;
 	if (!qsim_pg_update_request(self, r, error) || !qsim_pg_tx_commit(tx, error))
 		return NULL;
 	return g_steal_pointer(&r);
-}
-
-static gboolean
-check_owner(const QsimRequest *request, const gchar *agent_id, GError **error)
-{
-	if (g_strcmp0(request->agent_id, agent_id) != 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s and claimed by %s, not by agent %s", request->uuid,
-		            qsim_status_to_string(request->status),
-		            request->agent_id != NULL ? request->agent_id : "no agent", agent_id);
-		return FALSE;
-	}
-	return TRUE;
 }
 
 gboolean
@@ -379,16 +318,8 @@ qsim_pg_mark_running(QsimStore *store, const gchar *uuid, const gchar *agent_id,
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_pg_load_request(self, uuid, TRUE, error);
-	if (r == NULL || !check_owner(r, agent_id, error))
+	if (r == NULL || !qsim_request_apply_running(r, agent_id, now, error))
 		return FALSE;
-	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_RUNNING,
-	                                  QSIM_STATUS_ACTOR_AGENT, error)) {
-		g_prefix_error(error, "request %s: ", r->uuid);
-		return FALSE;
-	}
-	r->status = QSIM_STATUS_RUNNING;
-	r->started_at = now;
-	r->updated_at = now;
 	return qsim_pg_update_request(self, r, error) && qsim_pg_tx_commit(tx, error);
 }
 
@@ -405,7 +336,7 @@ qsim_pg_renew_lease(QsimStore *store, const gchar *uuid, const gchar *agent_id, 
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_pg_load_request(self, uuid, TRUE, error);
-	if (r == NULL || !check_owner(r, agent_id, error))
+	if (r == NULL || !qsim_request_check_owner(r, agent_id, error))
 		return FALSE;
 	if (!qsim_store_check_lease_renewable(r, qsim_pg_now_ms(self), error))
 		return FALSE;
@@ -434,33 +365,9 @@ qsim_pg_finish_request(QsimStore *store, const gchar *uuid, const gchar *agent_i
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_pg_load_request(self, uuid, TRUE, error);
-	if (r == NULL || !check_owner(r, agent_id, error))
+	if (r == NULL || !qsim_request_apply_finish(r, agent_id, final, has_exit_code, exit_code,
+	                                            error_msg, now, error))
 		return FALSE;
-	/* a retry after a connection lost at COMMIT finds the finish applied: the
-	 * table refuses a second one (CONFLICT), the agent stops retrying, and the
-	 * request was finished exactly once */
-	if (r->status == QSIM_STATUS_CANCELLED) {
-		/* the user won the race: keep cancelled and its reason, record the rest */
-		if (has_exit_code) {
-			r->has_exit_code = TRUE;
-			r->exit_code = exit_code;
-		}
-	} else {
-		if (!qsim_status_check_transition(r->status, r->held_from, final,
-		                                  QSIM_STATUS_ACTOR_AGENT, error)) {
-			g_prefix_error(error, "request %s: ", r->uuid);
-			return FALSE;
-		}
-		r->status = final;
-		r->has_exit_code = has_exit_code;
-		r->exit_code = has_exit_code ? exit_code : 0;
-		g_free(r->error);
-		r->error = g_strdup(error_msg);
-	}
-	if (r->finished_at == 0)
-		r->finished_at = now;
-	r->lease_expires_at = 0;
-	r->updated_at = now;
 	if (!qsim_pg_update_request(self, r, error) ||
 	    !qsim_pg_slots_drop_request(self, uuid, error) || !qsim_pg_tx_commit(tx, error))
 		return FALSE;
@@ -511,40 +418,9 @@ qsim_pg_recover_request(QsimStore *store, const gchar *uuid, const gchar *expect
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_pg_load_request(self, uuid, TRUE, error);
-	if (r == NULL)
+	if (r == NULL ||
+	    !qsim_request_apply_recover(r, expected_agent_id, retry, reason, now, error))
 		return FALSE;
-	if (expected_agent_id != NULL && !check_owner(r, expected_agent_id, error))
-		return FALSE;
-	if (r->lease_expires_at == 0) {
-		/* the lease is the claim: without it another recoverer already acted */
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s and holds no lease: nothing to recover", r->uuid,
-		            qsim_status_to_string(r->status));
-		return FALSE;
-	}
-	if (qsim_status_is_final(r->status)) {
-		/* cancelled while the agent died: only free the VM slot */
-	} else if (retry && r->status == QSIM_STATUS_ACKNOWLEDGED &&
-	           r->attempts < QSIM_STORE_MAX_ATTEMPTS) {
-		if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_PENDING,
-		                                  QSIM_STATUS_ACTOR_AGENT, error))
-			return FALSE;
-		r->status = QSIM_STATUS_PENDING;
-		g_clear_pointer(&r->agent_id, g_free);
-	} else {
-		if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_FAILED,
-		                                  QSIM_STATUS_ACTOR_AGENT, error)) {
-			g_prefix_error(error, "request %s: ", r->uuid);
-			return FALSE;
-		}
-		r->status = QSIM_STATUS_FAILED;
-		g_free(r->error);
-		r->error = g_strdup(reason);
-		if (r->finished_at == 0)
-			r->finished_at = now;
-	}
-	r->lease_expires_at = 0;
-	r->updated_at = now;
 	if (!qsim_pg_update_request(self, r, error) ||
 	    !qsim_pg_slots_drop_request(self, uuid, error) || !qsim_pg_tx_commit(tx, error))
 		return FALSE;
@@ -564,15 +440,8 @@ qsim_pg_set_start_mode(QsimStore *store, const gchar *uuid, QsimStartMode mode, 
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_pg_load_request(self, uuid, TRUE, error);
-	if (r == NULL)
+	if (r == NULL || !qsim_request_check_vm_held(r, error))
 		return FALSE;
-	if (r->lease_expires_at == 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s and no agent holds a VM for it: no start mode to "
-		            "record",
-		            r->uuid, qsim_status_to_string(r->status));
-		return FALSE;
-	}
 	qsim_pg_args_text(a, uuid);
 	qsim_pg_args_text(a, qsim_start_mode_to_string(mode));
 	qsim_pg_args_int(a, qsim_pg_now_ms(self));

@@ -6,6 +6,7 @@
 
 #include "common/qsim-error.h"
 #include "store/qsim-pg-store-private.h"
+#include "store/qsim-stats-rows.h"
 
 /* Counts, stats and metrics: the same sources as SQLite's (qsim-sqlite-stats.c) */
 
@@ -29,15 +30,6 @@ count_live_leases(QsimPgStore *self, gint64 now, guint *out_vms, guint *out_agen
 	return TRUE;
 }
 
-static gint
-compare_int64(gconstpointer a, gconstpointer b)
-{
-	gint64 x = *(const gint64 *)a;
-	gint64 y = *(const gint64 *)b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 static gboolean
 stats_counts(QsimPgStore *self, QsimStats *stats, gint64 now, GError **error)
 {
@@ -47,24 +39,9 @@ stats_counts(QsimPgStore *self, QsimStats *stats, gint64 now, GError **error)
 
 	if (res == NULL)
 		return FALSE;
-	for (gint i = 0; i < PQntuples(res); i++) {
-		const gchar *value = PQgetvalue(res, i, 1);
-		guint64 n = (guint64)MAX(qsim_pg_int(res, i, 2), 0);
-
-		if (g_str_equal(PQgetvalue(res, i, 0), "status")) {
-			QsimStatus status;
-
-			if (!qsim_status_from_string(value, &status))
-				continue;
-			stats->counts[status] = n;
-			stats->total += n;
-		} else {
-			QsimStartMode mode = QSIM_START_MODE_NONE;
-
-			qsim_start_mode_from_string(value, &mode);
-			stats->start_counts[mode] += n;
-		}
-	}
+	for (gint i = 0; i < PQntuples(res); i++)
+		qsim_stats_add_count(stats, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		                     qsim_pg_int(res, i, 2));
 	oldest = qsim_pg_store_query(self,
 	                             "SELECT created_at FROM requests WHERE status = 'pending'"
 	                             " ORDER BY id LIMIT 1",
@@ -83,13 +60,8 @@ stats_latencies(QsimPgStore *self, QsimStats *stats, GError **error)
 {
 	g_autoptr(QsimPgArgs) a = qsim_pg_args_new();
 	g_autoptr(PGresult) res = NULL;
-	g_autoptr(GArray) queue = g_array_new(FALSE, FALSE, sizeof(gint64));
-	g_autoptr(GArray) run = g_array_new(FALSE, FALSE, sizeof(gint64));
-	g_autoptr(GPtrArray) by_mode =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+	g_autoptr(QsimLatencySample) sample = qsim_latency_sample_new();
 
-	for (guint m = 0; m < QSIM_START_MODE_COUNT; m++)
-		g_ptr_array_add(by_mode, g_array_new(FALSE, FALSE, sizeof(gint64)));
 	qsim_pg_args_int(a, QSIM_STATS_SAMPLE_SIZE);
 	res = qsim_pg_store_query(self,
 	                          "SELECT created_at, started_at, finished_at, start_mode FROM"
@@ -98,43 +70,11 @@ stats_latencies(QsimPgStore *self, QsimStats *stats, GError **error)
 	                          a, error);
 	if (res == NULL)
 		return FALSE;
-	for (gint i = 0; i < PQntuples(res); i++) {
-		gint64 created = qsim_pg_int(res, i, 0);
-		gint64 finished = qsim_pg_int(res, i, 2);
-		gint64 started, d;
-		QsimStartMode mode = QSIM_START_MODE_NONE;
-
-		if (qsim_pg_is_null(res, i, 1))
-			continue;
-		started = qsim_pg_int(res, i, 1);
-		d = MAX(started - created, 0);
-		g_array_append_val(queue, d);
-		if (!qsim_pg_is_null(res, i, 3))
-			qsim_start_mode_from_string(PQgetvalue(res, i, 3), &mode);
-		g_array_append_val((GArray *)g_ptr_array_index(by_mode, mode), d);
-		d = MAX(finished - started, 0);
-		g_array_append_val(run, d);
-	}
-	if (queue->len > 0) {
-		g_array_sort(queue, compare_int64);
-		g_array_sort(run, compare_int64);
-		stats->has_queue_latency = TRUE;
-		stats->queue_p50_ms = qsim_stats_percentile((gint64 *)queue->data, queue->len, 50);
-		stats->queue_p95_ms = qsim_stats_percentile((gint64 *)queue->data, queue->len, 95);
-		stats->has_run_latency = TRUE;
-		stats->run_p50_ms = qsim_stats_percentile((gint64 *)run->data, run->len, 50);
-		stats->run_p95_ms = qsim_stats_percentile((gint64 *)run->data, run->len, 95);
-	}
-	for (guint m = 0; m < QSIM_START_MODE_COUNT; m++) {
-		GArray *sample = g_ptr_array_index(by_mode, m);
-
-		if (sample->len == 0)
-			continue;
-		g_array_sort(sample, compare_int64);
-		stats->has_start_latency[m] = TRUE;
-		stats->start_p50_ms[m] =
-		    qsim_stats_percentile((gint64 *)sample->data, sample->len, 50);
-	}
+	for (gint i = 0; i < PQntuples(res); i++)
+		qsim_latency_sample_add(sample, qsim_pg_int(res, i, 0), !qsim_pg_is_null(res, i, 1),
+		                        qsim_pg_int(res, i, 1), qsim_pg_int(res, i, 2),
+		                        qsim_pg_is_null(res, i, 3) ? NULL : PQgetvalue(res, i, 3));
+	qsim_latency_sample_apply(sample, stats);
 	return TRUE;
 }
 
@@ -210,11 +150,7 @@ qsim_pg_get_metrics(QsimStore *store, GError **error)
 	    qsim_pg_store_query(self, "SELECT pg_database_size(current_database())", NULL, error);
 	if (size == NULL || !qsim_pg_tx_commit(tx, error))
 		return NULL;
-	memcpy(m->status_counts, stats->counts, sizeof m->status_counts);
-	m->active_vms = slots;
-	m->active_agents = stats->active_agents;
-	m->has_oldest_pending = stats->has_oldest_pending;
-	m->oldest_pending_age_ms = stats->oldest_pending_age_ms;
+	qsim_store_metrics_set_queue(m, stats, slots);
 	m->db_bytes = (guint64)MAX(qsim_pg_int(size, 0, 0), 0);
 	m->db_free_bytes = 0;
 	return g_steal_pointer(&m);

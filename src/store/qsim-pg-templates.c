@@ -4,6 +4,7 @@
 
 #include "common/qsim-error.h"
 #include "store/qsim-pg-store-private.h"
+#include "store/qsim-template-rules.h"
 
 /* ---- accelerator verdicts ------------------------------------------------ */
 
@@ -260,19 +261,10 @@ qsim_pg_claim_prepare(QsimStore *store, const gchar *vm_name, const gchar *host,
 	r = load_template(self, vm_name, host, TRUE, error);
 	if (r == NULL)
 		return FALSE;
-	if (r->state == QSIM_TEMPLATE_RECORD_BUILDING &&
-	    r->build_started_at > now - QSIM_STORE_TEMPLATE_BUILD_STALE_MS) {
+	if (!qsim_template_record_apply_build_claim(r, builder, now, out_force)) {
 		*out_claimed = FALSE; /* another build runs; the guard rolls back */
 		return TRUE;
 	}
-	*out_force = r->prepare_requested_at != 0 && r->prepare_force;
-	r->state = QSIM_TEMPLATE_RECORD_BUILDING;
-	r->build_started_at = now;
-	r->build_finished_at = 0;
-	g_clear_pointer(&r->reason, g_free);
-	g_free(r->builder);
-	r->builder = g_strdup(builder);
-	r->updated_at = now;
 	qsim_pg_args_text(b, vm_name);
 	qsim_pg_args_text(b, host);
 	if (!write_template(self, r, error) ||

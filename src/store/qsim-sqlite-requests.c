@@ -6,13 +6,13 @@
 
 #include "common/qsim-error.h"
 #include "common/qsim-layout.h"
+#include "store/qsim-request-rules.h"
 #include "store/qsim-sqlite-hosts.h"
 #include "store/qsim-store-private.h"
 #include "store/qsim-sqlite-store-private.h"
 #include "store/qsim-sqlite-transaction.h"
 
 #define AMBIGUOUS_SHOWN 10
-#define CANCEL_REASON QSIM_END_TEXT_CANCELLED
 
 /*
  * Inserts one new row inside the caller's IMMEDIATE transaction (MAX(id) + 1
@@ -113,7 +113,6 @@ get_by_prefix(QsimSqliteStore *self, const gchar *prefix, GError **error)
 	    " ORDER BY uuid LIMIT ?3",
 	    error);
 	g_autoptr(GPtrArray) rows = NULL;
-	g_autoptr(GString) names = NULL;
 
 	if (stmt == NULL)
 		return NULL;
@@ -123,24 +122,7 @@ get_by_prefix(QsimSqliteStore *self, const gchar *prefix, GError **error)
 	rows = qsim_sqlite_store_collect_requests(self, stmt, error);
 	if (rows == NULL)
 		return NULL;
-	if (rows->len == 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_NOT_FOUND, "no request matches '%s'",
-		            prefix);
-		return NULL;
-	}
-	if (rows->len == 1)
-		return qsim_request_copy(g_ptr_array_index(rows, 0));
-	names = g_string_new(NULL);
-	for (guint i = 0; i < MIN(rows->len, AMBIGUOUS_SHOWN); i++) {
-		const QsimRequest *r = g_ptr_array_index(rows, i);
-
-		g_string_append_printf(names, "%s%s", i > 0 ? ", " : "", r->uuid);
-	}
-	if (rows->len > AMBIGUOUS_SHOWN)
-		g_string_append(names, ", ...");
-	g_set_error(error, QSIM_ERROR, QSIM_ERROR_AMBIGUOUS,
-	            "request ID prefix '%s' is ambiguous: it matches %s", prefix, names->str);
-	return NULL;
+	return qsim_request_pick_by_prefix(rows, AMBIGUOUS_SHOWN, prefix, error);
 }
 
 QsimRequest *
@@ -242,9 +224,7 @@ qsim_sqlite_list_requests(QsimStore *store, const QsimRequestFilter *filter, gbo
 	}
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return NULL;
-	*has_more = cut || rows->len > filter->limit;
-	if (rows->len > filter->limit)
-		g_ptr_array_set_size(rows, filter->limit);
+	*has_more = qsim_request_page_trim(rows, filter->limit, cut);
 	return g_steal_pointer(&rows);
 }
 
@@ -260,24 +240,8 @@ qsim_sqlite_set_status(QsimStore *store, const gchar *uuid, QsimStatus to, GErro
 	if (tx == NULL)
 		return NULL;
 	r = qsim_sqlite_store_load_request(self, uuid, error);
-	if (r == NULL)
+	if (r == NULL || !qsim_request_apply_user_status(r, to, now, error))
 		return NULL;
-	if (!qsim_status_check_transition(r->status, r->held_from, to, QSIM_STATUS_ACTOR_USER,
-	                                  error)) {
-		g_prefix_error(error, "request %s: ", r->uuid);
-		return NULL;
-	}
-	if (to == QSIM_STATUS_HOLD)
-		r->held_from = r->status;
-	if (to == QSIM_STATUS_CANCELLED) {
-		/* the lease stays: the agent keeps its VM slot until it has stopped the VM */
-		g_free(r->error);
-		r->error = g_strdup(CANCEL_REASON);
-		if (r->finished_at == 0)
-			r->finished_at = now;
-	}
-	r->status = to;
-	r->updated_at = now;
 	if (!qsim_sqlite_store_update_request(self, r, error))
 		return NULL;
 	if (!qsim_sqlite_transaction_commit(tx, error))
@@ -296,15 +260,8 @@ qsim_sqlite_delete_request(QsimStore *store, const gchar *uuid, GError **error)
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_sqlite_store_load_request(self, uuid, error);
-	if (r == NULL)
+	if (r == NULL || !qsim_request_check_deletable(r, error))
 		return FALSE;
-	if (!qsim_status_is_final(r->status)) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s; only a done, failed or cancelled request can be "
-		            "deleted",
-		            r->uuid, qsim_status_to_string(r->status));
-		return FALSE;
-	}
 	{
 		g_autoptr(QsimSqliteCachedStmt) stmt =
 		    qsim_sqlite_store_stmt_get(self, "DELETE FROM requests WHERE uuid = ?1", error);
@@ -378,8 +335,7 @@ qsim_sqlite_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms,
 		if (r == NULL)
 			return NULL;
 	}
-	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_ACKNOWLEDGED,
-	                                  QSIM_STATUS_ACTOR_AGENT, error))
+	if (!qsim_request_apply_claim(r, agent_id, lease_ms, now, error))
 		return NULL;
 	/* the request's QEMU gets its slot in the transaction that decides to run it */
 	if (!qsim_agent_id_parse(agent_id, &host, NULL))
@@ -390,12 +346,6 @@ qsim_sqlite_claim_next(QsimStore *store, const gchar *agent_id, gint64 lease_ms,
 		return NULL;
 	if (slot_id == 0)
 		return NULL; /* at capacity; the guard rolls back the empty transaction */
-	r->status = QSIM_STATUS_ACKNOWLEDGED;
-	g_free(r->agent_id);
-	r->agent_id = g_strdup(agent_id);
-	r->lease_expires_at = now + lease_ms;
-	r->attempts++;
-	r->updated_at = now;
 	if (!qsim_sqlite_store_update_request(self, r, error))
 		return NULL;
 	if (!qsim_sqlite_transaction_commit(tx, error))
@@ -415,16 +365,8 @@ qsim_sqlite_mark_running(QsimStore *store, const gchar *uuid, const gchar *agent
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_sqlite_store_load_request(self, uuid, error);
-	if (r == NULL || !qsim_sqlite_check_owner(r, agent_id, error))
+	if (r == NULL || !qsim_request_apply_running(r, agent_id, now, error))
 		return FALSE;
-	if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_RUNNING,
-	                                  QSIM_STATUS_ACTOR_AGENT, error)) {
-		g_prefix_error(error, "request %s: ", r->uuid);
-		return FALSE;
-	}
-	r->status = QSIM_STATUS_RUNNING;
-	r->started_at = now;
-	r->updated_at = now;
 	if (!qsim_sqlite_store_update_request(self, r, error))
 		return FALSE;
 	return qsim_sqlite_transaction_commit(tx, error);
@@ -442,7 +384,7 @@ qsim_sqlite_renew_lease(QsimStore *store, const gchar *uuid, const gchar *agent_
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_sqlite_store_load_request(self, uuid, error);
-	if (r == NULL || !qsim_sqlite_check_owner(r, agent_id, error))
+	if (r == NULL || !qsim_request_check_owner(r, agent_id, error))
 		return FALSE;
 	if (!qsim_store_check_lease_renewable(r, qsim_sqlite_store_now_ms(self), error))
 		return FALSE;
@@ -479,30 +421,9 @@ qsim_sqlite_finish_request(QsimStore *store, const gchar *uuid, const gchar *age
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_sqlite_store_load_request(self, uuid, error);
-	if (r == NULL || !qsim_sqlite_check_owner(r, agent_id, error))
+	if (r == NULL || !qsim_request_apply_finish(r, agent_id, final, has_exit_code, exit_code,
+	                                            error_msg, now, error))
 		return FALSE;
-	if (r->status == QSIM_STATUS_CANCELLED) {
-		/* the user won the race: keep cancelled and its reason, record the rest */
-		if (has_exit_code) {
-			r->has_exit_code = TRUE;
-			r->exit_code = exit_code;
-		}
-	} else {
-		if (!qsim_status_check_transition(r->status, r->held_from, final,
-		                                  QSIM_STATUS_ACTOR_AGENT, error)) {
-			g_prefix_error(error, "request %s: ", r->uuid);
-			return FALSE;
-		}
-		r->status = final;
-		r->has_exit_code = has_exit_code;
-		r->exit_code = has_exit_code ? exit_code : 0;
-		g_free(r->error);
-		r->error = g_strdup(error_msg);
-	}
-	if (r->finished_at == 0)
-		r->finished_at = now;
-	r->lease_expires_at = 0;
-	r->updated_at = now;
 	/* the agent finishes once its QEMU is gone */
 	if (!qsim_sqlite_store_update_request(self, r, error) ||
 	    !qsim_sqlite_slots_drop_request(self->db, uuid, error))
@@ -559,40 +480,9 @@ qsim_sqlite_recover_request(QsimStore *store, const gchar *uuid, const gchar *ex
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_sqlite_store_load_request(self, uuid, error);
-	if (r == NULL)
+	if (r == NULL ||
+	    !qsim_request_apply_recover(r, expected_agent_id, retry, reason, now, error))
 		return FALSE;
-	if (expected_agent_id != NULL && !qsim_sqlite_check_owner(r, expected_agent_id, error))
-		return FALSE;
-	if (r->lease_expires_at == 0) {
-		/* the lease is the claim: without it another recoverer already acted */
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s and holds no lease: nothing to recover", r->uuid,
-		            qsim_status_to_string(r->status));
-		return FALSE;
-	}
-	if (qsim_status_is_final(r->status)) {
-		/* cancelled while the agent died: only free the VM slot */
-	} else if (retry && r->status == QSIM_STATUS_ACKNOWLEDGED &&
-	           r->attempts < QSIM_STORE_MAX_ATTEMPTS) {
-		if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_PENDING,
-		                                  QSIM_STATUS_ACTOR_AGENT, error))
-			return FALSE;
-		r->status = QSIM_STATUS_PENDING;
-		g_clear_pointer(&r->agent_id, g_free);
-	} else {
-		if (!qsim_status_check_transition(r->status, r->held_from, QSIM_STATUS_FAILED,
-		                                  QSIM_STATUS_ACTOR_AGENT, error)) {
-			g_prefix_error(error, "request %s: ", r->uuid);
-			return FALSE;
-		}
-		r->status = QSIM_STATUS_FAILED;
-		g_free(r->error);
-		r->error = g_strdup(reason);
-		if (r->finished_at == 0)
-			r->finished_at = now;
-	}
-	r->lease_expires_at = 0;
-	r->updated_at = now;
 	/* its agent is gone, and its QEMU died with it */
 	if (!qsim_sqlite_store_update_request(self, r, error) ||
 	    !qsim_sqlite_slots_drop_request(self->db, uuid, error))
@@ -614,16 +504,8 @@ qsim_sqlite_set_start_mode(QsimStore *store, const gchar *uuid, QsimStartMode mo
 	if (tx == NULL)
 		return FALSE;
 	r = qsim_sqlite_store_load_request(self, uuid, error);
-	if (r == NULL)
+	if (r == NULL || !qsim_request_check_vm_held(r, error))
 		return FALSE;
-	if (r->lease_expires_at == 0) {
-		/* the lease is the VM: without one no VM runs for it */
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s and no agent holds a VM for it: no start mode to "
-		            "record",
-		            r->uuid, qsim_status_to_string(r->status));
-		return FALSE;
-	}
 	{
 		g_autoptr(QsimSqliteCachedStmt) stmt = qsim_sqlite_store_stmt_get(
 		    self, "UPDATE requests SET start_mode = ?2, updated_at = ?3 WHERE uuid = ?1",

@@ -6,6 +6,7 @@
 
 #include "store/qsim-sqlite-hosts.h"
 #include "store/qsim-sqlite-store-private.h"
+#include "store/qsim-stats-rows.h"
 #include "store/qsim-sqlite-transaction.h"
 
 static gboolean
@@ -34,20 +35,6 @@ count_live_leases(QsimSqliteStore *self, gint64 now, guint *out_vms, guint *out_
 	return TRUE;
 }
 
-static gint
-compare_int64(gconstpointer a, gconstpointer b)
-{
-	gint64 x = *(const gint64 *)a;
-	gint64 y = *(const gint64 *)b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/*
- * Counts by status and by start mode come from request_counts, kept by
- * triggers in the writing transaction (schema v4): a GROUP BY over requests
- * was O(rows) and stalled the main loop at a million rows.
- */
 static gboolean
 stats_counts(QsimSqliteStore *self, QsimStats *stats, gint64 now, GError **error)
 {
@@ -57,27 +44,10 @@ stats_counts(QsimSqliteStore *self, QsimStats *stats, gint64 now, GError **error
 
 	if (stmt == NULL)
 		return FALSE;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const gchar *dimension = (const gchar *)sqlite3_column_text(stmt, 0);
-		const gchar *value = (const gchar *)sqlite3_column_text(stmt, 1);
-		/* a negative count would be a trigger bug: never show it as 2^64 */
-		guint64 n = (guint64)MAX(sqlite3_column_int64(stmt, 2), 0);
-
-		if (g_strcmp0(dimension, "status") == 0) {
-			QsimStatus status;
-
-			if (!qsim_status_from_string(value, &status))
-				continue; /* seeded from the CHECKed names */
-			stats->counts[status] = n;
-			stats->total += n;
-		} else {
-			QsimStartMode mode = QSIM_START_MODE_NONE;
-
-			/* 'none' is not a mode name and stays NONE */
-			qsim_start_mode_from_string(value, &mode);
-			stats->start_counts[mode] += n;
-		}
-	}
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		qsim_stats_add_count(stats, (const gchar *)sqlite3_column_text(stmt, 0),
+		                     (const gchar *)sqlite3_column_text(stmt, 1),
+		                     sqlite3_column_int64(stmt, 2));
 	if (rc != SQLITE_DONE) {
 		qsim_sqlite_set_error(self->db, rc, "cannot count requests", error);
 		return FALSE;
@@ -114,60 +84,22 @@ stats_latencies(QsimSqliteStore *self, QsimStats *stats, GError **error)
 	    "SELECT created_at, started_at, finished_at, start_mode FROM requests"
 	    " WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?1",
 	    error);
-	g_autoptr(GArray) queue = g_array_new(FALSE, FALSE, sizeof(gint64));
-	g_autoptr(GArray) run = g_array_new(FALSE, FALSE, sizeof(gint64));
-	/* (element-type GArray of gint64), indexed by QsimStartMode */
-	g_autoptr(GPtrArray) by_mode =
-	    g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+	g_autoptr(QsimLatencySample) sample = qsim_latency_sample_new();
 	gint rc;
 
 	if (stmt == NULL)
 		return FALSE;
-	for (guint m = 0; m < QSIM_START_MODE_COUNT; m++)
-		g_ptr_array_add(by_mode, g_array_new(FALSE, FALSE, sizeof(gint64)));
 	sqlite3_bind_int(stmt, 1, QSIM_STATS_SAMPLE_SIZE);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		gint64 created = sqlite3_column_int64(stmt, 0);
-		gint64 finished = sqlite3_column_int64(stmt, 2);
-		gint64 started, d;
-		QsimStartMode mode = QSIM_START_MODE_NONE;
-
-		/* a request cancelled before it started has no queue or run time */
-		if (sqlite3_column_type(stmt, 1) == SQLITE_NULL)
-			continue;
-		started = sqlite3_column_int64(stmt, 1);
-		/* clamp: clocks of different agent hosts may disagree slightly */
-		d = MAX(started - created, 0);
-		g_array_append_val(queue, d);
-		qsim_start_mode_from_string((const gchar *)sqlite3_column_text(stmt, 3), &mode);
-		g_array_append_val((GArray *)g_ptr_array_index(by_mode, mode), d);
-		d = MAX(finished - started, 0);
-		g_array_append_val(run, d);
-	}
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		qsim_latency_sample_add(
+		    sample, sqlite3_column_int64(stmt, 0),
+		    sqlite3_column_type(stmt, 1) != SQLITE_NULL, sqlite3_column_int64(stmt, 1),
+		    sqlite3_column_int64(stmt, 2), (const gchar *)sqlite3_column_text(stmt, 3));
 	if (rc != SQLITE_DONE) {
 		qsim_sqlite_set_error(self->db, rc, "cannot read latencies", error);
 		return FALSE;
 	}
-	if (queue->len > 0) {
-		g_array_sort(queue, compare_int64);
-		g_array_sort(run, compare_int64);
-		stats->has_queue_latency = TRUE;
-		stats->queue_p50_ms = qsim_stats_percentile((gint64 *)queue->data, queue->len, 50);
-		stats->queue_p95_ms = qsim_stats_percentile((gint64 *)queue->data, queue->len, 95);
-		stats->has_run_latency = TRUE;
-		stats->run_p50_ms = qsim_stats_percentile((gint64 *)run->data, run->len, 50);
-		stats->run_p95_ms = qsim_stats_percentile((gint64 *)run->data, run->len, 95);
-	}
-	for (guint m = 0; m < QSIM_START_MODE_COUNT; m++) {
-		GArray *sample = g_ptr_array_index(by_mode, m);
-
-		if (sample->len == 0)
-			continue;
-		g_array_sort(sample, compare_int64);
-		stats->has_start_latency[m] = TRUE;
-		stats->start_p50_ms[m] =
-		    qsim_stats_percentile((gint64 *)sample->data, sample->len, 50);
-	}
+	qsim_latency_sample_apply(sample, stats);
 	return TRUE;
 }
 
@@ -261,11 +193,7 @@ qsim_sqlite_get_metrics(QsimStore *store, GError **error)
 		return NULL;
 	if (!qsim_sqlite_transaction_commit(tx, error))
 		return NULL;
-	memcpy(m->status_counts, stats->counts, sizeof m->status_counts);
-	m->active_vms = slots;
-	m->active_agents = stats->active_agents;
-	m->has_oldest_pending = stats->has_oldest_pending;
-	m->oldest_pending_age_ms = stats->oldest_pending_age_ms;
+	qsim_store_metrics_set_queue(m, stats, slots);
 	m->db_bytes = (guint64)MAX(pages, 0) * (guint64)MAX(page_size, 0);
 	m->db_free_bytes = (guint64)MAX(free_pages, 0) * (guint64)MAX(page_size, 0);
 	return g_steal_pointer(&m);

@@ -50,7 +50,6 @@ GPtrArray *qsim_sqlite_store_collect_requests_capped(QsimSqliteStore *self, sqli
                                                      GError **error);
 QsimRequest *qsim_sqlite_store_load_request(QsimSqliteStore *self, const gchar *uuid,
                                             GError **error);
-gboolean qsim_sqlite_check_owner(const QsimRequest *request, const gchar *agent_id, GError **error);
 gboolean qsim_sqlite_store_update_request(QsimSqliteStore *self, const QsimRequest *r,
                                           GError **error);
 gint64 qsim_sqlite_store_now_ms(QsimSqliteStore *self);

@@ -215,19 +215,6 @@ qsim_sqlite_store_load_request(QsimSqliteStore *self, const gchar *uuid, GError 
 	return NULL;
 }
 
-gboolean
-qsim_sqlite_check_owner(const QsimRequest *request, const gchar *agent_id, GError **error)
-{
-	if (g_strcmp0(request->agent_id, agent_id) != 0) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_CONFLICT,
-		            "request %s is %s and claimed by %s, not by agent %s", request->uuid,
-		            qsim_status_to_string(request->status),
-		            request->agent_id != NULL ? request->agent_id : "no agent", agent_id);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 /*
  * The one UPDATE for status changes: every column a transition may touch,
  * written from the (already checked) new in-memory row.

@@ -4,6 +4,7 @@
 
 #include "common/qsim-error.h"
 #include "store/qsim-sqlite-store-private.h"
+#include "store/qsim-template-rules.h"
 #include "store/qsim-sqlite-transaction.h"
 
 /* ---- accelerator verdicts ------------------------------------------------ */
@@ -296,19 +297,10 @@ qsim_sqlite_claim_prepare(QsimStore *store, const gchar *vm_name, const gchar *h
 		}
 		r = qsim_template_record_new(vm_name, host);
 	}
-	if (r->state == QSIM_TEMPLATE_RECORD_BUILDING &&
-	    r->build_started_at > now - QSIM_STORE_TEMPLATE_BUILD_STALE_MS) {
+	if (!qsim_template_record_apply_build_claim(r, builder, now, out_force)) {
 		*out_claimed = FALSE; /* another build runs; the guard rolls back */
 		return TRUE;
 	}
-	*out_force = r->prepare_requested_at != 0 && r->prepare_force;
-	r->state = QSIM_TEMPLATE_RECORD_BUILDING;
-	r->build_started_at = now;
-	r->build_finished_at = 0;
-	g_clear_pointer(&r->reason, g_free);
-	g_free(r->builder);
-	r->builder = g_strdup(builder);
-	r->updated_at = now;
 	if (!write_template(self, r, error))
 		return FALSE;
 	{
