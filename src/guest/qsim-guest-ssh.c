@@ -778,12 +778,39 @@ qsim_guest_ssh_drop_output(ssh_channel channel)
 	return TRUE;
 }
 
+/* Polls until the guest closed @channel (*@closed or libssh says so), dropping its output. */
+static gboolean
+qsim_guest_ssh_wait_closed(ssh_session session, ssh_event event, ssh_channel channel,
+                           const gboolean *closed, QsimGuestAbortFunc abort_cb, gpointer abort_data,
+                           GError **error)
+{
+	gint64 end =
+	    g_get_monotonic_time() + QSIM_GUEST_CHANNEL_END_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+
+	for (;;) {
+		if (!qsim_guest_ssh_drop_output(channel) || !ssh_is_connected(session)) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest session lost: %s",
+			            ssh_get_error(session));
+			return FALSE;
+		}
+		if (*closed || ssh_channel_is_closed(channel))
+			return TRUE;
+		if (abort_cb != NULL && abort_cb(abort_data, error))
+			return FALSE;
+		if (g_get_monotonic_time() >= end) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
+			            "the guest did not close a finished channel within %d ms",
+			            QSIM_GUEST_CHANNEL_END_WAIT_MS);
+			return FALSE;
+		}
+		(void)ssh_event_dopoll(event, QSIM_GUEST_SLICE_MS);
+	}
+}
+
 gboolean
 qsim_guest_ssh_end_channel(ssh_session session, ssh_channel channel, QsimGuestAbortFunc abort_cb,
                            gpointer abort_data, GError **error)
 {
-	gint64 end =
-	    g_get_monotonic_time() + QSIM_GUEST_CHANNEL_END_WAIT_MS * G_TIME_SPAN_MILLISECOND;
 	g_auto(ssh_event) event = NULL;
 	gboolean closed = FALSE;
 	struct ssh_channel_callbacks_struct callbacks = {
@@ -808,32 +835,12 @@ qsim_guest_ssh_end_channel(ssh_session session, ssh_channel channel, QsimGuestAb
 	}
 	ssh_callbacks_init(&callbacks);
 	ssh_set_channel_callbacks(channel, &callbacks);
-	if (ssh_channel_send_eof(channel) != SSH_OK && !ssh_is_connected(session)) {
+	if (ssh_channel_send_eof(channel) != SSH_OK && !ssh_is_connected(session))
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest session lost: %s",
 		            ssh_get_error(session));
-		goto out;
-	}
-	for (;;) {
-		if (!qsim_guest_ssh_drop_output(channel) || !ssh_is_connected(session)) {
-			g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest session lost: %s",
-			            ssh_get_error(session));
-			break;
-		}
-		if (closed || ssh_channel_is_closed(channel)) {
-			ok = TRUE;
-			break;
-		}
-		if (abort_cb != NULL && abort_cb(abort_data, error))
-			break;
-		if (g_get_monotonic_time() >= end) {
-			g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-			            "the guest did not close a finished channel within %d ms",
-			            QSIM_GUEST_CHANNEL_END_WAIT_MS);
-			break;
-		}
-		(void)ssh_event_dopoll(event, QSIM_GUEST_SLICE_MS);
-	}
-out:
+	else
+		ok = qsim_guest_ssh_wait_closed(session, event, channel, &closed, abort_cb,
+		                                abort_data, error);
 	ssh_remove_channel_callbacks(channel, &callbacks);
 	ssh_event_remove_session(event, session);
 	return ok;

@@ -25,6 +25,7 @@ typedef struct {
 	GSubprocess *sshd;
 	gchar *skip_reason;
 	gchar *sftp_running; /* exists while the SFTP server runs, NULL without one */
+	gchar *sftp_linger;  /* seconds the SFTP server lingers before it exits */
 } TestServer;
 
 static TestServer server;
@@ -574,14 +575,18 @@ sftp_wrapper_write(const gchar *wrapper, GError **error)
 	                              0755, error))
 		return FALSE;
 	server.sftp_running = g_build_filename(server.dir, "sftp-running", NULL);
+	server.sftp_linger = g_build_filename(server.dir, "sftp-linger", NULL);
+	if (!g_file_set_contents(server.sftp_linger, "1", -1, error))
+		return FALSE;
 	/* dash runs the TERM trap once the real server (stdin at EOF) ended */
 	text = g_strdup_printf("#!/bin/sh\n"
 	                       "touch '%s'\n"
 	                       "trap \"rm -f '%s'; exit 143\" TERM\n"
 	                       "'%s' \"$@\"\n"
-	                       "sleep 1\n"
+	                       "sleep \"$(cat '%s')\"\n"
 	                       "rm -f '%s'\n",
-	                       server.sftp_running, server.sftp_running, real, server.sftp_running);
+	                       server.sftp_running, server.sftp_running, real, server.sftp_linger,
+	                       server.sftp_running);
 	return g_file_set_contents_full(wrapper, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0755,
 	                                error);
 }
@@ -722,6 +727,7 @@ server_stop(void)
 	g_free(server.password);
 	g_free(server.skip_reason);
 	g_free(server.sftp_running);
+	g_free(server.sftp_linger);
 }
 
 typedef struct {
@@ -849,6 +855,46 @@ test_sftp_no_overlap(void)
 	g_mutex_clear(&got.lock);
 }
 
+static void
+test_sftp_reap_stress(void)
+{
+	/* the crash itself: uploads, each followed by a command, while the SFTP
+	 * server lingers 0-19 ms, so dropbear reaps it around the time the command
+	 * starts. Before the fix dropbear 2022.83 died within 6-13 rounds ("Failed
+	 * assertion (common-channel.c:705): `!channel->sent_close'") */
+	static const gchar text[] = "x";
+	g_autofree gchar *path = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (skip_without_server())
+		return;
+	if (server.sftp_running == NULL) {
+		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
+		return;
+	}
+	guest = connected_guest();
+	path = g_build_filename(server.dir, "up", "stress.txt", NULL);
+	for (guint i = 0; i < 20; i++) {
+		g_autofree gchar *linger = g_strdup_printf("0.%03u", i);
+		g_autoptr(Result) r = result_new(TRUE);
+		FileOp up = {0};
+		QsimGuestPut put = {
+		    .guest_path = path, .mode = 0600, .read = put_read, .data = &up};
+
+		g_assert_true(g_file_set_contents(server.sftp_linger, linger, -1, &error));
+		up.content = g_bytes_new_static(text, strlen(text));
+		qsim_guest_upload_async(guest, &put, 1, NULL, upload_cb, &up);
+		while (!up.done)
+			g_main_context_iteration(NULL, TRUE);
+		g_assert_no_error(up.error);
+		qsim_guest_run_simple_async(guest, "true", 10000, NULL, simple_cb, r);
+		wait_done(r);
+		g_assert_no_error(r->error);
+	}
+	g_assert_true(g_file_set_contents(server.sftp_linger, "1", -1, &error));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -870,6 +916,7 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/guest/exec/not-connected", test_exec_not_connected);
 	g_test_add_func("/qsim/guest/run-simple", test_run_simple);
 	g_test_add_func("/qsim/guest/sftp/no-overlap", test_sftp_no_overlap);
+	g_test_add_func("/qsim/guest/sftp/reap-stress", test_sftp_reap_stress);
 	g_test_add_func("/qsim/guest/connect/refused", test_connect_refused);
 	g_test_add_func("/qsim/guest/connect/banner-timeout", test_connect_banner_timeout);
 	g_test_add_func("/qsim/guest/connect/cancel", test_connect_cancel);
