@@ -17,8 +17,8 @@
 #define EXEC_PIECE (32 * 1024)
 /* How long one wait for the guest lasts before the abort callback is asked again. */
 #define EXEC_POLL_MS 100
-/* How long a finished channel waits for the guest's close (see qsim-guest-ssh.c:
- * dropbear may close a channel opened while it still reaps the previous one). */
+/* How long a channel whose command may still run (it may ignore the TERM) waits
+ * for the guest's close; see QSIM_GUEST_CHANNEL_END_WAIT_MS for why we wait. */
 #define EXEC_CLOSE_WAIT_MS 500
 /* stderr (and unexpected stdout) kept for an error message; the rest is dropped. */
 #define EXEC_ERR_KEEP 512
@@ -102,8 +102,9 @@ typedef struct {
 	guint8 buf[EXEC_PIECE];
 	gsize len, pos;
 	gboolean eof;
-	gint64 last_us;   /* the last sign of life: data in or out, or the open */
-	gboolean stalled; /* given up after EXEC_STALL_S without one */
+	gboolean subsystem; /* the SFTP probe: its server ends at our EOF */
+	gint64 last_us;     /* the last sign of life: data in or out, or the open */
+	gboolean stalled;   /* given up after EXEC_STALL_S without one */
 } Chan;
 
 static void
@@ -175,6 +176,7 @@ chan_open_full(ssh_session session, const gchar *command, gboolean subsystem,
 	Chan *ch = g_new0(Chan, 1);
 
 	ch->session = session;
+	ch->subsystem = subsystem;
 	ch->abort_cb = abort_cb;
 	ch->abort_data = abort_data;
 	ch->err = g_string_new(NULL);
@@ -223,11 +225,18 @@ chan_open(ssh_session session, const gchar *command, QsimGuestAbortFunc abort_cb
 	return chan_open_full(session, command, FALSE, abort_cb, abort_data, error);
 }
 
-/* Closes the channel (stopping the guest's command first if it still runs). */
+/*
+ * Closes the channel (stopping the guest's command first if it still runs).
+ * A command that ended, or the SFTP probe's server, is waited for until the
+ * guest closed the channel too (see QSIM_GUEST_CHANNEL_END_WAIT_MS); one that
+ * may ignore the TERM only briefly.
+ */
 static void
 chan_close(Chan *ch)
 {
-	gint64 end = g_get_monotonic_time() + EXEC_CLOSE_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+	gint wait_ms =
+	    ch->have_status || ch->subsystem ? QSIM_GUEST_CHANNEL_END_WAIT_MS : EXEC_CLOSE_WAIT_MS;
+	gint64 end = g_get_monotonic_time() + wait_ms * G_TIME_SPAN_MILLISECOND;
 
 	if (ssh_is_connected(ch->session) && ssh_channel_is_open(ch->channel)) {
 		if (!ch->have_status)

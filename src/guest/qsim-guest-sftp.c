@@ -26,7 +26,29 @@
 /* Notes kept per collection: a million bad names must not make a million log lines. */
 #define SFTP_MAX_NOTES 50
 
-G_DEFINE_AUTO_CLEANUP_FREE_FUNC(sftp_session, sftp_free, NULL)
+/* An SFTP session that, when done, waits for the guest's close of its channel
+ * (sftp-server reaped) before it is freed: see QSIM_GUEST_CHANNEL_END_WAIT_MS. */
+typedef struct {
+	sftp_session sftp;
+	QsimGuestAbortFunc abort_cb;
+	gpointer abort_data;
+} Sftp;
+
+static void
+sftp_end(Sftp *s)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (s->sftp == NULL)
+		return;
+	if (s->sftp->channel != NULL &&
+	    !qsim_guest_ssh_end_channel(s->sftp->session, s->sftp->channel, s->abort_cb,
+	                                s->abort_data, &error))
+		g_debug("SFTP channel not closed by the guest: %s", error->message);
+	g_clear_pointer(&s->sftp, sftp_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Sftp, sftp_end)
 G_DEFINE_AUTO_CLEANUP_FREE_FUNC(sftp_attributes, sftp_attributes_free, NULL)
 
 void
@@ -407,7 +429,7 @@ qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
                         gboolean *no_sftp, GError **error)
 {
 	ssh_session session = qsim_guest_ssh_get_session(ssh);
-	g_auto(sftp_session) sftp = NULL;
+	g_auto(Sftp) s = {.abort_cb = abort_cb, .abort_data = abort_data};
 	g_autoptr(GPtrArray) out = NULL;
 	g_autoptr(GHashTable) seen = NULL;
 	Collect c = {0};
@@ -417,8 +439,8 @@ qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 		                    "guest session is not connected");
 		return NULL;
 	}
-	sftp = sftp_new(session);
-	if (sftp == NULL || sftp_init(sftp) != SSH_OK) {
+	s.sftp = sftp_new(session);
+	if (s.sftp == NULL || sftp_init(s.sftp) != SSH_OK) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
 		            "the guest has no SFTP subsystem: %s", ssh_get_error(session));
 		*no_sftp = ssh_is_connected(session);
@@ -427,7 +449,7 @@ qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 	out = g_ptr_array_new_with_free_func((GDestroyNotify)qsim_guest_artifact_free);
 	seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	c = (Collect){.session = session,
-	              .sftp = sftp,
+	              .sftp = s.sftp,
 	              .limits = limits,
 	              .sink = sink,
 	              .abort_cb = abort_cb,
@@ -541,7 +563,7 @@ qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
                     GError **error)
 {
 	ssh_session session = qsim_guest_ssh_get_session(ssh);
-	g_auto(sftp_session) sftp = NULL;
+	g_auto(Sftp) s = {.abort_cb = abort_cb, .abort_data = abort_data};
 	gint64 total = 0;
 
 	if (session == NULL) {
@@ -549,15 +571,15 @@ qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
 		                    "guest session is not connected");
 		return -1;
 	}
-	sftp = sftp_new(session);
-	if (sftp == NULL || sftp_init(sftp) != SSH_OK) {
+	s.sftp = sftp_new(session);
+	if (s.sftp == NULL || sftp_init(s.sftp) != SSH_OK) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
 		            "the guest has no SFTP subsystem: %s", ssh_get_error(session));
 		*no_sftp = ssh_is_connected(session);
 		return -1;
 	}
 	for (guint i = 0; i < n; i++) {
-		gint64 one = put_one(session, sftp, &puts[i], abort_cb, abort_data, error);
+		gint64 one = put_one(session, s.sftp, &puts[i], abort_cb, abort_data, error);
 
 		if (one < 0)
 			return -1;

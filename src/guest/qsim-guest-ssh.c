@@ -752,6 +752,119 @@ qsim_guest_ssh_open_channel(ssh_session session)
 	return NULL;
 }
 
+static void
+qsim_guest_on_end_close(ssh_session session, ssh_channel channel, void *userdata)
+{
+	gboolean *closed = userdata;
+
+	*closed = TRUE;
+}
+
+/* Reads and drops what the channel holds: unread output keeps libssh from
+ * marking a closed channel closed (delayed close). */
+static gboolean
+qsim_guest_ssh_drop_output(ssh_channel channel)
+{
+	gchar buf[4096];
+
+	for (gint is_stderr = 0; is_stderr <= 1; is_stderr++) {
+		gint n;
+
+		while ((n = ssh_channel_read_nonblocking(channel, buf, sizeof buf, is_stderr)) > 0)
+			;
+		if (n == SSH_ERROR)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Polls until the guest closed @channel (*@closed or libssh says so), dropping its output. */
+static gboolean
+qsim_guest_ssh_wait_closed(ssh_session session, ssh_event event, ssh_channel channel,
+                           const gboolean *closed, QsimGuestAbortFunc abort_cb, gpointer abort_data,
+                           GError **error)
+{
+	gint64 end =
+	    g_get_monotonic_time() + QSIM_GUEST_CHANNEL_END_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+
+	for (;;) {
+		if (!qsim_guest_ssh_drop_output(channel) || !ssh_is_connected(session)) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest session lost: %s",
+			            ssh_get_error(session));
+			return FALSE;
+		}
+		if (*closed || ssh_channel_is_closed(channel))
+			return TRUE;
+		if (abort_cb != NULL && abort_cb(abort_data, error))
+			return FALSE;
+		if (g_get_monotonic_time() >= end) {
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
+			            "the guest did not close a finished channel within %d ms",
+			            QSIM_GUEST_CHANNEL_END_WAIT_MS);
+			return FALSE;
+		}
+		(void)ssh_event_dopoll(event, QSIM_GUEST_SLICE_MS);
+	}
+}
+
+gboolean
+qsim_guest_ssh_end_channel(ssh_session session, ssh_channel channel, QsimGuestAbortFunc abort_cb,
+                           gpointer abort_data, GError **error)
+{
+	g_auto(ssh_event) event = NULL;
+	gboolean closed = FALSE;
+	struct ssh_channel_callbacks_struct callbacks = {
+	    .userdata = &closed,
+	    .channel_close_function = qsim_guest_on_end_close,
+	};
+	gboolean ok = FALSE;
+
+	if (!ssh_is_connected(session)) {
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest session lost: %s",
+		            ssh_get_error(session));
+		return FALSE;
+	}
+	/* closed by the guest already (its command ended before we were done) */
+	if (ssh_channel_is_closed(channel))
+		return TRUE;
+	event = ssh_event_new();
+	if (event == NULL || ssh_event_add_session(event, session) != SSH_OK) {
+		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_INTERNAL,
+		                    "cannot set up SSH event polling");
+		return FALSE;
+	}
+	ssh_callbacks_init(&callbacks);
+	ssh_set_channel_callbacks(channel, &callbacks);
+	if (ssh_channel_send_eof(channel) != SSH_OK && !ssh_is_connected(session))
+		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "guest session lost: %s",
+		            ssh_get_error(session));
+	else
+		ok = qsim_guest_ssh_wait_closed(session, event, channel, &closed, abort_cb,
+		                                abort_data, error);
+	ssh_remove_channel_callbacks(channel, &callbacks);
+	ssh_event_remove_session(event, session);
+	return ok;
+}
+
+/* After the exit status: the close usually came with it, but wait for it (see
+ * QSIM_GUEST_CHANNEL_END_WAIT_MS) so the next channel never overlaps this one. */
+static void
+qsim_guest_ssh_await_close(ssh_session session, ssh_event event, const QsimGuestExitState *state,
+                           QsimGuestAbortFunc abort_cb, gpointer abort_data)
+{
+	gint64 end =
+	    g_get_monotonic_time() + QSIM_GUEST_CHANNEL_END_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+	g_autoptr(GError) ignored = NULL;
+
+	while (!state->remote_closed && ssh_is_connected(session) && g_get_monotonic_time() < end &&
+	       !abort_cb(abort_data, &ignored)) {
+		if (ssh_event_dopoll(event, QSIM_GUEST_SLICE_MS) == SSH_ERROR)
+			break;
+	}
+	if (!state->remote_closed)
+		g_debug("the guest did not close a finished exec channel");
+}
+
 /**
  * qsim_guest_ssh_exec:
  * @exit_signal: (out) (transfer full) (nullable): the signal name, or %NULL
@@ -795,14 +908,20 @@ qsim_guest_ssh_exec(QsimGuestSsh *self, const gchar *command, const QsimGuestSin
 		ssh_callbacks_init(&callbacks);
 		ssh_set_channel_callbacks(channel, &callbacks);
 		if (ssh_channel_request_exec(channel, command) != SSH_OK) {
-			g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
-			            "guest refused to run the command: %s",
-			            ssh_get_error(self->session));
 			stop = ssh_is_connected(self->session) ? QSIM_GUEST_EXEC_STOP_ABORT
 			                                       : QSIM_GUEST_EXEC_STOP_LOST;
+			/* a session that dropped here is no refusal: say which it was */
+			g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST, "%s: %s",
+			            stop == QSIM_GUEST_EXEC_STOP_LOST
+			                ? "guest session lost while starting the command"
+			                : "guest refused to run the command",
+			            ssh_get_error(self->session));
 		} else {
 			ok = qsim_guest_ssh_pump(self->session, channel, event, sink, deadline_us,
 			                         abort_cb, abort_data, &state, &stop, error);
+			if (ok)
+				qsim_guest_ssh_await_close(self->session, event, &state, abort_cb,
+				                           abort_data);
 		}
 		if (!ok && stop == QSIM_GUEST_EXEC_STOP_ABORT)
 			qsim_guest_ssh_close_aborted(self->session, channel, event, &state);

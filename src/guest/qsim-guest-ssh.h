@@ -79,6 +79,26 @@ void qsim_guest_ssh_disconnect(QsimGuestSsh *self);
  */
 ssh_channel qsim_guest_ssh_open_channel(ssh_session session);
 
+/*
+ * How long a channel we are done with may take to be closed by the guest.
+ * dropbear 2022.83 (the tiny guest's) can drop the whole session when it reaps
+ * the command of one channel while it starts the command of the next: a
+ * channel is therefore only let go once the guest closed it (its command was
+ * reaped), so that channels never overlap. Generous for a loaded TCG guest;
+ * a guest that keeps a channel open past it only gets the old overlap.
+ */
+#define QSIM_GUEST_CHANNEL_END_WAIT_MS 5000
+
+/*
+ * Sends EOF on @channel (the guest's command sees the end of its stdin) and
+ * waits until the guest closes the channel, its output dropped. Returns FALSE
+ * when aborted (with @error), the session broke, or the wait passed
+ * %QSIM_GUEST_CHANNEL_END_WAIT_MS; the channel is neither closed nor freed.
+ */
+gboolean qsim_guest_ssh_end_channel(ssh_session session, ssh_channel channel,
+                                    QsimGuestAbortFunc abort_cb, gpointer abort_data,
+                                    GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QsimGuestSsh, qsim_guest_ssh_free)
 
 G_END_DECLS

@@ -11,4 +11,8 @@ port=$3
 shadow=$4
 mount --bind "$home" /root
 mount --bind "$shadow" /etc/shadow
+# optional: the SFTP server dropbear runs (its compiled-in path), a test-made wrapper
+if [ -n "${5:-}" ]; then
+	mount --bind "$5" /usr/lib/sftp-server
+fi
 exec dropbear -F -E -m -p "127.0.0.1:$port" -r "$hostkey" -P "$home/dropbear.pid"

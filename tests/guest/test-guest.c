@@ -24,6 +24,8 @@ typedef struct {
 	guint16 port;
 	GSubprocess *sshd;
 	gchar *skip_reason;
+	gchar *sftp_running; /* exists while the SFTP server runs, NULL without one */
+	gchar *sftp_linger;  /* seconds the SFTP server lingers before it exits */
 } TestServer;
 
 static TestServer server;
@@ -555,6 +557,40 @@ die_with_parent(gpointer user_data)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
+/*
+ * The SFTP server dropbear runs: the real one (a copy), then a linger before
+ * it exits, as a loaded TCG guest takes a while to reap it, with a marker file
+ * while it runs. Dropbear closes the channel only once this has exited.
+ */
+static gboolean
+sftp_wrapper_write(const gchar *wrapper, GError **error)
+{
+	g_autofree gchar *real = g_build_filename(server.dir, "sftp-server.real", NULL);
+	g_autofree gchar *text = NULL;
+	g_autofree gchar *bytes = NULL;
+	gsize len = 0;
+
+	if (!g_file_get_contents("/usr/lib/openssh/sftp-server", &bytes, &len, error) ||
+	    !g_file_set_contents_full(real, bytes, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT,
+	                              0755, error))
+		return FALSE;
+	server.sftp_running = g_build_filename(server.dir, "sftp-running", NULL);
+	server.sftp_linger = g_build_filename(server.dir, "sftp-linger", NULL);
+	if (!g_file_set_contents(server.sftp_linger, "1", -1, error))
+		return FALSE;
+	/* dash runs the TERM trap once the real server (stdin at EOF) ended */
+	text = g_strdup_printf("#!/bin/sh\n"
+	                       "touch '%s'\n"
+	                       "trap \"rm -f '%s'; exit 143\" TERM\n"
+	                       "'%s' \"$@\"\n"
+	                       "sleep \"$(cat '%s')\"\n"
+	                       "rm -f '%s'\n",
+	                       server.sftp_running, server.sftp_running, real, server.sftp_linger,
+	                       server.sftp_running);
+	return g_file_set_contents_full(wrapper, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0755,
+	                                error);
+}
+
 static gboolean
 server_start(GError **error)
 {
@@ -569,6 +605,7 @@ server_start(GError **error)
 	    g_test_build_filename(G_TEST_DIST, "guest", "dropbear-ns.sh", NULL);
 	g_autofree gchar *port_str = NULL;
 	g_autofree gchar *shadow = NULL;
+	g_autofree gchar *sftp_wrapper = NULL;
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	const gchar *fp;
 
@@ -635,6 +672,12 @@ server_start(GError **error)
 			return FALSE;
 	}
 
+	sftp_wrapper = g_build_filename(server.dir, "sftp-server", NULL);
+	if (!g_file_test("/usr/lib/openssh/sftp-server", G_FILE_TEST_IS_EXECUTABLE))
+		g_clear_pointer(&sftp_wrapper, g_free);
+	else if (!sftp_wrapper_write(sftp_wrapper, error))
+		return FALSE;
+
 	server.port = closed_port();
 	port_str = g_strdup_printf("%u", server.port);
 	log = g_build_filename(server.dir, "dropbear.log", NULL);
@@ -646,7 +689,8 @@ server_start(GError **error)
 		 * every command the tests leave behind dies with dropbear */
 		const gchar *argv[] = {"unshare", "--mount", "--pid", "--kill-child=SIGTERM",
 		                       "--",      "/bin/sh", script,  server.home,
-		                       hostkey,   port_str,  shadow,  NULL};
+		                       hostkey,   port_str,  shadow,  sftp_wrapper,
+		                       NULL};
 		server.sshd = g_subprocess_launcher_spawnv(launcher, argv, error);
 	}
 	if (server.sshd == NULL)
@@ -682,6 +726,173 @@ server_stop(void)
 	g_free(server.fingerprint);
 	g_free(server.password);
 	g_free(server.skip_reason);
+	g_free(server.sftp_running);
+	g_free(server.sftp_linger);
+}
+
+typedef struct {
+	gboolean done;
+	gint64 total;
+	GPtrArray *artifacts;
+	GError *error;
+	GBytes *content; /* handed out once by put_read, then the end */
+	GMutex lock;
+	GOutputStream *collected;
+} FileOp;
+
+static GBytes *
+put_read(gpointer data, GError **error)
+{
+	FileOp *op = data;
+
+	if (op->content == NULL)
+		return g_bytes_new(NULL, 0);
+	return g_steal_pointer(&op->content);
+}
+
+static void
+upload_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	FileOp *op = user_data;
+
+	op->total = qsim_guest_upload_finish(QSIM_GUEST(source), res, NULL, &op->error);
+	op->done = TRUE;
+}
+
+static GOutputStream *
+collect_open(gpointer data, const gchar *name, GError **error)
+{
+	FileOp *op = data;
+	GOutputStream *os = g_memory_output_stream_new_resizable();
+
+	g_mutex_lock(&op->lock);
+	g_set_object(&op->collected, os);
+	g_mutex_unlock(&op->lock);
+	return os;
+}
+
+static void
+collect_discard(gpointer data, const gchar *name)
+{
+}
+
+static void
+collect_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	FileOp *op = user_data;
+
+	op->artifacts = qsim_guest_collect_finish(QSIM_GUEST(source), res, NULL, &op->error);
+	op->done = TRUE;
+}
+
+/* Fails unless the guest's SFTP server is gone, i.e. dropbear closed its channel. */
+static void
+assert_sftp_server_gone(QsimGuest *guest)
+{
+	g_autofree gchar *cmd =
+	    g_strdup_printf("test -e '%s' && echo overlap || echo alone", server.sftp_running);
+	g_autoptr(Result) r = result_new(TRUE);
+
+	qsim_guest_run_simple_async(guest, cmd, 10000, NULL, simple_cb, r);
+	wait_done(r);
+	g_assert_no_error(r->error);
+	g_assert_cmpstr(r->simple_out, ==, "alone\n");
+}
+
+static void
+test_sftp_no_overlap(void)
+{
+	/* dropbear 2022.83 can drop the whole session when it reaps the SFTP server
+	 * of a channel we closed while it starts the next command ("Socket error:
+	 * disconnected" in /artifacts-vm/inputs, 1 run in 4): an upload and a
+	 * collection must only end once the guest closed their channel, so the
+	 * next command never overlaps the server (which lingers 1 s here) */
+	static const gchar text[] = "sftp, then exec\n";
+	g_autofree gchar *path = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	FileOp up = {0};
+	FileOp got = {0};
+	QsimGuestPut put = {0};
+	const QsimGuestCollectLimits limits = {.max_files = 10, .max_bytes = 1 << 20};
+	const QsimGuestCollectSink sink = {collect_open, collect_discard, &got};
+	const gchar *patterns[] = {NULL, NULL};
+
+	if (skip_without_server())
+		return;
+	if (server.sftp_running == NULL) {
+		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
+		return;
+	}
+	guest = connected_guest();
+	path = g_build_filename(server.dir, "up", "file.txt", NULL);
+	up.content = g_bytes_new_static(text, strlen(text));
+	put.guest_path = path;
+	put.mode = 0640;
+	put.read = put_read;
+	put.data = &up;
+	qsim_guest_upload_async(guest, &put, 1, NULL, upload_cb, &up);
+	while (!up.done)
+		g_main_context_iteration(NULL, TRUE);
+	g_assert_no_error(up.error);
+	g_assert_cmpint(up.total, ==, (gint64)strlen(text));
+	assert_sftp_server_gone(guest);
+
+	g_mutex_init(&got.lock);
+	patterns[0] = path;
+	qsim_guest_collect_async(guest, patterns, &limits, &sink, NULL, collect_cb, &got);
+	while (!got.done)
+		g_main_context_iteration(NULL, TRUE);
+	g_assert_no_error(got.error);
+	g_assert_cmpuint(got.artifacts->len, ==, 1);
+	g_assert_nonnull(got.collected);
+	g_assert_cmpmem(g_memory_output_stream_get_data(G_MEMORY_OUTPUT_STREAM(got.collected)),
+	                g_memory_output_stream_get_data_size(G_MEMORY_OUTPUT_STREAM(got.collected)),
+	                text, strlen(text));
+	assert_sftp_server_gone(guest);
+	g_assert_true(qsim_guest_is_connected(guest));
+	g_ptr_array_unref(got.artifacts);
+	g_clear_object(&got.collected);
+	g_mutex_clear(&got.lock);
+}
+
+static void
+test_sftp_reap_stress(void)
+{
+	/* the crash itself: uploads, each followed by a command, while the SFTP
+	 * server lingers 0-19 ms, so dropbear reaps it around the time the command
+	 * starts. Before the fix dropbear 2022.83 died within 6-13 rounds ("Failed
+	 * assertion (common-channel.c:705): `!channel->sent_close'") */
+	static const gchar text[] = "x";
+	g_autofree gchar *path = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (skip_without_server())
+		return;
+	if (server.sftp_running == NULL) {
+		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
+		return;
+	}
+	guest = connected_guest();
+	path = g_build_filename(server.dir, "up", "stress.txt", NULL);
+	for (guint i = 0; i < 20; i++) {
+		g_autofree gchar *linger = g_strdup_printf("0.%03u", i);
+		g_autoptr(Result) r = result_new(TRUE);
+		FileOp up = {0};
+		QsimGuestPut put = {
+		    .guest_path = path, .mode = 0600, .read = put_read, .data = &up};
+
+		g_assert_true(g_file_set_contents(server.sftp_linger, linger, -1, &error));
+		up.content = g_bytes_new_static(text, strlen(text));
+		qsim_guest_upload_async(guest, &put, 1, NULL, upload_cb, &up);
+		while (!up.done)
+			g_main_context_iteration(NULL, TRUE);
+		g_assert_no_error(up.error);
+		qsim_guest_run_simple_async(guest, "true", 10000, NULL, simple_cb, r);
+		wait_done(r);
+		g_assert_no_error(r->error);
+	}
+	g_assert_true(g_file_set_contents(server.sftp_linger, "1", -1, &error));
 }
 
 int
@@ -704,6 +915,8 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/guest/exec/close", test_exec_close);
 	g_test_add_func("/qsim/guest/exec/not-connected", test_exec_not_connected);
 	g_test_add_func("/qsim/guest/run-simple", test_run_simple);
+	g_test_add_func("/qsim/guest/sftp/no-overlap", test_sftp_no_overlap);
+	g_test_add_func("/qsim/guest/sftp/reap-stress", test_sftp_reap_stress);
 	g_test_add_func("/qsim/guest/connect/refused", test_connect_refused);
 	g_test_add_func("/qsim/guest/connect/banner-timeout", test_connect_banner_timeout);
 	g_test_add_func("/qsim/guest/connect/cancel", test_connect_cancel);
