@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "common/qsim-guest-path.h"
+#include "common/qsim-text.h"
 #include "guest/qsim-guest-entry.h"
 
 gchar *
@@ -50,4 +51,23 @@ qsim_guest_entry_check_type(const gchar *path, guint raw_mode)
 		return NULL;
 	return g_strdup_printf("artifacts: %s is not a regular file, directory or symlink; skipped",
 	                       path);
+}
+
+void
+qsim_guest_note_add(GPtrArray *notes, guint *dropped, gboolean always, const gchar *text)
+{
+	if (!always && notes->len >= QSIM_GUEST_MAX_NOTES) {
+		(*dropped)++;
+		return;
+	}
+	/* one log line each, whatever bytes the guest put in a name */
+	g_ptr_array_add(notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+}
+
+void
+qsim_guest_note_finish(GPtrArray *notes, guint dropped)
+{
+	if (dropped > 0)
+		g_ptr_array_add(notes,
+		                g_strdup_printf("artifacts: %u more notes not shown", dropped));
 }

@@ -12,6 +12,16 @@ G_BEGIN_DECLS
  * directories, names no pattern matches) before a collection is cut: a guest may hold
  * a million names, and a glob that matches none of them would read them all. */
 #define QSIM_GUEST_EXTRA_ENTRIES 100000
+/* Notes a collection keeps: a million bad names must not make a million log lines */
+#define QSIM_GUEST_MAX_NOTES 50
+
+/* Adds @text to @notes as one safe log line, unless QSIM_GUEST_MAX_NOTES are there
+ * already (then *@dropped counts it); @always: the note that the collection was cut,
+ * kept past the cap so that a guest's earlier refused names cannot hide it */
+void qsim_guest_note_add(GPtrArray *notes, guint *dropped, gboolean always, const gchar *text);
+
+/* At the end of a collection: says how many notes were dropped, if any */
+void qsim_guest_note_finish(GPtrArray *notes, guint dropped);
 
 /*
  * The checks every collector (SFTP, exec) makes on one guest entry before it

@@ -24,7 +24,6 @@
 #define EXEC_ERR_KEEP 512
 /* A listing header: "E ffff 9223372036854775807 4096 4096". */
 #define EXEC_LINE_MAX 64
-#define EXEC_MAX_NOTES 50
 /* A guest command that sends nothing (and does not end) for this long is given up:
  * the request's commands may have replaced the guest's tools with ones that sleep. */
 #define EXEC_STALL_S 20
@@ -559,15 +558,10 @@ note(Collect *c, const gchar *format, ...)
 	g_autofree gchar *text = NULL;
 	va_list args;
 
-	if (c->notes->len >= EXEC_MAX_NOTES) {
-		c->notes_dropped++;
-		return;
-	}
 	va_start(args, format);
 	text = g_strdup_vprintf(format, args);
 	va_end(args);
-	/* one log line each, whatever bytes the guest put in a name */
-	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+	qsim_guest_note_add(c->notes, &c->notes_dropped, FALSE, text);
 }
 
 /* A guest command that went silent costs what it was fetching, not the collection:
@@ -593,7 +587,7 @@ note_cut(Collect *c, const gchar *format, ...)
 	va_start(args, format);
 	text = g_strdup_vprintf(format, args);
 	va_end(args);
-	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+	qsim_guest_note_add(c->notes, &c->notes_dropped, TRUE, text);
 }
 
 /* Reads one header line of at most EXEC_LINE_MAX bytes; FALSE at EOF or when too long. */
@@ -948,9 +942,7 @@ qsim_guest_exec_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 			break;
 		fetch_file(&c, pending->pdata[i]);
 	}
-	if (c.notes_dropped > 0)
-		g_ptr_array_add(
-		    notes, g_strdup_printf("artifacts: %u more notes not shown", c.notes_dropped));
+	qsim_guest_note_finish(notes, c.notes_dropped);
 	if (c.error != NULL) {
 		g_propagate_error(error, c.error);
 		return NULL;

@@ -23,8 +23,6 @@
 /* What one sftp_write() sends: libssh waits for each write's status, so larger is
  * faster, but servers refuse packets past 256 KiB and libssh past its channel window. */
 #define SFTP_PUT_PIECE (32 * 1024)
-/* Notes kept per collection: a million bad names must not make a million log lines. */
-#define SFTP_MAX_NOTES 50
 
 /* An SFTP session that, when done, waits for the guest's close of its channel
  * (sftp-server reaped) before it is freed: see QSIM_GUEST_CHANNEL_END_WAIT_MS. */
@@ -88,15 +86,10 @@ note(Collect *c, const gchar *format, ...)
 	g_autofree gchar *text = NULL;
 	va_list args;
 
-	if (c->notes->len >= SFTP_MAX_NOTES) {
-		c->notes_dropped++;
-		return;
-	}
 	va_start(args, format);
 	text = g_strdup_vprintf(format, args);
 	va_end(args);
-	/* one log line each, whatever bytes the guest put in a name */
-	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+	qsim_guest_note_add(c->notes, &c->notes_dropped, FALSE, text);
 }
 
 /* The note that the collection was cut short: kept past the note cap, or a guest's 50
@@ -105,13 +98,13 @@ note(Collect *c, const gchar *format, ...)
 static void
 note_cut(Collect *c, const gchar *format, ...)
 {
-	va_list args;
 	g_autofree gchar *text = NULL;
+	va_list args;
 
 	va_start(args, format);
 	text = g_strdup_vprintf(format, args);
 	va_end(args);
-	g_ptr_array_add(c->notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+	qsim_guest_note_add(c->notes, &c->notes_dropped, TRUE, text);
 }
 
 /* One more directory entry read: FALSE (and the collection stops) past the bound */
@@ -465,9 +458,7 @@ qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 		if (matches == 0 && c.error == NULL && qsim_guest_path_has_glob(patterns[i]))
 			note(&c, "artifacts: %s matched nothing", patterns[i]);
 	}
-	if (c.notes_dropped > 0)
-		g_ptr_array_add(
-		    notes, g_strdup_printf("artifacts: %u more notes not shown", c.notes_dropped));
+	qsim_guest_note_finish(notes, c.notes_dropped);
 	if (c.error != NULL) {
 		g_propagate_error(error, c.error);
 		return NULL;
