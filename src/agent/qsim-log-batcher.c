@@ -316,23 +316,26 @@ qsim_log_batcher_flush_inline(QsimLogBatcher *self, GError **error)
 	return TRUE;
 }
 
-static void
-qsim_log_batcher_call_free(gpointer data)
-{
-	GPtrArray *call = data;
+/* One batch for the store worker: what its thread reads, its own copies */
+typedef struct {
+	gchar *uuid;
+	GPtrArray *entries; /* (element-type QsimLogEntry) each holding its buffer */
+} WriteCall;
 
-	g_free(g_ptr_array_index(call, 0));
-	g_ptr_array_unref(g_ptr_array_index(call, 1));
-	g_ptr_array_unref(call);
+static void
+write_call_free(WriteCall *call)
+{
+	g_free(call->uuid);
+	g_ptr_array_unref(call->entries);
+	g_free(call);
 }
 
 static gboolean
 qsim_log_batcher_write_run(QsimStore *store, gpointer data, GError **error)
 {
-	GPtrArray *call = data; /* [0]: the uuid, [1]: the entries */
+	WriteCall *call = data;
 
-	return qsim_store_append_logs(store, g_ptr_array_index(call, 0), g_ptr_array_index(call, 1),
-	                              error) >= 0;
+	return qsim_store_append_logs(store, call->uuid, call->entries, error) >= 0;
 }
 
 static void
@@ -378,7 +381,7 @@ qsim_log_batcher_write_done_cb(GObject *source, GAsyncResult *result, gpointer u
 static void
 qsim_log_batcher_write(QsimLogBatcher *self)
 {
-	g_autoptr(GPtrArray) call = NULL;
+	WriteCall *call;
 
 	if (self->worker == NULL) {
 		g_autoptr(GError) error = NULL;
@@ -403,13 +406,12 @@ qsim_log_batcher_write(QsimLogBatcher *self)
 	self->inflight_bytes = self->pending_bytes;
 	self->pending = g_ptr_array_new_with_free_func((GDestroyNotify)pending_free);
 	self->pending_bytes = 0;
-	call = g_ptr_array_new_with_free_func(NULL);
-	g_ptr_array_add(call, g_strdup(self->uuid));
-	g_ptr_array_add(call, qsim_log_batcher_entries(self->inflight));
-	g_ptr_array_set_free_func(call, NULL);
-	qsim_store_worker_run_async(self->worker, qsim_log_batcher_write_run,
-	                            g_steal_pointer(&call), qsim_log_batcher_call_free,
-	                            qsim_log_batcher_write_done_cb, g_object_ref(self));
+	call = g_new0(WriteCall, 1);
+	call->uuid = g_strdup(self->uuid);
+	call->entries = qsim_log_batcher_entries(self->inflight);
+	qsim_store_worker_run_async(self->worker, qsim_log_batcher_write_run, call,
+	                            (GDestroyNotify)write_call_free, qsim_log_batcher_write_done_cb,
+	                            g_object_ref(self));
 	qsim_log_batcher_update_congestion(self);
 }
 
