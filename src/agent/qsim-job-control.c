@@ -105,6 +105,18 @@ qsim_job_fence(QsimJob *self)
 /* The store refuses renewals from the point where a job fences on its own */
 G_STATIC_ASSERT(QSIM_JOB_RENEW_INTERVAL_MS <= QSIM_STORE_LEASE_MARGIN_MS);
 
+/* Fencing: past the lease's end another host may recover the request and run it, so
+ * the VM must be gone by then even though nobody told us (the watchdog killed QEMU
+ * already if this loop was blocked meanwhile). The store refuses renewals from the
+ * same point on. */
+static gboolean
+qsim_job_lease_running_out(QsimJob *self)
+{
+	return !self->finishing &&
+	       (qsim_lease_watchdog_fired(self->watchdog) ||
+	        qsim_store_now_ms(self->store) + QSIM_STORE_LEASE_MARGIN_MS >= self->lease_until);
+}
+
 /* What a renewal that began at @renew_start (store clock) came back with */
 static void
 qsim_job_renewed(QsimJob *self, gboolean ok, QsimStatus status, const GError *error,
@@ -122,13 +134,7 @@ qsim_job_renewed(QsimJob *self, gboolean ok, QsimStatus status, const GError *er
 			qsim_job_fence(self);
 			return;
 		}
-		/* Fencing: past the lease's end another host may recover the request and run
-		 * it, so the VM must be gone by then even though nobody told us (the watchdog
-		 * killed QEMU already if this loop was blocked meanwhile). */
-		if (!self->finishing &&
-		    (qsim_lease_watchdog_fired(self->watchdog) ||
-		     qsim_store_now_ms(self->store) + QSIM_STORE_LEASE_MARGIN_MS >=
-		         self->lease_until)) {
+		if (qsim_job_lease_running_out(self)) {
 			g_warning("%s: lease lost: not renewed in time (%s); stopping the VM",
 			          self->request->uuid, error->message);
 			qsim_job_fence(self);
@@ -212,10 +218,7 @@ qsim_job_renew_cb(gpointer user_data)
 		/* one at a time: a slow database must not pile them up; but the lease runs
 		 * out meanwhile all the same */
 		if (self->renew_busy) {
-			if (!self->finishing &&
-			    (qsim_lease_watchdog_fired(self->watchdog) ||
-			     qsim_store_now_ms(self->store) + QSIM_STORE_LEASE_MARGIN_MS >=
-			         self->lease_until)) {
+			if (qsim_job_lease_running_out(self)) {
 				g_warning(
 				    "%s: lease lost: not renewed in time (the renewal is still "
 				    "waiting for the database); stopping the VM",
