@@ -108,7 +108,10 @@ export async function render(main, _params, { events }) {
       } catch { /* deleted meanwhile */ }
       return;
     }
-    if (type === 'request-created' || (type === 'request-status' && f.status === ev.status)) {
+    // a status change of a row not listed: it may have been created between the list's load
+    // and the stream's start (a fresh stream begins at the journal's newest event), or it
+    // just entered the filter; matches() decides
+    if (type === 'request-created' || (type === 'request-status' && (!f.status || f.status === ev.status))) {
       try {
         const r = await api(`/requests/${ev.uuid}`);
         if (!matches(f, r) || tbody.querySelector(`tr[data-uuid="${r.uuid}"]`)) return;
