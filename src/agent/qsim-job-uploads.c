@@ -23,6 +23,7 @@ typedef struct {
 typedef struct {
 	QsimGuest *guest;
 	QsimStore *store;
+	QsimStoreWorker *worker; /* nullable */
 	QsimLogBatcher *batcher;
 	gchar *uuid;
 	Reader reader;
@@ -51,6 +52,7 @@ uploads_free(Uploads *u)
 	g_free(u->reader.db_path);
 	g_clear_object(&u->guest);
 	g_clear_object(&u->store);
+	g_clear_object(&u->worker);
 	g_clear_object(&u->batcher);
 	g_clear_object(&u->cancellable);
 	g_free(u->uuid);
@@ -97,6 +99,51 @@ tar_temp_path(const Uploads *u, const QsimUploadRecord *r)
 }
 
 static void unpack_next(GTask *task);
+
+/* Store worker thread: drops the spool of the request named by @data */
+static gboolean
+delete_spool(QsimStore *store, gpointer data, GError **error)
+{
+	return qsim_store_delete_uploads(store, data, error);
+}
+
+typedef struct {
+	QsimStoreWorker *worker;
+	gchar *uuid;
+} SpoolDelete;
+
+static void
+spool_deleted_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	SpoolDelete *d = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!qsim_store_worker_run_finish(d->worker, res, &error))
+		g_warning("%s: uploads not deleted from the store: %s", d->uuid, error->message);
+	g_object_unref(d->worker);
+	g_free(d->uuid);
+	g_free(d);
+}
+
+/* The spool is not needed once the inputs are in the guest; a leftover goes with the
+ * request (its rows reference it), so a failure here costs space, not correctness */
+static void
+uploads_delete_spool(Uploads *u)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (u->worker != NULL) {
+		SpoolDelete *d = g_new0(SpoolDelete, 1);
+
+		d->worker = g_object_ref(u->worker);
+		d->uuid = g_strdup(u->uuid);
+		qsim_store_worker_run_async(u->worker, delete_spool, g_strdup(u->uuid), g_free,
+		                            spool_deleted_cb, d);
+		return;
+	}
+	if (!qsim_store_delete_uploads(u->store, u->uuid, &error))
+		g_warning("%s: uploads not deleted from the store: %s", u->uuid, error->message);
+}
 
 static void
 unpacked_cb(GObject *source, GAsyncResult *res, gpointer user_data)
@@ -146,14 +193,13 @@ unpack_next(GTask *task)
 		qsim_guest_run_simple_async(u->guest, cmd, 0, u->cancellable, unpacked_cb, task);
 		return;
 	}
-	if (!qsim_store_delete_uploads(u->store, u->uuid, &error))
-		g_warning("%s: uploads not deleted from the store: %s", u->uuid, error->message);
 	line = g_strdup_printf(
 	    "uploaded %u part%s (%" G_GUINT64_FORMAT " bytes) in %.1f s%s", u->n,
 	    u->n == 1 ? "" : "s", u->bytes,
 	    (g_get_monotonic_time() - u->started_us) / (gdouble)G_USEC_PER_SEC,
 	    u->via_exec ? " over exec (cat, tar): the guest has no SFTP subsystem" : "");
 	qsim_log_batcher_append_line(u->batcher, QSIM_LOG_SYSTEM, line);
+	uploads_delete_spool(u);
 	g_task_return_boolean(task, TRUE);
 	g_object_unref(task);
 }
@@ -179,7 +225,7 @@ uploaded_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 
 void
 qsim_job_uploads_async(QsimGuest *guest, QsimConfig *config, QsimStore *store,
-                       const QsimRequest *request, QsimLogBatcher *batcher,
+                       QsimStoreWorker *worker, const QsimRequest *request, QsimLogBatcher *batcher,
                        GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
 	GTask *task = g_task_new(NULL, cancellable, callback, user_data);
@@ -190,6 +236,7 @@ qsim_job_uploads_async(QsimGuest *guest, QsimConfig *config, QsimStore *store,
 	g_task_set_task_data(task, u, (GDestroyNotify)uploads_free);
 	u->guest = g_object_ref(guest);
 	u->store = g_object_ref(store);
+	u->worker = worker != NULL ? g_object_ref(worker) : NULL;
 	u->batcher = g_object_ref(batcher);
 	u->uuid = g_strdup(request->uuid);
 	u->cancellable = cancellable != NULL ? g_object_ref(cancellable) : NULL;

@@ -605,8 +605,9 @@ qsim_job_run_commands(QsimJob *self)
 	}
 	self->phase = QSIM_JOB_PHASE_RUNNING;
 	/* inputs first, into a VM that is ready however it started (cold, restored, warm) */
-	qsim_job_uploads_async(self->guest, self->config, self->store, self->request, self->batcher,
-	                       self->cancellable, qsim_job_uploaded_cb, g_object_ref(self));
+	qsim_job_uploads_async(self->guest, self->config, self->store, self->worker, self->request,
+	                       self->batcher, self->cancellable, qsim_job_uploaded_cb,
+	                       g_object_ref(self));
 }
 
 static void

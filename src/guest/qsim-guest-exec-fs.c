@@ -24,9 +24,6 @@
 #define EXEC_ERR_KEEP 512
 /* A listing header: "E ffff 9223372036854775807 4096 4096". */
 #define EXEC_LINE_MAX 64
-/* A guest command that sends nothing (and does not end) for this long is given up:
- * the request's commands may have replaced the guest's tools with ones that sleep. */
-#define EXEC_STALL_S 20
 
 /*
  * The listing script, run by the guest's /bin/sh with the patterns as its
@@ -103,7 +100,7 @@ typedef struct {
 	gboolean eof;
 	gboolean subsystem; /* the SFTP probe: its server ends at our EOF */
 	gint64 last_us;     /* the last sign of life: data in or out, or the open */
-	gboolean stalled;   /* given up after EXEC_STALL_S without one */
+	gboolean stalled;   /* given up after QSIM_GUEST_STALL_S without one */
 } Chan;
 
 static void
@@ -148,14 +145,14 @@ chan_stop(Chan *ch, GError **error)
 }
 
 /* Waits one slice for the guest, letting libssh take in window adjusts and data;
- * FALSE once the guest has shown no sign of life for EXEC_STALL_S. */
+ * FALSE once the guest has shown no sign of life for QSIM_GUEST_STALL_S. */
 static gboolean
 chan_wait(Chan *ch, gint timeout_ms, GError **error)
 {
-	if (g_get_monotonic_time() - ch->last_us > EXEC_STALL_S * G_USEC_PER_SEC) {
+	if (g_get_monotonic_time() - ch->last_us > QSIM_GUEST_STALL_S * G_USEC_PER_SEC) {
 		ch->stalled = TRUE;
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_TIMED_OUT,
-		            "the guest command sent nothing for %d s", EXEC_STALL_S);
+		            "the guest command sent nothing for %d s", QSIM_GUEST_STALL_S);
 		return FALSE;
 	}
 	if (ssh_event_dopoll(ch->event, timeout_ms) == SSH_ERROR &&

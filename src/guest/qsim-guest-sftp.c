@@ -11,6 +11,7 @@
 #include "common/qsim-guest-path.h"
 #include "common/qsim-text.h"
 #include "guest/qsim-guest-entry.h"
+#include "guest/qsim-guest-sftp-write.h"
 #include "guest/qsim-guest-sftp.h"
 
 /* One read request; SFTP servers answer up to 64 KiB, OpenSSH's sftp-server 256 KiB. */
@@ -20,9 +21,6 @@
 #define SFTP_WINDOW 16
 /* A directory tree deeper than this is not walked further (a loop of bind mounts). */
 #define SFTP_MAX_DEPTH 32
-/* What one sftp_write() sends: libssh waits for each write's status, so larger is
- * faster, but servers refuse packets past 256 KiB and libssh past its channel window. */
-#define SFTP_PUT_PIECE (32 * 1024)
 
 /* An SFTP session that, when done, waits for the guest's close of its channel
  * (sftp-server reaped) before it is freed: see QSIM_GUEST_CHANNEL_END_WAIT_MS. */
@@ -481,7 +479,7 @@ make_parents(sftp_session sftp, const gchar *path)
 }
 
 static gint64
-put_one(ssh_session session, sftp_session sftp, const QsimGuestPut *put,
+put_one(ssh_session session, sftp_session sftp, guint32 piece, const QsimGuestPut *put,
         QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error)
 {
 	sftp_file f;
@@ -496,38 +494,14 @@ put_one(ssh_session session, sftp_session sftp, const QsimGuestPut *put,
 		            ssh_get_error(session));
 		return -1;
 	}
-	while (ok) {
-		g_autoptr(GBytes) chunk = NULL;
-		const guint8 *data;
-		gsize len = 0, off = 0;
-
-		if (abort_cb(abort_data, error)) {
-			ok = FALSE;
-			break;
-		}
-		chunk = put->read(put->data, error);
-		if (chunk == NULL) {
-			ok = FALSE;
-			break;
-		}
-		data = g_bytes_get_data(chunk, &len);
-		if (len == 0)
-			break;
-		while (off < len) {
-			gsize piece = MIN(len - off, (gsize)SFTP_PUT_PIECE);
-			ssize_t n = sftp_write(f, data + off, piece);
-
-			if (n <= 0) {
-				g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
-				            "writing %s in the guest failed: %s", put->guest_path,
-				            ssh_get_error(session));
-				ok = FALSE;
-				break;
-			}
-			off += (gsize)n;
-		}
-		total += (gint64)off;
-	}
+	total = qsim_guest_sftp_write_stream(f, piece, put->guest_path, put->read, put->data,
+	                                     abort_cb, abort_data, error);
+	ok = total >= 0;
+	/* after a failure the guest may never answer a CLOSE (libssh would wait for it
+	 * without end) and replies to the WRITEs may still be on their way: without its
+	 * handle, sftp_close() only frees the file, and the session is given up */
+	if (!ok)
+		g_clear_pointer(&f->handle, ssh_string_free);
 	if (sftp_close(f) != SSH_NO_ERROR && ok) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
 		            "closing %s in the guest failed: %s", put->guest_path,
@@ -556,6 +530,7 @@ qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
 	ssh_session session = qsim_guest_ssh_get_session(ssh);
 	g_auto(Sftp) s = {.abort_cb = abort_cb, .abort_data = abort_data};
 	gint64 total = 0;
+	guint32 piece;
 
 	if (session == NULL) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_GUEST,
@@ -569,8 +544,11 @@ qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
 		*no_sftp = ssh_is_connected(session);
 		return -1;
 	}
+	piece = qsim_guest_sftp_write_piece(s.sftp, abort_cb, abort_data, error);
+	if (piece == 0)
+		return -1;
 	for (guint i = 0; i < n; i++) {
-		gint64 one = put_one(session, s.sftp, &puts[i], abort_cb, abort_data, error);
+		gint64 one = put_one(session, s.sftp, piece, &puts[i], abort_cb, abort_data, error);
 
 		if (one < 0)
 			return -1;

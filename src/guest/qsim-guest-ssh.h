@@ -80,6 +80,13 @@ void qsim_guest_ssh_disconnect(QsimGuestSsh *self);
 ssh_channel qsim_guest_ssh_open_channel(ssh_session session);
 
 /*
+ * A transfer whose guest side shows no sign of life (takes no data, sends none)
+ * for this long is given up: the request's commands may have replaced the
+ * guest's tools, or its SFTP server, with ones that sleep.
+ */
+#define QSIM_GUEST_STALL_S 20
+
+/*
  * How long a channel we are done with may take to be closed by the guest.
  * dropbear 2022.83 (the tiny guest's) can drop the whole session when it reaps
  * the command of one channel while it starts the command of the next: a

@@ -26,6 +26,8 @@ typedef struct {
 	gchar *skip_reason;
 	gchar *sftp_running; /* exists while the SFTP server runs, NULL without one */
 	gchar *sftp_linger;  /* seconds the SFTP server lingers before it exits */
+	gchar *sftp_fake;    /* a fake-sftp-server mode: runs it instead while not empty */
+	gchar *sftp_stats;   /* what the fake wrote: "writes N max M bytes B" */
 } TestServer;
 
 static TestServer server;
@@ -576,17 +578,21 @@ sftp_wrapper_write(const gchar *wrapper, GError **error)
 		return FALSE;
 	server.sftp_running = g_build_filename(server.dir, "sftp-running", NULL);
 	server.sftp_linger = g_build_filename(server.dir, "sftp-linger", NULL);
-	if (!g_file_set_contents(server.sftp_linger, "1", -1, error))
+	server.sftp_fake = g_build_filename(server.dir, "sftp-fake", NULL);
+	server.sftp_stats = g_build_filename(server.dir, "sftp-stats", NULL);
+	if (!g_file_set_contents(server.sftp_linger, "1", -1, error) ||
+	    !g_file_set_contents(server.sftp_fake, "", -1, error))
 		return FALSE;
 	/* dash runs the TERM trap once the real server (stdin at EOF) ended */
-	text = g_strdup_printf("#!/bin/sh\n"
-	                       "touch '%s'\n"
-	                       "trap \"rm -f '%s'; exit 143\" TERM\n"
-	                       "'%s' \"$@\"\n"
-	                       "sleep \"$(cat '%s')\"\n"
-	                       "rm -f '%s'\n",
-	                       server.sftp_running, server.sftp_running, real, server.sftp_linger,
-	                       server.sftp_running);
+	text = g_strdup_printf(
+	    "#!/bin/sh\n"
+	    "touch '%s'\n"
+	    "trap \"rm -f '%s'; exit 143\" TERM\n"
+	    "if [ -s '%s' ]; then '%s' \"$(cat '%s')\" '%s'; else '%s' \"$@\"; fi\n"
+	    "sleep \"$(cat '%s')\"\n"
+	    "rm -f '%s'\n",
+	    server.sftp_running, server.sftp_running, server.sftp_fake, QSIM_FAKE_SFTP_SERVER,
+	    server.sftp_fake, server.sftp_stats, real, server.sftp_linger, server.sftp_running);
 	return g_file_set_contents_full(wrapper, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0755,
 	                                error);
 }
@@ -728,6 +734,8 @@ server_stop(void)
 	g_free(server.skip_reason);
 	g_free(server.sftp_running);
 	g_free(server.sftp_linger);
+	g_free(server.sftp_fake);
+	g_free(server.sftp_stats);
 }
 
 typedef struct {
@@ -895,6 +903,212 @@ test_sftp_reap_stress(void)
 	g_assert_true(g_file_set_contents(server.sftp_linger, "1", -1, &error));
 }
 
+/* Hands out its bytes in odd-sized chunks, so WRITEs straddle them */
+typedef struct {
+	GBytes *all;
+	gsize pos;
+} Chunked;
+
+static GBytes *
+chunked_read(gpointer data, GError **error)
+{
+	Chunked *c = data;
+	gsize n = MIN(g_bytes_get_size(c->all) - c->pos, 100003);
+	GBytes *piece = g_bytes_new_from_bytes(c->all, c->pos, n);
+
+	c->pos += n;
+	return piece;
+}
+
+static GBytes *
+random_bytes(gsize len)
+{
+	g_autoptr(GRand) rand = g_rand_new_with_seed(16);
+	guint8 *data = g_malloc(len);
+
+	for (gsize i = 0; i < len; i++)
+		data[i] = (guint8)g_rand_int(rand);
+	return g_bytes_new_take(data, len);
+}
+
+typedef struct {
+	GCancellable *cancellable;
+	gboolean fired;
+} LateCancel;
+
+static gboolean
+late_cancel_cb(gpointer user_data)
+{
+	LateCancel *late = user_data;
+
+	late->fired = TRUE;
+	g_cancellable_cancel(late->cancellable);
+	return G_SOURCE_REMOVE;
+}
+
+/* Uploads @all to @path; returns what the upload returned. @cancel_ms > 0: cancels then. */
+static gint64
+upload_bytes(QsimGuest *guest, const gchar *path, GBytes *all, guint cancel_ms, GError **error)
+{
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	Chunked c = {.all = all};
+	QsimGuestPut put = {
+	    .guest_path = (gchar *)path, .mode = 0640, .read = chunked_read, .data = &c};
+	FileOp up = {0};
+	LateCancel late = {.cancellable = cancellable};
+	guint timer = 0;
+
+	if (cancel_ms > 0)
+		timer = g_timeout_add(cancel_ms, late_cancel_cb, &late);
+	qsim_guest_upload_async(guest, &put, 1, cancellable, upload_cb, &up);
+	while (!up.done)
+		g_main_context_iteration(NULL, TRUE);
+	if (timer != 0 && !late.fired)
+		g_source_remove(timer);
+	if (up.error != NULL)
+		g_propagate_error(error, up.error);
+	return up.total;
+}
+
+static void
+assert_same_file(const gchar *path, GBytes *want)
+{
+	g_autofree gchar *got = NULL;
+	gsize len = 0;
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(g_file_get_contents(path, &got, &len, &error));
+	g_assert_no_error(error);
+	g_assert_cmpmem(got, len, g_bytes_get_data(want, NULL), g_bytes_get_size(want));
+}
+
+static void
+test_sftp_pipelined(void)
+{
+	/* the real sftp-server: many WRITEs in flight, of the size its limits allow */
+	g_autoptr(GBytes) all = random_bytes(3 * 1024 * 1024 + 17);
+	g_autofree gchar *path = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (skip_without_server())
+		return;
+	if (server.sftp_running == NULL) {
+		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
+		return;
+	}
+	guest = connected_guest();
+	path = g_build_filename(server.dir, "up", "pipelined.bin", NULL);
+	g_assert_cmpint(upload_bytes(guest, path, all, 0, &error), ==,
+	                (gint64)g_bytes_get_size(all));
+	g_assert_no_error(error);
+	assert_same_file(path, all);
+}
+
+typedef struct {
+	const gchar *mode;
+	const gchar *error; /* NULL: the upload succeeds */
+	guint64 max_write;  /* the largest WRITE the server saw, when it succeeds */
+} HostileCase;
+
+static void
+test_sftp_hostile(void)
+{
+	/* what a guest's SFTP server may answer to the pipelined WRITEs: each lie is
+	 * an error that names it (never a crash, a hang or a huge allocation), and
+	 * the SSH session stays usable; honest variations still upload every byte */
+	static const HostileCase cases[] = {
+	    {"ok", NULL, 255 * 1024},
+	    {"no-limits", NULL, 32 * 1024},
+	    {"small-limits", NULL, 1024},
+	    {"reorder", NULL, 255 * 1024},
+	    {"refuse", "No space left", 0},
+	    {"wrong-id", "no write in flight", 0},
+	    {"wrong-type", "not a status", 0},
+	    {"huge", "-byte reply", 0},
+	    {"exit", "", 0},
+	    {"bad-limits", "limits question", 0},
+	};
+	g_autoptr(GBytes) all = random_bytes(1024 * 1024 + 5);
+	g_autofree gchar *path = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	GError *error = NULL;
+
+	if (skip_without_server())
+		return;
+	if (server.sftp_running == NULL) {
+		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
+		return;
+	}
+	guest = connected_guest();
+	path = g_build_filename(server.dir, "up", "hostile.bin", NULL);
+	/* no linger: the reap tests need it, these would only wait for it */
+	g_assert_true(g_file_set_contents(server.sftp_linger, "0", -1, NULL));
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree gchar *stats = NULL;
+		g_autofree gchar *want = NULL;
+		g_autoptr(Result) r = result_new(TRUE);
+		gint64 total;
+
+		g_test_message("mode %s", cases[i].mode);
+		g_assert_true(g_file_set_contents(server.sftp_fake, cases[i].mode, -1, NULL));
+		(void)g_unlink(server.sftp_stats);
+		total = upload_bytes(guest, path, all, 0, &error);
+		if (cases[i].error == NULL) {
+			g_assert_no_error(error);
+			g_assert_cmpint(total, ==, (gint64)g_bytes_get_size(all));
+			assert_same_file(path, all);
+			g_assert_true(g_file_get_contents(server.sftp_stats, &stats, NULL, NULL));
+			want = g_strdup_printf("max %" G_GUINT64_FORMAT " ", cases[i].max_write);
+			if (strstr(stats, want) == NULL)
+				g_error("mode %s: %s, not %s", cases[i].mode, stats, want);
+		} else {
+			g_assert_nonnull(error);
+			g_assert_cmpint(total, ==, -1);
+			g_assert_nonnull(strstr(error->message, cases[i].error));
+			g_assert_null(strchr(error->message, '\x1b'));
+			g_clear_error(&error);
+		}
+		qsim_guest_run_simple_async(guest, "echo alive", 10000, NULL, simple_cb, r);
+		wait_done(r);
+		g_assert_no_error(r->error);
+		g_assert_cmpstr(r->simple_out, ==, "alive\n");
+	}
+	g_assert_true(g_file_set_contents(server.sftp_fake, "", -1, NULL));
+	g_assert_true(g_file_set_contents(server.sftp_linger, "1", -1, NULL));
+}
+
+static void
+test_sftp_silent_cancel(void)
+{
+	/* a server that takes the WRITEs and never answers: the upload ends when it is
+	 * cancelled (it would give up by itself after QSIM_GUEST_STALL_S) */
+	g_autoptr(GBytes) all = random_bytes(512 * 1024);
+	g_autofree gchar *path = NULL;
+	g_autoptr(QsimGuest) guest = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(Result) r = result_new(TRUE);
+
+	if (skip_without_server())
+		return;
+	if (server.sftp_running == NULL) {
+		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
+		return;
+	}
+	guest = connected_guest();
+	path = g_build_filename(server.dir, "up", "silent.bin", NULL);
+	g_assert_true(g_file_set_contents(server.sftp_linger, "0", -1, NULL));
+	g_assert_true(g_file_set_contents(server.sftp_fake, "silent", -1, NULL));
+	g_assert_cmpint(upload_bytes(guest, path, all, 500, &error), ==, -1);
+	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_CANCELLED);
+	g_assert_true(g_file_set_contents(server.sftp_fake, "", -1, NULL));
+	g_assert_true(g_file_set_contents(server.sftp_linger, "1", -1, NULL));
+	qsim_guest_run_simple_async(guest, "echo alive", 10000, NULL, simple_cb, r);
+	wait_done(r);
+	g_assert_no_error(r->error);
+	g_assert_cmpstr(r->simple_out, ==, "alive\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -917,6 +1131,9 @@ main(int argc, char **argv)
 	g_test_add_func("/qsim/guest/run-simple", test_run_simple);
 	g_test_add_func("/qsim/guest/sftp/no-overlap", test_sftp_no_overlap);
 	g_test_add_func("/qsim/guest/sftp/reap-stress", test_sftp_reap_stress);
+	g_test_add_func("/qsim/guest/sftp/pipelined", test_sftp_pipelined);
+	g_test_add_func("/qsim/guest/sftp/hostile", test_sftp_hostile);
+	g_test_add_func("/qsim/guest/sftp/silent-cancel", test_sftp_silent_cancel);
 	g_test_add_func("/qsim/guest/connect/refused", test_connect_refused);
 	g_test_add_func("/qsim/guest/connect/banner-timeout", test_connect_banner_timeout);
 	g_test_add_func("/qsim/guest/connect/cancel", test_connect_cancel);
