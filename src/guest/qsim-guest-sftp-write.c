@@ -18,9 +18,15 @@
  * The packets go on the channel of the libssh SFTP session that opened the file,
  * with its handle. That is safe because libssh reads that channel only inside its
  * own sftp_* calls, one whole packet at a time, and none runs while this does;
- * every reply to these requests is read here before a success returns. After a
- * failure, replies may be left unread: libssh then refuses them as unknown ids
- * ("Unknown request ID") and the caller gives the SFTP session up.
+ * every reply to these requests is read here before a success returns, and no
+ * byte past them. After a failure, replies may be left unread (libssh would queue
+ * them under their ids): the caller drops the file without a CLOSE and gives the
+ * SFTP session up.
+ *
+ * The session is non-blocking meanwhile: in blocking mode every ssh_channel_write()
+ * ends in a flush that waits up to the session timeout (10 s) for a guest that
+ * stopped reading TCP, with no look at the abort callback, and returns as if the
+ * bytes were sent.
  */
 
 /* SFTP v3 (draft-ietf-secsh-filexfer-02) and OpenSSH's PROTOCOL: the packet types
@@ -40,8 +46,13 @@
 /* The limits reply: type, id, then max packet, read, write lengths and open handles */
 #define LIMITS_LEN (1 + 4 + 4 * 8)
 /* Ids of these requests: far above libssh's own (a counter from 1, and a session
- * here lives for one upload), so no reply is ever taken for the other's request */
+ * here lives for one upload), so no reply is ever taken for the other's request;
+ * one counter per session (the caller's), so neither is a late reply to an earlier
+ * file's WRITE taken for a later file's */
 #define ID_BASE 0x80000000u
+/* stderr of the server read and dropped per turn, at most: a flood must not keep
+ * the loop from the abort check */
+#define STDERR_TURN_MAX (64 * 1024)
 /* The longest refusal message of the guest kept in an error */
 #define MESSAGE_MAX 200
 #define WAIT_SLICE_MS 50
@@ -61,7 +72,7 @@ typedef struct {
 	guint32 ids[QSIM_GUEST_SFTP_WRITE_WINDOW];
 	guint32 sizes[QSIM_GUEST_SFTP_WRITE_WINDOW];
 	guint n_ids;
-	guint32 next_id;
+	guint32 *next_id;
 	/* the limits question, while it is not answered */
 	gboolean asking;
 	guint32 limits_id;
@@ -71,8 +82,11 @@ typedef struct {
 	gsize out_pos;
 	guint8 in[4 + REPLY_MAX]; /* the reply coming in: length, then body */
 	gsize in_len;
-	gint64 acked;   /* bytes the guest said it wrote */
-	gint64 last_us; /* the last sign of life: bytes in or out, or a request queued */
+	gint64 acked; /* bytes the guest said it wrote */
+	/* the last sign of life: reply bytes in, request bytes out, a request queued
+	 * (stderr is no sign: a server could keep itself alive with a byte a minute) */
+	gint64 last_us;
+	gboolean was_blocking;
 } Writer;
 
 static void
@@ -111,12 +125,13 @@ set_lost(Writer *w, GError **error)
 }
 
 static gboolean
-writer_init(Writer *w, sftp_session sftp, const gchar *what, QsimGuestAbortFunc abort_cb,
-            gpointer abort_data, GError **error)
+writer_init(Writer *w, sftp_session sftp, guint32 *next_id, const gchar *what,
+            QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error)
 {
 	*w = (Writer){
 	    .session = sftp->session,
 	    .channel = sftp->channel,
+	    .next_id = next_id,
 	    .what = what,
 	    .abort_cb = abort_cb,
 	    .abort_data = abort_data,
@@ -130,12 +145,15 @@ writer_init(Writer *w, sftp_session sftp, const gchar *what, QsimGuestAbortFunc 
 		return FALSE;
 	}
 	w->out = g_byte_array_new();
+	w->was_blocking = ssh_is_blocking(w->session);
+	ssh_set_blocking(w->session, 0);
 	return TRUE;
 }
 
 static void
 writer_clear(Writer *w)
 {
+	ssh_set_blocking(w->session, w->was_blocking);
 	ssh_event_remove_session(w->event, w->session);
 	g_clear_pointer(&w->event, ssh_event_free);
 	g_clear_pointer(&w->out, g_byte_array_unref);
@@ -146,9 +164,10 @@ writer_clear(Writer *w)
 static guint32
 begin_request(Writer *w, guint8 type)
 {
-	guint32 id = ID_BASE | (w->next_id++ & ~ID_BASE);
+	guint32 id = ID_BASE | ((*w->next_id)++ & ~ID_BASE);
 
-	if (w->out_pos > 0) {
+	/* the sent head is dropped once it is half the buffer, not on every request */
+	if (w->out_pos > 0 && w->out_pos >= w->out->len / 2) {
 		g_byte_array_remove_range(w->out, 0, (guint)w->out_pos);
 		w->out_pos = 0;
 	}
@@ -200,10 +219,12 @@ take_limits(Writer *w, GError **error)
 			w->limits[i] = read_be64(p + 5 + 8 * i);
 		w->have_limits = TRUE;
 	} else if (p[0] != FXP_STATUS) {
-		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
-		            "the guest's SFTP server answered its limits question with a %zu-byte "
-		            "packet of type %u",
-		            len, p[0]);
+		g_set_error(
+		    error, QSIM_ERROR, QSIM_ERROR_GUEST,
+		    "the guest's SFTP server answered its limits question with a %" G_GSIZE_FORMAT
+		    "-byte "
+		    "packet of type %u",
+		    len, p[0]);
 		return FALSE;
 	}
 	w->asking = FALSE;
@@ -257,21 +278,31 @@ take_reply(Writer *w, GError **error)
 }
 
 /* Takes in every reply the guest sent so far, in any order (the protocol lets a
- * server answer out of order); its stderr is dropped */
+ * server answer out of order), and nothing once no request waits for one: bytes
+ * after the last reply belong to libssh's next request. stderr is dropped. */
 static gboolean
 take_replies(Writer *w, gboolean *progress, GError **error)
 {
-	for (;;) {
-		guint8 drop[1024];
-		gsize want;
-		gint n;
+	gsize dropped = 0;
+	gint n;
 
-		while ((n = ssh_channel_read_nonblocking(w->channel, drop, sizeof drop, 1)) > 0)
-			w->last_us = g_get_monotonic_time();
+	while (dropped < STDERR_TURN_MAX) {
+		guint8 drop[4096];
+
+		n = ssh_channel_read_nonblocking(w->channel, drop, sizeof drop, 1);
 		if (n == SSH_ERROR) {
 			set_lost(w, error);
 			return FALSE;
 		}
+		if (n <= 0)
+			break;
+		dropped += (gsize)n;
+	}
+	for (;;) {
+		gsize want;
+
+		if (w->in_len == 0 && w->n_ids == 0 && !w->asking)
+			return TRUE;
 		want = w->in_len < 4 ? 4 - w->in_len : 4 + read_be32(w->in) - w->in_len;
 		n = ssh_channel_read_nonblocking(w->channel, w->in + w->in_len, (guint32)want, 0);
 		if (n == SSH_ERROR) {
@@ -330,7 +361,7 @@ writer_flush(Writer *w, gboolean progress, GError **error)
 			set_lost(w, error);
 			return FALSE;
 		}
-		if (n == 0)
+		if (n <= 0) /* SSH_AGAIN: nothing taken this turn */
 			break;
 		w->out_pos += (gsize)n;
 		w->last_us = g_get_monotonic_time();
@@ -359,8 +390,8 @@ writer_flush(Writer *w, gboolean progress, GError **error)
 }
 
 guint32
-qsim_guest_sftp_write_piece(sftp_session sftp, QsimGuestAbortFunc abort_cb, gpointer abort_data,
-                            GError **error)
+qsim_guest_sftp_write_piece(sftp_session sftp, guint32 *next_id, QsimGuestAbortFunc abort_cb,
+                            gpointer abort_data, GError **error)
 {
 	Writer w;
 	gsize start;
@@ -369,7 +400,7 @@ qsim_guest_sftp_write_piece(sftp_session sftp, QsimGuestAbortFunc abort_cb, gpoi
 
 	if (sftp_extension_supported(sftp, LIMITS_NAME, "1") != 1)
 		return (guint32)piece;
-	if (!writer_init(&w, sftp, "the limits question", abort_cb, abort_data, error))
+	if (!writer_init(&w, sftp, next_id, "the limits question", abort_cb, abort_data, error))
 		return 0;
 	w.limits_id = begin_request(&w, FXP_EXTENDED);
 	start = w.out->len - 9;
@@ -445,15 +476,24 @@ write_stream(Writer *w, sftp_file file, guint32 piece, QsimGuestReadFunc read, g
 			}
 			progress = TRUE;
 		}
-		if (eof && w->n_ids == 0 && w->out_pos == w->out->len)
+		if (eof && w->n_ids == 0 && w->out_pos == w->out->len) {
+			if (w->in_len > 0) {
+				g_set_error(
+				    error, QSIM_ERROR, QSIM_ERROR_GUEST,
+				    "the guest's SFTP server sent part of a reply nobody asked "
+				    "for while %s was written",
+				    w->what);
+				return -1;
+			}
 			return w->acked;
+		}
 		if (!writer_flush(w, progress, error))
 			return -1;
 	}
 }
 
 gint64
-qsim_guest_sftp_write_stream(sftp_file file, guint32 piece, const gchar *what,
+qsim_guest_sftp_write_stream(sftp_file file, guint32 piece, guint32 *next_id, const gchar *what,
                              QsimGuestReadFunc read, gpointer read_data,
                              QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error)
 {
@@ -462,12 +502,13 @@ qsim_guest_sftp_write_stream(sftp_file file, guint32 piece, const gchar *what,
 
 	if (ssh_string_len(file->handle) > HANDLE_MAX) {
 		g_set_error(error, QSIM_ERROR, QSIM_ERROR_GUEST,
-		            "the guest's SFTP server gave %s a %zu-byte handle; SFTP allows %d",
+		            "the guest's SFTP server gave %s a %" G_GSIZE_FORMAT
+		            "-byte handle; SFTP allows %d",
 		            what, ssh_string_len(file->handle), HANDLE_MAX);
 		return -1;
 	}
 	piece = CLAMP(piece, QSIM_GUEST_SFTP_WRITE_PIECE_MIN, QSIM_GUEST_SFTP_WRITE_PIECE_MAX);
-	if (!writer_init(&w, file->sftp, what, abort_cb, abort_data, error))
+	if (!writer_init(&w, file->sftp, next_id, what, abort_cb, abort_data, error))
 		return -1;
 	total = write_stream(&w, file, piece, read, read_data, error);
 	writer_clear(&w);

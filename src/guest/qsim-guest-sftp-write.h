@@ -24,8 +24,9 @@ G_BEGIN_DECLS
  * within the bounds above. Returns 0 with @error when aborted, the session is
  * lost, or the server answered with something that is not a reply to the question.
  */
-guint32 qsim_guest_sftp_write_piece(sftp_session sftp, QsimGuestAbortFunc abort_cb,
-                                    gpointer abort_data, GError **error);
+guint32 qsim_guest_sftp_write_piece(sftp_session sftp, guint32 *next_id,
+                                    QsimGuestAbortFunc abort_cb, gpointer abort_data,
+                                    GError **error);
 
 /*
  * Fills @file (open for writing at offset 0) with what @read gives until it gives
@@ -34,9 +35,11 @@ guint32 qsim_guest_sftp_write_piece(sftp_session sftp, QsimGuestAbortFunc abort_
  * acknowledged, or -1 with @error: aborted, the session lost, the guest refused a
  * write, answered something that is not a WRITE's status, or showed no sign of
  * life for QSIM_GUEST_STALL_S. @what names the file in messages.
+ *
+ * @next_id: the request id counter of @file's session, shared by every call on it
  */
-gint64 qsim_guest_sftp_write_stream(sftp_file file, guint32 piece, const gchar *what,
-                                    QsimGuestReadFunc read, gpointer read_data,
+gint64 qsim_guest_sftp_write_stream(sftp_file file, guint32 piece, guint32 *next_id,
+                                    const gchar *what, QsimGuestReadFunc read, gpointer read_data,
                                     QsimGuestAbortFunc abort_cb, gpointer abort_data,
                                     GError **error);
 

@@ -479,8 +479,8 @@ make_parents(sftp_session sftp, const gchar *path)
 }
 
 static gint64
-put_one(ssh_session session, sftp_session sftp, guint32 piece, const QsimGuestPut *put,
-        QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error)
+put_one(ssh_session session, sftp_session sftp, guint32 piece, guint32 *next_id,
+        const QsimGuestPut *put, QsimGuestAbortFunc abort_cb, gpointer abort_data, GError **error)
 {
 	sftp_file f;
 	gint64 total = 0;
@@ -494,8 +494,8 @@ put_one(ssh_session session, sftp_session sftp, guint32 piece, const QsimGuestPu
 		            ssh_get_error(session));
 		return -1;
 	}
-	total = qsim_guest_sftp_write_stream(f, piece, put->guest_path, put->read, put->data,
-	                                     abort_cb, abort_data, error);
+	total = qsim_guest_sftp_write_stream(f, piece, next_id, put->guest_path, put->read,
+	                                     put->data, abort_cb, abort_data, error);
 	ok = total >= 0;
 	/* after a failure the guest may never answer a CLOSE (libssh would wait for it
 	 * without end) and replies to the WRITEs may still be on their way: without its
@@ -531,6 +531,7 @@ qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
 	g_auto(Sftp) s = {.abort_cb = abort_cb, .abort_data = abort_data};
 	gint64 total = 0;
 	guint32 piece;
+	guint32 next_id = 0;
 
 	if (session == NULL) {
 		g_set_error_literal(error, QSIM_ERROR, QSIM_ERROR_GUEST,
@@ -544,11 +545,12 @@ qsim_guest_sftp_put(QsimGuestSsh *ssh, const QsimGuestPut *puts, guint n,
 		*no_sftp = ssh_is_connected(session);
 		return -1;
 	}
-	piece = qsim_guest_sftp_write_piece(s.sftp, abort_cb, abort_data, error);
+	piece = qsim_guest_sftp_write_piece(s.sftp, &next_id, abort_cb, abort_data, error);
 	if (piece == 0)
 		return -1;
 	for (guint i = 0; i < n; i++) {
-		gint64 one = put_one(session, s.sftp, piece, &puts[i], abort_cb, abort_data, error);
+		gint64 one = put_one(session, s.sftp, piece, &next_id, &puts[i], abort_cb,
+		                     abort_data, error);
 
 		if (one < 0)
 			return -1;

@@ -5,18 +5,25 @@
  * (through the test's wrapper script) on stdin/stdout.
  *
  * usage: fake-sftp-server MODE STATS_FILE
- *   ok           answers everything truthfully
+ *   ok           answers everything truthfully (the WRITEs that arrived together
+ *                after all of them were read, to see how many were in flight)
  *   refuse       refuses the third WRITE (a failure status with a hostile message)
  *   wrong-id     answers the third WRITE with an id never sent
  *   wrong-type   answers the third WRITE with a DATA packet
  *   huge         answers the third WRITE with a 2 GiB length, then sleeps
  *   exit         exits at the third WRITE
- *   silent       never answers a WRITE
+ *   silent       never answers a WRITE, nor a CLOSE
  *   reorder      answers the WRITEs that arrived together last first
  *   small-limits says it takes 1-byte WRITEs (limits@openssh.com)
  *   bad-limits   answers the limits question with a DATA packet
  *   no-limits    does not offer limits@openssh.com
- * STATS_FILE gets "writes N max M bytes B" at each CLOSE.
+ *   limits-refused  offers it, then answers the question with a failure status
+ *   packet-limits   states a 64 KiB packet limit but no write limit
+ *   short-limits answers the limits question with a 9-byte EXTENDED_REPLY
+ *   tiny-reply   answers the third WRITE with a 5-byte packet
+ *   bad-message  refuses the third WRITE with a message longer than its packet
+ * STATS_FILE gets "writes N max M bytes B inflight F" at each CLOSE: F is the
+ * most WRITEs read before the first of them was answered.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +62,7 @@ static const char *stats_path;
 static int fd = -1;
 static unsigned long writes, max_write, bytes;
 static uint32_t held[MAX_HELD];
-static unsigned n_held;
+static unsigned n_held, max_held;
 
 static uint32_t
 get32(const uint8_t *p)
@@ -110,7 +117,7 @@ read_all(void *data, size_t len)
 	return 0;
 }
 
-/* A packet of @type: @id (unless 0 and @no_id), then @body */
+/* A packet of @type: @id, then @body */
 static void
 send_packet(uint8_t type, uint32_t id, const void *body, uint32_t body_len)
 {
@@ -145,8 +152,14 @@ flush_held(void)
 
 	if (n_held == 0 || (n_held < MAX_HELD && poll(&pfd, 1, 0) > 0))
 		return;
-	while (n_held > 0)
-		send_status(held[--n_held], FX_OK, "");
+	if (strcmp(mode, "reorder") == 0) {
+		while (n_held > 0)
+			send_status(held[--n_held], FX_OK, "");
+		return;
+	}
+	for (unsigned i = 0; i < n_held; i++)
+		send_status(held[i], FX_OK, "");
+	n_held = 0;
 }
 
 static void
@@ -156,7 +169,8 @@ write_stats(void)
 
 	if (f == NULL)
 		return;
-	fprintf(f, "writes %lu max %lu bytes %lu\n", writes, max_write, bytes);
+	fprintf(f, "writes %lu max %lu bytes %lu inflight %u\n", writes, max_write, bytes,
+	        max_held);
 	fclose(f);
 }
 
@@ -194,12 +208,20 @@ handle_write(uint32_t id, const uint8_t *p, uint32_t len)
 			pause();
 	} else if (writes == 3 && strcmp(mode, "exit") == 0) {
 		exit(0);
+	} else if (writes == 3 && strcmp(mode, "tiny-reply") == 0) {
+		send_packet(FXP_STATUS, 0, NULL, 0);
+	} else if (writes == 3 && strcmp(mode, "bad-message") == 0) {
+		uint8_t body[8];
+
+		put32(body, FX_FAILURE);
+		put32(body + 4, 10000);
+		send_packet(FXP_STATUS, id, body, sizeof body);
 	} else if (strcmp(mode, "silent") == 0) {
 		/* never answered */
-	} else if (strcmp(mode, "reorder") == 0) {
-		held[n_held++] = id;
 	} else {
-		send_status(id, FX_OK, "");
+		held[n_held++] = id;
+		if (n_held > max_held)
+			max_held = n_held;
 	}
 }
 
@@ -218,9 +240,21 @@ handle_extended(uint32_t id, const uint8_t *p, uint32_t len)
 		send_packet(FXP_DATA, id, "\0\0\0\0", 4);
 		return;
 	}
-	put64(body, strcmp(mode, "small-limits") == 0 ? 0 : 256 * 1024);
+	if (strcmp(mode, "limits-refused") == 0) {
+		send_status(id, FX_FAILURE, "no limits today");
+		return;
+	}
+	if (strcmp(mode, "short-limits") == 0) {
+		send_packet(FXP_EXTENDED_REPLY, id, "\0\0\0\0", 4);
+		return;
+	}
+	put64(body, strcmp(mode, "small-limits") == 0    ? 0
+	            : strcmp(mode, "packet-limits") == 0 ? 64 * 1024
+	                                                 : 256 * 1024);
 	put64(body + 8, 255 * 1024);
-	put64(body + 16, strcmp(mode, "small-limits") == 0 ? 1 : 255 * 1024);
+	put64(body + 16, strcmp(mode, "small-limits") == 0    ? 1
+	                 : strcmp(mode, "packet-limits") == 0 ? 0
+	                                                      : 255 * 1024);
 	put64(body + 24, 64);
 	send_packet(FXP_EXTENDED_REPLY, id, body, sizeof body);
 }
@@ -301,7 +335,8 @@ main(int argc, char **argv)
 		case FXP_CLOSE:
 			flush_held();
 			write_stats();
-			send_status(id, FX_OK, "");
+			if (strcmp(mode, "silent") != 0)
+				send_status(id, FX_OK, "");
 			break;
 		case FXP_MKDIR:
 			get_path(buf + 5, len - 5, path, sizeof path);

@@ -1011,6 +1011,20 @@ typedef struct {
 	guint64 max_write;  /* the largest WRITE the server saw, when it succeeds */
 } HostileCase;
 
+/* A number the fake SFTP server wrote in its stats, after @key */
+static guint64
+fake_stat(const gchar *key)
+{
+	g_autofree gchar *stats = NULL;
+	g_autofree gchar *pattern = g_strdup_printf("%s ", key);
+	const gchar *at;
+
+	g_assert_true(g_file_get_contents(server.sftp_stats, &stats, NULL, NULL));
+	at = strstr(stats, pattern);
+	g_assert_nonnull(at);
+	return g_ascii_strtoull(at + strlen(pattern), NULL, 10);
+}
+
 static void
 test_sftp_hostile(void)
 {
@@ -1020,14 +1034,20 @@ test_sftp_hostile(void)
 	static const HostileCase cases[] = {
 	    {"ok", NULL, 255 * 1024},
 	    {"no-limits", NULL, 32 * 1024},
+	    {"limits-refused", NULL, 32 * 1024},
 	    {"small-limits", NULL, 1024},
+	    /* a 64 KiB packet less the longest WRITE header */
+	    {"packet-limits", NULL, 64 * 1024 - 281},
 	    {"reorder", NULL, 255 * 1024},
 	    {"refuse", "No space left", 0},
 	    {"wrong-id", "no write in flight", 0},
 	    {"wrong-type", "not a status", 0},
-	    {"huge", "-byte reply", 0},
-	    {"exit", "", 0},
+	    {"huge", "2147483392-byte reply", 0},
+	    {"tiny-reply", "5-byte reply", 0},
+	    {"bad-message", "failed: no message (SFTP status 4)", 0},
+	    {"exit", "ended while", 0},
 	    {"bad-limits", "limits question", 0},
+	    {"short-limits", "limits question", 0},
 	};
 	g_autoptr(GBytes) all = random_bytes(1024 * 1024 + 5);
 	g_autofree gchar *path = NULL;
@@ -1045,8 +1065,6 @@ test_sftp_hostile(void)
 	/* no linger: the reap tests need it, these would only wait for it */
 	g_assert_true(g_file_set_contents(server.sftp_linger, "0", -1, NULL));
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
-		g_autofree gchar *stats = NULL;
-		g_autofree gchar *want = NULL;
 		g_autoptr(Result) r = result_new(TRUE);
 		gint64 total;
 
@@ -1058,10 +1076,9 @@ test_sftp_hostile(void)
 			g_assert_no_error(error);
 			g_assert_cmpint(total, ==, (gint64)g_bytes_get_size(all));
 			assert_same_file(path, all);
-			g_assert_true(g_file_get_contents(server.sftp_stats, &stats, NULL, NULL));
-			want = g_strdup_printf("max %" G_GUINT64_FORMAT " ", cases[i].max_write);
-			if (strstr(stats, want) == NULL)
-				g_error("mode %s: %s, not %s", cases[i].mode, stats, want);
+			g_assert_cmpuint(fake_stat("max"), ==, cases[i].max_write);
+			/* pipelined: more than one WRITE reached the server before an answer */
+			g_assert_cmpuint(fake_stat("inflight"), >, 1);
 		} else {
 			g_assert_nonnull(error);
 			g_assert_cmpint(total, ==, -1);
@@ -1074,6 +1091,16 @@ test_sftp_hostile(void)
 		g_assert_no_error(r->error);
 		g_assert_cmpstr(r->simple_out, ==, "alive\n");
 	}
+	/* an empty file: one OPEN and CLOSE, no WRITE */
+	{
+		g_autoptr(GBytes) none = g_bytes_new(NULL, 0);
+
+		g_assert_true(g_file_set_contents(server.sftp_fake, "ok", -1, NULL));
+		g_assert_cmpint(upload_bytes(guest, path, none, 0, &error), ==, 0);
+		g_assert_no_error(error);
+		assert_same_file(path, none);
+		g_assert_cmpuint(fake_stat("writes"), ==, 0);
+	}
 	g_assert_true(g_file_set_contents(server.sftp_fake, "", -1, NULL));
 	g_assert_true(g_file_set_contents(server.sftp_linger, "1", -1, NULL));
 }
@@ -1081,8 +1108,9 @@ test_sftp_hostile(void)
 static void
 test_sftp_silent_cancel(void)
 {
-	/* a server that takes the WRITEs and never answers: the upload ends when it is
-	 * cancelled (it would give up by itself after QSIM_GUEST_STALL_S) */
+	/* a server that takes the WRITEs and never answers them, nor a CLOSE: the
+	 * upload ends when it is cancelled (it would give up by itself after
+	 * QSIM_GUEST_STALL_S), without a CLOSE that would wait for ever */
 	g_autoptr(GBytes) all = random_bytes(512 * 1024);
 	g_autofree gchar *path = NULL;
 	g_autoptr(QsimGuest) guest = NULL;
