@@ -309,7 +309,7 @@ chan_fill(Chan *ch, GError **error)
 
 /* Sends @len bytes to the command's stdin, never more than the window takes. */
 static gboolean
-chan_write_all(Chan *ch, const guint8 *data, gsize len, GError **error)
+chan_write_some(Chan *ch, const guint8 *data, gsize len, GError **error)
 {
 	gsize off = 0;
 
@@ -350,11 +350,33 @@ chan_write_all(Chan *ch, const guint8 *data, gsize len, GError **error)
 			            "writing to the guest failed: %s", ssh_get_error(ch->session));
 			return FALSE;
 		}
+		if (n <= 0) { /* SSH_AGAIN */
+			if (!chan_wait(ch, EXEC_POLL_MS, error))
+				return FALSE;
+			continue;
+		}
 		off += (gsize)n;
-		if (n > 0)
-			ch->last_us = g_get_monotonic_time();
+		ch->last_us = g_get_monotonic_time();
 	}
 	return TRUE;
+}
+
+/*
+ * chan_write_some() with the session non-blocking: in blocking mode every
+ * ssh_channel_write() ends in a flush that waits up to the session timeout (10 s)
+ * for a guest that stopped reading TCP, with no look at the abort callback, and
+ * returns as if the bytes were sent, which also kept the stall limit away.
+ */
+static gboolean
+chan_write_all(Chan *ch, const guint8 *data, gsize len, GError **error)
+{
+	gboolean was_blocking = ssh_is_blocking(ch->session);
+	gboolean ok;
+
+	ssh_set_blocking(ch->session, 0);
+	ok = chan_write_some(ch, data, len, error);
+	ssh_set_blocking(ch->session, was_blocking);
+	return ok;
 }
 
 /*
