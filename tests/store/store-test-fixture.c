@@ -113,3 +113,13 @@ store_test_skip_on_pg(const StoreFixture *fx, const gchar *why)
 	g_test_skip(why);
 	return TRUE;
 }
+
+gchar *
+store_test_new_request(StoreFixture *fx)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(QsimRequest) r = qsim_store_create_request(fx->store, "tiny", "true", 60, &error);
+
+	g_assert_no_error(error);
+	return g_strdup(r->uuid);
+}

@@ -23,6 +23,9 @@ gboolean store_test_is_pg(const gchar *path);
  * versions): TRUE, after g_test_skip(@why), when the fixture runs on PostgreSQL */
 gboolean store_test_skip_on_pg(const StoreFixture *fx, const gchar *why);
 
+/* Returns: (transfer full): the uuid of a new pending "tiny" request running `true` */
+gchar *store_test_new_request(StoreFixture *fx);
+
 /* Removes @dir and the files in it (one level) */
 void store_test_rmdir(const gchar *dir);
 

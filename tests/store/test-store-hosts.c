@@ -169,16 +169,6 @@ claim_slot(StoreFixture *fx, const gchar *owner, QsimVmSlotKind kind, guint max_
 	return id;
 }
 
-static gchar *
-submit(StoreFixture *fx)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) r = qsim_store_create_request(fx->store, "tiny", "true", 60, &error);
-
-	g_assert_no_error(error);
-	return g_strdup(r->uuid);
-}
-
 /* every kind of QEMU counts against both caps, in the claim's own transaction */
 static void
 test_slots_caps(StoreFixture *fx, gconstpointer data)
@@ -186,8 +176,8 @@ test_slots_caps(StoreFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) r = NULL;
 	g_autoptr(GPtrArray) slots = NULL;
-	g_autofree gchar *uuid1 = submit(fx);
-	g_autofree gchar *uuid2 = submit(fx);
+	g_autofree gchar *uuid1 = store_test_new_request(fx);
+	g_autofree gchar *uuid2 = store_test_new_request(fx);
 	gint64 warm;
 	gint64 build;
 	gboolean released = FALSE;
@@ -253,7 +243,7 @@ test_slots_adopt(StoreFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) r = NULL;
 	g_autoptr(GPtrArray) slots = NULL;
-	g_autofree gchar *uuid = submit(fx);
+	g_autofree gchar *uuid = store_test_new_request(fx);
 	gint64 warm = claim_slot(fx, "node-a:1:0", QSIM_VM_SLOT_WARM, 2, 0);
 	gboolean adopted = FALSE;
 	gboolean released = TRUE;
@@ -318,7 +308,7 @@ test_slots_migrate(StoreFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimRequest) r = NULL;
 	g_autoptr(QsimStore) again = NULL;
-	g_autofree gchar *uuid = submit(fx);
+	g_autofree gchar *uuid = store_test_new_request(fx);
 
 	if (store_test_skip_on_pg(fx, "SQLite schema v6 files; PostgreSQL starts at v7"))
 		return;

@@ -12,22 +12,12 @@ chunk_array(void)
 	return g_ptr_array_new_with_free_func((GDestroyNotify)qsim_log_entry_free);
 }
 
-static gchar *
-new_request(StoreFixture *fx)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) r = qsim_store_create_request(fx->store, "tiny", "true", 5, &error);
-
-	g_assert_no_error(error);
-	return g_strdup(r->uuid);
-}
-
 static void
 test_logs_append_read(StoreFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *uuid = new_request(fx);
-	g_autofree gchar *other = new_request(fx);
+	g_autofree gchar *uuid = store_test_new_request(fx);
+	g_autofree gchar *other = store_test_new_request(fx);
 	g_autoptr(GPtrArray) chunks = chunk_array();
 	g_autoptr(GPtrArray) got = NULL;
 	const QsimLogType types[] = {QSIM_LOG_BOOT,   QSIM_LOG_SYSTEM, QSIM_LOG_COMMAND,
@@ -118,7 +108,7 @@ static void
 test_logs_binary(StoreFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *uuid = new_request(fx);
+	g_autofree gchar *uuid = store_test_new_request(fx);
 	g_autoptr(GPtrArray) chunks = chunk_array();
 	g_autoptr(GPtrArray) got = NULL;
 	guint8 all[256];
@@ -166,7 +156,7 @@ static void
 test_logs_batch_atomic(StoreFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *uuid = new_request(fx);
+	g_autofree gchar *uuid = store_test_new_request(fx);
 	g_autoptr(GPtrArray) chunks = chunk_array();
 	g_autoptr(GPtrArray) got = NULL;
 
@@ -215,8 +205,8 @@ static void
 test_logs_cascade(StoreFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *uuid = new_request(fx);
-	g_autofree gchar *keep = new_request(fx);
+	g_autofree gchar *uuid = store_test_new_request(fx);
+	g_autofree gchar *keep = store_test_new_request(fx);
 	g_autoptr(GPtrArray) chunks = chunk_array();
 	g_autoptr(GPtrArray) got = NULL;
 
@@ -240,7 +230,7 @@ static void
 test_logs_page_bytes(StoreFixture *fx, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree gchar *uuid = new_request(fx);
+	g_autofree gchar *uuid = store_test_new_request(fx);
 	g_autoptr(GPtrArray) chunks = chunk_array();
 	gint64 after = 0;
 	guint pages = 0;

@@ -184,7 +184,8 @@ test_reclaim(StoreFixture *fx, gconstpointer data)
 	guint steps = 0;
 
 	if (store_test_skip_on_pg(
-	        fx, "SQLite incremental vacuum; tests/store/test-store-postgres.c covers PostgreSQL"))
+	        fx,
+	        "SQLite incremental vacuum; tests/store/test-store-postgres.c covers PostgreSQL"))
 		return;
 	g_assert_cmpint(count(fx, "PRAGMA auto_vacuum"), ==, 2);
 	for (guint i = 0; i < 8; i++) {

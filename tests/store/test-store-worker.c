@@ -46,16 +46,6 @@ wait_reported(Call *calls, guint n)
 	}
 }
 
-static gchar *
-new_request(StoreFixture *fx)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(QsimRequest) r = qsim_store_create_request(fx->store, "tiny", "true", 5, &error);
-
-	g_assert_no_error(error);
-	return g_strdup(r->uuid);
-}
-
 /* Calls run in queue order, in one thread that is not the caller's, on a connection
  * of their own that sees what the caller committed; reports come on the caller's loop */
 static void
@@ -64,7 +54,7 @@ test_worker_order(StoreFixture *fx, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(QsimStoreWorker) worker = qsim_store_worker_new(fx->path, &error);
 	g_autoptr(GPtrArray) order = g_ptr_array_new();
-	g_autofree gchar *uuid = new_request(fx);
+	g_autofree gchar *uuid = store_test_new_request(fx);
 	Call calls[8] = {{0}};
 
 	g_assert_no_error(error);
