@@ -53,21 +53,44 @@ qsim_guest_entry_check_type(const gchar *path, guint raw_mode)
 	                       path);
 }
 
-void
-qsim_guest_note_add(GPtrArray *notes, guint *dropped, gboolean always, const gchar *text)
+static void
+notes_addv(QsimGuestNotes *notes, gboolean always, const gchar *format, va_list args)
 {
-	if (!always && notes->len >= QSIM_GUEST_MAX_NOTES) {
-		(*dropped)++;
+	g_autofree gchar *text = NULL;
+
+	if (!always && notes->lines->len >= QSIM_GUEST_MAX_NOTES) {
+		notes->dropped++;
 		return;
 	}
+	text = g_strdup_vprintf(format, args);
 	/* one log line each, whatever bytes the guest put in a name */
-	g_ptr_array_add(notes, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
+	g_ptr_array_add(notes->lines, qsim_utf8_safe_dup(text, -1, QSIM_GUEST_NOTE_MAX));
 }
 
 void
-qsim_guest_note_finish(GPtrArray *notes, guint dropped)
+qsim_guest_notes_add(QsimGuestNotes *notes, const gchar *format, ...)
 {
-	if (dropped > 0)
-		g_ptr_array_add(notes,
-		                g_strdup_printf("artifacts: %u more notes not shown", dropped));
+	va_list args;
+
+	va_start(args, format);
+	notes_addv(notes, FALSE, format, args);
+	va_end(args);
+}
+
+void
+qsim_guest_notes_cut(QsimGuestNotes *notes, const gchar *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	notes_addv(notes, TRUE, format, args);
+	va_end(args);
+}
+
+void
+qsim_guest_notes_finish(QsimGuestNotes *notes)
+{
+	if (notes->dropped > 0)
+		g_ptr_array_add(notes->lines, g_strdup_printf("artifacts: %u more notes not shown",
+		                                              notes->dropped));
 }

@@ -15,13 +15,23 @@ G_BEGIN_DECLS
 /* Notes a collection keeps: a million bad names must not make a million log lines */
 #define QSIM_GUEST_MAX_NOTES 50
 
-/* Adds @text to @notes as one safe log line, unless QSIM_GUEST_MAX_NOTES are there
- * already (then *@dropped counts it); @always: the note that the collection was cut,
- * kept past the cap so that a guest's earlier refused names cannot hide it */
-void qsim_guest_note_add(GPtrArray *notes, guint *dropped, gboolean always, const gchar *text);
+/* The notes of one collection, for the request's system log */
+typedef struct {
+	GPtrArray *lines; /* gchar*, the caller's */
+	guint dropped;    /* notes past QSIM_GUEST_MAX_NOTES, not kept */
+} QsimGuestNotes;
+
+/* Adds a note as one safe log line, unless QSIM_GUEST_MAX_NOTES are there already
+ * (then it is counted as dropped) */
+void qsim_guest_notes_add(QsimGuestNotes *notes, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
+
+/* The note that the collection was cut short: kept past the note cap, or a guest's 50
+ * refused names before it would hide that the rest was never read. Comes once at most:
+ * the collection stops after it. */
+void qsim_guest_notes_cut(QsimGuestNotes *notes, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
 
 /* At the end of a collection: says how many notes were dropped, if any */
-void qsim_guest_note_finish(GPtrArray *notes, guint dropped);
+void qsim_guest_notes_finish(QsimGuestNotes *notes);
 
 /*
  * The checks every collector (SFTP, exec) makes on one guest entry before it

@@ -558,8 +558,7 @@ typedef struct {
 	QsimGuestAbortFunc abort_cb;
 	gpointer abort_data;
 	const gchar *const *patterns;
-	GPtrArray *notes;
-	guint notes_dropped;
+	QsimGuestNotes notes;
 	GPtrArray *out;     /* QsimGuestArtifact */
 	GPtrArray *pending; /* Pending */
 	GHashTable *seen;   /* names taken */
@@ -568,21 +567,6 @@ typedef struct {
 	GError *error;      /* fatal: aborted or the session broke */
 } Collect;
 
-static void note(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
-static void note_cut(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
-
-static void
-note(Collect *c, const gchar *format, ...)
-{
-	g_autofree gchar *text = NULL;
-	va_list args;
-
-	va_start(args, format);
-	text = g_strdup_vprintf(format, args);
-	va_end(args);
-	qsim_guest_note_add(c->notes, &c->notes_dropped, FALSE, text);
-}
-
 /* A guest command that went silent costs what it was fetching, not the collection:
  * its fatal-looking error becomes a note. */
 static void
@@ -590,23 +574,8 @@ forgive_stall(Collect *c, Chan *ch, const gchar *what)
 {
 	if (ch == NULL || !ch->stalled || c->error == NULL)
 		return;
-	note(c, "artifacts: %s: %s; given up", what, c->error->message);
+	qsim_guest_notes_add(&c->notes, "artifacts: %s: %s; given up", what, c->error->message);
 	g_clear_error(&c->error);
-}
-
-/* The note that the collection was cut short: kept past the note cap, or a guest's 50
- * refused names before it would hide that the rest was never read. Comes once at most:
- * the collection stops after it. */
-static void
-note_cut(Collect *c, const gchar *format, ...)
-{
-	g_autofree gchar *text = NULL;
-	va_list args;
-
-	va_start(args, format);
-	text = g_strdup_vprintf(format, args);
-	va_end(args);
-	qsim_guest_note_add(c->notes, &c->notes_dropped, TRUE, text);
 }
 
 /* Reads one header line of at most EXEC_LINE_MAX bytes; FALSE at EOF or when too long. */
@@ -709,22 +678,23 @@ take_entry(Collect *c, const gchar *path, guint raw_mode, guint64 size, const gc
 		why = qsim_guest_entry_check_bytes(path, size, c->planned, c->limits);
 	if (why != NULL) {
 		if (why[0] != '\0')
-			note(c, "%s", why);
+			qsim_guest_notes_add(&c->notes, "%s", why);
 		return TRUE;
 	}
 	if (type == 0040000)
 		return TRUE;
 	why = qsim_guest_entry_check_count(path, c->out->len + c->pending->len, c->limits);
 	if (why != NULL) {
-		note_cut(c, "%s", why);
+		qsim_guest_notes_cut(&c->notes, "%s", why);
 		return FALSE;
 	}
 	if (type == 0120000) {
 		QsimGuestArtifact *a;
 
 		if (!g_utf8_validate(target, -1, NULL)) {
-			note(c, "artifacts: symlink %s has an unusable target; not collected",
-			     path);
+			qsim_guest_notes_add(
+			    &c->notes,
+			    "artifacts: symlink %s has an unusable target; not collected", path);
 			return TRUE;
 		}
 		a = g_new0(QsimGuestArtifact, 1);
@@ -784,22 +754,27 @@ read_listing(Collect *c, Chan *ch)
 		if (strlen(path) != name_len || strlen(target) != target_len || path[0] != '/')
 			goto malformed;
 		if (++records > max_records) {
-			note_cut(c,
-			         "artifacts: the guest listed more than %" G_GUINT64_FORMAT
-			         " entries; the rest was not read",
-			         max_records);
+			qsim_guest_notes_cut(
+			    &c->notes,
+			    "artifacts: the guest listed more than %" G_GUINT64_FORMAT
+			    " entries; the rest was not read",
+			    max_records);
 			return;
 		}
 		if (f[0][0] == 'M') {
 			if (!g_strv_contains(c->patterns, path))
 				goto malformed;
 			if (qsim_guest_path_has_glob(path))
-				note(c, "artifacts: %s matched nothing", path);
+				qsim_guest_notes_add(&c->notes, "artifacts: %s matched nothing",
+				                     path);
 			else
-				note(c, "artifacts: %s: no such file in the guest", path);
+				qsim_guest_notes_add(
+				    &c->notes, "artifacts: %s: no such file in the guest", path);
 		} else if (f[0][0] == 'D') {
 			if (qsim_artifact_name_validate(path + 1, NULL))
-				note(c, "artifacts: %s is nested too deep; not walked", path);
+				qsim_guest_notes_add(&c->notes,
+				                     "artifacts: %s is nested too deep; not walked",
+				                     path);
 		} else if (!take_entry(c, path, (guint)mode, size, target)) {
 			return;
 		}
@@ -808,7 +783,9 @@ read_listing(Collect *c, Chan *ch)
 		return;
 malformed:
 	if (!fatal)
-		note(c, "artifacts: the guest's listing is malformed; the rest was not read");
+		qsim_guest_notes_add(
+		    &c->notes,
+		    "artifacts: the guest's listing is malformed; the rest was not read");
 }
 
 /* Fetches one listed file with `head -c SIZE`, reading never more than SIZE bytes. */
@@ -829,7 +806,8 @@ fetch_file(Collect *c, const Pending *p)
 
 	os = c->sink->open(c->sink->data, name, &local);
 	if (os == NULL) {
-		note(c, "artifacts: %s not collected: %s", p->path, local->message);
+		qsim_guest_notes_add(&c->notes, "artifacts: %s not collected: %s", p->path,
+		                     local->message);
 		return;
 	}
 	sum = g_checksum_new(G_CHECKSUM_SHA256);
@@ -838,7 +816,8 @@ fetch_file(Collect *c, const Pending *p)
 		if (ch == NULL) {
 			/* a refused channel on a live session costs this file, not the rest */
 			if (!c->abort_cb(c->abort_data, &c->error) && ssh_is_connected(c->session))
-				note(c, "artifacts: %s not collected: %s", p->path, local->message);
+				qsim_guest_notes_add(&c->notes, "artifacts: %s not collected: %s",
+				                     p->path, local->message);
 			else if (c->error == NULL)
 				g_propagate_error(&c->error, g_steal_pointer(&local));
 			goto failed;
@@ -856,7 +835,8 @@ fetch_file(Collect *c, const Pending *p)
 			g_checksum_update(sum, ch->buf + ch->pos, take);
 			if (!g_output_stream_write_all(os, ch->buf + ch->pos, take, NULL, NULL,
 			                               &local)) {
-				note(c, "artifacts: cannot store %s: %s", p->path, local->message);
+				qsim_guest_notes_add(&c->notes, "artifacts: cannot store %s: %s",
+				                     p->path, local->message);
 				goto failed;
 			}
 			ch->pos += take;
@@ -864,10 +844,11 @@ fetch_file(Collect *c, const Pending *p)
 		}
 		/* past SIZE the guest is lying: nothing more is read, the close stops it */
 		if (ch->pos < ch->len)
-			note(c,
-			     "artifacts: the guest sent more than the %" G_GUINT64_FORMAT
-			     " bytes it listed for %s; the rest was dropped",
-			     p->size, p->path);
+			qsim_guest_notes_add(
+			    &c->notes,
+			    "artifacts: the guest sent more than the %" G_GUINT64_FORMAT
+			    " bytes it listed for %s; the rest was dropped",
+			    p->size, p->path);
 		ch->pos = ch->len;
 		if (got < p->size) {
 			if (!chan_finish(ch, 0, &status, &c->error)) {
@@ -875,18 +856,20 @@ fetch_file(Collect *c, const Pending *p)
 				goto failed;
 			}
 			if (status != 0) {
-				note(c, "artifacts: reading %s failed", p->path);
+				qsim_guest_notes_add(&c->notes, "artifacts: reading %s failed",
+				                     p->path);
 				goto failed;
 			}
-			note(c,
-			     "artifacts: the guest sent %" G_GUINT64_FORMAT
-			     " of the %" G_GUINT64_FORMAT
-			     " bytes it listed for %s; stored what came",
-			     got, p->size, p->path);
+			qsim_guest_notes_add(&c->notes,
+			                     "artifacts: the guest sent %" G_GUINT64_FORMAT
+			                     " of the %" G_GUINT64_FORMAT
+			                     " bytes it listed for %s; stored what came",
+			                     got, p->size, p->path);
 		}
 	}
 	if (!g_output_stream_close(os, NULL, &local)) {
-		note(c, "artifacts: cannot store %s: %s", p->path, local->message);
+		qsim_guest_notes_add(&c->notes, "artifacts: cannot store %s: %s", p->path,
+		                     local->message);
 		goto failed;
 	}
 	a = g_new0(QsimGuestArtifact, 1);
@@ -935,7 +918,7 @@ qsim_guest_exec_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 	              .abort_cb = abort_cb,
 	              .abort_data = abort_data,
 	              .patterns = patterns,
-	              .notes = notes,
+	              .notes = {.lines = notes},
 	              .out = out,
 	              .pending = pending,
 	              .seen = seen};
@@ -961,7 +944,7 @@ qsim_guest_exec_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 			break;
 		fetch_file(&c, pending->pdata[i]);
 	}
-	qsim_guest_note_finish(notes, c.notes_dropped);
+	qsim_guest_notes_finish(&c.notes);
 	if (c.error != NULL) {
 		g_propagate_error(error, c.error);
 		return NULL;

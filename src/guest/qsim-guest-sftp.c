@@ -65,8 +65,7 @@ typedef struct {
 	const QsimGuestCollectSink *sink;
 	QsimGuestAbortFunc abort_cb;
 	gpointer abort_data;
-	GPtrArray *notes;
-	guint notes_dropped;
+	QsimGuestNotes notes;
 	GPtrArray *out;   /* QsimGuestArtifact */
 	GHashTable *seen; /* names collected */
 	guint64 bytes;    /* file bytes so far */
@@ -74,36 +73,6 @@ typedef struct {
 	gboolean full;    /* a cap was reached: stop everything */
 	GError *error;    /* fatal: aborted or the session broke */
 } Collect;
-
-static void note(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
-static void note_cut(Collect *c, const gchar *format, ...) G_GNUC_PRINTF(2, 3);
-
-static void
-note(Collect *c, const gchar *format, ...)
-{
-	g_autofree gchar *text = NULL;
-	va_list args;
-
-	va_start(args, format);
-	text = g_strdup_vprintf(format, args);
-	va_end(args);
-	qsim_guest_note_add(c->notes, &c->notes_dropped, FALSE, text);
-}
-
-/* The note that the collection was cut short: kept past the note cap, or a guest's 50
- * refused names before it would hide that the rest was never read. Comes once at most:
- * the collection stops after it. */
-static void
-note_cut(Collect *c, const gchar *format, ...)
-{
-	g_autofree gchar *text = NULL;
-	va_list args;
-
-	va_start(args, format);
-	text = g_strdup_vprintf(format, args);
-	va_end(args);
-	qsim_guest_note_add(c->notes, &c->notes_dropped, TRUE, text);
-}
 
 /* One more directory entry read: FALSE (and the collection stops) past the bound */
 static gboolean
@@ -113,10 +82,10 @@ count_entry(Collect *c)
 
 	if (++c->entries <= max)
 		return TRUE;
-	note_cut(c,
-	         "artifacts: stopped after reading %" G_GUINT64_FORMAT
-	         " directory entries; the rest was not read",
-	         max);
+	qsim_guest_notes_cut(&c->notes,
+	                     "artifacts: stopped after reading %" G_GUINT64_FORMAT
+	                     " directory entries; the rest was not read",
+	                     max);
 	c->full = TRUE;
 	return FALSE;
 }
@@ -152,7 +121,7 @@ take_slot(Collect *c, const gchar *path)
 
 	if (why == NULL)
 		return TRUE;
-	note_cut(c, "%s", why);
+	qsim_guest_notes_cut(&c->notes, "%s", why);
 	c->full = TRUE;
 	return FALSE;
 }
@@ -164,11 +133,13 @@ add_symlink(Collect *c, const gchar *path, const gchar *name, guint mode)
 	QsimGuestArtifact *a;
 
 	if (target == NULL) {
-		note(c, "artifacts: cannot read symlink %s: %s", path, ssh_get_error(c->session));
+		qsim_guest_notes_add(&c->notes, "artifacts: cannot read symlink %s: %s", path,
+		                     ssh_get_error(c->session));
 		return;
 	}
 	if (!g_utf8_validate(target, -1, NULL) || strlen(target) > QSIM_GUEST_PATH_MAX) {
-		note(c, "artifacts: symlink %s has an unusable target; not collected", path);
+		qsim_guest_notes_add(
+		    &c->notes, "artifacts: symlink %s has an unusable target; not collected", path);
 		return;
 	}
 	if (!take_slot(c, path))
@@ -224,8 +195,8 @@ pump_file(Collect *c, sftp_file f, guint64 size, GOutputStream *os, GChecksum *s
 		head = (head + 1) % SFTP_WINDOW;
 		inflight--;
 		if (n < 0) {
-			note(c, "artifacts: reading %s failed: %s", path,
-			     ssh_get_error(c->session));
+			qsim_guest_notes_add(&c->notes, "artifacts: reading %s failed: %s", path,
+			                     ssh_get_error(c->session));
 			goto drain;
 		}
 		if (n == 0) {
@@ -238,7 +209,8 @@ pump_file(Collect *c, sftp_file f, guint64 size, GOutputStream *os, GChecksum *s
 			eof = TRUE;
 		g_checksum_update(sum, buf, (gsize)n);
 		if (!g_output_stream_write_all(os, buf, (gsize)n, NULL, NULL, &local)) {
-			note(c, "artifacts: cannot store %s: %s", path, local->message);
+			qsim_guest_notes_add(&c->notes, "artifacts: cannot store %s: %s", path,
+			                     local->message);
 			goto drain;
 		}
 		got += (guint64)n;
@@ -270,19 +242,21 @@ add_file(Collect *c, const gchar *path, const gchar *name, guint64 size, guint m
 	g_autofree gchar *why = qsim_guest_entry_check_bytes(path, size, c->bytes, c->limits);
 
 	if (why != NULL) {
-		note(c, "%s", why);
+		qsim_guest_notes_add(&c->notes, "%s", why);
 		return;
 	}
 	if (!take_slot(c, path))
 		return;
 	f = sftp_open(c->sftp, path, O_RDONLY, 0);
 	if (f == NULL) {
-		note(c, "artifacts: cannot open %s: %s", path, ssh_get_error(c->session));
+		qsim_guest_notes_add(&c->notes, "artifacts: cannot open %s: %s", path,
+		                     ssh_get_error(c->session));
 		return;
 	}
 	os = c->sink->open(c->sink->data, name, &local);
 	if (os == NULL) {
-		note(c, "artifacts: %s not collected: %s", path, local->message);
+		qsim_guest_notes_add(&c->notes, "artifacts: %s not collected: %s", path,
+		                     local->message);
 		sftp_close(f);
 		return;
 	}
@@ -291,7 +265,8 @@ add_file(Collect *c, const gchar *path, const gchar *name, guint64 size, guint m
 	sftp_close(f);
 	if (got < 0 || !g_output_stream_close(os, NULL, &local)) {
 		if (local != NULL)
-			note(c, "artifacts: cannot store %s: %s", path, local->message);
+			qsim_guest_notes_add(&c->notes, "artifacts: cannot store %s: %s", path,
+			                     local->message);
 		c->sink->discard(c->sink->data, name);
 		return;
 	}
@@ -313,12 +288,14 @@ walk_dir(Collect *c, const gchar *path, guint depth)
 	sftp_dir dir;
 
 	if (depth >= SFTP_MAX_DEPTH) {
-		note(c, "artifacts: %s is nested too deep; not walked", path);
+		qsim_guest_notes_add(&c->notes, "artifacts: %s is nested too deep; not walked",
+		                     path);
 		return;
 	}
 	dir = sftp_opendir(c->sftp, path);
 	if (dir == NULL) {
-		note(c, "artifacts: cannot list %s: %s", path, ssh_get_error(c->session));
+		qsim_guest_notes_add(&c->notes, "artifacts: cannot list %s: %s", path,
+		                     ssh_get_error(c->session));
 		return;
 	}
 	while (!stopped(c)) {
@@ -350,13 +327,14 @@ visit(Collect *c, const gchar *path, guint depth, gboolean named)
 	why = qsim_guest_entry_check_name(path, c->seen);
 	if (why != NULL) {
 		if (why[0] != '\0')
-			note(c, "%s", why);
+			qsim_guest_notes_add(&c->notes, "%s", why);
 		return;
 	}
 	attr = sftp_lstat(c->sftp, path);
 	if (attr == NULL) {
 		if (named)
-			note(c, "artifacts: %s: no such file in the guest", path);
+			qsim_guest_notes_add(&c->notes, "artifacts: %s: no such file in the guest",
+			                     path);
 		return;
 	}
 	type = attr->permissions & 0170000;
@@ -369,7 +347,7 @@ visit(Collect *c, const gchar *path, guint depth, gboolean named)
 	else
 		why = qsim_guest_entry_check_type(path, type);
 	if (why != NULL)
-		note(c, "%s", why);
+		qsim_guest_notes_add(&c->notes, "%s", why);
 }
 
 /* Matches the pattern's components from @i on below @dir. */
@@ -445,7 +423,7 @@ qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 	              .sink = sink,
 	              .abort_cb = abort_cb,
 	              .abort_data = abort_data,
-	              .notes = notes,
+	              .notes = {.lines = notes},
 	              .out = out,
 	              .seen = seen};
 	for (guint i = 0; patterns[i] != NULL && !stopped(&c); i++) {
@@ -454,9 +432,10 @@ qsim_guest_sftp_collect(QsimGuestSsh *ssh, const gchar *const *patterns,
 
 		expand(&c, "/", parts, 0, &matches);
 		if (matches == 0 && c.error == NULL && qsim_guest_path_has_glob(patterns[i]))
-			note(&c, "artifacts: %s matched nothing", patterns[i]);
+			qsim_guest_notes_add(&c.notes, "artifacts: %s matched nothing",
+			                     patterns[i]);
 	}
-	qsim_guest_note_finish(notes, c.notes_dropped);
+	qsim_guest_notes_finish(&c.notes);
 	if (c.error != NULL) {
 		g_propagate_error(error, c.error);
 		return NULL;

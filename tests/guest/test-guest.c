@@ -41,6 +41,18 @@ skip_without_server(void)
 	return TRUE;
 }
 
+/* skip_without_server(), and a skip without the SFTP server the wrapper runs */
+static gboolean
+skip_without_sftp(void)
+{
+	if (skip_without_server())
+		return TRUE;
+	if (server.sftp_running != NULL)
+		return FALSE;
+	g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
+	return TRUE;
+}
+
 static QsimGuest *
 connected_guest(void)
 {
@@ -825,12 +837,8 @@ test_sftp_no_overlap(void)
 	const QsimGuestCollectSink sink = {collect_open, collect_discard, &got};
 	const gchar *patterns[] = {NULL, NULL};
 
-	if (skip_without_server())
+	if (skip_without_sftp())
 		return;
-	if (server.sftp_running == NULL) {
-		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
-		return;
-	}
 	guest = connected_guest();
 	path = g_build_filename(server.dir, "up", "file.txt", NULL);
 	up.content = g_bytes_new_static(text, strlen(text));
@@ -875,12 +883,8 @@ test_sftp_reap_stress(void)
 	g_autoptr(QsimGuest) guest = NULL;
 	g_autoptr(GError) error = NULL;
 
-	if (skip_without_server())
+	if (skip_without_sftp())
 		return;
-	if (server.sftp_running == NULL) {
-		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
-		return;
-	}
 	guest = connected_guest();
 	path = g_build_filename(server.dir, "up", "stress.txt", NULL);
 	for (guint i = 0; i < 20; i++) {
@@ -970,6 +974,18 @@ upload_bytes(QsimGuest *guest, const gchar *path, GBytes *all, guint cancel_ms, 
 	return up.total;
 }
 
+/* After a failed transfer: the SSH session still runs a command */
+static void
+assert_session_works(QsimGuest *guest)
+{
+	g_autoptr(Result) r = result_new(TRUE);
+
+	qsim_guest_run_simple_async(guest, "echo alive", 10000, NULL, simple_cb, r);
+	wait_done(r);
+	g_assert_no_error(r->error);
+	g_assert_cmpstr(r->simple_out, ==, "alive\n");
+}
+
 static void
 assert_same_file(const gchar *path, GBytes *want)
 {
@@ -991,12 +1007,8 @@ test_sftp_pipelined(void)
 	g_autoptr(QsimGuest) guest = NULL;
 	g_autoptr(GError) error = NULL;
 
-	if (skip_without_server())
+	if (skip_without_sftp())
 		return;
-	if (server.sftp_running == NULL) {
-		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
-		return;
-	}
 	guest = connected_guest();
 	path = g_build_filename(server.dir, "up", "pipelined.bin", NULL);
 	g_assert_cmpint(upload_bytes(guest, path, all, 0, &error), ==,
@@ -1054,18 +1066,13 @@ test_sftp_hostile(void)
 	g_autoptr(QsimGuest) guest = NULL;
 	GError *error = NULL;
 
-	if (skip_without_server())
+	if (skip_without_sftp())
 		return;
-	if (server.sftp_running == NULL) {
-		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
-		return;
-	}
 	guest = connected_guest();
 	path = g_build_filename(server.dir, "up", "hostile.bin", NULL);
 	/* no linger: the reap tests need it, these would only wait for it */
 	g_assert_true(g_file_set_contents(server.sftp_linger, "0", -1, NULL));
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
-		g_autoptr(Result) r = result_new(TRUE);
 		gint64 total;
 
 		g_test_message("mode %s", cases[i].mode);
@@ -1086,10 +1093,7 @@ test_sftp_hostile(void)
 			g_assert_null(strchr(error->message, '\x1b'));
 			g_clear_error(&error);
 		}
-		qsim_guest_run_simple_async(guest, "echo alive", 10000, NULL, simple_cb, r);
-		wait_done(r);
-		g_assert_no_error(r->error);
-		g_assert_cmpstr(r->simple_out, ==, "alive\n");
+		assert_session_works(guest);
 	}
 	/* an empty file: one OPEN and CLOSE, no WRITE */
 	{
@@ -1115,14 +1119,9 @@ test_sftp_silent_cancel(void)
 	g_autofree gchar *path = NULL;
 	g_autoptr(QsimGuest) guest = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(Result) r = result_new(TRUE);
 
-	if (skip_without_server())
+	if (skip_without_sftp())
 		return;
-	if (server.sftp_running == NULL) {
-		g_test_skip("no /usr/lib/openssh/sftp-server (openssh-sftp-server)");
-		return;
-	}
 	guest = connected_guest();
 	path = g_build_filename(server.dir, "up", "silent.bin", NULL);
 	g_assert_true(g_file_set_contents(server.sftp_linger, "0", -1, NULL));
@@ -1131,10 +1130,7 @@ test_sftp_silent_cancel(void)
 	g_assert_error(error, QSIM_ERROR, QSIM_ERROR_CANCELLED);
 	g_assert_true(g_file_set_contents(server.sftp_fake, "", -1, NULL));
 	g_assert_true(g_file_set_contents(server.sftp_linger, "1", -1, NULL));
-	qsim_guest_run_simple_async(guest, "echo alive", 10000, NULL, simple_cb, r);
-	wait_done(r);
-	g_assert_no_error(r->error);
-	g_assert_cmpstr(r->simple_out, ==, "alive\n");
+	assert_session_works(guest);
 }
 
 int
